@@ -1,0 +1,74 @@
+"""``phonefleet dev``: the embedded default, a local control plane plus the Geelark simulator."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+import click
+
+__all__ = ["dev"]
+
+
+def _state_dir() -> Path:
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "phonefleet" / "dev"
+
+
+def _env_file() -> Path:
+    return _state_dir() / "env"
+
+
+@click.group()
+def dev() -> None:
+    """A local control plane and Geelark simulator for trying phonefleet out (loopback only)."""
+
+
+@dev.command()
+@click.option("--phones", default=5, show_default=True, help="Phones the simulator seeds.")
+@click.option("--boot-seconds", default=3.0, show_default=True,
+              help="How long a simulated phone takes to start.")
+def up(phones: int, boot_seconds: float) -> None:
+    """Run the control plane and the simulator in the foreground until Ctrl+C."""
+    from phonefleet_testbed.devenv import DevEnvironment  # noqa: PLC0415 - dev tooling only
+
+    stop = False
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop
+        stop = True
+
+    with DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
+        env.write_env_file(_env_file())
+        click.echo(f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s).")
+        click.echo(env.describe())
+        click.echo(f"In another shell: eval $(phonefleet dev env)   [{_env_file()}]")
+        click.echo("Press Ctrl+C to stop everything.")
+        signal.signal(signal.SIGINT, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
+        while not stop:
+            signal.pause()
+        click.echo("Stopping ...")
+    _env_file().unlink(missing_ok=True)
+
+
+@dev.command()
+def env() -> None:
+    """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``."""
+    path = _env_file()
+    if not path.is_file():
+        click.echo("No local environment is running: start one with `phonefleet dev up`.", err=True)
+        sys.exit(1)
+    click.echo(path.read_text(), nl=False)
+
+
+@dev.command()
+@click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
+def demo(keep: bool) -> None:
+    """Run the operator on the embedded default and show bindings Running, Conflict, PhoneNotFound."""
+    from phonefleet_testbed.demo import run_demo  # noqa: PLC0415 - dev tooling only
+
+    sys.exit(run_demo(keep=keep, echo=click.echo))

@@ -1,0 +1,62 @@
+"""Names shared by the operator, its manifests and its tests: API group, kinds, labels, keys, paths.
+
+Every string here is part of a contract with something outside this process (the CRDs in ``crds/``,
+label selectors people type, the worker image's command line), so it is spelled once, here.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The API of our custom resources (crds/*.yaml spell the same names).
+GROUP: Final = "phonefleet.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+BINDING_KIND: Final = "PhoneBinding"
+BINDING_PLURAL: Final = "phonebindings"
+BINDING_SINGULAR: Final = "phonebinding"
+BINDING_SHORT_NAMES: Final = ("pb",)
+
+CLAIM_KIND: Final = "PhoneClaim"
+CLAIM_PLURAL: Final = "phoneclaims"
+CLAIM_SINGULAR: Final = "phoneclaim"
+
+#: ``kubectl get phonefleet`` lists both kinds.
+CATEGORY: Final = "phonefleet"
+
+#: Held by every binding until its pod is gone, its phone released and its claim deleted.
+FINALIZER: Final = "phonefleet.dev/release-phone"
+
+# Labels: the recommended app.kubernetes.io set, plus our own for selecting by phone and binding.
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_INSTANCE: Final = "app.kubernetes.io/instance"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_PART_OF: Final = "app.kubernetes.io/part-of"
+LABEL_PHONE_ID: Final = "phonefleet.dev/phone-id"
+LABEL_BINDING: Final = "phonefleet.dev/binding"
+#: Only on cluster-scoped claims: pods and Secrets live in their binding's namespace already.
+LABEL_BINDING_NAMESPACE: Final = "phonefleet.dev/binding-namespace"
+
+APP_NAME: Final = "phonefleet"
+MANAGED_BY: Final = "phonefleet"
+PART_OF: Final = "phonefleet"
+COMPONENT_WORKER: Final = "worker"
+COMPONENT_ADB: Final = "adb-secret"
+COMPONENT_CLAIM: Final = "phone-claim"
+
+#: Hash of the rendered pod; a different value on the live pod means "replace it".
+ANNOTATION_SPEC_HASH: Final = "phonefleet.dev/spec-hash"
+
+# Keys of the per-binding ADB Secret; the worker reads them as files under ADB_MOUNT_PATH.
+ADB_KEY_IP: Final = "ip"
+ADB_KEY_PORT: Final = "port"
+ADB_KEY_PASSWORD: Final = "password"  # noqa: S105 - the name of a key, not a password
+ADB_KEY_PHONE_ID: Final = "phoneId"
+ADB_KEY_UDID: Final = "udid"
+
+ADB_MOUNT_PATH: Final = "/var/run/phonefleet/adb"
+
+CONTAINER_APPIUM: Final = "appium"
+CONTAINER_WORKER: Final = "worker"

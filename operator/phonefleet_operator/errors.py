@@ -1,0 +1,120 @@
+"""The operator's exception tree: every fault a handler can see, mapped onto kopf's retry semantics.
+
+    PhonefleetError
+    ├── TemporaryFault (kopf.TemporaryError: retried after ``delay`` seconds)
+    │   ├── GeelarkUnavailable      Geelark unreachable, timing out, 5xx, 50000
+    │   │   └── GeelarkRateLimited  40007 / 40017 / 40014: back off, never hammer
+    │   ├── KubernetesUnavailable   the API server failed or timed out
+    │   └── PhoneNotReady           the phone is starting; check again shortly
+    └── PermanentFault (kopf.PermanentError: the user must change something)
+        ├── GeelarkAuthError        bad credentials or permissions (40003, 40013, 40015, 40016)
+        ├── GeelarkRequestError     Geelark rejected a request as malformed (40004, 40008, ...)
+        ├── PhoneNotFound           no phone has that id or serialName
+        ├── AmbiguousPhone          a serialName matches several phones: ask for the id
+        └── InvalidSpec             a spec the CRD schema cannot catch
+
+Only ``geelark/`` and ``k8s/`` raise the transport faults; services raise the rest.
+"""
+
+from __future__ import annotations
+
+import kopf
+
+__all__ = [
+    "AmbiguousPhone",
+    "GeelarkAuthError",
+    "GeelarkRateLimited",
+    "GeelarkRequestError",
+    "GeelarkUnavailable",
+    "InvalidSpec",
+    "KubernetesUnavailable",
+    "PermanentFault",
+    "PhoneNotFound",
+    "PhoneNotReady",
+    "PhonefleetError",
+    "TemporaryFault",
+]
+
+
+class PhonefleetError(Exception):
+    """Base of every error phonefleet raises on purpose."""
+
+    #: A short CamelCase word for condition reasons and Events.
+    reason: str = "Error"
+
+
+class TemporaryFault(PhonefleetError, kopf.TemporaryError):
+    """A fault that goes away by itself: kopf retries the handler after ``delay`` seconds."""
+
+    reason = "Retrying"
+
+    def __init__(self, message: str, *, delay: float = 10.0) -> None:
+        super().__init__(message, delay=delay)
+
+
+class PermanentFault(PhonefleetError, kopf.PermanentError):
+    """A fault only the user can fix: retrying would give the same answer."""
+
+
+class GeelarkUnavailable(TemporaryFault):
+    """Geelark could not be asked: network error, timeout, HTTP 5xx or code 50000."""
+
+    reason = "GeelarkUnavailable"
+
+
+class GeelarkRateLimited(GeelarkUnavailable):
+    """Geelark answered with a rate-limit code (40007, 40017, 40014)."""
+
+    def __init__(self, message: str, *, code: int, delay: float = 60.0) -> None:
+        super().__init__(message, delay=delay)
+        self.code = code
+
+
+class KubernetesUnavailable(TemporaryFault):
+    """The Kubernetes API server failed or timed out."""
+
+    reason = "KubernetesUnavailable"
+
+
+class PhoneNotReady(TemporaryFault):
+    """The phone is starting or its ADB endpoint is not up yet."""
+
+    reason = "PhoneStarting"
+
+
+class GeelarkAuthError(PermanentFault):
+    """Geelark refused the credentials (40003, 40013, 40015, 40016)."""
+
+    reason = "GeelarkAuthFailed"
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class GeelarkRequestError(PermanentFault):
+    """Geelark rejected a request as malformed or refused it for good."""
+
+    reason = "GeelarkRejected"
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class PhoneNotFound(PermanentFault):
+    """No phone in the Geelark account has this id or serialName."""
+
+    reason = "PhoneNotFound"
+
+
+class AmbiguousPhone(PermanentFault):
+    """A serialName matches several phones; the binding must name the id."""
+
+    reason = "AmbiguousPhone"
+
+
+class InvalidSpec(PermanentFault):
+    """A spec the CRD schema cannot reject by itself."""
+
+    reason = "InvalidSpec"

@@ -1,0 +1,273 @@
+"""The per-phone Geelark API the services use, batched across concurrent callers.
+
+Each operation (start, stop, status, ADB on/off, ADB data) has one :class:`_Batcher`. The first
+caller opens a gathering window of ``settings.batch_window_seconds``; every caller that arrives
+before it closes joins the same Geelark call, which goes out when the window closes or as soon as
+the batch is full (100 ids, 200 for start). Each caller then gets its own phone's result, or the
+fault Geelark gave for that phone (see :mod:`.faults`); a failure of the whole call (network,
+rate limit, auth) fails every caller of that batch with the same exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Generic, Protocol, TypeVar
+
+from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.geelark.client import MAX_IDS_PER_CALL, MAX_IDS_PER_START
+from phonefleet_operator.geelark.faults import ALREADY_STARTING_CODES, Operation, item_fault
+from phonefleet_operator.geelark.models import (
+    MISSING_FROM_REPLY,
+    AdbEndpoint,
+    BatchResult,
+    ItemFailure,
+    PhoneState,
+    PhoneStatus,
+    StartResult,
+)
+from phonefleet_operator.settings import GeelarkSettings
+
+__all__ = ["PhoneApi", "PhoneGateway"]
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+class PhoneApi(Protocol):
+    """The batch calls of :class:`~.client.GeelarkClient` the gateway needs (fakes implement it)."""
+
+    async def phone_status(self, ids: Sequence[str]) -> BatchResult[PhoneState]: ...
+
+    async def start_phones(self, ids: Sequence[str]) -> BatchResult[StartResult]: ...
+
+    async def stop_phones(self, ids: Sequence[str]) -> BatchResult[None]: ...
+
+    async def set_adb(self, ids: Sequence[str], open: bool) -> BatchResult[None]: ...
+
+    async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]: ...
+
+
+class _Batcher(Generic[R]):
+    """Gathers phone ids from concurrent callers into batch calls of at most ``max_ids``."""
+
+    def __init__(
+        self,
+        operation: Operation,
+        send: Callable[[list[str]], Awaitable[BatchResult[R]]],
+        *,
+        max_ids: int,
+        window: float,
+        on_failure: Callable[[ItemFailure], R | PhonefleetError],
+    ) -> None:
+        self._operation: Operation = operation
+        self._send = send
+        self._max_ids = max_ids
+        self._window = window
+        self._on_failure = on_failure
+        self._pending: dict[str, list[asyncio.Future[R]]] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def submit(self, phone_id: str) -> R:
+        """Wait for the batch holding ``phone_id`` and return this phone's result."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.setdefault(phone_id, []).append(future)
+        if len(self._pending) >= self._max_ids:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self._window, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _run(self, batch: dict[str, list[asyncio.Future[R]]]) -> None:
+        ids = list(batch)
+        logger.debug("Sending a batch to %s %d phones", self._operation, len(ids))
+        try:
+            result = await self._send(ids)
+        except asyncio.CancelledError:
+            for futures in batch.values():
+                for future in futures:
+                    future.cancel()
+            raise
+        except Exception as exc:
+            # The whole call failed: every caller of the batch gets the same fault.
+            for futures in batch.values():
+                _deliver(futures, exc)
+            return
+        for phone_id, futures in batch.items():
+            if phone_id in result.succeeded:
+                _deliver(futures, result.succeeded[phone_id])
+            else:
+                failure = result.failed.get(phone_id) or ItemFailure(
+                    id=phone_id, code=MISSING_FROM_REPLY
+                )
+                _deliver(futures, self._on_failure(failure))
+
+    async def aclose(self) -> None:
+        """Send what is pending now and wait for every batch in flight."""
+        self._flush()
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+
+class PhoneGateway:
+    """Start, stop, status and ADB of single phones, merged into batch calls behind the scenes.
+
+    One instance serves the whole operator (the batches gather across bindings). Close it with
+    :meth:`aclose` on shutdown so that no caller is left waiting on a batch.
+    """
+
+    def __init__(self, api: PhoneApi, settings: GeelarkSettings) -> None:
+        """Batch calls to ``api`` with the window of ``settings.batch_window_seconds``."""
+        window = settings.batch_window_seconds
+        self._start = _Batcher[StartResult](
+            "start",
+            api.start_phones,
+            max_ids=MAX_IDS_PER_START,
+            window=window,
+            on_failure=_start_failure,
+        )
+        self._stop = _Batcher[None](
+            "stop",
+            api.stop_phones,
+            max_ids=MAX_IDS_PER_CALL,
+            window=window,
+            on_failure=_fault("stop"),
+        )
+        self._status = _Batcher[PhoneState](
+            "status",
+            api.phone_status,
+            max_ids=MAX_IDS_PER_CALL,
+            window=window,
+            on_failure=_fault("status"),
+        )
+
+        async def enable(ids: list[str]) -> BatchResult[None]:
+            return await api.set_adb(ids, True)
+
+        async def disable(ids: list[str]) -> BatchResult[None]:
+            return await api.set_adb(ids, False)
+
+        self._adb_on = _Batcher[None](
+            "enable ADB",
+            enable,
+            max_ids=MAX_IDS_PER_CALL,
+            window=window,
+            on_failure=_fault("enable ADB"),
+        )
+        self._adb_off = _Batcher[None](
+            "disable ADB",
+            disable,
+            max_ids=MAX_IDS_PER_CALL,
+            window=window,
+            on_failure=_fault("disable ADB"),
+        )
+        self._adb_data = _Batcher[AdbEndpoint](
+            "read ADB data",
+            api.adb_data,
+            max_ids=MAX_IDS_PER_CALL,
+            window=window,
+            on_failure=_fault("read ADB data"),
+        )
+
+    async def start(self, phone_id: str) -> StartResult:
+        """Start the phone (``energySavingMode`` 0); a phone already starting counts as started.
+
+        Raises PhoneNotFound (42001), GeelarkRequestError (43004 expired, others), PhoneBusy
+        (43005-43007), GeelarkRateLimited (43008 daily limit), GeelarkUnavailable (transient).
+        """
+        return await self._start.submit(phone_id)
+
+    async def stop(self, phone_id: str) -> None:
+        """Stop the phone; stopping a stopped phone succeeds. 42001 raises PhoneNotFound."""
+        await self._stop.submit(phone_id)
+
+    async def status(self, phone_id: str) -> PhoneStatus:
+        """The phone's power state. 42001 raises PhoneNotFound."""
+        return (await self._status.submit(phone_id)).status
+
+    async def statuses(self, phone_ids: Iterable[str]) -> dict[str, PhoneStatus | PhonefleetError]:
+        """Each phone's power state, or the fault that stopped Geelark from telling it.
+
+        Never raises: a phone Geelark does not know maps to PhoneNotFound, a phone whose batch
+        could not be sent maps to that batch's GeelarkUnavailable, and so on.
+        """
+        ids = list(dict.fromkeys(phone_ids))
+        outcomes = await asyncio.gather(
+            *(self._status.submit(phone_id) for phone_id in ids), return_exceptions=True
+        )
+        result: dict[str, PhoneStatus | PhonefleetError] = {}
+        for phone_id, outcome in zip(ids, outcomes, strict=True):
+            if isinstance(outcome, PhoneState):
+                result[phone_id] = outcome.status
+            elif isinstance(outcome, PhonefleetError):
+                result[phone_id] = outcome
+            else:
+                raise outcome
+        return result
+
+    async def enable_adb(self, phone_id: str) -> None:
+        """Ask Geelark to enable ADB (usable about 3 s later). 42002 raises PhoneNotReady."""
+        await self._adb_on.submit(phone_id)
+
+    async def disable_adb(self, phone_id: str) -> None:
+        """Ask Geelark to disable ADB (disable then enable clears a stuck endpoint)."""
+        await self._adb_off.submit(phone_id)
+
+    async def adb_endpoint(self, phone_id: str) -> AdbEndpoint:
+        """The phone's ADB ip, port and password; fetch again after every start.
+
+        Raises PhoneNotReady (42002 not running, 49001 ADB not enabled yet) or
+        GeelarkRequestError (49002: this phone model has no ADB).
+        """
+        return await self._adb_data.submit(phone_id)
+
+    async def aclose(self) -> None:
+        """Send every pending batch and wait for the batches in flight."""
+        for batcher in (
+            self._start,
+            self._stop,
+            self._status,
+            self._adb_on,
+            self._adb_off,
+            self._adb_data,
+        ):
+            await batcher.aclose()
+
+
+def _deliver(futures: Iterable[asyncio.Future[R]], outcome: R | Exception) -> None:
+    """Resolve the futures still waiting (a cancelled caller's future is already done)."""
+    for future in futures:
+        if future.done():
+            continue
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+
+def _fault(operation: Operation) -> Callable[[ItemFailure], PhonefleetError]:
+    def on_failure(failure: ItemFailure) -> PhonefleetError:
+        return item_fault(operation, failure)
+
+    return on_failure
+
+
+def _start_failure(failure: ItemFailure) -> StartResult | PhonefleetError:
+    if failure.code in ALREADY_STARTING_CODES:
+        return StartResult(id=failure.id, already_started=True)
+    return item_fault("start", failure)

@@ -1,0 +1,57 @@
+"""kopf handlers of PhoneBinding: a reconcile loop per binding, wake-ups, and the release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.services.claims import BindingRef
+from phonefleet_operator.services.runtime import Runtime, waiter_of
+
+__all__ = ["phone_waiters", "reconcile_binding", "release_binding", "wake_binding"]
+
+_RESOURCE = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
+
+
+@kopf.index(*_RESOURCE)
+def phone_waiters(body: kopf.Body, **_: Any) -> dict[str, BindingRef] | None:
+    """Bindings waiting in Conflict, by the phone id they wait for (oldest-waiter rule)."""
+    found = waiter_of(body)
+    return {found[0]: found[1]} if found else None
+
+
+@kopf.daemon(*_RESOURCE, id="reconcile", cancellation_timeout=60, backoff=5)
+async def reconcile_binding(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, phone_waiters: kopf.Index[str, BindingRef], **_: Any
+) -> None:
+    """Run the binding's reconcile pass again and again, as soon as it asks or is woken."""
+    runtime: Runtime = memo.runtime
+    uid = body.metadata.uid
+    while not stopped:
+        phone_id = (body.get("status") or {}).get("phone", {}).get("id")
+        waiters = list(phone_waiters.get(phone_id, ())) if phone_id else []
+        delay = await runtime.reconcile(body, waiters)
+        if delay is None:
+            return
+        await runtime.wakeups.wait(uid, delay, stopped.wait)
+
+
+@kopf.on.update(*_RESOURCE, field="spec")
+def wake_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A spec change is handled now, not at the next periodic pass."""
+    runtime: Runtime = memo.runtime
+    runtime.wakeups.wake(body.metadata.uid)
+
+
+@kopf.on.delete(*_RESOURCE)
+async def release_binding(
+    body: kopf.Body, memo: kopf.Memo, phone_waiters: kopf.Index[str, BindingRef], **_: Any
+) -> None:
+    """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters."""
+    runtime: Runtime = memo.runtime
+    phone_id = await runtime.release(body)
+    if phone_id:
+        for waiter in phone_waiters.get(phone_id, ()):
+            runtime.wakeups.wake(waiter.uid)

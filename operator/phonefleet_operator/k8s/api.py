@@ -1,0 +1,84 @@
+"""Access to the Kubernetes API: one client, a thread pool for its blocking calls, fault mapping."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import urllib3.exceptions
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from phonefleet_operator.errors import KubernetesUnavailable
+
+__all__ = ["ApiCaller", "NotFound", "is_conflict", "is_not_found", "load_api_client"]
+
+T = TypeVar("T")
+
+NotFound = 404
+_CONFLICT = 409
+
+
+def load_api_client(pool_size: int) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from the kubeconfig in use."""
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except ConfigException:
+        config.load_kube_config(client_configuration=configuration)
+    # urllib3 keeps 4 connections per host by default: too few for many bindings at once.
+    configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
+
+
+def is_not_found(error: ApiException) -> bool:
+    """The object does not exist."""
+    return error.status == NotFound
+
+
+def is_conflict(error: ApiException) -> bool:
+    """The object exists already, or a precondition (uid, resourceVersion) did not hold."""
+    return error.status == _CONFLICT
+
+
+class ApiCaller:
+    """Runs the official client's blocking calls in a dedicated pool, off the event loop.
+
+    ``ApiException`` with a status the caller expects (404, 409) passes through for the caller to
+    decide; every other fault becomes :class:`KubernetesUnavailable`, which kopf retries.
+    """
+
+    def __init__(self, api_client: client.ApiClient, workers: int) -> None:
+        self.api_client = api_client
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
+
+    async def __call__(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Call ``method(*args, **kwargs)`` in the pool and translate its faults."""
+        loop = asyncio.get_running_loop()
+        kwargs.setdefault("_request_timeout", 30)
+        try:
+            return await loop.run_in_executor(
+                self._pool, functools.partial(method, *args, **kwargs)
+            )
+        except ApiException as error:
+            if error.status in (NotFound, _CONFLICT):
+                raise
+            raise KubernetesUnavailable(
+                f"Kubernetes API call {method.__name__} failed: {error.status} {error.reason}",
+                delay=5,
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise KubernetesUnavailable(
+                f"Kubernetes API call {method.__name__} failed: {error}", delay=5
+            ) from None
+
+    def close(self) -> None:
+        """Release the pool and the connections."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.api_client.close()

@@ -1,0 +1,95 @@
+"""The operator's entry point: registers the handlers, tunes kopf and starts it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import click
+import kopf
+from pydantic import ValidationError
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.handlers import bindings, claims
+from phonefleet_operator.services.runtime import Runtime
+from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+
+__all__ = ["configure", "run"]
+
+# Importing the handler modules registers them with kopf; keep the names referenced.
+_REGISTERED = (bindings, claims)
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Load our settings once, tune kopf for many objects, and build the runtime."""
+    try:
+        operator_settings = OperatorSettings()
+        geelark_settings = GeelarkSettings()  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise kopf.PermanentError(f"Invalid settings: {error}") from None
+    tune_kopf(settings, operator_settings)
+    memo.runtime = Runtime.create(operator_settings, geelark_settings)
+
+
+@kopf.on.cleanup()
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """Close the Geelark session and the Kubernetes connection pool."""
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    if runtime is not None:
+        await runtime.close()
+
+
+@kopf.on.probe(id="geelark")
+def geelark_probe(memo: kopf.Memo, **_: Any) -> str:
+    """Report on /healthz whether Geelark answered recently (never a secret)."""
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    return runtime.health() if runtime is not None else "starting"
+
+
+def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
+    """kopf settings for a fleet of many bindings; each line says why."""
+    # Only the Events we post on purpose (one per transition), not one per log line.
+    settings.posting.level = logging.INFO
+    settings.posting.loggers = False
+    # Our own finalizer name and annotation keys, so `kubectl get -o yaml` explains itself,
+    # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
+    settings.persistence.finalizer = c.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=c.GROUP, key="last-handled-configuration"
+    )
+    # Watches are re-established regularly so a silently dead connection cannot stall us.
+    settings.watching.server_timeout = ours.watch_server_timeout_seconds
+    settings.watching.client_timeout = ours.watch_server_timeout_seconds + 30
+    settings.watching.connect_timeout = 10
+    # Do not list every CRD in the cluster at start-up: we know our resources (least privilege).
+    settings.scanning.disabled = True
+    # A stuck API call fails fast and is retried instead of holding a binding for minutes.
+    settings.networking.request_timeout = 60
+    settings.networking.connect_timeout = 10
+    # Object workers exit after a short idle time: 1,000 bindings need not keep 1,000 tasks.
+    settings.queueing.idle_timeout = 10
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--namespace", "-n", "namespaces", multiple=True,
+              help="Watch only these namespaces (repeatable). Default: all namespaces.")
+@click.option("--liveness", default="http://0.0.0.0:8081/healthz", show_default=True,
+              help="Where kopf serves the liveness probe.")
+@click.option("--verbose", is_flag=True, help="Log at debug level.")
+def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
+    """Run the phonefleet operator (settings come from PHONEFLEET_* variables)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",
+    )
+    asyncio.run(
+        kopf.operator(
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            standalone=True,
+            liveness_endpoint=liveness,
+        )
+    )

@@ -1,0 +1,272 @@
+"""The PhoneBinding resource: its spec (what a person asks for), its status (what we observed), its body."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, field_validator
+
+from ._base import SpecModel, StatusModel
+from ._conditions import Condition
+
+__all__ = [
+    "QUANTITY_PATTERN",
+    "ContainerOverrides",
+    "EnvVar",
+    "NamespacedMeta",
+    "ObjectMeta",
+    "Phase",
+    "PhoneBinding",
+    "PhoneBindingSpec",
+    "PhoneBindingStatus",
+    "PhoneInfo",
+    "PhoneStatus",
+    "Quantity",
+    "ReleasePolicy",
+    "Resources",
+    "plain",
+]
+
+#: A Kubernetes resource quantity, as the apimachinery OpenAPI schema of resource.Quantity spells it.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+
+
+def _integer_to_string(value: object) -> object:
+    # YAML turns `cpu: 1` into an integer; Kubernetes accepts it as a quantity, and so do we.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(_integer_to_string),
+    StringConstraints(pattern=QUANTITY_PATTERN),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A resource quantity such as ``500m``, ``1Gi`` or ``2``: given as a string or an integer, kept as a string."""
+
+ReleasePolicy = Literal["Stop", "Keep"]
+
+
+class Phase(StrEnum):
+    """Where a binding stands, for people (``kubectl get pb``); conditions carry the details."""
+
+    PENDING = "Pending"
+    """Accepted; the phone is being looked up or claimed."""
+    BOUND = "Bound"
+    """The binding holds its phone's claim; the phone or the pod is being brought up."""
+    RUNNING = "Running"
+    """The phone runs and the worker pod is ready."""
+    CONFLICT = "Conflict"
+    """Another binding holds this phone (see status.conflictWith)."""
+    PHONE_NOT_FOUND = "PhoneNotFound"
+    """No Geelark phone has this id or serialName; checked again periodically."""
+    SUSPENDED = "Suspended"
+    """spec.suspend is true: no pod, the phone stopped, the claim kept."""
+    ERROR = "Error"
+    """Something only a person can fix; status.message says what."""
+
+
+class PhoneStatus(StrEnum):
+    """A phone's power state as the operator reports it in status.phone.status."""
+
+    RUNNING = "Running"
+    STARTING = "Starting"
+    STOPPED = "Stopped"
+    EXPIRED = "Expired"
+    UNKNOWN = "Unknown"
+
+
+class EnvVar(SpecModel):
+    """An environment variable added to a container."""
+
+    name: str = Field(
+        min_length=1,
+        pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
+        description="Name of the variable; a variable of the same name set by the operator is replaced.",
+    )
+    value: str = Field("", description="Value of the variable (plain text: use no secrets here).")
+
+
+class Resources(SpecModel):
+    """Compute resources of a container, as in a pod's resources field."""
+
+    requests: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description="Resources reserved for the container, such as cpu: 100m or memory: 256Mi.",
+    )
+    limits: dict[str, Quantity] = Field(
+        default_factory=dict,
+        description="Most the container may use, such as memory: 512Mi.",
+    )
+
+
+class ContainerOverrides(SpecModel):
+    """Per-binding changes to one container of the worker pod; unset fields keep the operator's defaults."""
+
+    image: str | None = Field(
+        None,
+        min_length=1,
+        description="Container image to run instead of the operator's default.",
+    )
+    resources: Resources | None = Field(
+        None,
+        description=(
+            "Resources that replace the operator's defaults for this container as a whole "
+            "(requests and limits together)."
+        ),
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="Extra arguments appended to the container's arguments.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description="Extra environment variables for the container.",
+    )
+
+
+class PhoneBindingSpec(SpecModel):
+    """What a person asks for: run a worker for this one phone."""
+
+    phone_id: str = Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^\S+$",
+        description=(
+            "The Geelark phone to bind: its id (a string of digits) or its exact serialName, "
+            "without whitespace."
+        ),
+    )
+    suspend: bool = Field(
+        False,
+        description="Stop the phone and remove the worker pod while keeping the phone reserved.",
+    )
+    release_policy: ReleasePolicy = Field(
+        "Stop",
+        description=(
+            "What happens to the phone when the binding is deleted: Stop stops it (billing is per "
+            "running minute), Keep leaves it running."
+        ),
+    )
+    worker: ContainerOverrides = Field(
+        default_factory=ContainerOverrides,
+        description="Overrides for the worker container.",
+    )
+    appium: ContainerOverrides = Field(
+        default_factory=ContainerOverrides,
+        description="Overrides for the Appium server container.",
+    )
+
+
+class PhoneInfo(StatusModel):
+    """The Geelark phone a binding resolved to."""
+
+    id: str | None = Field(None, description="Canonical Geelark phone id.")
+    serial_name: str | None = Field(None, description="The phone's serialName in Geelark.")
+    status: str | None = Field(
+        None,
+        description="Power state of the phone: Running, Starting, Stopped, Expired or Unknown.",
+    )
+    live_view_url: str | None = Field(
+        None, description="Address of the phone's live view in Geelark, when known."
+    )
+
+
+class PhoneBindingStatus(StatusModel):
+    """What the operator last observed about a binding; every field may be missing."""
+
+    phase: Phase | None = Field(None, description="Where the binding stands, in one word.")
+    phone: PhoneInfo | None = Field(None, description="The Geelark phone the binding resolved to.")
+    pod_name: str | None = Field(None, description="Name of the worker pod.")
+    conflict_with: str | None = Field(
+        None, description="namespace/name of the binding that holds the phone instead of this one."
+    )
+    observed_generation: int | None = Field(
+        None, ge=0, description="The metadata.generation this status was computed from."
+    )
+    message: str | None = Field(None, description="Human-readable summary of the state.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Latest observations of the binding's state; Ready summarises them.",
+    )
+
+
+class ObjectMeta(StatusModel):
+    """The parts of an object's metadata the operator reads."""
+
+    name: str = Field(description="Name of the object.")
+    uid: str = Field(description="Unique id Kubernetes gave this incarnation of the object.")
+    generation: int | None = Field(None, description="Sequence number of spec changes.")
+    creation_timestamp: datetime | None = Field(None, description="When the object was created.")
+    deletion_timestamp: datetime | None = Field(
+        None, description="When deletion was requested; set while finalizers run."
+    )
+
+
+class NamespacedMeta(ObjectMeta):
+    """Metadata of a namespaced object."""
+
+    namespace: str = Field(description="Namespace of the object.")
+
+
+class PhoneBinding(StatusModel):
+    """A PhoneBinding as the API server returns it: metadata, spec and status."""
+
+    metadata: NamespacedMeta = Field(description="Identity of the binding.")
+    spec: PhoneBindingSpec = Field(description="What the binding asks for.")
+    status: PhoneBindingStatus = Field(
+        default_factory=PhoneBindingStatus, description="What the operator last observed."
+    )
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _missing_status_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PhoneBinding:
+        """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
+        return cls.model_validate(plain(body))
+
+    @property
+    def name(self) -> str:
+        """The binding's name."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """The binding's namespace."""
+        return self.metadata.namespace
+
+    @property
+    def uid(self) -> str:
+        """The binding's uid."""
+        return self.metadata.uid
+
+    @property
+    def namespaced_name(self) -> str:
+        """``namespace/name``, as status.conflictWith and Events name a binding."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of ``value`` made of dicts and lists, from any nested Mappings and sequences."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value

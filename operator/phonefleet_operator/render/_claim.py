@@ -1,0 +1,36 @@
+"""The PhoneClaim of a phone: the cluster-scoped object whose creation decides which binding holds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..constants import API_VERSION, CLAIM_KIND, COMPONENT_CLAIM
+from ..models import Holder, PhoneBinding, PhoneClaimSpec
+from ._labels import object_labels
+from ._names import claim_name
+
+__all__ = ["build_claim"]
+
+
+def build_claim(binding: PhoneBinding, phone_id: str, serial_name: str) -> dict[str, Any]:
+    """The PhoneClaim that makes ``binding`` the holder of the phone ``phone_id`` (its canonical id).
+
+    It has no owner reference (a cluster-scoped object cannot be owned by a namespaced one); the
+    operator deletes it on release, and labels name the binding for ``kubectl get -l``.
+    """
+    spec = PhoneClaimSpec(
+        phone_id=phone_id,
+        serial_name=serial_name,
+        holder=Holder(namespace=binding.namespace, name=binding.name, uid=binding.uid),
+    )
+    return {
+        "apiVersion": API_VERSION,
+        "kind": CLAIM_KIND,
+        "metadata": {
+            "name": claim_name(phone_id),
+            "labels": object_labels(
+                binding, component=COMPONENT_CLAIM, phone_id=phone_id, with_namespace=True
+            ),
+        },
+        "spec": spec.to_dict(),
+    }

@@ -1,0 +1,68 @@
+"""The ADB Secret of a binding: its phone's endpoint and password, readable by its worker pod only."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+from ..constants import (
+    COMPONENT_ADB,
+    ADB_KEY_IP,
+    ADB_KEY_PASSWORD,
+    ADB_KEY_PHONE_ID,
+    ADB_KEY_PORT,
+    ADB_KEY_UDID,
+)
+from ..models import AdbConnection, PhoneBinding
+from ._labels import object_labels
+from ._names import adb_secret_name, owner_reference
+
+__all__ = ["adb_secret_changed", "build_adb_secret"]
+
+
+def build_adb_secret(binding: PhoneBinding, conn: AdbConnection) -> dict[str, Any]:
+    """The Opaque Secret the worker pod mounts: keys ip, port, password, phoneId and udid (``ip:port``).
+
+    Owned by the binding, so it goes when the binding goes. Values are in ``stringData``; the API
+    server stores them base64-encoded in ``data``, which :func:`adb_secret_changed` reads.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": adb_secret_name(binding.name),
+            "namespace": binding.namespace,
+            "labels": object_labels(
+                binding, component=COMPONENT_ADB, phone_id=conn.phone_id
+            ),
+            "ownerReferences": [owner_reference(binding)],
+        },
+        "stringData": _secret_values(conn),
+    }
+
+
+def adb_secret_changed(live_secret_data_b64: Mapping[str, str] | None, conn: AdbConnection) -> bool:
+    """Whether a live Secret's ``data`` (base64 values) holds anything but exactly ``conn``'s values."""
+    if not live_secret_data_b64:
+        return True
+    try:
+        live = {
+            key: base64.b64decode(value, validate=True).decode()
+            for key, value in live_secret_data_b64.items()
+        }
+    except (binascii.Error, UnicodeDecodeError, TypeError):
+        return True
+    return live != _secret_values(conn)
+
+
+def _secret_values(conn: AdbConnection) -> dict[str, str]:
+    return {
+        ADB_KEY_IP: conn.ip,
+        ADB_KEY_PORT: conn.port,
+        ADB_KEY_PASSWORD: conn.password.get_secret_value(),
+        ADB_KEY_PHONE_ID: conn.phone_id,
+        ADB_KEY_UDID: conn.udid,
+    }

@@ -1,0 +1,125 @@
+"""The lock on a phone: who holds it, who waits for it, and when a claim is released.
+
+Creating the cluster-scoped PhoneClaim named after the canonical phone id is the one atomic step
+that decides who holds a phone; the API server lets exactly one create succeed. Everything else
+here (the oldest-waiter rule, orphan release) only decides *when* to try, never *whether* two can
+hold it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from phonefleet_operator.services.ports import Kube
+
+__all__ = ["BindingRef", "ClaimResult", "ClaimService"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, order=True)
+class BindingRef:
+    """Who a binding is, ordered oldest first (creationTimestamp, then namespace/name)."""
+
+    created: str
+    namespace: str
+    name: str
+    uid: str
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``, as people write it."""
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """The outcome of one attempt: held, or held by someone else (``holder``)."""
+
+    held: bool
+    holder: str | None = None
+    created: bool = False
+    waiting_behind: str | None = None
+
+
+def holder_of(claim: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(namespace, name, uid) of the binding a claim records as its holder."""
+    holder = claim.get("spec", {}).get("holder", {})
+    return holder.get("namespace", ""), holder.get("name", ""), holder.get("uid", "")
+
+
+class ClaimService:
+    """Acquires and releases PhoneClaims for bindings."""
+
+    def __init__(self, kube: Kube) -> None:
+        self._kube = kube
+
+    async def acquire(
+        self,
+        me: BindingRef,
+        phone_id: str,
+        claim_manifest: dict[str, Any],
+        waiters: Iterable[BindingRef],
+    ) -> ClaimResult:
+        """Hold the phone if it is free and no older binding waits for it; else say who has it."""
+        claim = await self._kube.get_claim(phone_id)
+        if claim is not None:
+            namespace, name, uid = holder_of(claim)
+            if uid == me.uid:
+                return ClaimResult(held=True)
+            if await self._holder_alive(namespace, name, uid):
+                return ClaimResult(held=False, holder=f"{namespace}/{name}")
+            await self._release_orphan(phone_id, claim)
+        older = sorted(w for w in waiters if w < me and w.uid != me.uid)
+        if older:
+            return ClaimResult(held=False, holder=None, waiting_behind=older[0].key)
+        if await self._kube.create_claim(claim_manifest):
+            log.info("Created PhoneClaim %s for %s", phone_id, me.key)
+            return ClaimResult(held=True, created=True)
+        # Lost the race to another binding created at the same instant: it holds the phone.
+        claim = await self._kube.get_claim(phone_id)
+        if claim is None:
+            return ClaimResult(held=False, holder=None)
+        namespace, name, uid = holder_of(claim)
+        if uid == me.uid:
+            return ClaimResult(held=True)
+        return ClaimResult(held=False, holder=f"{namespace}/{name}")
+
+    async def holds(self, me: BindingRef, phone_id: str) -> bool:
+        """Whether ``me`` holds the claim on ``phone_id`` right now."""
+        claim = await self._kube.get_claim(phone_id)
+        return claim is not None and holder_of(claim)[2] == me.uid
+
+    async def release(self, me: BindingRef, phone_id: str) -> bool:
+        """Delete the claim if ``me`` holds it; True when a claim of ours was deleted."""
+        claim = await self._kube.get_claim(phone_id)
+        if claim is None or holder_of(claim)[2] != me.uid:
+            return False
+        deleted = await self._kube.delete_claim(phone_id, claim["metadata"]["uid"])
+        if deleted:
+            log.info("Deleted PhoneClaim %s of %s", phone_id, me.key)
+        return deleted
+
+    async def release_orphans(self) -> list[str]:
+        """Delete every claim whose holder no longer exists; return their phone ids."""
+        released = []
+        for claim in await self._kube.list_claims():
+            namespace, name, uid = holder_of(claim)
+            if not await self._holder_alive(namespace, name, uid):
+                await self._release_orphan(claim["metadata"]["name"], claim)
+                released.append(claim["metadata"]["name"])
+        return released
+
+    async def _holder_alive(self, namespace: str, name: str, uid: str) -> bool:
+        binding = await self._kube.get_binding(namespace, name) if namespace and name else None
+        return binding is not None and binding["metadata"].get("uid") == uid
+
+    async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> None:
+        namespace, name, _ = holder_of(claim)
+        if await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
+            log.warning(
+                "Released PhoneClaim %s: its holder %s/%s no longer exists", phone_id, namespace, name
+            )

@@ -1,0 +1,350 @@
+"""The one idempotent reconcile of a PhoneBinding: resolve, claim, power, ADB, pod, status.
+
+Each pass looks at the world as it is (the claim, the phone's status in Geelark, the Secret, the
+pod), does at most the next step towards the spec, writes the status if it changed and says when
+to look again. Create, update, resume, operator restarts and periodic checks all run this same
+pass; nothing depends on which event came first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.errors import (
+    GeelarkAuthError,
+    GeelarkUnavailable,
+    KubernetesUnavailable,
+    PermanentFault,
+    PhoneNotFound,
+    PhoneNotReady,
+)
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.geelark import PhoneStatus as Power
+from phonefleet_operator.models import (
+    AdbConnection,
+    ConditionType,
+    Phase,
+    PhoneBinding,
+    PhoneStatus,
+)
+from phonefleet_operator.render import (
+    adb_secret_name,
+    build_adb_secret,
+    build_claim,
+    build_pod,
+    needs_update,
+    pod_name,
+)
+from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
+
+log = logging.getLogger(__name__)
+
+_POWER_TEXT = {
+    Power.RUNNING: PhoneStatus.RUNNING,
+    Power.STARTING: PhoneStatus.STARTING,
+    Power.SHUT_DOWN: PhoneStatus.STOPPED,
+    Power.EXPIRED: PhoneStatus.EXPIRED,
+}
+
+
+def binding_ref(binding: PhoneBinding) -> BindingRef:
+    """The binding's identity, ordered by age for the oldest-waiter rule."""
+    created = binding.metadata.creation_timestamp
+    return BindingRef(
+        created=created.isoformat() if created else "",
+        namespace=binding.namespace,
+        name=binding.name,
+        uid=binding.uid,
+    )
+
+
+def pod_is_ready(pod: dict[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+
+
+def _pod_unready_since(pod: dict[str, Any]) -> str:
+    for item in pod.get("status", {}).get("conditions") or []:
+        if item.get("type") == "Ready" and item.get("lastTransitionTime"):
+            return str(item["lastTransitionTime"])
+    return str(pod["metadata"].get("creationTimestamp", ""))
+
+
+class BindingReconciler:
+    """Drives one binding towards its spec; shared by every binding of the operator."""
+
+    def __init__(
+        self,
+        *,
+        directory: PhoneDirectory,
+        power: PhonePower,
+        kube: Kube,
+        claims: ClaimService,
+        settings: OperatorSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._directory = directory
+        self._power = power
+        self._kube = kube
+        self._claims = claims
+        self._settings = settings
+        self._clock = clock
+
+    async def reconcile(self, binding: PhoneBinding, waiters: Iterable[BindingRef]) -> tuple[Report, float]:
+        """One pass: returns what it found (status, Events) and the seconds until the next pass."""
+        report = Report(binding, self._clock())
+        s = self._settings
+        try:
+            delay = await self._converge(binding, waiters, report)
+        except GeelarkAuthError as error:
+            report.condition(ConditionType.GEELARK_REACHABLE, "False", error.reason, str(error))
+            report.phase(Phase.ERROR, error.reason, str(error), warning=True)
+            delay = s.error_recheck_seconds
+        except GeelarkUnavailable as error:
+            # "Could not check" is not "not found": keep the phase, keep the pod, try again.
+            report.condition(ConditionType.GEELARK_REACHABLE, "False", "GeelarkUnavailable", str(error))
+            delay = max(float(error.delay or 0), s.geelark_retry_seconds)
+            log.warning("Geelark unavailable for %s: %s", binding.namespaced_name, error)
+        except KubernetesUnavailable as error:
+            delay = float(error.delay or s.geelark_retry_seconds)
+            log.warning("Kubernetes API unavailable for %s: %s", binding.namespaced_name, error)
+        except PermanentFault as error:
+            report.phase(Phase.ERROR, error.reason, str(error), warning=True)
+            delay = s.error_recheck_seconds
+        return report, delay
+
+    # ------------------------------------------------------------------ the steps
+
+    async def _converge(self, binding: PhoneBinding, waiters: Iterable[BindingRef], report: Report) -> float:
+        s = self._settings
+        me = binding_ref(binding)
+        phone = await self._resolve(binding, report)
+        if phone is None:
+            return s.not_found_recheck_seconds
+        report.geelark_answered()
+
+        previous = binding.status.phone.id if binding.status.phone else None
+        if previous and previous != phone.id:
+            if not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
+                self._bound(report, "Rebinding", f"Releasing phone {previous} before taking {phone.id}")
+                return s.pod_poll_seconds
+            report.event("Rebound", f"Released phone {previous}: spec.phoneId now names {phone.id}")
+        report.phone(id=phone.id, serial_name=phone.serial_name, reference=binding.spec.phone_id)
+
+        claim = await self._claims.acquire(
+            me, phone.id, build_claim(binding, phone.id, phone.serial_name), waiters
+        )
+        if not claim.held:
+            await self._remove_pod(binding, report, why="the phone is not held by this binding")
+            holder = claim.holder or claim.waiting_behind or "another binding"
+            report.status.conflict_with = claim.holder or claim.waiting_behind
+            report.condition(ConditionType.CLAIMED, "False", "HeldByAnother",
+                             f"Phone {phone.id} is held by {holder}")
+            report.phase(Phase.CONFLICT, "Conflict",
+                         f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
+                         "this binding takes it when that one goes", warning=True)
+            return s.conflict_recheck_seconds
+        report.status.conflict_with = None
+        if claim.created:
+            report.event("Claimed", f"Created PhoneClaim {phone.id}")
+        report.condition(ConditionType.CLAIMED, "True", "Claimed", f"This binding holds phone {phone.id}")
+
+        if binding.spec.suspend:
+            return await self._suspend(binding, phone, report)
+        return await self._run(binding, phone, report)
+
+    async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
+        """The phone the spec names; a phone already bound stays bound by its id (renames)."""
+        known = binding.status.phone
+        if known and known.id and known.reference == binding.spec.phone_id:
+            return Phone(id=known.id, serial_name=known.serial_name or "")
+        try:
+            return await self._directory.resolve(binding.spec.phone_id)
+        except PhoneNotFound as error:
+            previous = known.id if known else None
+            if previous and not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
+                return None  # the old pod is terminating: keep status.phone and come back
+            report.status.phone = None
+            report.status.pod_name = None
+            report.geelark_answered()
+            report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
+            report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
+            return None
+
+    async def _suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
+        await self._remove_pod(binding, report, why="the binding is suspended")
+        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+        if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
+            await self._power.stop(phone.id)
+            report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
+        report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
+        report.condition(ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended")
+        report.condition(ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended")
+        report.phase(Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved")
+        return self._settings.running_recheck_seconds
+
+    async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
+        s = self._settings
+        power = await self._power.status(phone.id)
+        report.phone(status=_POWER_TEXT.get(power, PhoneStatus.UNKNOWN))
+        if power is Power.EXPIRED:
+            message = f"Phone {phone.id} has expired in Geelark: renew it, or bind another phone"
+            report.condition(ConditionType.PHONE_READY, "False", "PhoneExpired", message)
+            report.phase(Phase.ERROR, "PhoneExpired", message, warning=True)
+            return s.error_recheck_seconds
+        if power is not Power.RUNNING:
+            # ADB data does not survive a restart for sure: fetch it afresh once the phone runs.
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            if power is Power.SHUT_DOWN:
+                started = await self._power.start(phone.id)
+                report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
+                report.event("StartedPhone", f"Started phone {phone.id}")
+            report.condition(ConditionType.PHONE_READY, "False", "PhoneStarting",
+                             f"Phone {phone.id} is starting")
+            self._bound(report, "PhoneStarting", f"Phone {phone.id} is starting")
+            return s.boot_poll_seconds
+
+        secret = await self._kube.get_secret(binding.namespace, adb_secret_name(binding.name))
+        if secret is None:
+            try:
+                await self._provision_adb(binding, phone, report)
+            except PhoneNotReady as error:
+                report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
+                self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
+                return s.boot_poll_seconds
+        report.condition(ConditionType.PHONE_READY, "True", "PhoneRunning",
+                         f"Phone {phone.id} runs and its ADB endpoint is provisioned")
+        return await self._ensure_pod(binding, phone, report, secret)
+
+    async def _provision_adb(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
+        await self._power.enable_adb(phone.id)
+        endpoint = await self._power.adb_endpoint(phone.id)
+        connection = AdbConnection(
+            ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
+        )
+        manifest = build_adb_secret(binding, connection)
+        manifest["metadata"].setdefault("annotations", {})[c.ANNOTATION_PROVISIONED_AT] = (
+            report.now.isoformat()
+        )
+        await self._kube.put_secret(manifest)
+        report.event("ProvisionedAdb", f"Wrote ADB connection data of phone {phone.id} to Secret "
+                     f"{adb_secret_name(binding.name)}")
+
+    async def _ensure_pod(
+        self, binding: PhoneBinding, phone: Phone, report: Report, secret: dict[str, Any] | None
+    ) -> float:
+        s = self._settings
+        desired = build_pod(binding, phone.id, s)
+        name = desired["metadata"]["name"]
+        live = await self._kube.get_pod(binding.namespace, name)
+        report.status.pod_name = name
+        if live is None:
+            if await self._kube.create_pod(desired):
+                report.event("CreatedPod", f"Created Pod {name}")
+            report.condition(ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting")
+            self._bound(report, "PodStarting", f"Pod {name} is starting")
+            return s.pod_poll_seconds
+        if live["metadata"].get("deletionTimestamp"):
+            self._bound(report, "PodReplacing", f"Waiting for the old Pod {name} to go")
+            return s.pod_poll_seconds
+        if needs_update(live, desired):
+            await self._kube.delete_pod(binding.namespace, name, live["metadata"]["uid"])
+            report.event("DeletedPod", f"Deleted Pod {name}: its spec changed")
+            self._bound(report, "PodReplacing", f"Replacing Pod {name}")
+            return s.pod_poll_seconds
+        if pod_is_ready(live):
+            report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
+            report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
+            return s.running_recheck_seconds
+        report.condition(ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready")
+        self._bound(report, "PodNotReady", f"Pod {name} is not ready")
+        if self._worker_stuck(live, secret, report.now):
+            # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
+            # threshold, and let the worker pick the new Secret content up without a restart.
+            await self._provision_adb(binding, phone, report)
+        return s.pod_poll_seconds
+
+    def _worker_stuck(self, pod: dict[str, Any], secret: dict[str, Any] | None, now: datetime) -> bool:
+        threshold = self._settings.worker_unready_threshold_seconds
+        since = _parse_time(_pod_unready_since(pod))
+        provisioned = _parse_time(
+            ((secret or {}).get("metadata", {}).get("annotations") or {}).get(
+                c.ANNOTATION_PROVISIONED_AT, ""
+            )
+        )
+        if since is None or (now - since).total_seconds() < threshold:
+            return False
+        return provisioned is None or (now - provisioned).total_seconds() >= threshold
+
+    @staticmethod
+    def _stops(binding: PhoneBinding) -> bool:
+        return binding.spec.release_policy == "Stop"
+
+    def _bound(self, report: Report, reason: str, message: str) -> None:
+        report.phase(Phase.BOUND, reason, message)
+
+    async def _remove_pod(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
+        name = pod_name(binding.name)
+        if await self._kube.get_pod(binding.namespace, name) is not None:
+            await self._kube.delete_pod(binding.namespace, name)
+            report.event("DeletedPod", f"Deleted Pod {name}: {why}")
+        report.status.pod_name = None
+
+    # ------------------------------------------------------------------ letting go
+
+    async def finalize(self, binding: PhoneBinding) -> bool:
+        """Release everything a deleted binding holds; False while its pod is still terminating."""
+        phone_id = binding.status.phone.id if binding.status.phone else None
+        if phone_id is None:
+            # A crash between claiming and writing the status leaves no id behind: look it up,
+            # so a phone this binding started is never left running.
+            try:
+                phone_id = (await self._directory.resolve(binding.spec.phone_id)).id
+            except PermanentFault:
+                phone_id = None
+        if phone_id is None:
+            await self._kube.delete_pod(binding.namespace, pod_name(binding.name))
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            return True
+        return await self.let_go(binding, phone_id, stop_phone=self._stops(binding))
+
+    async def let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> bool:
+        """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
+
+        Returns False while the pod is still terminating (call again); the phone is stopped only
+        after its worker is gone, and only if this binding holds its claim.
+        """
+        name = pod_name(binding.name)
+        pod = await self._kube.get_pod(binding.namespace, name)
+        if pod is not None:
+            await self._kube.delete_pod(binding.namespace, name)
+            return False
+        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+        me = binding_ref(binding)
+        if not await self._claims.holds(me, phone_id):
+            return True
+        if stop_phone:
+            await self._power.stop(phone_id)
+            log.info("Stopped phone %s of %s", phone_id, binding.namespaced_name)
+        await self._claims.release(me, phone_id)
+        return True
+
+
+def _parse_time(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

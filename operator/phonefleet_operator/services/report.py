@@ -1,0 +1,93 @@
+"""What one reconcile pass found: the binding's next status and the Events worth posting."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from phonefleet_operator.models import (
+    ConditionStatus,
+    ConditionType,
+    Phase,
+    PhoneBinding,
+    PhoneBindingStatus,
+    PhoneInfo,
+    set_condition,
+)
+
+__all__ = ["Event", "Report"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the binding."""
+
+    reason: str
+    message: str
+    warning: bool = False
+
+
+@dataclass
+class Report:
+    """Builds the next status from the current one; only real changes reach the API server."""
+
+    binding: PhoneBinding
+    now: datetime
+    status: PhoneBindingStatus = field(init=False)
+    events: list[Event] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.status = self.binding.status.model_copy(deep=True)
+        self.status.observed_generation = self.binding.metadata.generation
+
+    # ------------------------------------------------------------ building blocks
+
+    def condition(self, type: ConditionType, status: ConditionStatus, reason: str, message: str) -> None:
+        """Set one condition (lastTransitionTime moves only when its status changes)."""
+        self.status.conditions = set_condition(
+            self.status.conditions,
+            type=type,
+            status=status,
+            reason=reason,
+            message=message,
+            now=self.now,
+            generation=self.binding.metadata.generation,
+        )
+
+    def phase(self, phase: Phase, reason: str, message: str, *, warning: bool = False) -> None:
+        """Set the phase and the Ready summary; a change of phase or reason posts an Event."""
+        old_ready = next((c for c in self.status.conditions if c.type == ConditionType.READY), None)
+        changed = self.status.phase != phase or old_ready is None or old_ready.reason != reason
+        self.status.phase = phase
+        self.status.message = message
+        ready: ConditionStatus = "True" if phase is Phase.RUNNING else "False"
+        self.condition(ConditionType.READY, ready, reason, message)
+        if changed:
+            self.events.append(Event(reason, message, warning))
+
+    def event(self, reason: str, message: str, *, warning: bool = False) -> None:
+        """Post an Event for an action taken (Created Pod, Started phone, ...)."""
+        self.events.append(Event(reason, message, warning))
+
+    def phone(self, **fields: Any) -> None:
+        """Update status.phone with the given fields."""
+        current = self.status.phone or PhoneInfo()
+        self.status.phone = current.model_copy(update=fields)
+
+    def geelark_answered(self) -> None:
+        """Geelark answered this pass: GeelarkReachable True."""
+        self.condition(ConditionType.GEELARK_REACHABLE, "True", "Answered", "Geelark answered.")
+
+    # ------------------------------------------------------------ output
+
+    def status_patch(self) -> dict[str, Any] | None:
+        """The status to write, or None when nothing changed since the last write."""
+        new = self.status.to_dict()
+        old = self.binding.status.to_dict()
+        if new == old:
+            return None
+        # Merge-patch semantics: fields we cleared must be sent as null to disappear.
+        for key in old.keys() - new.keys():
+            new[key] = None
+        return new

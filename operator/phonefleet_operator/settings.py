@@ -1,0 +1,187 @@
+"""The operator's settings: one pydantic-settings class, read once at start-up from PHONEFLEET_* variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .models import Resources
+
+__all__ = ["GeelarkSettings", "OperatorSettings"]
+
+
+class GeelarkSettings(BaseSettings):
+    """How to reach and authenticate to the Geelark Open API."""
+
+    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_GEELARK_", extra="ignore")
+
+    url: str = Field("https://openapi.geelark.com", description="Base URL of the Open API.")
+    token: SecretStr | None = Field(None, description="Bearer token (token mode).")
+    app_id: str | None = Field(None, description="App id (key mode, with api_key).")
+    api_key: SecretStr | None = Field(None, description="API key (key mode, with app_id).")
+    credentials_secret: str = Field(
+        "phonefleet-system/geelark-credentials",
+        description="namespace/name of the Secret the credentials come from, named in error messages.",
+    )
+    timeout_seconds: float = Field(15.0, gt=0, description="Deadline of one HTTP call.")
+    requests_per_minute: int = Field(
+        150, gt=0, description="Shared budget for the whole account (Geelark allows 200/min)."
+    )
+    max_attempts: int = Field(5, ge=1, description="Tries of a retryable call before giving up.")
+    batch_window_seconds: float = Field(
+        0.2, ge=0, description="How long a batched call waits to gather ids from other bindings."
+    )
+    inventory_refresh_seconds: float = Field(
+        300.0, gt=0, description="Longest age of the cached phone list before a full refresh."
+    )
+    inventory_miss_refresh_seconds: float = Field(
+        15.0, gt=0, description="Shortest gap between two refreshes caused by a lookup miss."
+    )
+
+    @property
+    def auth_mode(self) -> Literal["token", "key"]:
+        """Which of Geelark's two authentication modes the credentials select."""
+        return "token" if self.token is not None else "key"
+
+    @model_validator(mode="after")
+    def _one_auth_mode(self) -> GeelarkSettings:
+        has_key = self.app_id is not None and self.api_key is not None
+        if self.token is None and not has_key:
+            raise ValueError(
+                "Geelark credentials are missing: set PHONEFLEET_GEELARK_TOKEN, or both "
+                "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY"
+            )
+        return self
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator needs besides Geelark: images, timings, kopf tuning."""
+
+    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_", extra="ignore")
+
+    worker_image: str = Field(
+        "ghcr.io/phonefleet/worker:0.1.0",
+        min_length=1,
+        description=(
+            "Image of the worker container unless a binding overrides it. Its entrypoint must be "
+            "the phonefleet-worker CLI (the pod passes only arguments) and it must work as "
+            "run_as_user with a read-only root filesystem (HOME is set to the writable /tmp)."
+        ),
+    )
+    worker_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of the worker container."
+    )
+    worker_resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "50m", "memory": "128Mi"}, limits={"memory": "256Mi"}
+        ),
+        description=(
+            "Default resources of the worker container (JSON in the environment). No CPU limit: "
+            "throttling only slows a worker down, while a memory limit protects the node."
+        ),
+    )
+    appium_image: str = Field(
+        "appium/appium:v3.1.0-p0",
+        min_length=1,
+        description=(
+            "Image of the Appium server sidecar unless a binding overrides it. The default is the "
+            "official image (github.com/appium/appium-docker-android; tags are vX.Y.Z-pN): Appium "
+            "3.1.0 with the UiAutomator2 driver installed and the Android platform tools (adb), "
+            "so the pod needs nothing built by us to drive a phone."
+        ),
+    )
+    appium_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of the Appium container."
+    )
+    appium_resources: Resources = Field(
+        default_factory=lambda: Resources(
+            requests={"cpu": "200m", "memory": "512Mi"}, limits={"memory": "1Gi"}
+        ),
+        description=(
+            "Default resources of the Appium container (JSON in the environment). No CPU limit, "
+            "for the same reason as the worker's; Node.js and adb need the memory."
+        ),
+    )
+    appium_command: list[str] = Field(
+        default_factory=lambda: ["appium"],
+        min_length=1,
+        description=(
+            "Command that starts the Appium server in the Appium image (the pod adds address, "
+            "port and log arguments). The official image's own start script runs sudo and writes "
+            "to /var/log, which a restricted pod with a read-only root filesystem forbids."
+        ),
+    )
+    appium_home: str = Field(
+        "/home/androidusr",
+        pattern=r"^/",
+        description=(
+            "HOME of the Appium container: the official image keeps its drivers under "
+            "HOME/.appium (read-only is fine); HOME/.android gets a writable emptyDir because "
+            "adb creates its key there and exits if it cannot."
+        ),
+    )
+    appium_run_as_user: int = Field(
+        1300,
+        ge=1,
+        description=(
+            "Numeric uid of the Appium container: the official image's user (androidusr, "
+            "1300), who owns HOME and the installed drivers."
+        ),
+    )
+    appium_run_as_group: int = Field(
+        1301, ge=1, description="Numeric gid of the Appium container (the official image's 1301)."
+    )
+    appium_port: int = Field(
+        4723,
+        ge=1,
+        le=65535,
+        description="Port of the Appium server; the worker reaches it at 127.0.0.1 in its pod.",
+    )
+    appium_system_port: int = Field(
+        8200,
+        ge=1,
+        le=65535,
+        description=(
+            "UiAutomator2 systemPort passed to the worker: Appium forwards it to the phone, and one "
+            "fixed value never collides because every pod has its own network namespace."
+        ),
+    )
+    worker_probe_port: int = Field(
+        8080,
+        ge=1,
+        le=65535,
+        description="Port of the worker's /livez and /readyz endpoints.",
+    )
+    run_as_user: int = Field(
+        1000,
+        ge=1,
+        description=(
+            "Numeric non-root uid of the pod and its worker container (numeric, so the kubelet can "
+            "check runAsNonRoot). The worker image must be built to run as this uid."
+        ),
+    )
+    run_as_group: int = Field(
+        1000,
+        ge=1,
+        description="Numeric gid of the worker container; also the pod's fsGroup, which may read the ADB Secret.",
+    )
+    termination_grace_seconds: int = Field(
+        30,
+        ge=0,
+        description="Seconds a worker pod gets to end its Appium session before it is killed.",
+    )
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> OperatorSettings:
+        # All containers share the pod's network namespace; 5037 is the adb server's port there.
+        ports = {
+            "appium_port": self.appium_port,
+            "appium_system_port": self.appium_system_port,
+            "worker_probe_port": self.worker_probe_port,
+            "adb server": 5037,
+        }
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"the pod's ports must all differ: {ports}")
+        return self

@@ -1,0 +1,57 @@
+"""Finding the control-plane binaries: the cache that hack/controlplane/build.sh fills."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["Binaries", "repo_root"]
+
+_REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (the test bed is installed in editable mode)."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "hack" / "controlplane" / "build.sh").is_file():
+            return parent
+    raise RuntimeError(f"{here} is not inside a phonefleet checkout (no hack/controlplane)")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Paths of the control-plane executables and KWOK's stage files."""
+
+    directory: Path
+
+    @classmethod
+    def ensure(cls) -> Binaries:
+        """Return the cached binaries, building whatever is missing (a warm cache costs nothing).
+
+        ``PHONEFLEET_CONTROLPLANE_BIN_DIR`` points at a ready folder and skips the build script.
+        """
+        explicit = os.environ.get("PHONEFLEET_CONTROLPLANE_BIN_DIR")
+        if explicit:
+            binaries = cls(Path(explicit))
+        else:
+            script = repo_root() / "hack" / "controlplane" / "build.sh"
+            result = subprocess.run(
+                ["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True
+            )
+            binaries = cls(Path(result.stdout.strip().splitlines()[-1]))
+        missing = [name for name in _REQUIRED if not binaries.path(name).is_file()]
+        if missing:
+            raise RuntimeError(f"Control-plane binaries missing in {binaries.directory}: {missing}")
+        return binaries
+
+    def path(self, name: str) -> Path:
+        """The executable called ``name``."""
+        return self.directory / name
+
+    @property
+    def kwok_stages(self) -> list[Path]:
+        """KWOK's stage files (node and pod lifecycles)."""
+        return sorted((self.directory / "kwok-stages").glob("*.yaml"))

@@ -1,0 +1,351 @@
+"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, controllers, scheduler, KWOK."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+import requests
+
+from phonefleet_testbed.binaries import Binaries
+from phonefleet_testbed.controlplane.certs import CertificateAuthority, write_service_account_keys
+from phonefleet_testbed.kubeconfig import write_kubeconfig
+from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = ["KWOK_NODE_NAME", "ControlPlane"]
+
+KWOK_NODE_NAME = "kwok-node-0"
+
+_SERVICE_CIDR = "10.0.0.0/24"
+_POD_CIDR = "10.244.0.0/16"
+_SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+# One simulated node with room for a large fleet. No taint: pods schedule onto it as they would
+# onto a real node, and KWOK (which owns nodes carrying this annotation) plays their kubelet.
+_KWOK_NODE = {
+    "apiVersion": "v1",
+    "kind": "Node",
+    "metadata": {
+        "name": KWOK_NODE_NAME,
+        "annotations": {"node.alpha.kubernetes.io/ttl": "0", "kwok.x-k8s.io/node": "fake"},
+        "labels": {
+            "kubernetes.io/hostname": KWOK_NODE_NAME,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            "type": "kwok",
+        },
+    },
+    "status": {
+        "allocatable": {"cpu": "4000", "memory": "16Ti", "pods": "20000"},
+        "capacity": {"cpu": "4000", "memory": "16Ti", "pods": "20000"},
+    },
+}
+
+
+class ControlPlane:
+    """Starts and stops one control plane; every file it writes lives in ``work_dir``.
+
+    Use as a context manager. ``kubeconfig`` is an admin (system:masters) kubeconfig;
+    ``mint_user_kubeconfig`` and ``mint_service_account_kubeconfig`` give narrower ones.
+    """
+
+    def __init__(self, binaries: Binaries | None = None, work_dir: Path | None = None) -> None:
+        self.binaries = binaries or Binaries.ensure()
+        self._own_work_dir = work_dir is None
+        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="phonefleet-cp-"))
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.pki_dir = self.work_dir / "pki"
+        self.log_dir = self.work_dir / "logs"
+        self.ca = CertificateAuthority()
+        self.api_port = free_port()
+        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.kubeconfig = self.work_dir / "admin.kubeconfig"
+        self._processes: list[ManagedProcess] = []
+        self.startup_seconds: dict[str, float] = {}
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> ControlPlane:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start every component and return once pods can be created and scheduled."""
+        began = time.monotonic()
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds["total"] = time.monotonic() - began
+
+    def stop(self) -> None:
+        """Stop every component, newest first, and remove the work dir if it was ours."""
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def _start(self, timeout: float) -> None:
+        self.pki_dir.mkdir(exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        self._write_pki()
+        self._timed("etcd", self._start_etcd, timeout)
+        self._timed("kube-apiserver", self._start_apiserver, timeout)
+        self._timed("controllers", self._start_controllers, timeout)
+        self._timed("kwok-node", self._start_kwok, timeout)
+
+    def _timed(self, name: str, step: object, timeout: float) -> None:
+        began = time.monotonic()
+        assert callable(step)
+        step(timeout)
+        self.startup_seconds[name] = time.monotonic() - began
+
+    # ----------------------------------------------------------------- components
+
+    def _write_pki(self) -> None:
+        (self.pki_dir / "ca.crt").write_bytes(self.ca.cert_pem)
+        self.ca.key_pair.write(self.pki_dir, "ca")
+        hosts = ("127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
+                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        self.ca.issue("kube-apiserver", hosts=hosts, server=True).write(self.pki_dir, "apiserver")
+        write_service_account_keys(self.pki_dir)
+        admin = self.ca.issue("phonefleet-admin", organizations=("system:masters",))
+        write_kubeconfig(
+            self.kubeconfig,
+            server=self.server,
+            ca_pem=self.ca.cert_pem,
+            user="phonefleet-admin",
+            cert_pem=admin.cert_pem,
+            key_pem=admin.key_pem,
+        )
+        admin.write(self.pki_dir, "admin")
+
+    def _spawn(self, name: str, argv: Sequence[str]) -> ManagedProcess:
+        process = ManagedProcess(name, argv, self.log_dir)
+        process.start()
+        self._processes.append(process)
+        return process
+
+    def _start_etcd(self, timeout: float) -> None:
+        client, peer = free_port(), free_port()
+        self.etcd_url = f"http://127.0.0.1:{client}"
+        etcd = self._spawn(
+            "etcd",
+            [
+                str(self.binaries.path("etcd")),
+                "--name=testbed",
+                f"--data-dir={self.work_dir / 'etcd'}",
+                f"--listen-client-urls={self.etcd_url}",
+                f"--advertise-client-urls={self.etcd_url}",
+                f"--listen-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+                f"--initial-cluster=testbed=http://127.0.0.1:{peer}",
+                "--unsafe-no-fsync",  # throw-away data: durability costs seconds per test run
+                "--log-level=warn",
+            ],
+        )
+
+        def healthy() -> bool:
+            etcd.check_running()
+            reply = requests.get(f"{self.etcd_url}/health", timeout=2)
+            return bool(reply.ok and reply.json().get("health") == "true")
+
+        wait_for(healthy, timeout, message="etcd to report healthy")
+
+    def _start_apiserver(self, timeout: float) -> None:
+        pki = self.pki_dir
+        apiserver = self._spawn(
+            "kube-apiserver",
+            [
+                str(self.binaries.path("kube-apiserver")),
+                f"--etcd-servers={self.etcd_url}",
+                "--bind-address=127.0.0.1",
+                # Without it the apiserver looks for a default route, which sandboxes lack.
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={self.api_port}",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-issuer={_SA_ISSUER}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                f"--service-cluster-ip-range={_SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                # The default admission chain stays on (PodSecurity, ServiceAccount,
+                # ValidatingAdmissionWebhook, ...); nothing is disabled for convenience.
+                "--allow-privileged=true",
+                # 127.0.0.1 is not a valid Endpoints address; nothing in the bed routes to it.
+                "--endpoint-reconciler-type=none",
+                "--profiling=false",
+                "--max-requests-inflight=800",
+                "--max-mutating-requests-inflight=400",
+            ],
+        )
+
+        def ready() -> bool:
+            apiserver.check_running()
+            reply = requests.get(
+                f"{self.server}/readyz",
+                cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                verify=str(pki / "ca.crt"),
+                timeout=2,
+            )
+            return reply.status_code == 200
+
+        wait_for(ready, timeout, message="kube-apiserver /readyz")
+
+    def _component_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        return self.mint_user_kubeconfig(user, groups)
+
+    def _start_controllers(self, timeout: float) -> None:
+        kcm_kubeconfig = self._component_kubeconfig("system:kube-controller-manager")
+        self._spawn(
+            "kube-controller-manager",
+            [
+                str(self.binaries.path("kube-controller-manager")),
+                f"--kubeconfig={kcm_kubeconfig}",
+                f"--authentication-kubeconfig={kcm_kubeconfig}",
+                f"--authorization-kubeconfig={kcm_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={self.pki_dir / 'sa.key'}",
+                f"--root-ca-file={self.pki_dir / 'ca.crt'}",
+                f"--cluster-signing-cert-file={self.pki_dir / 'ca.crt'}",
+                f"--cluster-signing-key-file={self.pki_dir / 'ca.key'}",
+                f"--service-cluster-ip-range={_SERVICE_CIDR}",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-gc-syncs=20",
+            ],
+        )
+        scheduler_kubeconfig = self._component_kubeconfig("system:kube-scheduler")
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.binaries.path("kube-scheduler")),
+                f"--kubeconfig={scheduler_kubeconfig}",
+                f"--authentication-kubeconfig={scheduler_kubeconfig}",
+                f"--authorization-kubeconfig={scheduler_kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={free_port()}",
+                "--leader-elect=false",
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+            ],
+        )
+
+        # The service-account controller creating "default" proves the controllers are working.
+        def default_service_account() -> bool:
+            self._check_processes()
+            return self.kubectl("get", "serviceaccount", "default", "-n", "default",
+                                check=False).returncode == 0
+
+        wait_for(default_service_account, timeout, message="the default ServiceAccount")
+
+    def _start_kwok(self, timeout: float) -> None:
+        stages = self.work_dir / "kwok-stages.yaml"
+        stages.write_text("\n---\n".join(p.read_text() for p in self.binaries.kwok_stages))
+        kwok_kubeconfig = self._component_kubeconfig("kwok-controller", ("system:masters",))
+        self._spawn(
+            "kwok",
+            [
+                str(self.binaries.path("kwok")),
+                f"--kubeconfig={kwok_kubeconfig}",
+                f"--config={stages}",
+                "--manage-all-nodes=false",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--cidr={_POD_CIDR}",
+                "--node-ip=10.244.0.1",
+                "--node-lease-duration-seconds=40",
+                "--server-address=127.0.0.1:0",
+            ],
+        )
+        self.kubectl("apply", "-f", "-", input_text=json.dumps(_KWOK_NODE))
+
+        def node_ready() -> bool:
+            self._check_processes()
+            out = self.kubectl("get", "node", KWOK_NODE_NAME, "-o",
+                               "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+            return out.stdout.strip() == "True"
+
+        wait_for(node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready")
+
+    def _check_processes(self) -> None:
+        for process in self._processes:
+            process.check_running()
+
+    # ----------------------------------------------------------------- access
+
+    def kubectl(
+        self,
+        *args: str,
+        input_text: str | None = None,
+        check: bool = True,
+        kubeconfig: Path | None = None,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl against this control plane and return its result."""
+        result = subprocess.run(
+            [str(self.binaries.path("kubectl")), f"--kubeconfig={kubeconfig or self.kubeconfig}",
+             *args],
+            input=input_text,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check and result.returncode != 0:
+            raise subprocess.CalledProcessError(
+                result.returncode, result.args, result.stdout, result.stderr
+            )
+        return result
+
+    def mint_user_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
+        """A kubeconfig for ``user`` in ``groups``, authenticated by a client certificate."""
+        pair = self.ca.issue(user, organizations=groups)
+        safe = user.replace(":", "_")
+        return write_kubeconfig(
+            self.work_dir / f"{safe}.kubeconfig",
+            server=self.server,
+            ca_pem=self.ca.cert_pem,
+            user=user,
+            cert_pem=pair.cert_pem,
+            key_pem=pair.key_pem,
+        )
+
+    def mint_service_account_kubeconfig(
+        self, namespace: str, name: str, duration: str = "24h"
+    ) -> Path:
+        """A kubeconfig that authenticates as a ServiceAccount through a TokenRequest."""
+        token = self.kubectl("create", "token", name, "-n", namespace, f"--duration={duration}")
+        return write_kubeconfig(
+            self.work_dir / f"sa_{namespace}_{name}.kubeconfig",
+            server=self.server,
+            ca_pem=self.ca.cert_pem,
+            user=f"system:serviceaccount:{namespace}:{name}",
+            token=token.stdout.strip(),
+            namespace=namespace,
+        )
+
+    def process_logs(self) -> dict[str, Path]:
+        """Log file of each component, for debugging failed tests."""
+        return {p.name: p.log_path for p in self._processes}

@@ -1,0 +1,95 @@
+"""The embedded default: a control plane with phonefleet's CRDs plus a Geelark simulator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from types import TracebackType
+
+from phonefleet_testbed.binaries import repo_root
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, SimulatorConfig
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = ["DevEnvironment", "install_crds"]
+
+
+def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
+    """Apply ``crds/`` with kubectl and wait until the API server serves them."""
+    crds = repo_root() / "crds"
+    plane.kubectl("apply", "-f", str(crds))
+    plane.kubectl("wait", "--for=condition=Established", "-f", str(crds), f"--timeout={timeout}s")
+    wait_for(
+        lambda: plane.kubectl("get", "phonebindings,phoneclaims", "-A", check=False).returncode == 0,
+        timeout,
+        message="PhoneBinding and PhoneClaim to be served",
+    )
+
+
+class DevEnvironment:
+    """Starts a control plane (CRDs installed) and a simulator; stops both on exit."""
+
+    def __init__(self, *, phones: int = 5, boot_seconds: float = 3.0, latency_ms: float = 0.0,
+                 rate_limit_per_minute: int | None = 200) -> None:
+        self.plane = ControlPlane()
+        self.simulator = GeelarkSimulator(
+            SimulatorConfig(
+                phones=phones,
+                boot_seconds=boot_seconds,
+                latency_ms=latency_ms,
+                rate_limit_per_minute=rate_limit_per_minute,
+            )
+        )
+        self.token = DEFAULT_TOKEN
+        self.startup_seconds = 0.0
+
+    def __enter__(self) -> DevEnvironment:
+        began = time.monotonic()
+        try:
+            self.simulator.start()
+            self.plane.start()
+            install_crds(self.plane)
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the control plane and the simulator."""
+        self.plane.stop()
+        self.simulator.stop()
+
+    def operator_env(self) -> dict[str, str]:
+        """Environment variables that point an operator (or a shell) at this environment."""
+        return {
+            "KUBECONFIG": str(self.plane.kubeconfig),
+            "PHONEFLEET_GEELARK_URL": self.simulator.base_url,
+            "PHONEFLEET_GEELARK_TOKEN": self.token,
+            "PHONEFLEET_KUBECTL": str(self.plane.binaries.path("kubectl")),
+        }
+
+    def write_env_file(self, path: Path) -> None:
+        """Write ``export NAME=value`` lines for ``eval $(phonefleet dev env)``."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [f"export {name}={value}" for name, value in self.operator_env().items()]
+        kubectl_dir = self.plane.binaries.directory
+        lines.append(f'export PATH="{kubectl_dir}:$PATH"')
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+
+    def describe(self) -> str:
+        """Human-readable summary of what runs where."""
+        return (
+            f"  kube-apiserver  {self.plane.server}\n"
+            f"  kubeconfig      {self.plane.kubeconfig}\n"
+            f"  Geelark sim     {self.simulator.base_url}"
+        )

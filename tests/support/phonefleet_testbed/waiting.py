@@ -1,0 +1,43 @@
+"""Waiting for a condition with a deadline: the only way tests and the harness synchronise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+__all__ = ["WaitTimeout", "wait_for"]
+
+T = TypeVar("T")
+
+
+class WaitTimeout(AssertionError):
+    """The condition did not hold before the deadline."""
+
+
+def wait_for(
+    predicate: Callable[[], T | None],
+    timeout: float = 30.0,
+    *,
+    interval: float = 0.1,
+    message: str | Callable[[], str] = "condition",
+) -> T:
+    """Call ``predicate`` until it returns a truthy value and return that value.
+
+    Exceptions raised by the predicate count as "not yet" and the last one is chained to the
+    timeout, so a probe against a server that is still starting needs no try/except of its own.
+    """
+    deadline = time.monotonic() + timeout
+    last_error: BaseException | None = None
+    while True:
+        try:
+            value = predicate()
+        except Exception as error:  # noqa: BLE001 - any failure of the probe means "not yet"
+            last_error = error
+            value = None
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise WaitTimeout(f"Timed out after {timeout:.1f}s waiting for {text}") from last_error
+        time.sleep(interval)

@@ -1,0 +1,64 @@
+"""Fixtures of the Geelark layer's tests: live simulators and clients pointed at them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import pytest
+from aiolimiter import AsyncLimiter
+
+from phonefleet_operator.geelark import GeelarkClient
+from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
+
+from .factories import FAST_BACKOFF, make_settings
+
+SimulatorFactory = Callable[..., GeelarkSimulator]
+
+
+@pytest.fixture
+def start_simulator() -> Iterator[SimulatorFactory]:
+    """Start simulators with these config fields (instant boot unless given); stop them after."""
+    started: list[GeelarkSimulator] = []
+
+    def start(**config: Any) -> GeelarkSimulator:
+        config.setdefault("boot_seconds", 0.0)
+        simulator = GeelarkSimulator(SimulatorConfig(**config))
+        simulator.start()
+        started.append(simulator)
+        return simulator
+
+    yield start
+    for simulator in started:
+        simulator.stop()
+
+
+@pytest.fixture
+def simulator(start_simulator: SimulatorFactory) -> GeelarkSimulator:
+    """A simulator with five phones that boot instantly."""
+    return start_simulator(phones=5)
+
+
+ClientFactory = Callable[..., AbstractAsyncContextManager[GeelarkClient]]
+
+
+@pytest.fixture
+def open_client() -> ClientFactory:
+    """Open a client on a simulator: ``async with open_client(sim, **settings) as client``."""
+
+    @asynccontextmanager
+    async def open_(
+        simulator: GeelarkSimulator,
+        settings: GeelarkSettings | None = None,
+        *,
+        limiter: AsyncLimiter | None = None,
+        **overrides: Any,
+    ) -> AsyncIterator[GeelarkClient]:
+        chosen = settings or make_settings(**overrides)
+        chosen = chosen.model_copy(update={"url": simulator.base_url})
+        async with GeelarkClient(chosen, limiter=limiter, **FAST_BACKOFF) as client:
+            yield client
+
+    return open_

@@ -1,0 +1,175 @@
+"""Factories and in-memory fakes for the Geelark tests: settings, phones, lister, batch API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiolimiter import AsyncLimiter
+
+from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.geelark import (
+    AdbEndpoint,
+    BatchResult,
+    ItemFailure,
+    Phone,
+    PhonePage,
+    PhoneState,
+    PhoneStatus,
+    StartResult,
+)
+from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_testbed.geelark_sim import (
+    DEFAULT_API_KEY,
+    DEFAULT_APP_ID,
+    DEFAULT_TOKEN,
+    seed_id,
+    seed_name,
+)
+
+#: Retry waits short enough for tests, still exponential with jitter.
+FAST_BACKOFF: dict[str, float] = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
+
+
+def make_settings(**overrides: Any) -> GeelarkSettings:
+    """Settings in token mode with test-sized timings; any field can be overridden."""
+    values: dict[str, Any] = {
+        "url": "http://127.0.0.1:9",
+        "token": DEFAULT_TOKEN,
+        "timeout_seconds": 5.0,
+        "requests_per_minute": 6000,
+        "max_attempts": 3,
+        "batch_window_seconds": 0.05,
+        "inventory_refresh_seconds": 300.0,
+        "inventory_miss_refresh_seconds": 15.0,
+        "credentials_secret": "phonefleet-system/geelark-credentials",
+    }
+    values.update(overrides)
+    return GeelarkSettings(**values)
+
+
+def make_key_settings(**overrides: Any) -> GeelarkSettings:
+    """Settings in key mode (appId + apiKey) matching the simulator's defaults."""
+    return make_settings(token=None, app_id=DEFAULT_APP_ID, api_key=DEFAULT_API_KEY, **overrides)
+
+
+def make_phone(number: int, **overrides: Any) -> Phone:
+    """Phone number ``number`` as the simulator seeds it (id seed_id(n), name phone-00n)."""
+    values: dict[str, Any] = {
+        "id": seed_id(number),
+        "serial_name": seed_name(number),
+        "serial_no": str(number),
+        "status": PhoneStatus.SHUT_DOWN,
+    }
+    values.update(overrides)
+    return Phone(**values)
+
+
+class Clock:
+    """A manual monotonic clock for the inventory's intervals."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+@dataclass
+class FakeLister:
+    """An in-memory ``/phone/list`` that pages like Geelark and records every call."""
+
+    phones: list[Phone]
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    fail_with: PhonefleetError | None = None
+    gate: asyncio.Event | None = None
+    """When set, every call waits for it: lets a test hold a refresh in flight."""
+
+    async def list_phones(
+        self,
+        page: int = 1,
+        page_size: int = 100,
+        *,
+        ids: Sequence[str] | None = None,
+        serial_name: str | None = None,
+    ) -> PhonePage:
+        """Serve one page, filtered like the simulator does."""
+        self.calls.append({"page": page, "ids": ids, "serial_name": serial_name})
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail_with is not None:
+            raise self.fail_with
+        if ids is not None:
+            items = [p for p in self.phones if p.id in ids]
+            return PhonePage(total=len(items), page=1, page_size=page_size, items=tuple(items))
+        matches = [p for p in self.phones if serial_name is None or p.serial_name == serial_name]
+        shown = matches[(page - 1) * page_size : page * page_size]
+        return PhonePage(total=len(matches), page=page, page_size=page_size, items=tuple(shown))
+
+
+Outcome = Callable[[str], Any]
+
+
+@dataclass
+class FakePhoneApi:
+    """An in-memory batch API: records each call's ids and answers per id from ``failures``."""
+
+    failures: dict[str, int] = field(default_factory=dict)
+    """Per-id failure codes; every other id succeeds."""
+    fail_whole_call_with: Exception | None = None
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    def _split(self, name: str, ids: Sequence[str], make: Outcome) -> BatchResult[Any]:
+        self.calls.append((name, list(ids)))
+        if self.fail_whole_call_with is not None:
+            raise self.fail_whole_call_with
+        failed = {
+            i: ItemFailure(id=i, code=self.failures[i], msg="refused")
+            for i in ids
+            if i in self.failures
+        }
+        succeeded = {i: make(i) for i in ids if i not in failed}
+        return BatchResult(succeeded=succeeded, failed=failed)
+
+    async def phone_status(self, ids: Sequence[str]) -> BatchResult[PhoneState]:
+        """Every phone known here is running."""
+        return self._split("status", ids, lambda i: PhoneState(id=i, status=PhoneStatus.RUNNING))
+
+    async def start_phones(self, ids: Sequence[str]) -> BatchResult[StartResult]:
+        """Starts answer a live-view URL naming the phone."""
+        return self._split("start", ids, lambda i: StartResult(id=i, url=f"https://live/{i}"))
+
+    async def stop_phones(self, ids: Sequence[str]) -> BatchResult[None]:
+        """Stops answer nothing per phone."""
+        return self._split("stop", ids, lambda i: None)
+
+    async def set_adb(self, ids: Sequence[str], open: bool) -> BatchResult[None]:
+        """ADB switches answer nothing per phone."""
+        return self._split("adb on" if open else "adb off", ids, lambda i: None)
+
+    async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]:
+        """Every phone's ADB is at 10.0.0.1 with a password derived from its id."""
+        return self._split(
+            "adb data",
+            ids,
+            lambda i: AdbEndpoint(id=i, ip="10.0.0.1", port=5555, password=f"pw-{i}"),
+        )
+
+
+class CountingLimiter(AsyncLimiter):
+    """A limiter that never blocks and counts acquisitions."""
+
+    def __init__(self) -> None:
+        super().__init__(max_rate=1_000_000, time_period=1)
+        self.acquired = 0
+
+    async def acquire(self, amount: float = 1) -> None:
+        """Count, then acquire as usual."""
+        self.acquired += 1
+        await super().acquire(amount)

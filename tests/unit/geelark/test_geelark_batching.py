@@ -1,0 +1,187 @@
+"""Specification of the phone gateway: concurrent per-phone calls merge into Geelark batch calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from phonefleet_operator.errors import (
+    GeelarkRateLimited,
+    GeelarkRequestError,
+    PhoneNotFound,
+    PhoneNotReady,
+)
+from phonefleet_operator.geelark import PhoneGateway, PhoneStatus, StartResult
+
+from .factories import FakePhoneApi, make_settings
+
+WINDOW = 0.05
+
+
+def make_gateway(api: FakePhoneApi, window: float = WINDOW) -> PhoneGateway:
+    """A gateway over the fake API with the given gathering window."""
+    return PhoneGateway(api, make_settings(batch_window_seconds=window))
+
+
+def phone_ids(count: int) -> list[str]:
+    """Distinct 18-digit phone ids."""
+    return [str(600_000_000_000_000_001 + n) for n in range(count)]
+
+
+async def test_concurrent_starts_merge_into_one_call_and_each_caller_gets_its_own_result() -> None:
+    """Starts arriving within one window cost one Geelark call; each caller sees its phone's URL."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    ids = phone_ids(30)
+
+    results = await asyncio.gather(*(gateway.start(i) for i in ids))
+
+    assert api.calls == [("start", ids)]
+    assert [r.url for r in results] == [f"https://live/{i}" for i in ids]
+
+
+@pytest.mark.parametrize(
+    ("operation", "call", "sizes"),
+    [
+        ("start", "start", [200, 200, 50]),
+        ("stop", "stop", [100, 100, 100, 100, 50]),
+        ("status", "status", [100, 100, 100, 100, 50]),
+        ("enable_adb", "adb on", [100, 100, 100, 100, 50]),
+        ("disable_adb", "adb off", [100, 100, 100, 100, 50]),
+        ("adb_endpoint", "adb data", [100, 100, 100, 100, 50]),
+    ],
+)
+async def test_batches_never_exceed_geelarks_limit(
+    operation: str, call: str, sizes: list[int]
+) -> None:
+    """A full batch goes out at once: 200 ids per start call, 100 per other call."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+
+    await asyncio.gather(*(getattr(gateway, operation)(i) for i in phone_ids(450)))
+
+    assert [name for name, _ in api.calls] == [call] * len(sizes)
+    assert [len(ids) for _, ids in api.calls] == sizes
+
+
+@pytest.mark.parametrize(
+    ("code", "fault_type"),
+    [(42001, PhoneNotFound), (43004, GeelarkRequestError), (42002, PhoneNotReady)],
+)
+async def test_a_refused_phone_fails_only_its_own_caller(
+    code: int, fault_type: type[Exception]
+) -> None:
+    """Geelark's per-item failure reaches the caller of that phone; the others succeed."""
+    bad, *good = phone_ids(5)
+    gateway = make_gateway(FakePhoneApi(failures={bad: code}))
+
+    outcomes = await asyncio.gather(
+        *(gateway.start(i) for i in [bad, *good]), return_exceptions=True
+    )
+
+    assert isinstance(outcomes[0], fault_type)
+    assert all(isinstance(o, StartResult) for o in outcomes[1:])
+
+
+@pytest.mark.parametrize("code", [43009, 43010])
+async def test_a_phone_already_starting_counts_as_started(code: int) -> None:
+    """43009 (already opened) and 43010 (starting) mean the start is done: no error, no URL."""
+    phone = phone_ids(1)[0]
+    gateway = make_gateway(FakePhoneApi(failures={phone: code}))
+
+    result = await gateway.start(phone)
+
+    assert result == StartResult(id=phone, already_started=True)
+
+
+async def test_a_failed_batch_call_fails_every_caller_with_the_same_exception() -> None:
+    """A rate limit or outage of the whole call reaches all callers of that batch alike."""
+    fault = GeelarkRateLimited("Geelark rate-limited /open/v1/phone/status", code=40007)
+    gateway = make_gateway(FakePhoneApi(fail_whole_call_with=fault))
+
+    outcomes = await asyncio.gather(
+        *(gateway.status(i) for i in phone_ids(10)), return_exceptions=True
+    )
+
+    assert all(o is fault for o in outcomes)
+
+
+async def test_a_phone_asked_twice_in_one_window_is_sent_once() -> None:
+    """Two bindings asking for the same phone share one id in the batch and one answer."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    phone = phone_ids(1)[0]
+
+    first, second = await asyncio.gather(gateway.adb_endpoint(phone), gateway.adb_endpoint(phone))
+
+    assert api.calls == [("adb data", [phone])]
+    assert first is second
+
+
+async def test_a_single_caller_waits_no_longer_than_the_window() -> None:
+    """One binding alone is answered right after the short gathering window."""
+    window = 0.2
+    gateway = make_gateway(FakePhoneApi(), window=window)
+
+    started = time.monotonic()
+    status = await gateway.status(phone_ids(1)[0])
+    elapsed = time.monotonic() - started
+
+    assert status is PhoneStatus.RUNNING
+    assert window * 0.9 <= elapsed < window + 0.15
+
+
+async def test_callers_after_the_window_closed_go_into_the_next_batch() -> None:
+    """A window gathers only the callers that arrived during it."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    first, second = phone_ids(2)
+
+    await gateway.stop(first)
+    await gateway.stop(second)
+
+    assert api.calls == [("stop", [first]), ("stop", [second])]
+
+
+async def test_statuses_report_each_phone_or_its_fault_without_raising() -> None:
+    """``statuses`` maps each id to its status, or to the fault Geelark gave for it."""
+    gone, *alive = phone_ids(4)
+    api = FakePhoneApi(failures={gone: 42001})
+    gateway = make_gateway(api)
+
+    report = await gateway.statuses([gone, *alive])
+
+    assert isinstance(report.pop(gone), PhoneNotFound)
+    assert report == dict.fromkeys(alive, PhoneStatus.RUNNING)
+    assert len(api.calls) == 1
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others_in_its_batch() -> None:
+    """A binding that gives up leaves the rest of the batch to be answered normally."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    quitter, *stayers = phone_ids(3)
+    quitting = asyncio.ensure_future(gateway.start(quitter))
+    staying = [asyncio.ensure_future(gateway.start(i)) for i in stayers]
+    await asyncio.sleep(0)  # let every caller join the batch before one gives up
+
+    quitting.cancel()
+    results = await asyncio.gather(*staying)
+
+    assert [r.id for r in results] == stayers
+    assert quitting.cancelled()
+
+
+async def test_closing_sends_pending_batches_without_waiting_for_the_window() -> None:
+    """``aclose`` flushes what is gathered so that no caller is left waiting at shutdown."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api, window=60.0)
+    pending = asyncio.ensure_future(gateway.enable_adb(phone_ids(1)[0]))
+    await asyncio.sleep(0)
+
+    await asyncio.wait_for(gateway.aclose(), timeout=5)
+
+    assert pending.done()
+    assert api.calls == [("adb on", phone_ids(1))]
