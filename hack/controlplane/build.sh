@@ -35,7 +35,7 @@ kube_ldflags() {
 timed_build() { # name, then the command that builds it
 	local name="$1"
 	shift
-	if [[ -x "$bin_dir/$name" ]]; then
+	if [[ -e "$bin_dir/$name" ]]; then
 		return
 	fi
 	log "Building $name ..."
@@ -58,12 +58,21 @@ build_kwok() {
 	GOBIN="$gobin" go install -trimpath -ldflags "-s -w" "sigs.k8s.io/kwok/cmd/kwok@$kwok_version"
 	mv "$gobin/kwok" "$bin_dir/kwok"
 	rmdir "$gobin"
+}
+
+copy_kwok_stages() {
 	# KWOK exits with "no stages found" unless given stage files; they ship in its module.
-	local src
+	local src tmp
 	src="$(go mod download -json "sigs.k8s.io/kwok@$kwok_version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
-	mkdir -p "$bin_dir/kwok-stages"
-	cp "$src"/kustomize/stage/{node/fast,node/heartbeat-with-lease,pod/fast}/*.yaml "$bin_dir/kwok-stages/"
-	chmod -R u+w "$bin_dir/kwok-stages"
+	tmp="$bin_dir/kwok-stages.tmp"
+	rm -rf "$tmp" && mkdir -p "$tmp"
+	for stage in node/fast node/heartbeat-with-lease pod/fast; do
+		for file in "$src/kustomize/stage/$stage"/*.yaml; do
+			if grep -q "^kind: Stage" "$file"; then cp "$file" "$tmp/"; fi
+		done
+	done
+	chmod -R u+w "$tmp"
+	mv "$tmp" "$bin_dir/kwok-stages"
 }
 
 total_start=$SECONDS
@@ -72,5 +81,6 @@ for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 	timed_build "$cmd" build_kube "$cmd"
 done
 timed_build kwok build_kwok
+timed_build kwok-stages copy_kwok_stages
 log "Control plane binaries ready in $bin_dir ($((SECONDS - total_start)) s)"
 echo "$bin_dir"

@@ -5,6 +5,7 @@
     │   ├── GeelarkUnavailable      Geelark unreachable, timing out, 5xx, 50000
     │   │   └── GeelarkRateLimited  40007 / 40017 / 40014: back off, never hammer
     │   ├── KubernetesUnavailable   the API server failed or timed out
+    │   ├── PhoneBusy               Geelark says the phone is in use (43005, 43006, 43007)
     │   └── PhoneNotReady           the phone is starting; check again shortly
     └── PermanentFault (kopf.PermanentError: the user must change something)
         ├── GeelarkAuthError        bad credentials or permissions (40003, 40013, 40015, 40016)
@@ -29,6 +30,7 @@ __all__ = [
     "InvalidSpec",
     "KubernetesUnavailable",
     "PermanentFault",
+    "PhoneBusy",
     "PhoneNotFound",
     "PhoneNotReady",
     "PhonefleetError",
@@ -74,6 +76,12 @@ class KubernetesUnavailable(TemporaryFault):
     """The Kubernetes API server failed or timed out."""
 
     reason = "KubernetesUnavailable"
+
+
+class PhoneBusy(TemporaryFault):
+    """Geelark refused because the phone is in use (43005, 43006, 43007); try again later."""
+
+    reason = "PhoneBusy"
 
 
 class PhoneNotReady(TemporaryFault):

@@ -26,11 +26,17 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
         operator_settings = OperatorSettings()
-        geelark_settings = GeelarkSettings()  # type: ignore[call-arg]
+        geelark_settings = GeelarkSettings()
     except ValidationError as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
     memo.runtime = Runtime.create(operator_settings, geelark_settings)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a cluster its service account, elsewhere the kubeconfig (read when the operator starts)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()
@@ -74,10 +80,19 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--namespace", "-n", "namespaces", multiple=True,
-              help="Watch only these namespaces (repeatable). Default: all namespaces.")
-@click.option("--liveness", default="http://0.0.0.0:8081/healthz", show_default=True,
-              help="Where kopf serves the liveness probe.")
+@click.option(
+    "--namespace",
+    "-n",
+    "namespaces",
+    multiple=True,
+    help="Watch only these namespaces (repeatable). Default: all namespaces.",
+)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8081/healthz",
+    show_default=True,
+    help="Where kopf serves the liveness probe.",
+)
 @click.option("--verbose", is_flag=True, help="Log at debug level.")
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     """Run the phonefleet operator (settings come from PHONEFLEET_* variables)."""

@@ -1,4 +1,4 @@
-"""The operator's settings: one pydantic-settings class, read once at start-up from PHONEFLEET_* variables."""
+"""The operator's settings: pydantic-settings classes read once at start-up from PHONEFLEET_*."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ class GeelarkSettings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="API key (key mode, with app_id).")
     credentials_secret: str = Field(
         "phonefleet-system/geelark-credentials",
-        description="namespace/name of the Secret the credentials come from, named in error messages.",
+        description="namespace/name of the Secret holding the credentials (named in errors).",
     )
     timeout_seconds: float = Field(15.0, gt=0, description="Deadline of one HTTP call.")
     requests_per_minute: int = Field(
@@ -144,8 +144,8 @@ class OperatorSettings(BaseSettings):
         ge=1,
         le=65535,
         description=(
-            "UiAutomator2 systemPort passed to the worker: Appium forwards it to the phone, and one "
-            "fixed value never collides because every pod has its own network namespace."
+            "UiAutomator2 systemPort passed to the worker: Appium forwards it to the phone; one "
+            "fixed value never collides, as every pod has its own network namespace."
         ),
     )
     worker_probe_port: int = Field(
@@ -165,12 +165,62 @@ class OperatorSettings(BaseSettings):
     run_as_group: int = Field(
         1000,
         ge=1,
-        description="Numeric gid of the worker container; also the pod's fsGroup, which may read the ADB Secret.",
+        description=(
+            "Numeric gid of the worker container; also the pod's fsGroup, which may read the ADB "
+            "Secret."
+        ),
     )
     termination_grace_seconds: int = Field(
         30,
         ge=0,
         description="Seconds a worker pod gets to end its Appium session before it is killed.",
+    )
+
+    # How often a binding's reconcile pass runs again, by what it waits for.
+    boot_poll_seconds: float = Field(
+        2.0, gt=0, description="Next look while a phone boots or its ADB comes up."
+    )
+    pod_poll_seconds: float = Field(
+        2.0, gt=0, description="Next look while the worker pod starts or is replaced."
+    )
+    conflict_recheck_seconds: float = Field(
+        5.0, gt=0, description="Next look while another binding holds the phone (also woken early)."
+    )
+    not_found_recheck_seconds: float = Field(
+        30.0, gt=0, description="Next look for a phone Geelark does not have (yet)."
+    )
+    running_recheck_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Periodic check of a running binding (phone status is batched across them).",
+    )
+    error_recheck_seconds: float = Field(
+        300.0, gt=0, description="Next look at a binding in Error (a spec change wakes it at once)."
+    )
+    geelark_retry_seconds: float = Field(
+        10.0, gt=0, description="Shortest wait before retrying after Geelark could not be asked."
+    )
+    worker_unready_threshold_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="A worker pod not Ready this long gets its ADB data fetched again (once per "
+        "period).",
+    )
+    orphan_sweep_seconds: float = Field(
+        60.0, gt=0, description="How often claims whose holder no longer exists are released."
+    )
+
+    # kopf and the Kubernetes client, tuned for many bindings.
+    kubeconfig: str | None = Field(
+        None,
+        validation_alias="KUBECONFIG",
+        description="Kubeconfig to use outside a cluster (the standard KUBECONFIG variable).",
+    )
+    kube_api_workers: int = Field(
+        16, ge=1, description="Threads (and pooled connections) for Kubernetes API calls."
+    )
+    watch_server_timeout_seconds: int = Field(
+        300, gt=0, description="Watches are re-established this often so none can silently stall."
     )
 
     @model_validator(mode="after")

@@ -202,7 +202,9 @@ class AdbClient:
         """Run ``adb connect``; raise AdbConnectFailed unless adb says it is connected."""
         result = self._run("connect", serial)
         already = parse_connect(result.output, serial)
-        log.info("%s %s", "Found adb already connected to" if already else "Connected adb to", serial)
+        log.info(
+            "%s %s", "Found adb already connected to" if already else "Connected adb to", serial
+        )
 
     def disconnect(self, serial: str) -> None:
         """Run ``adb disconnect``; its "no such device" error means there was nothing to drop."""
@@ -234,8 +236,9 @@ class AdbClient:
         if GLOGIN_REQUIRED_MARKER in result.output.lower():
             raise GloginRequired(f"{serial} wants glogin again: {result.output!r}")
         if result.returncode != 0:
-            raise AdbError(f"getprop {name} on {serial} failed (exit {result.returncode}): "
-                           f"{result.output!r}")
+            raise AdbError(
+                f"getprop {name} on {serial} failed (exit {result.returncode}): {result.output!r}"
+            )
         return result.stdout.strip()
 
     def _run(self, *args: str, secret: str | None = None) -> AdbResult:

@@ -15,7 +15,6 @@ from typing import Any, Protocol
 
 import requests
 import urllib3.exceptions
-from appium import webdriver
 from appium.options.common.base import AppiumOptions
 from appium.webdriver.client_config import AppiumClientConfig
 from appium.webdriver.webdriver import WebDriver
@@ -29,6 +28,7 @@ __all__ = [
     "AppiumGateway",
     "CapabilitiesFactory",
     "classify_failure",
+    "merged_capabilities",
     "uiautomator2_capabilities",
 ]
 
@@ -70,6 +70,20 @@ def uiautomator2_capabilities(serial: str, *, system_port: int) -> dict[str, Any
         "appium:androidDeviceReadyTimeout": 60,
         "appium:systemPort": system_port,
     }
+
+
+def merged_capabilities(
+    base: CapabilitiesFactory, overrides: dict[str, Any]
+) -> CapabilitiesFactory:
+    """``base``'s capabilities with ``overrides`` on top; an override of None removes the key."""
+    if not overrides:
+        return base
+
+    def build(serial: str) -> dict[str, Any]:
+        capabilities = {**base(serial), **overrides}
+        return {key: value for key, value in capabilities.items() if value is not None}
+
+    return build
 
 
 def classify_failure(exc: BaseException) -> WorkerError | None:
@@ -146,9 +160,11 @@ class AppiumClient:
         options = AppiumOptions().load_capabilities(self._capabilities(serial))
         config = AppiumClientConfig(self._url, timeout=self._command_timeout)
         try:
-            driver = webdriver.Remote(self._url, options=options, client_config=config)
+            driver = WebDriver(self._url, options=options, client_config=config)
         except (WebDriverException, *UNREACHABLE) as exc:
-            raise AppiumUnavailable(f"Could not create an Appium session: {first_line(exc)}") from exc
+            raise AppiumUnavailable(
+                f"Could not create an Appium session: {first_line(exc)}"
+            ) from exc
         self._driver = driver
         log.info("Created Appium session %s for %s", driver.session_id, serial)
         return driver

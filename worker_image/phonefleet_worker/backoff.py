@@ -7,6 +7,7 @@ tenacity's ``Retrying``. ``random`` is injectable so tests get exact numbers.
 
 from __future__ import annotations
 
+import math
 import random as random_module
 from collections.abc import Callable
 
@@ -39,7 +40,7 @@ class Backoff:
 
     def next_delay(self) -> float:
         """The delay before the next attempt; each call doubles the base, up to the maximum."""
-        base = min(self._maximum, self._initial * 2 ** min(self._attempt, 32))
+        base = min(self._maximum, math.ldexp(self._initial, min(self._attempt, 64)))
         self._attempt += 1
         spread = 1 + self._jitter * (2 * self._random() - 1)
         return min(self._maximum, base * spread)

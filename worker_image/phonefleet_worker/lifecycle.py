@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StopRequested(Exception):  # noqa: N818 (control flow, not an error)
+class StopRequested(Exception):
     """Raised inside a step when the worker was asked to stop."""
 
 
@@ -81,7 +81,7 @@ class Lifecycle:
 
     @property
     def cancel_event(self) -> threading.Event:
-        """Set from a stop request until cleanup starts: adb child processes are killed meanwhile."""
+        """Set from a stop request until cleanup starts: running adb commands are killed."""
         return self._cancel
 
     @property

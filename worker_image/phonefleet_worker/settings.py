@@ -8,12 +8,14 @@ over the environment. Nothing else in the worker reads ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ENV_PREFIX", "LogLevel", "WorkerSettings"]
+from phonefleet_worker.tasks import TASKS
+
+__all__ = ["ENV_PREFIX", "LogLevel", "WorkerSettings", "split_adb_server"]
 
 ENV_PREFIX = "PHONEFLEET_WORKER_"
 
@@ -29,7 +31,7 @@ class WorkerSettings(BaseSettings):
     """The canonical Geelark phone id this worker drives, and no other (required)."""
 
     adb_secret_dir: Path = Path("/var/run/phonefleet/adb")
-    """The mounted Secret with the phone's ADB connection data: files ip, port, password, phoneId."""
+    """The mounted Secret with the ADB connection data: files ip, port, password, phoneId."""
 
     appium_url: str = "http://127.0.0.1:4723"
     """The Appium server (the pod's sidecar)."""
@@ -48,6 +50,10 @@ class WorkerSettings(BaseSettings):
 
     system_port: int = Field(default=8200, ge=1024, le=65535)
     """UiAutomator2's systemPort: unique per Appium server on a host."""
+
+    appium_capabilities: dict[str, Any] = Field(default_factory=dict)
+    """Capabilities merged over the UiAutomator2 defaults (JSON in the environment); a key set
+    to null removes a default. Tests use it to point the worker at Appium's fake driver."""
 
     log_level: LogLevel = "INFO"
     """The lowest level that is logged."""
@@ -89,6 +95,13 @@ class WorkerSettings(BaseSettings):
     @classmethod
     def _strip_phone_id(cls, value: str) -> str:
         return value.strip()
+
+    @field_validator("task")
+    @classmethod
+    def _check_task(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"unknown task {value!r}; known: {', '.join(sorted(TASKS))}")
+        return value
 
     @field_validator("adb_server")
     @classmethod

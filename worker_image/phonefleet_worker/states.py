@@ -3,7 +3,9 @@
     WAITING_FOR_PHONE -> ADB_CONNECTING -> ADB_READY -> APPIUM_READY -> IDLE <-> JOB_RUNNING
     any running state -> RECOVERING (lost device, dead session, new connection data, any fault)
     RECOVERING -> WAITING_FOR_PHONE (no connection data) | ADB_CONNECTING (reconnect)
-    any running state -> STOPPED (SIGTERM) | FAILED (identity mismatch, adb missing)
+    any running state -> STOPPED (SIGTERM)
+    WAITING_FOR_PHONE | ADB_CONNECTING | IDLE | JOB_RUNNING | RECOVERING -> FAILED
+        (the device or the connection data names another phone; adb is missing)
 
 STOPPED and FAILED are terminal. Readiness (``/readyz``) holds from APPIUM_READY on.
 """
@@ -44,8 +46,8 @@ S = DeviceState
 TRANSITIONS: Mapping[DeviceState, frozenset[DeviceState]] = {
     S.WAITING_FOR_PHONE: frozenset({S.ADB_CONNECTING, S.RECOVERING, S.STOPPED, S.FAILED}),
     S.ADB_CONNECTING: frozenset({S.ADB_READY, S.RECOVERING, S.STOPPED, S.FAILED}),
-    S.ADB_READY: frozenset({S.APPIUM_READY, S.RECOVERING, S.STOPPED, S.FAILED}),
-    S.APPIUM_READY: frozenset({S.IDLE, S.RECOVERING, S.STOPPED, S.FAILED}),
+    S.ADB_READY: frozenset({S.APPIUM_READY, S.RECOVERING, S.STOPPED}),
+    S.APPIUM_READY: frozenset({S.IDLE, S.RECOVERING, S.STOPPED}),
     S.IDLE: frozenset({S.JOB_RUNNING, S.RECOVERING, S.STOPPED, S.FAILED}),
     S.JOB_RUNNING: frozenset({S.IDLE, S.RECOVERING, S.STOPPED, S.FAILED}),
     S.RECOVERING: frozenset({S.WAITING_FOR_PHONE, S.ADB_CONNECTING, S.STOPPED, S.FAILED}),

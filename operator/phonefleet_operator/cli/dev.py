@@ -29,8 +29,12 @@ def dev() -> None:
 
 @dev.command()
 @click.option("--phones", default=5, show_default=True, help="Phones the simulator seeds.")
-@click.option("--boot-seconds", default=3.0, show_default=True,
-              help="How long a simulated phone takes to start.")
+@click.option(
+    "--boot-seconds",
+    default=3.0,
+    show_default=True,
+    help="How long a simulated phone takes to start.",
+)
 def up(phones: int, boot_seconds: float) -> None:
     """Run the control plane and the simulator in the foreground until Ctrl+C."""
     from phonefleet_testbed.devenv import DevEnvironment  # noqa: PLC0415 - dev tooling only
@@ -43,7 +47,9 @@ def up(phones: int, boot_seconds: float) -> None:
 
     with DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
         env.write_env_file(_env_file())
-        click.echo(f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s).")
+        click.echo(
+            f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s)."
+        )
         click.echo(env.describe())
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{_env_file()}]")
         click.echo("Press Ctrl+C to stop everything.")
@@ -68,7 +74,7 @@ def env() -> None:
 @dev.command()
 @click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
 def demo(keep: bool) -> None:
-    """Run the operator on the embedded default and show bindings Running, Conflict, PhoneNotFound."""
+    """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound."""
     from phonefleet_testbed.demo import run_demo  # noqa: PLC0415 - dev tooling only
 
     sys.exit(run_demo(keep=keep, echo=click.echo))

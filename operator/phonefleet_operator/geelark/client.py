@@ -35,7 +35,8 @@ from tenacity import (
     RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from phonefleet_operator.errors import (
@@ -161,32 +162,31 @@ class GeelarkClient:
         *,
         session: aiohttp.ClientSession | None = None,
         limiter: AsyncLimiter | None = None,
-        backoff_initial_seconds: float = 1.0,
-        backoff_max_seconds: float = 20.0,
+        backoff_initial_seconds: float = 0.5,
+        backoff_max_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
-        wall_clock_ms: Callable[[], int] = time.time_ns,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
         new_trace_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         """Prepare a client; the HTTP session is opened on first use unless one is given.
 
         ``backoff_*`` shape the retry waits (exponential from the initial value, capped, plus up
-        to one initial value of jitter); ``clock`` times the 40014 lock; ``wall_clock_ms`` gives
-        key mode's ``ts`` (nanoseconds by default, converted); ``new_trace_id`` makes ``traceId``.
+        to one initial value of jitter); ``clock`` times the 40014 lock; ``wall_clock_ns`` is
+        the Unix time in nanoseconds behind key mode's ``ts`` (sent in milliseconds);
+        ``new_trace_id`` makes each request's ``traceId``.
         """
         self._settings = settings
         self._session = session
         self._owns_session = session is None
         self._limiter = limiter if limiter is not None else build_rate_limiter(settings)
         self._clock = clock
-        self._wall_clock_ms = wall_clock_ms
+        self._wall_clock_ns = wall_clock_ns
         self._new_trace_id = new_trace_id
         self._base_url = settings.url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
-        self._wait = wait_exponential_jitter(
-            initial=backoff_initial_seconds,
-            max=backoff_max_seconds,
-            jitter=backoff_initial_seconds,
-        )
+        self._wait = wait_exponential(
+            multiplier=backoff_initial_seconds, max=backoff_max_seconds
+        ) + wait_random(0, backoff_initial_seconds)
         self._locked_until: dict[str, float] = {}
         secrets = [settings.token, settings.api_key]
         self._secrets = [
@@ -309,7 +309,7 @@ class GeelarkClient:
         await self._limiter.acquire()
         trace_id = self._new_trace_id()
         headers = build_auth_headers(
-            self._settings, trace_id=trace_id, now_ms=self._wall_clock_ms() // 1_000_000
+            self._settings, trace_id=trace_id, now_ms=self._wall_clock_ns() // 1_000_000
         )
         session = await self._ensure_session()
         started = self._clock()

@@ -13,10 +13,10 @@ from phonefleet_operator.errors import (
     GeelarkRateLimited,
     GeelarkRequestError,
     GeelarkUnavailable,
+    PhoneBusy,
     PhonefleetError,
     PhoneNotFound,
     PhoneNotReady,
-    TemporaryFault,
 )
 from phonefleet_operator.geelark.models import MISSING_FROM_REPLY, ItemFailure
 
@@ -50,15 +50,6 @@ _TRANSIENT_DELAY_SECONDS: Final = 30.0
 _BUSY_DELAY_SECONDS: Final = 60.0
 _NOT_RUNNING_DELAY_SECONDS: Final = 5.0
 _ADB_OFF_DELAY_SECONDS: Final = 3.0
-
-
-class PhoneBusy(TemporaryFault):
-    """Geelark refused because the phone is in use (43005, 43006, 43007); try again later.
-
-    Local to ``geelark/`` until the lead moves it into ``errors.py``.
-    """
-
-    reason = "PhoneBusy"
 
 
 def item_fault(operation: Operation, failure: ItemFailure) -> PhonefleetError:

@@ -14,6 +14,8 @@ __all__ = ["phone_waiters", "reconcile_binding", "release_binding", "wake_bindin
 
 _RESOURCE = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 
+WaiterIndex = kopf.Index[str, BindingRef]
+
 
 @kopf.index(*_RESOURCE)
 def phone_waiters(body: kopf.Body, **_: Any) -> dict[str, BindingRef] | None:
@@ -24,14 +26,16 @@ def phone_waiters(body: kopf.Body, **_: Any) -> dict[str, BindingRef] | None:
 
 @kopf.daemon(*_RESOURCE, id="reconcile", cancellation_timeout=60, backoff=5)
 async def reconcile_binding(
-    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, phone_waiters: kopf.Index[str, BindingRef], **_: Any
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """Run the binding's reconcile pass again and again, as soon as it asks or is woken."""
     runtime: Runtime = memo.runtime
+    waiting: WaiterIndex = kwargs["phone_waiters"]
     uid = body.metadata.uid
+    assert uid is not None
     while not stopped:
-        phone_id = (body.get("status") or {}).get("phone", {}).get("id")
-        waiters = list(phone_waiters.get(phone_id, ())) if phone_id else []
+        phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
+        waiters = list(waiting.get(phone_id, ())) if phone_id else []
         delay = await runtime.reconcile(body, waiters)
         if delay is None:
             return
@@ -42,16 +46,16 @@ async def reconcile_binding(
 def wake_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A spec change is handled now, not at the next periodic pass."""
     runtime: Runtime = memo.runtime
-    runtime.wakeups.wake(body.metadata.uid)
+    if body.metadata.uid:
+        runtime.wakeups.wake(body.metadata.uid)
 
 
 @kopf.on.delete(*_RESOURCE)
-async def release_binding(
-    body: kopf.Body, memo: kopf.Memo, phone_waiters: kopf.Index[str, BindingRef], **_: Any
-) -> None:
+async def release_binding(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters."""
     runtime: Runtime = memo.runtime
+    waiting: WaiterIndex = kwargs["phone_waiters"]
     phone_id = await runtime.release(body)
     if phone_id:
-        for waiter in phone_waiters.get(phone_id, ()):
+        for waiter in waiting.get(phone_id, ()):
             runtime.wakeups.wake(waiter.uid)

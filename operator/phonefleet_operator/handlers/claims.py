@@ -14,9 +14,7 @@ __all__ = ["claim_deleted"]
 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.CLAIM_PLURAL)
-def claim_deleted(
-    event: kopf.RawEvent, memo: kopf.Memo, phone_waiters: kopf.Index[str, BindingRef], **_: Any
-) -> None:
+def claim_deleted(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
     """When a claim goes (by hand or by release), its holder and waiters look again at once.
 
     This handler never blocks a claim's deletion: it adds no finalizer, so ``kubectl delete
@@ -25,9 +23,10 @@ def claim_deleted(
     if event["type"] != "DELETED":
         return
     runtime: Runtime = memo.runtime
+    waiting: kopf.Index[str, BindingRef] = kwargs["phone_waiters"]
     claim = event["object"]
     holder_uid = (claim.get("spec") or {}).get("holder", {}).get("uid")
     if holder_uid:
         runtime.wakeups.wake(holder_uid)
-    for waiter in phone_waiters.get(claim["metadata"]["name"], ()):
+    for waiter in waiting.get(claim["metadata"]["name"], ()):
         runtime.wakeups.wake(waiter.uid)

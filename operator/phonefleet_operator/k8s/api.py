@@ -6,7 +6,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3.exceptions
 from kubernetes import client, config
@@ -17,19 +17,17 @@ from phonefleet_operator.errors import KubernetesUnavailable
 
 __all__ = ["ApiCaller", "NotFound", "is_conflict", "is_not_found", "load_api_client"]
 
-T = TypeVar("T")
-
 NotFound = 404
 _CONFLICT = 409
 
 
-def load_api_client(pool_size: int) -> client.ApiClient:
-    """An API client from the in-cluster service account, else from the kubeconfig in use."""
+def load_api_client(pool_size: int, kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client from the in-cluster service account, else from ``kubeconfig``."""
     configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
     except ConfigException:
-        config.load_kube_config(client_configuration=configuration)
+        config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)  # type: ignore[no-untyped-call]
     # urllib3 keeps 4 connections per host by default: too few for many bindings at once.
     configuration.connection_pool_maxsize = pool_size
     return client.ApiClient(configuration)
@@ -37,12 +35,12 @@ def load_api_client(pool_size: int) -> client.ApiClient:
 
 def is_not_found(error: ApiException) -> bool:
     """The object does not exist."""
-    return error.status == NotFound
+    return bool(error.status == NotFound)
 
 
 def is_conflict(error: ApiException) -> bool:
     """The object exists already, or a precondition (uid, resourceVersion) did not hold."""
-    return error.status == _CONFLICT
+    return bool(error.status == _CONFLICT)
 
 
 class ApiCaller:
@@ -58,7 +56,7 @@ class ApiCaller:
         self.custom = client.CustomObjectsApi(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
 
-    async def __call__(self, method: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    async def __call__(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method(*args, **kwargs)`` in the pool and translate its faults."""
         loop = asyncio.get_running_loop()
         kwargs.setdefault("_request_timeout", 30)
@@ -81,4 +79,4 @@ class ApiCaller:
     def close(self) -> None:
         """Release the pool and the connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.api_client.close()
+        self.api_client.close()  # type: ignore[no-untyped-call]

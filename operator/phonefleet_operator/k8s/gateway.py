@@ -30,21 +30,33 @@ class KubeGateway:
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         """The binding, or None when it does not exist."""
         try:
-            return await self._call(
+            binding: Obj = await self._call(
                 self._custom.get_namespaced_custom_object,
-                c.GROUP, c.VERSION, namespace, c.BINDING_PLURAL, name,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+                name,
             )
         except ApiException as error:
             if is_not_found(error):
                 return None
             raise
+        return binding
 
-    async def patch_binding_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    async def patch_binding_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
         """Merge ``status`` into the binding's status subresource (lists are replaced whole)."""
         try:
             await self._call(
                 self._custom.patch_namespaced_custom_object_status,
-                c.GROUP, c.VERSION, namespace, c.BINDING_PLURAL, name, {"status": dict(status)},
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+                name,
+                {"status": dict(status)},
             )
         except ApiException as error:
             if not is_not_found(error):  # deleted meanwhile: nothing left to report on
@@ -55,13 +67,14 @@ class KubeGateway:
     async def get_claim(self, phone_id: str) -> Obj | None:
         """The claim on a phone, or None when nobody holds it."""
         try:
-            return await self._call(
+            claim: Obj = await self._call(
                 self._custom.get_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL, phone_id
             )
         except ApiException as error:
             if is_not_found(error):
                 return None
             raise
+        return claim
 
     async def create_claim(self, claim: Obj) -> bool:
         """Create a claim; False when one already exists (someone else got there first)."""
@@ -80,7 +93,10 @@ class KubeGateway:
         try:
             await self._call(
                 self._custom.delete_cluster_custom_object,
-                c.GROUP, c.VERSION, c.CLAIM_PLURAL, phone_id,
+                c.GROUP,
+                c.VERSION,
+                c.CLAIM_PLURAL,
+                phone_id,
                 body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
             )
         except ApiException as error:
@@ -173,5 +189,5 @@ class KubeGateway:
         )
 
     def _plain(self, model: object) -> Obj:
-        data: Obj = self._call.api_client.sanitize_for_serialization(model)
+        data: Obj = self._call.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
         return data

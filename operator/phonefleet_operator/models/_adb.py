@@ -1,4 +1,4 @@
-"""The ADB endpoint of one phone: what the operator fetched from Geelark and hands to that phone's worker."""
+"""The ADB endpoint of one phone: fetched from Geelark by the operator, given to its worker."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def _port_to_string(value: object) -> object:
 
 
 class AdbConnection(StatusModel):
-    """Where and how to connect to one phone over ADB; ``repr`` and ``str`` never show the password."""
+    """Where and how to reach one phone over ADB; ``repr`` and ``str`` never show the password."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -1,4 +1,4 @@
-"""Base classes of our models: camelCase on the wire, snake_case in Python, strict or lenient input."""
+"""Base classes of our models: camelCase on the wire, snake_case in Python, strict or lenient."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The PhoneBinding resource: its spec (what a person asks for), its status (what we observed), its body."""
+"""The PhoneBinding resource: its spec (what a person asks for), status (what we saw) and body."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ __all__ = [
     "plain",
 ]
 
-#: A Kubernetes resource quantity, as the apimachinery OpenAPI schema of resource.Quantity spells it.
+#: A Kubernetes resource quantity, as the OpenAPI schema of apimachinery's resource.Quantity has it.
 QUANTITY_PATTERN = (
     r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
@@ -56,7 +56,7 @@ Quantity = Annotated[
         }
     ),
 ]
-"""A resource quantity such as ``500m``, ``1Gi`` or ``2``: given as a string or an integer, kept as a string."""
+"""A resource quantity such as ``500m``, ``1Gi`` or ``2``: string or integer, kept as a string."""
 
 ReleasePolicy = Literal["Stop", "Keep"]
 
@@ -96,7 +96,7 @@ class EnvVar(SpecModel):
     name: str = Field(
         min_length=1,
         pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$",
-        description="Name of the variable; a variable of the same name set by the operator is replaced.",
+        description="Name of the variable; it replaces an operator variable of the same name.",
     )
     value: str = Field("", description="Value of the variable (plain text: use no secrets here).")
 
@@ -115,7 +115,7 @@ class Resources(SpecModel):
 
 
 class ContainerOverrides(SpecModel):
-    """Per-binding changes to one container of the worker pod; unset fields keep the operator's defaults."""
+    """Per-binding changes to one container of the worker pod; unset fields keep the defaults."""
 
     image: str | None = Field(
         None,
@@ -135,8 +135,18 @@ class ContainerOverrides(SpecModel):
     )
     env: list[EnvVar] = Field(
         default_factory=list,
-        description="Extra environment variables for the container.",
+        description="Extra environment variables for the container; each name at most once.",
     )
+
+    @field_validator("env")
+    @classmethod
+    def _unique_env_names(cls, env: list[EnvVar]) -> list[EnvVar]:
+        # The CRD declares env a list-map keyed by name, so the API server rejects duplicates too.
+        names = [variable.name for variable in env]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"environment variables named more than once: {', '.join(duplicates)}")
+        return env
 
 
 class PhoneBindingSpec(SpecModel):
@@ -183,6 +193,13 @@ class PhoneInfo(StatusModel):
     )
     live_view_url: str | None = Field(
         None, description="Address of the phone's live view in Geelark, when known."
+    )
+    reference: str | None = Field(
+        None,
+        description=(
+            "The spec.phoneId this id was resolved from; while it is unchanged the binding stays "
+            "on this id even if the phone is renamed in Geelark."
+        ),
     )
 
 

@@ -21,7 +21,10 @@ class Holder(SpecModel):
     uid: str = Field(
         min_length=1,
         max_length=64,
-        description="uid of the binding: a binding deleted and created again under the same name is another holder.",
+        description=(
+            "uid of the binding: a binding deleted and created again under the same name is "
+            "another holder."
+        ),
     )
 
     @property

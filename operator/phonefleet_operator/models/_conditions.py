@@ -1,4 +1,4 @@
-"""Status conditions after the Kubernetes conventions (metav1.Condition), and pure helpers to set them."""
+"""Status conditions after the Kubernetes conventions (metav1.Condition), with pure helpers."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ class Condition(StatusModel):
     )
     last_transition_time: str = Field(
         json_schema_extra={"format": "date-time"},
-        description="When the status last changed (RFC 3339), not when the condition was last written.",
+        description="When the status last changed (RFC 3339), not when it was last written.",
     )
     observed_generation: int | None = Field(
         None,
@@ -91,7 +91,7 @@ def set_condition(
     now: datetime,
     generation: int | None,
 ) -> list[Condition]:
-    """A new list with the condition of ``type`` set; its lastTransitionTime moves only when its status does.
+    """A new list with the condition ``type`` set; lastTransitionTime moves only when status does.
 
     The condition keeps its place in the list (a new type is appended) so repeated reconciles write
     an identical status and cause no update events.

@@ -1,4 +1,4 @@
-"""The PhoneClaim of a phone: the cluster-scoped object whose creation decides which binding holds it."""
+"""The PhoneClaim of a phone: the cluster-scoped object whose creation decides who holds it."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ __all__ = ["build_claim"]
 
 
 def build_claim(binding: PhoneBinding, phone_id: str, serial_name: str) -> dict[str, Any]:
-    """The PhoneClaim that makes ``binding`` the holder of the phone ``phone_id`` (its canonical id).
+    """The PhoneClaim that makes ``binding`` the holder of phone ``phone_id`` (its canonical id).
 
     It has no owner reference (a cluster-scoped object cannot be owned by a namespaced one); the
     operator deletes it on release, and labels name the binding for ``kubectl get -l``.

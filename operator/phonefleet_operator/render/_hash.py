@@ -1,4 +1,4 @@
-"""Stable digests of rendered objects, so the operator can tell a changed object from an unchanged one."""
+"""Stable digests of rendered objects, so the operator tells changed objects from unchanged ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,6 @@ _HEX_LENGTH = 16
 
 
 def stable_hash(value: Any) -> str:
-    """First 16 hex digits of the SHA-256 of ``value`` as canonical JSON (sorted keys, no spaces)."""
+    """The first 16 hex digits of the SHA-256 of ``value`` as canonical JSON (sorted, compact)."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()[:_HEX_LENGTH]

@@ -1,4 +1,4 @@
-"""Labels of the objects rendered for a binding: the app.kubernetes.io set plus phone and binding."""
+"""Labels of the objects rendered for a binding: the app.kubernetes.io set, phone and binding."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names and references of the objects rendered for a binding, kept valid for Kubernetes at any length."""
+"""Names and owner references of the objects rendered for a binding, valid at any length."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _digest(value: str) -> str:
 
 
 def _suffixed_name(base: str, suffix: str) -> str:
-    # A binding name may use all 253 characters; shorten it then, with a digest so names stay unique.
+    # A binding name may use all 253 characters: shorten it then, with a digest to stay unique.
     name = f"{base}{suffix}"
     if len(name) <= _MAX_NAME:
         return name
@@ -55,7 +55,7 @@ def claim_name(phone_id: str) -> str:
 
 
 def label_value(value: str) -> str:
-    """``value`` as a valid label value: itself when it is one, else cleaned, cut and made unique by a digest."""
+    """``value`` as a label value: itself when valid, else cleaned, cut and suffixed by a digest."""
     if len(value) <= _MAX_LABEL_VALUE and _LABEL_VALUE.match(value):
         return value
     cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", value)

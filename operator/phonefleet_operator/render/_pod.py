@@ -26,7 +26,7 @@ _APPIUM_TMP_VOLUME = "appium-tmp"
 _APPIUM_ANDROID_VOLUME = "appium-android"
 _APPIUM_PORT_NAME = "appium"
 _PROBE_PORT_NAME = "probe"
-# Owner and group may read the Secret's files (the pod's fsGroup is the worker's group), nobody else.
+# Owner and group may read the Secret's files (the pod's fsGroup is the worker's group), no other.
 _SECRET_FILE_MODE = 0o440
 
 
@@ -100,7 +100,6 @@ def _spec_hash(pod: Mapping[str, Any]) -> str | None:
 
 
 def _appium_container(overrides: ContainerOverrides, settings: OperatorSettings) -> dict[str, Any]:
-    status_probe = {"path": "/status", "port": _APPIUM_PORT_NAME}
     return {
         "name": CONTAINER_APPIUM,
         "image": overrides.image or settings.appium_image,
@@ -122,18 +121,10 @@ def _appium_container(overrides: ContainerOverrides, settings: OperatorSettings)
             {"name": _APPIUM_PORT_NAME, "containerPort": settings.appium_port, "protocol": "TCP"}
         ],
         # The worker starts only once this probe passes, so it never races Appium's start.
-        "startupProbe": {
-            "httpGet": status_probe,
-            "periodSeconds": 2,
-            "timeoutSeconds": 2,
-            "failureThreshold": 60,
-        },
-        "readinessProbe": {
-            "httpGet": status_probe,
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
+        "startupProbe": _http_probe("/status", _APPIUM_PORT_NAME, period=2, timeout=2, failures=60),
+        "readinessProbe": _http_probe(
+            "/status", _APPIUM_PORT_NAME, period=10, timeout=5, failures=3
+        ),
         "resources": _resources(overrides.resources or settings.appium_resources),
         "securityContext": _container_security(
             settings.appium_run_as_user, settings.appium_run_as_group
@@ -177,30 +168,29 @@ def _worker_container(
                 "protocol": "TCP",
             }
         ],
-        "startupProbe": {
-            "httpGet": {"path": "/livez", "port": _PROBE_PORT_NAME},
-            "periodSeconds": 2,
-            "timeoutSeconds": 2,
-            "failureThreshold": 30,
-        },
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": _PROBE_PORT_NAME},
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/livez", "port": _PROBE_PORT_NAME},
-            "periodSeconds": 20,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
+        # Liveness counts only after startup, so a slow start is not mistaken for a hang.
+        "startupProbe": _http_probe("/livez", _PROBE_PORT_NAME, period=2, timeout=2, failures=30),
+        "readinessProbe": _http_probe(
+            "/readyz", _PROBE_PORT_NAME, period=10, timeout=3, failures=3
+        ),
+        "livenessProbe": _http_probe("/livez", _PROBE_PORT_NAME, period=20, timeout=5, failures=3),
         "resources": _resources(overrides.resources or settings.worker_resources),
         "securityContext": _container_security(settings.run_as_user, settings.run_as_group),
         "volumeMounts": [
             {"name": _ADB_VOLUME, "mountPath": ADB_MOUNT_PATH, "readOnly": True},
             {"name": _WORKER_TMP_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - a private emptyDir
         ],
+    }
+
+
+def _http_probe(
+    path: str, port: str, *, period: int, timeout: int, failures: int
+) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
     }
 
 
@@ -226,7 +216,9 @@ def _resources(resources: Resources) -> dict[str, dict[str, str]]:
     return rendered
 
 
-def _merge_env(defaults: Sequence[Mapping[str, str]], extra: Sequence[EnvVar]) -> list[dict[str, str]]:
+def _merge_env(
+    defaults: Sequence[Mapping[str, str]], extra: Sequence[EnvVar]
+) -> list[dict[str, str]]:
     # A binding's variable replaces the operator's of the same name in place: no duplicate names.
     merged = {item["name"]: dict(item) for item in defaults}
     for variable in extra:

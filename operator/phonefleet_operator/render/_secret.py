@@ -1,4 +1,4 @@
-"""The ADB Secret of a binding: its phone's endpoint and password, readable by its worker pod only."""
+"""The ADB Secret of a binding: its phone's endpoint and password, mounted by its pod only."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..constants import (
-    COMPONENT_ADB,
     ADB_KEY_IP,
     ADB_KEY_PASSWORD,
     ADB_KEY_PHONE_ID,
     ADB_KEY_PORT,
     ADB_KEY_UDID,
+    COMPONENT_ADB,
 )
 from ..models import AdbConnection, PhoneBinding
 from ._labels import object_labels
@@ -23,7 +23,7 @@ __all__ = ["adb_secret_changed", "build_adb_secret"]
 
 
 def build_adb_secret(binding: PhoneBinding, conn: AdbConnection) -> dict[str, Any]:
-    """The Opaque Secret the worker pod mounts: keys ip, port, password, phoneId and udid (``ip:port``).
+    """The Opaque Secret the worker pod mounts: ip, port, password, phoneId and udid (``ip:port``).
 
     Owned by the binding, so it goes when the binding goes. Values are in ``stringData``; the API
     server stores them base64-encoded in ``data``, which :func:`adb_secret_changed` reads.
@@ -35,9 +35,7 @@ def build_adb_secret(binding: PhoneBinding, conn: AdbConnection) -> dict[str, An
         "metadata": {
             "name": adb_secret_name(binding.name),
             "namespace": binding.namespace,
-            "labels": object_labels(
-                binding, component=COMPONENT_ADB, phone_id=conn.phone_id
-            ),
+            "labels": object_labels(binding, component=COMPONENT_ADB, phone_id=conn.phone_id),
             "ownerReferences": [owner_reference(binding)],
         },
         "stringData": _secret_values(conn),
@@ -45,7 +43,7 @@ def build_adb_secret(binding: PhoneBinding, conn: AdbConnection) -> dict[str, An
 
 
 def adb_secret_changed(live_secret_data_b64: Mapping[str, str] | None, conn: AdbConnection) -> bool:
-    """Whether a live Secret's ``data`` (base64 values) holds anything but exactly ``conn``'s values."""
+    """Whether a live Secret's ``data`` (base64 values) holds anything but exactly ``conn``."""
     if not live_secret_data_b64:
         return True
     try:

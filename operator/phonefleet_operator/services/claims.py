@@ -75,18 +75,21 @@ class ClaimService:
             await self._release_orphan(phone_id, claim)
         older = sorted(w for w in waiters if w < me and w.uid != me.uid)
         if older:
-            return ClaimResult(held=False, holder=None, waiting_behind=older[0].key)
+            return ClaimResult(held=False, waiting_behind=older[0].key)
         if await self._kube.create_claim(claim_manifest):
             log.info("Created PhoneClaim %s for %s", phone_id, me.key)
             return ClaimResult(held=True, created=True)
-        # Lost the race to another binding created at the same instant: it holds the phone.
+        return await self._winner(me, phone_id)
+
+    async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
+        """Who holds the phone after our create lost the race to another binding's."""
         claim = await self._kube.get_claim(phone_id)
         if claim is None:
-            return ClaimResult(held=False, holder=None)
+            return ClaimResult(held=False)
         namespace, name, uid = holder_of(claim)
-        if uid == me.uid:
-            return ClaimResult(held=True)
-        return ClaimResult(held=False, holder=f"{namespace}/{name}")
+        return ClaimResult(
+            held=uid == me.uid, holder=None if uid == me.uid else f"{namespace}/{name}"
+        )
 
     async def holds(self, me: BindingRef, phone_id: str) -> bool:
         """Whether ``me`` holds the claim on ``phone_id`` right now."""
@@ -121,5 +124,8 @@ class ClaimService:
         namespace, name, _ = holder_of(claim)
         if await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
             log.warning(
-                "Released PhoneClaim %s: its holder %s/%s no longer exists", phone_id, namespace, name
+                "Released PhoneClaim %s: its holder %s/%s no longer exists",
+                phone_id,
+                namespace,
+                name,
             )

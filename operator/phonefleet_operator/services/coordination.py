@@ -48,7 +48,9 @@ class Wakeups:
         """Make the binding's current or next wait return at once."""
         self._events.setdefault(uid, asyncio.Event()).set()
 
-    async def wait(self, uid: str, delay: float, stopped: Callable[[float], Awaitable[object]]) -> None:
+    async def wait(
+        self, uid: str, delay: float, stopped: Callable[[float], Awaitable[object]]
+    ) -> None:
         """Wait ``delay`` seconds, or less if woken or ``stopped`` (kopf's daemon flag) fires."""
         event = self._events.setdefault(uid, asyncio.Event())
         woken = asyncio.ensure_future(event.wait())

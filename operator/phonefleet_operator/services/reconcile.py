@@ -21,6 +21,7 @@ from phonefleet_operator.errors import (
     PermanentFault,
     PhoneNotFound,
     PhoneNotReady,
+    TemporaryFault,
 )
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
@@ -100,7 +101,9 @@ class BindingReconciler:
         self._settings = settings
         self._clock = clock
 
-    async def reconcile(self, binding: PhoneBinding, waiters: Iterable[BindingRef]) -> tuple[Report, float]:
+    async def reconcile(
+        self, binding: PhoneBinding, waiters: Iterable[BindingRef]
+    ) -> tuple[Report, float]:
         """One pass: returns what it found (status, Events) and the seconds until the next pass."""
         report = Report(binding, self._clock())
         s = self._settings
@@ -112,7 +115,9 @@ class BindingReconciler:
             delay = s.error_recheck_seconds
         except GeelarkUnavailable as error:
             # "Could not check" is not "not found": keep the phase, keep the pod, try again.
-            report.condition(ConditionType.GEELARK_REACHABLE, "False", "GeelarkUnavailable", str(error))
+            report.condition(
+                ConditionType.GEELARK_REACHABLE, "False", "GeelarkUnavailable", str(error)
+            )
             delay = max(float(error.delay or 0), s.geelark_retry_seconds)
             log.warning("Geelark unavailable for %s: %s", binding.namespaced_name, error)
         except KubernetesUnavailable as error:
@@ -121,11 +126,17 @@ class BindingReconciler:
         except PermanentFault as error:
             report.phase(Phase.ERROR, error.reason, str(error), warning=True)
             delay = s.error_recheck_seconds
+        except TemporaryFault as error:
+            # Waiting (a busy phone, ADB coming up): keep what runs, say why, look again later.
+            report.status.message = str(error)
+            delay = float(error.delay or s.geelark_retry_seconds)
         return report, delay
 
     # ------------------------------------------------------------------ the steps
 
-    async def _converge(self, binding: PhoneBinding, waiters: Iterable[BindingRef], report: Report) -> float:
+    async def _converge(
+        self, binding: PhoneBinding, waiters: Iterable[BindingRef], report: Report
+    ) -> float:
         s = self._settings
         me = binding_ref(binding)
         phone = await self._resolve(binding, report)
@@ -136,7 +147,9 @@ class BindingReconciler:
         previous = binding.status.phone.id if binding.status.phone else None
         if previous and previous != phone.id:
             if not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
-                self._bound(report, "Rebinding", f"Releasing phone {previous} before taking {phone.id}")
+                self._bound(
+                    report, "Rebinding", f"Releasing phone {previous} before taking {phone.id}"
+                )
                 return s.pod_poll_seconds
             report.event("Rebound", f"Released phone {previous}: spec.phoneId now names {phone.id}")
         report.phone(id=phone.id, serial_name=phone.serial_name, reference=binding.spec.phone_id)
@@ -148,16 +161,26 @@ class BindingReconciler:
             await self._remove_pod(binding, report, why="the phone is not held by this binding")
             holder = claim.holder or claim.waiting_behind or "another binding"
             report.status.conflict_with = claim.holder or claim.waiting_behind
-            report.condition(ConditionType.CLAIMED, "False", "HeldByAnother",
-                             f"Phone {phone.id} is held by {holder}")
-            report.phase(Phase.CONFLICT, "Conflict",
-                         f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
-                         "this binding takes it when that one goes", warning=True)
+            report.condition(
+                ConditionType.CLAIMED,
+                "False",
+                "HeldByAnother",
+                f"Phone {phone.id} is held by {holder}",
+            )
+            report.phase(
+                Phase.CONFLICT,
+                "Conflict",
+                f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
+                "this binding takes it when that one goes",
+                warning=True,
+            )
             return s.conflict_recheck_seconds
         report.status.conflict_with = None
         if claim.created:
             report.event("Claimed", f"Created PhoneClaim {phone.id}")
-        report.condition(ConditionType.CLAIMED, "True", "Claimed", f"This binding holds phone {phone.id}")
+        report.condition(
+            ConditionType.CLAIMED, "True", "Claimed", f"This binding holds phone {phone.id}"
+        )
 
         if binding.spec.suspend:
             return await self._suspend(binding, phone, report)
@@ -172,7 +195,9 @@ class BindingReconciler:
             return await self._directory.resolve(binding.spec.phone_id)
         except PhoneNotFound as error:
             previous = known.id if known else None
-            if previous and not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
+            if previous and not await self.let_go(
+                binding, previous, stop_phone=self._stops(binding)
+            ):
                 return None  # the old pod is terminating: keep status.phone and come back
             report.status.phone = None
             report.status.pod_name = None
@@ -188,9 +213,15 @@ class BindingReconciler:
             await self._power.stop(phone.id)
             report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
         report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
-        report.condition(ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended")
-        report.condition(ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended")
-        report.phase(Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved")
+        report.condition(
+            ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended"
+        )
+        report.condition(
+            ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended"
+        )
+        report.phase(
+            Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved"
+        )
         return self._settings.running_recheck_seconds
 
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
@@ -209,8 +240,9 @@ class BindingReconciler:
                 started = await self._power.start(phone.id)
                 report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
                 report.event("StartedPhone", f"Started phone {phone.id}")
-            report.condition(ConditionType.PHONE_READY, "False", "PhoneStarting",
-                             f"Phone {phone.id} is starting")
+            report.condition(
+                ConditionType.PHONE_READY, "False", "PhoneStarting", f"Phone {phone.id} is starting"
+            )
             self._bound(report, "PhoneStarting", f"Phone {phone.id} is starting")
             return s.boot_poll_seconds
 
@@ -222,8 +254,12 @@ class BindingReconciler:
                 report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
                 self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
                 return s.boot_poll_seconds
-        report.condition(ConditionType.PHONE_READY, "True", "PhoneRunning",
-                         f"Phone {phone.id} runs and its ADB endpoint is provisioned")
+        report.condition(
+            ConditionType.PHONE_READY,
+            "True",
+            "PhoneRunning",
+            f"Phone {phone.id} runs and its ADB endpoint is provisioned",
+        )
         return await self._ensure_pod(binding, phone, report, secret)
 
     async def _provision_adb(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
@@ -237,8 +273,11 @@ class BindingReconciler:
             report.now.isoformat()
         )
         await self._kube.put_secret(manifest)
-        report.event("ProvisionedAdb", f"Wrote ADB connection data of phone {phone.id} to Secret "
-                     f"{adb_secret_name(binding.name)}")
+        report.event(
+            "ProvisionedAdb",
+            f"Wrote ADB connection data of phone {phone.id} to Secret "
+            f"{adb_secret_name(binding.name)}",
+        )
 
     async def _ensure_pod(
         self, binding: PhoneBinding, phone: Phone, report: Report, secret: dict[str, Any] | None
@@ -251,7 +290,9 @@ class BindingReconciler:
         if live is None:
             if await self._kube.create_pod(desired):
                 report.event("CreatedPod", f"Created Pod {name}")
-            report.condition(ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting")
+            report.condition(
+                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
+            )
             self._bound(report, "PodStarting", f"Pod {name} is starting")
             return s.pod_poll_seconds
         if live["metadata"].get("deletionTimestamp"):
@@ -266,7 +307,9 @@ class BindingReconciler:
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return s.running_recheck_seconds
-        report.condition(ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready")
+        report.condition(
+            ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
+        )
         self._bound(report, "PodNotReady", f"Pod {name} is not ready")
         if self._worker_stuck(live, secret, report.now):
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
@@ -274,7 +317,9 @@ class BindingReconciler:
             await self._provision_adb(binding, phone, report)
         return s.pod_poll_seconds
 
-    def _worker_stuck(self, pod: dict[str, Any], secret: dict[str, Any] | None, now: datetime) -> bool:
+    def _worker_stuck(
+        self, pod: dict[str, Any], secret: dict[str, Any] | None, now: datetime
+    ) -> bool:
         threshold = self._settings.worker_unready_threshold_seconds
         since = _parse_time(_pod_unready_since(pod))
         provisioned = _parse_time(
@@ -334,8 +379,16 @@ class BindingReconciler:
         if not await self._claims.holds(me, phone_id):
             return True
         if stop_phone:
-            await self._power.stop(phone_id)
-            log.info("Stopped phone %s of %s", phone_id, binding.namespaced_name)
+            try:
+                await self._power.stop(phone_id)
+            except PhoneNotFound:
+                log.info(
+                    "Phone %s of %s is gone from Geelark: nothing to stop",
+                    phone_id,
+                    binding.namespaced_name,
+                )
+            else:
+                log.info("Stopped phone %s of %s", phone_id, binding.namespaced_name)
         await self._claims.release(me, phone_id)
         return True
 

@@ -43,7 +43,9 @@ class Report:
 
     # ------------------------------------------------------------ building blocks
 
-    def condition(self, type: ConditionType, status: ConditionStatus, reason: str, message: str) -> None:
+    def condition(
+        self, type: ConditionType, status: ConditionStatus, reason: str, message: str
+    ) -> None:
         """Set one condition (lastTransitionTime moves only when its status changes)."""
         self.status.conditions = set_condition(
             self.status.conditions,

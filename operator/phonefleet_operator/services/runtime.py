@@ -65,7 +65,10 @@ class Runtime:
         client = GeelarkClient(geelark)
         inventory = PhoneInventory(client, geelark)
         phones = PhoneGateway(client, geelark)
-        caller = ApiCaller(load_api_client(settings.kube_api_workers), settings.kube_api_workers)
+        caller = ApiCaller(
+            load_api_client(settings.kube_api_workers, settings.kubeconfig),
+            settings.kube_api_workers,
+        )
         kube = KubeGateway(caller)
         claims = ClaimService(kube)
         reconciler = BindingReconciler(
@@ -75,7 +78,9 @@ class Runtime:
 
     # ------------------------------------------------------------ binding lifecycle
 
-    async def reconcile(self, body: Mapping[str, Any], waiters: Iterable[BindingRef]) -> float | None:
+    async def reconcile(
+        self, body: Mapping[str, Any], waiters: Iterable[BindingRef]
+    ) -> float | None:
         """One reconcile pass of a binding; the seconds until the next, None once it is released."""
         binding = PhoneBinding.from_body(body)
         async with self.locks.hold(binding.uid) as active:
@@ -87,8 +92,9 @@ class Runtime:
                 await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
             for event in report.events:
                 log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
-                self.kube.post_event(dict(body), warning=event.warning, reason=event.reason,
-                                     message=event.message)
+                self.kube.post_event(
+                    dict(body), warning=event.warning, reason=event.reason, message=event.message
+                )
         return delay
 
     async def release(self, body: Mapping[str, Any]) -> str | None:
@@ -96,8 +102,11 @@ class Runtime:
         binding = PhoneBinding.from_body(body)
         async with self.locks.hold(binding.uid):
             if not await self.reconciler.finalize(binding):
-                raise TemporaryFault(f"Waiting for the worker pod of {binding.namespaced_name} "
-                                     "to terminate before stopping its phone", delay=1)
+                raise TemporaryFault(
+                    f"Waiting for the worker pod of {binding.namespaced_name} "
+                    "to terminate before stopping its phone",
+                    delay=1,
+                )
             self.locks.mark_released(binding.uid)
         self.wakeups.forget(binding.uid)
         return binding.status.phone.id if binding.status.phone else None

@@ -63,7 +63,9 @@ def make_pod(name: str, **spec_overrides: object) -> dict[str, object]:
     }
 
 
-def test_custom_resource_is_served_and_its_schema_enforced(kubectl: Kubectl, namespace: str) -> None:
+def test_custom_resource_is_served_and_its_schema_enforced(
+    kubectl: Kubectl, namespace: str
+) -> None:
     """A CRD applied with kubectl is served, and an object breaking its schema is rejected."""
     kubectl.apply(WIDGET_CRD)
     wait_for(
@@ -71,8 +73,12 @@ def test_custom_resource_is_served_and_its_schema_enforced(kubectl: Kubectl, nam
         30,
         message="the widgets resource to be served",
     )
-    good = {"apiVersion": "testbed.phonefleet.dev/v1", "kind": "Widget",
-            "metadata": {"name": "ok", "namespace": namespace}, "spec": {"size": 3}}
+    good = {
+        "apiVersion": "testbed.phonefleet.dev/v1",
+        "kind": "Widget",
+        "metadata": {"name": "ok", "namespace": namespace},
+        "spec": {"size": 3},
+    }
     kubectl.apply(good)
     bad = {**good, "metadata": {"name": "too-big", "namespace": namespace}, "spec": {"size": 99}}
     result = kubectl("apply", "-f", "-", input_text=json.dumps(bad), check=False)
@@ -87,8 +93,15 @@ def test_rbac_denies_a_service_account_what_it_was_not_granted(
     """A ServiceAccount granted only to read pods can list pods and cannot read Secrets."""
     kubectl("create", "serviceaccount", "reader", "-n", namespace)
     kubectl("create", "role", "pod-reader", "--verb=get,list", "--resource=pods", "-n", namespace)
-    kubectl("create", "rolebinding", "reader", "--role=pod-reader",
-            f"--serviceaccount={namespace}:reader", "-n", namespace)
+    kubectl(
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:reader",
+        "-n",
+        namespace,
+    )
     as_reader = kubectl.as_user(control_plane.mint_service_account_kubeconfig(namespace, "reader"))
 
     assert as_reader("get", "pods", "-n", namespace, check=False).returncode == 0
@@ -102,8 +115,9 @@ def test_pod_security_restricted_rejects_a_privileged_pod(kubectl: Kubectl, name
     """A namespace enforcing the restricted profile refuses a privileged pod and admits a safe one."""
     kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     privileged = make_pod("privileged", container={"securityContext": {"privileged": True}})
-    result = kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(privileged),
-                     check=False)
+    result = kubectl(
+        "apply", "-n", namespace, "-f", "-", input_text=json.dumps(privileged), check=False
+    )
     assert result.returncode != 0
     assert 'violates PodSecurity "restricted:latest"' in result.stderr
     kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(make_pod("restricted-ok")))
@@ -117,13 +131,22 @@ def test_deleting_an_owner_garbage_collects_its_pod(kubectl: Kubectl, namespace:
     pod = make_pod("owned")
     pod["metadata"] = {
         "name": "owned",
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
-                             "uid": owner["metadata"]["uid"]}],
+        "ownerReferences": [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "name": "owner",
+                "uid": owner["metadata"]["uid"],
+            }
+        ],
     }
     kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(pod))
     kubectl("delete", "configmap", "owner", "-n", namespace)
-    wait_for(lambda: kubectl.get("pod", "owned", namespace) is None, 60,
-             message="the owned pod to be garbage-collected")
+    wait_for(
+        lambda: kubectl.get("pod", "owned", namespace) is None,
+        60,
+        message="the owned pod to be garbage-collected",
+    )
 
 
 def test_deleting_a_namespace_completes(kubectl: Kubectl) -> None:
@@ -131,8 +154,11 @@ def test_deleting_a_namespace_completes(kubectl: Kubectl) -> None:
     kubectl("create", "namespace", "doomed-namespace")
     kubectl("create", "configmap", "leftover", "-n", "doomed-namespace")
     kubectl("delete", "namespace", "doomed-namespace", "--wait=false")
-    wait_for(lambda: kubectl.get("namespace", "doomed-namespace") is None, 60,
-             message="namespace doomed-namespace to be gone")
+    wait_for(
+        lambda: kubectl.get("namespace", "doomed-namespace") is None,
+        60,
+        message="namespace doomed-namespace to be gone",
+    )
 
 
 def test_a_pod_is_scheduled_and_reaches_running_on_the_kwok_node(

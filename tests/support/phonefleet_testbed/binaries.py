@@ -9,7 +9,14 @@ from pathlib import Path
 
 __all__ = ["Binaries", "repo_root"]
 
-_REQUIRED = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok")
+_REQUIRED = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kubectl",
+    "kwok",
+)
 
 
 def repo_root() -> Path:

@@ -16,11 +16,18 @@ __all__ = ["DevEnvironment", "install_crds"]
 
 def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
     """Apply ``crds/`` with kubectl and wait until the API server serves them."""
-    crds = repo_root() / "crds"
-    plane.kubectl("apply", "-f", str(crds))
-    plane.kubectl("wait", "--for=condition=Established", "-f", str(crds), f"--timeout={timeout}s")
+    plane.kubectl("apply", "--server-side", "-k", str(repo_root() / "crds"))
+    plane.kubectl(
+        "wait",
+        "--for=condition=Established",
+        f"--timeout={timeout}s",
+        "crd/phonebindings.phonefleet.dev",
+        "crd/phoneclaims.phonefleet.dev",
+    )
     wait_for(
-        lambda: plane.kubectl("get", "phonebindings,phoneclaims", "-A", check=False).returncode == 0,
+        lambda: (
+            plane.kubectl("get", "phonebindings,phoneclaims", "-A", check=False).returncode == 0
+        ),
         timeout,
         message="PhoneBinding and PhoneClaim to be served",
     )
@@ -29,8 +36,14 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
 class DevEnvironment:
     """Starts a control plane (CRDs installed) and a simulator; stops both on exit."""
 
-    def __init__(self, *, phones: int = 5, boot_seconds: float = 3.0, latency_ms: float = 0.0,
-                 rate_limit_per_minute: int | None = 200) -> None:
+    def __init__(
+        self,
+        *,
+        phones: int = 5,
+        boot_seconds: float = 3.0,
+        latency_ms: float = 0.0,
+        rate_limit_per_minute: int | None = 200,
+    ) -> None:
         self.plane = ControlPlane()
         self.simulator = GeelarkSimulator(
             SimulatorConfig(

@@ -83,12 +83,17 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
 @pytest.fixture
 def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards (without waiting for it to go)."""
-    base = request.node.name.lower().replace("_", "-")
-    name = f"{''.join(c for c in base if c.isalnum() or c == '-')[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
+    base = "".join(
+        c for c in request.node.name.lower().replace("_", "-") if c.isalnum() or c == "-"
+    )
+    name = f"{base[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
     kubectl("create", "namespace", name)
     # Pods are refused until the service-account controller has made "default".
-    wait_for(lambda: kubectl.get("serviceaccount", "default", name), 30,
-             message=f"ServiceAccount default in {name}")
+    wait_for(
+        lambda: kubectl.get("serviceaccount", "default", name),
+        30,
+        message=f"ServiceAccount default in {name}",
+    )
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
 

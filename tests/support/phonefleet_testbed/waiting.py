@@ -32,7 +32,7 @@ def wait_for(
     while True:
         try:
             value = predicate()
-        except Exception as error:  # noqa: BLE001 - any failure of the probe means "not yet"
+        except Exception as error:
             last_error = error
             value = None
         if value:

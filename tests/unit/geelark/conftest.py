@@ -13,7 +13,7 @@ from phonefleet_operator.geelark import GeelarkClient
 from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
 
-from .factories import FAST_BACKOFF, make_settings
+from .factories import make_client, make_settings
 
 SimulatorFactory = Callable[..., GeelarkSimulator]
 
@@ -58,7 +58,7 @@ def open_client() -> ClientFactory:
     ) -> AsyncIterator[GeelarkClient]:
         chosen = settings or make_settings(**overrides)
         chosen = chosen.model_copy(update={"url": simulator.base_url})
-        async with GeelarkClient(chosen, limiter=limiter, **FAST_BACKOFF) as client:
+        async with make_client(chosen, limiter=limiter) as client:
             yield client
 
     return open_

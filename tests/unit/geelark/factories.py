@@ -13,6 +13,7 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import (
     AdbEndpoint,
     BatchResult,
+    GeelarkClient,
     ItemFailure,
     Phone,
     PhonePage,
@@ -28,9 +29,6 @@ from phonefleet_testbed.geelark_sim import (
     seed_id,
     seed_name,
 )
-
-#: Retry waits short enough for tests, still exponential with jitter.
-FAST_BACKOFF: dict[str, float] = {"backoff_initial_seconds": 0.01, "backoff_max_seconds": 0.05}
 
 
 def make_settings(**overrides: Any) -> GeelarkSettings:
@@ -52,7 +50,9 @@ def make_settings(**overrides: Any) -> GeelarkSettings:
 
 def make_key_settings(**overrides: Any) -> GeelarkSettings:
     """Settings in key mode (appId + apiKey) matching the simulator's defaults."""
-    return make_settings(token=None, app_id=DEFAULT_APP_ID, api_key=DEFAULT_API_KEY, **overrides)
+    values: dict[str, Any] = {"token": None, "app_id": DEFAULT_APP_ID, "api_key": DEFAULT_API_KEY}
+    values.update(overrides)
+    return make_settings(**values)
 
 
 def make_phone(number: int, **overrides: Any) -> Phone:
@@ -65,6 +65,13 @@ def make_phone(number: int, **overrides: Any) -> Phone:
     }
     values.update(overrides)
     return Phone(**values)
+
+
+def make_client(settings: GeelarkSettings, **overrides: Any) -> GeelarkClient:
+    """A client whose retry waits are short enough for tests (still exponential with jitter)."""
+    return GeelarkClient(
+        settings, backoff_initial_seconds=0.01, backoff_max_seconds=0.05, **overrides
+    )
 
 
 class Clock:

@@ -51,7 +51,7 @@ def make_probe() -> Iterator[Callable[..., OpenApiProbe]]:
     """Make raw Open API callers (closed after the test)."""
     probes: list[OpenApiProbe] = []
 
-    def make(simulator: GeelarkSimulator, **credentials: str) -> OpenApiProbe:
+    def make(simulator: GeelarkSimulator, **credentials: Any) -> OpenApiProbe:
         probe = OpenApiProbe(simulator.base_url, **credentials)
         probes.append(probe)
         return probe
@@ -80,9 +80,7 @@ def admin(sim: GeelarkSimulator) -> SimulatorAdmin:
 
 
 @pytest.fixture
-def start_phone(
-    api: OpenApiProbe, clock: ManualClock
-) -> Callable[[str], dict[str, Any]]:
+def start_phone(api: OpenApiProbe, clock: ManualClock) -> Callable[[str], dict[str, Any]]:
     """Start a phone through the Open API and let it finish booting; returns its start detail."""
 
     def start(phone_id: str) -> dict[str, Any]:
@@ -93,4 +91,3 @@ def start_phone(
         return detail
 
     return start
-

@@ -50,7 +50,9 @@ def test_documented_example_is_accepted_by_a_simulator_with_those_keys(
 
 
 @pytest.mark.parametrize("mode", ["token", "key"])
-def test_both_modes_are_accepted_with_the_right_credentials(api: OpenApiProbe, mode: AuthMode) -> None:
+def test_both_modes_are_accepted_with_the_right_credentials(
+    api: OpenApiProbe, mode: AuthMode
+) -> None:
     """A call authenticated in token mode or in key mode is answered with code 0."""
     assert api.call(STATUS, BODY, mode=mode)["code"] == 0
 

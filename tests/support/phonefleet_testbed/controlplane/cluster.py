@@ -1,4 +1,4 @@
-"""A real Kubernetes control plane on loopback: etcd, kube-apiserver, controllers, scheduler, KWOK."""
+"""A real Kubernetes control plane on loopback: etcd, apiserver, controllers, scheduler, KWOK."""
 
 from __future__ import annotations
 
@@ -122,8 +122,15 @@ class ControlPlane:
     def _write_pki(self) -> None:
         (self.pki_dir / "ca.crt").write_bytes(self.ca.cert_pem)
         self.ca.key_pair.write(self.pki_dir, "ca")
-        hosts = ("127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
-                 "kubernetes.default.svc", "kubernetes.default.svc.cluster.local")
+        hosts = (
+            "127.0.0.1",
+            "localhost",
+            "10.0.0.1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        )
         self.ca.issue("kube-apiserver", hosts=hosts, server=True).write(self.pki_dir, "apiserver")
         write_service_account_keys(self.pki_dir)
         admin = self.ca.issue("phonefleet-admin", organizations=("system:masters",))
@@ -256,8 +263,12 @@ class ControlPlane:
         # The service-account controller creating "default" proves the controllers are working.
         def default_service_account() -> bool:
             self._check_processes()
-            return self.kubectl("get", "serviceaccount", "default", "-n", "default",
-                                check=False).returncode == 0
+            return (
+                self.kubectl(
+                    "get", "serviceaccount", "default", "-n", "default", check=False
+                ).returncode
+                == 0
+            )
 
         wait_for(default_service_account, timeout, message="the default ServiceAccount")
 
@@ -271,8 +282,7 @@ class ControlPlane:
                 str(self.binaries.path("kwok")),
                 f"--kubeconfig={kwok_kubeconfig}",
                 f"--config={stages}",
-                "--manage-all-nodes=false",
-                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                f"--manage-single-node={KWOK_NODE_NAME}",
                 f"--cidr={_POD_CIDR}",
                 "--node-ip=10.244.0.1",
                 "--node-lease-duration-seconds=40",
@@ -283,8 +293,13 @@ class ControlPlane:
 
         def node_ready() -> bool:
             self._check_processes()
-            out = self.kubectl("get", "node", KWOK_NODE_NAME, "-o",
-                               "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+            out = self.kubectl(
+                "get",
+                "node",
+                KWOK_NODE_NAME,
+                "-o",
+                "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
+            )
             return out.stdout.strip() == "True"
 
         wait_for(node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready")
@@ -305,8 +320,11 @@ class ControlPlane:
     ) -> subprocess.CompletedProcess[str]:
         """Run the real kubectl against this control plane and return its result."""
         result = subprocess.run(
-            [str(self.binaries.path("kubectl")), f"--kubeconfig={kubeconfig or self.kubeconfig}",
-             *args],
+            [
+                str(self.binaries.path("kubectl")),
+                f"--kubeconfig={kubeconfig or self.kubeconfig}",
+                *args,
+            ],
             input=input_text,
             capture_output=True,
             text=True,

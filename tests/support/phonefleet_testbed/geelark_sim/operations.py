@@ -45,7 +45,7 @@ class CallContext:
     """URL prefix of live-view pages; a phone's page is this plus its id."""
 
 
-Operation = Callable[[CallContext, JsonObject], JsonObject | None]
+Operation = Callable[[CallContext, JsonObject], JsonObject]
 
 
 def phone_list(ctx: CallContext, body: JsonObject) -> JsonObject:

@@ -1,0 +1,108 @@
+"""Building blocks of the operator scenarios: the fleet, the operator, bindings and waits."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kopf.testing import KopfRunner
+
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = [
+    "Fleet",
+    "Operator",
+    "binding",
+    "condition",
+    "make_binding",
+    "operator_env",
+    "wait_phase",
+]
+
+
+@dataclass
+class Fleet:
+    """The simulator plus the expectations a test declares about it."""
+
+    simulator: GeelarkSimulator
+    keep_running: set[str] = field(default_factory=set)
+
+    def add_phone(self, serial_name: str | None = None, **fields: Any) -> str:
+        """Create a phone (a unique serialName unless given) and return its id."""
+        name = serial_name or f"phone-{uuid.uuid4().hex[:8]}"
+        return self.simulator.admin.create_phone(name, **fields).id
+
+    def running(self) -> set[str]:
+        """Ids of the phones running now."""
+        return set(self.simulator.admin.running_phone_ids())
+
+
+@dataclass
+class Operator:
+    """The operator running in-process, and what it printed."""
+
+    runner: KopfRunner
+
+    @property
+    def output(self) -> str:
+        """Everything the operator logged so far."""
+        return str(self.runner.output)
+
+
+def operator_env(plane: ControlPlane, simulator: GeelarkSimulator) -> dict[str, str]:
+    """Settings of an operator tuned for tests: short rechecks, the simulator, the test bed."""
+    return {
+        "KUBECONFIG": str(plane.kubeconfig),
+        "PHONEFLEET_GEELARK_URL": simulator.base_url,
+        "PHONEFLEET_GEELARK_TOKEN": DEFAULT_TOKEN,
+        "PHONEFLEET_GEELARK_BATCH_WINDOW_SECONDS": "0.05",
+        "PHONEFLEET_GEELARK_INVENTORY_MISS_REFRESH_SECONDS": "1",
+        "PHONEFLEET_CONFLICT_RECHECK_SECONDS": "2",
+        "PHONEFLEET_NOT_FOUND_RECHECK_SECONDS": "2",
+        "PHONEFLEET_RUNNING_RECHECK_SECONDS": "5",
+        "PHONEFLEET_BOOT_POLL_SECONDS": "0.3",
+        "PHONEFLEET_POD_POLL_SECONDS": "0.5",
+        "PHONEFLEET_GEELARK_RETRY_SECONDS": "1",
+    }
+
+
+def make_binding(name: str, phone_id: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A PhoneBinding manifest; ``spec`` overrides use the CRD's camelCase names."""
+    return {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneBinding",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"phoneId": phone_id, **spec},
+    }
+
+
+def binding(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:
+    """The binding as the API server has it now."""
+    return kubectl.get("phonebinding", name, namespace)
+
+
+def wait_phase(
+    kubectl: Kubectl, namespace: str, name: str, phase: str, timeout: float = 60
+) -> dict[str, Any]:
+    """Wait until the binding reports ``phase`` and return it."""
+
+    def reached() -> dict[str, Any] | None:
+        found = binding(kubectl, namespace, name)
+        return found if found and found.get("status", {}).get("phase") == phase else None
+
+    def describe() -> str:
+        found = binding(kubectl, namespace, name)
+        return f"{namespace}/{name} to reach {phase}; status now: {(found or {}).get('status')}"
+
+    return wait_for(reached, timeout, message=describe)
+
+
+def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    """The condition of one type in a binding's status."""
+    return next(
+        (c for c in body.get("status", {}).get("conditions", []) if c["type"] == type_), None
+    )

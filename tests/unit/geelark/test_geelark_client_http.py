@@ -1,0 +1,273 @@
+"""Specification of the Geelark client over real HTTP (the simulator): auth, errors, retries."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from phonefleet_operator.errors import (
+    GeelarkAuthError,
+    GeelarkRateLimited,
+    GeelarkRequestError,
+    GeelarkUnavailable,
+    PhonefleetError,
+)
+from phonefleet_operator.geelark import PhoneStatus, build_rate_limiter
+from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_testbed.geelark_sim import GeelarkSimulator, seed_id
+
+from .conftest import ClientFactory, SimulatorFactory
+from .factories import CountingLimiter, make_key_settings, make_settings
+
+SECRET = "phonefleet-system/geelark-credentials"
+
+
+@pytest.mark.parametrize(
+    "settings", [make_settings(), make_key_settings()], ids=["token mode", "key mode"]
+)
+async def test_both_auth_modes_are_accepted(
+    simulator: GeelarkSimulator, open_client: ClientFactory, settings: GeelarkSettings
+) -> None:
+    """A correctly configured token or appId/apiKey pair reads the phone list."""
+    async with open_client(simulator, settings) as client:
+        page = await client.list_phones(1, 100)
+
+    assert [p.serial_name for p in page.items] == [f"phone-00{n}" for n in range(1, 6)]
+    assert page.total == 5
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [make_settings(token="wrong-token"), make_key_settings(api_key="wrong-key")],
+    ids=["token mode", "key mode"],
+)
+async def test_bad_credentials_raise_an_auth_error_naming_the_secret_once(
+    simulator: GeelarkSimulator, open_client: ClientFactory, settings: GeelarkSettings
+) -> None:
+    """40003 is not retried and its message names the Secret to fix, never the credential."""
+    async with open_client(simulator, settings) as client:
+        with pytest.raises(GeelarkAuthError) as caught:
+            await client.list_phones()
+
+    assert caught.value.code == 40003
+    assert SECRET in str(caught.value)
+    assert "wrong-" not in str(caught.value)
+    assert simulator.admin.counters().total == 1
+
+
+FaultSpec = dict[str, Any]
+RETRYABLE: list[tuple[str, FaultSpec, type[PhonefleetError]]] = [
+    ("code 50000", {"code": 50000}, GeelarkUnavailable),
+    ("code 40007", {"code": 40007}, GeelarkRateLimited),
+    ("code 40017", {"code": 40017}, GeelarkRateLimited),
+    ("HTTP 500", {"http_status": 500}, GeelarkUnavailable),
+    ("HTTP 503", {"http_status": 503}, GeelarkUnavailable),
+    ("HTTP 429", {"http_status": 429}, GeelarkRateLimited),
+    ("connection dropped", {"outage": True}, GeelarkUnavailable),
+]
+
+
+@pytest.mark.parametrize(
+    ("fault", "_type"), [(f, t) for _, f, t in RETRYABLE], ids=[name for name, _, _ in RETRYABLE]
+)
+async def test_transient_faults_are_retried_until_the_call_succeeds(
+    simulator: GeelarkSimulator, open_client: ClientFactory, fault: FaultSpec, _type: type
+) -> None:
+    """A transient fault on two calls costs two retries and the caller sees only the success."""
+    simulator.admin.set_faults("phone/status", times=2, **fault)
+
+    async with open_client(simulator, max_attempts=3) as client:
+        result = await client.phone_status([seed_id(1)])
+
+    assert result.succeeded[seed_id(1)].status is PhoneStatus.SHUT_DOWN
+    assert simulator.admin.counters().calls("phone/status") == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "fault_type"),
+    [(f, t) for _, f, t in RETRYABLE],
+    ids=[name for name, _, _ in RETRYABLE],
+)
+async def test_a_lasting_transient_fault_gives_up_after_max_attempts(
+    simulator: GeelarkSimulator,
+    open_client: ClientFactory,
+    fault: FaultSpec,
+    fault_type: type[PhonefleetError],
+) -> None:
+    """After ``max_attempts`` tries the mapped temporary fault reaches the caller."""
+    simulator.admin.set_faults("phone/start", **fault)
+
+    async with open_client(simulator, max_attempts=4) as client:
+        with pytest.raises(fault_type):
+            await client.start_phones([seed_id(1)])
+
+    assert simulator.admin.counters().calls("phone/start") == 4
+
+
+@pytest.mark.parametrize(
+    ("fault", "fault_type"),
+    [
+        ({"code": 40004}, GeelarkRequestError),
+        ({"code": 40015}, GeelarkAuthError),
+        ({"code": 40016}, GeelarkAuthError),
+        ({"http_status": 404}, GeelarkUnavailable),
+    ],
+    ids=["code 40004", "code 40015", "code 40016", "HTTP 404"],
+)
+async def test_faults_that_a_retry_cannot_fix_are_not_retried(
+    simulator: GeelarkSimulator,
+    open_client: ClientFactory,
+    fault: FaultSpec,
+    fault_type: type[PhonefleetError],
+) -> None:
+    """Bad requests, auth refusals and non-5xx HTTP errors are raised after one call."""
+    simulator.admin.set_faults("phone/stop", **fault)
+
+    async with open_client(simulator) as client:
+        with pytest.raises(fault_type):
+            await client.stop_phones([seed_id(1)])
+
+    assert simulator.admin.counters().calls("phone/stop") == 1
+
+
+async def test_the_hourly_lock_backs_off_for_two_hours_without_asking_again(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """40014 locks the endpoint: a long delay, and further calls fail fast without HTTP."""
+    simulator.admin.set_faults("phone/list", code=40014)
+
+    async with open_client(simulator) as client:
+        with pytest.raises(GeelarkRateLimited) as first:
+            await client.list_phones()
+        with pytest.raises(GeelarkRateLimited) as second:
+            await client.list_phones()
+        status = await client.phone_status([seed_id(1)])
+
+    assert first.value.code == 40014
+    assert first.value.delay == pytest.approx(7200)
+    assert second.value.delay is not None
+    assert second.value.delay > 7000
+    assert simulator.admin.counters().calls("phone/list") == 1
+    assert seed_id(1) in status.succeeded  # other endpoints stay usable
+
+
+async def test_every_call_has_a_deadline(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """A reply slower than ``timeout_seconds`` is a GeelarkUnavailable, not a hang."""
+    simulator.admin.set_faults("phone/list", latency_ms=700)
+
+    started = time.monotonic()
+    async with open_client(simulator, timeout_seconds=0.2, max_attempts=1) as client:
+        with pytest.raises(GeelarkUnavailable, match="timed out"):
+            await client.list_phones()
+
+    assert time.monotonic() - started < 0.6
+
+
+async def test_every_http_attempt_passes_the_shared_rate_limiter(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """Each request, retries included, acquires the one limiter before it is sent."""
+    limiter = CountingLimiter()
+    simulator.admin.set_faults("phone/status", code=50000, times=2)
+
+    async with open_client(simulator, limiter=limiter) as client:
+        await client.list_phones()
+        await client.phone_status([seed_id(1)])
+        await client.adb_data([seed_id(1)])
+
+    assert limiter.acquired == simulator.admin.counters().total == 5
+
+
+@pytest.mark.parametrize("rpm", [1, 5, 150, 190, 6000])
+def test_the_limiter_keeps_any_minute_near_the_configured_rate(rpm: int) -> None:
+    """Average rate is rpm/60 per second and a burst plus a minute of refill stays <= 7/6 rpm."""
+    limiter = build_rate_limiter(make_settings(requests_per_minute=rpm))
+
+    assert limiter.max_rate / limiter.time_period == pytest.approx(rpm / 60)
+    assert limiter.max_rate >= 1
+    assert limiter.max_rate + rpm <= max(rpm * 7 / 6, rpm + 1)
+
+
+async def test_the_limiter_paces_calls_beyond_the_burst(
+    start_simulator: SimulatorFactory, open_client: ClientFactory
+) -> None:
+    """At 600/min the first 100 calls go at once and the next 15 take at least 1.5 s."""
+    simulator = start_simulator(phones=1, rate_limit_per_minute=None)
+
+    started = time.monotonic()
+    async with open_client(simulator, requests_per_minute=600) as client:
+        for _ in range(115):
+            await client.phone_status([seed_id(1)])
+    elapsed = time.monotonic() - started
+
+    assert elapsed >= 1.3
+    assert simulator.admin.counters().replies(40007) == 0
+
+
+async def test_batch_replies_report_every_phone_in_one_of_two_maps(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """successDetails and failDetails are both read: each id is a success or a coded failure."""
+    missing = "699999999999999999"
+    expired = simulator.admin.create_phone("old-phone", status=3).id
+
+    async with open_client(simulator) as client:
+        started = await client.start_phones([seed_id(1), missing, expired])
+        stopped = await client.stop_phones([seed_id(1), missing])
+
+    assert set(started.succeeded) == {seed_id(1)}
+    assert started.succeeded[seed_id(1)].url
+    assert {i: f.code for i, f in started.failed.items()} == {missing: 42001, expired: 43004}
+    assert set(stopped.succeeded) == {seed_id(1)}
+    assert stopped.failed[missing].code == 42001
+
+
+async def test_adb_data_reads_each_item_code(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """getData items with code 0 are endpoints; 42002 and 49001 are per-phone failures."""
+    running, adb_off, stopped = seed_id(1), seed_id(2), seed_id(3)
+
+    async with open_client(simulator) as client:
+        await client.start_phones([running, adb_off])
+        await client.set_adb([running], open=True)
+        data = await client.adb_data([running, adb_off, stopped])
+
+    snapshot = simulator.admin.phone(running)
+    endpoint = data.succeeded[running]
+    assert (endpoint.ip, str(endpoint.port)) == ("127.0.0.1", snapshot.adb_port)
+    assert endpoint.password.get_secret_value() == snapshot.adb_password
+    assert {i: f.code for i, f in data.failed.items()} == {adb_off: 49001, stopped: 42002}
+
+
+async def test_the_list_can_be_filtered_by_ids_or_serial_name(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """``ids`` returns exactly those phones; ``serial_name`` narrows the listing."""
+    async with open_client(simulator) as client:
+        by_ids = await client.list_phones(ids=[seed_id(2), seed_id(4)])
+        by_name = await client.list_phones(serial_name="phone-003")
+
+    assert [p.id for p in by_ids.items] == [seed_id(2), seed_id(4)]
+    assert [p.id for p in by_name.items] == [seed_id(3)]
+
+
+@pytest.mark.parametrize(
+    ("method", "args"),
+    [("phone_status", (101,)), ("stop_phones", (101,)), ("start_phones", (201,))],
+)
+async def test_oversized_batches_are_refused_before_any_call(
+    simulator: GeelarkSimulator, open_client: ClientFactory, method: str, args: tuple[int]
+) -> None:
+    """More ids than Geelark takes in one call is a programming error, caught locally."""
+    ids = [str(700_000_000_000_000_000 + n) for n in range(args[0])]
+
+    async with open_client(simulator) as client:
+        with pytest.raises(ValueError, match="at most"):
+            await getattr(client, method)(ids)
+
+    assert simulator.admin.counters().total == 0

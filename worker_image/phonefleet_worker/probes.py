@@ -1,0 +1,74 @@
+"""The probe endpoint: ``/readyz`` and ``/livez`` for the kubelet, served from a daemon thread.
+
+``/readyz`` answers 200 while the session is open (APPIUM_READY, IDLE, JOB_RUNNING) and 503
+otherwise; ``/livez`` answers 200 while the main loop keeps turning and 503 once it has been
+stuck longer than the liveness timeout. Both bodies are one line of plain text.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["ProbeServer"]
+
+log = logging.getLogger(__name__)
+
+Check = Callable[[], tuple[bool, str]]
+"""Answers (healthy, one line saying why)."""
+
+
+class ProbeServer:
+    """Serves the probes on ``host:port`` until ``close()``."""
+
+    def __init__(self, *, host: str, port: int, readiness: Check, liveness: Check) -> None:
+        checks = {"/readyz": readiness, "/livez": liveness}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                check = checks.get(self.path.split("?", 1)[0])
+                if check is None:
+                    self._answer(HTTPStatus.NOT_FOUND, "not found")
+                    return
+                healthy, why = check()
+                self._answer(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, why)
+
+            def _answer(self, status: HTTPStatus, text: str) -> None:
+                body = (text + "\n").encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("Probe %s", format % args)
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="worker-probes",
+            daemon=True,
+        )
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (useful with port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start serving in the background."""
+        self._thread.start()
+        log.info("Serving probes on port %d (/readyz, /livez)", self.port)
+
+    def close(self) -> None:
+        """Stop serving and release the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
