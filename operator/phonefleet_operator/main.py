@@ -35,7 +35,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a cluster its service account, elsewhere the kubeconfig (read when the operator starts)."""
+    """In a cluster its service account, elsewhere the kubeconfig (read at start-up)."""
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 

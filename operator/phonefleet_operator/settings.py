@@ -200,6 +200,9 @@ class OperatorSettings(BaseSettings):
     geelark_retry_seconds: float = Field(
         10.0, gt=0, description="Shortest wait before retrying after Geelark could not be asked."
     )
+    adb_enable_timeout_seconds: float = Field(
+        30.0, gt=0, description="ADB still off this long after enabling it: ask Geelark again."
+    )
     worker_unready_threshold_seconds: float = Field(
         120.0,
         gt=0,

@@ -31,8 +31,7 @@ async def reconcile_binding(
     """Run the binding's reconcile pass again and again, as soon as it asks or is woken."""
     runtime: Runtime = memo.runtime
     waiting: WaiterIndex = kwargs["phone_waiters"]
-    uid = body.metadata.uid
-    assert uid is not None
+    uid = body.metadata.uid or ""
     while not stopped:
         phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
         waiters = list(waiting.get(phone_id, ())) if phone_id else []

@@ -100,6 +100,8 @@ class BindingReconciler:
         self._claims = claims
         self._settings = settings
         self._clock = clock
+        # When ADB was last switched on, per phone (in memory: a restart asks once more).
+        self._adb_enabled_at: dict[str, float] = {}
 
     async def reconcile(
         self, binding: PhoneBinding, waiters: Iterable[BindingRef]
@@ -263,8 +265,21 @@ class BindingReconciler:
         return await self._ensure_pod(binding, phone, report, secret)
 
     async def _provision_adb(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
-        await self._power.enable_adb(phone.id)
-        endpoint = await self._power.adb_endpoint(phone.id)
+        """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
+
+        Enabling takes Geelark about 3 s and asking again restarts that delay, so ADB is switched
+        on once and then only polled; it is switched on again only if it stayed off for long.
+        """
+        try:
+            endpoint = await self._power.adb_endpoint(phone.id)
+        except PhoneNotReady:
+            now = report.now.timestamp()
+            asked = self._adb_enabled_at.get(phone.id)
+            if asked is None or now - asked >= self._settings.adb_enable_timeout_seconds:
+                await self._power.enable_adb(phone.id)
+                self._adb_enabled_at[phone.id] = now
+            raise
+        self._adb_enabled_at.pop(phone.id, None)
         connection = AdbConnection(
             ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
         )
@@ -314,7 +329,17 @@ class BindingReconciler:
         if self._worker_stuck(live, secret, report.now):
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
             # threshold, and let the worker pick the new Secret content up without a restart.
-            await self._provision_adb(binding, phone, report)
+            # Switching ADB on again clears a stuck endpoint (code 50000 in Geelark's words);
+            # the next passes poll for the new data and write a new Secret.
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            await self._power.enable_adb(phone.id)
+            self._adb_enabled_at[phone.id] = report.now.timestamp()
+            report.event(
+                "ReprovisioningAdb",
+                f"Pod {name} stayed not ready: fetching the ADB "
+                f"connection data of phone {phone.id} again",
+                warning=True,
+            )
         return s.pod_poll_seconds
 
     def _worker_stuck(
