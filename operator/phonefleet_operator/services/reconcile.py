@@ -31,6 +31,7 @@ from phonefleet_operator.models import (
     Phase,
     PhoneBinding,
     PhoneStatus,
+    rfc3339,
 )
 from phonefleet_operator.render import (
     adb_secret_name,
@@ -61,7 +62,7 @@ def binding_ref(binding: PhoneBinding) -> BindingRef:
     """The binding's identity, ordered by age for the oldest-waiter rule."""
     created = binding.metadata.creation_timestamp
     return BindingRef(
-        created=created.isoformat() if created else "",
+        created=rfc3339(created) if created else "",  # the API server's own format, as in the index
         namespace=binding.namespace,
         name=binding.name,
         uid=binding.uid,

@@ -1,0 +1,128 @@
+"""One binding holds a phone: duplicates, aliases, races, promotion and force-release."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    wait_phase,
+)
+from phonefleet_testbed.waiting import wait_for
+
+
+def phases(kubectl: Kubectl, namespace: str) -> dict[str, str | None]:
+    """Phase of every binding in the namespace, by name."""
+    return {
+        item["metadata"]["name"]: item.get("status", {}).get("phase")
+        for item in kubectl.list("phonebindings", namespace)
+    }
+
+
+def test_twenty_bindings_created_at_once_for_one_phone_give_exactly_one_holder(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """Twenty bindings naming one phone, created concurrently: one Running, nineteen Conflict."""
+    phone_id = fleet.add_phone("contested")
+    names = [f"racer-{i:02d}" for i in range(20)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda n: kubectl.apply(make_binding(n, "contested", namespace)), names))
+
+    def settled() -> dict[str, str | None] | None:
+        now = phases(kubectl, namespace)
+        done = sorted(now.values()) == ["Conflict"] * 19 + ["Running"]
+        return now if done else None
+
+    result = wait_for(settled, 90, message=lambda: f"one Running, 19 Conflict: {phases(kubectl, namespace)}")
+    winner = next(name for name, phase in result.items() if phase == "Running")
+    assert [p["metadata"]["name"] for p in kubectl.list("pods", namespace)] == [f"{winner}-worker"]
+    claim = kubectl.get("phoneclaim", phone_id)
+    assert claim is not None
+    assert claim["spec"]["holder"]["name"] == winner
+    for name in names:
+        if name != winner:
+            body = binding(kubectl, namespace, name)
+            assert body is not None
+            assert body["status"]["conflictWith"] == f"{namespace}/{winner}"
+
+
+def test_an_alias_of_a_held_phone_is_a_conflict(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """A binding naming the held phone by id, when another names it by serialName, conflicts."""
+    phone_id = fleet.add_phone("aliased")
+    kubectl.apply(make_binding("by-name", "aliased", namespace))
+    wait_phase(kubectl, namespace, "by-name", "Running")
+    kubectl.apply(make_binding("by-id", phone_id, namespace))
+
+    body = wait_phase(kubectl, namespace, "by-id", "Conflict")
+    assert body["status"]["conflictWith"] == f"{namespace}/by-name"
+    assert body["status"]["phone"]["id"] == phone_id
+    events = kubectl("get", "events", "-n", namespace, "--field-selector",
+                     "involvedObject.name=by-id,type=Warning", "-o", "json").stdout
+    assert "Conflict" in events
+    assert kubectl.get("pod", "by-id-worker", namespace) is None
+
+
+def test_the_oldest_waiting_binding_takes_the_phone_when_the_holder_is_deleted(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """After the holder goes, the oldest of the waiting bindings is promoted within seconds."""
+    fleet.add_phone("queued")
+    kubectl.apply(make_binding("first", "queued", namespace))
+    wait_phase(kubectl, namespace, "first", "Running")
+    for name in ("second", "third"):
+        kubectl.apply(make_binding(name, "queued", namespace))
+        wait_phase(kubectl, namespace, name, "Conflict")
+
+    kubectl("delete", "pb", "first", "-n", namespace, "--wait=false")
+
+    wait_phase(kubectl, namespace, "second", "Running", timeout=30)
+    third = wait_phase(kubectl, namespace, "third", "Conflict")
+    assert third["status"]["conflictWith"] == f"{namespace}/second"
+
+
+def test_deleting_a_claim_by_hand_makes_the_holder_compete_again(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """Force-release: the holder drops its pod; a claim is taken again and one pod runs."""
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("forced", phone_id, namespace))
+    wait_phase(kubectl, namespace, "forced", "Running")
+    old_claim = kubectl.get("phoneclaim", phone_id)
+    assert old_claim is not None
+
+    kubectl("delete", "phoneclaim", phone_id)
+
+    def reclaimed() -> bool:
+        claim = kubectl.get("phoneclaim", phone_id)
+        return bool(claim and claim["metadata"]["uid"] != old_claim["metadata"]["uid"])
+
+    wait_for(reclaimed, 30, message="the claim to be taken again")
+    wait_phase(kubectl, namespace, "forced", "Running")
+    assert len(kubectl.list("pods", namespace)) == 1
+
+
+def test_a_claim_whose_holder_is_gone_is_released(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """A claim left by a binding that no longer exists does not block a new binding."""
+    phone_id = fleet.add_phone()
+    orphan = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneClaim",
+        "metadata": {"name": phone_id},
+        "spec": {"phoneId": phone_id, "serialName": "ghost",
+                 "holder": {"namespace": namespace, "name": "ghost", "uid": "0000-gone"}},
+    }
+    kubectl("apply", "-f", "-", input_text=json.dumps(orphan))
+    kubectl.apply(make_binding("heir", phone_id, namespace))
+    wait_phase(kubectl, namespace, "heir", "Running")
+    claim = kubectl.get("phoneclaim", phone_id)
+    assert claim is not None
+    assert claim["spec"]["holder"]["name"] == "heir"
