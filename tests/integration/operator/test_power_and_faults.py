@@ -1,0 +1,203 @@
+"""Power, suspension and faults: what runs, what stops, and what never leaks."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import Callable
+
+import pytest
+
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    condition,
+    make_binding,
+    wait_phase,
+)
+from phonefleet_testbed.waiting import wait_for
+
+
+def test_suspend_stops_the_phone_and_removes_the_pod_and_resume_brings_both_back(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """suspend: true stops the phone, deletes the pod, keeps the claim; false starts it again."""
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("sleeper", phone_id, namespace))
+    wait_phase(kubectl, namespace, "sleeper", "Running")
+
+    kubectl(
+        "patch", "pb", "sleeper", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    wait_phase(kubectl, namespace, "sleeper", "Suspended", timeout=30)
+    wait_for(
+        lambda: kubectl.get("pod", "sleeper-worker", namespace) is None,
+        30,
+        message="the pod of the suspended binding to go",
+    )
+    assert phone_id not in fleet.running()
+    assert kubectl.get("phoneclaim", phone_id) is not None
+
+    kubectl(
+        "patch",
+        "pb",
+        "sleeper",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"suspend":false}}',
+    )
+    wait_phase(kubectl, namespace, "sleeper", "Running", timeout=30)
+    assert phone_id in fleet.running()
+
+
+def test_a_missing_phone_is_reported_and_bound_once_it_appears(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """PhoneNotFound (with a Warning Event) until the phone exists, then Running."""
+    kubectl.apply(make_binding("patient", "late-phone", namespace))
+    body = wait_phase(kubectl, namespace, "patient", "PhoneNotFound")
+    assert "late-phone" in body["status"]["message"]
+    assert kubectl.get("pod", "patient-worker", namespace) is None
+
+    phone_id = fleet.add_phone("late-phone")
+    body = wait_phase(kubectl, namespace, "patient", "Running", timeout=60)
+    assert body["status"]["phone"]["id"] == phone_id
+
+
+def test_a_geelark_outage_never_tears_down_a_running_worker(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """While Geelark is unreachable the pod stays, Ready stays, and GeelarkReachable turns False."""
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("steady", phone_id, namespace))
+    wait_phase(kubectl, namespace, "steady", "Running")
+    pod = kubectl.get("pod", "steady-worker", namespace)
+    assert pod is not None
+
+    fleet.simulator.admin.set_faults(outage=True)
+
+    def unreachable() -> bool:
+        body = binding(kubectl, namespace, "steady")
+        reach = condition(body or {}, "GeelarkReachable")
+        return bool(reach and reach["status"] == "False")
+
+    wait_for(unreachable, 90, message="GeelarkReachable to turn False")
+    body = binding(kubectl, namespace, "steady")
+    assert body is not None
+    assert body["status"]["phase"] == "Running"
+    assert condition(body, "GeelarkReachable")["reason"] == "GeelarkUnavailable"  # type: ignore[index]
+    still = kubectl.get("pod", "steady-worker", namespace)
+    assert still is not None
+    assert still["metadata"]["uid"] == pod["metadata"]["uid"]
+
+    fleet.simulator.admin.clear_faults()
+
+    def reachable() -> bool:
+        reach = condition(binding(kubectl, namespace, "steady") or {}, "GeelarkReachable")
+        return bool(reach and reach["status"] == "True")
+
+    wait_for(reachable, 60, message="GeelarkReachable to turn True again")
+
+
+def test_a_renamed_phone_stays_bound_by_its_id(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+) -> None:
+    """Renaming the phone, even giving its old name to another phone, never moves the binding."""
+    phone_id = fleet.add_phone("original-name")
+    kubectl.apply(make_binding("loyal", "original-name", namespace))
+    wait_phase(kubectl, namespace, "loyal", "Running")
+
+    fleet.simulator.admin.rename_phone(phone_id, "new-name")
+    impostor = fleet.add_phone("original-name")
+    # A spec change forces a fresh reconcile pass; the binding must keep its phone.
+    kubectl.apply(make_binding("loyal", "original-name", namespace, worker={"args": ["--again"]}))
+
+    def reconciled() -> dict[str, object] | None:
+        body = binding(kubectl, namespace, "loyal")
+        if not body or body["status"].get("observedGeneration") != body["metadata"]["generation"]:
+            return None
+        return body if body["status"].get("phase") == "Running" else None
+
+    body = wait_for(reconciled, 60, message="the binding to reconcile its new generation")
+    assert body["status"]["phone"]["id"] == phone_id  # type: ignore[index]
+    assert kubectl.get("phoneclaim", impostor) is None
+    assert impostor not in fleet.running()
+
+
+def test_an_operator_restart_mid_reconcile_loses_no_claim_and_duplicates_no_pod(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+) -> None:
+    """Stopping the operator while a phone boots and starting another one converges to one pod."""
+    fleet.simulator.admin.update_settings(boot_seconds=4)
+    phone_id = fleet.add_phone()
+    first = operator_factory()
+    kubectl.apply(make_binding("survivor", phone_id, namespace))
+    body = wait_phase(kubectl, namespace, "survivor", "Bound")
+    claim = kubectl.get("phoneclaim", phone_id)
+    assert claim is not None
+
+    operator_factory.stop(first)  # type: ignore[attr-defined]
+    operator_factory()
+
+    body = wait_phase(kubectl, namespace, "survivor", "Running", timeout=60)
+    assert len(kubectl.list("pods", namespace)) == 1
+    after = kubectl.get("phoneclaim", phone_id)
+    assert after is not None
+    assert after["metadata"]["uid"] == claim["metadata"]["uid"]
+    assert after["spec"]["holder"]["uid"] == body["metadata"]["uid"]
+
+
+def test_bad_credentials_put_the_binding_in_error_naming_the_secret_to_fix(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+) -> None:
+    """A token Geelark refuses gives phase Error with a message that names the credentials Secret."""
+    operator_factory(PHONEFLEET_GEELARK_TOKEN="not-the-token")
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("locked-out", phone_id, namespace))
+    body = wait_phase(kubectl, namespace, "locked-out", "Error")
+    assert "phonefleet-system/geelark-credentials" in body["status"]["message"]
+    assert "not-the-token" not in json.dumps(body)
+    assert phone_id not in fleet.running()
+
+
+def test_secrets_never_reach_logs_events_status_or_the_pod_spec(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator: Operator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Neither the Geelark token nor the ADB password appears in logs, Events, status or pod."""
+    caplog.set_level(logging.DEBUG)
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("discreet", phone_id, namespace))
+    wait_phase(kubectl, namespace, "discreet", "Running")
+    secret = kubectl.get("secret", "discreet-adb", namespace)
+    assert secret is not None
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    assert password
+
+    places = {
+        "logs": "\n".join(r.getMessage() for r in caplog.records) + caplog.text,
+        "events": kubectl("get", "events", "-n", namespace, "-o", "json").stdout,
+        "binding": json.dumps(binding(kubectl, namespace, "discreet")),
+        "pod": json.dumps(kubectl.get("pod", "discreet-worker", namespace)),
+    }
+    # Geelark's passwords are 6 hex characters: look for them as whole words, not inside uids.
+    password_word = re.compile(rf"\b{re.escape(password)}\b")
+    for where, text in places.items():
+        assert DEFAULT_TOKEN not in text, f"the Geelark token leaked into {where}"
+        assert not password_word.search(text), f"the ADB password leaked into {where}"
