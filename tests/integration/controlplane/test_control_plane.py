@@ -112,7 +112,7 @@ def test_rbac_denies_a_service_account_what_it_was_not_granted(
 
 
 def test_pod_security_restricted_rejects_a_privileged_pod(kubectl: Kubectl, namespace: str) -> None:
-    """A namespace enforcing the restricted profile refuses a privileged pod and admits a safe one."""
+    """A namespace enforcing the restricted profile refuses a privileged pod, admits a safe one."""
     kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     privileged = make_pod("privileged", container={"securityContext": {"privileged": True}})
     result = kubectl(

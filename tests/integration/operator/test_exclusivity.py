@@ -38,7 +38,9 @@ def test_twenty_bindings_created_at_once_for_one_phone_give_exactly_one_holder(
         done = sorted(now.values()) == ["Conflict"] * 19 + ["Running"]
         return now if done else None
 
-    result = wait_for(settled, 90, message=lambda: f"one Running, 19 Conflict: {phases(kubectl, namespace)}")
+    result = wait_for(
+        settled, 90, message=lambda: f"one Running, 19 Conflict: {phases(kubectl, namespace)}"
+    )
     winner = next(name for name, phase in result.items() if phase == "Running")
     assert [p["metadata"]["name"] for p in kubectl.list("pods", namespace)] == [f"{winner}-worker"]
     claim = kubectl.get("phoneclaim", phone_id)
@@ -63,8 +65,16 @@ def test_an_alias_of_a_held_phone_is_a_conflict(
     body = wait_phase(kubectl, namespace, "by-id", "Conflict")
     assert body["status"]["conflictWith"] == f"{namespace}/by-name"
     assert body["status"]["phone"]["id"] == phone_id
-    events = kubectl("get", "events", "-n", namespace, "--field-selector",
-                     "involvedObject.name=by-id,type=Warning", "-o", "json").stdout
+    events = kubectl(
+        "get",
+        "events",
+        "-n",
+        namespace,
+        "--field-selector",
+        "involvedObject.name=by-id,type=Warning",
+        "-o",
+        "json",
+    ).stdout
     assert "Conflict" in events
     assert kubectl.get("pod", "by-id-worker", namespace) is None
 
@@ -117,8 +127,11 @@ def test_a_claim_whose_holder_is_gone_is_released(
         "apiVersion": "phonefleet.dev/v1alpha1",
         "kind": "PhoneClaim",
         "metadata": {"name": phone_id},
-        "spec": {"phoneId": phone_id, "serialName": "ghost",
-                 "holder": {"namespace": namespace, "name": "ghost", "uid": "0000-gone"}},
+        "spec": {
+            "phoneId": phone_id,
+            "serialName": "ghost",
+            "holder": {"namespace": namespace, "name": "ghost", "uid": "0000-gone"},
+        },
     }
     kubectl("apply", "-f", "-", input_text=json.dumps(orphan))
     kubectl.apply(make_binding("heir", phone_id, namespace))

@@ -163,7 +163,7 @@ def test_bad_credentials_put_the_binding_in_error_naming_the_secret_to_fix(
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
 ) -> None:
-    """A token Geelark refuses gives phase Error with a message that names the credentials Secret."""
+    """A token Geelark refuses gives phase Error, with a message naming the credentials Secret."""
     operator_factory(PHONEFLEET_GEELARK_TOKEN="not-the-token")
     phone_id = fleet.add_phone()
     kubectl.apply(make_binding("locked-out", phone_id, namespace))

@@ -93,7 +93,7 @@ class CertificateAuthority:
         hosts: tuple[str, ...] = (),
         server: bool = False,
     ) -> KeyPair:
-        """Sign a leaf certificate: a client cert (CN=user, O=groups) or a serving cert for hosts."""
+        """Sign a leaf: a client cert (CN=user, O=groups) or a serving cert for ``hosts``."""
         key = ec.generate_private_key(ec.SECP256R1())
         attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
         attributes += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]

@@ -1,0 +1,136 @@
+"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from phonefleet_testbed.devenv import DevEnvironment
+from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.waiting import WaitTimeout, wait_for
+
+__all__ = ["run_demo", "start_operator"]
+
+NAMESPACE = "demo"
+
+# name -> (spec.phoneId, the phase it must reach)
+BINDINGS: dict[str, tuple[str, str]] = {
+    "alpha": ("phone-001", "Running"),
+    "bravo": (seed_id(2), "Running"),
+    "charlie-duplicate": ("phone-001", "Conflict"),
+    "delta-alias": (seed_id(1), "Conflict"),
+    "echo-missing": ("phone-404", "PhoneNotFound"),
+}
+
+# Short rechecks so the demo settles in seconds; production defaults are in settings.py.
+DEMO_SETTINGS = {
+    "PHONEFLEET_CONFLICT_RECHECK_SECONDS": "2",
+    "PHONEFLEET_NOT_FOUND_RECHECK_SECONDS": "5",
+    "PHONEFLEET_BOOT_POLL_SECONDS": "1",
+    "PHONEFLEET_POD_POLL_SECONDS": "1",
+}
+
+
+def start_operator(env: DevEnvironment, log_dir: Path, extra: dict[str, str]) -> ManagedProcess:
+    """Run ``phonefleet-operator`` (the console script, as in production) against ``env``."""
+    script = Path(sys.executable).parent / "phonefleet-operator"
+    liveness = f"http://127.0.0.1:{free_port()}/healthz"
+    process = ManagedProcess(
+        "phonefleet-operator",
+        [str(script), "--liveness", liveness],
+        log_dir,
+        env={**env.operator_env(), **extra},
+    )
+    process.start()
+    return process
+
+
+def _manifest(name: str, phone: str) -> str:
+    return json.dumps(
+        {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhoneBinding",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"phoneId": phone},
+        }
+    )
+
+
+def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
+    """Run the demo; 0 when every binding reached its expected phase and nothing was left on."""
+    began = time.monotonic()
+    with DevEnvironment(phones=5, boot_seconds=2.0) as env:
+        plane = env.plane
+        echo(
+            f"Started a control plane and a Geelark simulator with 5 phones "
+            f"in {env.startup_seconds:.1f} s."
+        )
+        operator = start_operator(env, plane.log_dir, DEMO_SETTINGS)
+        try:
+            return _play(env, operator, keep=keep, echo=echo, began=began)
+        finally:
+            operator.stop()
+
+
+def _phase(env: DevEnvironment, name: str) -> str | None:
+    out = env.plane.kubectl(
+        "get", "pb", name, "-n", NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
+    )
+    return out.stdout.strip() or None
+
+
+def _play(
+    env: DevEnvironment,
+    operator: ManagedProcess,
+    *,
+    keep: bool,
+    echo: Callable[[str], None],
+    began: float,
+) -> int:
+    plane = env.plane
+    plane.kubectl("create", "namespace", NAMESPACE)
+    # alpha first, so that it is the holder its duplicates conflict with.
+    plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001"))
+    wait_for(
+        lambda: _phase(env, "alpha") in {"Bound", "Running"}, 60, message="alpha to hold phone-001"
+    )
+    for name, (phone, _) in BINDINGS.items():
+        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone))
+    try:
+        for name, (_, phase) in BINDINGS.items():
+
+            def reached(name: str = name, phase: str = phase) -> bool:
+                operator.check_running()  # a crashed operator fails the demo at once
+                return _phase(env, name) == phase
+
+            wait_for(reached, 90, message=f"{name} to reach {phase}")
+    except (WaitTimeout, RuntimeError) as error:
+        echo(f"The demo did not settle: {error}\n--- operator log ---\n{operator.log_tail(40)}")
+        return 1
+    echo(f"\nAll bindings settled {time.monotonic() - began:.1f} s after start.\n")
+    echo("$ kubectl get phonebindings -n demo -o wide")
+    echo(plane.kubectl("get", "phonebindings", "-n", NAMESPACE, "-o", "wide").stdout)
+    echo("$ kubectl get phoneclaims")
+    echo(plane.kubectl("get", "phoneclaims").stdout)
+    echo("$ kubectl get pods -n demo")
+    echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
+    counters = env.simulator.admin.counters()
+    calls = ", ".join(
+        f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
+    )
+    echo(f"Geelark calls so far: {counters.total} ({calls})")
+    if keep:
+        echo(
+            "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
+            f"needed, use KUBECONFIG={plane.kubeconfig}. Ctrl+C stops it all."
+        )
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
+    running = env.simulator.admin.running_phone_ids()
+    echo(f"Deleted every binding; phones still running: {len(running)}.")
+    return 0 if not running else 1
