@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -13,13 +12,14 @@ import click
 __all__ = ["dev"]
 
 
-def _state_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "phonefleet" / "dev"
-
-
-def _env_file() -> Path:
-    return _state_dir() / "env"
+_STATE_DIR = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path.home() / ".cache" / "phonefleet" / "dev",
+    show_default=True,
+    envvar="PHONEFLEET_DEV_STATE_DIR",
+    help="Where `dev up` writes the environment that `dev env` prints.",
+)
 
 
 @click.group()
@@ -35,7 +35,8 @@ def dev() -> None:
     show_default=True,
     help="How long a simulated phone takes to start.",
 )
-def up(phones: int, boot_seconds: float) -> None:
+@_STATE_DIR
+def up(phones: int, boot_seconds: float, state_dir: Path) -> None:
     """Run the control plane and the simulator in the foreground until Ctrl+C."""
     from phonefleet_testbed.devenv import DevEnvironment  # noqa: PLC0415 - dev tooling only
 
@@ -46,25 +47,27 @@ def up(phones: int, boot_seconds: float) -> None:
         stop = True
 
     with DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
-        env.write_env_file(_env_file())
+        env_file = state_dir / "env"
+        env.write_env_file(env_file)
         click.echo(
             f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s)."
         )
         click.echo(env.describe())
-        click.echo(f"In another shell: eval $(phonefleet dev env)   [{_env_file()}]")
+        click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         while not stop:
             signal.pause()
         click.echo("Stopping ...")
-    _env_file().unlink(missing_ok=True)
+    env_file.unlink(missing_ok=True)
 
 
 @dev.command()
-def env() -> None:
+@_STATE_DIR
+def env(state_dir: Path) -> None:
     """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``."""
-    path = _env_file()
+    path = state_dir / "env"
     if not path.is_file():
         click.echo("No local environment is running: start one with `phonefleet dev up`.", err=True)
         sys.exit(1)
