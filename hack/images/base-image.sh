@@ -27,6 +27,7 @@ command -v debootstrap >/dev/null 2>&1 || "$(dirname "$0")/../install-system-dep
 # The mirror this machine's apt already uses for the suite (works behind the same proxy/snapshot).
 mirror="${PHONEFLEET_DEBIAN_MIRROR:-}"
 if [[ -z $mirror ]]; then
+	# shellcheck disable=SC2016 # $(REPO_URI) and $(RELEASE) are apt's placeholders, not the shell's
 	mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE)' 2>/dev/null |
 		awk -v suite="$suite" '$2 == suite { print $1; exit }')"
 fi

@@ -9,6 +9,10 @@ log="${PHONEFLEET_DOCKERD_LOG:-/tmp/phonefleet-dockerd.log}"
 deadline_seconds="${PHONEFLEET_DOCKERD_TIMEOUT:-60}"
 pidfile=/var/run/docker.pid
 
+# /proc rather than kill -0: it also sees root's dockerd from an unprivileged user.
+is_alive() { [[ -n $1 && -d /proc/$1 ]]; }
+pidfile_alive() { [[ -s $pidfile ]] && is_alive "$(cat "$pidfile")"; }
+
 if docker info >/dev/null 2>&1; then
 	exit 0
 fi
@@ -22,7 +26,7 @@ fi
 
 # A dockerd that is still starting owns the pid file: wait for it instead of starting another.
 running=""
-if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+if pidfile_alive; then
 	running="$(cat "$pidfile")"
 	echo "[dockerd] dockerd (pid $running) is running; waiting for it to answer" >&2
 else
@@ -38,7 +42,7 @@ until docker info >/dev/null 2>&1; do
 		tail -n 30 "$log" >&2 || true
 		exit 1
 	fi
-	if ! kill -0 "$running" 2>/dev/null && ! { [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }; then
+	if ! is_alive "$running" && ! pidfile_alive; then
 		echo "[dockerd] dockerd exited; the end of $log:" >&2
 		tail -n 30 "$log" >&2 || true
 		exit 1

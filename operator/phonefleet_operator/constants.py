@@ -50,7 +50,6 @@ COMPONENT_CLAIM: Final = "phone-claim"
 ANNOTATION_SPEC_HASH: Final = "phonefleet.dev/spec-hash"
 #: On the ADB Secret: when the operator last fetched the endpoint (RFC 3339), to re-fetch it at
 #: most once per threshold while a worker cannot connect.
-ANNOTATION_PROVISIONED_AT: Final = "phonefleet.dev/adb-provisioned-at"
 
 # Keys of the per-binding ADB Secret; the worker reads them as files under ADB_MOUNT_PATH.
 ADB_KEY_IP: Final = "ip"

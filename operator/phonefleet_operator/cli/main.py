@@ -1,10 +1,12 @@
-"""The ``phonefleet`` command line: a local test bed now, GitOps helpers later."""
+"""The ``phonefleet`` command line: GitOps helpers (bindings, phones) and a local test bed (dev)."""
 
 from __future__ import annotations
 
 import click
 
+from phonefleet_operator.cli.bindings import bindings
 from phonefleet_operator.cli.dev import dev
+from phonefleet_operator.cli.phones import phones
 
 __all__ = ["cli"]
 
@@ -15,4 +17,6 @@ def cli() -> None:
     """Run Geelark cloud phones from Kubernetes: one PhoneBinding, one phone, one worker pod."""
 
 
+cli.add_command(bindings)
+cli.add_command(phones)
 cli.add_command(dev)

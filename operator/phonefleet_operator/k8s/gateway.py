@@ -148,16 +148,6 @@ class KubeGateway:
 
     # ------------------------------------------------------------ Secrets
 
-    async def get_secret(self, namespace: str, name: str) -> Obj | None:
-        """The Secret as a plain dict (``data`` base64-encoded), or None."""
-        try:
-            secret = await self._call(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
-        return self._plain(secret)
-
     async def put_secret(self, secret: Obj) -> None:
         """Create the Secret, or replace the one of that name."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]

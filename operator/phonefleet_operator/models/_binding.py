@@ -194,6 +194,14 @@ class PhoneInfo(StatusModel):
     live_view_url: str | None = Field(
         None, description="Address of the phone's live view in Geelark, when known."
     )
+    adb_provisioned_at: str | None = Field(
+        None,
+        json_schema_extra={"format": "date-time"},
+        description=(
+            "When the operator last wrote the phone's ADB endpoint into the binding's Secret, for "
+            "the phone's current power-on (unset while the phone is off or being re-provisioned)."
+        ),
+    )
     reference: str | None = Field(
         None,
         description=(

@@ -1,9 +1,10 @@
 """The one idempotent reconcile of a PhoneBinding: resolve, claim, power, ADB, pod, status.
 
-Each pass looks at the world as it is (the claim, the phone's status in Geelark, the Secret, the
-pod), does at most the next step towards the spec, writes the status if it changed and says when
-to look again. Create, update, resume, operator restarts and periodic checks all run this same
-pass; nothing depends on which event came first.
+Each pass looks at the world as it is (the claim, the phone's status in Geelark, the pod), does at
+most the next step towards the spec, writes the status if it changed and says when to look again.
+Create, update, resume, operator restarts and periodic checks all run this same pass; nothing
+depends on which event came first. The ADB Secret is written, never read: the operator needs no
+right to read Secrets outside its own namespace.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from phonefleet_operator import constants as c
 from phonefleet_operator.errors import (
     GeelarkAuthError,
     GeelarkUnavailable,
@@ -155,6 +155,7 @@ class BindingReconciler:
                 )
                 return s.pod_poll_seconds
             report.event("Rebound", f"Released phone {previous}: spec.phoneId now names {phone.id}")
+            report.phone(adb_provisioned_at=None, live_view_url=None, status=None)
         report.phone(id=phone.id, serial_name=phone.serial_name, reference=binding.spec.phone_id)
 
         claim = await self._claims.acquire(
@@ -211,7 +212,7 @@ class BindingReconciler:
 
     async def _suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         await self._remove_pod(binding, report, why="the binding is suspended")
-        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+        await self._drop_adb_secret(binding, report)
         if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
             await self._power.stop(phone.id)
             report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
@@ -238,7 +239,7 @@ class BindingReconciler:
             return s.error_recheck_seconds
         if power is not Power.RUNNING:
             # ADB data does not survive a restart for sure: fetch it afresh once the phone runs.
-            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            await self._drop_adb_secret(binding, report)
             if power is Power.SHUT_DOWN:
                 started = await self._power.start(phone.id)
                 report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
@@ -249,8 +250,7 @@ class BindingReconciler:
             self._bound(report, "PhoneStarting", f"Phone {phone.id} is starting")
             return s.boot_poll_seconds
 
-        secret = await self._kube.get_secret(binding.namespace, adb_secret_name(binding.name))
-        if secret is None:
+        if report.provisioned_at() is None:
             try:
                 await self._provision_adb(binding, phone, report)
             except PhoneNotReady as error:
@@ -263,7 +263,7 @@ class BindingReconciler:
             "PhoneRunning",
             f"Phone {phone.id} runs and its ADB endpoint is provisioned",
         )
-        return await self._ensure_pod(binding, phone, report, secret)
+        return await self._ensure_pod(binding, phone, report)
 
     async def _provision_adb(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
         """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
@@ -284,20 +284,21 @@ class BindingReconciler:
         connection = AdbConnection(
             ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
         )
-        manifest = build_adb_secret(binding, connection)
-        manifest["metadata"].setdefault("annotations", {})[c.ANNOTATION_PROVISIONED_AT] = (
-            report.now.isoformat()
-        )
-        await self._kube.put_secret(manifest)
+        await self._kube.put_secret(build_adb_secret(binding, connection))
+        report.phone(adb_provisioned_at=rfc3339(report.now))
         report.event(
             "ProvisionedAdb",
             f"Wrote ADB connection data of phone {phone.id} to Secret "
             f"{adb_secret_name(binding.name)}",
         )
 
-    async def _ensure_pod(
-        self, binding: PhoneBinding, phone: Phone, report: Report, secret: dict[str, Any] | None
-    ) -> float:
+    async def _drop_adb_secret(self, binding: PhoneBinding, report: Report) -> None:
+        """Delete the ADB Secret if this binding wrote one for the phone's current power-on."""
+        if report.provisioned_at() is not None:
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            report.phone(adb_provisioned_at=None)
+
+    async def _ensure_pod(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         s = self._settings
         desired = build_pod(binding, phone.id, s)
         name = desired["metadata"]["name"]
@@ -327,12 +328,12 @@ class BindingReconciler:
             ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
         )
         self._bound(report, "PodNotReady", f"Pod {name} is not ready")
-        if self._worker_stuck(live, secret, report.now):
+        if self._worker_stuck(live, report.provisioned_at(), report.now):
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
             # threshold, and let the worker pick the new Secret content up without a restart.
             # Switching ADB on again clears a stuck endpoint (code 50000 in Geelark's words);
-            # the next passes poll for the new data and write a new Secret.
-            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            # the next passes poll for the new data and replace the Secret's content.
+            report.phone(adb_provisioned_at=None)
             await self._power.enable_adb(phone.id)
             self._adb_enabled_at[phone.id] = report.now.timestamp()
             report.event(
@@ -344,15 +345,10 @@ class BindingReconciler:
         return s.pod_poll_seconds
 
     def _worker_stuck(
-        self, pod: dict[str, Any], secret: dict[str, Any] | None, now: datetime
+        self, pod: dict[str, Any], provisioned: datetime | None, now: datetime
     ) -> bool:
         threshold = self._settings.worker_unready_threshold_seconds
         since = _parse_time(_pod_unready_since(pod))
-        provisioned = _parse_time(
-            ((secret or {}).get("metadata", {}).get("annotations") or {}).get(
-                c.ANNOTATION_PROVISIONED_AT, ""
-            )
-        )
         if since is None or (now - since).total_seconds() < threshold:
             return False
         return provisioned is None or (now - provisioned).total_seconds() >= threshold

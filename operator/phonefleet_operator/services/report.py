@@ -77,6 +77,13 @@ class Report:
         current = self.status.phone or PhoneInfo()
         self.status.phone = current.model_copy(update=fields)
 
+    def provisioned_at(self) -> datetime | None:
+        """When the ADB Secret was last written for the phone's current power-on, if it was."""
+        text = self.status.phone.adb_provisioned_at if self.status.phone else None
+        if not text:
+            return None
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
     def geelark_answered(self) -> None:
         """Geelark answered this pass: GeelarkReachable True."""
         self.condition(ConditionType.GEELARK_REACHABLE, "True", "Answered", "Geelark answered.")

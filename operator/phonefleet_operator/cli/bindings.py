@@ -1,0 +1,172 @@
+"""``phonefleet bindings``: write PhoneBinding manifests and check them before they are merged."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import click
+
+from phonefleet_operator.cli.geelark_access import (
+    MISSING_CREDENTIALS,
+    load_geelark_settings,
+    open_inventory,
+)
+from phonefleet_operator.cli.manifests import (
+    BindingManifest,
+    find_manifest_files,
+    generate_bindings,
+    is_name_prefix,
+    is_namespace,
+    parse_phone_list,
+    read_bindings,
+)
+from phonefleet_operator.services.assignments import (
+    Assignment,
+    Problem,
+    check_with_geelark,
+    find_duplicates,
+)
+from phonefleet_operator.settings import GeelarkSettings
+
+__all__ = ["bindings"]
+
+#: Exit codes of ``validate``: click itself exits 2 on usage errors.
+EXIT_CLEAN = 0
+EXIT_PROBLEMS = 1
+
+
+@click.group()
+def bindings() -> None:
+    """PhoneBinding manifests for GitOps: generate them, validate them before merging."""
+
+
+@bindings.command()
+@click.option(
+    "--phones",
+    required=True,
+    metavar="REF,REF,...",
+    help="The phones, one binding each: Geelark phone ids or exact serialNames, comma-separated.",
+)
+@click.option(
+    "--namespace",
+    "-n",
+    metavar="NS",
+    help="Namespace written into each binding (leave out to let kubectl or Argo CD choose).",
+)
+@click.option(
+    "--name-prefix",
+    metavar="P",
+    help="Name bindings P-<ref> instead of <ref>.",
+)
+def generate(phones: str, namespace: str | None, name_prefix: str | None) -> None:
+    """Print one PhoneBinding per phone as multi-document YAML, ready to commit.
+
+    A binding is named after its phone ref (P-<ref> with --name-prefix), never after its position,
+    so adding or removing a phone later does not rename, and so recreate, the others. A ref that is
+    no valid name (upper case, '_', too long) is lowered and cleaned and gets a short digest of
+    itself, so two refs never share a name. Duplicate refs are refused.
+
+    \b
+    Example:
+      phonefleet bindings generate --phones phone-001,600000000000000002 -n fleet > bindings.yaml
+    """
+    try:
+        refs = parse_phone_list(phones)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--phones'") from None
+    if namespace is not None and not is_namespace(namespace):
+        raise click.BadParameter(
+            "a namespace is a lowercase RFC 1123 label (a-z, 0-9 and '-', at most 63)",
+            param_hint="'--namespace'",
+        )
+    if name_prefix is not None and not is_name_prefix(name_prefix):
+        raise click.BadParameter(
+            "a name prefix is a lowercase RFC 1123 label (a-z, 0-9 and '-', at most 53)",
+            param_hint="'--name-prefix'",
+        )
+    click.echo(generate_bindings(refs, namespace=namespace, name_prefix=name_prefix), nl=False)
+
+
+@bindings.command()
+@click.argument(
+    "paths",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, allow_dash=True, path_type=Path),
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Skip the Geelark checks (aliases, phones not found) even when credentials are set.",
+)
+def validate(paths: tuple[Path, ...], offline: bool) -> None:
+    """Check PhoneBinding manifests before they reach a cluster: a pre-merge check.
+
+    PATHS are files, directories (every *.yaml and *.yml below them) or - for standard input,
+    for example the output of `kubectl kustomize`. Documents that are not PhoneBindings are
+    ignored. Checked offline: the schema (as the API server would check it) and phones assigned
+    to more than one binding. With Geelark credentials in PHONEFLEET_GEELARK_*, also: every
+    phoneId is resolved through one listing of the account, which finds phones Geelark does not
+    have and aliases (a phone's id in one binding, its serialName in another).
+
+    Prints one line per problem, `path:doc (namespace/name): problem` (doc counts documents of the
+    file from 0), and a summary on standard error. Exit codes: 0 no problems, 1 problems found
+    (or Geelark could not be asked), 2 usage error.
+    """
+    manifests, problems, files = _read_all(paths)
+    assignments = [a for a in (m.assignment() for m in manifests) if a is not None]
+    if not manifests and not problems:
+        problems.append(
+            Problem(
+                None, "No phones assigned to bindings: no PhoneBinding found in " + _names(paths)
+            )
+        )
+    problems.extend(find_duplicates(assignments))
+    settings = None if offline else load_geelark_settings()
+    if settings is not None and assignments:
+        problems.extend(asyncio.run(_check_with_geelark(assignments, settings)))
+    elif not offline:
+        click.echo(f"Skipped the Geelark checks: {MISSING_CREDENTIALS}.", err=True)
+    for problem in problems:
+        click.echo(str(problem))
+    count = len(problems)
+    click.echo(
+        f"Checked {len(manifests)} PhoneBindings in {files} files: "
+        + (f"{count} problem{'s' if count != 1 else ''}." if count else "no problems."),
+        err=True,
+    )
+    sys.exit(EXIT_PROBLEMS if problems else EXIT_CLEAN)
+
+
+def _read_all(paths: tuple[Path, ...]) -> tuple[list[BindingManifest], list[Problem], int]:
+    manifests: list[BindingManifest] = []
+    problems: list[Problem] = []
+    files = find_manifest_files(paths)
+    for file in files:
+        if str(file) == "-":
+            text = sys.stdin.read()
+        else:
+            try:
+                text = file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                problems.append(Problem(str(file), f"could not be read: {error}"))
+                continue
+        found, unreadable = read_bindings(text, str(file))
+        problems.extend(unreadable)
+        for manifest in found:
+            manifests.append(manifest)
+            problems.extend(Problem(manifest.source, message) for message in manifest.problems)
+    return manifests, problems, len(files)
+
+
+async def _check_with_geelark(
+    assignments: list[Assignment], settings: GeelarkSettings
+) -> list[Problem]:
+    async with open_inventory(settings) as inventory:
+        return await check_with_geelark(assignments, inventory)
+
+
+def _names(paths: tuple[Path, ...]) -> str:
+    return ", ".join(str(path) for path in paths)

@@ -1,0 +1,42 @@
+"""The Geelark settings and phone inventory of one CLI command, from PHONEFLEET_GEELARK_*."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import click
+from pydantic import SecretStr, ValidationError
+
+from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
+from phonefleet_operator.settings import GeelarkSettings
+
+__all__ = ["MISSING_CREDENTIALS", "load_geelark_settings", "open_inventory"]
+
+MISSING_CREDENTIALS = (
+    "no Geelark credentials: set PHONEFLEET_GEELARK_TOKEN, or both PHONEFLEET_GEELARK_APP_ID "
+    "and PHONEFLEET_GEELARK_API_KEY (and PHONEFLEET_GEELARK_URL for another endpoint)"
+)
+
+
+def load_geelark_settings() -> GeelarkSettings | None:
+    """The settings from the environment; None when only the credentials are missing.
+
+    Any other invalid setting is a usage error (exit code 2) that names the variable.
+    """
+    try:
+        return GeelarkSettings()
+    except ValidationError as error:
+        try:
+            # Complete with a placeholder token: if that passes, credentials were all that lacked.
+            GeelarkSettings(token=SecretStr("placeholder"))
+        except ValidationError:
+            raise click.UsageError(f"invalid PHONEFLEET_GEELARK_* settings: {error}") from None
+        return None
+
+
+@asynccontextmanager
+async def open_inventory(settings: GeelarkSettings) -> AsyncIterator[PhoneInventory]:
+    """A phone inventory on its own client, closed on exit; its first lookup lists every phone."""
+    async with GeelarkClient(settings) as client:
+        yield PhoneInventory(client, settings)

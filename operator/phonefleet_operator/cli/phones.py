@@ -1,0 +1,166 @@
+"""``phonefleet phones``: the Geelark phones of the account, and which binding holds each."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+import click
+from pydantic import ValidationError
+
+from phonefleet_operator.cli.geelark_access import (
+    MISSING_CREDENTIALS,
+    load_geelark_settings,
+    open_inventory,
+)
+from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.geelark import PhoneStatus as Power
+from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
+from phonefleet_operator.models import Holder, PhoneClaim, PhoneStatus
+from phonefleet_operator.settings import GeelarkSettings
+
+__all__ = ["holders_by_phone", "phone_rows", "phones", "render_table"]
+
+#: The power states as a binding's status.phone.status spells them.
+_STATUS_TEXT: Final[Mapping[Power, str]] = {
+    Power.RUNNING: PhoneStatus.RUNNING,
+    Power.STARTING: PhoneStatus.STARTING,
+    Power.SHUT_DOWN: PhoneStatus.STOPPED,
+    Power.EXPIRED: PhoneStatus.EXPIRED,
+}
+#: HELD BY when no binding holds the phone, and when the cluster could not be asked.
+NOT_HELD: Final = "<none>"
+UNKNOWN: Final = "-"
+_HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "HELD BY")
+
+
+@click.group()
+def phones() -> None:
+    """The Geelark phones of the account (credentials from PHONEFLEET_GEELARK_*)."""
+
+
+@phones.command(name="list")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="A table for people, or JSON for scripts.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig of the cluster whose PhoneClaims say who holds a phone "
+    "[default: in-cluster, else $KUBECONFIG, else ~/.kube/config].",
+)
+def list_phones(output: str, kubeconfig: str | None) -> None:
+    """List every phone: id, serial name, status, and the binding that holds it.
+
+    The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
+    PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
+    could not be asked (the reason goes to standard error).
+    """
+    settings = load_geelark_settings()
+    if settings is None:
+        raise click.UsageError(MISSING_CREDENTIALS)
+    try:
+        found, claims = asyncio.run(_gather(settings, kubeconfig))
+    except PhonefleetError as error:
+        click.echo(f"Failed to list phones with Geelark: {error}", err=True)
+        sys.exit(1)
+    holders = None if isinstance(claims, str) else claims
+    if isinstance(claims, str):
+        click.echo(f"HELD BY is unknown: could not read the PhoneClaims: {claims}", err=True)
+    if output == "json":
+        click.echo(json.dumps(phone_records(found, holders), indent=2))
+    else:
+        click.echo(render_table([_HEADERS, *phone_rows(found, holders)]))
+
+
+async def _gather(
+    settings: GeelarkSettings, kubeconfig: str | None
+) -> tuple[list[Phone], dict[str, Holder] | str]:
+    async with open_inventory(settings) as inventory:
+        _, claims = await asyncio.gather(inventory.refresh(), _read_claims(kubeconfig))
+        listed = sorted(inventory.cached().values(), key=lambda p: (p.serial_name, p.id))
+    return listed, claims
+
+
+async def _read_claims(kubeconfig: str | None) -> dict[str, Holder] | str:
+    """Holders by phone id, or why they could not be read (HELD BY is optional: never fatal)."""
+    try:
+        caller = ApiCaller(load_api_client(1, kubeconfig), 1)
+    except Exception as error:  # kubernetes' config errors: the column is optional, so say why
+        return f"no usable kubeconfig ({error})"
+    try:
+        return holders_by_phone(await KubeGateway(caller).list_claims())
+    except Exception as error:  # 404 (no CRDs), 403, unreachable: the column is optional
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
+    finally:
+        caller.close()
+
+
+def holders_by_phone(claims: Iterable[Mapping[str, Any]]) -> dict[str, Holder]:
+    """The holder of each claimed phone, by canonical phone id; malformed claims are skipped."""
+    holders: dict[str, Holder] = {}
+    for body in claims:
+        try:
+            claim = PhoneClaim.from_body(body)
+        except ValidationError:
+            continue
+        holders[claim.spec.phone_id] = claim.spec.holder
+    return holders
+
+
+def _held_by(phone: Phone, holders: Mapping[str, Holder] | None) -> str:
+    if holders is None:
+        return UNKNOWN
+    holder = holders.get(phone.id)
+    return holder.namespaced_name if holder else NOT_HELD
+
+
+def phone_rows(
+    found: Sequence[Phone], holders: Mapping[str, Holder] | None
+) -> list[tuple[str, ...]]:
+    """One table row per phone: id, serial name, status, held by."""
+    return [
+        (
+            phone.id,
+            phone.serial_name or UNKNOWN,
+            _STATUS_TEXT.get(phone.status, PhoneStatus.UNKNOWN),
+            _held_by(phone, holders),
+        )
+        for phone in found
+    ]
+
+
+def phone_records(found: Sequence[Phone], holders: Mapping[str, Holder] | None) -> dict[str, Any]:
+    """The JSON output: each phone with its holder (null when free); whether holders are known."""
+    return {
+        "heldByKnown": holders is not None,
+        "phones": [
+            {
+                "id": phone.id,
+                "serialName": phone.serial_name,
+                "status": _STATUS_TEXT.get(phone.status, PhoneStatus.UNKNOWN),
+                "heldBy": (
+                    holders[phone.id].to_dict() if holders and phone.id in holders else None
+                ),
+            }
+            for phone in found
+        ],
+    }
+
+
+def render_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as kubectl prints them: left-aligned columns three spaces apart, no trailing blanks."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
