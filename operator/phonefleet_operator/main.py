@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import click
@@ -11,14 +13,14 @@ import kopf
 from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import bindings, claims
+from phonefleet_operator.handlers import admission, bindings, claims
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
 __all__ = ["configure", "run"]
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (bindings, claims)
+_REGISTERED = (admission, bindings, claims)
 
 
 @kopf.on.startup()
@@ -30,7 +32,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     except ValidationError as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
-    memo.runtime = Runtime.create(operator_settings, geelark_settings)
+    runtime = Runtime.create(operator_settings, geelark_settings)
+    memo.runtime = runtime
+    runtime.start_background()
+    if operator_settings.webhook_enabled:
+        files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
+        settings.admission.server = admission.webhook_server(operator_settings, files)
+        # kopf keeps this ValidatingWebhookConfiguration in step with the handlers and the CA.
+        settings.admission.managed = c.GROUP
+    else:
+        settings.admission.server = admission.no_webhook_server
 
 
 @kopf.on.login()

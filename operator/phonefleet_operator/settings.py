@@ -213,6 +213,35 @@ class OperatorSettings(BaseSettings):
         60.0, gt=0, description="How often claims whose holder no longer exists are released."
     )
 
+    # The admission webhook (off unless enabled: it needs an address the API server can reach).
+    operator_namespace: str = Field(
+        "phonefleet-system",
+        description="Namespace the operator runs in (its own Secrets live here).",
+    )
+    webhook_enabled: bool = Field(False, description="Serve the validating admission webhook.")
+    webhook_addr: str = Field("0.0.0.0", description="Address the webhook server listens on.")  # noqa: S104 - in a pod, the Service routes to it
+    webhook_port: int = Field(
+        9443, gt=0, lt=65536, description="Port the webhook server listens on."
+    )
+    webhook_service: str | None = Field(
+        "phonefleet-webhook",
+        description="Service (in operator_namespace) the API server calls; empty: webhook_host.",
+    )
+    webhook_host: str | None = Field(
+        None, description="Host name or IP the API server calls when no Service is used (tests)."
+    )
+    webhook_ca_secret: str = Field(
+        "phonefleet-webhook-ca",
+        description="Secret (in operator_namespace) keeping the webhook's CA.",
+    )
+    webhook_cert_dir: str | None = Field(
+        None,
+        description=(
+            "Use tls.crt, tls.key and ca.crt from this folder (e.g. mounted by cert-manager) "
+            "instead of the operator's own CA; the server reloads them when they change."
+        ),
+    )
+
     # kopf and the Kubernetes client, tuned for many bindings.
     kubeconfig: str | None = Field(
         None,

@@ -148,6 +148,29 @@ class KubeGateway:
 
     # ------------------------------------------------------------ Secrets
 
+    async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The base64 ``data`` of a Secret, or None; only used in the operator's own namespace."""
+        try:
+            secret = await self._call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as error:
+            if is_not_found(error):
+                return None
+            raise
+        data: dict[str, str] = secret.data or {}
+        return data
+
+    async def create_secret(self, secret: Obj) -> bool:
+        """Create a Secret; False when one of that name exists already."""
+        try:
+            await self._call(
+                self._core.create_namespaced_secret, secret["metadata"]["namespace"], secret
+            )
+        except ApiException as error:
+            if is_conflict(error):
+                return False
+            raise
+        return True
+
     async def put_secret(self, secret: Obj) -> None:
         """Create the Secret, or replace the one of that name."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]

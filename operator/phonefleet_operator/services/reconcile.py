@@ -17,6 +17,7 @@ from typing import Any
 from phonefleet_operator.errors import (
     GeelarkAuthError,
     GeelarkUnavailable,
+    InvalidSpec,
     KubernetesUnavailable,
     PermanentFault,
     PhoneNotFound,
@@ -41,6 +42,7 @@ from phonefleet_operator.render import (
     needs_update,
     pod_name,
 )
+from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
@@ -142,6 +144,9 @@ class BindingReconciler:
     ) -> float:
         s = self._settings
         me = binding_ref(binding)
+        problems = spec_problems(binding.spec)
+        if problems:  # the webhook refuses these; this holds when it was down or bypassed
+            raise InvalidSpec("; ".join(problems))
         phone = await self._resolve(binding, report)
         if phone is None:
             return s.not_found_recheck_seconds

@@ -7,12 +7,16 @@ import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from phonefleet_operator.errors import PhonefleetError, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
 from phonefleet_operator.models import Phase, PhoneBinding
+from phonefleet_operator.services.admission import AdmissionService
+from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
 from phonefleet_operator.services.reconcile import BindingReconciler
@@ -54,6 +58,7 @@ class Runtime:
     kube: KubeGateway
     claims: ClaimService
     reconciler: BindingReconciler
+    admission: AdmissionService
     locks: BindingLocks = field(default_factory=BindingLocks)
     wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
@@ -74,7 +79,8 @@ class Runtime:
         reconciler = BindingReconciler(
             directory=inventory, power=phones, kube=kube, claims=claims, settings=settings
         )
-        return cls(settings, client, inventory, phones, caller, kube, claims, reconciler)
+        admission = AdmissionService(inventory, kube)
+        return cls(settings, client, inventory, phones, caller, kube, claims, reconciler, admission)
 
     # ------------------------------------------------------------ binding lifecycle
 
@@ -126,6 +132,41 @@ class Runtime:
             except PhonefleetError as error:
                 log.warning("Could not sweep orphaned PhoneClaims: %s", error)
             await asyncio.sleep(self.settings.orphan_sweep_seconds)
+
+    async def webhook_certificates(self, directory: Path) -> ServingFiles:
+        """Serving files for the webhook, from the operator's CA (made once, kept in a Secret)."""
+        s = self.settings
+        if s.webhook_cert_dir:
+            folder = Path(s.webhook_cert_dir)
+            return ServingFiles(folder / "tls.crt", folder / "tls.key", folder / "ca.crt")
+        now = datetime.now(UTC)
+        data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
+        if data is None:
+            authority = CertificateAuthority.create(now)
+            created = await self.kube.create_secret(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": s.webhook_ca_secret, "namespace": s.operator_namespace},
+                    "type": "Opaque",
+                    "stringData": authority.secret_string_data(),
+                }
+            )
+            if created:
+                log.info(
+                    "Created Secret %s/%s with the webhook CA",
+                    s.operator_namespace,
+                    s.webhook_ca_secret,
+                )
+            else:  # another replica made it first: use theirs
+                data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
+        if data is not None:
+            authority = CertificateAuthority.from_secret_data(data)
+        hosts = [h for h in (s.webhook_host,) if h]
+        if s.webhook_service:
+            base = f"{s.webhook_service}.{s.operator_namespace}"
+            hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
+        return authority.issue_serving(hosts or ["localhost"], directory, now)
 
     def health(self) -> str:
         """A one-word health summary for the liveness endpoint."""

@@ -1,0 +1,116 @@
+"""The validating webhook: early, clear refusals at `kubectl apply`; the claim still decides."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
+from phonefleet_testbed.waiting import wait_for
+
+CONFIGURATION = "phonefleet.dev"
+
+
+@pytest.fixture
+def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    """Settings of an operator serving its webhook on loopback; its configuration goes after."""
+    kubectl("create", "namespace", "phonefleet-system", check=False)
+    yield {
+        "PHONEFLEET_WEBHOOK_ENABLED": "true",
+        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
+        "PHONEFLEET_WEBHOOK_SERVICE": "",
+    }
+    # A webhook configuration outlives the operator that registered it.
+    kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
+
+
+def wait_for_webhook(kubectl: Kubectl) -> None:
+    """Until the operator has registered its webhook with a CA bundle."""
+
+    def registered() -> bool:
+        config = kubectl.get("validatingwebhookconfiguration", CONFIGURATION)
+        return bool(config and config["webhooks"][0]["clientConfig"].get("caBundle"))
+
+    wait_for(registered, 60, message="the ValidatingWebhookConfiguration with its CA bundle")
+
+
+def test_apply_is_refused_for_a_phone_another_binding_holds_even_by_alias(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+) -> None:
+    """The API server calls the webhook over TLS and refuses the alias, naming the holder."""
+    operator_factory(**webhook_env)
+    wait_for_webhook(kubectl)
+    phone_id = fleet.add_phone("guarded")
+    kubectl.apply(make_binding("owner", "guarded", namespace))
+    wait_phase(kubectl, namespace, "owner", "Running")
+
+    refused = kubectl(
+        "apply",
+        "-f",
+        "-",
+        check=False,
+        input_text=json.dumps(make_binding("intruder", phone_id, namespace)),
+    )
+    assert refused.returncode != 0
+    assert "denied the request" in refused.stderr
+    assert f"already held by binding {namespace}/owner" in refused.stderr
+    assert kubectl.get("phonebinding", "intruder", namespace) is None
+
+    # The holder itself may still be updated.
+    kubectl.apply(make_binding("owner", "guarded", namespace, worker={"args": ["--verbose"]}))
+
+
+def test_apply_is_refused_for_worker_args_that_would_point_at_another_phone(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+) -> None:
+    """A binding overriding --phone-id in its worker args is refused (invariant 3)."""
+    operator_factory(**webhook_env)
+    wait_for_webhook(kubectl)
+    fleet.add_phone("honest")
+    manifest = make_binding("sneaky", "honest", namespace, worker={"args": ["--phone-id", "42"]})
+    refused = kubectl("apply", "-f", "-", check=False, input_text=json.dumps(manifest))
+    assert refused.returncode != 0
+    assert "spec.worker.args must not set --phone-id" in refused.stderr
+
+
+def test_with_the_webhook_unreachable_duplicates_are_admitted_but_never_both_hold_the_phone(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+) -> None:
+    """failurePolicy Ignore: applies pass while the webhook is down; the claim still decides."""
+    first = operator_factory(**webhook_env)
+    wait_for_webhook(kubectl)
+    operator_factory.stop(first)  # type: ignore[attr-defined]
+    phone_id = fleet.add_phone("unguarded")
+
+    kubectl.apply(make_binding("one", "unguarded", namespace))
+    kubectl.apply(make_binding("two", phone_id, namespace))
+
+    operator_factory(PHONEFLEET_WEBHOOK_ENABLED="false")
+
+    def settled() -> list[str] | None:
+        phases = sorted(
+            (b.get("status") or {}).get("phase") or ""
+            for b in kubectl.list("phonebindings", namespace)
+        )
+        return phases if phases == ["Conflict", "Running"] else None
+
+    wait_for(settled, 60, message="one Running and one Conflict")
+    assert len(kubectl.list("pods", namespace)) == 1
