@@ -1,0 +1,71 @@
+"""Factories of the service tests."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fakes import FakeKube, FakePhones
+
+from phonefleet_operator.models import PhoneBinding
+from phonefleet_operator.services.claims import ClaimService
+from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.settings import OperatorSettings
+
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+_counter = itertools.count(1)
+
+
+def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> PhoneBinding:
+    """A PhoneBinding body as the API server would return it (each one a little younger)."""
+    n = next(_counter)
+    return PhoneBinding.from_body(
+        {
+            "metadata": {
+                "name": name,
+                "namespace": "ns",
+                "uid": f"uid-{name}-{n}",
+                "generation": 1,
+                "creationTimestamp": f"2026-11-28T10:{n // 60 % 60:02d}:{n % 60:02d}Z",
+            },
+            "spec": {"phoneId": phone, **spec},
+        }
+    )
+
+
+async def step(
+    reconciler: BindingReconciler, binding: PhoneBinding, waiters: tuple[Any, ...] = ()
+) -> tuple[PhoneBinding, Report, float]:
+    """One reconcile pass; the binding comes back with the status the pass wrote."""
+    report, delay = await reconciler.reconcile(binding, waiters)
+    return binding.model_copy(update={"status": report.status}), report, delay
+
+
+@pytest.fixture
+def kube() -> FakeKube:
+    """Kubernetes objects in memory."""
+    return FakeKube()
+
+
+@pytest.fixture
+def phones() -> FakePhones:
+    """One stopped phone, id 100, serialName phone-a."""
+    fake = FakePhones()
+    fake.add("100", "phone-a")
+    return fake
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, phones: FakePhones) -> BindingReconciler:
+    """The reconciler wired to the fakes, its clock frozen at NOW."""
+    return BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=ClaimService(kube),
+        settings=OperatorSettings(),
+        clock=lambda: NOW,
+    )

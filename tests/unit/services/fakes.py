@@ -1,0 +1,136 @@
+"""In-memory fakes of our own gateways (Kubernetes objects, the phone directory, phone power)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+
+from phonefleet_operator.errors import PhoneNotFound, PhoneNotReady
+from phonefleet_operator.geelark import AdbEndpoint, Phone, PhoneStatus, StartResult
+
+Obj = dict[str, Any]
+_uids = itertools.count(1)
+
+
+@dataclass
+class FakeKube:
+    """Bindings, claims, pods and secrets kept in dicts, with the API server's create semantics."""
+
+    bindings: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    claims: dict[str, Obj] = field(default_factory=dict)
+    pods: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
+    statuses: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
+
+    async def get_binding(self, namespace: str, name: str) -> Obj | None:
+        return self.bindings.get((namespace, name))
+
+    async def patch_binding_status(
+        self, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> None:
+        self.statuses.append((namespace, name, status))
+
+    async def get_claim(self, phone_id: str) -> Obj | None:
+        return self.claims.get(phone_id)
+
+    async def create_claim(self, claim: Obj) -> bool:
+        name = claim["metadata"]["name"]
+        if name in self.claims:
+            return False
+        self.claims[name] = {
+            **claim,
+            "metadata": {**claim["metadata"], "uid": f"claim-{next(_uids)}"},
+        }
+        return True
+
+    async def delete_claim(self, phone_id: str, uid: str) -> bool:
+        claim = self.claims.get(phone_id)
+        if claim is None or claim["metadata"]["uid"] != uid:
+            return False
+        del self.claims[phone_id]
+        return True
+
+    async def list_claims(self) -> list[Obj]:
+        return list(self.claims.values())
+
+    async def get_pod(self, namespace: str, name: str) -> Obj | None:
+        return self.pods.get((namespace, name))
+
+    async def create_pod(self, pod: Obj) -> bool:
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key in self.pods:
+            return False
+        self.pods[key] = {
+            **pod,
+            "metadata": {
+                **pod["metadata"],
+                "uid": f"pod-{next(_uids)}",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
+        }
+        return True
+
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
+        self.pods.pop((namespace, name), None)
+
+    async def put_secret(self, secret: Obj) -> None:
+        self.secrets[(secret["metadata"]["namespace"], secret["metadata"]["name"])] = secret
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        self.secrets.pop((namespace, name), None)
+
+
+@dataclass
+class FakePhones:
+    """A phone directory and power switch: phones by id, with status and ADB switches."""
+
+    phones: dict[str, Phone] = field(default_factory=dict)
+    power: dict[str, PhoneStatus] = field(default_factory=dict)
+    adb_on: set[str] = field(default_factory=set)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(
+        self, phone_id: str, serial_name: str, status: PhoneStatus = PhoneStatus.SHUT_DOWN
+    ) -> None:
+        self.phones[phone_id] = Phone(id=phone_id, serial_name=serial_name)
+        self.power[phone_id] = status
+
+    async def resolve(self, reference: str) -> Phone:
+        self.calls.append(("resolve", reference))
+        if reference in self.phones:
+            return self.phones[reference]
+        for phone in self.phones.values():
+            if phone.serial_name == reference:
+                return phone
+        raise PhoneNotFound(f"Phone '{reference}' not found in Geelark")
+
+    async def status(self, phone_id: str) -> PhoneStatus:
+        self.calls.append(("status", phone_id))
+        return self.power[phone_id]
+
+    async def start(self, phone_id: str) -> StartResult:
+        self.calls.append(("start", phone_id))
+        self.power[phone_id] = PhoneStatus.STARTING
+        return StartResult(id=phone_id, url=f"https://live.example/{phone_id}")
+
+    async def stop(self, phone_id: str) -> None:
+        self.calls.append(("stop", phone_id))
+        self.power[phone_id] = PhoneStatus.SHUT_DOWN
+        self.adb_on.discard(phone_id)
+
+    async def enable_adb(self, phone_id: str) -> None:
+        self.calls.append(("enable_adb", phone_id))
+
+    async def adb_endpoint(self, phone_id: str) -> AdbEndpoint:
+        self.calls.append(("adb_endpoint", phone_id))
+        if phone_id not in self.adb_on:
+            raise PhoneNotReady(f"ADB of phone {phone_id} is not enabled yet")
+        return AdbEndpoint(id=phone_id, ip="10.1.2.3", port=5555, pwd=SecretStr("pw-123456"))
+
+    def count(self, operation: str) -> int:
+        """How many calls of one operation were made."""
+        return sum(1 for op, _ in self.calls if op == operation)
