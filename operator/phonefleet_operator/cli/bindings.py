@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -61,7 +62,7 @@ def bindings() -> None:
     help="Name bindings P-<ref> instead of <ref>.",
 )
 def generate(phones: str, namespace: str | None, name_prefix: str | None) -> None:
-    """Print one PhoneBinding per phone as multi-document YAML, ready to commit.
+    """Print PhoneBinding YAML for a list of phones, ready to commit.
 
     A binding is named after its phone ref (P-<ref> with --name-prefix), never after its position,
     so adding or removing a phone later does not rename, and so recreate, the others. A ref that is
@@ -102,63 +103,75 @@ def generate(phones: str, namespace: str | None, name_prefix: str | None) -> Non
     help="Skip the Geelark checks (aliases, phones not found) even when credentials are set.",
 )
 def validate(paths: tuple[Path, ...], offline: bool) -> None:
-    """Check PhoneBinding manifests before they reach a cluster: a pre-merge check.
+    """Check PhoneBinding manifests before merging; exit 1 on problems.
 
     PATHS are files, directories (every *.yaml and *.yml below them) or - for standard input,
     for example the output of `kubectl kustomize`. Documents that are not PhoneBindings are
-    ignored. Checked offline: the schema (as the API server would check it) and phones assigned
-    to more than one binding. With Geelark credentials in PHONEFLEET_GEELARK_*, also: every
-    phoneId is resolved through one listing of the account, which finds phones Geelark does not
-    have and aliases (a phone's id in one binding, its serialName in another).
+    ignored. Checked offline: the schema (as the API server and the admission webhook check it)
+    and phones assigned to more than one binding. With Geelark credentials in
+    PHONEFLEET_GEELARK_*, also: every phoneId is resolved through one listing of the account,
+    which finds phones Geelark does not have and aliases (a phone's id in one binding, its
+    serialName in another).
 
     Prints one line per problem, `path:doc (namespace/name): problem` (doc counts documents of the
     file from 0), and a summary on standard error. Exit codes: 0 no problems, 1 problems found
     (or Geelark could not be asked), 2 usage error.
     """
-    manifests, problems, files = _read_all(paths)
+    reading = _Reading.of(paths)
+    manifests, problems = reading.manifests, list(reading.problems)
     assignments = [a for a in (m.assignment() for m in manifests) if a is not None]
     if not manifests and not problems:
         problems.append(
-            Problem(
-                None, "No phones assigned to bindings: no PhoneBinding found in " + _names(paths)
-            )
+            Problem(None, f"No phones assigned to bindings: no PhoneBinding in {_names(paths)}")
         )
     problems.extend(find_duplicates(assignments))
     settings = None if offline else load_geelark_settings()
     if settings is not None and assignments:
         problems.extend(asyncio.run(_check_with_geelark(assignments, settings)))
-    elif not offline:
+    elif settings is None and not offline:
         click.echo(f"Skipped the Geelark checks: {MISSING_CREDENTIALS}.", err=True)
-    for problem in problems:
+    for problem in sorted(problems, key=reading.position):
         click.echo(str(problem))
-    count = len(problems)
     click.echo(
-        f"Checked {len(manifests)} PhoneBindings in {files} files: "
-        + (f"{count} problem{'s' if count != 1 else ''}." if count else "no problems."),
+        f"Checked {_count(len(manifests), 'PhoneBinding')} in {_count(reading.files, 'file')}: "
+        + (f"{_count(len(problems), 'problem')}." if problems else "no problems."),
         err=True,
     )
     sys.exit(EXIT_PROBLEMS if problems else EXIT_CLEAN)
 
 
-def _read_all(paths: tuple[Path, ...]) -> tuple[list[BindingManifest], list[Problem], int]:
-    manifests: list[BindingManifest] = []
-    problems: list[Problem] = []
-    files = find_manifest_files(paths)
-    for file in files:
-        if str(file) == "-":
-            text = sys.stdin.read()
-        else:
+@dataclass
+class _Reading:
+    """What the files held: bindings, the problems of reading them, and the order of both."""
+
+    files: int = 0
+    manifests: list[BindingManifest] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, paths: tuple[Path, ...]) -> _Reading:
+        """Read every manifest file of ``paths`` (``-``: standard input) and check its bindings."""
+        reading = cls()
+        for file in find_manifest_files(paths):
+            reading.files += 1
+            reading.sources.setdefault(str(file), len(reading.sources))
             try:
-                text = file.read_text(encoding="utf-8")
+                text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError) as error:
-                problems.append(Problem(str(file), f"could not be read: {error}"))
+                reading.problems.append(Problem(str(file), f"could not be read: {error}"))
                 continue
-        found, unreadable = read_bindings(text, str(file))
-        problems.extend(unreadable)
-        for manifest in found:
-            manifests.append(manifest)
-            problems.extend(Problem(manifest.source, message) for message in manifest.problems)
-    return manifests, problems, len(files)
+            found, unreadable = read_bindings(text, str(file))
+            reading.problems.extend(unreadable)
+            for manifest in found:
+                reading.manifests.append(manifest)
+                reading.sources.setdefault(manifest.source, len(reading.sources))
+                reading.problems.extend(Problem(manifest.source, m) for m in manifest.problems)
+        return reading
+
+    def position(self, problem: Problem) -> int:
+        """Sort key: problems grouped by binding in file order; whole-check problems last."""
+        return self.sources.get(problem.source or "", len(self.sources))
 
 
 async def _check_with_geelark(
@@ -166,6 +179,10 @@ async def _check_with_geelark(
 ) -> list[Problem]:
     async with open_inventory(settings) as inventory:
         return await check_with_geelark(assignments, inventory)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _names(paths: tuple[Path, ...]) -> str:

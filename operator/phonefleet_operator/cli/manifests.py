@@ -7,7 +7,7 @@ A document is "ours" when its kind is PhoneBinding and its apiVersion is ``phone
 (or missing); every other document (Deployments, kustomizations, another group's PhoneBinding)
 is ignored. Ours are checked against the pydantic model of the spec, which the CRD schema is kept
 in step with, plus the rules Kubernetes itself applies that the model does not hold (apiVersion,
-object names, unknown top-level fields).
+object names, unknown top-level fields) and the admission webhook's own spec rules.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from phonefleet_operator.constants import API_VERSION, BINDING_KIND, GROUP
 from phonefleet_operator.models import PhoneBindingSpec
+from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.assignments import Assignment, Problem, format_refs
 
 __all__ = [
@@ -149,6 +150,8 @@ def check_document(document: Mapping[str, Any], path: str, index: int) -> Bindin
             spec = PhoneBindingSpec.model_validate(raw_spec)
         except ValidationError as error:
             problems.extend(_spec_problems(error, raw_spec))
+        else:
+            problems.extend(spec_problems(spec))  # what the admission webhook refuses too
     return BindingManifest(path, index, name, namespace, spec, tuple(problems))
 
 
@@ -182,8 +185,9 @@ def _spec_problems(error: ValidationError, raw_spec: object) -> Iterator[str]:
             message = f'unknown field "{field}"'
             yield message
             continue
-        if field == "spec.phoneId" and isinstance(raw_spec.get("phoneId"), int | float):
-            message += ' (quote it: phoneId: "600000000000000001"; unquoted digits are a number)'
+        phone_id = raw_spec.get("phoneId")
+        if field == "spec.phoneId" and isinstance(phone_id, int) and not isinstance(phone_id, bool):
+            message += f' (quote it, phoneId: "{phone_id}": unquoted digits are a number in YAML)'
         yield f"{field}: {message}"
 
 

@@ -23,7 +23,7 @@ from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
 from phonefleet_operator.models import Holder, PhoneClaim, PhoneStatus
 from phonefleet_operator.settings import GeelarkSettings
 
-__all__ = ["holders_by_phone", "phone_rows", "phones", "render_table"]
+__all__ = ["holders_by_phone", "phone_records", "phone_rows", "phones", "render_table"]
 
 #: The power states as a binding's status.phone.status spells them.
 _STATUS_TEXT: Final[Mapping[Power, str]] = {
@@ -56,7 +56,7 @@ def phones() -> None:
     "--kubeconfig",
     type=click.Path(dir_okay=False),
     help="Kubeconfig of the cluster whose PhoneClaims say who holds a phone "
-    "[default: in-cluster, else $KUBECONFIG, else ~/.kube/config].",
+    "[default: $KUBECONFIG, else ~/.kube/config; inside a pod always its service account].",
 )
 def list_phones(output: str, kubeconfig: str | None) -> None:
     """List every phone: id, serial name, status, and the binding that holds it.
