@@ -9,6 +9,8 @@ set -euo pipefail
 repo="$(cd "$(dirname "$0")/../.." && pwd)"
 base="${PHONEFLEET_BASE_IMAGE:-phonefleet/base:bookworm}"
 tag="${PHONEFLEET_IMAGE_TAG:-dev}"
+# Every image this script builds carries this label, so it can prune its own replaced builds.
+label="dev.phonefleet.built-by=hack/images/build.sh"
 extra=()
 [[ ${PHONEFLEET_NO_CACHE:-0} == 1 ]] && extra+=(--no-cache)
 
@@ -22,7 +24,7 @@ for component in operator worker; do
 	log="$(mktemp "/tmp/phonefleet-build-$component.XXXXXX.log")"
 	began=$SECONDS
 	# --network host: pip reaches the package index the way the machine does (no bridge needed).
-	if ! docker build --network host --build-arg BASE_IMAGE="$base" "${extra[@]}" \
+	if ! docker build --network host --build-arg BASE_IMAGE="$base" --label "$label" "${extra[@]}" \
 		--file "$repo/Dockerfile.$component" --tag "$image" "$repo" >"$log" 2>&1; then
 		echo "[build] Building $image failed; the end of $log:" >&2
 		tail -n 40 "$log" >&2
@@ -31,5 +33,7 @@ for component in operator worker; do
 	echo "[build] Built $image in $((SECONDS - began))s" >&2
 	rm -f "$log"
 done
+# The images these builds replaced (now untagged) and their layers; other images stay.
+docker image prune --force --filter "label=$label" >/dev/null
 docker image ls --format 'table {{.Repository}}:{{.Tag}}\t{{.ID}}\t{{.Size}}' \
 	--filter "reference=phonefleet/*" >&2
