@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
@@ -12,6 +14,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
+from phonefleet_testbed.rbac import OPERATOR_USER, SCOPE_POLICY, operator_kubeconfig
 from phonefleet_testbed.scenarios import Fleet, Operator, operator_env
 from phonefleet_testbed.waiting import wait_for
 
@@ -20,6 +23,26 @@ from phonefleet_testbed.waiting import wait_for
 def crds(control_plane: ControlPlane) -> None:
     """phonefleet's CRDs, installed once per session."""
     install_crds(control_plane)
+
+
+@pytest.fixture(scope="session")
+def operator_credentials(control_plane: ControlPlane, crds: None) -> Path:
+    """A kubeconfig of the operator's own ServiceAccount (manifests/rbac, applied once)."""
+    return operator_kubeconfig(control_plane)
+
+
+@pytest.fixture
+def operator_identity(
+    operator_credentials: Path, caplog: pytest.LogCaptureFixture
+) -> Iterator[Path]:
+    """What the operators of one test run as: exactly the rights manifests/rbac grants.
+
+    A call the RBAC refused fails the test even where the operator carries on (kopf only logs a
+    refused Event, for one). Checked after the operators stopped (this fixture outlives them).
+    """
+    yield operator_credentials
+    refused = _refused_calls(caplog)
+    assert not refused, f"the operator lacked a permission (manifests/rbac): {refused}"
 
 
 @pytest.fixture
@@ -36,14 +59,18 @@ def fleet() -> Iterator[Fleet]:
 @pytest.fixture
 def operator_factory(
     control_plane: ControlPlane,
-    crds: None,
+    operator_identity: Path,
     fleet: Fleet,
     kubectl: Kubectl,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., Operator]]:
-    """Start operators on demand; at teardown every binding is deleted through the operator."""
+    """Start operators on demand; at teardown every binding is deleted through the operator.
+
+    The operator authenticates as its ServiceAccount; ``kubectl`` (the tests' view) stays admin.
+    """
     for name, value in operator_env(control_plane, fleet.simulator).items():
         monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KUBECONFIG", str(operator_identity))
     runners: list[KopfRunner] = []
 
     def start(**env: str) -> Operator:
@@ -85,6 +112,20 @@ def operator_factory(
     for runner in runners:
         runner.__exit__(None, None, None)
         assert runner.exception is None, runner.output
+
+
+def _refused_calls(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Log records (with their tracebacks) of calls refused to the operator: by RBAC (the message
+    names its ServiceAccount) or by the scope policy of manifests/rbac (the message names it)."""
+    formatter = logging.Formatter()
+    texts = (
+        formatter.format(record)
+        for when in ("setup", "call", "teardown")
+        for record in caplog.get_records(when)
+    )
+    return [
+        t for t in texts if "forbidden" in t.lower() and (OPERATOR_USER in t or SCOPE_POLICY in t)
+    ]
 
 
 @pytest.fixture

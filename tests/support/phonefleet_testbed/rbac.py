@@ -1,0 +1,81 @@
+"""The operator's own identity on the test control plane: manifests/rbac and a token for it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from phonefleet_testbed.binaries import repo_root
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = [
+    "OPERATOR_NAMESPACE",
+    "OPERATOR_SERVICE_ACCOUNT",
+    "OPERATOR_USER",
+    "SCOPE_POLICY",
+    "install_operator_rbac",
+    "operator_kubeconfig",
+]
+
+OPERATOR_NAMESPACE = "phonefleet-system"
+OPERATOR_SERVICE_ACCOUNT = "phonefleet-operator"
+#: The user name the API server gives the operator's ServiceAccount token.
+OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
+#: The ValidatingAdmissionPolicy in manifests/rbac that keeps the operator to its own objects.
+SCOPE_POLICY = "phonefleet-operator-scope"
+
+_PROBE = json.dumps(
+    {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "phonefleet-scope-policy-probe"},
+    }
+)
+
+
+def install_operator_rbac(plane: ControlPlane) -> Path:
+    """Apply the operator's namespace and ``manifests/rbac`` (idempotent: apply twice is fine).
+
+    Returns a kubeconfig holding a token of the operator's ServiceAccount (a TokenRequest, as in
+    a pod), once its rights and the scope policy are in force: the API server applies RBAC
+    objects and admission policies shortly after they are stored, not at once.
+    """
+    manifests = repo_root() / "manifests"
+    plane.kubectl("apply", "-f", str(manifests / "manager" / "namespace.yaml"))
+    plane.kubectl("apply", "-k", str(manifests / "rbac"))
+    kubeconfig = plane.mint_service_account_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SERVICE_ACCOUNT)
+
+    def has_its_rights() -> bool:
+        answer = plane.kubectl(
+            "auth",
+            "can-i",
+            "list",
+            "phonebindings.phonefleet.dev",
+            "--all-namespaces",
+            kubeconfig=kubeconfig,
+            check=False,
+        )
+        return answer.stdout.strip() == "yes"
+
+    def policy_enforced() -> bool:
+        # RBAC lets the operator create any webhook configuration; only the policy refuses this.
+        result = plane.kubectl(
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input_text=_PROBE,
+            kubeconfig=kubeconfig,
+            check=False,
+        )
+        return SCOPE_POLICY in result.stderr
+
+    wait_for(has_its_rights, 30, message=f"{OPERATOR_USER} to get its rights")
+    wait_for(policy_enforced, 30, message=f"ValidatingAdmissionPolicy {SCOPE_POLICY} in force")
+    return kubeconfig
+
+
+def operator_kubeconfig(plane: ControlPlane) -> Path:
+    """A kubeconfig of the operator's ServiceAccount with manifests/rbac installed."""
+    return install_operator_rbac(plane)
