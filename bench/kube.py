@@ -104,6 +104,40 @@ class KubeApi:
                 return reply
             query["continue"] = token
 
+    async def create_namespace(self, name: str, wait_seconds: float = 60.0) -> None:
+        """Create a namespace and wait for its default ServiceAccount (pods need it)."""
+        await self.create("/api/v1/namespaces", {"metadata": {"name": name}})
+        path = f"/api/v1/namespaces/{name}/serviceaccounts/default"
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            try:
+                await self.request("GET", path)
+            except ApiError as error:
+                if error.status != 404 or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.1)
+            else:
+                return
+
+    async def request_counts(self) -> dict[str, int]:
+        """The API server's own count of requests so far, by "VERB resource[/subresource]"."""
+        async with self.session.get(self._server + "/metrics") as response:
+            text = await response.text()
+        counts: dict[str, int] = {}
+        for line in text.splitlines():
+            if not line.startswith("apiserver_request_total{"):
+                continue
+            labels_text, _, value = line[len("apiserver_request_total{") :].rpartition("} ")
+            labels = dict(part.split("=", 1) for part in labels_text.split(",") if "=" in part)
+            label = {k: v.strip('"') for k, v in labels.items()}
+            if label.get("resource") in (None, ""):
+                continue
+            key = f"{label.get('verb')} {label.get('resource')}"
+            if label.get("subresource"):
+                key += f"/{label['subresource']}"
+            counts[key] = counts.get(key, 0) + int(float(value))
+        return counts
+
     async def delete_collection(self, path: str, params: dict[str, str] | None = None) -> None:
         """DELETE every object of a collection at once (no grace period)."""
         await self.request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,7 +12,7 @@ from typing import Any
 
 from bench.kube import KubeApi, WatchEvent
 
-__all__ = ["ItemTrack", "Tracker", "percentiles", "pod_runs_on", "watch_into"]
+__all__ = ["ItemTrack", "Tracker", "percentiles", "pod_runs_on", "wait_done", "watch_into"]
 
 Obj = dict[str, Any]
 
@@ -126,7 +127,7 @@ class Tracker:
         total = len(self.items)
         result: dict[str, float | None] = {}
         for label, share in (("first", 0.0), ("p50", 0.5), ("p90", 0.9), ("all", 1.0)):
-            needed = max(1, int(round(share * total)))
+            needed = max(1, math.ceil(share * total))
             result[label] = round(times[needed - 1], 2) if len(times) >= needed else None
         return result
 
@@ -138,16 +139,14 @@ def percentiles(values: list[float]) -> dict[str, float | None]:
     ordered = sorted(values)
 
     def rank(share: float) -> float:
-        index = min(len(ordered) - 1, max(0, int(round(share * len(ordered) + 0.5)) - 1))
+        index = min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))
         return round(ordered[index], 3)
 
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 3)}
 
 
 @contextlib.asynccontextmanager
-async def watch_into(
-    api: KubeApi, path: str, handler: Callable[[WatchEvent], None]
-) -> Any:
+async def watch_into(api: KubeApi, path: str, handler: Callable[[WatchEvent], None]) -> Any:
     """Feed every object of ``path`` (listed, then watched) into ``handler`` while in the block."""
     listed = await api.list(path)
     now = time.monotonic()
@@ -166,3 +165,24 @@ async def watch_into(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def wait_done(
+    tracker: Tracker, watches: list[asyncio.Task[None]], wait_seconds: float
+) -> bool:
+    """Wait until all items converged (True) or ``wait_seconds`` passed (False).
+
+    A watch that died raises what stopped it.
+    """
+    done = asyncio.ensure_future(tracker.done.wait())
+    try:
+        finished, _ = await asyncio.wait(
+            {done, *watches}, timeout=wait_seconds, return_when="FIRST_COMPLETED"
+        )
+    finally:
+        done.cancel()
+    for task in watches:
+        if task in finished:
+            task.result()  # raises what stopped the watch
+            raise RuntimeError("a watch ended unexpectedly")
+    return tracker.done.is_set()

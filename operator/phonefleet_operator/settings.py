@@ -27,7 +27,12 @@ class GeelarkSettings(BaseSettings):
     )
     timeout_seconds: float = Field(15.0, gt=0, description="Deadline of one HTTP call.")
     requests_per_minute: int = Field(
-        150, gt=0, description="Shared budget for the whole account (Geelark allows 200/min)."
+        125,
+        gt=0,
+        description=(
+            "Shared budget for the whole account, on average; bursts make any 60 s see at most "
+            "7/6 of it (145 at 125: never more than 150, with room under Geelark's 200/min)."
+        ),
     )
     max_attempts: int = Field(5, ge=1, description="Tries of a retryable call before giving up.")
     batch_window_seconds: float = Field(

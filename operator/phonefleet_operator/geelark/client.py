@@ -134,7 +134,7 @@ def build_rate_limiter(settings: GeelarkSettings) -> AsyncLimiter:
 
     A leaky bucket of capacity ``rpm`` per 60 s would let ``2 * rpm`` through in the first minute
     (a full bucket, then a minute of leaking). Geelark counts per minute, so the bucket is kept at
-    a sixth of the budget: any 60 s then sees at most ``7/6 * rpm`` (175 at the default 150, under
+    a sixth of the budget: any 60 s then sees at most ``7/6 * rpm`` (145 at the default 125, under
     Geelark's 200) while the long-run rate stays ``rpm``.
     """
     rpm = float(settings.requests_per_minute)
@@ -209,6 +209,10 @@ class GeelarkClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    def has_budget(self) -> bool:
+        """Whether the rate limiter would let a call through now, without waiting."""
+        return self._limiter.has_capacity()
 
     # ----------------------------------------------------------------------------- typed calls
 

@@ -2,10 +2,20 @@
 
 Each operation (start, stop, status, ADB on/off, ADB data) has one :class:`_Batcher`. The first
 caller opens a gathering window of ``settings.batch_window_seconds``; every caller that arrives
-before it closes joins the same Geelark call, which goes out when the window closes or as soon as
-the batch is full (100 ids, 200 for start). Each caller then gets its own phone's result, or the
-fault Geelark gave for that phone (see :mod:`.faults`); a failure of the whole call (network,
-rate limit, auth) fails every caller of that batch with the same exception.
+before it closes joins the same Geelark call and keeps the window open for as long again, so the
+call goes out once callers stop coming for a window (a lone caller waits one window), as soon as
+the batch is full (100 ids, 200 for start), or after :data:`MAX_GATHER_SECONDS` at the latest.
+Each caller then gets its own phone's result, or the fault Geelark gave for that phone (see
+:mod:`.faults`); a failure of the whole call (network, rate limit, auth) fails every caller of
+that batch with the same exception.
+
+A window that closes while the account's budget is spent (the client's rate limiter has no room
+now) stays open: its call would only wait in the limiter, while its batch can still grow. Held
+batches get the limiter's free slots one at a time, calls that set something going (start, ADB
+on, stop) before polls (ADB data, then status), and go out when full or after
+:data:`MAX_GATHER_SECONDS` in any case. So when a thousand bindings poll at once, they share a few
+full calls instead of queueing many small ones behind the limiter, and a start is not kept
+waiting behind polls of phones that are still booting (measured by ``make bench``).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark.client import MAX_IDS_PER_CALL, MAX_IDS_PER_START
@@ -35,6 +45,20 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
+#: Longest a partial batch keeps gathering while the budget is spent; then it queues for it.
+MAX_GATHER_SECONDS = 5.0
+#: How often the budget is looked at while batches are held back.
+_BUDGET_RECHECK_SECONDS = 0.05
+#: Which held-back batch gets a free slot first: what sets something going, then polls.
+_PRIORITY: dict[Operation, int] = {
+    "start": 3,
+    "enable ADB": 2,
+    "stop": 2,
+    "disable ADB": 2,
+    "read ADB data": 1,
+    "status": 0,
+}
+
 
 class PhoneApi(Protocol):
     """The batch calls of :class:`~.client.GeelarkClient` the gateway needs (fakes implement it)."""
@@ -49,6 +73,48 @@ class PhoneApi(Protocol):
 
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]: ...
 
+    def has_budget(self) -> bool:
+        """Whether a call could be sent now without waiting for the rate limiter."""
+        ...
+
+
+class _BudgetQueue:
+    """Hands the rate limiter's free slots to batches held back while the budget was spent."""
+
+    def __init__(self, has_budget: Callable[[], bool]) -> None:
+        self._has_budget = has_budget
+        self._held: list[_Batcher[Any]] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def window_closed(self, batcher: _Batcher[Any]) -> None:
+        """Send ``batcher``'s batch now if the budget allows it and nothing waits; else hold it."""
+        if not self._held and self._has_budget():
+            batcher.flush()
+            return
+        if batcher not in self._held:
+            self._held.append(batcher)
+        self._schedule()
+
+    def withdraw(self, batcher: _Batcher[Any]) -> None:
+        """``batcher``'s batch went out by itself (full, or closing)."""
+        if batcher in self._held:
+            self._held.remove(batcher)
+
+    def _schedule(self) -> None:
+        if self._timer is None and self._held:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(_BUDGET_RECHECK_SECONDS, self._release)
+
+    def _release(self) -> None:
+        self._timer = None
+        now = asyncio.get_running_loop().time()
+        for batcher in [b for b in self._held if b.gathering_since(now) >= MAX_GATHER_SECONDS]:
+            batcher.flush()  # waited long enough: queue for the budget like any call
+        if self._held and self._has_budget():
+            # One batch per look: its call takes the slot only once its task runs.
+            max(self._held, key=lambda b: (b.priority, b.size)).flush()
+        self._schedule()
+
 
 class _Batcher(Generic[R]):
     """Gathers phone ids from concurrent callers into batch calls of at most ``max_ids``."""
@@ -61,31 +127,61 @@ class _Batcher(Generic[R]):
         max_ids: int,
         window: float,
         on_failure: Callable[[ItemFailure], R | PhonefleetError],
+        budget: _BudgetQueue,
     ) -> None:
         self._operation: Operation = operation
         self._send = send
         self._max_ids = max_ids
         self._window = window
         self._on_failure = on_failure
+        self._budget = budget
+        self.priority = _PRIORITY[operation]
         self._pending: dict[str, list[asyncio.Future[R]]] = {}
+        self._opened_at: float | None = None
+        self._last_joined = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
+
+    @property
+    def size(self) -> int:
+        """Phones in the batch being gathered."""
+        return len(self._pending)
+
+    def gathering_since(self, now: float) -> float:
+        """Seconds since the batch being gathered was opened."""
+        return 0.0 if self._opened_at is None else now - self._opened_at
 
     async def submit(self, phone_id: str) -> R:
         """Wait for the batch holding ``phone_id`` and return this phone's result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.setdefault(phone_id, []).append(future)
+        self._last_joined = loop.time()
         if len(self._pending) >= self._max_ids:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._window, self._flush)
+            self.flush()
+        elif self._opened_at is None:
+            self._opened_at = self._last_joined
+            self._timer = loop.call_later(self._window, self._window_closed)
         return await future
 
-    def _flush(self) -> None:
+    def _window_closed(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        quiet_from = self._last_joined + self._window
+        if now < quiet_from and self.gathering_since(now) < MAX_GATHER_SECONDS:
+            # Callers are still coming: keep gathering until a window passes without one.
+            self._timer = loop.call_later(quiet_from - now, self._window_closed)
+            return
+        self._timer = None
+        self._budget.window_closed(self)
+
+    def flush(self) -> None:
+        """Send the batch gathered so far (if any) now."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._opened_at = None
+        self._budget.withdraw(self)
         batch, self._pending = self._pending, {}
         if not batch:
             return
@@ -119,7 +215,7 @@ class _Batcher(Generic[R]):
 
     async def aclose(self) -> None:
         """Send what is pending now and wait for every batch in flight."""
-        self._flush()
+        self.flush()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
@@ -134,11 +230,13 @@ class PhoneGateway:
     def __init__(self, api: PhoneApi, settings: GeelarkSettings) -> None:
         """Batch calls to ``api`` with the window of ``settings.batch_window_seconds``."""
         window = settings.batch_window_seconds
+        budget = _BudgetQueue(api.has_budget)
         self._start = _Batcher[StartResult](
             "start",
             api.start_phones,
             max_ids=MAX_IDS_PER_START,
             window=window,
+            budget=budget,
             on_failure=_start_failure,
         )
         self._stop = _Batcher[None](
@@ -146,6 +244,7 @@ class PhoneGateway:
             api.stop_phones,
             max_ids=MAX_IDS_PER_CALL,
             window=window,
+            budget=budget,
             on_failure=_fault("stop"),
         )
         self._status = _Batcher[PhoneState](
@@ -153,6 +252,7 @@ class PhoneGateway:
             api.phone_status,
             max_ids=MAX_IDS_PER_CALL,
             window=window,
+            budget=budget,
             on_failure=_fault("status"),
         )
 
@@ -167,6 +267,7 @@ class PhoneGateway:
             enable,
             max_ids=MAX_IDS_PER_CALL,
             window=window,
+            budget=budget,
             on_failure=_fault("enable ADB"),
         )
         self._adb_off = _Batcher[None](
@@ -174,6 +275,7 @@ class PhoneGateway:
             disable,
             max_ids=MAX_IDS_PER_CALL,
             window=window,
+            budget=budget,
             on_failure=_fault("disable ADB"),
         )
         self._adb_data = _Batcher[AdbEndpoint](
@@ -181,6 +283,7 @@ class PhoneGateway:
             api.adb_data,
             max_ids=MAX_IDS_PER_CALL,
             window=window,
+            budget=budget,
             on_failure=_fault("read ADB data"),
         )
 

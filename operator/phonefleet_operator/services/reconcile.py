@@ -31,6 +31,7 @@ from phonefleet_operator.models import (
     ConditionType,
     Phase,
     PhoneBinding,
+    PhoneBindingStatus,
     PhoneStatus,
     rfc3339,
 )
@@ -51,6 +52,9 @@ from phonefleet_operator.settings import OperatorSettings
 __all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
 
 log = logging.getLogger(__name__)
+
+# Statuses remembered as replaced by our own writes, per binding (see _caught_up).
+_SUPERSEDED_KEPT = 3
 
 _POWER_TEXT = {
     Power.RUNNING: PhoneStatus.RUNNING,
@@ -105,12 +109,18 @@ class BindingReconciler:
         self._clock = clock
         # When ADB was last switched on, per phone (in memory: a restart asks once more).
         self._adb_enabled_at: dict[str, float] = {}
+        # When Geelark last said the phone runs, per phone (in memory: a restart asks again).
+        self._running_seen_at: dict[str, float] = {}
+        # Per binding uid: statuses our later writes replaced, and the status last written.
+        self._written: dict[str, tuple[list[dict[str, Any]], PhoneBindingStatus]] = {}
 
     async def reconcile(
         self, binding: PhoneBinding, waiters: Iterable[BindingRef]
     ) -> tuple[Report, float]:
         """One pass: returns what it found (status, Events) and the seconds until the next pass."""
         report = Report(binding, self._clock())
+        body_status = binding.status.to_dict()
+        binding = self._caught_up(binding, body_status, report)
         s = self._settings
         try:
             delay = await self._converge(binding, waiters, report)
@@ -135,7 +145,42 @@ class BindingReconciler:
             # Waiting (a busy phone, ADB coming up): keep what runs, say why, look again later.
             report.status.message = str(error)
             delay = float(error.delay or s.geelark_retry_seconds)
+        self._remember(binding.uid, body_status, report)
         return report, delay
+
+    def _caught_up(
+        self, binding: PhoneBinding, body_status: dict[str, Any], report: Report
+    ) -> PhoneBinding:
+        """The binding with the status this operator last wrote, if the body still predates it.
+
+        kopf hands the loop the body of the last watch event it has processed; under load (a
+        thousand bindings patching their status) that can be the body from before our last status
+        patch. A pass working from it would redo the last steps: fetch the ADB data again, rewrite
+        the Secret, post the same Events once more. The patch is still computed against the body,
+        so whatever the API server lacks is sent again (a lost write heals itself).
+        """
+        memo = self._written.get(binding.uid)
+        if memo is None:
+            return binding
+        superseded, latest = memo
+        if body_status not in superseded:
+            del self._written[binding.uid]  # the body has caught up (or moved on without us)
+            return binding
+        report.status = latest.model_copy(deep=True)
+        report.status.observed_generation = binding.metadata.generation
+        return binding.model_copy(update={"status": latest})
+
+    def _remember(self, uid: str, body_status: dict[str, Any], report: Report) -> None:
+        """Note the status this pass writes, and which statuses it supersedes."""
+        written = report.status.to_dict()
+        if written == body_status:
+            self._written.pop(uid, None)
+            return
+        superseded, latest = self._written.get(uid, ([], None))
+        older = [*superseded, body_status]
+        if latest is not None and latest.to_dict() != written:
+            older.append(latest.to_dict())
+        self._written[uid] = (older[-_SUPERSEDED_KEPT:], report.status.model_copy(deep=True))
 
     # ------------------------------------------------------------------ the steps
 
@@ -220,6 +265,7 @@ class BindingReconciler:
         await self._drop_adb_secret(binding, report)
         if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
             await self._power.stop(phone.id)
+            self._running_seen_at.pop(phone.id, None)
             report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
         report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
         report.condition(
@@ -235,7 +281,7 @@ class BindingReconciler:
 
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         s = self._settings
-        power = await self._power.status(phone.id)
+        power = await self._power_status(binding, phone, report)
         report.phone(status=_POWER_TEXT.get(power, PhoneStatus.UNKNOWN))
         if power is Power.EXPIRED:
             message = f"Phone {phone.id} has expired in Geelark: renew it, or bind another phone"
@@ -261,7 +307,9 @@ class BindingReconciler:
             except PhoneNotReady as error:
                 report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
                 self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
-                return s.boot_poll_seconds
+                # Enabling ADB takes Geelark about 3 s (the fault's delay): polling sooner only
+                # spends the account's budget on "not yet".
+                return max(s.boot_poll_seconds, float(error.delay or 0))
         report.condition(
             ConditionType.PHONE_READY,
             "True",
@@ -269,6 +317,42 @@ class BindingReconciler:
             f"Phone {phone.id} runs and its ADB endpoint is provisioned",
         )
         return await self._ensure_pod(binding, phone, report)
+
+    async def _power_status(self, binding: PhoneBinding, phone: Phone, report: Report) -> Power:
+        """The phone's power state; a binding still coming up reuses a recent "running" answer.
+
+        Until its pod is ready, a binding looks again every few seconds (ADB, then the pod).
+        Asking Geelark each time whether the phone still runs would spend the account's budget on
+        an answer known seconds ago: a "running" answer is trusted for ``running_recheck_seconds``,
+        which is as long as a Running binding waits between two checks anyway. A Running
+        binding's periodic pass always asks.
+        """
+        now = report.now.timestamp()
+        seen = self._running_seen_at.get(phone.id)
+        if (
+            seen is not None
+            and now - seen < self._settings.running_recheck_seconds
+            and binding.status.phase != Phase.RUNNING
+        ):
+            return Power.RUNNING
+        power = await self._power.status(phone.id)
+        if power is Power.RUNNING:
+            self._running_seen_at[phone.id] = now
+        else:
+            self._running_seen_at.pop(phone.id, None)
+        return power
+
+    def _next_periodic_check(self, now: datetime) -> float:
+        """Seconds until a Running binding's next check, on a grid shared by every binding.
+
+        The checks of all Running bindings fall due together (every ``running_recheck_seconds``
+        on the wall clock), so their phone status questions share full batch calls: about ten
+        calls a minute for a thousand bindings, instead of one small call per gathering window.
+        The first check after a binding became Running comes after half a period or more.
+        """
+        period = self._settings.running_recheck_seconds
+        delay = period - now.timestamp() % period
+        return delay + period if delay < period / 2 else delay
 
     async def _provision_adb(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
         """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
@@ -328,7 +412,7 @@ class BindingReconciler:
         if pod_is_ready(live):
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
-            return s.running_recheck_seconds
+            return self._next_periodic_check(report.now)
         report.condition(
             ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
         )
@@ -376,6 +460,7 @@ class BindingReconciler:
 
     async def finalize(self, binding: PhoneBinding) -> bool:
         """Release everything a deleted binding holds; False while its pod is still terminating."""
+        self._written.pop(binding.uid, None)
         phone_id = binding.status.phone.id if binding.status.phone else None
         if phone_id is None:
             # A crash between claiming and writing the status leaves no id behind: look it up,
@@ -408,6 +493,7 @@ class BindingReconciler:
         if stop_phone:
             try:
                 await self._power.stop(phone_id)
+                self._running_seen_at.pop(phone_id, None)
             except PhoneNotFound:
                 log.info(
                     "Phone %s of %s is gone from Geelark: nothing to stop",

@@ -131,6 +131,8 @@ class FakePhoneApi:
     """Per-id failure codes; every other id succeeds."""
     fail_whole_call_with: Exception | None = None
     calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    budget_spent: bool = False
+    """While True, ``has_budget`` says the rate limiter has no room."""
 
     def _split(self, name: str, ids: Sequence[str], make: Outcome) -> BatchResult[Any]:
         self.calls.append((name, list(ids)))
@@ -167,6 +169,10 @@ class FakePhoneApi:
             ids,
             lambda i: AdbEndpoint(id=i, ip="10.0.0.1", port=5555, password=f"pw-{i}"),
         )
+
+    def has_budget(self) -> bool:
+        """The budget is spent while ``budget_spent`` is set."""
+        return not self.budget_spent
 
 
 class CountingLimiter(AsyncLimiter):

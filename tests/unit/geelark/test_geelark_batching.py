@@ -14,6 +14,7 @@ from phonefleet_operator.errors import (
     PhoneNotReady,
 )
 from phonefleet_operator.geelark import PhoneGateway, PhoneStatus, StartResult
+from phonefleet_operator.geelark import gateway as gateway_module
 
 from .factories import FakePhoneApi, make_settings
 
@@ -185,3 +186,80 @@ async def test_closing_sends_pending_batches_without_waiting_for_the_window() ->
 
     assert pending.done()
     assert api.calls == [("adb on", phone_ids(1))]
+
+
+async def test_a_window_closing_while_the_budget_is_spent_keeps_gathering() -> None:
+    """No room in the rate limiter: the batch waits for it and takes later callers along."""
+    api = FakePhoneApi(budget_spent=True)
+    gateway = make_gateway(api)
+    early, late = phone_ids(2)
+
+    first = asyncio.ensure_future(gateway.status(early))
+    await asyncio.sleep(WINDOW * 3)  # the window has closed, but there is no budget
+    second = asyncio.ensure_future(gateway.status(late))
+    await asyncio.sleep(WINDOW)
+    assert api.calls == []
+
+    api.budget_spent = False
+    await asyncio.gather(first, second)
+
+    assert api.calls == [("status", [early, late])]
+
+
+async def test_a_batch_waits_for_budget_no_longer_than_the_gathering_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A budget that stays spent holds a partial batch back for MAX_GATHER_SECONDS at most."""
+    monkeypatch.setattr(gateway_module, "MAX_GATHER_SECONDS", 0.3)
+    api = FakePhoneApi(budget_spent=True)
+    gateway = make_gateway(api)
+
+    started = time.monotonic()
+    await gateway.start(phone_ids(1)[0])
+    elapsed = time.monotonic() - started
+
+    assert 0.3 <= elapsed < 0.6
+    assert len(api.calls) == 1
+
+
+async def test_a_full_batch_goes_out_even_when_the_budget_is_spent() -> None:
+    """A full batch cannot grow: it is sent at once and waits in the rate limiter if it must."""
+    api = FakePhoneApi(budget_spent=True)
+    gateway = make_gateway(api)
+
+    await asyncio.wait_for(
+        asyncio.gather(*(gateway.adb_endpoint(i) for i in phone_ids(100))), timeout=WINDOW * 2
+    )
+
+    assert [len(ids) for _, ids in api.calls] == [100]
+
+
+async def test_when_the_budget_returns_a_start_goes_before_status_polls() -> None:
+    """Held batches share the free slots by urgency: a start before polls of booting phones."""
+    api = FakePhoneApi(budget_spent=True)
+    gateway = make_gateway(api)
+    polled, started = phone_ids(2)
+
+    poll = asyncio.ensure_future(gateway.status(polled))
+    await asyncio.sleep(WINDOW * 2)  # the poll's window closed first
+    start = asyncio.ensure_future(gateway.start(started))
+    await asyncio.sleep(WINDOW * 2)
+    api.budget_spent = False
+    await asyncio.gather(poll, start)
+
+    assert api.calls == [("start", [started]), ("status", [polled])]
+
+
+async def test_a_batch_keeps_gathering_while_callers_keep_coming() -> None:
+    """Callers arriving within a window of each other share one call, however long they trickle."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    ids = phone_ids(8)
+
+    callers = []
+    for phone in ids:
+        callers.append(asyncio.ensure_future(gateway.status(phone)))
+        await asyncio.sleep(WINDOW / 2)  # 8 callers over 4 half-windows: two windows in all
+    await asyncio.gather(*callers)
+
+    assert api.calls == [("status", ids)]
