@@ -33,7 +33,7 @@ deps: $(STAMP) system-deps controlplane appium  ## Everything the tests need.
 lint: $(STAMP)  ## ruff format, ruff check, mypy strict, import-linter.
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	$(BIN)/mypy operator/phonefleet_operator worker_image/phonefleet_worker tests/support/phonefleet_testbed
+	$(BIN)/mypy operator/phonefleet_operator worker_image/phonefleet_worker tests/support/phonefleet_testbed bench
 	$(BIN)/lint-imports
 
 unit: $(STAMP)  ## The fast tier only.

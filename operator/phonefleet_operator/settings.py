@@ -36,7 +36,12 @@ class GeelarkSettings(BaseSettings):
     )
     max_attempts: int = Field(5, ge=1, description="Tries of a retryable call before giving up.")
     batch_window_seconds: float = Field(
-        0.2, ge=0, description="How long a batched call waits to gather ids from other bindings."
+        0.5,
+        ge=0,
+        description=(
+            "How long a batched call waits for more ids after the last one joined (a lone caller "
+            "waits this long once; make bench, 1,000 bindings: 0.2 s cost 115 calls, 0.5 s 73)."
+        ),
     )
     inventory_refresh_seconds: float = Field(
         300.0, gt=0, description="Longest age of the cached phone list before a full refresh."
@@ -254,7 +259,13 @@ class OperatorSettings(BaseSettings):
         description="Kubeconfig to use outside a cluster (the standard KUBECONFIG variable).",
     )
     kube_api_workers: int = Field(
-        16, ge=1, description="Threads (and pooled connections) for Kubernetes API calls."
+        6,
+        ge=1,
+        description=(
+            "Threads (and pooled connections) for Kubernetes API calls. The client holds the GIL "
+            "while it encodes and decodes, so more threads add contention and memory, not speed "
+            "(make bench, 1,000 bindings: 16 threads peaked at 300-370 MiB, 6 at about 255)."
+        ),
     )
     watch_server_timeout_seconds: int = Field(
         300, gt=0, description="Watches are re-established this often so none can silently stall."

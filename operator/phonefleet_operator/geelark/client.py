@@ -53,6 +53,7 @@ from phonefleet_operator.geelark.models import (
     ItemFailure,
     PhonePage,
     PhoneState,
+    PhoneStatus,
     StartResult,
 )
 from phonefleet_operator.settings import GeelarkSettings
@@ -188,6 +189,8 @@ class GeelarkClient:
             multiplier=backoff_initial_seconds, max=backoff_max_seconds
         ) + wait_random(0, backoff_initial_seconds)
         self._locked_until: dict[str, float] = {}
+        # Power states that /phone/list reported, with when: each can answer one status question.
+        self._listed: dict[str, tuple[float, PhoneStatus]] = {}
         secrets = [settings.token, settings.api_key]
         self._secrets = [
             s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()
@@ -236,7 +239,24 @@ class GeelarkClient:
         if serial_name is not None:
             body["serialName"] = serial_name
         data = await self.call("/open/v1/phone/list", body)
-        return _parse(PhonePage, data if data is not None else {}, "/open/v1/phone/list")
+        page_of_phones = _parse(PhonePage, data if data is not None else {}, "/open/v1/phone/list")
+        now = self._clock()
+        for phone in page_of_phones.items:
+            if phone.status is not PhoneStatus.UNKNOWN:
+                self._listed[phone.id] = (now, phone.status)
+        return page_of_phones
+
+    def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
+        """The power state a listing reported at most ``max_age`` s ago, once; else None.
+
+        A listing answers for a hundred phones per call, like a status call: a binding's first
+        question about its phone, asked right after the listing that resolved it, needs no call of
+        its own. Each listed state answers one question only, so it never stands in for a poll.
+        """
+        listed = self._listed.pop(phone_id, None)
+        if listed is None or self._clock() - listed[0] > max_age:
+            return None
+        return listed[1]
 
     async def phone_status(self, ids: Sequence[str]) -> BatchResult[PhoneState]:
         """The power state of up to 100 phones."""

@@ -47,6 +47,10 @@ R = TypeVar("R")
 
 #: Longest a partial batch keeps gathering while the budget is spent; then it queues for it.
 MAX_GATHER_SECONDS = 5.0
+#: How old a listing's power state may be to answer a binding's first status question.
+LISTING_FRESH_SECONDS = 30.0
+#: Listed states safe to act on when slightly old: each leads to a start or a poll that asks again.
+_TRUSTED_LISTED = frozenset({PhoneStatus.SHUT_DOWN, PhoneStatus.STARTING})
 #: How often the budget is looked at while batches are held back.
 _BUDGET_RECHECK_SECONDS = 0.05
 #: Which held-back batch gets a free slot first: what sets something going, then polls.
@@ -77,6 +81,10 @@ class PhoneApi(Protocol):
         """Whether a call could be sent now without waiting for the rate limiter."""
         ...
 
+    def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
+        """A phone's power state from a recent listing, usable once; None if there is none."""
+        ...
+
 
 class _BudgetQueue:
     """Hands the rate limiter's free slots to batches held back while the budget was spent."""
@@ -86,21 +94,16 @@ class _BudgetQueue:
         self._held: list[_Batcher[Any]] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def window_closed(self, batcher: _Batcher[Any]) -> None:
-        """Send ``batcher``'s batch now if the budget allows it and nothing waits; else hold it."""
+    def ready(self, batcher: _Batcher[Any]) -> None:
+        """``batcher`` has a batch to send: now if there is room and nothing waits, else later."""
         if not self._held and self._has_budget():
-            batcher.flush()
-            return
-        if batcher not in self._held:
+            batcher.send_one()
+        if batcher.waiting and batcher not in self._held:
             self._held.append(batcher)
         self._schedule()
 
-    def withdraw(self, batcher: _Batcher[Any]) -> None:
-        """``batcher``'s batch went out by itself (full, or closing)."""
-        if batcher in self._held:
-            self._held.remove(batcher)
-
     def _schedule(self) -> None:
+        self._held = [b for b in self._held if b.waiting]
         if self._timer is None and self._held:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(_BUDGET_RECHECK_SECONDS, self._release)
@@ -108,11 +111,13 @@ class _BudgetQueue:
     def _release(self) -> None:
         self._timer = None
         now = asyncio.get_running_loop().time()
-        for batcher in [b for b in self._held if b.gathering_since(now) >= MAX_GATHER_SECONDS]:
-            batcher.flush()  # waited long enough: queue for the budget like any call
+        for batcher in self._held:
+            while batcher.waiting and batcher.waiting_since(now) >= MAX_GATHER_SECONDS:
+                batcher.send_one()  # waited long enough: queue for the budget like any call
+        self._held = [b for b in self._held if b.waiting]
         if self._held and self._has_budget():
             # One batch per look: its call takes the slot only once its task runs.
-            max(self._held, key=lambda b: (b.priority, b.size)).flush()
+            max(self._held, key=lambda b: (b.priority, b.size)).send_one()
         self._schedule()
 
 
@@ -140,25 +145,36 @@ class _Batcher(Generic[R]):
         self._opened_at: float | None = None
         self._last_joined = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        # Batches done gathering (full, or their window closed) that wait for the budget.
+        self._ready: list[tuple[float, dict[str, list[asyncio.Future[R]]]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
 
     @property
-    def size(self) -> int:
-        """Phones in the batch being gathered."""
-        return len(self._pending)
+    def waiting(self) -> bool:
+        """Whether a batch is done gathering and waits to be sent."""
+        return bool(self._ready)
 
-    def gathering_since(self, now: float) -> float:
-        """Seconds since the batch being gathered was opened."""
-        return 0.0 if self._opened_at is None else now - self._opened_at
+    @property
+    def size(self) -> int:
+        """Phones in the next batch to send."""
+        return len(self._ready[0][1]) if self._ready else 0
+
+    def waiting_since(self, now: float) -> float:
+        """Seconds since the next batch to send was opened."""
+        return now - self._ready[0][0] if self._ready else 0.0
 
     async def submit(self, phone_id: str) -> R:
         """Wait for the batch holding ``phone_id`` and return this phone's result."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
+        if self._ready and len(self._ready[-1][1]) < self._max_ids:
+            # A batch waiting for the budget keeps gathering until it is sent.
+            self._ready[-1][1].setdefault(phone_id, []).append(future)
+            return await future
         self._pending.setdefault(phone_id, []).append(future)
         self._last_joined = loop.time()
         if len(self._pending) >= self._max_ids:
-            self.flush()
+            self._close()  # full: it cannot grow, it only waits for the budget
         elif self._opened_at is None:
             self._opened_at = self._last_joined
             self._timer = loop.call_later(self._window, self._window_closed)
@@ -168,23 +184,30 @@ class _Batcher(Generic[R]):
         loop = asyncio.get_running_loop()
         now = loop.time()
         quiet_from = self._last_joined + self._window
-        if now < quiet_from and self.gathering_since(now) < MAX_GATHER_SECONDS:
+        opened = self._opened_at if self._opened_at is not None else now
+        if now < quiet_from and now - opened < MAX_GATHER_SECONDS:
             # Callers are still coming: keep gathering until a window passes without one.
             self._timer = loop.call_later(quiet_from - now, self._window_closed)
             return
         self._timer = None
-        self._budget.window_closed(self)
+        self._close()
 
-    def flush(self) -> None:
-        """Send the batch gathered so far (if any) now."""
+    def _close(self) -> None:
+        """Stop gathering: the batch waits for a slot of the budget (often none is needed)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._opened_at = None
-        self._budget.withdraw(self)
-        batch, self._pending = self._pending, {}
-        if not batch:
+        opened = self._opened_at if self._opened_at is not None else self._last_joined
+        batch, self._pending, self._opened_at = self._pending, {}, None
+        if batch:
+            self._ready.append((opened, batch))
+            self._budget.ready(self)
+
+    def send_one(self) -> None:
+        """Send the oldest batch that is done gathering."""
+        if not self._ready:
             return
+        _, batch = self._ready.pop(0)
         task = asyncio.get_running_loop().create_task(self._run(batch))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
@@ -215,7 +238,9 @@ class _Batcher(Generic[R]):
 
     async def aclose(self) -> None:
         """Send what is pending now and wait for every batch in flight."""
-        self.flush()
+        self._close()
+        while self._ready:
+            self.send_one()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
 
@@ -231,6 +256,7 @@ class PhoneGateway:
         """Batch calls to ``api`` with the window of ``settings.batch_window_seconds``."""
         window = settings.batch_window_seconds
         budget = _BudgetQueue(api.has_budget)
+        self._listed_status = api.listed_status
         self._start = _Batcher[StartResult](
             "start",
             api.start_phones,
@@ -300,7 +326,15 @@ class PhoneGateway:
         await self._stop.submit(phone_id)
 
     async def status(self, phone_id: str) -> PhoneStatus:
-        """The phone's power state. 42001 raises PhoneNotFound."""
+        """The phone's power state. 42001 raises PhoneNotFound.
+
+        Right after the listing that resolved a phone, the listing's answer is used once when it
+        says the phone is off or starting: what follows (a start, which is idempotent, or a later
+        poll) asks Geelark again anyway. "Running" and "expired" are always asked for.
+        """
+        listed = self._listed_status(phone_id, LISTING_FRESH_SECONDS)
+        if listed in _TRUSTED_LISTED:
+            return listed
         return (await self._status.submit(phone_id)).status
 
     async def statuses(self, phone_ids: Iterable[str]) -> dict[str, PhoneStatus | PhonefleetError]:

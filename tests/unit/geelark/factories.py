@@ -131,6 +131,8 @@ class FakePhoneApi:
     """Per-id failure codes; every other id succeeds."""
     fail_whole_call_with: Exception | None = None
     calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    listed: dict[str, PhoneStatus] = field(default_factory=dict)
+    """Power states a fresh listing reported; each answers one status question."""
     budget_spent: bool = False
     """While True, ``has_budget`` says the rate limiter has no room."""
 
@@ -173,6 +175,10 @@ class FakePhoneApi:
     def has_budget(self) -> bool:
         """The budget is spent while ``budget_spent`` is set."""
         return not self.budget_spent
+
+    def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
+        """What ``listed`` says about the phone, once (as if a listing had just reported it)."""
+        return self.listed.pop(phone_id, None)
 
 
 class CountingLimiter(AsyncLimiter):

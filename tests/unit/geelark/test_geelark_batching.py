@@ -222,16 +222,20 @@ async def test_a_batch_waits_for_budget_no_longer_than_the_gathering_limit(
     assert len(api.calls) == 1
 
 
-async def test_a_full_batch_goes_out_even_when_the_budget_is_spent() -> None:
-    """A full batch cannot grow: it is sent at once and waits in the rate limiter if it must."""
+async def test_a_full_batch_waits_for_the_budget_and_later_callers_start_the_next() -> None:
+    """A full batch cannot grow but still waits for room; callers after it form the next batch."""
     api = FakePhoneApi(budget_spent=True)
     gateway = make_gateway(api)
+    *hundred, extra = phone_ids(101)
 
-    await asyncio.wait_for(
-        asyncio.gather(*(gateway.adb_endpoint(i) for i in phone_ids(100))), timeout=WINDOW * 2
-    )
+    first = [asyncio.ensure_future(gateway.adb_endpoint(i)) for i in hundred]
+    later = asyncio.ensure_future(gateway.adb_endpoint(extra))
+    await asyncio.sleep(WINDOW * 3)
+    assert api.calls == []
+    api.budget_spent = False
+    await asyncio.gather(*first, later)
 
-    assert [len(ids) for _, ids in api.calls] == [100]
+    assert [len(ids) for _, ids in api.calls] == [100, 1]
 
 
 async def test_when_the_budget_returns_a_start_goes_before_status_polls() -> None:
@@ -263,3 +267,23 @@ async def test_a_batch_keeps_gathering_while_callers_keep_coming() -> None:
     await asyncio.gather(*callers)
 
     assert api.calls == [("status", ids)]
+
+
+@pytest.mark.parametrize(
+    ("listed", "calls"),
+    [(PhoneStatus.SHUT_DOWN, 0), (PhoneStatus.STARTING, 0), (PhoneStatus.RUNNING, 1)],
+)
+async def test_a_fresh_listing_answers_the_first_status_question_when_the_phone_is_off(
+    listed: PhoneStatus, calls: int
+) -> None:
+    """Off or starting in a listing seconds old: no status call; running is always asked."""
+    phone = phone_ids(1)[0]
+    api = FakePhoneApi(listed={phone: listed})
+    gateway = make_gateway(api)
+
+    first = await gateway.status(phone)
+
+    assert first is listed
+    assert len(api.calls) == calls
+    await gateway.status(phone)  # a listed state answers once
+    assert len(api.calls) == calls + 1

@@ -271,3 +271,15 @@ async def test_oversized_batches_are_refused_before_any_call(
             await getattr(client, method)(ids)
 
     assert simulator.admin.counters().total == 0
+
+
+async def test_a_listing_keeps_each_phones_state_for_one_later_question(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """Power states seen in /phone/list answer one status question each, while fresh."""
+    async with open_client(simulator) as client:
+        await client.list_phones()
+
+        assert client.listed_status(seed_id(1), max_age=60) is PhoneStatus.SHUT_DOWN
+        assert client.listed_status(seed_id(1), max_age=60) is None
+        assert client.listed_status(seed_id(2), max_age=-1) is None  # older than asked for

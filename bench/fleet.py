@@ -1,0 +1,272 @@
+"""The operator's run: apply N PhoneBindings at once and follow them until every one is Ready.
+
+The operator is started as in production (its console script and its settings, pointed at the
+control plane and the simulator); only ``extra_env`` changes a setting, for experiments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench.kube import KubeApi, run_parallel
+from bench.process_stats import CpuClock, ProcessSampler
+from bench.tracking import Tracker, percentiles, wait_done, watch_into
+from phonefleet_operator import constants as c
+from phonefleet_operator.render import pod_name
+from phonefleet_testbed.demo import start_operator
+from phonefleet_testbed.devenv import DevEnvironment
+from phonefleet_testbed.geelark_sim import CounterSnapshot, SimulatorAdmin
+
+__all__ = ["OperatorResult", "counters_json", "run_operator"]
+
+Obj = dict[str, Any]
+RATE_LIMITED = 40007
+
+
+def counters_json(snapshot: CounterSnapshot, before: CounterSnapshot | None = None) -> Obj:
+    """Calls per endpoint (short names), total and replies per code, minus ``before``."""
+    requests_by = Counter({k.rsplit("/v1/", 1)[-1]: v for k, v in snapshot.requests.items()})
+    codes = Counter(snapshot.codes)
+    if before is not None:
+        requests_by.subtract({k.rsplit("/v1/", 1)[-1]: v for k, v in before.requests.items()})
+        codes.subtract(before.codes)
+    return {
+        "total": sum(requests_by.values()),
+        "byEndpoint": {k: v for k, v in sorted(requests_by.items()) if v},
+        "byCode": {str(k): v for k, v in sorted(codes.items()) if v},
+        "rateLimited40007": codes.get(RATE_LIMITED, 0),
+    }
+
+
+@dataclass
+class OperatorResult:
+    """Everything measured of the operator's run."""
+
+    bindings: int
+    converged: int
+    apply_seconds: float
+    converge_seconds: float
+    latency: dict[str, float | None]
+    convergence_latency: dict[str, float | None]
+    milestones: dict[str, float | None]
+    geelark_convergence: Obj
+    geelark_steady: Obj
+    max_calls_per_minute: int
+    rate_limited_total: int
+    steady_seconds: float
+    steady_calls_per_minute: float
+    peak_rss_mib: float
+    cpu_seconds_convergence: float
+    cpu_seconds_total: float
+    control_plane_cpu_convergence: dict[str, float]
+    api_requests: dict[str, int]
+    timeline: list[Obj] = field(default_factory=list)
+    log_summary: Obj = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> Obj:
+        """The figures as JSON."""
+        return {
+            "bindings": self.bindings,
+            "converged": self.converged,
+            "applySeconds": round(self.apply_seconds, 2),
+            "convergeSeconds": round(self.converge_seconds, 2),
+            "bindingsPerSecond": round(self.converged / self.converge_seconds, 2)
+            if self.converge_seconds
+            else None,
+            "latencySeconds": self.latency,
+            "convergenceLatencySeconds": self.convergence_latency,
+            "milestones": self.milestones,
+            "geelarkConvergence": self.geelark_convergence,
+            "geelarkSteady": self.geelark_steady,
+            "maxCallsPerMinute": self.max_calls_per_minute,
+            "rateLimited40007": self.rate_limited_total,
+            "steadySeconds": self.steady_seconds,
+            "steadyCallsPerMinute": round(self.steady_calls_per_minute, 1),
+            "peakRssMiB": round(self.peak_rss_mib, 1),
+            "cpuSecondsConvergence": self.cpu_seconds_convergence,
+            "cpuSecondsTotal": self.cpu_seconds_total,
+            "controlPlaneCpuSecondsConvergence": self.control_plane_cpu_convergence,
+            "apiRequestsConvergence": self.api_requests,
+            "operatorSettings": self.settings,
+            "operatorLog": self.log_summary,
+            "timeline": self.timeline,
+        }
+
+
+def _difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    """Requests between two counts, largest first (the bench's own watches and lists included)."""
+    diff = {k: v - before.get(k, 0) for k, v in after.items()}
+    return dict(sorted(((k, v) for k, v in diff.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+def _wait_healthy(url: str, operator: Any, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        operator.check_running()
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the operator did not answer {url} within {wait_seconds} s")
+        time.sleep(0.2)
+
+
+def _log_summary(path: Path) -> Obj:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    lines = text.splitlines()
+    return {
+        "path": str(path),
+        "lines": len(lines),
+        "errors": sum(" ERROR " in line for line in lines),
+        "warnings": sum(" WARNING " in line for line in lines),
+        "geelarkRetries": sum("Retrying a Geelark call" in line for line in lines),
+        "geelarkUnavailable": sum("Geelark unavailable" in line for line in lines),
+        "kubernetesUnavailable": sum("Kubernetes API unavailable" in line for line in lines),
+    }
+
+
+def _binding(name: str, namespace: str, phone: str) -> Obj:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.BINDING_KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"phoneId": phone},
+    }
+
+
+async def _timeline(
+    admin: SimulatorAdmin,
+    tracker: Tracker,
+    sampler: ProcessSampler,
+    start: float,
+    into: list[Obj],
+) -> None:
+    while True:
+        snapshot = await asyncio.to_thread(admin.counters)
+        rss = sampler.samples[-1][1] if sampler.samples else 0
+        into.append(
+            {
+                "t": round(time.monotonic() - start, 1),
+                "converged": tracker.converged_count,
+                "podsCreated": sum(i.pod_created is not None for i in tracker.items.values()),
+                "geelarkCalls": snapshot.total,
+                "operatorRssMiB": round(rss / 1024),
+            }
+        )
+        await asyncio.sleep(1.0)
+
+
+async def _apply(
+    api: KubeApi, path: str, namespace: str, bindings: list[tuple[str, str]], concurrency: int
+) -> None:
+    def job(name: str, phone: str) -> Callable[[], Awaitable[None]]:
+        async def create() -> None:
+            await api.create(path, _binding(name, namespace, phone))
+
+        return create
+
+    errors = await run_parallel((job(n, p) for n, p in bindings), concurrency)
+    if errors:
+        raise RuntimeError(f"applying the bindings failed: {errors[0]}")
+
+
+async def run_operator(
+    env: DevEnvironment,
+    api: KubeApi,
+    *,
+    namespace: str,
+    bindings: list[tuple[str, str]],
+    node: str,
+    log_dir: Path,
+    extra_env: dict[str, str],
+    wait_seconds: float,
+    steady_seconds: float,
+    concurrency: int,
+    control_plane: dict[str, int],
+) -> OperatorResult:
+    """Start the operator, apply every (name, spec.phoneId) and measure until all are Ready."""
+    admin = SimulatorAdmin(env.simulator.base_url)
+    sim = env.simulator.admin
+    await api.create_namespace(namespace)
+    sim.reset_counters()
+    operator = start_operator(env, log_dir, extra_env)
+    assert operator.pid is not None  # noqa: S101 - just started
+    sampler = ProcessSampler(operator.pid)
+    sampler.start()
+    plane_cpu = CpuClock(control_plane)
+    try:
+        liveness = operator.argv[operator.argv.index("--liveness") + 1]
+        await asyncio.to_thread(_wait_healthy, liveness, operator, 60.0)
+        tracker = Tracker([name for name, _ in bindings], pod_name, node, needs_ready=True)
+        base = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/phonebindings"
+        pods = f"/api/v1/namespaces/{namespace}/pods"
+        timeline: list[Obj] = []
+        async with (
+            watch_into(api, base, tracker.on_binding) as bwatch,
+            watch_into(api, pods, tracker.on_pod) as pwatch,
+        ):
+            requests_before = await api.request_counts()
+            sampler.sample()
+            plane_cpu.start()
+            t0 = time.monotonic()
+            sampling = asyncio.create_task(_timeline(admin, tracker, sampler, t0, timeline))
+            try:
+                await _apply(api, base, namespace, bindings, concurrency)
+                applied = time.monotonic() - t0
+                converged = await wait_done(tracker, [bwatch, pwatch], wait_seconds)
+                t_end = tracker.last_converged if converged else time.monotonic()
+                at_convergence = await asyncio.to_thread(sim.counters)
+                plane_used = plane_cpu.read()
+                requests_after = await api.request_counts()
+                sampler.sample()
+                cpu_convergence = sampler.cpu_between(t0, time.monotonic())
+                if converged and steady_seconds > 0:
+                    await asyncio.sleep(steady_seconds)
+                after_steady = await asyncio.to_thread(sim.counters)
+            finally:
+                sampling.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampling
+        sampler.sample()
+        cpu_total = sampler.samples[-1][2] if sampler.samples else 0.0
+        operator.check_running()
+    finally:
+        operator.stop()
+        sampler.stop()
+        admin.close()
+    steady = counters_json(after_steady, at_convergence)
+    return OperatorResult(
+        bindings=len(bindings),
+        converged=tracker.converged_count,
+        apply_seconds=applied,
+        converge_seconds=(t_end or t0) - t0,
+        latency=percentiles(tracker.latencies()),
+        convergence_latency=percentiles(tracker.convergence_latencies()),
+        milestones=tracker.milestones(t0),
+        geelark_convergence=counters_json(at_convergence),
+        geelark_steady=steady,
+        max_calls_per_minute=after_steady.max_per_minute,
+        rate_limited_total=after_steady.codes.get(RATE_LIMITED, 0),
+        steady_seconds=steady_seconds if converged else 0.0,
+        steady_calls_per_minute=(steady["total"] * 60.0 / steady_seconds)
+        if converged and steady_seconds > 0
+        else 0.0,
+        peak_rss_mib=sampler.peak_hwm_kib / 1024,
+        cpu_seconds_convergence=cpu_convergence,
+        cpu_seconds_total=round(cpu_total, 2),
+        control_plane_cpu_convergence=plane_used,
+        api_requests=_difference(requests_after, requests_before),
+        timeline=timeline,
+        log_summary=_log_summary(operator.log_path),
+        settings=extra_env,
+    )

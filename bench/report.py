@@ -1,0 +1,217 @@
+"""The bench's output: a table for people, and a JSON file with every figure, machine, versions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+__all__ = ["machine_info", "table", "targets", "write_json"]
+
+Obj = dict[str, Any]
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_mib() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", *args],
+            cwd=Path(__file__).resolve().parent.parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip()
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info(binaries_dir: Path) -> Obj:
+    """Where and with what the bench ran."""
+    dirty = _git("status", "--porcelain")
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "cpuModel": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "cpusUsable": len(os.sched_getaffinity(0)),
+        "memoryMiB": _memory_mib(),
+        "loadAverageAtStart": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "versions": {
+            "phonefleet": _version("phonefleet"),
+            "kopf": _version("kopf"),
+            "kubernetes (Python client)": _version("kubernetes"),
+            "aiohttp": _version("aiohttp"),
+            "pydantic": _version("pydantic"),
+            "controlPlane": binaries_dir.name,
+        },
+        "git": {
+            "commit": _git("rev-parse", "HEAD"),
+            "dirty": bool(dirty) if dirty is not None else None,
+        },
+    }
+
+
+def targets(n: int, operator: Obj, ceiling: Obj) -> list[Obj]:
+    """The issue's targets (stated for N = 1000 on 2 cores), each with its measured value."""
+    conv = operator["geelarkConvergence"]
+    ceiling_seconds = ceiling.get("convergeSeconds") or 0.0
+    rows = [
+        ("list calls during convergence", conv["byEndpoint"].get("phone/list", 0), "<=", 12),
+        ("Geelark calls during convergence", conv["total"], "<=", 100),
+        ("most Geelark calls in any 60 s", operator["maxCallsPerMinute"], "<=", 150),
+        ("40007 answers (whole run)", operator["rateLimited40007"], "==", 0),
+        ("steady-state Geelark calls per minute", operator["steadyCallsPerMinute"], "<", 30),
+        ("convergence seconds", operator["convergeSeconds"], "<", 90),
+        (
+            "convergence / ceiling",
+            round(operator["convergeSeconds"] / ceiling_seconds, 2) if ceiling_seconds else None,
+            "<=",
+            3,
+        ),
+        ("operator peak RSS MiB", operator["peakRssMiB"], "<", 300),
+        ("bindings converged", operator["converged"], "==", n),
+    ]
+    result = []
+    for name, value, op, limit in rows:
+        met = None
+        if value is not None:
+            met = {
+                "<=": value <= limit,
+                "<": value < limit,
+                "==": value == limit,
+            }[op]
+        result.append({"target": name, "value": value, "limit": f"{op} {limit}", "met": met})
+    return result
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def table(result: Obj) -> str:
+    """One table: operator, ceiling, the seed's way; then the targets."""
+    op = result["operator"]
+    ce = result["ceiling"]
+    seed = result["seedWay"] or {
+        "projected": {
+            "exact": True,
+            "secondsAt200PerMinute": None,
+            "listCalls": None,
+            "maxCallsPerMinuteUnthrottled": None,
+        },
+        "measured": {"assignments": 0, "secondsPerAssignment": {}},
+    }
+    n = result["bindings"]
+    header = (
+        "| | converge s | bindings/s | create->pod p50 / p95 / p99 s | list calls | Geelark calls"
+        " | max calls/60 s | 40007 | steady calls/min | peak RSS MiB | CPU s |"
+    )
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+
+    def lat(block: Obj) -> str:
+        return " / ".join(_fmt(block.get(k), 2) for k in ("p50", "p95", "p99"))
+
+    conv = op["geelarkConvergence"]
+    rows = [
+        "| operator | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+            _fmt(op["convergeSeconds"]),
+            _fmt(op["bindingsPerSecond"]),
+            lat(op["latencySeconds"]),
+            conv["byEndpoint"].get("phone/list", 0),
+            conv["total"],
+            op["maxCallsPerMinute"],
+            op["rateLimited40007"],
+            _fmt(op["steadyCallsPerMinute"]),
+            _fmt(op["peakRssMiB"]),
+            _fmt(op["cpuSecondsConvergence"]),
+        ),
+        "| ceiling (plain client, no operator, no Geelark) | {} | {} | {} |{}".format(
+            _fmt(ce["convergeSeconds"]),
+            _fmt(ce["converged"] / ce["convergeSeconds"] if ce.get("convergeSeconds") else None),
+            lat(ce.get("latencySeconds", {})),
+            " - |" * 7,
+        ),
+    ]
+    projected = seed["projected"]
+    measured = seed["measured"]
+    label = "measured" if projected["exact"] else f"projected from {measured['assignments']}"
+    rows.append(
+        "| seed's way (validation only; {}) | {} | {} | {} | {} | {} | {} | - | - | - | - |".format(
+            label,
+            _fmt(projected["secondsAt200PerMinute"]),
+            _fmt(
+                n / projected["secondsAt200PerMinute"]
+                if projected["secondsAt200PerMinute"]
+                else None,
+                2,
+            ),
+            " / ".join(
+                _fmt(measured["secondsPerAssignment"].get(k), 2) for k in ("p50", "p95", "p99")
+            ),
+            projected["listCalls"],
+            projected["listCalls"],
+            projected["maxCallsPerMinuteUnthrottled"],
+        )
+    )
+    lines = [
+        f"N = {n}",
+        header,
+        rule,
+        *rows,
+        "",
+        "| target | value | limit | met |",
+        "|---|---:|---|---|",
+    ]
+    for row in result["targets"]:
+        met = {True: "yes", False: "NO", None: "-"}[row["met"]]
+        lines.append(f"| {row['target']} | {_fmt(row['value'])} | {row['limit']} | {met} |")
+    return "\n".join(lines)
+
+
+def write_json(result: Obj, out: Path | None) -> Path:
+    """Write the figures to ``out`` or ``bench/results/<timestamp>-N<n>.json``."""
+    if out is None:
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        out = RESULTS_DIR / f"{stamp}-N{result['bindings']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    return out

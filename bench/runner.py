@@ -1,0 +1,149 @@
+"""One bench run: the environment, then the ceiling, the operator and the seed's way on it."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.ceiling import clean_up, run_ceiling
+from bench.fleet import run_operator
+from bench.kube import KubeApi
+from bench.process_stats import CpuClock, child_processes
+from bench.report import machine_info, targets
+from bench.seed_way import run_seed_way
+from phonefleet_testbed.controlplane.cluster import KWOK_NODE_NAME
+from phonefleet_testbed.devenv import DevEnvironment
+from phonefleet_testbed.geelark_sim import seed_id, seed_name
+
+__all__ = ["Options", "run"]
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to run; the defaults are the issue's (100 ms per Geelark call, 10 s boots)."""
+
+    bindings: int = 100
+    boot_seconds: float = 10.0
+    adb_enable_seconds: float = 3.0
+    latency_ms: float = 100.0
+    rate_limit_per_minute: int = 200
+    steady_seconds: float = 70.0
+    timeout: float = 600.0
+    apply_concurrency: int = 32
+    ceiling_concurrency: int = 64
+    seed_sample: int = 10
+    operator_env: dict[str, str] = field(default_factory=dict)
+    skip: frozenset[str] = frozenset()
+
+    def to_json(self) -> Obj:
+        """The options as recorded in the results."""
+        return {
+            "bindings": self.bindings,
+            "bootSeconds": self.boot_seconds,
+            "adbEnableSeconds": self.adb_enable_seconds,
+            "latencyMs": self.latency_ms,
+            "rateLimitPerMinute": self.rate_limit_per_minute,
+            "steadySeconds": self.steady_seconds,
+            "timeoutSeconds": self.timeout,
+            "applyConcurrency": self.apply_concurrency,
+            "ceilingConcurrency": self.ceiling_concurrency,
+            "seedSample": self.seed_sample,
+            "operatorEnv": self.operator_env,
+            "skipped": sorted(self.skip),
+        }
+
+
+def _say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def run(options: Options) -> Obj:
+    """Start the environment, run every phase on it and return the figures."""
+    n = options.bindings
+    work = Path(tempfile.mkdtemp(prefix="phonefleet-bench-"))
+    _say(f"starting a control plane and a simulator with {n} phones (logs in {work})")
+    with DevEnvironment(
+        phones=n,
+        boot_seconds=options.boot_seconds,
+        latency_ms=options.latency_ms,
+        rate_limit_per_minute=options.rate_limit_per_minute,
+    ) as env:
+        env.simulator.admin.update_settings(adb_enable_seconds=options.adb_enable_seconds)
+        _say(f"environment up in {env.startup_seconds:.1f} s")
+        result: Obj = {
+            "bindings": n,
+            "startedAt": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "options": options.to_json(),
+            "machine": machine_info(env.plane.binaries.directory),
+            "environmentStartSeconds": round(env.startup_seconds, 1),
+        }
+        plane = {k: v for k, v in child_processes().items() if not k.startswith("phonefleet")}
+        result.update(asyncio.run(_phases(env, options, plane, work)))
+    result["targets"] = targets(n, result["operator"], result["ceiling"])
+    return result
+
+
+async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], work: Path) -> Obj:
+    n = options.bindings
+    out: Obj = {}
+    async with KubeApi(env.plane.server, env.plane.pki_dir) as api:
+        if "ceiling" in options.skip:
+            out["ceiling"] = {"skipped": True, "convergeSeconds": None, "converged": 0}
+        else:
+            namespace = "bench-ceiling"
+            await api.create_namespace(namespace)
+            phones = [(f"pb-{i:04d}", seed_id(i), seed_name(i)) for i in range(1, n + 1)]
+            _say(f"ceiling: creating {n} claims, Secrets and pods with a plain parallel client")
+            ceiling = await run_ceiling(
+                api,
+                namespace=namespace,
+                phones=phones,
+                node=KWOK_NODE_NAME,
+                concurrency=options.ceiling_concurrency,
+                wait_seconds=options.timeout,
+                cpu=CpuClock(plane),
+            )
+            out["ceiling"] = ceiling.to_json()
+            _say(f"ceiling: {ceiling.converged}/{n} pods running in {ceiling.seconds:.1f} s")
+            began = time.monotonic()
+            await clean_up(api, namespace)
+            _say(f"ceiling: cleaned up in {time.monotonic() - began:.1f} s")
+
+        bindings = [(f"pb-{i:04d}", seed_id(i) if i % 2 else seed_name(i)) for i in range(1, n + 1)]
+        _say(f"operator: applying {n} PhoneBindings")
+        operator = await run_operator(
+            env,
+            api,
+            namespace="bench",
+            bindings=bindings,
+            node=KWOK_NODE_NAME,
+            log_dir=work,
+            extra_env=options.operator_env,
+            wait_seconds=options.timeout,
+            steady_seconds=options.steady_seconds,
+            concurrency=options.apply_concurrency,
+            control_plane=plane,
+        )
+        out["operator"] = operator.to_json()
+        _say(
+            f"operator: {operator.converged}/{n} Ready in {operator.converge_seconds:.1f} s, "
+            f"{operator.geelark_convergence['total']} Geelark calls; steady "
+            f"{operator.steady_calls_per_minute:.1f}/min"
+        )
+
+    if "seed" in options.skip:
+        out["seedWay"] = None
+    else:
+        refs = [ref for _, ref in bindings]
+        _say(f"seed's way: validating {min(options.seed_sample, n)} of {n} assignments")
+        seed = await asyncio.to_thread(
+            run_seed_way, env.simulator, env.token, refs, options.seed_sample
+        )
+        out["seedWay"] = seed.to_json()
+    return out

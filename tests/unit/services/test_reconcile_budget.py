@@ -1,0 +1,141 @@
+"""How the reconcile pass spares Geelark's budget: fewer status calls, shared periodic checks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from fakes import FakeKube, FakePhones
+
+from conftest import NOW, make_binding, step
+from phonefleet_operator.geelark import PhoneStatus
+from phonefleet_operator.services.claims import ClaimService
+from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.settings import OperatorSettings
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Time starts at NOW, on a whole minute."""
+    return Clock()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingReconciler:
+    """The reconciler wired to the fakes and the hand-moved clock."""
+    return BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=ClaimService(kube),
+        settings=OperatorSettings(),
+        clock=clock,
+    )
+
+
+def ready(pod: dict[str, object]) -> None:
+    """Mark a fake pod Ready, as KWOK or a kubelet would."""
+    pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+
+async def test_a_binding_coming_up_asks_once_whether_its_phone_runs(
+    reconciler: BindingReconciler, phones: FakePhones, clock: Clock
+) -> None:
+    """While ADB and the pod come up, a recent "running" answer is reused, not asked again."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    binding, _, delay = await step(reconciler, make_binding())
+    for _ in range(3):  # ADB is still off: poll its data
+        clock.advance(delay)
+        binding, _, delay = await step(reconciler, binding)
+    assert binding.status.phase == "Bound"
+    assert phones.count("status") == 1
+    assert phones.count("adb_endpoint") == 4
+
+
+async def test_a_running_answer_is_trusted_no_longer_than_the_periodic_check(
+    reconciler: BindingReconciler, phones: FakePhones, clock: Clock
+) -> None:
+    """After running_recheck_seconds a binding still coming up asks Geelark again."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    binding, _, _ = await step(reconciler, make_binding())
+    clock.advance(reconciler._settings.running_recheck_seconds)
+    phones.power["100"] = PhoneStatus.SHUT_DOWN  # stopped behind our back
+    binding, report, _ = await step(reconciler, binding)
+    assert phones.count("status") == 2
+    assert phones.count("start") == 1
+    assert "StartedPhone" in [e.reason for e in report.events]
+
+
+async def test_the_periodic_check_of_a_running_binding_always_asks(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """A Running binding's pass asks Geelark even when it heard "running" moments ago."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    binding, _, _ = await step(reconciler, make_binding())
+    ready(kube.pods[("ns", "alpha-worker")])
+    binding, _, _ = await step(reconciler, binding)
+    assert binding.status.phase == "Running"
+    asked = phones.count("status")
+    clock.advance(1)
+    await step(reconciler, binding)
+    assert phones.count("status") == asked + 1
+
+
+@pytest.mark.parametrize(
+    "offset_and_delay", [(0, 60.0), (20, 40.0), (29, 31.0), (31, 89.0), (59.5, 60.5)]
+)
+async def test_periodic_checks_of_running_bindings_fall_on_one_grid(
+    reconciler: BindingReconciler,
+    kube: FakeKube,
+    phones: FakePhones,
+    clock: Clock,
+    offset_and_delay: tuple[float, float],
+) -> None:
+    """The next check is at a whole multiple of the period, half a period away at least."""
+    offset, expected = offset_and_delay
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    binding, _, _ = await step(reconciler, make_binding())
+    ready(kube.pods[("ns", "alpha-worker")])
+    clock.advance(offset)
+    binding, _, delay = await step(reconciler, binding)
+    assert binding.status.phase == "Running"
+    assert delay == pytest.approx(expected)
+
+
+async def test_a_pass_on_a_body_older_than_our_last_write_does_not_redo_the_steps(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """kopf may hand over the body from before our last patch: no second Secret, no Event again."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    stale = make_binding()
+    fresh, first, _ = await step(reconciler, stale)
+    assert "ProvisionedAdb" in [e.reason for e in first.events]
+
+    clock.advance(2)
+    _, again, _ = await step(reconciler, stale)  # the watch has not delivered our write yet
+
+    done_before = {"Claimed", "ProvisionedAdb", "CreatedPod", "PodStarting"}
+    assert phones.count("adb_endpoint") == 1
+    assert len(kube.pods) == len(kube.secrets) == 1
+    assert not {e.reason for e in again.events} & done_before
+    assert again.status_patch() is not None  # the write is sent again, in case it was lost
+    clock.advance(2)
+    _, later, _ = await step(reconciler, fresh)  # our first write arrives, the second not yet
+    assert later.events == []
