@@ -105,12 +105,12 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     # A stuck API call fails fast and is retried instead of holding a binding for minutes.
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
-    # At most 200 objects' events are handled at once, and an idle object worker frees its slot
-    # after 0.5 s. Unlimited, 1,000 new bindings meant 1,000 concurrent kopf patches, each on a
+    # At most 100 objects' events are handled at once, and an idle object worker frees its slot
+    # after 1 s. Unlimited, 1,000 new bindings meant 1,000 concurrent kopf patches, each on a
     # new TLS connection (kopf's pool has no limit), and the operator's memory peaked at 470 MiB
     # (make bench); the limit also makes the watch wait instead of piling up decoded events.
-    settings.queueing.worker_limit = 200
-    settings.queueing.idle_timeout = 0.5
+    settings.queueing.worker_limit = 100
+    settings.queueing.idle_timeout = 1
     # Our sync handlers (the waiters index on every binding event, wake-ups, login) are tiny and
     # never block: run them on the loop instead of a thread hop per event (measured: the hops
     # and their GIL hand-offs cost more than the handlers; see `make bench`).

@@ -213,9 +213,14 @@ class GeelarkClient:
             await self._session.close()
             self._session = None
 
-    def has_budget(self) -> bool:
-        """Whether the rate limiter would let a call through now, without waiting."""
-        return self._limiter.has_capacity()
+    def has_budget(self, *, keep_reserve: bool = False) -> bool:
+        """Whether the rate limiter would let a call through now, without waiting.
+
+        ``keep_reserve``: only if half the burst would still be left afterwards.
+        """
+        burst = self._limiter.max_rate
+        amount = min(burst, 1 + burst / 2) if keep_reserve else min(burst, 1)
+        return self._limiter.has_capacity(amount)
 
     # ----------------------------------------------------------------------------- typed calls
 

@@ -77,8 +77,8 @@ class PhoneApi(Protocol):
 
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]: ...
 
-    def has_budget(self) -> bool:
-        """Whether a call could be sent now without waiting for the rate limiter."""
+    def has_budget(self, *, keep_reserve: bool = False) -> bool:
+        """Whether a call could be sent now without waiting (and leave half the burst spare)."""
         ...
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
@@ -87,16 +87,24 @@ class PhoneApi(Protocol):
 
 
 class _BudgetQueue:
-    """Hands the rate limiter's free slots to batches held back while the budget was spent."""
+    """Hands the rate limiter's free slots to batches held back while the budget was spent.
 
-    def __init__(self, has_budget: Callable[[], bool]) -> None:
+    A full batch goes as soon as one call fits; a partial one only while half the burst would
+    stay spare, so that under sustained demand partial batches keep gathering instead of taking
+    each slot as it frees up (with the burst full, as in a small fleet, nothing waits).
+    """
+
+    def __init__(self, has_budget: Callable[..., bool]) -> None:
         self._has_budget = has_budget
         self._held: list[_Batcher[Any]] = []
         self._timer: asyncio.TimerHandle | None = None
 
+    def _room_for(self, batcher: _Batcher[Any]) -> bool:
+        return bool(self._has_budget(keep_reserve=not batcher.full))
+
     def ready(self, batcher: _Batcher[Any]) -> None:
         """``batcher`` has a batch to send: now if there is room and nothing waits, else later."""
-        if not self._held and self._has_budget():
+        if not self._held and self._room_for(batcher):
             batcher.send_one()
         if batcher.waiting and batcher not in self._held:
             self._held.append(batcher)
@@ -115,9 +123,10 @@ class _BudgetQueue:
             while batcher.waiting and batcher.waiting_since(now) >= MAX_GATHER_SECONDS:
                 batcher.send_one()  # waited long enough: queue for the budget like any call
         self._held = [b for b in self._held if b.waiting]
-        if self._held and self._has_budget():
+        eligible = [b for b in self._held if self._room_for(b)]
+        if eligible:
             # One batch per look: its call takes the slot only once its task runs.
-            max(self._held, key=lambda b: (b.priority, b.size)).send_one()
+            max(eligible, key=lambda b: (b.priority, b.size)).send_one()
         self._schedule()
 
 
@@ -153,6 +162,11 @@ class _Batcher(Generic[R]):
     def waiting(self) -> bool:
         """Whether a batch is done gathering and waits to be sent."""
         return bool(self._ready)
+
+    @property
+    def full(self) -> bool:
+        """Whether the next batch to send is full."""
+        return self.size >= self._max_ids
 
     @property
     def size(self) -> int:

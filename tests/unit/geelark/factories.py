@@ -172,8 +172,8 @@ class FakePhoneApi:
             lambda i: AdbEndpoint(id=i, ip="10.0.0.1", port=5555, password=f"pw-{i}"),
         )
 
-    def has_budget(self) -> bool:
-        """The budget is spent while ``budget_spent`` is set."""
+    def has_budget(self, *, keep_reserve: bool = False) -> bool:
+        """The budget is spent while ``budget_spent`` is set (reserve or not)."""
         return not self.budget_spent
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:

@@ -19,7 +19,7 @@ from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, seed_id
 
 from .conftest import ClientFactory, SimulatorFactory
-from .factories import CountingLimiter, make_key_settings, make_settings
+from .factories import CountingLimiter, make_client, make_key_settings, make_settings
 
 SECRET = "phonefleet-system/geelark-credentials"
 
@@ -283,3 +283,17 @@ async def test_a_listing_keeps_each_phones_state_for_one_later_question(
         assert client.listed_status(seed_id(1), max_age=60) is PhoneStatus.SHUT_DOWN
         assert client.listed_status(seed_id(1), max_age=60) is None
         assert client.listed_status(seed_id(2), max_age=-1) is None  # older than asked for
+
+
+async def test_the_budget_can_be_asked_with_half_the_burst_kept_spare() -> None:
+    """Room for a call is not room for a call plus half the burst (what partial batches need)."""
+    settings = make_settings(requests_per_minute=60)  # a burst of 10
+    limiter = build_rate_limiter(settings)
+    client = make_client(settings, limiter=limiter)
+    assert client.has_budget(keep_reserve=True)
+
+    await limiter.acquire(6)
+
+    assert client.has_budget()
+    assert not client.has_budget(keep_reserve=True)
+    await client.close()
