@@ -16,7 +16,7 @@ from phonefleet_operator.models import (
     set_condition,
 )
 
-__all__ = ["Event", "Report"]
+__all__ = ["Event", "Report", "merge_patch"]
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,23 @@ class Report:
 
     def status_patch(self) -> dict[str, Any] | None:
         """The status to write, or None when nothing changed since the last write."""
-        new = self.status.to_dict()
-        old = self.binding.status.to_dict()
-        if new == old:
-            return None
-        # Merge-patch semantics: fields we cleared must be sent as null to disappear.
-        for key in old.keys() - new.keys():
-            new[key] = None
-        return new
+        patch = merge_patch(self.binding.status.to_dict(), self.status.to_dict())
+        return patch or None
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``; empty when they are equal.
+
+    Only changed fields are sent; a field cleared at any depth is sent as null, since a merge
+    patch leaves out what it does not mention. Lists are replaced whole, as merge patch does.
+    """
+    patch: dict[str, Any] = dict.fromkeys(old.keys() - new.keys())
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = merge_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif key not in old or before != value:
+            patch[key] = value
+    return patch

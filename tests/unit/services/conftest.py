@@ -39,9 +39,27 @@ def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> Ph
 async def step(
     reconciler: BindingReconciler, binding: PhoneBinding, waiters: tuple[Any, ...] = ()
 ) -> tuple[PhoneBinding, Report, float]:
-    """One reconcile pass; the binding comes back with the status the pass wrote."""
+    """One reconcile pass; the binding comes back as the API server would store it after the
+    pass's status merge patch (so a field the pass clears but does not send would survive)."""
     report, delay = await reconciler.reconcile(binding, waiters)
-    return binding.model_copy(update={"status": report.status}), report, delay
+    body = binding.to_dict()
+    patch = report.status_patch()
+    if patch is not None:
+        body["status"] = apply_merge_patch(body.get("status") or {}, patch)
+    return PhoneBinding.from_body(body), report, delay
+
+
+def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """Apply a JSON merge patch (RFC 7386), as the API server does for status patches."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            result[key] = apply_merge_patch(result.get(key) or {}, value)
+        else:
+            result[key] = value
+    return result
 
 
 @pytest.fixture
