@@ -15,16 +15,16 @@ import kopf
 from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims
+from phonefleet_operator.handlers import admission, bindings, claims, pods
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
-__all__ = ["InlineExecutor", "configure", "run"]
+__all__ = ["InlineExecutor", "NoDiffBase", "configure", "run"]
 
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims)
+_REGISTERED = (admission, bindings, claims, pods)
 
 
 @kopf.on.startup()
@@ -69,6 +69,21 @@ def geelark_probe(memo: kopf.Memo, **_: Any) -> str:
     return runtime.health() if runtime is not None else "starting"
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """Keeps no last-handled state: for an operator without create/update/field handlers.
+
+    kopf then sees every event of a live object as a creation with no handler to run, which
+    costs nothing; deletion handlers still run, since deletion is read from the object itself.
+    """
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        """Nothing is stored."""
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        """Store nothing (no PATCH of the object)."""
+
+
 class InlineExecutor(concurrent.futures.Executor):
     """Runs each submitted call at once in the calling thread (for tiny, non-blocking handlers)."""
 
@@ -93,9 +108,10 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
     settings.persistence.finalizer = c.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=c.GROUP, key="last-handled-configuration"
-    )
+    # No last-handled-configuration annotation: no handler of ours needs kopf's diffs (spec
+    # changes are found by comparing generations, see handlers.bindings), and storing it cost
+    # one PATCH and one more watch event per new binding.
+    settings.persistence.diffbase_storage = NoDiffBase()
     # Watches are re-established regularly so a silently dead connection cannot stall us.
     settings.watching.server_timeout = ours.watch_server_timeout_seconds
     settings.watching.client_timeout = ours.watch_server_timeout_seconds + 30

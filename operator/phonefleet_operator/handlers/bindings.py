@@ -41,12 +41,22 @@ async def reconcile_binding(
         await runtime.wakeups.wait(uid, delay, stopped.wait)
 
 
-@kopf.on.update(*_RESOURCE, field="spec")
-def wake_binding(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """A spec change is handled now, not at the next periodic pass."""
-    runtime: Runtime = memo.runtime
-    if body.metadata.uid:
-        runtime.wakeups.wake(body.metadata.uid)
+@kopf.on.event(*_RESOURCE)
+def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A spec change is handled now, not at the next periodic pass.
+
+    The API server bumps metadata.generation on every spec change and each pass records the
+    generation it saw in status.observedGeneration, so a newer generation means a change no
+    pass has seen yet. (A new binding has none recorded: its loop starts at once anyway.)
+    """
+    if event["type"] not in ("ADDED", "MODIFIED"):
+        return
+    body = event["object"]
+    generation = body["metadata"].get("generation")
+    observed = (body.get("status") or {}).get("observedGeneration")
+    if generation is not None and observed is not None and generation > observed:
+        runtime: Runtime = memo.runtime
+        runtime.wakeups.wake(body["metadata"]["uid"])
 
 
 @kopf.on.delete(*_RESOURCE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -57,12 +58,17 @@ class ApiCaller:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
 
     async def __call__(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call ``method(*args, **kwargs)`` in the pool and translate its faults."""
+        """Call ``method(*args, **kwargs)`` in the pool and translate its faults.
+
+        The answer comes back as plain JSON (dicts and lists, API field names), never as the
+        client's model objects: turning a Pod into a V1Pod and back costs more CPU than the
+        request itself, and a thousand bindings make tens of thousands of requests.
+        """
         loop = asyncio.get_running_loop()
         kwargs.setdefault("_request_timeout", 30)
         try:
             return await loop.run_in_executor(
-                self._pool, functools.partial(method, *args, **kwargs)
+                self._pool, functools.partial(_plain_json, method, *args, **kwargs)
             )
         except ApiException as error:
             if error.status in (NotFound, _CONFLICT):
@@ -80,3 +86,13 @@ class ApiCaller:
         """Release the pool and the connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+def _plain_json(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Call ``method`` without the client's model decoding; its answer as plain JSON, or None."""
+    response = method(*args, _preload_content=False, **kwargs)
+    try:
+        data = response.data
+    finally:
+        response.release_conn()
+    return json.loads(data) if data else None

@@ -118,12 +118,12 @@ class KubeGateway:
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         """The pod as a plain dict (API field names), or None."""
         try:
-            pod = await self._call(self._core.read_namespaced_pod, name, namespace)
+            pod: Obj = await self._call(self._core.read_namespaced_pod, name, namespace)
         except ApiException as error:
             if is_not_found(error):
                 return None
             raise
-        return self._plain(pod)
+        return pod
 
     async def create_pod(self, pod: Obj) -> bool:
         """Create a pod; False when a pod of that name exists already."""
@@ -156,7 +156,7 @@ class KubeGateway:
             if is_not_found(error):
                 return None
             raise
-        data: dict[str, str] = secret.data or {}
+        data: dict[str, str] = secret.get("data") or {}
         return data
 
     async def create_secret(self, secret: Obj) -> bool:
@@ -200,7 +200,3 @@ class KubeGateway:
             reason=reason,
             message=message,
         )
-
-    def _plain(self, model: object) -> Obj:
-        data: Obj = self._call.api_client.sanitize_for_serialization(model)  # type: ignore[no-untyped-call]
-        return data

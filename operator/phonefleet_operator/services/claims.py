@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import Kube
 
 __all__ = ["BindingRef", "ClaimResult", "ClaimService"]
@@ -54,8 +55,9 @@ def holder_of(claim: Mapping[str, Any]) -> tuple[str, str, str]:
 class ClaimService:
     """Acquires and releases PhoneClaims for bindings."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, observed: ObservedClaims | None = None) -> None:
         self._kube = kube
+        self._observed = observed if observed is not None else ObservedClaims()
 
     async def acquire(
         self,
@@ -64,7 +66,13 @@ class ClaimService:
         claim_manifest: dict[str, Any],
         waiters: Iterable[BindingRef],
     ) -> ClaimResult:
-        """Hold the phone if it is free and no older binding waits for it; else say who has it."""
+        """Hold the phone if it is free and no older binding waits for it; else say who has it.
+
+        A claim the watch shows held by ``me`` needs no read: only ``me`` deletes it on purpose,
+        and a deletion by hand arrives as an event that wakes ``me`` to look again.
+        """
+        if self._observed.holder_uid(phone_id) == me.uid:
+            return ClaimResult(held=True)
         claim = await self._kube.get_claim(phone_id)
         if claim is not None:
             namespace, name, uid = holder_of(claim)
@@ -77,6 +85,7 @@ class ClaimService:
         if older:
             return ClaimResult(held=False, waiting_behind=older[0].key)
         if await self._kube.create_claim(claim_manifest):
+            self._observed.saw(claim_manifest)
             log.info("Created PhoneClaim %s for %s", phone_id, me.key)
             return ClaimResult(held=True, created=True)
         return await self._winner(me, phone_id)
@@ -103,6 +112,7 @@ class ClaimService:
             return False
         deleted = await self._kube.delete_claim(phone_id, claim["metadata"]["uid"])
         if deleted:
+            self._observed.gone(phone_id)
             log.info("Deleted PhoneClaim %s of %s", phone_id, me.key)
         return deleted
 
@@ -123,6 +133,7 @@ class ClaimService:
     async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> None:
         namespace, name, _ = holder_of(claim)
         if await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
+            self._observed.gone(phone_id)
             log.warning(
                 "Released PhoneClaim %s: its holder %s/%s no longer exists",
                 phone_id,

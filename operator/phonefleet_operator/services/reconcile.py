@@ -45,6 +45,7 @@ from phonefleet_operator.render import (
 )
 from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
@@ -99,9 +100,11 @@ class BindingReconciler:
         kube: Kube,
         claims: ClaimService,
         settings: OperatorSettings,
+        pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._directory = directory
+        self._pods = pods if pods is not None else ObservedPods()
         self._power = power
         self._kube = kube
         self._claims = claims
@@ -391,7 +394,11 @@ class BindingReconciler:
         s = self._settings
         desired = build_pod(binding, phone.id, s)
         name = desired["metadata"]["name"]
-        live = await self._kube.get_pod(binding.namespace, name)
+        # The pods watch keeps the pod's latest state and wakes the binding when it changes;
+        # only a pod it has not shown is read from the API server.
+        live = self._pods.get(binding.namespace, name) or await self._kube.get_pod(
+            binding.namespace, name
+        )
         report.status.pod_name = name
         if live is None:
             if await self._kube.create_pod(desired):
@@ -413,6 +420,12 @@ class BindingReconciler:
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return self._next_periodic_check(report.now)
+        if live.get("status", {}).get("phase", "Pending") == "Pending":
+            report.condition(
+                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
+            )
+            self._bound(report, "PodStarting", f"Pod {name} is starting")
+            return s.pod_poll_seconds
         report.condition(
             ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
         )

@@ -58,9 +58,20 @@ class Report:
         )
 
     def phase(self, phase: Phase, reason: str, message: str, *, warning: bool = False) -> None:
-        """Set the phase and the Ready summary; a change of phase or reason posts an Event."""
+        """Set the phase and the Ready summary, posting an Event when the story moves on.
+
+        A new phase posts one, and so does a new reason of a warning. Progress within Bound
+        (phone starting, ADB starting, pod starting) posts none: the steps that make it post
+        their own (Claimed, StartedPhone, ProvisionedAdb, CreatedPod), and every Event is a
+        write the API server pays for, a thousand times over in a large fleet. Falling back
+        from Running to Bound does post one.
+        """
         old_ready = next((c for c in self.status.conditions if c.type == ConditionType.READY), None)
-        changed = self.status.phase != phase or old_ready is None or old_ready.reason != reason
+        new_reason = old_ready is None or old_ready.reason != reason
+        if self.status.phase != phase:
+            changed = phase is not Phase.BOUND or self.status.phase == Phase.RUNNING
+        else:
+            changed = warning and new_reason
         self.status.phase = phase
         self.status.message = message
         ready: ConditionStatus = "True" if phase is Phase.RUNNING else "False"

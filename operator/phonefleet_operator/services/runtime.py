@@ -19,6 +19,7 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
@@ -59,6 +60,8 @@ class Runtime:
     claims: ClaimService
     reconciler: BindingReconciler
     admission: AdmissionService
+    observed_claims: ObservedClaims
+    observed_pods: ObservedPods
     locks: BindingLocks = field(default_factory=BindingLocks)
     wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
@@ -75,12 +78,30 @@ class Runtime:
             settings.kube_api_workers,
         )
         kube = KubeGateway(caller)
-        claims = ClaimService(kube)
+        observed_claims, observed_pods = ObservedClaims(), ObservedPods()
+        claims = ClaimService(kube, observed_claims)
         reconciler = BindingReconciler(
-            directory=inventory, power=phones, kube=kube, claims=claims, settings=settings
+            directory=inventory,
+            power=phones,
+            kube=kube,
+            claims=claims,
+            settings=settings,
+            pods=observed_pods,
         )
         admission = AdmissionService(inventory, kube)
-        return cls(settings, client, inventory, phones, caller, kube, claims, reconciler, admission)
+        return cls(
+            settings,
+            client,
+            inventory,
+            phones,
+            caller,
+            kube,
+            claims,
+            reconciler,
+            admission,
+            observed_claims,
+            observed_pods,
+        )
 
     # ------------------------------------------------------------ binding lifecycle
 

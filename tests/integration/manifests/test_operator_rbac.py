@@ -72,6 +72,8 @@ MATRIX = [
     Ask("create", "pods", TEAM, True),
     Ask("delete", "pods", TEAM, True),
     Ask("get", "pods", TEAM, True),
+    Ask("list", "pods", ALL, True),  # the worker pods watch (label selector)
+    Ask("watch", "pods", ALL, True),
     Ask("create", "pods", ALL, True),
     Ask("delete", "pods", ALL, True),
     Ask("create", "secrets", TEAM, True),
@@ -99,9 +101,7 @@ MATRIX = [
     Ask("list", "secrets", OPERATOR_NAMESPACE, False),
     Ask("patch", "secrets", TEAM, False),
     Ask("get", "configmaps", TEAM, False),
-    # Pods are created and deleted whole: no edits, no exec, no logs, no listing.
-    Ask("list", "pods", ALL, False),
-    Ask("watch", "pods", TEAM, False),
+    # Pods are created and deleted whole: no edits, no exec, no logs.
     Ask("update", "pods", TEAM, False),
     Ask("patch", "pods", TEAM, False),
     Ask("create", "pods", TEAM, False, subresource="exec"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ class FakeKube:
     pods: dict[tuple[str, str], Obj] = field(default_factory=dict)
     secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
     statuses: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
+    reads: Counter[str] = field(default_factory=Counter)
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         return self.bindings.get((namespace, name))
@@ -35,6 +37,7 @@ class FakeKube:
         self.statuses.append((namespace, name, status))
 
     async def get_claim(self, phone_id: str) -> Obj | None:
+        self.reads["claim"] += 1
         return self.claims.get(phone_id)
 
     async def create_claim(self, claim: Obj) -> bool:
@@ -58,6 +61,7 @@ class FakeKube:
         return list(self.claims.values())
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
+        self.reads["pod"] += 1
         return self.pods.get((namespace, name))
 
     async def create_pod(self, pod: Obj) -> bool:

@@ -34,7 +34,7 @@ async def test_a_new_binding_claims_its_phone_and_starts_it(
     assert binding.status.phone.live_view_url == "https://live.example/100"
     assert not kube.pods
     assert delay == reconciler._settings.boot_poll_seconds
-    assert [e.reason for e in report.events] == ["Claimed", "StartedPhone", "PhoneStarting"]
+    assert [e.reason for e in report.events] == ["Claimed", "StartedPhone"]
 
 
 async def test_adb_is_enabled_once_then_polled_until_it_answers(

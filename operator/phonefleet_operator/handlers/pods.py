@@ -1,0 +1,46 @@
+"""kopf handler of worker pods: keep the pods view current and wake a binding when its pod's
+readiness changes or the pod goes, instead of polling the API server for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.services.runtime import Runtime
+
+__all__ = ["worker_pod_seen"]
+
+_WORKER_PODS = {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: c.COMPONENT_WORKER}
+
+
+@kopf.on.event("", "v1", "pods", labels=_WORKER_PODS)
+def worker_pod_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Record the pod's state; wake its binding when that state matters to the binding."""
+    runtime: Runtime = memo.runtime
+    pod: dict[str, Any] = dict(event["object"])
+    metadata = pod["metadata"]
+    namespace, name = metadata["namespace"], metadata["name"]
+    before = runtime.observed_pods.get(namespace, name)
+    if event["type"] == "DELETED":
+        runtime.observed_pods.gone(namespace, name)
+    else:
+        runtime.observed_pods.saw(pod)
+    if event["type"] == "DELETED" or _state(before) != _state(pod):
+        for owner in metadata.get("ownerReferences") or ():
+            if owner.get("controller") and owner.get("kind") == c.BINDING_KIND:
+                runtime.wakeups.wake(owner["uid"])
+
+
+def _state(pod: dict[str, Any] | None) -> tuple[object, ...] | None:
+    """What a binding's pass reads from its pod: identity, phase, readiness, deletion."""
+    if pod is None:
+        return None
+    status = pod.get("status") or {}
+    ready = next(
+        (x.get("status") for x in status.get("conditions") or () if x.get("type") == "Ready"),
+        None,
+    )
+    metadata = pod["metadata"]
+    return metadata.get("uid"), status.get("phase"), ready, bool(metadata.get("deletionTimestamp"))

@@ -1,0 +1,89 @@
+"""The watch handlers keep the views current and wake bindings only when it matters."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from phonefleet_operator.handlers.bindings import wake_binding
+from phonefleet_operator.handlers.claims import claim_seen
+from phonefleet_operator.handlers.pods import worker_pod_seen
+from phonefleet_operator.services.coordination import Wakeups
+from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
+
+
+@pytest.fixture
+def memo() -> Any:
+    runtime = SimpleNamespace(
+        observed_pods=ObservedPods(), observed_claims=ObservedClaims(), wakeups=Wakeups()
+    )
+    return SimpleNamespace(runtime=runtime)
+
+
+def woken(memo: Any) -> set[str]:
+    events = memo.runtime.wakeups._events
+    return {uid for uid, event in events.items() if event.is_set()}
+
+
+def pod(phase: str = "Pending", ready: str | None = None, **metadata: Any) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase}
+    if ready is not None:
+        status["conditions"] = [{"type": "Ready", "status": ready}]
+    owner = {"kind": "PhoneBinding", "uid": "b-1", "controller": True, "name": "alpha"}
+    return {
+        "metadata": {"name": "alpha-worker", "namespace": "ns", "uid": "p-1", **metadata}
+        | {"ownerReferences": [owner]},
+        "status": status,
+    }
+
+
+def test_a_pod_becoming_ready_wakes_its_binding_and_a_repeat_does_not(memo: Any) -> None:
+    worker_pod_seen(event={"type": "ADDED", "object": pod()}, memo=memo)
+    assert woken(memo) == {"b-1"}
+    memo.runtime.wakeups._events.clear()
+
+    same = pod(resourceVersion="2")  # an update that changes nothing the binding reads
+    worker_pod_seen(event={"type": "MODIFIED", "object": same}, memo=memo)
+    assert woken(memo) == set()
+
+    worker_pod_seen(event={"type": "MODIFIED", "object": pod("Running", "True")}, memo=memo)
+    assert woken(memo) == {"b-1"}
+    assert memo.runtime.observed_pods.get("ns", "alpha-worker")["status"]["phase"] == "Running"
+
+
+def test_a_deleted_pod_leaves_the_view_and_wakes_its_binding(memo: Any) -> None:
+    worker_pod_seen(event={"type": "ADDED", "object": pod()}, memo=memo)
+    memo.runtime.wakeups._events.clear()
+    worker_pod_seen(event={"type": "DELETED", "object": pod()}, memo=memo)
+    assert memo.runtime.observed_pods.get("ns", "alpha-worker") is None
+    assert woken(memo) == {"b-1"}
+
+
+def test_claims_view_follows_the_watch_and_a_deletion_wakes_holder_and_waiters(
+    memo: Any,
+) -> None:
+    claim = {"metadata": {"name": "100"}, "spec": {"holder": {"uid": "b-1"}}}
+    waiter = SimpleNamespace(uid="b-2")
+    claim_seen(event={"type": "ADDED", "object": claim}, memo=memo, phone_waiters={})
+    assert memo.runtime.observed_claims.holder_uid("100") == "b-1"
+    assert woken(memo) == set()
+    claim_seen(
+        event={"type": "DELETED", "object": claim}, memo=memo, phone_waiters={"100": [waiter]}
+    )
+    assert memo.runtime.observed_claims.holder_uid("100") is None
+    assert woken(memo) == {"b-1", "b-2"}
+
+
+@pytest.mark.parametrize(
+    ("generation", "observed", "wakes"),
+    [(2, 1, True), (2, 2, False), (1, None, False)],
+)
+def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
+    memo: Any, generation: int, observed: int | None, wakes: bool
+) -> None:
+    status = {} if observed is None else {"observedGeneration": observed}
+    body = {"metadata": {"uid": "b-1", "generation": generation}, "status": status}
+    wake_binding(event={"type": "MODIFIED", "object": body}, memo=memo)
+    assert (woken(memo) == {"b-1"}) is wakes
