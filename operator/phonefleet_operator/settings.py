@@ -191,7 +191,10 @@ class OperatorSettings(BaseSettings):
         2.0, gt=0, description="Next look while a phone boots or its ADB comes up."
     )
     pod_poll_seconds: float = Field(
-        2.0, gt=0, description="Next look while the worker pod starts or is replaced."
+        10.0,
+        gt=0,
+        description="Next look while the worker pod starts or is replaced (a change of the pod "
+        "wakes the binding at once; this is the fallback).",
     )
     conflict_recheck_seconds: float = Field(
         5.0, gt=0, description="Next look while another binding holds the phone (also woken early)."

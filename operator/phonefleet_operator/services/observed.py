@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from phonefleet_operator.constants import ANNOTATION_SPEC_HASH
+
 __all__ = ["ObservedClaims", "ObservedPods"]
 
 Obj = dict[str, Any]
@@ -50,10 +52,11 @@ class ObservedPods:
     def __init__(self) -> None:
         self._pods: dict[tuple[str, str], Obj] = {}
 
-    def saw(self, pod: Obj) -> None:
-        """A pod was added or changed."""
+    def saw(self, pod: Mapping[str, Any]) -> None:
+        """A pod was added or changed; only the fields a pass reads are kept (a whole pod as
+        Python objects is tens of kilobytes, times the fleet)."""
         metadata = pod["metadata"]
-        self._pods[(metadata["namespace"], metadata["name"])] = pod
+        self._pods[(metadata["namespace"], metadata["name"])] = _essentials(pod)
 
     def gone(self, namespace: str, name: str) -> None:
         """The pod was deleted."""
@@ -65,3 +68,26 @@ class ObservedPods:
 
     def __len__(self) -> int:
         return len(self._pods)
+
+
+#: What reconcile passes read from a pod: identity, spec hash, deletion, phase and conditions.
+_METADATA_KEPT = ("name", "namespace", "uid", "creationTimestamp", "deletionTimestamp")
+
+
+def _essentials(pod: Mapping[str, Any]) -> Obj:
+    metadata = pod["metadata"]
+    status = pod.get("status") or {}
+    kept: Obj = {key: metadata[key] for key in _METADATA_KEPT if key in metadata}
+    annotations = metadata.get("annotations") or {}
+    if ANNOTATION_SPEC_HASH in annotations:
+        kept["annotations"] = {ANNOTATION_SPEC_HASH: annotations[ANNOTATION_SPEC_HASH]}
+    return {
+        "metadata": kept,
+        "status": {
+            "phase": status.get("phase"),
+            "conditions": [
+                {k: item.get(k) for k in ("type", "status", "lastTransitionTime")}
+                for item in status.get("conditions") or ()
+            ],
+        },
+    }

@@ -159,8 +159,9 @@ class BindingReconciler:
         kopf hands the loop the body of the last watch event it has processed; under load (a
         thousand bindings patching their status) that can be the body from before our last status
         patch. A pass working from it would redo the last steps: fetch the ADB data again, rewrite
-        the Secret, post the same Events once more. The patch is still computed against the body,
-        so whatever the API server lacks is sent again (a lost write heals itself).
+        the Secret, post the same Events once more. Our last write succeeded (a failed one is
+        forgotten, see :meth:`forget_written`), so the patch is computed against it: a stale body
+        does not make the pass send the same status again.
         """
         memo = self._written.get(binding.uid)
         if memo is None:
@@ -169,9 +170,14 @@ class BindingReconciler:
         if body_status not in superseded:
             del self._written[binding.uid]  # the body has caught up (or moved on without us)
             return binding
+        report.base = latest
         report.status = latest.model_copy(deep=True)
         report.status.observed_generation = binding.metadata.generation
         return binding.model_copy(update={"status": latest})
+
+    def forget_written(self, uid: str) -> None:
+        """The last status of ``uid`` could not be written: the next pass trusts the body again."""
+        self._written.pop(uid, None)
 
     def _remember(self, uid: str, body_status: dict[str, Any], report: Report) -> None:
         """Note the status this pass writes, and which statuses it supersedes."""
@@ -420,7 +426,7 @@ class BindingReconciler:
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return self._next_periodic_check(report.now)
-        if live.get("status", {}).get("phase", "Pending") == "Pending":
+        if (live.get("status") or {}).get("phase") in (None, "Pending"):
             report.condition(
                 ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
             )

@@ -36,8 +36,11 @@ class Report:
     now: datetime
     status: PhoneBindingStatus = field(init=False)
     events: list[Event] = field(default_factory=list)
+    #: The status the API server holds, which the patch is computed against.
+    base: PhoneBindingStatus = field(init=False)
 
     def __post_init__(self) -> None:
+        self.base = self.binding.status
         self.status = self.binding.status.model_copy(deep=True)
         self.status.observed_generation = self.binding.metadata.generation
 
@@ -103,7 +106,7 @@ class Report:
 
     def status_patch(self) -> dict[str, Any] | None:
         """The status to write, or None when nothing changed since the last write."""
-        patch = merge_patch(self.binding.status.to_dict(), self.status.to_dict())
+        patch = merge_patch(self.base.to_dict(), self.status.to_dict())
         return patch or None
 
 

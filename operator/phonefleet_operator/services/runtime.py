@@ -116,7 +116,11 @@ class Runtime:
             report, delay = await self.reconciler.reconcile(binding, waiters)
             patch = report.status_patch()
             if patch is not None:
-                await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+                try:
+                    await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+                except BaseException:
+                    self.reconciler.forget_written(binding.uid)
+                    raise
             for event in report.events:
                 log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
                 self.kube.post_event(

@@ -65,7 +65,9 @@ def operator_env(plane: ControlPlane, simulator: GeelarkSimulator) -> dict[str, 
         "PHONEFLEET_NOT_FOUND_RECHECK_SECONDS": "2",
         "PHONEFLEET_RUNNING_RECHECK_SECONDS": "5",
         "PHONEFLEET_BOOT_POLL_SECONDS": "0.3",
-        "PHONEFLEET_POD_POLL_SECONDS": "0.5",
+        # Longer than any test's deadline: a pod's changes must reach its binding through the
+        # pods watch, not through a poll.
+        "PHONEFLEET_POD_POLL_SECONDS": "300",
         "PHONEFLEET_GEELARK_RETRY_SECONDS": "1",
     }
 
