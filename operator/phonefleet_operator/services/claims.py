@@ -71,8 +71,14 @@ class ClaimService:
         A claim the watch shows held by ``me`` needs no read: only ``me`` deletes it on purpose,
         and a deletion by hand arrives as an event that wakes ``me`` to look again.
         """
-        if self._observed.holder_uid(phone_id) == me.uid:
+        seen = self._observed.holder_uid(phone_id)
+        if seen == me.uid:
             return ClaimResult(held=True)
+        if seen is None:
+            # No claim seen: try the create straight away (it fails if one exists after all).
+            taken = await self._take(me, phone_id, claim_manifest, waiters)
+            if taken is not None:
+                return taken
         claim = await self._kube.get_claim(phone_id)
         if claim is not None:
             namespace, name, uid = holder_of(claim)
@@ -81,14 +87,25 @@ class ClaimService:
             if await self._holder_alive(namespace, name, uid):
                 return ClaimResult(held=False, holder=f"{namespace}/{name}")
             await self._release_orphan(phone_id, claim)
+        taken = await self._take(me, phone_id, claim_manifest, waiters)
+        return taken if taken is not None else await self._winner(me, phone_id)
+
+    async def _take(
+        self,
+        me: BindingRef,
+        phone_id: str,
+        claim_manifest: dict[str, Any],
+        waiters: Iterable[BindingRef],
+    ) -> ClaimResult | None:
+        """Create the claim unless an older binding waits; None when the create lost."""
         older = sorted(w for w in waiters if w < me and w.uid != me.uid)
         if older:
             return ClaimResult(held=False, waiting_behind=older[0].key)
-        if await self._kube.create_claim(claim_manifest):
-            self._observed.saw(claim_manifest)
-            log.info("Created PhoneClaim %s for %s", phone_id, me.key)
-            return ClaimResult(held=True, created=True)
-        return await self._winner(me, phone_id)
+        if not await self._kube.create_claim(claim_manifest):
+            return None
+        self._observed.saw(claim_manifest)
+        log.info("Created PhoneClaim %s for %s", phone_id, me.key)
+        return ClaimResult(held=True, created=True)
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""

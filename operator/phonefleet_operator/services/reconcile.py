@@ -400,15 +400,15 @@ class BindingReconciler:
         s = self._settings
         desired = build_pod(binding, phone.id, s)
         name = desired["metadata"]["name"]
-        # The pods watch keeps the pod's latest state and wakes the binding when it changes;
-        # only a pod it has not shown is read from the API server.
-        live = self._pods.get(binding.namespace, name) or await self._kube.get_pod(
-            binding.namespace, name
-        )
+        # The pods watch keeps the pod's latest state and wakes the binding when it changes. A
+        # pod it has not shown is created at once; only if one exists after all is it read.
+        live = self._pods.get(binding.namespace, name)
         report.status.pod_name = name
+        if live is None and await self._kube.create_pod(desired):
+            report.event("CreatedPod", f"Created Pod {name}")
+        elif live is None:
+            live = await self._kube.get_pod(binding.namespace, name)
         if live is None:
-            if await self._kube.create_pod(desired):
-                report.event("CreatedPod", f"Created Pod {name}")
             report.condition(
                 ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
             )

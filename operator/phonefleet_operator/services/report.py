@@ -104,6 +104,17 @@ class Report:
 
     # ------------------------------------------------------------ output
 
+    def postings(self) -> list[Event]:
+        """The Events to post: each warning, and the pass's Normal steps as one Event.
+
+        A pass often takes two steps (claim and start a phone; write the ADB Secret and create
+        the pod). One Event names the last step and lists them all: every Event is a write the
+        API server pays for, a thousand times over when a fleet is applied at once.
+        """
+        normal = [e for e in self.events if not e.warning]
+        merged = [Event(normal[-1].reason, "; ".join(e.message for e in normal))] if normal else []
+        return [e for e in self.events if e.warning] + merged
+
     def status_patch(self) -> dict[str, Any] | None:
         """The status to write, or None when nothing changed since the last write."""
         patch = merge_patch(self.base.to_dict(), self.status.to_dict())

@@ -123,6 +123,7 @@ class Runtime:
                     raise
             for event in report.events:
                 log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
+            for event in report.postings():
                 self.kube.post_event(
                     dict(body), warning=event.warning, reason=event.reason, message=event.message
                 )

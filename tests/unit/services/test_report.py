@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from phonefleet_operator.services.report import merge_patch
+from conftest import NOW, make_binding
+from phonefleet_operator.services.report import Report, merge_patch
 
 
 @pytest.mark.parametrize(
@@ -34,3 +35,17 @@ def test_merge_patch_sends_changes_only(
     old: dict[str, Any], new: dict[str, Any], patch: dict[str, Any]
 ) -> None:
     assert merge_patch(old, new) == patch
+
+
+def test_a_pass_posts_its_normal_steps_as_one_event_and_each_warning() -> None:
+
+    report = Report(make_binding(), NOW)
+    report.event("Claimed", "Created PhoneClaim 100")
+    report.event("Odd", "Something to look at", warning=True)
+    report.event("StartedPhone", "Started phone 100")
+    posted = report.postings()
+    assert [(e.reason, e.message, e.warning) for e in posted] == [
+        ("Odd", "Something to look at", True),
+        ("StartedPhone", "Created PhoneClaim 100; Started phone 100", False),
+    ]
+    assert Report(make_binding(), NOW).postings() == []
