@@ -8,12 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +18,6 @@ FAKE_APP = Path(__file__).parent / "fixtures" / "fake_app.xml"
 PHONE_ID = "526209711930868736"
 OTHER_PHONE_ID = "526209711930868999"
 PASSWORD = "gl-pw-93e1c7"
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def probe_status(port: int, path: str) -> int:

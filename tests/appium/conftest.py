@@ -14,7 +14,10 @@ from pathlib import Path
 
 import pytest
 import requests
-from appium_support import AdbServer, free_port, wait_until
+from appium_support import AdbServer
+
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_SCRIPT = REPO / "hack" / "appium" / "install.sh"

@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from appium_support import PASSWORD, PHONE_ID, AdbServer, free_port, wait_until
+from appium_support import PASSWORD, PHONE_ID, AdbServer
 from fake_adbd import FakeAdbd
 
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.waiting import wait_until
 from phonefleet_worker.adb import AdbClient, SubprocessRunner
 from phonefleet_worker.errors import (
     AdbConnectFailed,

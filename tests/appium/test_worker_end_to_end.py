@@ -27,12 +27,12 @@ from appium_support import (
     PHONE_ID,
     AdbServer,
     fake_driver_capabilities,
-    free_port,
     probe_status,
-    wait_until,
 )
 from fake_adbd import FakeAdbd
 
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.waiting import wait_until
 from phonefleet_worker.lifecycle import Lifecycle
 from phonefleet_worker.settings import WorkerSettings
 from phonefleet_worker.states import DeviceState

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["WaitTimeout", "wait_for"]
+__all__ = ["WaitTimeout", "wait_for", "wait_until"]
 
 T = TypeVar("T")
 
@@ -41,3 +41,10 @@ def wait_for(
             text = message() if callable(message) else message
             raise WaitTimeout(f"Timed out after {timeout:.1f}s waiting for {text}") from last_error
         time.sleep(interval)
+
+
+def wait_until(
+    condition: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.02
+) -> None:
+    """:func:`wait_for` for a yes/no ``condition``, named by ``what`` in the failure."""
+    wait_for(condition, timeout, interval=interval, message=what)

@@ -13,8 +13,9 @@ from selenium.common.exceptions import (
     NoSuchElementException,
     WebDriverException,
 )
-from worker_fakes import UIAUTOMATOR2_CRASH, free_port
+from worker_fakes import UIAUTOMATOR2_CRASH
 
+from phonefleet_testbed.processes import free_port
 from phonefleet_worker.appium_gateway import (
     AppiumClient,
     classify_failure,

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from worker_fakes import PHONE_ID, free_port, wait_until
+from worker_fakes import PHONE_ID
 
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.waiting import wait_until
 from phonefleet_worker.cli import main, settings_from_options
 from phonefleet_worker.settings import WorkerSettings
 from phonefleet_worker.worker import run_worker

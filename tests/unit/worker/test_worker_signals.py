@@ -21,9 +21,9 @@ from worker_fakes import (
     RecordingJobs,
     ScriptedTask,
     make_connection,
-    wait_until,
 )
 
+from phonefleet_testbed.waiting import wait_until
 from phonefleet_worker.lifecycle import Lifecycle
 from phonefleet_worker.settings import WorkerSettings
 from phonefleet_worker.states import DeviceState

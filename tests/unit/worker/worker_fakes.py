@@ -8,9 +8,7 @@ the connection data, crash the UiAutomator2 server) and step the session.
 from __future__ import annotations
 
 import dataclasses
-import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -37,22 +35,6 @@ IP = "10.7.0.21"
 PORT = 40117
 SERIAL = f"{IP}:{PORT}"
 PASSWORD = "gl-pw-93e1c7"  # a fake; the tests check it never reaches a log line
-
-
-def free_port() -> int:
-    """A loopback TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.02)
 
 
 def make_connection(**overrides: Any) -> AdbConnection:
