@@ -10,11 +10,14 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime, waiter_of
 
-__all__ = ["phone_waiters", "reconcile_binding", "release_binding", "wake_binding"]
+__all__ = ["WAKE_ID", "phone_waiters", "reconcile_binding", "release_binding", "wake_binding"]
 
 _RESOURCE = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 
 WaiterIndex = kopf.Index[str, BindingRef]
+
+#: kopf's id of the handler below (its success lines are filtered out of the log).
+WAKE_ID = "wake_binding"
 
 
 @kopf.index(*_RESOURCE)
@@ -41,7 +44,7 @@ async def reconcile_binding(
         await runtime.wakeups.wait(uid, delay, stopped.wait)
 
 
-@kopf.on.event(*_RESOURCE)
+@kopf.on.event(*_RESOURCE, id=WAKE_ID)
 def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A spec change is handled now, not at the next periodic pass.
 

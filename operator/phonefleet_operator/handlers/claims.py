@@ -11,10 +11,13 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["claim_seen"]
+__all__ = ["CLAIM_SEEN_ID", "claim_seen"]
+
+#: kopf's id of the handler below (its success lines are filtered out of the log).
+CLAIM_SEEN_ID = "claim_seen"
 
 
-@kopf.on.event(c.GROUP, c.VERSION, c.CLAIM_PLURAL)
+@kopf.on.event(c.GROUP, c.VERSION, c.CLAIM_PLURAL, id=CLAIM_SEEN_ID)
 def claim_seen(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
     """Record who holds each phone; when a claim goes (by hand or by release), its holder and
     waiters look again at once.

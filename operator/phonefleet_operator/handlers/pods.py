@@ -10,12 +10,15 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["worker_pod_seen"]
+__all__ = ["POD_SEEN_ID", "worker_pod_seen"]
 
 _WORKER_PODS = {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: c.COMPONENT_WORKER}
 
+#: kopf's id of the handler below (its success lines are filtered out of the log).
+POD_SEEN_ID = "worker_pod_seen"
 
-@kopf.on.event("", "v1", "pods", labels=_WORKER_PODS)
+
+@kopf.on.event("", "v1", "pods", labels=_WORKER_PODS, id=POD_SEEN_ID)
 def worker_pod_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """Record the pod's state; wake its binding when that state matters to the binding."""
     runtime: Runtime = memo.runtime

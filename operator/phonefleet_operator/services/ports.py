@@ -43,6 +43,10 @@ class PhonePower(Protocol):
         """ip, port and password of the phone's ADB endpoint (PhoneNotReady until it is up)."""
         ...
 
+    def poll_interval(self, phones: int) -> float:
+        """Shortest interval at which ``phones`` phones can each be polled within the budget."""
+        ...
+
 
 class Kube(Protocol):
     """The Kubernetes objects the services read and write."""

@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 # Statuses remembered as replaced by our own writes, per binding (see _caught_up).
 _SUPERSEDED_KEPT = 3
+# A phone not polled for this long no longer counts as being polled (see _poll_delay).
+_POLLING_FORGOTTEN_SECONDS = 30.0
+_POLLING_PRUNE_AT = 64
 
 _POWER_TEXT = {
     Power.RUNNING: PhoneStatus.RUNNING,
@@ -114,6 +117,8 @@ class BindingReconciler:
         self._adb_enabled_at: dict[str, float] = {}
         # When Geelark last said the phone runs, per phone (in memory: a restart asks again).
         self._running_seen_at: dict[str, float] = {}
+        # When each phone was last polled while booting or bringing ADB up (see _poll_delay).
+        self._polling: dict[str, float] = {}
         # Per binding uid: statuses our later writes replaced, and the status last written.
         self._written: dict[str, tuple[list[dict[str, Any]], PhoneBindingStatus]] = {}
 
@@ -308,7 +313,7 @@ class BindingReconciler:
                 ConditionType.PHONE_READY, "False", "PhoneStarting", f"Phone {phone.id} is starting"
             )
             self._bound(report, "PhoneStarting", f"Phone {phone.id} is starting")
-            return s.boot_poll_seconds
+            return self._poll_delay(phone.id, report.now, s.boot_poll_seconds)
 
         if report.provisioned_at() is None:
             try:
@@ -318,7 +323,10 @@ class BindingReconciler:
                 self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
                 # Enabling ADB takes Geelark about 3 s (the fault's delay): polling sooner only
                 # spends the account's budget on "not yet".
-                return max(s.boot_poll_seconds, float(error.delay or 0))
+                return self._poll_delay(
+                    phone.id, report.now, max(s.boot_poll_seconds, float(error.delay or 0))
+                )
+        self._polling.pop(phone.id, None)
         report.condition(
             ConditionType.PHONE_READY,
             "True",
@@ -350,6 +358,17 @@ class BindingReconciler:
         else:
             self._running_seen_at.pop(phone.id, None)
         return power
+
+    def _poll_delay(self, phone_id: str, now: datetime, shortest: float) -> float:
+        """Seconds until the next poll of a booting phone or its ADB: ``shortest``, or longer
+        when so many phones are being polled that their polls would overrun the budget."""
+        moment = now.timestamp()
+        self._polling[phone_id] = moment
+        horizon = moment - _POLLING_FORGOTTEN_SECONDS
+        if len(self._polling) > _POLLING_PRUNE_AT:
+            self._polling = {k: t for k, t in self._polling.items() if t > horizon}
+        polled = sum(1 for t in self._polling.values() if t > horizon)
+        return max(shortest, self._power.poll_interval(polled))
 
     def _next_periodic_check(self, now: datetime) -> float:
         """Seconds until a Running binding's next check, on a grid shared by every binding.

@@ -287,3 +287,10 @@ async def test_a_fresh_listing_answers_the_first_status_question_when_the_phone_
     assert len(api.calls) == calls
     await gateway.status(phone)  # a listed state answers once
     assert len(api.calls) == calls + 1
+
+
+def test_poll_interval_keeps_polls_within_half_the_budget() -> None:
+    """125 calls a minute, half for polls, 100 phones a call: about 104 phone polls a second."""
+    gateway = PhoneGateway(FakePhoneApi(), make_settings(requests_per_minute=125))
+    assert gateway.poll_interval(0) == 0
+    assert gateway.poll_interval(1000) == pytest.approx(1000 / (125 / 60 * 0.5 * 100))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 from phonefleet_operator.handlers.bindings import wake_binding
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import worker_pod_seen
+from phonefleet_operator.main import QuietWatchHandlers
 from phonefleet_operator.services.coordination import Wakeups
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 
@@ -87,3 +89,14 @@ def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
     body = {"metadata": {"uid": "b-1", "generation": generation}, "status": status}
     wake_binding(event={"type": "MODIFIED", "object": body}, memo=memo)
     assert (woken(memo) == {"b-1"}) is wakes
+
+
+def test_success_lines_of_the_per_event_handlers_are_dropped_and_failures_kept() -> None:
+    quiet = QuietWatchHandlers("wake_binding")
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    assert not quiet.filter(record("Handler 'wake_binding' succeeded."))
+    assert quiet.filter(record("Handler 'release_binding' succeeded."))
+    assert quiet.filter(record("Handler 'wake_binding' failed with an exception. Will retry."))

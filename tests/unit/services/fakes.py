@@ -96,6 +96,7 @@ class FakePhones:
     power: dict[str, PhoneStatus] = field(default_factory=dict)
     adb_on: set[str] = field(default_factory=set)
     calls: list[tuple[str, str]] = field(default_factory=list)
+    polls_per_second: float = 50.0
 
     def add(
         self, phone_id: str, serial_name: str, status: PhoneStatus = PhoneStatus.SHUT_DOWN
@@ -111,6 +112,9 @@ class FakePhones:
             if phone.serial_name == reference:
                 return phone
         raise PhoneNotFound(f"Phone '{reference}' not found in Geelark")
+
+    def poll_interval(self, phones: int) -> float:
+        return phones / self.polls_per_second
 
     async def status(self, phone_id: str) -> PhoneStatus:
         self.calls.append(("status", phone_id))
