@@ -56,9 +56,9 @@ log = logging.getLogger(__name__)
 
 # Statuses remembered as replaced by our own writes, per binding (see _caught_up).
 _SUPERSEDED_KEPT = 3
-# A phone not polled for this long no longer counts as being polled (see _poll_delay).
-_POLLING_FORGOTTEN_SECONDS = 30.0
-_POLLING_PRUNE_AT = 64
+# A phone not polled for this long no longer counts as booting (see _boot_poll_delay).
+_BOOTING_FORGOTTEN_SECONDS = 30.0
+_BOOTING_PRUNE_AT = 64
 
 _POWER_TEXT = {
     Power.RUNNING: PhoneStatus.RUNNING,
@@ -117,8 +117,8 @@ class BindingReconciler:
         self._adb_enabled_at: dict[str, float] = {}
         # When Geelark last said the phone runs, per phone (in memory: a restart asks again).
         self._running_seen_at: dict[str, float] = {}
-        # When each phone was last polled while booting or bringing ADB up (see _poll_delay).
-        self._polling: dict[str, float] = {}
+        # When each booting phone was last polled (see _boot_poll_delay).
+        self._booting: dict[str, float] = {}
         # Per binding uid: statuses our later writes replaced, and the status last written.
         self._written: dict[str, tuple[list[dict[str, Any]], PhoneBindingStatus]] = {}
 
@@ -313,8 +313,9 @@ class BindingReconciler:
                 ConditionType.PHONE_READY, "False", "PhoneStarting", f"Phone {phone.id} is starting"
             )
             self._bound(report, "PhoneStarting", f"Phone {phone.id} is starting")
-            return self._poll_delay(phone.id, report.now, s.boot_poll_seconds)
+            return self._boot_poll_delay(phone.id, report.now)
 
+        self._booting.pop(phone.id, None)
         if report.provisioned_at() is None:
             try:
                 await self._provision_adb(binding, phone, report)
@@ -323,10 +324,7 @@ class BindingReconciler:
                 self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
                 # Enabling ADB takes Geelark about 3 s (the fault's delay): polling sooner only
                 # spends the account's budget on "not yet".
-                return self._poll_delay(
-                    phone.id, report.now, max(s.boot_poll_seconds, float(error.delay or 0))
-                )
-        self._polling.pop(phone.id, None)
+                return max(s.boot_poll_seconds, float(error.delay or 0))
         report.condition(
             ConditionType.PHONE_READY,
             "True",
@@ -359,16 +357,17 @@ class BindingReconciler:
             self._running_seen_at.pop(phone.id, None)
         return power
 
-    def _poll_delay(self, phone_id: str, now: datetime, shortest: float) -> float:
-        """Seconds until the next poll of a booting phone or its ADB: ``shortest``, or longer
-        when so many phones are being polled that their polls would overrun the budget."""
+    def _boot_poll_delay(self, phone_id: str, now: datetime) -> float:
+        """Seconds until the next status poll of a booting phone: ``boot_poll_seconds``, or
+        longer when so many phones boot at once that polling each that often would overrun the
+        Geelark budget and hold back the ADB calls of the phones already up."""
         moment = now.timestamp()
-        self._polling[phone_id] = moment
-        horizon = moment - _POLLING_FORGOTTEN_SECONDS
-        if len(self._polling) > _POLLING_PRUNE_AT:
-            self._polling = {k: t for k, t in self._polling.items() if t > horizon}
-        polled = sum(1 for t in self._polling.values() if t > horizon)
-        return max(shortest, self._power.poll_interval(polled))
+        self._booting[phone_id] = moment
+        horizon = moment - _BOOTING_FORGOTTEN_SECONDS
+        if len(self._booting) > _BOOTING_PRUNE_AT:
+            self._booting = {k: t for k, t in self._booting.items() if t > horizon}
+        booting = sum(1 for t in self._booting.values() if t > horizon)
+        return max(self._settings.boot_poll_seconds, self._power.poll_interval(booting))
 
     def _next_periodic_check(self, now: datetime) -> float:
         """Seconds until a Running binding's next check, on a grid shared by every binding.
