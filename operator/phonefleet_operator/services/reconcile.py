@@ -444,6 +444,12 @@ class BindingReconciler:
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return self._next_periodic_check(report.now)
+        return await self._pod_not_ready(live, phone, report)
+
+    async def _pod_not_ready(self, live: dict[str, Any], phone: Phone, report: Report) -> float:
+        """A pod that exists, is current and not ready: starting, or a worker that cannot work."""
+        s = self._settings
+        name = live["metadata"]["name"]
         if (live.get("status") or {}).get("phase") in (None, "Pending"):
             report.condition(
                 ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
@@ -454,7 +460,8 @@ class BindingReconciler:
             ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
         )
         self._bound(report, "PodNotReady", f"Pod {name} is not ready")
-        if self._worker_stuck(live, report.provisioned_at(), report.now):
+        stuck_in = self._until_stuck(live, report.provisioned_at(), report.now)
+        if stuck_in is not None and stuck_in <= 0:
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
             # threshold, and let the worker pick the new Secret content up without a restart.
             # Switching ADB on again clears a stuck endpoint (code 50000 in Geelark's words);
@@ -468,16 +475,23 @@ class BindingReconciler:
                 f"connection data of phone {phone.id} again",
                 warning=True,
             )
-        return s.pod_poll_seconds
+            return s.boot_poll_seconds  # the new ADB data is polled for next
+        # Readiness changes wake the binding; the threshold passing does not, so look then.
+        return s.pod_poll_seconds if stuck_in is None else min(s.pod_poll_seconds, stuck_in)
 
-    def _worker_stuck(
+    def _until_stuck(
         self, pod: dict[str, Any], provisioned: datetime | None, now: datetime
-    ) -> bool:
+    ) -> float | None:
+        """Seconds until a not-ready worker counts as stuck (0 or less: it does); None when
+        the pod does not say since when it is not ready."""
         threshold = self._settings.worker_unready_threshold_seconds
         since = _parse_time(_pod_unready_since(pod))
-        if since is None or (now - since).total_seconds() < threshold:
-            return False
-        return provisioned is None or (now - provisioned).total_seconds() >= threshold
+        if since is None:
+            return None
+        due = since.timestamp() + threshold
+        if provisioned is not None:
+            due = max(due, provisioned.timestamp() + threshold)
+        return due - now.timestamp()
 
     @staticmethod
     def _stops(binding: PhoneBinding) -> bool:

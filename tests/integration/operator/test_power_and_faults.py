@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 
+from phonefleet_testbed.controlplane import NEVER_READY_IMAGE
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
 from phonefleet_testbed.scenarios import (
@@ -201,3 +202,50 @@ def test_secrets_never_reach_logs_events_status_or_the_pod_spec(
     for where, text in places.items():
         assert DEFAULT_TOKEN not in text, f"the Geelark token leaked into {where}"
         assert not password_word.search(text), f"the ADB password leaked into {where}"
+
+
+def test_a_worker_that_never_gets_ready_gets_fresh_adb_data_without_a_restart(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator_factory: Callable[..., Operator]
+) -> None:
+    """Past the not-ready threshold ADB is switched on again and the Secret rewritten, with a
+    Warning Event; the pod is not restarted (the worker reloads the Secret's files)."""
+    operator_factory(PHONEFLEET_WORKER_UNREADY_THRESHOLD_SECONDS="4")
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("stuck", phone_id, namespace, worker={"image": NEVER_READY_IMAGE}))
+
+    def reported_not_ready() -> dict[str, object] | None:
+        body = binding(kubectl, namespace, "stuck")
+        ready = condition(body, "Ready") if body else None
+        return body if ready and ready["reason"] == "PodNotReady" else None
+
+    body = wait_for(reported_not_ready, 60, message="the binding to report its pod not ready")
+    first = body["status"]["phone"]["adbProvisionedAt"]  # type: ignore[index]
+    pod = kubectl.get("pod", "stuck-worker", namespace)
+    assert pod is not None
+    enables = fleet.simulator.admin.counters().calls("adb/setStatus")
+
+    def provisioned_again() -> dict[str, object] | None:
+        body = binding(kubectl, namespace, "stuck") or {}
+        phone = (body.get("status") or {}).get("phone") or {}
+        at = phone.get("adbProvisionedAt")
+        return body if at and at != first else None
+
+    body = wait_for(provisioned_again, 30, message="the ADB data to be provisioned again")
+    assert fleet.simulator.admin.counters().calls("adb/setStatus") > enables
+    again = kubectl.get("pod", "stuck-worker", namespace)
+    assert again is not None
+    assert again["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert body["status"]["phase"] == "Bound"  # type: ignore[index]
+    events = json.loads(
+        kubectl(
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            "reason=ReprovisioningAdb",
+            "-o",
+            "json",
+        ).stdout
+    )["items"]
+    assert [e["type"] for e in events][:1] == ["Warning"]

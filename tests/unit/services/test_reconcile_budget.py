@@ -160,3 +160,40 @@ async def test_booting_phones_are_polled_less_often_when_many_boot_at_once(
     phones.add("999", "late")
     _, _, delay = await step(reconciler, make_binding("late", "late"))
     assert delay == boot_poll
+
+
+async def test_a_pod_not_ready_is_looked_at_again_exactly_when_it_counts_as_stuck(
+    kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """Readiness changes wake a binding, the threshold passing does not: the pass comes back
+    then (not after a long pod poll), switches ADB on again and polls for the new data."""
+    settings = OperatorSettings(pod_poll_seconds=300, worker_unready_threshold_seconds=120)
+    reconciler = BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=ClaimService(kube),
+        settings=settings,
+        clock=clock,
+    )
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    binding, _, _ = await step(reconciler, make_binding())  # ADB data written, pod created
+    kube.pods[("ns", "alpha-worker")]["status"] = {
+        "phase": "Running",
+        "conditions": [
+            {"type": "Ready", "status": "False", "lastTransitionTime": "2026-11-28T12:00:00Z"}
+        ],
+    }
+    clock.advance(30)
+    binding, _, delay = await step(reconciler, binding)
+    assert delay == pytest.approx(90)
+    assert phones.count("enable_adb") == 0
+
+    clock.advance(90)
+    binding, report, delay = await step(reconciler, binding)
+    assert phones.count("enable_adb") == 1
+    assert [e.reason for e in report.events if e.warning] == ["ReprovisioningAdb"]
+    assert delay == settings.boot_poll_seconds
+    assert binding.status.phone is not None
+    assert binding.status.phone.adb_provisioned_at is None

@@ -15,6 +15,7 @@ import requests
 
 from phonefleet_testbed.binaries import Binaries
 from phonefleet_testbed.controlplane.certs import CertificateAuthority, write_service_account_keys
+from phonefleet_testbed.controlplane.kwok_stages import stages_document
 from phonefleet_testbed.kubeconfig import write_kubeconfig
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import wait_for
@@ -274,7 +275,7 @@ class ControlPlane:
 
     def _start_kwok(self, timeout: float) -> None:
         stages = self.work_dir / "kwok-stages.yaml"
-        stages.write_text("\n---\n".join(p.read_text() for p in self.binaries.kwok_stages))
+        stages.write_text(stages_document(self.binaries.kwok_stages))
         kwok_kubeconfig = self._component_kubeconfig("kwok-controller", ("system:masters",))
         self._spawn(
             "kwok",
