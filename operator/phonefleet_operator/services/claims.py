@@ -65,21 +65,25 @@ class ClaimService:
         phone_id: str,
         claim_manifest: dict[str, Any],
         waiters: Iterable[BindingRef],
+        *,
+        trust_view: bool = True,
     ) -> ClaimResult:
         """Hold the phone if it is free and no older binding waits for it; else say who has it.
 
         A claim the watch shows held by ``me`` needs no read: only ``me`` deletes it on purpose,
-        and a deletion by hand arrives as an event that wakes ``me`` to look again.
+        and a deletion by hand arrives as an event that wakes ``me`` to look again. With
+        ``trust_view`` False the claim is read in any case (and the view corrected).
         """
         seen = self._observed.holder_uid(phone_id)
-        if seen == me.uid:
+        if trust_view and seen == me.uid:
             return ClaimResult(held=True)
-        if seen is None:
+        if trust_view and seen is None:
             # No claim seen: try the create straight away (it fails if one exists after all).
             taken = await self._take(me, phone_id, claim_manifest, waiters)
             if taken is not None:
                 return taken
         claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
         if claim is not None:
             namespace, name, uid = holder_of(claim)
             if uid == me.uid:

@@ -38,6 +38,13 @@ class ObservedClaims:
         """The claim on ``phone_id`` was deleted."""
         self._holders.pop(phone_id, None)
 
+    def refresh(self, phone_id: str, claim: Mapping[str, Any] | None) -> None:
+        """What the API server just said about the claim on ``phone_id`` (None: there is none)."""
+        if claim is None:
+            self.gone(phone_id)
+        else:
+            self.saw(claim)
+
     def holder_uid(self, phone_id: str) -> str | None:
         """The uid of the binding holding ``phone_id``, or None when no claim was seen."""
         return self._holders.get(phone_id)
@@ -61,6 +68,13 @@ class ObservedPods:
     def gone(self, namespace: str, name: str) -> None:
         """The pod was deleted."""
         self._pods.pop((namespace, name), None)
+
+    def refresh(self, namespace: str, name: str, pod: Mapping[str, Any] | None) -> None:
+        """What the API server just said about the pod (None: there is none)."""
+        if pod is None:
+            self.gone(namespace, name)
+        else:
+            self.saw(pod)
 
     def get(self, namespace: str, name: str) -> Obj | None:
         """The pod as last seen, or None when none was seen (ask the API server then)."""

@@ -106,3 +106,29 @@ async def test_a_pod_gone_from_the_view_is_read_and_recreated(
     binding, report, _ = await step(reconciler, binding)
     assert "CreatedPod" in [e.reason for e in report.events]
     assert kube.pods[("ns", "alpha-worker")]["metadata"]["uid"] != first["metadata"]["uid"]
+
+
+async def test_a_running_bindings_periodic_pass_reads_claim_and_pod_and_corrects_the_views(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """A watch gap can hide a deletion: the periodic pass of a Running binding asks the API."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    reconciler, claims, pods = watched_reconciler(kube, phones)
+    binding, _, _ = await step(reconciler, make_binding())
+    pod = kube.pods[("ns", "alpha-worker")]
+    pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    pods.saw(pod)
+    binding, _, _ = await step(reconciler, binding)
+    assert binding.status.phase == "Running"
+
+    del kube.claims["100"]  # deleted during a watch gap: the views still show both
+    del kube.pods[("ns", "alpha-worker")]
+    reads = dict(kube.reads)
+    binding, report, _ = await step(reconciler, binding)
+    assert kube.reads["claim"] == reads.get("claim", 0) + 1
+    assert kube.reads["pod"] == reads.get("pod", 0)  # absent from the API: created at once
+    assert "100" in kube.claims  # taken again (no one else wanted it)
+    assert ("ns", "alpha-worker") in kube.pods
+    assert claims.holder_uid("100") == binding.uid
+    assert "CreatedPod" in [e.reason for e in report.events]
