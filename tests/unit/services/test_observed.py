@@ -6,6 +6,7 @@ from fakes import FakeKube, FakePhones
 
 from conftest import NOW, make_binding, step
 from phonefleet_operator.geelark import PhoneStatus
+from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler, binding_ref
@@ -26,6 +27,17 @@ def watched_reconciler(
         clock=lambda: NOW,
     )
     return reconciler, claims, pods
+
+
+async def with_pod(
+    kube: FakeKube, phones: FakePhones
+) -> tuple[BindingReconciler, ObservedClaims, ObservedPods, PhoneBinding]:
+    """A reconciler with watch views and a binding whose phone runs: its pod is created."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    reconciler, claims, pods = watched_reconciler(kube, phones)
+    binding, _, _ = await step(reconciler, make_binding())
+    return reconciler, claims, pods, binding
 
 
 async def test_a_claim_this_binding_created_is_not_read_again(
@@ -66,10 +78,7 @@ async def test_release_forgets_the_claim(kube: FakeKube) -> None:
 async def test_a_pod_the_watch_shows_is_not_read_and_its_state_drives_the_phase(
     kube: FakeKube, phones: FakePhones
 ) -> None:
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    reconciler, _, pods = watched_reconciler(kube, phones)
-    binding, _, _ = await step(reconciler, make_binding())
+    reconciler, _, pods, binding = await with_pod(kube, phones)
     pod = kube.pods[("ns", "alpha-worker")]
     reads = kube.reads["pod"]
 
@@ -97,10 +106,7 @@ async def test_a_pod_the_watch_shows_is_not_read_and_its_state_drives_the_phase(
 async def test_a_pod_gone_from_the_view_is_read_and_recreated(
     kube: FakeKube, phones: FakePhones
 ) -> None:
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    reconciler, _, pods = watched_reconciler(kube, phones)
-    binding, _, _ = await step(reconciler, make_binding())
+    reconciler, _, pods, binding = await with_pod(kube, phones)
     first = kube.pods.pop(("ns", "alpha-worker"))
     pods.gone("ns", "alpha-worker")
     binding, report, _ = await step(reconciler, binding)
@@ -112,10 +118,7 @@ async def test_a_running_bindings_periodic_pass_reads_claim_and_pod_and_corrects
     kube: FakeKube, phones: FakePhones
 ) -> None:
     """A watch gap can hide a deletion: the periodic pass of a Running binding asks the API."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    reconciler, claims, pods = watched_reconciler(kube, phones)
-    binding, _, _ = await step(reconciler, make_binding())
+    reconciler, claims, pods, binding = await with_pod(kube, phones)
     pod = kube.pods[("ns", "alpha-worker")]
     pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     pods.saw(pod)
