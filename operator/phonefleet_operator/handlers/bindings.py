@@ -35,6 +35,7 @@ async def reconcile_binding(
     runtime: Runtime = memo.runtime
     waiting: WaiterIndex = kwargs["phone_waiters"]
     uid = body.metadata.uid or ""
+    runtime.wakeups.register(uid)
     while not stopped:
         phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
         waiters = list(waiting.get(phone_id, ())) if phone_id else []

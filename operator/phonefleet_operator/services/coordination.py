@@ -44,9 +44,19 @@ class Wakeups:
 
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
 
+    def register(self, uid: str) -> None:
+        """The binding's loop runs from now on: wake-ups for it are kept until its next wait."""
+        self._events.setdefault(uid, asyncio.Event())
+
     def wake(self, uid: str) -> None:
-        """Make the binding's current or next wait return at once."""
-        self._events.setdefault(uid, asyncio.Event()).set()
+        """Make the binding's current or next wait return at once.
+
+        Only a registered binding is woken: watch events name bindings that are gone (the last
+        events of a released binding's pod) and must not leave bookkeeping behind.
+        """
+        event = self._events.get(uid)
+        if event is not None:
+            event.set()
 
     async def wait(
         self, uid: str, delay: float, stopped: Callable[[float], Awaitable[object]]

@@ -18,10 +18,18 @@ from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 
 @pytest.fixture
 def memo() -> Any:
+    wakeups = Wakeups()
+    for uid in ("b-1", "b-2"):  # the bindings whose loops run
+        wakeups.register(uid)
     runtime = SimpleNamespace(
-        observed_pods=ObservedPods(), observed_claims=ObservedClaims(), wakeups=Wakeups()
+        observed_pods=ObservedPods(), observed_claims=ObservedClaims(), wakeups=wakeups
     )
     return SimpleNamespace(runtime=runtime)
+
+
+def clear(memo: Any) -> None:
+    for event in memo.runtime.wakeups._events.values():
+        event.clear()
 
 
 def woken(memo: Any) -> set[str]:
@@ -44,7 +52,7 @@ def pod(phase: str = "Pending", ready: str | None = None, **metadata: Any) -> di
 def test_a_pod_becoming_ready_wakes_its_binding_and_a_repeat_does_not(memo: Any) -> None:
     worker_pod_seen(event={"type": "ADDED", "object": pod()}, memo=memo)
     assert woken(memo) == {"b-1"}
-    memo.runtime.wakeups._events.clear()
+    clear(memo)
 
     same = pod(resourceVersion="2")  # an update that changes nothing the binding reads
     worker_pod_seen(event={"type": "MODIFIED", "object": same}, memo=memo)
@@ -57,7 +65,7 @@ def test_a_pod_becoming_ready_wakes_its_binding_and_a_repeat_does_not(memo: Any)
 
 def test_a_deleted_pod_leaves_the_view_and_wakes_its_binding(memo: Any) -> None:
     worker_pod_seen(event={"type": "ADDED", "object": pod()}, memo=memo)
-    memo.runtime.wakeups._events.clear()
+    clear(memo)
     worker_pod_seen(event={"type": "DELETED", "object": pod()}, memo=memo)
     assert memo.runtime.observed_pods.get("ns", "alpha-worker") is None
     assert woken(memo) == {"b-1"}
@@ -100,3 +108,13 @@ def test_success_lines_of_the_per_event_handlers_are_dropped_and_failures_kept()
     assert not quiet.filter(record("Handler 'wake_binding' succeeded."))
     assert quiet.filter(record("Handler 'release_binding' succeeded."))
     assert quiet.filter(record("Handler 'wake_binding' failed with an exception. Will retry."))
+
+
+def test_a_binding_without_a_running_loop_is_not_woken_and_leaves_nothing_behind(
+    memo: Any,
+) -> None:
+    """The last events of a released binding's pod name a binding that is gone."""
+    gone = pod()
+    gone["metadata"]["ownerReferences"][0]["uid"] = "released"
+    worker_pod_seen(event={"type": "DELETED", "object": gone}, memo=memo)
+    assert "released" not in memo.runtime.wakeups._events
