@@ -249,3 +249,21 @@ def test_a_worker_that_never_gets_ready_gets_fresh_adb_data_without_a_restart(
         ).stdout
     )["items"]
     assert [e["type"] for e in events][:1] == ["Warning"]
+
+
+def test_a_spec_change_is_acted_on_at_once_not_at_the_next_periodic_check(
+    kubectl: Kubectl, namespace: str, fleet: Fleet, operator_factory: Callable[..., Operator]
+) -> None:
+    """A Running binding looks again only every 300 s here: a spec change must wake it (a newer
+    metadata.generation than status.observedGeneration)."""
+    operator_factory(PHONEFLEET_RUNNING_RECHECK_SECONDS="300")
+    phone_id = fleet.add_phone()
+    kubectl.apply(make_binding("eager", phone_id, namespace))
+    wait_phase(kubectl, namespace, "eager", "Running")
+
+    kubectl(
+        "patch", "pb", "eager", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
+    )
+    body = wait_phase(kubectl, namespace, "eager", "Suspended", timeout=20)
+    assert body["status"]["observedGeneration"] == body["metadata"]["generation"]
+    assert phone_id not in fleet.running()
