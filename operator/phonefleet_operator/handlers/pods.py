@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.services.reconcile import pod_is_ready
 from phonefleet_operator.services.runtime import Runtime
 
 __all__ = ["POD_SEEN_ID", "worker_pod_seen"]
@@ -40,10 +41,6 @@ def _state(pod: dict[str, Any] | None) -> tuple[object, ...] | None:
     """What a binding's pass reads from its pod: identity, phase, readiness, deletion."""
     if pod is None:
         return None
-    status = pod.get("status") or {}
-    ready = next(
-        (x.get("status") for x in status.get("conditions") or () if x.get("type") == "Ready"),
-        None,
-    )
     metadata = pod["metadata"]
-    return metadata.get("uid"), status.get("phase"), ready, bool(metadata.get("deletionTimestamp"))
+    phase = (pod.get("status") or {}).get("phase")
+    return metadata.get("uid"), phase, pod_is_ready(pod), bool(metadata.get("deletionTimestamp"))

@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 _SUPERSEDED_KEPT = 3
 # A phone not polled for this long no longer counts as booting (see _boot_poll_delay).
 _BOOTING_FORGOTTEN_SECONDS = 30.0
-_BOOTING_PRUNE_AT = 64
 
 _POWER_TEXT = {
     Power.RUNNING: PhoneStatus.RUNNING,
@@ -366,12 +365,11 @@ class BindingReconciler:
         longer when so many phones boot at once that polling each that often would overrun the
         Geelark budget and hold back the ADB calls of the phones already up."""
         moment = now.timestamp()
-        self._booting[phone_id] = moment
         horizon = moment - _BOOTING_FORGOTTEN_SECONDS
-        if len(self._booting) > _BOOTING_PRUNE_AT:
-            self._booting = {k: t for k, t in self._booting.items() if t > horizon}
-        booting = sum(1 for t in self._booting.values() if t > horizon)
-        return max(self._settings.boot_poll_seconds, self._power.poll_interval(booting))
+        self._booting = {k: t for k, t in self._booting.items() if t > horizon}
+        self._booting[phone_id] = moment
+        interval = self._power.poll_interval(len(self._booting))
+        return max(self._settings.boot_poll_seconds, interval)
 
     def _next_periodic_check(self, now: datetime) -> float:
         """Seconds until a Running binding's next check, on a grid shared by every binding.

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fakes import FakeKube, FakePhones
 
+from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
@@ -47,6 +48,20 @@ async def step(
     if patch is not None:
         body["status"] = apply_merge_patch(body.get("status") or {}, patch)
     return PhoneBinding.from_body(body), report, delay
+
+
+def ready(pod: dict[str, object]) -> None:
+    """Mark a fake pod Ready, as KWOK or a kubelet would."""
+    pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+
+async def bring_up(reconciler: BindingReconciler, phones: FakePhones) -> PhoneBinding:
+    """A new binding whose phone runs with ADB on, after one pass: claimed, ADB data written,
+    pod created (not ready yet)."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    binding, _, _ = await step(reconciler, make_binding())
+    return binding
 
 
 def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from fakes import FakeKube, FakePhones
 
-from conftest import NOW, make_binding, step
-from phonefleet_operator.geelark import PhoneStatus
+from conftest import NOW, bring_up, make_binding, step
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
@@ -33,11 +32,8 @@ async def with_pod(
     kube: FakeKube, phones: FakePhones
 ) -> tuple[BindingReconciler, ObservedClaims, ObservedPods, PhoneBinding]:
     """A reconciler with watch views and a binding whose phone runs: its pod is created."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
     reconciler, claims, pods = watched_reconciler(kube, phones)
-    binding, _, _ = await step(reconciler, make_binding())
-    return reconciler, claims, pods, binding
+    return reconciler, claims, pods, await bring_up(reconciler, phones)
 
 
 async def test_a_claim_this_binding_created_is_not_read_again(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakes import FakeKube, FakePhones
 
-from conftest import make_binding, step
+from conftest import bring_up, make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.reconcile import BindingReconciler, binding_ref
@@ -14,11 +14,6 @@ def live(kube: FakeKube, *bindings: PhoneBinding) -> None:
     """Make the bindings exist in the fake API server (claims check that their holder lives)."""
     for binding in bindings:
         kube.bindings[(binding.namespace, binding.name)] = {"metadata": {"uid": binding.uid}}
-
-
-def ready(pod: dict[str, object]) -> None:
-    """Mark a fake pod Ready, as KWOK or a kubelet would."""
-    pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
 
 
 async def test_a_new_binding_claims_its_phone_and_starts_it(
@@ -60,9 +55,7 @@ async def test_a_ready_pod_makes_the_binding_running_and_a_steady_pass_writes_no
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
 ) -> None:
     """Ready pod -> Running; the next pass finds nothing to change (no status patch)."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, make_binding())
+    binding = await bring_up(reconciler, phones)
     ready(kube.pods[("ns", "alpha-worker")])
     binding, _, delay = await step(reconciler, binding)
     assert binding.status.phase == "Running"
@@ -102,9 +95,7 @@ async def test_suspend_stops_the_phone_removes_pod_and_secret_but_keeps_the_clai
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
 ) -> None:
     """suspend: true -> Suspended, phone stopped, claim kept."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, make_binding())
+    binding = await bring_up(reconciler, phones)
     suspended = binding.model_copy(
         update={"spec": binding.spec.model_copy(update={"suspend": True})}
     )
@@ -178,9 +169,7 @@ async def test_a_phone_stopped_behind_our_back_loses_its_adb_data_until_it_runs_
 ) -> None:
     """Stopping clears status.phone.adbProvisionedAt on the stored object (a nested merge-patch
     removal) and deletes the Secret; once the phone runs again the data is fetched afresh."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, make_binding())
+    binding = await bring_up(reconciler, phones)
     ready(kube.pods[("ns", "alpha-worker")])
     binding, _, _ = await step(reconciler, binding)
     assert binding.status.phase == "Running"

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 from fakes import FakeKube, FakePhones
 
-from conftest import NOW, make_binding, step
+from conftest import NOW, bring_up, make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
@@ -47,11 +47,6 @@ def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingRecon
     )
 
 
-def ready(pod: dict[str, object]) -> None:
-    """Mark a fake pod Ready, as KWOK or a kubelet would."""
-    pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
-
-
 async def test_a_binding_coming_up_asks_once_whether_its_phone_runs(
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock
 ) -> None:
@@ -84,9 +79,7 @@ async def test_the_periodic_check_of_a_running_binding_always_asks(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
     """A Running binding's pass asks Geelark even when it heard "running" moments ago."""
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, make_binding())
+    binding = await bring_up(reconciler, phones)
     ready(kube.pods[("ns", "alpha-worker")])
     binding, _, _ = await step(reconciler, binding)
     assert binding.status.phase == "Running"
@@ -108,9 +101,7 @@ async def test_periodic_checks_of_running_bindings_fall_on_one_grid(
 ) -> None:
     """The next check is at a whole multiple of the period, half a period away at least."""
     offset, expected = offset_and_delay
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, make_binding())
+    binding = await bring_up(reconciler, phones)
     ready(kube.pods[("ns", "alpha-worker")])
     clock.advance(offset)
     binding, _, delay = await step(reconciler, binding)
