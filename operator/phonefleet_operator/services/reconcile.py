@@ -266,7 +266,7 @@ class BindingReconciler:
             f"Phone {phone.id} runs and its ADB endpoint is provisioned",
         )
         return await self._worker_pods.ensure(
-            binding, phone, report, periodic=self._periodic(binding)
+            binding, phone, report, trust_view=not self._periodic(binding)
         )
 
     async def _drop_adb_secret(self, binding: PhoneBinding, report: Report) -> None:

@@ -53,21 +53,27 @@ class WorkerPodStep:
         self._settings = settings
 
     async def ensure(
-        self, binding: PhoneBinding, phone: Phone, report: Report, *, periodic: bool
+        self, binding: PhoneBinding, phone: Phone, report: Report, *, trust_view: bool
     ) -> float:
-        """Bring the binding's pod to the desired state; the seconds until the next pass."""
+        """Bring the binding's pod to the desired state; the seconds until the next pass.
+
+        With ``trust_view`` the pod is taken from the pods view, unless the view has said
+        nothing new about it for longer than ``pod_poll_seconds``: the watch reports changes
+        only, so a pass that waited that long on it asks the API server (a missed DELETED event
+        would otherwise keep a binding "replacing" its pod forever). A pod the view has not
+        shown is created at once and read only if the create says one exists.
+        """
         s = self._settings
         desired = build_pod(binding, phone.id, s)
-        name = desired["metadata"]["name"]
-        # The pods watch keeps the pod's latest state and wakes the binding when it changes. A
-        # pod it has not shown is created at once; only if one exists after all is it read.
-        live = None if periodic else self._pods.get(binding.namespace, name)
+        namespace, name = binding.namespace, desired["metadata"]["name"]
         report.status.pod_name = name
+        live = self._pods.get(namespace, name) if trust_view else None
+        if live is not None and self._pods.age(namespace, name) > s.pod_poll_seconds:
+            live = await self._read(namespace, name)
         if live is None and await self._kube.create_pod(desired):
             report.event("CreatedPod", f"Created Pod {name}")
         elif live is None:
-            live = await self._kube.get_pod(binding.namespace, name)
-            self._pods.refresh(binding.namespace, name, live)
+            live = await self._read(namespace, name)
         if live is None:
             report.condition(
                 ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
@@ -78,10 +84,7 @@ class WorkerPodStep:
             report.phase(Phase.BOUND, "PodReplacing", f"Waiting for the old Pod {name} to go")
             return s.pod_poll_seconds
         if needs_update(live, desired):
-            await self._kube.delete_pod(binding.namespace, name, live["metadata"]["uid"])
-            report.event("DeletedPod", f"Deleted Pod {name}: its spec changed")
-            report.phase(Phase.BOUND, "PodReplacing", f"Replacing Pod {name}")
-            return s.pod_poll_seconds
+            return await self._replace(binding, phone, live, report, trust_view=trust_view)
         if pod_is_ready(live):
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
@@ -91,10 +94,38 @@ class WorkerPodStep:
     async def remove(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
         """Delete the binding's pod, if there is one."""
         name = pod_name(binding.name)
-        if await self._kube.get_pod(binding.namespace, name) is not None:
-            await self._kube.delete_pod(binding.namespace, name)
+        found = await self._kube.get_pod(binding.namespace, name)
+        if found is not None and await self._kube.delete_pod(binding.namespace, name):
             report.event("DeletedPod", f"Deleted Pod {name}: {why}")
         report.status.pod_name = None
+
+    async def _replace(
+        self,
+        binding: PhoneBinding,
+        phone: Phone,
+        live: dict[str, Any],
+        report: Report,
+        *,
+        trust_view: bool,
+    ) -> float:
+        """Delete a pod whose spec is outdated; the new one is created once it is gone."""
+        namespace, name = binding.namespace, live["metadata"]["name"]
+        if not await self._kube.delete_pod(namespace, name, live["metadata"]["uid"]):
+            # Not the pod we looked at (its uid precondition failed) or gone: nothing was
+            # deleted. Look at the pod there is, from the API server this time.
+            self._pods.gone(namespace, name)
+            if trust_view:
+                return await self.ensure(binding, phone, report, trust_view=False)
+            return self._settings.boot_poll_seconds  # replaced between our read and delete
+        report.event("DeletedPod", f"Deleted Pod {name}: its spec changed")
+        report.phase(Phase.BOUND, "PodReplacing", f"Replacing Pod {name}")
+        return self._settings.pod_poll_seconds
+
+    async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod from the API server; the view is corrected with it."""
+        live = await self._kube.get_pod(namespace, name)
+        self._pods.refresh(namespace, name, live)
+        return live
 
     async def _not_ready(self, live: dict[str, Any], phone: Phone, report: Report) -> float:
         """A pod that exists, is current and not ready: starting, or a worker that cannot work."""

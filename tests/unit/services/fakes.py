@@ -78,8 +78,14 @@ class FakeKube:
         }
         return True
 
-    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
-        self.pods.pop((namespace, name), None)
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """As the API server: a uid precondition that names another pod is refused (409), a
+        missing pod is 404; both are False. Pods here have no node, so they go at once."""
+        pod = self.pods.get((namespace, name))
+        if pod is None or (uid is not None and pod["metadata"]["uid"] != uid):
+            return False
+        del self.pods[(namespace, name)]
+        return True
 
     async def put_secret(self, secret: Obj) -> None:
         self.secrets[(secret["metadata"]["namespace"], secret["metadata"]["name"])] = secret
