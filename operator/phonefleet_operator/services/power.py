@@ -38,6 +38,8 @@ class PowerStep:
         self._running_seen_at: dict[str, float] = {}
         # When each booting phone was last polled (see boot_poll_delay).
         self._booting: dict[str, float] = {}
+        # When Geelark first said a phone with a working worker does not run (see confirmed_off).
+        self._off_since: dict[str, float] = {}
 
     async def status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
         """The phone's power state; a binding still coming up reuses a recent "running" answer.
@@ -59,6 +61,7 @@ class PowerStep:
         power = await self._power.status(phone_id)
         if power is Power.RUNNING:
             self._running_seen_at[phone_id] = moment
+            self._off_since.pop(phone_id, None)
         else:
             self._running_seen_at.pop(phone_id, None)
         return power
@@ -66,6 +69,23 @@ class PowerStep:
     def stopped(self, phone_id: str) -> None:
         """The phone was stopped by us: its last "running" answer no longer holds."""
         self._running_seen_at.pop(phone_id, None)
+        self._off_since.pop(phone_id, None)
+
+    def confirmed_off(self, phone_id: str, now: datetime) -> bool:
+        """Whether "not running" is confirmed for a phone whose worker has its ADB data.
+
+        Cutting a working worker off (its ADB Secret dropped, the binding back to Bound) on one
+        odd answer would make a fleet flap with every glitch of Geelark's. So it takes two
+        answers that the phone does not run (stopped, starting or a code we do not know), at
+        least ``boot_poll_seconds`` apart with no "running" between them. The caller asks again
+        after ``boot_poll_seconds``; a real stop or reboot costs that much more, no more.
+        """
+        moment = now.timestamp()
+        first = self._off_since.setdefault(phone_id, moment)
+        if moment - first < self._settings.boot_poll_seconds:
+            return False
+        del self._off_since[phone_id]
+        return True
 
     def booted(self, phone_id: str) -> None:
         """The phone runs: it no longer counts as booting."""

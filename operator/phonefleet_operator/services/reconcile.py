@@ -230,6 +230,20 @@ class BindingReconciler:
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         s = self._settings
         power = await self._powers.status(binding, phone.id, report.now)
+        if (
+            power is not Power.RUNNING
+            and power is not Power.EXPIRED
+            and report.provisioned_at() is not None
+            and not self._powers.confirmed_off(phone.id, report.now)
+        ):
+            # The worker has its ADB data and may be working: one odd answer changes nothing.
+            log.info(
+                "Geelark said phone %s of %s is %s: asking again before acting",
+                phone.id,
+                binding.namespaced_name,
+                power.name,
+            )
+            return s.boot_poll_seconds
         report.phone(status=POWER_TEXT.get(power, PhoneStatus.UNKNOWN))
         if power is Power.EXPIRED:
             message = f"Phone {phone.id} has expired in Geelark: renew it, or bind another phone"

@@ -9,12 +9,11 @@ real API server.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import pytest
+from clocks import Clock
 from fakes import FakeKube, FakePhones
 
-from conftest import NOW, bring_up, step
+from conftest import bring_up, step
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedPods
@@ -22,22 +21,6 @@ from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
 
 POD = ("ns", "alpha-worker")
-
-
-class Clock:
-    """A clock the test moves by hand (the reconciler's and the view's)."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-    def timestamp(self) -> float:
-        return self.now.timestamp()
 
 
 @pytest.fixture
