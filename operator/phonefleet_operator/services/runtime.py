@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from phonefleet_operator.errors import PhonefleetError, TemporaryFault
+from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
 from phonefleet_operator.models import Phase, PhoneBinding
@@ -19,11 +19,16 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.geelark_health import (
+    GeelarkHealth,
+    WatchedDirectory,
+    WatchedPower,
+)
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
-__all__ = ["Runtime", "waiter_of"]
+__all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,13 @@ def waiter_of(body: Mapping[str, Any]) -> tuple[str, BindingRef] | None:
     return phone_id, ref
 
 
+class BackgroundTaskDied(PermanentFault):
+    """A background task of the operator ended: /healthz fails, so the kubelet restarts us.
+
+    A permanent error, so that kopf's probe fails at once instead of retrying the probe.
+    """
+
+
 @dataclass
 class Runtime:
     """Everything the handlers share, built once at start-up from the settings."""
@@ -62,10 +74,11 @@ class Runtime:
     admission: AdmissionService
     observed_claims: ObservedClaims
     observed_pods: ObservedPods
+    geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
     wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
-    _last_geelark_error: str | None = None
+    _sweep_failures: int = 0
 
     @classmethod
     def create(cls, settings: OperatorSettings, geelark: GeelarkSettings) -> Runtime:
@@ -80,15 +93,17 @@ class Runtime:
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         claims = ClaimService(kube, observed_claims)
+        health = GeelarkHealth()
+        directory = WatchedDirectory(inventory, health)
         reconciler = BindingReconciler(
-            directory=inventory,
-            power=phones,
+            directory=directory,
+            power=WatchedPower(phones, health),
             kube=kube,
             claims=claims,
             settings=settings,
             pods=observed_pods,
         )
-        admission = AdmissionService(inventory, kube)
+        admission = AdmissionService(directory, kube)
         return cls(
             settings,
             client,
@@ -101,6 +116,7 @@ class Runtime:
             admission,
             observed_claims,
             observed_pods,
+            health,
         )
 
     # ------------------------------------------------------------ binding lifecycle
@@ -150,13 +166,26 @@ class Runtime:
         self._sweeper = asyncio.create_task(self._sweep_orphans(), name="phoneclaim-sweeper")
 
     async def _sweep_orphans(self) -> None:
+        """Sweep every ``orphan_sweep_seconds``, whatever a sweep raised.
+
+        Any exception of one sweep (an API fault, or a bug meeting an odd claim) is logged with
+        its traceback and the next sweep runs on time: a sweeper that ended silently would leave
+        orphaned claims blocking their phones for good. Only cancellation ends it.
+        """
         while True:
             try:
                 released = await self.claims.release_orphans()
+            except Exception:
+                self._sweep_failures += 1
+                log.exception(
+                    "Sweep of orphaned PhoneClaims failed (%d in a row); next in %.0f s",
+                    self._sweep_failures,
+                    self.settings.orphan_sweep_seconds,
+                )
+            else:
+                self._sweep_failures = 0
                 if released:
                     log.warning("Released %d orphaned PhoneClaims: %s", len(released), released)
-            except PhonefleetError as error:
-                log.warning("Could not sweep orphaned PhoneClaims: %s", error)
             await asyncio.sleep(self.settings.orphan_sweep_seconds)
 
     async def webhook_certificates(self, directory: Path) -> ServingFiles:
@@ -194,9 +223,30 @@ class Runtime:
             hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
         return authority.issue_serving(hosts or ["localhost"], directory, now)
 
-    def health(self) -> str:
-        """A one-word health summary for the liveness endpoint."""
-        return "ok"
+    def background_health(self) -> str:
+        """The background tasks' state for /healthz; raises BackgroundTaskDied if one ended.
+
+        The sweeper survives every exception of a sweep (see _sweep_orphans), so a sweeper
+        that is done is a bug or a cancellation by something else than close(): restarting the
+        operator is the remedy, and a failing liveness probe is how the kubelet is told.
+        """
+        sweeper = self._sweeper
+        if sweeper is None:
+            return "starting"
+        if sweeper.done():
+            cause = "cancelled" if sweeper.cancelled() else repr(sweeper.exception())
+            raise BackgroundTaskDied(f"The PhoneClaim sweeper has ended ({cause})")
+        if self._sweep_failures:
+            return f"sweeper running; its last {self._sweep_failures} sweeps failed"
+        return "sweeper running"
+
+    def geelark_health(self) -> str:
+        """Whether Geelark answered the operator's latest call, for /healthz (never fails it).
+
+        An unreachable Geelark is reported, not fatal: restarting the operator does not bring
+        Geelark back, and while it is away the operator keeps every worker as it is.
+        """
+        return self.geelark_calls.summary()
 
     async def close(self) -> None:
         """Stop background work and close every connection."""
