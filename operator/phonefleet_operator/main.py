@@ -74,7 +74,7 @@ def geelark_probe(memo: kopf.Memo, **_: Any) -> str:
 
 
 @kopf.on.probe(id="background")
-def background_probe(memo: kopf.Memo, **_: Any) -> str:
+def background_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any] | str:
     """Fail /healthz (HTTP 500: liveness) when a background task has ended (docs/reconcile.md)."""
     runtime: Runtime | None = getattr(memo, "runtime", None)
     return runtime.background_health() if runtime is not None else "starting"

@@ -66,6 +66,14 @@ class AdbStep:
         await self._power.enable_adb(phone_id)
         self._enabled_at[phone_id] = report.now.timestamp()
 
+    def forget(self, phone_id: str) -> None:
+        """No binding drives the phone any more: drop what is known about its ADB."""
+        self._enabled_at.pop(phone_id, None)
+
+    def tracked(self) -> int:
+        """Phones whose ADB was switched on and has not answered yet."""
+        return len(self._enabled_at)
+
     async def drop_secret(self, binding: PhoneBinding, report: Report) -> None:
         """Delete the ADB Secret if this binding wrote one for the phone's current power-on."""
         if report.provisioned_at() is not None:

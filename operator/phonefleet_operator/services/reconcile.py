@@ -126,6 +126,21 @@ class BindingReconciler:
         """The last status of ``uid`` could not be written: the next pass trusts the body again."""
         self._written.forget(uid)
 
+    def forget(self, uid: str, phone_id: str | None) -> None:
+        """The binding ``uid`` is gone (and drove ``phone_id``): drop all that is kept for it."""
+        self._written.forget(uid)
+        if phone_id:
+            self._powers.forget(phone_id)
+            self._adb.forget(phone_id)
+
+    def tracked(self) -> dict[str, int]:
+        """How many entries each step keeps in memory (for the health report)."""
+        return {
+            "writtenStatuses": len(self._written),
+            "powerMemories": self._powers.tracked(),
+            "adbSwitchedOn": self._adb.tracked(),
+        }
+
     # ------------------------------------------------------------------ the steps
 
     async def _converge(

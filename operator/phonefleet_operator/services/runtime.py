@@ -127,7 +127,10 @@ class Runtime:
         """One reconcile pass of a binding; the seconds until the next, None once it is released."""
         binding = PhoneBinding.from_body(body)
         async with self.locks.hold(binding.uid) as active:
-            if not active or binding.metadata.deletion_timestamp is not None:
+            # kopf's body is live: a deletion that came while this pass waited for the lock is
+            # in it now, even when the lock's entry (and its "released" mark) is gone already.
+            deleted = (body.get("metadata") or {}).get("deletionTimestamp")
+            if not active or deleted or binding.metadata.deletion_timestamp is not None:
                 return None
             report, delay = await self.reconciler.reconcile(binding, waiters)
             patch = report.status_patch()
@@ -158,6 +161,24 @@ class Runtime:
             self.locks.mark_released(binding.uid)
         self.wakeups.forget(binding.uid)
         return binding.status.phone.id if binding.status.phone else None
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        """The binding no longer exists: drop every in-memory entry kept for it."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
+        self.wakeups.forget(uid)
+        self.reconciler.forget(uid, phone_id)
+
+    def tracked(self) -> dict[str, int]:
+        """How many entries the operator keeps in memory per kind; with no bindings left, all
+        are zero (a leak shows here first)."""
+        return {
+            "locks": len(self.locks),
+            "wakeups": len(self.wakeups),
+            **self.reconciler.tracked(),
+            "observedPods": len(self.observed_pods),
+            "observedClaims": len(self.observed_claims),
+        }
 
     # ------------------------------------------------------------ background work
 
@@ -223,22 +244,25 @@ class Runtime:
             hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
         return authority.issue_serving(hosts or ["localhost"], directory, now)
 
-    def background_health(self) -> str:
-        """The background tasks' state for /healthz; raises BackgroundTaskDied if one ended.
+    def background_health(self) -> dict[str, Any]:
+        """The background tasks and the in-memory bookkeeping, for /healthz.
 
-        The sweeper survives every exception of a sweep (see _sweep_orphans), so a sweeper
-        that is done is a bug or a cancellation by something else than close(): restarting the
-        operator is the remedy, and a failing liveness probe is how the kubelet is told.
+        Raises BackgroundTaskDied if the sweeper ended. It survives every exception of a sweep
+        (see _sweep_orphans), so a sweeper that is done is a bug or a cancellation by something
+        other than close(): restarting the operator is the remedy, and a failing liveness probe
+        is how the kubelet is told.
         """
         sweeper = self._sweeper
         if sweeper is None:
-            return "starting"
-        if sweeper.done():
+            state = "starting"
+        elif sweeper.done():
             cause = "cancelled" if sweeper.cancelled() else repr(sweeper.exception())
             raise BackgroundTaskDied(f"The PhoneClaim sweeper has ended ({cause})")
-        if self._sweep_failures:
-            return f"sweeper running; its last {self._sweep_failures} sweeps failed"
-        return "sweeper running"
+        elif self._sweep_failures:
+            state = f"running; its last {self._sweep_failures} sweeps failed"
+        else:
+            state = "running"
+        return {"sweeper": state, "tracked": self.tracked()}
 
     def geelark_health(self) -> str:
         """Whether Geelark answered the operator's latest call, for /healthz (never fails it).
