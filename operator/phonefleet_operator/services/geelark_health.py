@@ -1,4 +1,4 @@
-"""Whether Geelark answers: every call the operator makes through its ports, as it went.
+"""Whether Geelark answers: every HTTP call the operator's Geelark client makes, as it went.
 
 The health endpoint reports it (a detail, not a failure: restarting the operator does not bring
 Geelark back, see docs/reconcile.md) and so could any metric. A call counts as answered when
@@ -9,14 +9,14 @@ as failed when Geelark could not be reached, timed out, failed or refused our cr
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 from phonefleet_operator.errors import GeelarkAuthError, GeelarkUnavailable, PhonefleetError
-from phonefleet_operator.geelark import AdbEndpoint, Phone, PhoneStatus, StartResult
-from phonefleet_operator.services.ports import PhoneDirectory, PhonePower
+from phonefleet_operator.geelark import GeelarkClient
+from phonefleet_operator.settings import GeelarkSettings
 
-__all__ = ["GeelarkHealth", "WatchedDirectory", "WatchedPower"]
+__all__ = ["GeelarkHealth", "RecordedGeelarkClient"]
 
 T = TypeVar("T")
 
@@ -71,45 +71,17 @@ class GeelarkHealth:
         return result
 
 
-class WatchedDirectory:
-    """A phone directory whose calls are recorded in a :class:`GeelarkHealth`."""
+class RecordedGeelarkClient(GeelarkClient):
+    """The Geelark client, each of its calls (with its retries) recorded in a GeelarkHealth.
 
-    def __init__(self, directory: PhoneDirectory, health: GeelarkHealth) -> None:
-        self._directory = directory
-        self._health = health
+    Recorded here, at the one method every request goes through, so that answers served from
+    the inventory's cache or a fresh listing do not pass for Geelark answering.
+    """
 
-    async def resolve(self, reference: str) -> Phone:
-        """The phone, as the wrapped directory resolves it."""
-        return await self._health.record(self._directory.resolve(reference))
+    def __init__(self, settings: GeelarkSettings, health: GeelarkHealth, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self.health = health
 
-
-class WatchedPower:
-    """Phone power operations whose calls are recorded in a :class:`GeelarkHealth`."""
-
-    def __init__(self, power: PhonePower, health: GeelarkHealth) -> None:
-        self._power = power
-        self._health = health
-
-    async def status(self, phone_id: str) -> PhoneStatus:
-        """The phone's power state."""
-        return await self._health.record(self._power.status(phone_id))
-
-    async def start(self, phone_id: str) -> StartResult:
-        """Start the phone."""
-        return await self._health.record(self._power.start(phone_id))
-
-    async def stop(self, phone_id: str) -> None:
-        """Stop the phone."""
-        await self._health.record(self._power.stop(phone_id))
-
-    async def enable_adb(self, phone_id: str) -> None:
-        """Turn ADB on."""
-        await self._health.record(self._power.enable_adb(phone_id))
-
-    async def adb_endpoint(self, phone_id: str) -> AdbEndpoint:
-        """The phone's ADB endpoint."""
-        return await self._health.record(self._power.adb_endpoint(phone_id))
-
-    def poll_interval(self, phones: int) -> float:
-        """As the wrapped power's (no call)."""
-        return self._power.poll_interval(phones)
+    async def call(self, path: str, body: Mapping[str, Any]) -> Any:
+        """The call, as GeelarkClient makes it."""
+        return await self.health.record(super().call(path, body))

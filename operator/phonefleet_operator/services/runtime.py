@@ -19,11 +19,7 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
-from phonefleet_operator.services.geelark_health import (
-    GeelarkHealth,
-    WatchedDirectory,
-    WatchedPower,
-)
+from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
@@ -83,7 +79,8 @@ class Runtime:
     @classmethod
     def create(cls, settings: OperatorSettings, geelark: GeelarkSettings) -> Runtime:
         """Build the runtime; no I/O happens until the first handler runs."""
-        client = GeelarkClient(geelark)
+        health = GeelarkHealth()
+        client = RecordedGeelarkClient(geelark, health)
         inventory = PhoneInventory(client, geelark)
         phones = PhoneGateway(client, geelark)
         caller = ApiCaller(
@@ -93,17 +90,15 @@ class Runtime:
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         claims = ClaimService(kube, observed_claims)
-        health = GeelarkHealth()
-        directory = WatchedDirectory(inventory, health)
         reconciler = BindingReconciler(
-            directory=directory,
-            power=WatchedPower(phones, health),
+            directory=inventory,
+            power=phones,
             kube=kube,
             claims=claims,
             settings=settings,
             pods=observed_pods,
         )
-        admission = AdmissionService(directory, kube)
+        admission = AdmissionService(inventory, kube)
         return cls(
             settings,
             client,
