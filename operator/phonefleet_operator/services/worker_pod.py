@@ -68,7 +68,7 @@ class WorkerPodStep:
         namespace, name = binding.namespace, desired["metadata"]["name"]
         report.status.pod_name = name
         live = self._pods.get(namespace, name) if trust_view else None
-        if live is not None and self._pods.age(namespace, name) > s.pod_poll_seconds:
+        if live is not None and self._pods.age(namespace, name) >= s.pod_poll_seconds:
             live = await self._read(namespace, name)
         if live is None and await self._kube.create_pod(desired):
             report.event("CreatedPod", f"Created Pod {name}")
