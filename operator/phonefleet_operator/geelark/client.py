@@ -311,7 +311,7 @@ class GeelarkClient:
             else:
                 failed[phone_id] = _parse(ItemFailure, item, path)
         _add_missing(checked, succeeded, failed)
-        return BatchResult(succeeded=succeeded, failed=failed)
+        return BatchResult(succeeded=succeeded, failed=self._scrub_failures(failed))
 
     # ----------------------------------------------------------------------------- the envelope
 
@@ -458,7 +458,7 @@ class GeelarkClient:
         )
 
     def _scrub(self, text: str) -> str:
-        """Geelark's own message, with any credential it might echo replaced."""
+        """Geelark's message (of a call or of one item), with any credential it echoes replaced."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -491,7 +491,16 @@ class GeelarkClient:
                 if phone_id not in failed:
                     succeeded.setdefault(phone_id, None)
         _add_missing(checked, succeeded, failed)
-        return BatchResult(succeeded=succeeded, failed=failed)
+        return BatchResult(succeeded=succeeded, failed=self._scrub_failures(failed))
+
+    def _scrub_failures(self, failed: Mapping[str, ItemFailure]) -> dict[str, ItemFailure]:
+        """Per-item messages end up in faults, Events and conditions: scrub them like ``msg``."""
+        return {
+            phone_id: failure.model_copy(update={"msg": self._scrub(failure.msg)})
+            if failure.msg
+            else failure
+            for phone_id, failure in failed.items()
+        }
 
 
 def _checked_ids(ids: Iterable[str], limit: int) -> list[str]:

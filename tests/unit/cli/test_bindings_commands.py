@@ -171,7 +171,7 @@ def test_validate_refuses_invalid_geelark_settings(
 
     assert result.exit_code == 2
     assert "invalid PHONEFLEET_GEELARK_* settings" in result.stderr
-    assert "timeout_seconds" in result.stderr
+    assert "PHONEFLEET_GEELARK_TIMEOUT_SECONDS" in result.stderr
 
 
 def test_phones_list_needs_credentials() -> None:

@@ -39,7 +39,9 @@ async def test_a_thousand_bindings_become_ready_in_tens_of_calls(
 ) -> None:
     """Start, status, ADB on, ADB data and stop for 1,000 phones: 200 or 100 ids per call."""
     simulator = start_simulator(phones=FLEET)
-    settings = make_settings(url=simulator.base_url, batch_window_seconds=0.2)
+    settings = make_settings(
+        url=simulator.base_url, batch_window_seconds=0.2, live_view_in_status=True
+    )
     ids = [seed_id(n) for n in range(1, FLEET + 1)]
 
     async with make_client(settings) as client:

@@ -8,6 +8,7 @@ are exact figures on that clock, and no real time passes (no flakiness under CPU
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -40,13 +41,29 @@ def phone_ids(count: int) -> list[str]:
 async def test_concurrent_starts_merge_into_one_call_and_each_caller_gets_its_own_result() -> None:
     """Starts arriving within one window cost one Geelark call; each caller sees its phone's URL."""
     api = FakePhoneApi()
-    gateway = make_gateway(api)
+    gateway = PhoneGateway(
+        api, make_settings(batch_window_seconds=WINDOW, live_view_in_status=True)
+    )
     ids = phone_ids(30)
 
     results = await asyncio.gather(*(gateway.start(i) for i in ids))
 
     assert api.calls == [("start", ids)]
     assert [r.url for r in results] == [f"https://live/{i}" for i in ids]
+
+
+async def test_the_live_view_link_is_not_handed_on_unless_asked_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """By default a start's live-view link (a capability) is only logged, at debug level."""
+    caplog.set_level(logging.DEBUG, logger="phonefleet_operator.geelark")
+    phone = phone_ids(1)[0]
+
+    result = await make_gateway(FakePhoneApi()).start(phone)
+
+    assert result == StartResult(id=phone)
+    shown = [r for r in caplog.records if f"https://live/{phone}" in r.getMessage()]
+    assert [r.levelno for r in shown] == [logging.DEBUG]
 
 
 @pytest.mark.parametrize(
