@@ -243,8 +243,17 @@ class GeelarkClient:
             body["ids"] = _checked_ids(ids, MAX_IDS_PER_CALL)
         if serial_name is not None:
             body["serialName"] = serial_name
-        data = await self.call("/open/v1/phone/list", body)
-        page_of_phones = _parse(PhonePage, data if data is not None else {}, "/open/v1/phone/list")
+        path = "/open/v1/phone/list"
+        data = await self.call(path, body)
+        empty = isinstance(data, Mapping) and data.get("items") is None and data.get("total") == 0
+        if not empty and not (isinstance(data, Mapping) and isinstance(data.get("items"), list)):
+            # Success without a page is no listing: never read it as "no phones". (An empty
+            # account may say items: null, but then it says total: 0 as well.)
+            raise GeelarkUnavailable(
+                f"Geelark answered {path} with code 0 but no list of phones",
+                delay=UNAVAILABLE_DELAY_SECONDS,
+            )
+        page_of_phones = _parse(PhonePage, {**data, "items": data.get("items") or []}, path)
         now = self._clock()
         for phone in page_of_phones.items:
             if phone.status is not PhoneStatus.UNKNOWN:
