@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -129,6 +130,11 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     # Only the Events we post on purpose (one per transition), not one per log line.
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
+    # Our name in the Events' source (the "From" of `kubectl describe`), not kopf's; the
+    # instance is the pod (its host name), so that replicas' Events can be told apart.
+    settings.posting.reporting_component = "phonefleet-operator"
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = "phonefleet-"
     # Our own finalizer name and annotation keys, so `kubectl get -o yaml` explains itself,
     # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
     settings.persistence.finalizer = c.FINALIZER

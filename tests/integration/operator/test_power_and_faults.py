@@ -85,6 +85,9 @@ def test_a_missing_phone_is_reported_and_bound_once_it_appears(
         message="a Warning Event PhoneNotFound about the binding",
     )
     assert "late-phone" in warnings[0]["message"]
+    # `kubectl describe` shows source.component in its "From" column.
+    assert warnings[0]["source"]["component"] == "phonefleet-operator"
+    assert warnings[0]["reportingComponent"] == "phonefleet-operator"
 
     phone_id = fleet.add_phone("late-phone")
     body = wait_phase(kubectl, namespace, "patient", "Running", timeout=60)
