@@ -120,7 +120,8 @@ def _documents_with_lines(text: str) -> Iterator[tuple[int, Any]]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            yield node.start_mark.line + 1, loader.construct_document(node)
+            if node is not None:  # check_node() said there is one
+                yield node.start_mark.line + 1, loader.construct_document(node)
     finally:
         loader.dispose()
 
