@@ -15,11 +15,14 @@ help:  ## Show the targets.
 
 # The locked versions first (hash-checked), then phonefleet and its test bed (tests/support, a
 # distribution of its own) as editable installs, with anything added since the lock was made.
+# setuptools announces every editable install whose packages live in several folders (ours:
+# operator/ and worker_image/) with an "Editable installation." notice that pip's quiet mode
+# still prints; it says nothing about this project, so that one notice is filtered out.
 $(STAMP): pyproject.toml tests/support/pyproject.toml requirements/dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes -r requirements/dev.txt
-	$(BIN)/pip install -q -e '.[dev]' -e tests/support
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]' -e tests/support
 	touch $@
 
 UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header
