@@ -116,6 +116,7 @@ def test_deleting_a_claim_by_hand_makes_the_holder_compete_again(
     assert old_claim is not None
 
     with Watch(control_plane, "pods", namespace) as pods:
+        pods.wait_for_event(lambda e: e.name == "forced-worker", 30, "the pod as it is now")
         kubectl("delete", "phoneclaim", phone_id)
 
         def reclaimed() -> dict[str, Any] | None:

@@ -122,6 +122,7 @@ def test_a_geelark_outage_never_tears_down_a_running_worker(
         Watch(control_plane, "phonebindings", namespace) as bindings,
     ):
         bindings.wait_for_event(lambda e: e.name == "steady", 30, "the binding as it is now")
+        pods.wait_for_event(lambda e: e.name == "steady-worker", 30, "the pod as it is now")
         fleet.simulator.admin.set_faults(outage=True)
         down = bindings.wait_for_event(reach("False"), 90, "GeelarkReachable to turn False")
         fleet.simulator.admin.clear_faults()
