@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +14,16 @@ from typing import Any, TypeVar
 
 import click
 import kopf
-from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers import admission, bindings, claims, pods
 from phonefleet_operator.services.runtime import Runtime
-from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.settings import (
+    GeelarkSettings,
+    InvalidSettings,
+    OperatorSettings,
+    load_settings,
+)
 
 __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "run"]
 
@@ -35,9 +41,9 @@ def _quiet() -> logging.Filter:
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
-        operator_settings = OperatorSettings()
-        geelark_settings = GeelarkSettings()
-    except ValidationError as error:
+        operator_settings = load_settings(OperatorSettings)
+        geelark_settings = load_settings(GeelarkSettings)
+    except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
     runtime = Runtime.create(operator_settings, geelark_settings)
@@ -131,6 +137,11 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     # Only the Events we post on purpose (one per transition), not one per log line.
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
+    # Our name in the Events' source (the "From" of `kubectl describe`), not kopf's; the
+    # instance is the pod (its host name), so that replicas' Events can be told apart.
+    settings.posting.reporting_component = "phonefleet-operator"
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = "phonefleet-"
     # Our own finalizer name and annotation keys, so `kubectl get -o yaml` explains itself,
     # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
     settings.persistence.finalizer = c.FINALIZER
@@ -183,6 +194,13 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
 @click.option("--verbose", is_flag=True, help="Log at debug level.")
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     """Run the phonefleet operator (settings come from PHONEFLEET_* variables)."""
+    try:
+        # Checked before kopf starts, so that a mistake ends the command at once (exit 2).
+        load_settings(OperatorSettings)
+        load_settings(GeelarkSettings)
+    except InvalidSettings as error:
+        click.echo(f"phonefleet-operator: invalid settings: {error}", err=True)
+        sys.exit(2)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",

@@ -113,9 +113,9 @@ def validate(paths: tuple[Path, ...], offline: bool) -> None:
     which finds phones Geelark does not have and aliases (a phone's id in one binding, its
     serialName in another).
 
-    Prints one line per problem, `path:doc (namespace/name): problem` (doc counts documents of the
-    file from 0), and a summary on standard error. Exit codes: 0 no problems, 1 problems found
-    (or Geelark could not be asked), 2 usage error.
+    Prints one line per problem, `path:line (namespace/name): problem` (line is where the
+    binding's document starts, so editors open it there), and a summary on standard error.
+    Exit codes: 0 no problems, 1 problems found (or Geelark could not be asked), 2 usage error.
     """
     reading = _Reading.of(paths)
     manifests, problems = reading.manifests, list(reading.problems)

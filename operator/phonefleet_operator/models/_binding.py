@@ -192,7 +192,12 @@ class PhoneInfo(StatusModel):
         description="Power state of the phone: Running, Starting, Stopped, Expired or Unknown.",
     )
     live_view_url: str | None = Field(
-        None, description="Address of the phone's live view in Geelark, when known."
+        None,
+        description=(
+            "Address of the phone's live view in Geelark; only with "
+            "PHONEFLEET_GEELARK_LIVE_VIEW_IN_STATUS=true, as the link lets its reader control "
+            "the phone."
+        ),
     )
     adb_provisioned_at: str | None = Field(
         None,
