@@ -10,7 +10,7 @@ right to read Secrets outside its own namespace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,12 +41,12 @@ from phonefleet_operator.render import (
     build_claim,
     build_pod,
     needs_update,
-    pod_name,
 )
 from phonefleet_operator.services.admission import spec_problems
-from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
+from phonefleet_operator.services.release import Release, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
@@ -65,17 +65,6 @@ _POWER_TEXT = {
     Power.SHUT_DOWN: PhoneStatus.STOPPED,
     Power.EXPIRED: PhoneStatus.EXPIRED,
 }
-
-
-def binding_ref(binding: PhoneBinding) -> BindingRef:
-    """The binding's identity, ordered by age for the oldest-waiter rule."""
-    created = binding.metadata.creation_timestamp
-    return BindingRef(
-        created=rfc3339(created) if created else "",  # the API server's own format, as in the index
-        namespace=binding.namespace,
-        name=binding.name,
-        uid=binding.uid,
-    )
 
 
 def pod_is_ready(pod: dict[str, Any]) -> bool:
@@ -120,11 +109,25 @@ class BindingReconciler:
         self._booting: dict[str, float] = {}
         # Per binding uid: statuses our later writes replaced, and the status last written.
         self._written: dict[str, tuple[list[dict[str, Any]], PhoneBindingStatus]] = {}
+        self._release = Release(
+            directory=directory,
+            power=power,
+            kube=kube,
+            claims=claims,
+            settings=settings,
+            drop_adb_secret=self._drop_adb_secret,
+            forget_power=lambda phone_id: self._running_seen_at.pop(phone_id, None),
+        )
 
     async def reconcile(
-        self, binding: PhoneBinding, waiters: Iterable[BindingRef]
+        self, binding: PhoneBinding, waiters: Mapping[str, Iterable[BindingRef]]
     ) -> tuple[Report, float]:
-        """One pass: returns what it found (status, Events) and the seconds until the next pass."""
+        """One pass: returns what it found (status, Events) and the seconds until the next pass.
+
+        ``waiters`` are the bindings in Conflict by the phone they wait for (the waiters index):
+        looked up only once the pass has resolved its phone, so that a new binding, or one
+        whose spec now names another phone, waits behind the older waiters of that phone.
+        """
         report = Report(binding, self._clock())
         body_status = binding.status.to_dict()
         binding = self._caught_up(binding, body_status, report)
@@ -198,7 +201,7 @@ class BindingReconciler:
     # ------------------------------------------------------------------ the steps
 
     async def _converge(
-        self, binding: PhoneBinding, waiters: Iterable[BindingRef], report: Report
+        self, binding: PhoneBinding, waiters: Mapping[str, Iterable[BindingRef]], report: Report
     ) -> float:
         s = self._settings
         me = binding_ref(binding)
@@ -212,7 +215,7 @@ class BindingReconciler:
 
         previous = binding.status.phone.id if binding.status.phone else None
         if previous and previous != phone.id:
-            if not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
+            if not await self._release.let_go(binding, previous, stop_phone=stops(binding)):
                 self._bound(
                     report, "Rebinding", f"Releasing phone {previous} before taking {phone.id}"
                 )
@@ -225,11 +228,13 @@ class BindingReconciler:
             me,
             phone.id,
             build_claim(binding, phone.id, phone.serial_name),
-            waiters,
+            waiters.get(phone.id, ()),
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
-            await self._remove_pod(binding, report, why="the phone is not held by this binding")
+            await self._release.remove_pod(
+                binding, report, why="the phone is not held by this binding"
+            )
             holder = claim.holder or claim.waiting_behind or "another binding"
             report.status.conflict_with = claim.holder or claim.waiting_behind
             report.condition(
@@ -254,7 +259,7 @@ class BindingReconciler:
         )
 
         if binding.spec.suspend:
-            return await self._suspend(binding, phone, report)
+            return await self._release.suspend(binding, phone, report)
         return await self._run(binding, phone, report)
 
     async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
@@ -266,8 +271,8 @@ class BindingReconciler:
             return await self._directory.resolve(binding.spec.phone_id)
         except PhoneNotFound as error:
             previous = known.id if known else None
-            if previous and not await self.let_go(
-                binding, previous, stop_phone=self._stops(binding)
+            if previous and not await self._release.let_go(
+                binding, previous, stop_phone=stops(binding)
             ):
                 return None  # the old pod is terminating: keep status.phone and come back
             report.status.phone = None
@@ -276,25 +281,6 @@ class BindingReconciler:
             report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
             report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
             return None
-
-    async def _suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
-        await self._remove_pod(binding, report, why="the binding is suspended")
-        await self._drop_adb_secret(binding, report)
-        if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
-            await self._power.stop(phone.id)
-            self._running_seen_at.pop(phone.id, None)
-            report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
-        report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
-        report.condition(
-            ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended"
-        )
-        report.condition(
-            ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended"
-        )
-        report.phase(
-            Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved"
-        )
-        return self._settings.running_recheck_seconds
 
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         s = self._settings
@@ -505,68 +491,23 @@ class BindingReconciler:
         """
         return binding.status.phase == Phase.RUNNING
 
-    @staticmethod
-    def _stops(binding: PhoneBinding) -> bool:
-        return binding.spec.release_policy == "Stop"
-
     def _bound(self, report: Report, reason: str, message: str) -> None:
         report.phase(Phase.BOUND, reason, message)
 
-    async def _remove_pod(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
-        name = pod_name(binding.name)
-        if await self._kube.get_pod(binding.namespace, name) is not None:
-            await self._kube.delete_pod(binding.namespace, name)
-            report.event("DeletedPod", f"Deleted Pod {name}: {why}")
-        report.status.pod_name = None
-
     # ------------------------------------------------------------------ letting go
 
-    async def finalize(self, binding: PhoneBinding) -> bool:
-        """Release everything a deleted binding holds; False while its pod is still terminating."""
+    async def finalize(
+        self,
+        binding: PhoneBinding,
+        report: Report | None = None,
+        *,
+        attempt: int = 0,
+        abandon: bool = False,
+    ) -> bool:
+        """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
         self._written.pop(binding.uid, None)
-        phone_id = binding.status.phone.id if binding.status.phone else None
-        if phone_id is None:
-            # A crash between claiming and writing the status leaves no id behind: look it up,
-            # so a phone this binding started is never left running.
-            try:
-                phone_id = (await self._directory.resolve(binding.spec.phone_id)).id
-            except PermanentFault:
-                phone_id = None
-        if phone_id is None:
-            await self._kube.delete_pod(binding.namespace, pod_name(binding.name))
-            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
-            return True
-        return await self.let_go(binding, phone_id, stop_phone=self._stops(binding))
-
-    async def let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> bool:
-        """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
-
-        Returns False while the pod is still terminating (call again); the phone is stopped only
-        after its worker is gone, and only if this binding holds its claim.
-        """
-        name = pod_name(binding.name)
-        pod = await self._kube.get_pod(binding.namespace, name)
-        if pod is not None:
-            await self._kube.delete_pod(binding.namespace, name)
-            return False
-        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
-        me = binding_ref(binding)
-        if not await self._claims.holds(me, phone_id):
-            return True
-        if stop_phone:
-            try:
-                await self._power.stop(phone_id)
-                self._running_seen_at.pop(phone_id, None)
-            except PhoneNotFound:
-                log.info(
-                    "Phone %s of %s is gone from Geelark: nothing to stop",
-                    phone_id,
-                    binding.namespaced_name,
-                )
-            else:
-                log.info("Stopped phone %s of %s", phone_id, binding.namespaced_name)
-        await self._claims.release(me, phone_id)
-        return True
+        report = report if report is not None else Report(binding, self._clock())
+        return await self._release.finalize(binding, report, attempt=attempt, abandon=abandon)
 
 
 def _parse_time(text: str) -> datetime | None:
