@@ -4,7 +4,8 @@ Each pass looks at the world as it is (the claim, the phone's status in Geelark,
 most the next step towards the spec, writes the status if it changed and says when to look again.
 Create, update, resume, operator restarts and periodic checks all run this same pass; nothing
 depends on which event came first. The ADB Secret is written, never read: the operator needs no
-right to read Secrets outside its own namespace.
+right to read Secrets outside its own namespace. Letting a phone go (the suspend step, a deleted
+binding's release, every stop of a phone) is in :mod:`~phonefleet_operator.services.release`.
 """
 
 from __future__ import annotations
