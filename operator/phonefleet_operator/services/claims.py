@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from phonefleet_operator.errors import PhonefleetError, PhoneNotFound
+from phonefleet_operator.errors import PhonefleetError, PhoneNotFound, TemporaryFault
 from phonefleet_operator.models import PhoneBinding, rfc3339
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import Kube, PhonePower
@@ -157,8 +157,11 @@ class ClaimService:
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""
         claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
         if claim is None:
-            return ClaimResult(held=False)
+            # Gone again before we could read it: nobody is known to hold it, so nothing of
+            # ours is given up on this answer; the next pass tries again.
+            raise TemporaryFault(f"The claim on phone {phone_id} changed while taking it", delay=1)
         namespace, name, uid = holder_of(claim)
         return ClaimResult(
             held=uid == me.uid, holder=None if uid == me.uid else f"{namespace}/{name}"

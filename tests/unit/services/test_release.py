@@ -127,6 +127,38 @@ async def test_a_younger_binding_waits_behind_an_older_waiter_only_when_the_clai
     assert not kube.claims
 
 
+@dataclass
+class VanishingClaims(FakeKube):
+    """A claim exists when the create is tried and is gone when it is read (deleted between)."""
+
+    async def create_claim(self, claim: dict[str, object]) -> bool:
+        return False
+
+
+async def test_a_claim_that_vanishes_between_create_and_read_gives_nothing_up(
+    phones: FailingPhones,
+) -> None:
+    """A lost create followed by a read that finds no claim is no proof that another binding
+    holds the phone: the pass keeps its pod and tries again soon."""
+    kube = VanishingClaims()
+    reconciler = BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=ClaimService(kube, ObservedClaims(), power=phones),
+        settings=OperatorSettings(),
+        clock=lambda: NOW,
+    )
+    binding = make_binding()
+    kube.pods[("ns", "alpha-worker")] = {"metadata": {"name": "alpha-worker", "uid": "pod-1"}}
+
+    after, _, delay = await step(reconciler, binding)
+
+    assert after.status.phase != "Conflict"
+    assert ("ns", "alpha-worker") in kube.pods
+    assert delay == 1
+
+
 # ---------------------------------------------------------------------- the waiters (defect 5)
 
 
