@@ -63,10 +63,10 @@ def test_a_new_binding_by_alias_does_not_overtake_the_oldest_waiter(
             return found if found and found["spec"]["holder"]["name"] != "ghost-holder" else None
 
         held = wait_for(taken, 60, message="the phone to be claimed again")
+        assert held["spec"]["holder"]["name"] == "a-oldest"  # type: ignore[index]
         wait_phase(kubectl, namespace, "a-oldest", "Running")
         seen = claims.stop()
 
-    assert held["spec"]["holder"]["name"] == "a-oldest"  # type: ignore[index]
     holders = [e.object["spec"]["holder"]["name"] for e in seen if e.type != "DELETED"]
     assert "c-newcomer" not in holders
     assert holders[-1] == "a-oldest"
