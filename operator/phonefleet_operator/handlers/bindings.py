@@ -64,15 +64,14 @@ def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.delete(*_RESOURCE)
-async def release_binding(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+async def release_binding(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters.
 
-    The finalizer stays while the phone of a ``Stop`` binding cannot be stopped; kopf retries
-    with a growing delay (``retry`` counts the attempts).
+    The finalizer stays while the phone of a ``Stop`` binding cannot be stopped (kopf retries).
     """
     runtime: Runtime = memo.runtime
     waiting: WaiterIndex = kwargs["phone_waiters"]
-    phone_id = await runtime.release(body, attempt=retry)
+    phone_id = await runtime.release(body)
     if phone_id:
         for waiter in waiting.get(phone_id, ()):
             runtime.wakeups.wake(waiter.uid)

@@ -502,13 +502,12 @@ class BindingReconciler:
         binding: PhoneBinding,
         report: Report | None = None,
         *,
-        attempt: int = 0,
         abandon: bool = False,
     ) -> bool:
         """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
         self._written.pop(binding.uid, None)
         report = report if report is not None else Report(binding, self._clock())
-        return await self._release.finalize(binding, report, attempt=attempt, abandon=abandon)
+        return await self._release.finalize(binding, report, abandon=abandon)
 
 
 def _parse_time(text: str) -> datetime | None:

@@ -8,7 +8,7 @@ hurting anyone else or leaking money:
   stop call, shows this binding as the holder. The claims view is never enough: it can lag a
   force-release by a watch event.
 - A deleted binding with ``releasePolicy: Stop`` keeps its finalizer until Geelark confirmed the
-  stop (a success reply to the stop call, or "no such phone"). Until then each attempt backs off
+  stop (a success reply to the stop call, or "no such phone"). Until then the tries back off
   and the binding says why (condition ``Released``, a Warning Event); a person may give up on
   purpose with the annotation ``phonefleet.dev/abandon-phone: "true"`` (see docs/safety.md).
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from phonefleet_operator.constants import ANNOTATION_ABANDON_PHONE
 from phonefleet_operator.errors import (
@@ -27,7 +28,13 @@ from phonefleet_operator.errors import (
     TemporaryFault,
 )
 from phonefleet_operator.geelark import Phone
-from phonefleet_operator.models import ConditionType, Phase, PhoneBinding, PhoneStatus
+from phonefleet_operator.models import (
+    ConditionType,
+    Phase,
+    PhoneBinding,
+    PhoneStatus,
+    condition,
+)
 from phonefleet_operator.render import adb_secret_name, pod_name
 from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref, holder_of
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
@@ -37,10 +44,6 @@ from phonefleet_operator.settings import OperatorSettings
 __all__ = ["PhoneNotStopped", "Release", "stops"]
 
 log = logging.getLogger(__name__)
-
-#: The longest back-off between two attempts to stop the phone of a deleted binding, as a
-#: multiple of ``geelark_retry_seconds`` (capped by ``error_recheck_seconds`` too).
-_BACKOFF_DOUBLINGS = 6
 
 
 class PhoneNotStopped(TemporaryFault):
@@ -160,7 +163,7 @@ class Release:
     # ------------------------------------------------------------------ on deletion
 
     async def finalize(
-        self, binding: PhoneBinding, report: Report, *, attempt: int = 0, abandon: bool = False
+        self, binding: PhoneBinding, report: Report, *, abandon: bool = False
     ) -> bool:
         """Release everything a deleted binding holds; False while its pod is still terminating.
 
@@ -180,7 +183,7 @@ class Release:
             if abandon:
                 await self._abandon(binding, phone_id, error, report)
                 return True
-            raise self._not_stopped(binding, phone_id, error, report, attempt) from error
+            raise self._not_stopped(binding, phone_id, error, report) from error
 
     async def _phone_of(self, binding: PhoneBinding) -> str | None:
         """The phone a deleted binding may hold: its recorded id, else found without guessing.
@@ -220,20 +223,15 @@ class Release:
         phone_id: str,
         error: PhonefleetError,
         report: Report,
-        attempt: int,
     ) -> PhoneNotStopped:
-        s = self._settings
         message = (
             f"Phone {phone_id} could not be stopped ({error.reason}: {error}). The binding stays "
             "until Geelark confirms the stop; to give up and leave the phone running, annotate "
             f'it {ANNOTATION_ABANDON_PHONE}="true"'
         )
+        delay = self._backoff(binding, report)
         report.condition(ConditionType.RELEASED, "False", error.reason, message)
         report.phase(Phase.ERROR, PhoneNotStopped.reason, message, warning=True)
-        delay = min(
-            s.geelark_retry_seconds * 2 ** min(attempt, _BACKOFF_DOUBLINGS),
-            s.error_recheck_seconds,
-        )
         log.warning(
             "Kept the finalizer of %s: phone %s could not be stopped (%s); next try in %.0f s",
             binding.namespaced_name,
@@ -242,3 +240,19 @@ class Release:
             delay,
         )
         return PhoneNotStopped(message, delay=delay)
+
+    def _backoff(self, binding: PhoneBinding, report: Report) -> float:
+        """Seconds until the next try: as long as the stop has failed so far, which doubles the
+        wait at each try, from ``geelark_retry_seconds`` up to ``error_recheck_seconds``.
+
+        The failures are counted from condition Released, which turned False at the first one:
+        kopf's retry count also counts the waits for the pod to terminate, and the condition
+        survives operator restarts.
+        """
+        s = self._settings
+        failing = condition(binding.status.conditions, ConditionType.RELEASED)
+        waited = 0.0
+        if failing is not None and failing.status == "False" and failing.last_transition_time:
+            since = datetime.fromisoformat(failing.last_transition_time.replace("Z", "+00:00"))
+            waited = (report.now - since).total_seconds()
+        return min(max(s.geelark_retry_seconds, waited), s.error_recheck_seconds)

@@ -131,10 +131,9 @@ class Runtime:
                 )
         return delay
 
-    async def release(self, body: Mapping[str, Any], attempt: int = 0) -> str | None:
+    async def release(self, body: Mapping[str, Any]) -> str | None:
         """Release what a deleted binding holds; raises TemporaryFault until its pod is gone
-        and (releasePolicy Stop) Geelark confirmed its phone stopped. ``attempt`` counts the
-        tries so far (the back-off grows with it)."""
+        and (releasePolicy Stop) Geelark confirmed its phone stopped."""
         binding = PhoneBinding.from_body(body)
         annotations = (body.get("metadata") or {}).get("annotations") or {}
         abandon = annotations.get(c.ANNOTATION_ABANDON_PHONE) == "true"
@@ -143,9 +142,7 @@ class Runtime:
             # A release observes no generation: only what it found is written.
             report.status.observed_generation = binding.status.observed_generation
             try:
-                done = await self.reconciler.finalize(
-                    binding, report, attempt=attempt, abandon=abandon
-                )
+                done = await self.reconciler.finalize(binding, report, abandon=abandon)
             finally:
                 await self._publish(binding, body, report)
             if not done:

@@ -7,6 +7,7 @@ force-release by a watch event, and a Geelark stop call that fails in a chosen w
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fakes import FakeKube, FakePhones
@@ -265,19 +266,33 @@ async def test_a_stop_that_fails_keeps_the_finalizer_and_says_why(
     assert raised.value.delay == 10
 
 
-async def test_the_retries_of_a_failing_stop_back_off_up_to_the_error_recheck(
-    kube: FakeKube, phones: FailingPhones, reconciler: BindingReconciler
+@pytest.mark.parametrize(
+    ("failing_for", "delay"),
+    [(None, 10), (5, 10), (40, 40), (200, 200), (3600, 300)],
+    ids=["first", "short", "doubling", "longer", "capped"],
+)
+async def test_the_tries_of_a_failing_stop_back_off_up_to_the_error_recheck(
+    kube: FakeKube,
+    phones: FailingPhones,
+    reconciler: BindingReconciler,
+    failing_for: int | None,
+    delay: float,
 ) -> None:
-    """Each attempt waits twice as long as the one before, never longer than
-    error_recheck_seconds."""
+    """The next try waits as long as the stop has failed so far (condition Released turned
+    False then), so the wait doubles at each try: from geelark_retry_seconds (10 s) up to
+    error_recheck_seconds (300 s)."""
     binding = await deleted_running_binding(kube, phones, reconciler)
     phones.stop_error = GeelarkAuthError("token rejected", code=40003)
-    delays = []
-    for attempt in range(7):
-        with pytest.raises(PhoneNotStopped) as raised:
-            await reconciler.finalize(binding, Report(binding, NOW), attempt=attempt)
-        delays.append(raised.value.delay)
-    assert delays == [10, 20, 40, 80, 160, 300, 300]
+    if failing_for is not None:
+        first = Report(binding, NOW - timedelta(seconds=failing_for))
+        with pytest.raises(PhoneNotStopped):
+            await reconciler.finalize(binding, first)
+        binding = binding.model_copy(update={"status": first.status})
+
+    with pytest.raises(PhoneNotStopped) as raised:
+        await reconciler.finalize(binding, Report(binding, NOW))
+
+    assert raised.value.delay == delay
 
 
 async def test_once_geelark_confirms_the_stop_the_release_completes(
