@@ -1,4 +1,5 @@
-"""Letting a phone go: the suspend step, a deleted binding's release, and every stop of a phone.
+"""Letting a phone go: the suspend step, a deleted binding's release, and every stop of a phone
+a binding holds (the orphan sweep stops phones whose holder is gone: see services/claims.py).
 
 Billing is per running minute, so a phone this operator started is stopped when its binding is
 suspended or deleted (unless the binding says ``releasePolicy: Keep``). Two rules keep that from
