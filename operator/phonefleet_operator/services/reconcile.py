@@ -42,6 +42,7 @@ from phonefleet_operator.render import (
     build_claim,
     build_pod,
     needs_update,
+    pod_name,
 )
 from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
@@ -116,6 +117,7 @@ class BindingReconciler:
             kube=kube,
             claims=claims,
             settings=settings,
+            remove_pod=self._remove_pod,
             drop_adb_secret=self._drop_adb_secret,
             forget_power=lambda phone_id: self._running_seen_at.pop(phone_id, None),
         )
@@ -233,9 +235,7 @@ class BindingReconciler:
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
-            await self._release.remove_pod(
-                binding, report, why="the phone is not held by this binding"
-            )
+            await self._remove_pod(binding, report, why="the phone is not held by this binding")
             holder = claim.holder or claim.waiting_behind or "another binding"
             report.status.conflict_with = claim.holder or claim.waiting_behind
             report.condition(
@@ -494,6 +494,13 @@ class BindingReconciler:
 
     def _bound(self, report: Report, reason: str, message: str) -> None:
         report.phase(Phase.BOUND, reason, message)
+
+    async def _remove_pod(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
+        name = pod_name(binding.name)
+        if await self._kube.get_pod(binding.namespace, name) is not None:
+            await self._kube.delete_pod(binding.namespace, name)
+            report.event("DeletedPod", f"Deleted Pod {name}: {why}")
+        report.status.pod_name = None
 
     # ------------------------------------------------------------------ letting go
 

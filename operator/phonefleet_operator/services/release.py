@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from phonefleet_operator.constants import ANNOTATION_ABANDON_PHONE
 from phonefleet_operator.errors import (
@@ -53,6 +54,12 @@ class PhoneNotStopped(TemporaryFault):
     reason = "PhoneNotStopped"
 
 
+class RemovePod(Protocol):
+    """Deletes a binding's worker pod if it has one, noting ``why`` in an Event."""
+
+    async def __call__(self, binding: PhoneBinding, report: Report, *, why: str) -> None: ...
+
+
 def stops(binding: PhoneBinding) -> bool:
     """The binding's phone is stopped when the binding lets it go (releasePolicy Stop)."""
     return binding.spec.release_policy == "Stop"
@@ -61,9 +68,9 @@ def stops(binding: PhoneBinding) -> bool:
 class Release:
     """Removes what a binding no longer may have and stops phones; shared by every binding.
 
-    ``drop_adb_secret`` and ``forget_power`` are the ADB and power steps' own bookkeeping: the
-    suspend step drops the Secret the ADB step wrote, and a stopped phone's last "running"
-    answer must not be reused.
+    ``remove_pod``, ``drop_adb_secret`` and ``forget_power`` belong to the pod, ADB and power
+    steps: the suspend step removes the pod and drops the Secret the ADB step wrote, and a
+    stopped phone's last "running" answer must not be reused.
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class Release:
         kube: Kube,
         claims: ClaimService,
         settings: OperatorSettings,
+        remove_pod: RemovePod,
         drop_adb_secret: Callable[[PhoneBinding, Report], Awaitable[None]],
         forget_power: Callable[[str], object],
     ) -> None:
@@ -82,23 +90,16 @@ class Release:
         self._kube = kube
         self._claims = claims
         self._settings = settings
+        self._remove_pod = remove_pod
         self._drop_adb_secret = drop_adb_secret
         self._forget_power = forget_power
 
     # ------------------------------------------------------------------ within a pass
 
-    async def remove_pod(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
-        """Delete the binding's worker pod, if it has one."""
-        name = pod_name(binding.name)
-        if await self._kube.get_pod(binding.namespace, name) is not None:
-            await self._kube.delete_pod(binding.namespace, name)
-            report.event("DeletedPod", f"Deleted Pod {name}: {why}")
-        report.status.pod_name = None
-
     async def suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         """The suspend step: no pod, no ADB Secret, the phone stopped, the claim kept."""
         s = self._settings
-        await self.remove_pod(binding, report, why="the binding is suspended")
+        await self._remove_pod(binding, report, why="the binding is suspended")
         await self._drop_adb_secret(binding, report)
         if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
             if not await self.stop_if_held(binding_ref(binding), phone.id):
