@@ -48,6 +48,9 @@ COMPONENT_CLAIM: Final = "phone-claim"
 
 #: Hash of the rendered pod; a different value on the live pod means "replace it".
 ANNOTATION_SPEC_HASH: Final = "phonefleet.dev/spec-hash"
+#: On a PhoneBinding being deleted: "true" lets its finalizer go even though its phone could not
+#: be stopped (a person gives up on purpose; the phone may keep running and be billed).
+ANNOTATION_ABANDON_PHONE: Final = "phonefleet.dev/abandon-phone"
 #: On the ADB Secret: when the operator last fetched the endpoint (RFC 3339), to re-fetch it at
 #: most once per threshold while a worker cannot connect.
 

@@ -37,9 +37,9 @@ async def reconcile_binding(
     uid = body.metadata.uid or ""
     runtime.wakeups.register(uid)
     while not stopped:
-        phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
-        waiters = list(waiting.get(phone_id, ())) if phone_id else []
-        delay = await runtime.reconcile(body, waiters)
+        # The index itself, not the waiters of status.phone.id: the pass looks them up once it
+        # knows the phone (a new binding has no id yet, a changed spec may name another phone).
+        delay = await runtime.reconcile(body, waiting)
         if delay is None:
             return
         await runtime.wakeups.wait(uid, delay, stopped.wait)
@@ -68,7 +68,10 @@ def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(*_RESOURCE)
 async def release_binding(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters."""
+    """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters.
+
+    The finalizer stays while the phone of a ``Stop`` binding cannot be stopped (kopf retries).
+    """
     runtime: Runtime = memo.runtime
     waiting: WaiterIndex = kwargs["phone_waiters"]
     phone_id = await runtime.release(body)

@@ -36,6 +36,8 @@ class ConditionType(StrEnum):
     """The worker pod exists and all its containers are ready."""
     GEELARK_REACHABLE = "GeelarkReachable"
     """The last call to Geelark for this binding got an answer."""
+    RELEASED = "Released"
+    """Set False while a deleted binding cannot let its phone go (the stop failed), saying why."""
 
 
 class Condition(StatusModel):

@@ -5,13 +5,15 @@ most the next step towards the spec, writes the status if it changed and says wh
 Create, update, resume, operator restarts and periodic checks all run this same pass; nothing
 depends on which event came first. The steps live in modules of their own, each with the state it
 needs: ``power`` (is the phone running, boot polls), ``adb`` (the ADB Secret), ``worker_pod`` (the
-pod and stuck detection) and ``status_memo`` (the statuses this operator wrote).
+pod and stuck detection) and ``status_memo`` (the statuses this operator wrote). Letting a phone
+go (the suspend step, a deleted binding's release, every stop of a phone) is in
+:mod:`~phonefleet_operator.services.release`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 
 from phonefleet_operator.errors import (
@@ -31,15 +33,15 @@ from phonefleet_operator.models import (
     Phase,
     PhoneBinding,
     PhoneStatus,
-    rfc3339,
 )
-from phonefleet_operator.render import adb_secret_name, build_claim, pod_name
+from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.admission import spec_problems
-from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import POWER_TEXT, PowerStep
+from phonefleet_operator.services.release import Release, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.status_memo import WrittenStatuses
 from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
@@ -48,17 +50,6 @@ from phonefleet_operator.settings import OperatorSettings
 __all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
 
 log = logging.getLogger(__name__)
-
-
-def binding_ref(binding: PhoneBinding) -> BindingRef:
-    """The binding's identity, ordered by age for the oldest-waiter rule."""
-    created = binding.metadata.creation_timestamp
-    return BindingRef(
-        created=rfc3339(created) if created else "",  # the API server's own format, as in the index
-        namespace=binding.namespace,
-        name=binding.name,
-        uid=binding.uid,
-    )
 
 
 class BindingReconciler:
@@ -87,11 +78,26 @@ class BindingReconciler:
             kube, pods if pods is not None else ObservedPods(), self._adb, settings
         )
         self._written = WrittenStatuses()
+        self._release = Release(
+            directory=directory,
+            power=power,
+            kube=kube,
+            claims=claims,
+            settings=settings,
+            remove_pod=self._remove_pod,
+            drop_adb_secret=self._drop_adb_secret,
+            forget_power=self._powers.stopped,
+        )
 
     async def reconcile(
-        self, binding: PhoneBinding, waiters: Iterable[BindingRef]
+        self, binding: PhoneBinding, waiters: Mapping[str, Iterable[BindingRef]]
     ) -> tuple[Report, float]:
-        """One pass: returns what it found (status, Events) and the seconds until the next pass."""
+        """One pass: returns what it found (status, Events) and the seconds until the next pass.
+
+        ``waiters`` are the bindings in Conflict by the phone they wait for (the waiters index):
+        looked up only once the pass has resolved its phone, so that a new binding, or one
+        whose spec now names another phone, waits behind the older waiters of that phone.
+        """
         report = Report(binding, self._clock())
         body_status = binding.status.to_dict()
         binding = self._written.caught_up(binding, body_status, report)
@@ -144,7 +150,7 @@ class BindingReconciler:
     # ------------------------------------------------------------------ the steps
 
     async def _converge(
-        self, binding: PhoneBinding, waiters: Iterable[BindingRef], report: Report
+        self, binding: PhoneBinding, waiters: Mapping[str, Iterable[BindingRef]], report: Report
     ) -> float:
         s = self._settings
         me = binding_ref(binding)
@@ -158,7 +164,7 @@ class BindingReconciler:
 
         previous = binding.status.phone.id if binding.status.phone else None
         if previous and previous != phone.id:
-            if not await self.let_go(binding, previous, stop_phone=self._stops(binding)):
+            if not await self._release.let_go(binding, previous, stop_phone=stops(binding)):
                 self._bound(
                     report, "Rebinding", f"Releasing phone {previous} before taking {phone.id}"
                 )
@@ -171,7 +177,7 @@ class BindingReconciler:
             me,
             phone.id,
             build_claim(binding, phone.id, phone.serial_name),
-            waiters,
+            waiters.get(phone.id, ()),
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
@@ -200,7 +206,7 @@ class BindingReconciler:
         )
 
         if binding.spec.suspend:
-            return await self._suspend(binding, phone, report)
+            return await self._release.suspend(binding, phone, report)
         return await self._run(binding, phone, report)
 
     async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
@@ -212,8 +218,8 @@ class BindingReconciler:
             return await self._directory.resolve(binding.spec.phone_id)
         except PhoneNotFound as error:
             previous = known.id if known else None
-            if previous and not await self.let_go(
-                binding, previous, stop_phone=self._stops(binding)
+            if previous and not await self._release.let_go(
+                binding, previous, stop_phone=stops(binding)
             ):
                 return None  # the old pod is terminating: keep status.phone and come back
             report.status.phone = None
@@ -222,25 +228,6 @@ class BindingReconciler:
             report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
             report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
             return None
-
-    async def _suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
-        await self._remove_pod(binding, report, why="the binding is suspended")
-        await self._drop_adb_secret(binding, report)
-        if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
-            await self._power.stop(phone.id)
-            self._powers.stopped(phone.id)
-            report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
-        report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
-        report.condition(
-            ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended"
-        )
-        report.condition(
-            ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended"
-        )
-        report.phase(
-            Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved"
-        )
-        return self._settings.running_recheck_seconds
 
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         s = self._settings
@@ -310,10 +297,6 @@ class BindingReconciler:
         """
         return binding.status.phase == Phase.RUNNING
 
-    @staticmethod
-    def _stops(binding: PhoneBinding) -> bool:
-        return binding.spec.release_policy == "Stop"
-
     def _bound(self, report: Report, reason: str, message: str) -> None:
         report.phase(Phase.BOUND, reason, message)
 
@@ -322,49 +305,14 @@ class BindingReconciler:
 
     # ------------------------------------------------------------------ letting go
 
-    async def finalize(self, binding: PhoneBinding) -> bool:
-        """Release everything a deleted binding holds; False while its pod is still terminating."""
+    async def finalize(
+        self,
+        binding: PhoneBinding,
+        report: Report | None = None,
+        *,
+        abandon: bool = False,
+    ) -> bool:
+        """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
         self._written.forget(binding.uid)
-        phone_id = binding.status.phone.id if binding.status.phone else None
-        if phone_id is None:
-            # A crash between claiming and writing the status leaves no id behind: look it up,
-            # so a phone this binding started is never left running.
-            try:
-                phone_id = (await self._directory.resolve(binding.spec.phone_id)).id
-            except PermanentFault:
-                phone_id = None
-        if phone_id is None:
-            await self._kube.delete_pod(binding.namespace, pod_name(binding.name))
-            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
-            return True
-        return await self.let_go(binding, phone_id, stop_phone=self._stops(binding))
-
-    async def let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> bool:
-        """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
-
-        Returns False while the pod is still terminating (call again); the phone is stopped only
-        after its worker is gone, and only if this binding holds its claim.
-        """
-        name = pod_name(binding.name)
-        pod = await self._kube.get_pod(binding.namespace, name)
-        if pod is not None:
-            await self._kube.delete_pod(binding.namespace, name)
-            return False
-        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
-        me = binding_ref(binding)
-        if not await self._claims.holds(me, phone_id):
-            return True
-        if stop_phone:
-            try:
-                await self._power.stop(phone_id)
-                self._powers.stopped(phone_id)
-            except PhoneNotFound:
-                log.info(
-                    "Phone %s of %s is gone from Geelark: nothing to stop",
-                    phone_id,
-                    binding.namespaced_name,
-                )
-            else:
-                log.info("Stopped phone %s of %s", phone_id, binding.namespaced_name)
-        await self._claims.release(me, phone_id)
-        return True
+        report = report if report is not None else Report(binding, self._clock())
+        return await self._release.finalize(binding, report, abandon=abandon)

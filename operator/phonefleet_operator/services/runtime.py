@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from phonefleet_operator import constants as c
 from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
@@ -22,6 +23,7 @@ from phonefleet_operator.services.coordination import BindingLocks, Wakeups
 from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
 __all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
@@ -89,7 +91,7 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
-        claims = ClaimService(kube, observed_claims)
+        claims = ClaimService(kube, observed_claims, power=phones)
         reconciler = BindingReconciler(
             directory=inventory,
             power=phones,
@@ -117,7 +119,7 @@ class Runtime:
     # ------------------------------------------------------------ binding lifecycle
 
     async def reconcile(
-        self, body: Mapping[str, Any], waiters: Iterable[BindingRef]
+        self, body: Mapping[str, Any], waiters: Mapping[str, Iterable[BindingRef]]
     ) -> float | None:
         """One reconcile pass of a binding; the seconds until the next, None once it is released."""
         binding = PhoneBinding.from_body(body)
@@ -144,10 +146,20 @@ class Runtime:
         return delay
 
     async def release(self, body: Mapping[str, Any]) -> str | None:
-        """Release what a deleted binding holds; raises TemporaryFault until its pod is gone."""
+        """Release what a deleted binding holds; raises TemporaryFault until its pod is gone
+        and (releasePolicy Stop) Geelark confirmed its phone stopped."""
         binding = PhoneBinding.from_body(body)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        abandon = annotations.get(c.ANNOTATION_ABANDON_PHONE) == "true"
         async with self.locks.hold(binding.uid):
-            if not await self.reconciler.finalize(binding):
+            report = Report(binding, datetime.now(UTC))
+            # A release observes no generation: only what it found is written.
+            report.status.observed_generation = binding.status.observed_generation
+            try:
+                done = await self.reconciler.finalize(binding, report, abandon=abandon)
+            finally:
+                await self._publish(binding, body, report)
+            if not done:
                 raise TemporaryFault(
                     f"Waiting for the worker pod of {binding.namespaced_name} "
                     "to terminate before stopping its phone",
@@ -174,6 +186,20 @@ class Runtime:
             "observedPods": len(self.observed_pods),
             "observedClaims": len(self.observed_claims),
         }
+
+    async def _publish(
+        self, binding: PhoneBinding, body: Mapping[str, Any], report: Report
+    ) -> None:
+        """Write what a release found into the status and post its Events."""
+        patch = report.status_patch()
+        if patch is not None:
+            await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+        for event in report.events:
+            log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
+        for event in report.postings():
+            self.kube.post_event(
+                dict(body), warning=event.warning, reason=event.reason, message=event.message
+            )
 
     # ------------------------------------------------------------ background work
 

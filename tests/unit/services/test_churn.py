@@ -89,12 +89,12 @@ async def come_up(runtime: Runtime, kube: FakeKube, phones: FakePhones, n: int) 
         phones.adb_on.add(phone_id)
     body = new_binding(kube, n)
     runtime.wakeups.register(body["metadata"]["uid"])
-    await runtime.reconcile(body, [])
+    await runtime.reconcile(body, {})
     pod = kube.pods.get(("ns", f"b{n}-worker"))
     if pod is not None:
         pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
         pods.worker_pod_seen(event={"type": "ADDED", "object": pod}, memo=memo_of(runtime))
-        await runtime.reconcile(body, [])
+        await runtime.reconcile(body, {})
         assert body["status"]["phase"] == "Running"
     claims.claim_seen(
         event={"type": "ADDED", "object": kube.claims[phone_id]},
@@ -117,7 +117,7 @@ async def go_away(runtime: Runtime, kube: FakeKube, body: dict[str, Any]) -> Non
             break
         except TemporaryFault:
             continue
-    assert await runtime.reconcile(body, []) is None
+    assert await runtime.reconcile(body, {}) is None
     if pod is not None:
         pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo)
     if claim is not None and claim["metadata"]["name"] not in kube.claims:

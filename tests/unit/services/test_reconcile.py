@@ -85,7 +85,7 @@ async def test_an_older_waiter_goes_first_when_the_phone_is_free(
     """A free phone is not taken while an older binding waits for it."""
     older = make_binding("older", "phone-a")
     younger = make_binding("younger", "phone-a")
-    result, _, _ = await step(reconciler, younger, waiters=(binding_ref(older),))
+    result, _, _ = await step(reconciler, younger, waiters={"100": (binding_ref(older),)})
     assert result.status.phase == "Conflict"
     assert result.status.conflict_with == "ns/older"
     assert not kube.claims
