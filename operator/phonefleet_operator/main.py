@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
@@ -43,6 +44,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     runtime = Runtime.create(operator_settings, geelark_settings)
     memo.runtime = runtime
     runtime.start_background()
+    memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -61,6 +63,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the Geelark session and the Kubernetes connection pool."""
+    await stop_monitoring(getattr(memo, "monitoring", None))
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.close()

@@ -255,6 +255,22 @@ class OperatorSettings(BaseSettings):
         ),
     )
 
+    # Monitoring (docs/operations.md).
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port and check for phones "
+        "billed with no binding; unset (the default outside manifests/default): neither.",
+    )
+    metrics_addr: str = Field("0.0.0.0", description="Address the metrics server listens on.")  # noqa: S104 - scraped through the pod IP
+    billing_check_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often the phone list is read to find phones billed with no binding "
+        "(ceil(phones/100) Geelark calls each time).",
+    )
+
     # kopf and the Kubernetes client, tuned for many bindings.
     kubeconfig: str | None = Field(
         None,

@@ -11,6 +11,14 @@ from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+from phonefleet_operator.telemetry import (
+    CLAIMS_CREATED,
+    CLAIMS_LOST,
+    PODS_CREATED,
+    PODS_DELETED,
+    count_calls,
+    count_creates,
+)
 
 __all__ = ["KubeGateway"]
 
@@ -76,6 +84,7 @@ class KubeGateway:
             raise
         return claim
 
+    @count_creates(CLAIMS_CREATED, CLAIMS_LOST)
     async def create_claim(self, claim: Obj) -> bool:
         """Create a claim; False when one already exists (someone else got there first)."""
         try:
@@ -125,6 +134,7 @@ class KubeGateway:
             raise
         return pod
 
+    @count_creates(PODS_CREATED)
     async def create_pod(self, pod: Obj) -> bool:
         """Create a pod; False when a pod of that name exists already."""
         try:
@@ -135,6 +145,7 @@ class KubeGateway:
             raise
         return True
 
+    @count_calls(PODS_DELETED)
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
         """Delete a pod (only the one with ``uid`` when given); a missing pod is fine."""
         options = client.V1DeleteOptions(

@@ -22,6 +22,7 @@ from phonefleet_operator.services.coordination import BindingLocks, Wakeups
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.telemetry import reconcile_pass
 
 __all__ = ["Runtime", "waiter_of"]
 
@@ -105,6 +106,7 @@ class Runtime:
 
     # ------------------------------------------------------------ binding lifecycle
 
+    @reconcile_pass
     async def reconcile(
         self, body: Mapping[str, Any], waiters: Iterable[BindingRef]
     ) -> float | None:
