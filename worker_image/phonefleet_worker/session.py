@@ -24,6 +24,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from phonefleet_worker import metrics
 from phonefleet_worker.adb import DEVICE, SERIALNO_PROPERTY, AdbGateway
 from phonefleet_worker.appium_gateway import AppiumGateway, classify_failure, first_line
 from phonefleet_worker.backoff import Backoff
@@ -387,6 +388,7 @@ class DeviceSession:
         if not is_allowed(source, target):
             raise RuntimeError(f"illegal transition {source.value} -> {target.value} ({reason})")
         self._state = target
+        metrics.moved(source, target)
         transition = Transition(source, target, reason)
         self.history.append(transition)
         level = logging.WARNING if target in (S.RECOVERING, S.FAILED) else logging.INFO
