@@ -3,12 +3,14 @@
 One worker drives one phone, so the pod is the unit: no label names a phone or a binding
 (Prometheus adds the pod's own labels). States and task names are small fixed sets.
 
-Hooks: ``moved`` in the session's one transition method; ``MeteredJobs`` around the job source
-in the composition root; ``exposition`` in the probe server.
+Hooks: ``entered`` and ``moved`` in the session (its start and its one transition method),
+``MeteredJobs`` around the job source in the composition root, ``exposition`` in the probe
+server.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
@@ -24,6 +26,7 @@ __all__ = [
     "TASKS",
     "TASK_DURATION",
     "MeteredJobs",
+    "entered",
     "exposition",
     "moved",
 ]
@@ -58,10 +61,15 @@ TASK_DURATION: Final = Histogram(
 _opened = {"sessions": 0}
 
 
+def entered(state: DeviceState) -> None:
+    """The session is in ``state`` now (also its first state, before any transition)."""
+    for each in DeviceState:
+        SESSION_STATE.labels(state=each.value).set(1 if each is state else 0)
+
+
 def moved(source: DeviceState, target: DeviceState) -> None:
     """Record one transition of the device session."""
-    for state in DeviceState:
-        SESSION_STATE.labels(state=state.value).set(1 if state is target else 0)
+    entered(target)
     if target is S.RECOVERING:
         RECOVERIES.inc()
     elif target is S.ADB_CONNECTING and source is S.RECOVERING:
@@ -75,9 +83,14 @@ def moved(source: DeviceState, target: DeviceState) -> None:
 class MeteredJobs:
     """A job source that counts and times the tasks it hands out."""
 
-    def __init__(self, inner: JobSource) -> None:
+    def __init__(self, inner: JobSource, *, tasks: Iterable[str] = ()) -> None:
+        """``tasks``: names to export at zero from the start (so queries match before a run)."""
         self._inner = inner
         self._running: tuple[str, float] | None = None
+        for name in tasks:
+            for outcome in ("ok", "failed"):
+                TASKS.labels(task=name, outcome=outcome)
+            TASK_DURATION.labels(task=name)
 
     def next_job(self, now: float) -> Task | None:
         """The inner source's next task; its clock starts now."""

@@ -109,6 +109,7 @@ class DeviceSession:
         self._backoff = backoff
         self._timings = timings or SessionTimings()
         self._state = S.WAITING_FOR_PHONE
+        metrics.entered(self._state)
         self._connection: AdbConnection | None = None
         self._driver: WebDriver | None = None
         self._job: Task | None = None

@@ -94,7 +94,8 @@ class Worker:
             connections=connections or SecretDirConnectionSource(settings.adb_secret_dir),
             jobs=MeteredJobs(
                 jobs
-                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval)
+                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+                tasks=[settings.task],
             ),
             pacer=lifecycle,
             backoff=Backoff(
