@@ -70,6 +70,14 @@ class KubeGateway:
             if not is_not_found(error):  # deleted meanwhile: nothing left to report on
                 raise
 
+    async def list_bindings(self) -> list[Obj]:
+        """Every binding in the cluster (the billing check: which phones are held)."""
+        result = await self._call(
+            self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
+
     # ------------------------------------------------------------ PhoneClaims
 
     async def get_claim(self, phone_id: str) -> Obj | None:

@@ -81,6 +81,9 @@ GEELARK_RATE_LIMITED: Final = Counter(
     "locks the endpoint for two hours; 429 is the HTTP status).",
     ["code"],
 )
+#: Rate-limit answers exported at 0 from the start: ``increase()`` cannot see the first answer
+#: of a series that appears with the value 1.
+RATE_LIMIT_CODES: Final = ("40007", "40017", "40014", "429")
 GEELARK_REACHABLE: Final = Gauge(
     "phonefleet_geelark_reachable",
     "1 when the last Geelark request got an answer (any code), 0 when it could not be asked.",
@@ -241,8 +244,13 @@ class RateBudget(Collector):
         self._per_minute: int | None = None
 
     def configure(self, per_minute: int) -> None:
-        """The budget (``PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE``); nothing is exported before."""
+        """The budget (``PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE``); nothing is exported before.
+
+        Also exports the rate-limit counters at 0 (see ``RATE_LIMIT_CODES``).
+        """
         self._per_minute = per_minute
+        for code in RATE_LIMIT_CODES:
+            GEELARK_RATE_LIMITED.labels(code=code)
 
     def spent(self) -> None:
         """One request is about to be sent."""

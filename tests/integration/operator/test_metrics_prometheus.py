@@ -149,7 +149,6 @@ def test_every_dashboard_query_and_alert_expression_matches_what_the_operator_ex
     in the alerts matches, each alert expression returns exactly what the scene calls for, and
     cutting Geelark off makes the unreachable alert's expression fire."""
     assert set(alert_rules()) == set(EXPECTED_ALERTS)
-    fleet.simulator.admin.set_faults("phone/list", code=40007, times=1)
     phone = fleet.add_phone()
     leaked = fleet.simulator.admin.create_phone("left-running", status=0).id
     fleet.keep_running.add(leaked)
@@ -163,6 +162,8 @@ def test_every_dashboard_query_and_alert_expression_matches_what_the_operator_ex
     targets = {OPERATOR_JOB: [operator_process], "phonefleet-worker": [worker_process]}
     with PrometheusServer(targets) as prometheus:
         wait_for(prometheus.targets_up, 60, message="both targets scraped")
+        # A 40007 after the first scrape (the billing check lists the phones every second).
+        fleet.simulator.admin.set_faults("phone/list", code=40007, times=1)
         by_phase = "sum by (phase) (phonefleet_bindings)"
         wanted = {"Running": "1", "Conflict": "1", "PhoneNotFound": "1"}
         wait_for(
@@ -177,9 +178,12 @@ def test_every_dashboard_query_and_alert_expression_matches_what_the_operator_ex
             lambda: (
                 prometheus.query("max(phonefleet_unbound_running_phones) == 1")
                 and prometheus.query("count_over_time(phonefleet_reconcile_passes_total[1m]) > 2")
+                and prometheus.query(
+                    'phonefleet_geelark_rate_limit_answers_total{code="40007"} > 0'
+                )
             ),
             60,
-            message="the billing check and a few scrapes",
+            message="the billing check, a 40007 and a few scrapes",
         )
 
         empty = {q: prometheus.query(q) for q in dashboard_queries()}
