@@ -28,8 +28,9 @@ controlplane:  ## Build (or reuse) etcd, kube-apiserver, controllers, kubectl an
 appium:  ## Install (or reuse) Appium and its fake driver from npm.
 	hack/appium/install.sh >/dev/null
 
-prometheus:  ## Build (or reuse) Prometheus and promtool (the monitoring tests).
+prometheus:  ## Build (or reuse) Prometheus, promtool and kstatus (the monitoring tests).
 	hack/prometheus/build.sh >/dev/null
+	hack/kstatus/build.sh >/dev/null
 
 deps: $(STAMP) system-deps controlplane appium prometheus  ## Everything the tests need.
 
