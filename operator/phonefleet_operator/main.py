@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
@@ -183,11 +186,12 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=True,
-            liveness_endpoint=liveness,
-        )
+    operator = functools.partial(
+        kopf.operator,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
     )
+    # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease.
+    sys.exit(asyncio.run(run_elected(lambda stop: operator(stop_flag=stop), liveness)))

@@ -271,6 +271,23 @@ class OperatorSettings(BaseSettings):
         "(ceil(phones/100) Geelark calls each time).",
     )
 
+    # Active and standby replicas (phonefleet_operator/leadership.py).
+    leader_election: bool = Field(
+        False,
+        description="Work only while holding the Lease lease_name in operator_namespace, so that "
+        "several replicas can run, one active (manifests/default: on, 2 replicas).",
+    )
+    lease_name: str = Field("phonefleet-operator", description="Name of the leader Lease.")
+    lease_duration_seconds: float = Field(
+        15.0, ge=1, description="A Lease not renewed for this long may be taken over."
+    )
+    lease_renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="The active replica stops if it could not renew for this long."
+    )
+    lease_retry_seconds: float = Field(
+        2.0, gt=0, description="How often the Lease is renewed, or tried by a standby."
+    )
+
     # kopf and the Kubernetes client, tuned for many bindings.
     kubeconfig: str | None = Field(
         None,
