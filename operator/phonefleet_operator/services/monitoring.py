@@ -13,6 +13,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+import kopf
+
 from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.services.billing import (
@@ -45,11 +47,17 @@ class Monitoring:
         """Serve metrics and start the billing check; None when metrics are off."""
         if settings.metrics_port is None:
             return None
-        server = telemetry.serve(
-            settings.metrics_port,
-            settings.metrics_addr,
-            geelark_requests_per_minute=geelark.requests_per_minute,
-        )
+        try:
+            server = telemetry.serve(
+                settings.metrics_port,
+                settings.metrics_addr,
+                geelark_requests_per_minute=geelark.requests_per_minute,
+            )
+        except OSError as error:  # the port is taken: retrying would not free it
+            raise kopf.PermanentError(
+                f"Cannot serve metrics on {settings.metrics_addr}:{settings.metrics_port} "
+                f"(PHONEFLEET_METRICS_PORT): {error}"
+            ) from None
         monitoring = cls(runtime, server)
         monitoring._task = asyncio.create_task(monitoring._check_billing(), name="billing-check")
         return monitoring
