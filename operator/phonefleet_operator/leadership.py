@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from pydantic import ValidationError
 
+from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.lease import LeaseLock
@@ -55,6 +56,7 @@ async def run_elected(operator: Operator, liveness: str) -> int:
     except ValidationError:
         settings = None  # the operator's start-up handler reports it, naming the variables
     if settings is None or not settings.leader_election:
+        telemetry.LEADER.set(1)
         await operator(asyncio.Event())
         return 0
     caller = ApiCaller(load_api_client(2, settings.kubeconfig), 2)
@@ -66,8 +68,10 @@ async def run_elected(operator: Operator, liveness: str) -> int:
         round(settings.lease_duration_seconds),
     )
     try:
-        async with _standby_health(liveness):
+        telemetry.LEADER.set(0)
+        async with _standby_health(liveness), _standby_metrics(settings):
             await _acquire(lock, settings)
+        telemetry.LEADER.set(1)
         return await _lead(lock, settings, operator)
     finally:
         caller.close()
@@ -120,6 +124,7 @@ async def _lead(lock: LeaseLock, settings: OperatorSettings, operator: Operator)
                 settings.lease_renew_deadline_seconds,
             )
             lost = True
+            telemetry.LEADER.set(0)
             stop.set()
             break
     with contextlib.suppress(Exception):
@@ -129,6 +134,20 @@ async def _lead(lock: LeaseLock, settings: OperatorSettings, operator: Operator)
             await lock.release()
             log.info("Released Lease %s/%s", lock.namespace, lock.name)
     return 1 if lost else 0
+
+
+@contextlib.asynccontextmanager
+async def _standby_metrics(settings: OperatorSettings) -> AsyncIterator[None]:
+    """Serve /metrics while waiting (``phonefleet_leader 0``): a standby that answered nothing
+    would count as a target down; the active operator serves it again from start-up."""
+    if settings.metrics_port is None:
+        yield
+        return
+    server = telemetry.serve(settings.metrics_port, settings.metrics_addr)
+    try:
+        yield
+    finally:
+        server.stop()
 
 
 @contextlib.asynccontextmanager

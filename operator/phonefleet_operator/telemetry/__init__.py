@@ -19,6 +19,7 @@ PhoneJob: ``job_phases`` is a :class:`PhaseView` ready for the jobs' watch handl
 from phonefleet_operator.telemetry.metrics import (
     CLAIMS_CREATED,
     CLAIMS_LOST,
+    LEADER,
     PODS_CREATED,
     PODS_DELETED,
     UNBOUND_RUNNING_LONGEST,
@@ -35,6 +36,7 @@ from phonefleet_operator.telemetry.server import MetricsServer, serve
 __all__ = [
     "CLAIMS_CREATED",
     "CLAIMS_LOST",
+    "LEADER",
     "PODS_CREATED",
     "PODS_DELETED",
     "UNBOUND_RUNNING_LONGEST",

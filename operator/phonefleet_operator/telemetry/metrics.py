@@ -30,6 +30,7 @@ __all__ = [
     "GEELARK_RATE_LIMITED",
     "GEELARK_REACHABLE",
     "GEELARK_REQUESTS",
+    "LEADER",
     "PODS_CREATED",
     "PODS_DELETED",
     "RECONCILE_DURATION",
@@ -101,6 +102,14 @@ CLAIMS_LOST: Final = Counter(
 )
 PODS_CREATED: Final = Counter("phonefleet_pods_created", "Worker pods created.")
 PODS_DELETED: Final = Counter("phonefleet_pods_deleted", "Worker pod deletions requested.")
+
+# ----------------------------------------------------------------------------- replicas
+
+LEADER: Final = Gauge(
+    "phonefleet_leader",
+    "1 in the replica that works (it holds the leader Lease, or leader election is off), "
+    "0 in a standby.",
+)
 
 # ----------------------------------------------------------------------------- billing
 

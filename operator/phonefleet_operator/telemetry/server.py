@@ -37,7 +37,7 @@ class MetricsServer:
         self.thread.join(timeout=5)
 
 
-def serve(port: int, addr: str, *, geelark_requests_per_minute: int) -> MetricsServer:
+def serve(port: int, addr: str, *, geelark_requests_per_minute: int | None = None) -> MetricsServer:
     """Serve the process's metrics on ``addr:port`` (``/metrics``; any path answers the same).
 
     Clears the phase views first: an operator started again in the same process (tests) must
@@ -45,7 +45,8 @@ def serve(port: int, addr: str, *, geelark_requests_per_minute: int) -> MetricsS
     """
     bindings.clear()
     job_phases.clear()
-    geelark_budget.configure(geelark_requests_per_minute)
+    if geelark_requests_per_minute is not None:
+        geelark_budget.configure(geelark_requests_per_minute)
     server, thread = start_http_server(port, addr)
     bound = server.server_address[1]
     url = f"http://{addr}:{bound}/metrics"

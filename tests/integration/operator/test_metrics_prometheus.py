@@ -33,6 +33,7 @@ EXPECTED_ALERTS: dict[str, list[dict[str, str]]] = {
     "PhonefleetBindingsStuck": [],  # the Conflict and PhoneNotFound bindings are seconds old
     "PhonefleetPhonesBilledWithoutBinding": [{}],
     "PhonefleetOperatorNotReconciling": [],
+    "PhonefleetNoActiveReplica": [],
     "PhonefleetOperatorDown": [],
 }
 

@@ -11,6 +11,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,31 @@ N = 8
 TAKEOVER_LIMIT_SECONDS = 30
 
 
+@dataclass
+class Replica:
+    """One operator process, its liveness URL and its /metrics URL."""
+
+    process: ManagedProcess
+    liveness: str
+    metrics: str
+
+    def leader_gauge(self) -> str | None:
+        """The value of phonefleet_leader on its /metrics, None if it does not answer."""
+        try:
+            with urllib.request.urlopen(self.metrics, timeout=5) as answer:  # noqa: S310
+                text = answer.read().decode()
+        except OSError:
+            return None
+        return next(
+            (
+                line.split()[1]
+                for line in text.splitlines()
+                if line.startswith("phonefleet_leader ")
+            ),
+            None,
+        )
+
+
 def _phase(body: dict[str, object]) -> str | None:
     status = body.get("status") or {}
     return status.get("phase") if isinstance(status, dict) else None
@@ -40,9 +66,9 @@ def start_replica(
     fleet: Fleet,
     kubectl: Kubectl,
     namespace: str,
-) -> Iterator[Callable[[str], tuple[ManagedProcess, str]]]:
+) -> Iterator[Callable[[str], Replica]]:
     """Start `phonefleet-operator` replicas with leader election (production lease timings);
-    returns (process, liveness URL). Bindings are released and replicas stopped afterwards."""
+    each serves /metrics. Bindings are released and replicas stopped afterwards."""
     kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
     logs = Path(tempfile.mkdtemp(prefix="phonefleet-standby-"))
     started: list[ManagedProcess] = []
@@ -52,15 +78,23 @@ def start_replica(
         "PHONEFLEET_LEADER_ELECTION": "true",
     }
 
-    def start(name: str) -> tuple[ManagedProcess, str]:
+    def start(name: str) -> Replica:
         liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        port = free_port()
         script = str(Path(sys.executable).with_name("phonefleet-operator"))
         process = ManagedProcess(
-            name, [script, "-n", namespace, f"--liveness={liveness}"], logs, env=env
+            name,
+            [script, "-n", namespace, f"--liveness={liveness}"],
+            logs,
+            env={
+                **env,
+                "PHONEFLEET_METRICS_PORT": str(port),
+                "PHONEFLEET_METRICS_ADDR": "127.0.0.1",
+            },
         )
         process.start()
         started.append(process)
-        return process, liveness
+        return Replica(process, liveness, f"http://127.0.0.1:{port}/metrics")
 
     try:
         yield start
@@ -86,19 +120,23 @@ def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
-    start_replica: Callable[[str], tuple[ManagedProcess, str]],
+    start_replica: Callable[[str], Replica],
 ) -> None:
     """The first replica holds the Lease and works; the second waits, answering its liveness
-    probe. SIGKILL the active one while phones boot: the standby holds the Lease within 30 s
-    (the figure is printed), every binding reaches Running with exactly its own pod and claim,
-    and no phone was stopped."""
+    probe and /metrics (phonefleet_leader 0). SIGKILL the active one while phones boot: the
+    standby holds the Lease within 30 s (the figure is printed) and reports phonefleet_leader 1,
+    every binding reaches Running with exactly its own pod and claim, and no phone was stopped."""
     fleet.simulator.admin.update_settings(boot_seconds=4.0)
-    active, _ = start_replica("operator-a")
+    a = start_replica("operator-a")
+    active = a.process
     wait_for(lambda: str(holder(kubectl)).endswith(f"_{active.pid}"), 60, message="a to lead")
-    standby, standby_liveness = start_replica("operator-b")
+    b = start_replica("operator-b")
+    standby = b.process
     wait_for(lambda: "Waiting as standby" in standby.log_tail(), 60, message="b to wait as standby")
-    with urllib.request.urlopen(standby_liveness, timeout=5) as answer:  # noqa: S310 - loopback
+    with urllib.request.urlopen(b.liveness, timeout=5) as answer:  # noqa: S310 - loopback
         assert answer.status == 200
+    wait_for(lambda: a.leader_gauge() == "1.0", 30, message="a's phonefleet_leader 1")
+    assert b.leader_gauge() == "0.0"
     phones = {f"pb-{i}": fleet.add_phone() for i in range(N)}
     for name, phone in phones.items():
         kubectl.apply(make_binding(name, phone, namespace))
@@ -119,6 +157,7 @@ def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging
         message=lambda: f"b to take the Lease\n{standby.log_tail()}",
     )
     takeover = time.monotonic() - killed
+    wait_for(lambda: b.leader_gauge() == "1.0", 30, message="b's phonefleet_leader 1")
     print(f"\nStandby took the Lease {takeover:.1f} s after the SIGKILL")
     assert takeover < TAKEOVER_LIMIT_SECONDS
 
