@@ -42,7 +42,11 @@ controlplane:  ## Build (or reuse) etcd, kube-apiserver, controllers, kubectl an
 appium:  ## Install (or reuse) Appium and its fake driver from npm.
 	hack/appium/install.sh >/dev/null
 
-deps: $(STAMP) system-deps controlplane appium  ## Everything the tests need.
+prometheus:  ## Build (or reuse) Prometheus, promtool and kstatus (the monitoring tests).
+	hack/prometheus/build.sh >/dev/null
+	hack/kstatus/build.sh >/dev/null
+
+deps: $(STAMP) system-deps controlplane appium prometheus  ## Everything the tests need.
 
 lint: $(STAMP)  ## ruff format, ruff check, mypy strict, import-linter.
 	$(BIN)/ruff format --check .

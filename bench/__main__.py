@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bench.plots import write_plots
 from bench.report import table, write_json
 from bench.runner import Options, run
 
@@ -116,7 +117,8 @@ def main(
     )
     result = run(options)
     path = write_json(result, out)
-    click.echo("\n" + table(result) + f"\n\nWrote {path}")
+    plots = write_plots(result, path)
+    click.echo("\n" + table(result) + f"\n\nWrote {path}, " + ", ".join(p.name for p in plots))
     converged = result["operator"]["converged"] == bindings
     sys.exit(0 if converged else 1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import socket
 import sys
@@ -17,6 +18,8 @@ import kopf
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.leadership import run_elected
+from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import (
     GeelarkSettings,
@@ -49,6 +52,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     runtime = Runtime.create(operator_settings, geelark_settings)
     memo.runtime = runtime
     runtime.start_background()
+    memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -67,6 +71,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the Geelark session and the Kubernetes connection pool."""
+    await stop_monitoring(getattr(memo, "monitoring", None))
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.close()
@@ -205,11 +210,12 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=True,
-            liveness_endpoint=liveness,
-        )
+    operator = functools.partial(
+        kopf.operator,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
     )
+    # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease.
+    sys.exit(asyncio.run(run_elected(lambda stop: operator(stop_flag=stop), liveness)))

@@ -352,6 +352,39 @@ class OperatorSettings(BaseSettings):
         ),
     )
 
+    # Monitoring (docs/operations.md).
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port and check for phones "
+        "billed with no binding; unset (the default outside manifests/default): neither.",
+    )
+    metrics_addr: str = Field("0.0.0.0", description="Address the metrics server listens on.")  # noqa: S104 - scraped through the pod IP
+    billing_check_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often the phone list is read to find phones billed with no binding "
+        "(ceil(phones/100) Geelark calls each time).",
+    )
+
+    # Active and standby replicas (phonefleet_operator/leadership.py).
+    leader_election: bool = Field(
+        False,
+        description="Work only while holding the Lease lease_name in operator_namespace, so that "
+        "several replicas can run, one active (manifests/default: on, 2 replicas).",
+    )
+    lease_name: str = Field("phonefleet-operator", description="Name of the leader Lease.")
+    lease_duration_seconds: float = Field(
+        15.0, ge=1, description="A Lease not renewed for this long may be taken over."
+    )
+    lease_renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="The active replica stops if it could not renew for this long."
+    )
+    lease_retry_seconds: float = Field(
+        2.0, gt=0, description="How often the Lease is renewed, or tried by a standby."
+    )
+
     # kopf and the Kubernetes client, tuned for many bindings.
     kubeconfig: str | None = Field(
         None,

@@ -6,11 +6,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import click
 from pydantic import ValidationError
 
+from phonefleet_operator.cli.billing import DEFAULT_STATE_FILE, billing_report, stop
 from phonefleet_operator.cli.geelark_access import (
     MISSING_CREDENTIALS,
     load_geelark_settings,
@@ -58,13 +60,28 @@ def phones() -> None:
     help="Kubeconfig of the cluster whose PhoneClaims say who holds a phone "
     "[default: $KUBECONFIG, else ~/.kube/config; inside a pod always its service account].",
 )
-def list_phones(output: str, kubeconfig: str | None) -> None:
+@click.option(
+    "--billing",
+    is_flag=True,
+    help="Only phones Geelark bills that no live PhoneBinding holds, with how long each has "
+    "been seen so; exit 1 when there are any, 2 when it cannot tell (cron, CI).",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    help="With --billing: where the first sighting of each such phone is kept between runs.",
+)
+def list_phones(output: str, kubeconfig: str | None, billing: bool, state_file: Path) -> None:
     """List every phone: id, serial name, status, and the binding that holds it.
 
     The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
     PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
     could not be asked (the reason goes to standard error).
     """
+    if billing:
+        sys.exit(billing_report(kubeconfig, output, state_file))
     settings = load_geelark_settings()
     if settings is None:
         raise click.UsageError(MISSING_CREDENTIALS)
@@ -80,6 +97,9 @@ def list_phones(output: str, kubeconfig: str | None) -> None:
         click.echo(json.dumps(phone_records(found, holders), indent=2))
     else:
         click.echo(render_table([_HEADERS, *phone_rows(found, holders)]))
+
+
+phones.add_command(stop)
 
 
 async def _gather(

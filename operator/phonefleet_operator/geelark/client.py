@@ -57,6 +57,7 @@ from phonefleet_operator.geelark.models import (
     StartResult,
 )
 from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_operator.telemetry import geelark_request
 
 __all__ = [
     "MAX_IDS_PER_CALL",
@@ -342,6 +343,7 @@ class GeelarkClient:
             fault = wrapped.fault
             raise fault from fault.__cause__
 
+    @geelark_request
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
         self._check_lock(path)
         await self._limiter.acquire()

@@ -7,6 +7,7 @@ from typing import Any
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator import telemetry
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime, waiter_of
 
@@ -54,6 +55,7 @@ def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     generation it saw in status.observedGeneration, so a newer generation means a change no
     pass has seen yet. (A new binding has none recorded: its loop starts at once anyway.)
     """
+    telemetry.bindings.saw(event)  # bindings by phase (docs/operations.md)
     if event["type"] == "DELETED":  # the object is gone: so is all we kept for it
         memo.runtime.forget(event["object"])
     if event["type"] not in ("ADDED", "MODIFIED"):

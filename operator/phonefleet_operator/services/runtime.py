@@ -25,6 +25,7 @@ from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.telemetry import reconcile_pass
 
 __all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
 
@@ -118,6 +119,7 @@ class Runtime:
 
     # ------------------------------------------------------------ binding lifecycle
 
+    @reconcile_pass
     async def reconcile(
         self, body: Mapping[str, Any], waiters: Mapping[str, Iterable[BindingRef]]
     ) -> float | None:

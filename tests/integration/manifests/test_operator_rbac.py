@@ -81,6 +81,10 @@ MATRIX = [
     Ask("delete", "secrets", TEAM, True),
     Ask("create", "events", TEAM, True),
     Ask("get", "secrets/phonefleet-webhook-ca", OPERATOR_NAMESPACE, True),
+    # The leader Lease, and no other.
+    Ask("update", "leases.coordination.k8s.io/phonefleet-operator", OPERATOR_NAMESPACE, True),
+    Ask("create", "leases.coordination.k8s.io", OPERATOR_NAMESPACE, True),
+    Ask("update", "leases.coordination.k8s.io/kube-scheduler", OPERATOR_NAMESPACE, False),
     Ask("create", VWC, ALL, True),
     Ask("create", MWC, ALL, True),
     Ask("patch", f"{VWC}/phonefleet.dev", ALL, True),
