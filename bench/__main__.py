@@ -74,6 +74,12 @@ def _env_pairs(
     multiple=True,
     help="Leave a reference out (quicker iterations).",
 )
+@click.option(
+    "--churn-cycles",
+    default=2,
+    show_default=True,
+    help="Times every binding is deleted and applied again after the steady state (RSS after).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 def main(
     *,
@@ -89,6 +95,7 @@ def main(
     seed_sample: int,
     operator_env: dict[str, str],
     skip: tuple[str, ...],
+    churn_cycles: int,
     out: Path | None,
 ) -> None:
     """Converge N PhoneBindings with the operator; compare with the ceiling and the seed's way."""
@@ -105,6 +112,7 @@ def main(
         seed_sample=seed_sample,
         operator_env=operator_env,
         skip=frozenset(skip),
+        churn_cycles=churn_cycles,
     )
     result = run(options)
     path = write_json(result, out)

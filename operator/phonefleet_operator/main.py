@@ -68,9 +68,16 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.probe(id="geelark")
 def geelark_probe(memo: kopf.Memo, **_: Any) -> str:
-    """Report on /healthz whether Geelark answered recently (never a secret)."""
+    """Report on /healthz whether Geelark answered recently (never a secret, never a failure)."""
     runtime: Runtime | None = getattr(memo, "runtime", None)
-    return runtime.health() if runtime is not None else "starting"
+    return runtime.geelark_health() if runtime is not None else "starting"
+
+
+@kopf.on.probe(id="background")
+def background_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any] | str:
+    """Fail /healthz (HTTP 500: liveness) when a background task has ended (docs/reconcile.md)."""
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    return runtime.background_health() if runtime is not None else "starting"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

@@ -47,12 +47,15 @@ async def reconcile_binding(
 
 @kopf.on.event(*_RESOURCE, id=WAKE_ID)
 def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A spec change is handled now, not at the next periodic pass.
+    """A spec change is handled now, not at the next periodic pass; a binding that is gone
+    takes its in-memory bookkeeping with it.
 
     The API server bumps metadata.generation on every spec change and each pass records the
     generation it saw in status.observedGeneration, so a newer generation means a change no
     pass has seen yet. (A new binding has none recorded: its loop starts at once anyway.)
     """
+    if event["type"] == "DELETED":  # the object is gone: so is all we kept for it
+        memo.runtime.forget(event["object"])
     if event["type"] not in ("ADDED", "MODIFIED"):
         return
     body = event["object"]

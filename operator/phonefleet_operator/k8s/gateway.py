@@ -135,16 +135,20 @@ class KubeGateway:
             raise
         return True
 
-    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete a pod (only the one with ``uid`` when given); a missing pod is fine."""
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete a pod (only the one with ``uid`` when given); True when the API server took
+        the deletion, False when there is no such pod or the pod there is another one (its uid
+        precondition failed: 409). Only True may be reported as a deletion."""
         options = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid) if uid else None
         )
         try:
             await self._call(self._core.delete_namespaced_pod, name, namespace, body=options)
         except ApiException as error:
-            if not (is_not_found(error) or is_conflict(error)):
-                raise
+            if is_not_found(error) or is_conflict(error):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------ Secrets
 
