@@ -6,8 +6,7 @@ Create, update, resume, operator restarts and periodic checks all run this same 
 depends on which event came first. The steps live in modules of their own, each with the state it
 needs: ``power`` (is the phone running, boot polls), ``adb`` (the ADB Secret), ``worker_pod`` (the
 pod and stuck detection) and ``status_memo`` (the statuses this operator wrote). Letting a phone
-go (the suspend step, a deleted binding's release, every stop of a phone) is in
-:mod:`~phonefleet_operator.services.release`.
+go (the suspend step, a deleted binding's release, every stop of a phone) is in ``release``.
 """
 
 from __future__ import annotations
@@ -85,7 +84,7 @@ class BindingReconciler:
             claims=claims,
             settings=settings,
             remove_pod=self._remove_pod,
-            drop_adb_secret=self._drop_adb_secret,
+            drop_adb_secret=self._adb.drop_secret,
             forget_power=self._powers.stopped,
         )
 

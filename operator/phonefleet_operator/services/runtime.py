@@ -171,6 +171,20 @@ class Runtime:
         self.wakeups.forget(binding.uid)
         return binding.status.phone.id if binding.status.phone else None
 
+    async def _publish(
+        self, binding: PhoneBinding, body: Mapping[str, Any], report: Report
+    ) -> None:
+        """Write what a release found into the status and post its Events."""
+        patch = report.status_patch()
+        if patch is not None:
+            await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+        for event in report.events:
+            log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
+        for event in report.postings():
+            self.kube.post_event(
+                dict(body), warning=event.warning, reason=event.reason, message=event.message
+            )
+
     def forget(self, body: Mapping[str, Any]) -> None:
         """The binding no longer exists: drop every in-memory entry kept for it."""
         uid = str((body.get("metadata") or {}).get("uid", ""))
@@ -188,20 +202,6 @@ class Runtime:
             "observedPods": len(self.observed_pods),
             "observedClaims": len(self.observed_claims),
         }
-
-    async def _publish(
-        self, binding: PhoneBinding, body: Mapping[str, Any], report: Report
-    ) -> None:
-        """Write what a release found into the status and post its Events."""
-        patch = report.status_patch()
-        if patch is not None:
-            await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
-        for event in report.events:
-            log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
-        for event in report.postings():
-            self.kube.post_event(
-                dict(body), warning=event.warning, reason=event.reason, message=event.message
-            )
 
     # ------------------------------------------------------------ background work
 
