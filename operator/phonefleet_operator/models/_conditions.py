@@ -36,6 +36,10 @@ class ConditionType(StrEnum):
     """The worker pod exists and all its containers are ready."""
     GEELARK_REACHABLE = "GeelarkReachable"
     """The last call to Geelark for this binding got an answer."""
+    ADMITTED = "Admitted"
+    """The PhonePools let this binding run its phone now (tenancy on); the reason names the rule."""
+    POOL_ACCESS_REVOKED = "PoolAccessRevoked"
+    """The binding's namespace lost access to its running phone's pool; it runs on meanwhile."""
 
 
 class Condition(StatusModel):

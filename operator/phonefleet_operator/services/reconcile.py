@@ -48,6 +48,7 @@ from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, conflict_for_reader
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
@@ -104,7 +105,9 @@ class BindingReconciler:
         settings: OperatorSettings,
         pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tenancy: Tenancy | NoTenancy | None = None,
     ) -> None:
+        self._tenancy = tenancy or NoTenancy()
         self._directory = directory
         self._pods = pods if pods is not None else ObservedPods()
         self._power = power
@@ -209,6 +212,12 @@ class BindingReconciler:
         if phone is None:
             return s.not_found_recheck_seconds
         report.geelark_answered()
+        held = binding.status.phone.id if binding.status.phone else None
+        gate = await self._tenancy.admit(binding, phone, report)  # PhonePools: docs/tenancy.md
+        if gate is not None:  # Forbidden or Queued: no claim now, and a phone held is let go
+            stop = self._stops(binding)
+            gone = not (gate.release and held) or await self.let_go(binding, held, stop_phone=stop)
+            return gate.delay if gone else s.pod_poll_seconds
 
         previous = binding.status.phone.id if binding.status.phone else None
         if previous and previous != phone.id:
@@ -229,9 +238,13 @@ class BindingReconciler:
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
+            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
             await self._remove_pod(binding, report, why="the phone is not held by this binding")
-            holder = claim.holder or claim.waiting_behind or "another binding"
-            report.status.conflict_with = claim.holder or claim.waiting_behind
+            other = claim.holder or claim.waiting_behind
+            # Another namespace's binding is never named (tenants must not learn of each other).
+            shown = conflict_for_reader(binding.namespace, other) if other else None
+            holder = shown or "another binding"
+            report.status.conflict_with = shown
             report.condition(
                 ConditionType.CLAIMED,
                 "False",
@@ -273,6 +286,8 @@ class BindingReconciler:
             report.status.phone = None
             report.status.pod_name = None
             report.geelark_answered()
+            if await self._tenancy.conceals_missing(binding, report):  # told as "not yours"
+                return None
             report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
             report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
             return None

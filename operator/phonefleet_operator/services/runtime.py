@@ -21,6 +21,7 @@ from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
 __all__ = ["Runtime", "waiter_of"]
@@ -62,8 +63,9 @@ class Runtime:
     admission: AdmissionService
     observed_claims: ObservedClaims
     observed_pods: ObservedPods
+    tenancy: Tenancy
+    wakeups: Wakeups
     locks: BindingLocks = field(default_factory=BindingLocks)
-    wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
     _last_geelark_error: str | None = None
 
@@ -80,6 +82,15 @@ class Runtime:
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         claims = ClaimService(kube, observed_claims)
+        wakeups = Wakeups()
+        tenancy = build_tenancy(
+            caller=caller,
+            inventory=inventory,
+            claims=observed_claims,
+            kube=kube,
+            settings=settings,
+            wake=wakeups.wake,
+        )
         reconciler = BindingReconciler(
             directory=inventory,
             power=phones,
@@ -87,8 +98,9 @@ class Runtime:
             claims=claims,
             settings=settings,
             pods=observed_pods,
+            tenancy=tenancy,
         )
-        admission = AdmissionService(inventory, kube)
+        admission = AdmissionService(inventory, kube, tenancy=tenancy)
         return cls(
             settings,
             client,
@@ -101,6 +113,8 @@ class Runtime:
             admission,
             observed_claims,
             observed_pods,
+            tenancy,
+            wakeups,
         )
 
     # ------------------------------------------------------------ binding lifecycle
@@ -204,6 +218,7 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.tenancy.close()
         await self.phones.aclose()
         await self.geelark.close()
         self.caller.close()
