@@ -27,6 +27,7 @@ __all__ = [
     "conflict_for_reader",
     "evaluate",
     "holder_for_reader",
+    "image_problems",
     "matches_namespace",
     "matches_phone",
     "not_available",
@@ -133,7 +134,8 @@ def not_available(reference: str, namespace: str) -> Forbidden:
     )
 
 
-def _image_problems(pool: PhonePool, images: ImageOverrides) -> list[str]:
+def image_problems(pool: PhonePool, images: ImageOverrides) -> list[str]:
+    """What is wrong with the image overrides under ``pool``'s patterns (empty: nothing)."""
     allowed = pool.spec.images
     problems = []
     for field, image, patterns in (
@@ -170,7 +172,7 @@ def evaluate(
     if not matches_namespace(pool.spec.namespaces, namespace, labels):
         refusal = not_available(reference, namespace)
         return Forbidden(refusal.rule, refusal.message, pool)
-    problems = _image_problems(pool, images)
+    problems = image_problems(pool, images)
     if problems:
         return Forbidden(Rule.IMAGE_NOT_ALLOWED, "; ".join(problems), pool)
     return Allowed(pool)
