@@ -19,6 +19,7 @@ Choices (docs/tenancy.md explains them to administrators):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,6 +167,11 @@ class Tenancy:
             _clear_tenancy(report)
             return None
         s = self._settings
+        if not (phone.group_name or phone.tags):
+            # A bound binding's pass knows its phone by id only (see reconcile._resolve): its
+            # group and tags come from the inventory (cached: no Geelark call).
+            with contextlib.suppress(PhoneNotFound):
+                phone = await self._directory.resolve(phone.id)
         verdict = evaluate(
             namespace=binding.namespace,
             labels=self.view.namespaces.get(binding.namespace),
@@ -385,7 +391,12 @@ def _revoked(report: Report, refusal: Forbidden) -> None:
     old = next(
         (c for c in report.status.conditions if c.type == ConditionType.POOL_ACCESS_REVOKED), None
     )
-    message = f"{refusal.message}; the running worker is kept (the pool's onRevoke is Keep)"
+    lost = (
+        refusal.message
+        if refusal.rule is not Rule.NOT_AVAILABLE
+        else "The PhonePools no longer let this namespace bind this phone"
+    )
+    message = f"{lost}; the running worker is kept until the binding is deleted or suspended"
     report.condition(ConditionType.POOL_ACCESS_REVOKED, "True", refusal.rule, message)
     report.condition(ConditionType.ADMITTED, "False", refusal.rule, refusal.message)
     if old is None or old.reason != refusal.rule:

@@ -3,65 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections.abc import Mapping
-from typing import Any
 
 import pytest
+from pool_fakes import FakePoolStore
 
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.tenancy.quota import Quota, holders_of
-
-
-class FakePoolStore:
-    """PhonePools as the API server keeps them: a resourceVersion that moves on every write, and
-    409 for a patch whose resourceVersion is not the current one."""
-
-    def __init__(self) -> None:
-        self.pools: dict[str, dict[str, Any]] = {}
-        self.version = 0
-        self.patches = 0
-        self.conflicts = 0
-
-    def create(self, name: str, max_running: int | None) -> None:
-        """A pool with this limit and no holders."""
-        self.version += 1
-        spec = {"phones": {"groups": [name]}}
-        if max_running is not None:
-            spec["maxRunning"] = max_running  # type: ignore[assignment]
-        self.pools[name] = {
-            "metadata": {"name": name, "resourceVersion": str(self.version)},
-            "spec": spec,
-            "status": {},
-        }
-
-    async def get_pool(self, name: str) -> dict[str, Any] | None:
-        """A copy, as a GET returns."""
-        await asyncio.sleep(0)
-        pool = self.pools.get(name)
-        return copy.deepcopy(pool) if pool else None
-
-    async def patch_pool_status(
-        self, name: str, status: Mapping[str, Any], resource_version: str | None = None
-    ) -> dict[str, Any] | None:
-        """A merge patch of the status; None when gone or on a stale resourceVersion."""
-        await asyncio.sleep(0)  # other writers run between the read and the write
-        self.patches += 1
-        pool = self.pools.get(name)
-        if pool is None:
-            return None
-        if resource_version is not None and resource_version != pool["metadata"]["resourceVersion"]:
-            self.conflicts += 1
-            return None
-        self.version += 1
-        pool["status"].update(copy.deepcopy(dict(status)))
-        pool["metadata"]["resourceVersion"] = str(self.version)
-        return copy.deepcopy(pool)
-
-    def bump(self, name: str) -> None:
-        """Someone else (another replica, a person) wrote the pool."""
-        self.version += 1
-        self.pools[name]["metadata"]["resourceVersion"] = str(self.version)
 
 
 def ref(i: int) -> BindingRef:
