@@ -43,7 +43,11 @@ def everything_readable(tenant: Tenant) -> str:
 
 
 def test_without_any_pool_tenancy_is_off(
-    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator: Operator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Today's behaviour: any namespace binds any phone; the operator says once that it is off."""
     fleet.add_phone("free-for-all", group_name="anyone")
@@ -53,7 +57,7 @@ def test_without_any_pool_tenancy_is_off(
 
     assert "pool" not in body["status"]
     assert condition(body, "Admitted") is None
-    assert operator.output.count("Tenancy is off") == 1
+    assert caplog.text.count("Tenancy is off") == 1
 
 
 def test_a_tenant_cannot_bind_another_tenants_phone_nor_learn_that_it_exists(
@@ -235,12 +239,13 @@ def test_a_revoked_namespace_keeps_its_running_worker_unless_the_pool_says_stop(
     wait_for(lambda: phone_id not in fleet.running(), 30, message="the phone to be stopped")
 
 
+@pytest.mark.usefixtures("operator")
 def test_a_phone_in_two_pools_is_bound_by_nobody_and_reported_on_both(
     kubectl: Kubectl,
     tenants: tuple[Tenant, Tenant],
     pools: Callable[..., str],
     fleet: Fleet,
-    operator: Operator,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """No silent precedence: both pools report the phone, the log says so, and the binding waits
     in Forbidden (PoolsOverlap) until one pool lets go of the phone."""
@@ -264,7 +269,7 @@ def test_a_phone_in_two_pools_is_bound_by_nobody_and_reported_on_both(
         overlap = condition(body, "Overlapping")
         assert overlap is not None
         assert overlap["status"] == "True"
-    wait_for(lambda: "overlaps PhonePool" in operator.output, 30, message="the log line")
+    wait_for(lambda: "overlaps PhonePool" in caplog.text, 30, message="the log line")
 
     kubectl("delete", "phonepool", by_tag)
 
@@ -277,16 +282,17 @@ def test_with_pools_required_a_phone_in_no_pool_cannot_be_bound(
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """PHONEFLEET_REQUIRE_POOLS=true and no pool at all: nothing can be bound."""
     fleet.add_phone("p-orphan", group_name="nobodys")
-    operator = operator_factory(PHONEFLEET_REQUIRE_POOLS="true")
+    operator_factory(PHONEFLEET_REQUIRE_POOLS="true")
     kubectl.apply(make_binding("hopeful", "p-orphan", namespace))
 
     body = wait_phase(kubectl, namespace, "hopeful", "Forbidden")
 
     assert condition(body, "Admitted")["reason"] == "PhoneNotAvailable"  # type: ignore[index]
-    assert "phones in no pool cannot be bound" in operator.output
+    assert "phones in no pool cannot be bound" in caplog.text
 
 
 @pytest.fixture
