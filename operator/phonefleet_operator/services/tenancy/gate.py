@@ -296,6 +296,12 @@ class Tenancy:
             await self.free(uid)
             return
         old, new = self.view.saw_binding(body)
+        if (
+            self.reporter is not None
+            and self.view.pools
+            and (old is None or old.phase != new.phase)
+        ):
+            self.reporter.poke()  # BOUND may have changed
         if new.phase in (Phase.SUSPENDED, Phase.PHONE_NOT_FOUND) or (
             new.phase == Phase.FORBIDDEN and not new.phone_id
         ):

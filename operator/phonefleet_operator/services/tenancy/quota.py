@@ -151,7 +151,9 @@ class Quota:
     async def write_status(self, pool: str, status: Mapping[str, Any]) -> None:
         """Write other status fields (counts, conditions) in turn with the quota's own writes."""
         async with self._lock(pool):
-            written = await self._store.patch_pool_status(pool, status)
+            body = self._bodies.get(pool)
+            running = {"running": len(holders_of(body))} if body is not None else {}
+            written = await self._store.patch_pool_status(pool, {**status, **running})
             if written is not None:
                 self._bodies[pool] = written
 

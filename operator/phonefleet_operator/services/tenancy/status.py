@@ -102,12 +102,14 @@ class PoolReporter:
         binding_exists: Callable[[str, str, str], Awaitable[bool]],
         *,
         interval: float = 30.0,
+        gap: float = 2.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._tenancy = tenancy
         self._catalog = catalog
         self._binding_exists = binding_exists
         self._interval = interval
+        self._gap = gap
         self._clock = clock
         self._soon = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -135,6 +137,9 @@ class PoolReporter:
                 await self.report_once()
             except PhonefleetError as error:
                 log.warning("Could not report on the PhonePools: %s", error)
+            # At most one report per gap however many bindings change: each write of a pool's
+            # status costs the quota's next write a 409 and a read.
+            await asyncio.sleep(self._gap)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._soon.wait(), self._interval)
             self._soon.clear()

@@ -4,7 +4,8 @@ Offline (no Geelark) a phone is known only by what the binding wrote, so the che
 decided from serialName patterns: a phone matching two pools' patterns, a namespace a matching
 pool does not allow, an image outside its patterns. With Geelark, each phone is resolved (one
 listing of the account) and judged exactly as the operator will judge it. Namespaces' labels come
-from Namespace documents among the manifests; without them only ``namespaces.names`` can match.
+from Namespace documents among the manifests; a pool choosing namespaces by labels is not
+judged for a namespace whose manifest is not among them.
 These messages are for the repository's owners and name pools freely.
 """
 
@@ -27,6 +28,7 @@ from phonefleet_operator.services.tenancy.policy import (
     Forbidden,
     ImageOverrides,
     Misconfigured,
+    Rule,
     evaluate,
     image_problems,
     matches_namespace,
@@ -142,9 +144,19 @@ def _judge(
     if isinstance(verdict, Misconfigured):
         return f"phone {spec.phone_id!r} is in more than one PhonePool: {', '.join(verdict.pools)}"
     if isinstance(verdict, Forbidden):
-        where = f" (PhonePool {verdict.pool.name})" if verdict.pool else ""
-        return f"{verdict.message}{where}"
+        pool = verdict.pool
+        if (
+            pool
+            and _labels_unknown(pool, namespace, documents)
+            and verdict.rule is Rule.NOT_AVAILABLE
+        ):
+            return None  # only the namespace's labels could tell, and no manifest gives them
+        return f"{verdict.message}{f' (PhonePool {pool.name})' if pool else ''}"
     return None
+
+
+def _labels_unknown(pool: PhonePool, namespace: str, documents: PoolDocuments) -> bool:
+    return pool.spec.namespaces.selector is not None and namespace not in documents.namespaces
 
 
 def _judge_offline(
@@ -163,8 +175,12 @@ def _judge_offline(
         return None  # its group or tags (or its id) decide: only Geelark can say
     (pool,) = found
     namespace = binding.namespace
-    if namespace and not matches_namespace(
-        pool.spec.namespaces, namespace, documents.namespaces.get(namespace)
+    if (
+        namespace
+        and not _labels_unknown(pool, namespace, documents)
+        and not matches_namespace(
+            pool.spec.namespaces, namespace, documents.namespaces.get(namespace)
+        )
     ):
         return f"namespace {namespace} may not bind phones of PhonePool {pool.name}"
     return "; ".join(image_problems(pool, _images(spec))) or None
