@@ -363,3 +363,21 @@ def test_the_webhook_refuses_forbidden_bindings_and_names_no_other_tenant(
     assert f"already held by {ANOTHER}" in held
     assert acme.namespace not in held
     assert "owner" not in held
+
+
+@pytest.mark.usefixtures("crds")
+def test_the_api_server_refuses_a_pool_that_selects_no_phone(kubectl: Kubectl) -> None:
+    """The CRD's CEL rule: a pool names at least one group, tag or serialName pattern."""
+    empty = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhonePool",
+        "metadata": {"name": "selects-nothing"},
+        "spec": {"phones": {"groups": []}, "namespaces": {"names": ["x"]}},
+    }
+
+    refused = kubectl(
+        "apply", "--dry-run=server", "-f", "-", input_text=json.dumps(empty), check=False
+    )
+
+    assert refused.returncode != 0
+    assert "a pool names at least one group, tag or serialName pattern" in refused.stderr
