@@ -70,11 +70,13 @@ class AdmissionService:
         except ValidationError as error:
             return [f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
         problems = spec_problems(parsed)
-        refusal = await self._tenancy.refusal(namespace, parsed)  # PhonePools: docs/tenancy.md
+        holder = await self._holder(parsed.phone_id)
+        holds = holder is not None and holder[:2] == (namespace, name)
+        # PhonePools (docs/tenancy.md); a binding that holds its phone may still be suspended.
+        refusal = await self._tenancy.refusal(namespace, parsed, holds=holds)
         if refusal is not None:
             return [*problems, refusal]
-        holder = await self._holder(parsed.phone_id)
-        if holder is not None and holder[:2] != (namespace, name):
+        if holder is not None and not holds:
             phone_id, serial = holder[2], holder[3]
             shown = holder_for_reader(namespace, f"{holder[0]}/{holder[1]}")
             problems.append(

@@ -13,10 +13,12 @@ from pool_fakes import FakePoolStore
 from conftest import NOW, make_binding, ready, step
 from phonefleet_operator.geelark import Phone, PhoneStatus
 from phonefleet_operator.models import PhoneBinding
+from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.tenancy import Quota, Tenancy, TenancyView
+from phonefleet_operator.services.tenancy.policy import not_available
 from phonefleet_operator.settings import OperatorSettings
 
 
@@ -216,3 +218,44 @@ async def test_a_revoked_binding_keeps_running_unless_the_pool_says_stop(
 
     assert kube.claims == {}
     assert grouped.power["100"] is PhoneStatus.SHUT_DOWN
+
+
+async def test_the_webhook_refuses_a_foreign_phone_but_lets_a_revoked_holder_suspend(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """At admission: "not yours" and "no such phone" read alike; the namespace that still holds
+    the phone after losing access may change its binding, but not to a disallowed image."""
+    store.create("acme", namespaces={"names": ["other"]})
+    admission = AdmissionService(grouped, kube, tenancy=Wired(kube, grouped, store).tenancy)
+
+    foreign = await admission.review("ns", "x", {"phoneId": "phone-a"})
+    missing = await admission.review("ns", "x", {"phoneId": "phone-zz"})
+
+    assert foreign == [not_available("phone-a", "ns").message]
+    assert missing == [not_available("phone-zz", "ns").message]
+    kube.claims["100"] = {
+        "metadata": {"name": "100", "uid": "claim-1"},
+        "spec": {
+            "phoneId": "100",
+            "serialName": "phone-a",
+            "holder": {"namespace": "ns", "name": "alpha", "uid": "uid-alpha"},
+        },
+    }
+    kube.bindings[("ns", "alpha")] = {"metadata": {"name": "alpha", "uid": "uid-alpha"}}
+    suspend = {"phoneId": "phone-a", "suspend": True}
+    assert await admission.review("ns", "alpha", suspend) == []
+    evil = {"phoneId": "phone-a", "worker": {"image": "evil/bot"}}
+    assert "evil/bot" in (await admission.review("ns", "alpha", evil))[0]
+
+
+async def test_an_image_override_does_not_reveal_another_tenants_pool(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """A foreign phone with a disallowed image is refused as "not available", not by its pool's
+    image patterns (which would name the pool)."""
+    store.create("acme", namespaces={"names": ["other"]}, images={"worker": ["acme/*"]})
+    wired = Wired(kube, grouped, store)
+
+    binding, _, _ = await wired.step(make_binding(worker={"image": "evil/bot"}))
+
+    assert binding.status.message == not_available("phone-a", "ns").message

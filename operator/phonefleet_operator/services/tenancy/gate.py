@@ -46,6 +46,7 @@ from phonefleet_operator.services.tenancy.policy import (
     Misconfigured,
     Rule,
     evaluate,
+    image_problems,
     matches_namespace,
     not_available,
 )
@@ -187,9 +188,10 @@ class Tenancy:
         if isinstance(verdict, Misconfigured):
             refusal, keep = _overlap(binding.spec.phone_id), True
         else:
-            refusal = verdict
-            keep = verdict.rule is not Rule.IMAGE_NOT_ALLOWED and (
-                verdict.pool is None or verdict.pool.spec.on_revoke == "Keep"
+            # Only for the namespace that holds the phone: anyone else must not learn its pool.
+            refusal = _with_images(verdict, binding.spec) if holds else verdict
+            keep = refusal.rule is not Rule.IMAGE_NOT_ALLOWED and (
+                refusal.pool is None or refusal.pool.spec.on_revoke == "Keep"
             )
         if holds and keep and binding.status.phase in _WAS_ADMITTED:
             _revoked(report, refusal)
@@ -258,11 +260,15 @@ class Tenancy:
 
     # ------------------------------------------------------------ the webhook
 
-    async def refusal(self, namespace: str, spec: PhoneBindingSpec) -> str | None:
+    async def refusal(
+        self, namespace: str, spec: PhoneBindingSpec, *, holds: bool = False
+    ) -> str | None:
         """Why the webhook refuses a binding under the pools (None: admit; the pass still checks).
 
         An unknown phone is refused exactly as a phone of another tenant is, so that the answer
         tells nothing; a Geelark that does not answer in time admits (the pass decides later).
+        A binding that ``holds`` its phone (running on after its access was revoked) may still
+        be changed, to suspend it for one, as long as its images stay allowed.
         """
         try:
             if not await self.is_on():
@@ -283,8 +289,11 @@ class Tenancy:
             require_pools=self._settings.require_pools,
         )
         if isinstance(verdict, Misconfigured):
-            return _overlap(spec.phone_id).message
-        return verdict.message if isinstance(verdict, Forbidden) else None
+            return None if holds else _overlap(spec.phone_id).message
+        if not isinstance(verdict, Forbidden):
+            return None
+        refusal = _with_images(verdict, spec) if holds else verdict
+        return refusal.message if not holds or refusal.rule is Rule.IMAGE_NOT_ALLOWED else None
 
     # ------------------------------------------------------------ watch events
 
@@ -358,6 +367,14 @@ class Tenancy:
 # ------------------------------------------------------------ what the binding is told
 
 
+def _with_images(refusal: Forbidden, spec: PhoneBindingSpec) -> Forbidden:
+    """An image outside the phone's pool's patterns outweighs a lost access: it is never kept."""
+    problems = image_problems(refusal.pool, _images(spec)) if refusal.pool else []
+    if refusal.rule is Rule.IMAGE_NOT_ALLOWED or not problems:
+        return refusal
+    return Forbidden(Rule.IMAGE_NOT_ALLOWED, "; ".join(problems), refusal.pool)
+
+
 def _overlap(reference: str) -> Forbidden:
     return Forbidden(
         Rule.POOLS_OVERLAP,
@@ -423,6 +440,8 @@ class NoTenancy:
     async def yield_slot(self, binding: PhoneBinding) -> None:
         """No slots."""
 
-    async def refusal(self, namespace: str, spec: PhoneBindingSpec) -> str | None:
+    async def refusal(
+        self, namespace: str, spec: PhoneBindingSpec, *, holds: bool = False
+    ) -> str | None:
         """Never refuse."""
         return None
