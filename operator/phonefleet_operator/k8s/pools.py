@@ -36,10 +36,16 @@ class PoolGateway:
         return pool
 
     async def list_pools(self) -> list[Obj]:
-        """Every pool in the cluster."""
-        result = await self._call(
-            self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.POOL_PLURAL
-        )
+        """Every pool in the cluster; none while the PhonePool CRD is not installed (an operator
+        upgraded before its CRDs must not stop every binding: tenancy is simply off)."""
+        try:
+            result = await self._call(
+                self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.POOL_PLURAL
+            )
+        except ApiException as error:
+            if is_not_found(error):
+                return []
+            raise
         items: list[Obj] = result.get("items", [])
         return items
 
