@@ -108,3 +108,19 @@ async def test_an_outside_write_costs_one_read(store: FakePoolStore) -> None:
 
     assert await quota.admit("acme", ref(2)) is None
     assert store.patches - before == 2  # the stale write (409) and the one that counted
+
+
+async def test_admissions_arriving_during_a_write_are_one_write_oldest_first(
+    store: FakePoolStore,
+) -> None:
+    """Twelve asks against 10 slots, youngest first: the first is written alone; the eleven that
+    arrive meanwhile are decided together in one more write, the oldest nine admitted and the
+    two youngest of them queued 1 and 2."""
+    quota = Quota(store)
+
+    results = await asyncio.gather(*(quota.admit("acme", ref(i)) for i in reversed(range(12))))
+
+    by_binding = dict(zip(reversed(range(12)), results, strict=True))
+    assert sorted(i for i, r in by_binding.items() if r is None) == [*range(9), 11]
+    assert (by_binding[9], by_binding[10]) == (1, 2)
+    assert store.patches == 2

@@ -8,8 +8,8 @@ admit more than ``maxRunning`` bindings at once: the count and the admission are
 claim's create is for one phone.
 
 Inside one operator the writes to a pool are serialised by a lock and start from the pool as the
-last write returned it, so a burst of admissions costs one PATCH each and no GET (a 409 from an
-outside writer costs one GET). Who may try first is the oldest waiter's right (``older_queued``,
+last write returned it, so they need no GET (a 409 from an outside writer costs one); admissions
+that arrive while a write is in flight are decided together, oldest first, in one write. Who may try first is the oldest waiter's right (``older_queued``,
 from the bindings watch); like the claims' oldest-waiter rule, that decides the order only.
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from phonefleet_operator.errors import TemporaryFault
@@ -53,12 +54,24 @@ def limit_of(body: Mapping[str, Any]) -> int | None:
     return int(value) if value is not None else None
 
 
+@dataclass(frozen=True)
+class _Ask:
+    """One binding's admission, waiting for its answer (None: admitted; n: queue position)."""
+
+    me: BindingRef
+    grandfathered: bool
+    older_queued: int
+    answer: asyncio.Future[int | None]
+
+
 class Quota:
     """Admits bindings into pools' running limits and lets them go again."""
 
     def __init__(self, store: PoolStore) -> None:
         self._store = store
         self._locks: dict[str, asyncio.Lock] = {}
+        #: Admissions waiting for the pool's lock, decided together by whoever gets it first.
+        self._pending: dict[str, list[_Ask]] = {}
         #: Each pool as our last write (or read) returned it: where the next write starts.
         self._bodies: dict[str, Obj] = {}
 
@@ -96,33 +109,72 @@ class Quota:
         ``grandfathered`` (a binding that already holds its phone, from before the pool or its
         lower limit) is counted even above the limit: lowering a limit stops nothing. Anyone else
         gets a slot only below the limit and when no older binding waits for one.
+
+        Admissions that arrive while a write to the pool is in flight are decided together, in
+        one write, oldest first: a thousand bindings applied at once cost a few writes of the
+        holders list, not a thousand ever longer ones in a row.
         """
+        known = self._bodies.get(pool)
+        if known is not None and any(h.get("uid") == me.uid for h in holders_of(known)):
+            return None  # a running binding's periodic pass: no lock, no write
+        ask = _Ask(me, grandfathered, older_queued, asyncio.get_running_loop().create_future())
+        self._pending.setdefault(pool, []).append(ask)
         async with self._lock(pool):
-            body = self._bodies.get(pool) or await self._read(pool)
-            for _ in range(_ATTEMPTS):
-                if body is None:
-                    return None  # the pool is gone: the next pass evaluates without it
-                holders = holders_of(body)
-                if any(h.get("uid") == me.uid for h in holders):
-                    return None
-                limit = limit_of(body)
-                if not grandfathered and (
-                    older_queued or (limit is not None and len(holders) >= limit)
+            if not ask.answer.done():
+                batch = self._pending.pop(pool, [])
+                try:
+                    await self._admit_all(pool, batch)
+                except BaseException as error:
+                    for waiting in batch:
+                        if not waiting.answer.done():
+                            waiting.answer.set_exception(error)
+                    raise
+        return ask.answer.result()
+
+    async def _admit_all(self, pool: str, batch: list[_Ask]) -> None:
+        """Decide every ask of ``batch`` with at most one successful write."""
+        body = self._bodies.get(pool) or await self._read(pool)
+        for _ in range(_ATTEMPTS):
+            if body is None:  # the pool is gone: the next pass evaluates without it
+                for ask in batch:
+                    ask.answer.set_result(None)
+                return
+            holders = holders_of(body)
+            counted = {h.get("uid") for h in holders}
+            limit = limit_of(body)
+            answers: list[tuple[_Ask, int | None]] = []
+            admitted: list[_Ask] = []
+            queued = 0
+            for ask in sorted(batch, key=lambda a: a.me):
+                if ask.me.uid in counted:
+                    answers.append((ask, None))
+                elif ask.grandfathered or not (
+                    ask.older_queued or queued or (limit is not None and len(holders) >= limit)
                 ):
-                    return older_queued + 1
-                holders.append({"namespace": me.namespace, "name": me.name, "uid": me.uid})
-                written = await self._write(pool, body, holders)
-                if written is not None:
+                    holders.append(
+                        {"namespace": ask.me.namespace, "name": ask.me.name, "uid": ask.me.uid}
+                    )
+                    counted.add(ask.me.uid)
+                    admitted.append(ask)
+                    answers.append((ask, None))
+                else:
+                    queued += 1
+                    answers.append((ask, ask.older_queued + queued))
+            if not admitted or await self._write(pool, body, holders) is not None:
+                for ask in admitted:
                     log.info(
                         "Admitted %s into PhonePool %s (%d of %s running)",
-                        me.key,
+                        ask.me.key,
                         pool,
                         len(holders),
                         "unlimited" if limit is None else limit,
                     )
-                    return None
-                body = await self._read(pool)
-        raise TemporaryFault(f"PhonePool {pool} changed too often to admit {me.key}", delay=1)
+                for ask, answer in answers:
+                    ask.answer.set_result(answer)
+                return
+            body = await self._read(pool)
+        keys = ", ".join(ask.me.key for ask in batch)
+        raise TemporaryFault(f"PhonePool {pool} changed too often to admit {keys}", delay=1)
 
     async def release(self, pool: str, uid: str) -> bool:
         """Stop counting ``uid`` against ``pool``; True when it was counted and no longer is."""
