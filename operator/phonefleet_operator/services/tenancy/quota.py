@@ -9,8 +9,9 @@ claim's create is for one phone.
 
 Inside one operator the writes to a pool are serialised by a lock and start from the pool as the
 last write returned it, so they need no GET (a 409 from an outside writer costs one); admissions
-that arrive while a write is in flight are decided together, oldest first, in one write. Who may try first is the oldest waiter's right (``older_queued``,
-from the bindings watch); like the claims' oldest-waiter rule, that decides the order only.
+that arrive while a write is in flight are decided together, oldest first, in one write. Who
+may try first is the oldest waiter's right (``older_queued``, from the bindings watch); like the
+claims' oldest-waiter rule, that decides the order only.
 """
 
 from __future__ import annotations
