@@ -17,7 +17,7 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.reconcile import BindingReconciler
-from phonefleet_operator.services.tenancy import Quota, Tenancy, TenancyView
+from phonefleet_operator.services.tenancy import PoolReporter, Quota, Tenancy, TenancyView
 from phonefleet_operator.services.tenancy.policy import not_available
 from phonefleet_operator.settings import OperatorSettings
 
@@ -259,3 +259,46 @@ async def test_an_image_override_does_not_reveal_another_tenants_pool(
     binding, _, _ = await wired.step(make_binding(worker={"image": "evil/bot"}))
 
     assert binding.status.message == not_available("phone-a", "ns").message
+
+
+class Catalog:
+    """The inventory's cached list, as the pools' status reporter reads it."""
+
+    def __init__(self, phones: FakePhones) -> None:
+        self._phones = phones
+
+    def cached(self) -> dict[str, Phone]:
+        return dict(self._phones.phones)
+
+    async def refresh(self) -> None:
+        """Nothing to refresh."""
+
+
+async def test_the_reporter_writes_counts_and_overlaps_and_sweeps_gone_holders(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """PHONES, BOUND, RUNNING, NAMESPACES and overlaps on each pool; a holder whose binding no
+    longer exists stops counting."""
+    store.create("acme", max_running=1, namespaces={"names": ["ns"]})
+    store.create("tagged", phones={"serialNames": ["phone-b"]}, namespaces={"names": []})
+    wired = Wired(kube, grouped, store)
+    first, _, _ = await wired.step(make_binding("first", "phone-a"))
+    for body in store.pools.values():
+        wired.tenancy.pool_event("MODIFIED", body)
+
+    async def exists(namespace: str, name: str, uid: str) -> bool:
+        return False  # "first" was deleted while no watch event reached the operator
+
+    wired.tenancy.view.binding_gone(first.uid)
+    reporter = PoolReporter(wired.tenancy, Catalog(grouped), exists, clock=lambda: NOW)
+    wired.tenancy.view.namespaces["ns"] = {}
+    await reporter.report_once()
+
+    acme = store.pools["acme"]["status"]
+    assert (acme["phones"], acme["running"], acme["namespaces"]) == (2, 0, "ns")
+    assert acme["holders"] == []
+    assert acme["overlapping"] == ["200"]
+    assert store.pools["tagged"]["status"]["overlapping"] == ["200"]
+    overlap = next(c for c in acme["conditions"] if c["type"] == "Overlapping")
+    assert overlap["status"] == "True"
+    assert "tagged" in overlap["message"]
