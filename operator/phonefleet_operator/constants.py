@@ -22,7 +22,12 @@ CLAIM_KIND: Final = "PhoneClaim"
 CLAIM_PLURAL: Final = "phoneclaims"
 CLAIM_SINGULAR: Final = "phoneclaim"
 
-#: ``kubectl get phonefleet`` lists both kinds.
+POOL_KIND: Final = "PhonePool"
+POOL_PLURAL: Final = "phonepools"
+POOL_SINGULAR: Final = "phonepool"
+POOL_SHORT_NAMES: Final = ("pp",)
+
+#: ``kubectl get phonefleet`` lists every kind.
 CATEGORY: Final = "phonefleet"
 
 #: Held by every binding until its pod is gone, its phone released and its claim deleted.

@@ -17,7 +17,7 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.handlers import admission, bindings, claims, pods, pools
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
@@ -33,11 +33,13 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, pods)
+_REGISTERED = (admission, bindings, claims, pods, pools)
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID)
+    return QuietWatchHandlers(
+        bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID, *pools.HANDLER_IDS
+    )
 
 
 @kopf.on.startup()

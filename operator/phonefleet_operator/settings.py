@@ -322,6 +322,13 @@ class OperatorSettings(BaseSettings):
     orphan_sweep_seconds: float = Field(
         60.0, gt=0, description="How often claims whose holder no longer exists are released."
     )
+    require_pools: bool = Field(
+        False,
+        description=(
+            "Tenancy: a phone in no PhonePool cannot be bound (without it, such phones are free "
+            "for all; with no PhonePool at all tenancy is off). See docs/tenancy.md."
+        ),
+    )
 
     # The admission webhook (off unless enabled: it needs an address the API server can reach).
     operator_namespace: str = Field(

@@ -22,7 +22,8 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
-from phonefleet_operator.models import Holder, PhoneClaim, PhoneStatus
+from phonefleet_operator.models import Holder, PhoneClaim, PhonePool, PhoneStatus
+from phonefleet_operator.services.tenancy.listing import pool_of, read_pools
 from phonefleet_operator.settings import GeelarkSettings
 
 __all__ = ["holders_by_phone", "phone_records", "phone_rows", "phones", "render_table"]
@@ -37,7 +38,7 @@ _STATUS_TEXT: Final[Mapping[Power, str]] = {
 #: HELD BY when no binding holds the phone, and when the cluster could not be asked.
 NOT_HELD: Final = "<none>"
 UNKNOWN: Final = "-"
-_HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "HELD BY")
+_HEADERS: Final[tuple[str, ...]] = ("ID", "SERIAL NAME", "STATUS", "HELD BY")
 
 
 @click.group()
@@ -86,17 +87,25 @@ def list_phones(output: str, kubeconfig: str | None, billing: bool, state_file: 
     if settings is None:
         raise click.UsageError(MISSING_CREDENTIALS)
     try:
-        found, claims = asyncio.run(_gather(settings, kubeconfig))
+        found, claims, pools = asyncio.run(_gather(settings, kubeconfig))
     except PhonefleetError as error:
         click.echo(f"Failed to list phones with Geelark: {error}", err=True)
         sys.exit(1)
     holders = None if isinstance(claims, str) else claims
     if isinstance(claims, str):
         click.echo(f"HELD BY is unknown: could not read the PhoneClaims: {claims}", err=True)
+    records, headers = phone_records(found, holders), _HEADERS
+    rows: list[tuple[str, ...]] = phone_rows(found, holders)
+    if pools is not None:  # tenancy is on: each phone's PhonePool (docs/tenancy.md)
+        names = [pool_of(phone, pools) for phone in found]
+        for record, pool in zip(records["phones"], names, strict=True):
+            record["pool"] = pool
+        rows = [(*row, pool) for row, pool in zip(rows, names, strict=True)]
+        headers = (*headers, "POOL")
     if output == "json":
-        click.echo(json.dumps(phone_records(found, holders), indent=2))
+        click.echo(json.dumps(records, indent=2))
     else:
-        click.echo(render_table([_HEADERS, *phone_rows(found, holders)]))
+        click.echo(render_table([headers, *rows]))
 
 
 phones.add_command(stop)
@@ -104,11 +113,13 @@ phones.add_command(stop)
 
 async def _gather(
     settings: GeelarkSettings, kubeconfig: str | None
-) -> tuple[list[Phone], dict[str, Holder] | str]:
+) -> tuple[list[Phone], dict[str, Holder] | str, list[PhonePool] | None]:
     async with open_inventory(settings) as inventory:
-        _, claims = await asyncio.gather(inventory.refresh(), _read_claims(kubeconfig))
+        _, claims, pools = await asyncio.gather(
+            inventory.refresh(), _read_claims(kubeconfig), read_pools(kubeconfig)
+        )
         listed = sorted(inventory.cached().values(), key=lambda p: (p.serial_name, p.id))
-    return listed, claims
+    return listed, claims, pools
 
 
 async def _read_claims(kubeconfig: str | None) -> dict[str, Holder] | str:

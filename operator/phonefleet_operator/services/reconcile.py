@@ -43,6 +43,7 @@ from phonefleet_operator.services.power import POWER_TEXT, PowerStep
 from phonefleet_operator.services.release import Release, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.status_memo import WrittenStatuses
+from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, conflict_for_reader
 from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
 from phonefleet_operator.settings import OperatorSettings
 
@@ -64,7 +65,9 @@ class BindingReconciler:
         settings: OperatorSettings,
         pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tenancy: Tenancy | NoTenancy | None = None,
     ) -> None:
+        self._tenancy = tenancy or NoTenancy()
         self._directory = directory
         self._power = power
         self._kube = kube
@@ -160,8 +163,15 @@ class BindingReconciler:
         if phone is None:
             return s.not_found_recheck_seconds
         report.geelark_answered()
-
         previous = binding.status.phone.id if binding.status.phone else None
+        gate = await self._tenancy.admit(binding, phone, report)  # PhonePools: docs/tenancy.md
+        if gate is not None:  # Forbidden or Queued: no claim now, and a phone held is let go
+            stop = stops(binding)
+            gone = not (gate.release and previous) or await self._release.let_go(
+                binding, previous, stop_phone=stop
+            )
+            return gate.delay if gone else s.pod_poll_seconds
+
         if previous and previous != phone.id:
             if not await self._release.let_go(binding, previous, stop_phone=stops(binding)):
                 self._bound(
@@ -180,9 +190,13 @@ class BindingReconciler:
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
+            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
             await self._remove_pod(binding, report, why="the phone is not held by this binding")
-            holder = claim.holder or claim.waiting_behind or "another binding"
-            report.status.conflict_with = claim.holder or claim.waiting_behind
+            other = claim.holder or claim.waiting_behind
+            # Another namespace's binding is never named (tenants must not learn of each other).
+            shown = conflict_for_reader(binding.namespace, other) if other else None
+            holder = shown or "another binding"
+            report.status.conflict_with = shown
             report.condition(
                 ConditionType.CLAIMED,
                 "False",
@@ -224,6 +238,8 @@ class BindingReconciler:
             report.status.phone = None
             report.status.pod_name = None
             report.geelark_answered()
+            if await self._tenancy.conceals_missing(binding, report):  # told as "not yours"
+                return None
             report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
             report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
             return None

@@ -24,6 +24,7 @@ from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedG
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 from phonefleet_operator.telemetry import reconcile_pass
 
@@ -73,9 +74,10 @@ class Runtime:
     admission: AdmissionService
     observed_claims: ObservedClaims
     observed_pods: ObservedPods
+    tenancy: Tenancy
+    wakeups: Wakeups
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
-    wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
     _sweep_failures: int = 0
 
@@ -93,6 +95,15 @@ class Runtime:
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         claims = ClaimService(kube, observed_claims, power=phones)
+        wakeups = Wakeups()
+        tenancy = build_tenancy(
+            caller=caller,
+            inventory=inventory,
+            claims=observed_claims,
+            kube=kube,
+            settings=settings,
+            wake=wakeups.wake,
+        )
         reconciler = BindingReconciler(
             directory=inventory,
             power=phones,
@@ -100,8 +111,9 @@ class Runtime:
             claims=claims,
             settings=settings,
             pods=observed_pods,
+            tenancy=tenancy,
         )
-        admission = AdmissionService(inventory, kube)
+        admission = AdmissionService(inventory, kube, tenancy=tenancy)
         return cls(
             settings,
             client,
@@ -114,6 +126,8 @@ class Runtime:
             admission,
             observed_claims,
             observed_pods,
+            tenancy,
+            wakeups,
             health,
         )
 
@@ -301,6 +315,7 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.tenancy.close()
         await self.phones.aclose()
         await self.geelark.close()
         self.caller.close()

@@ -35,8 +35,8 @@ def make_condition(**overrides: Any) -> Condition:
 
 
 def test_condition_types_are_the_documented_ones() -> None:
-    """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable, and
-    Released while a deletion cannot let its phone go."""
+    """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable, Released
+    while a deletion cannot let its phone go, and with PhonePools Admitted and PoolAccessRevoked."""
     assert [str(kind) for kind in ConditionType] == [
         "Ready",
         "Claimed",
@@ -44,6 +44,8 @@ def test_condition_types_are_the_documented_ones() -> None:
         "WorkerReady",
         "GeelarkReachable",
         "Released",
+        "Admitted",
+        "PoolAccessRevoked",
     ]
 
 
