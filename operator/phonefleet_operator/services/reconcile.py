@@ -48,6 +48,7 @@ from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.worker_failure import worker_failure
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
@@ -459,10 +460,11 @@ class BindingReconciler:
             )
             self._bound(report, "PodStarting", f"Pod {name} is starting")
             return s.pod_poll_seconds
-        report.condition(
-            ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
-        )
-        self._bound(report, "PodNotReady", f"Pod {name} is not ready")
+        failure = worker_failure(live)  # the worker's own words, when it left any
+        reason, why = (failure.reason, failure.message) if failure else ("PodNotReady", "")
+        message = f"Pod {name} is not ready" + (f": {why}" if why else "")
+        report.condition(ConditionType.WORKER_READY, "False", reason, message)
+        self._bound(report, reason, message)
         stuck_in = self._until_stuck(live, report.provisioned_at(), report.now)
         if stuck_in is not None and stuck_in <= 0:
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
