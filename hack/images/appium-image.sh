@@ -16,8 +16,9 @@ label="dev.phonefleet.built-by=hack/images/appium-image.sh"
 
 appium_home="$("$repo/hack/appium/install.sh")"
 # The folder's name carries the Appium and driver versions and the lock file's digest.
-source_label="dev.phonefleet.appium-home=$(basename "$appium_home")"
-if [[ "$(docker image inspect --format '{{ index .Config.Labels "dev.phonefleet.appium-home" }}' "$image" 2>/dev/null)" == "$(basename "$appium_home")" ]]; then
+source="$(basename "$appium_home")_$(sha256sum "$here/Dockerfile.appium-fake" | cut -c1-12)"
+source_label="dev.phonefleet.appium-source=$source"
+if [[ "$(docker image inspect --format '{{ index .Config.Labels "dev.phonefleet.appium-source" }}' "$image" 2>/dev/null)" == "$source" ]]; then
 	echo "[appium-image] $image is up to date" >&2
 	exit 0
 fi
@@ -26,6 +27,9 @@ context="$(mktemp -d /tmp/phonefleet-appium-image.XXXXXX)"
 trap 'rm -rf "$context"' EXIT
 cp "$(command -v node)" "$context/node"
 cp -a "$appium_home" "$context/appium"
+# The extension manifest records the drivers' install path on this machine; in the image it is
+# /opt/appium. Rewritten, not regenerated: Appium would then also want to write a package hash.
+sed -i "s#$appium_home#/opt/appium#g" "$context/appium/node_modules/.cache/appium/extensions.yaml"
 cp "$repo/tests/appium/fixtures/fake_app.xml" "$here/Dockerfile.appium-fake" "$context/"
 began=$SECONDS
 log="$context/build.log"
