@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from phonefleet_operator.constants import ANNOTATION_SPEC_HASH
+from phonefleet_operator.constants import ANNOTATION_SPEC_HASH, CONTAINER_WORKER
 
 __all__ = ["ObservedClaims", "ObservedPods"]
 
@@ -102,6 +102,12 @@ def _essentials(pod: Mapping[str, Any]) -> Obj:
             "conditions": [
                 {k: item.get(k) for k in ("type", "status", "lastTransitionTime")}
                 for item in status.get("conditions") or ()
+            ],
+            # The worker's own words on why it stopped (services.worker_failure reads them).
+            "containerStatuses": [
+                {key: item.get(key) or {} for key in ("name", "state", "lastState")}
+                for item in status.get("containerStatuses") or ()
+                if item.get("name") == CONTAINER_WORKER
             ],
         },
     }

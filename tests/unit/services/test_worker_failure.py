@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.worker_failure import WorkerFailure, worker_failure
 
 
@@ -43,3 +44,19 @@ def test_a_message_that_is_not_the_workers_json_is_ignored() -> None:
 def test_a_pod_without_statuses_has_no_reason() -> None:
     """A pod the kubelet has not reported on yet (or a KWOK pod)."""
     assert worker_failure({"metadata": {"name": "p"}}) is None
+
+
+def test_the_pods_view_keeps_the_workers_reason_and_drops_the_rest() -> None:
+    """The watch's compact copy of a pod still says why the worker stopped."""
+    pods = ObservedPods()
+    appium = {"name": "appium", "lastState": {"terminated": {"message": MISMATCH}}, "image": "x"}
+    pod = _pod(appium, {**_worker(MISMATCH), "image": "phonefleet/worker:dev"})
+    pod["metadata"].update(namespace="ns", uid="u")
+
+    pods.saw(pod)
+    kept = pods.get("ns", "p")
+
+    assert kept is not None
+    assert worker_failure(kept) == WorkerFailure("IdentityMismatch", "Refused to drive 10.0.0.2:1")
+    assert [s["name"] for s in kept["status"]["containerStatuses"]] == ["worker"]
+    assert "image" not in kept["status"]["containerStatuses"][0]
