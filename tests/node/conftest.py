@@ -18,21 +18,12 @@ from kopf.testing import KopfRunner
 
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
 from phonefleet_testbed.node import NodeBed, real_node_bed, real_node_unavailable
 from phonefleet_testbed.node.images import NodeImages, ensure_images
+from phonefleet_testbed.node.workload import node_operator_env, node_simulator
 from phonefleet_testbed.rbac import operator_kubeconfig
-from phonefleet_testbed.scenarios import Fleet, Operator, operator_env
+from phonefleet_testbed.scenarios import Fleet, Operator
 from phonefleet_testbed.waiting import wait_for
-
-# What the worker needs to open a session with Appium's fake driver (in the Appium image).
-FAKE_CAPABILITIES = {
-    "platformName": "Fake",
-    "appium:automationName": "Fake",
-    "appium:deviceName": "Fake",
-    "appium:app": "/opt/appium/fake_app.xml",
-    "appium:newCommandTimeout": 120,
-}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -95,34 +86,11 @@ def node_namespace(node_kubectl: Kubectl, request: pytest.FixtureRequest) -> Ite
 @pytest.fixture
 def node_fleet(node_bed: NodeBed) -> Iterator[Fleet]:
     """A simulator whose phones' ADB endpoints live at the host end of the node's veth pair."""
-    config = SimulatorConfig(
-        phones=0,
-        boot_seconds=0.3,
-        adb_enable_seconds=0.1,
-        host=node_bed.network.host_ip,
-        serve_adb=True,
-        adb_host=node_bed.network.host_ip,
-        # A fresh range per test: a phone's port is the base plus its number.
-        adb_port_base=42_000 + 1000 * (uuid.uuid4().int % 16),
-    )
-    with GeelarkSimulator(config) as simulator:
+    with node_simulator(node_bed) as simulator:
         fleet = Fleet(simulator)
         yield fleet
         left = fleet.running() - fleet.keep_running
         assert not left, f"phones left running after the test: {sorted(left)}"
-
-
-def node_operator_env(bed: NodeBed, images: NodeImages, fleet: Fleet) -> dict[str, str]:
-    """The operator's settings for the real node: local images, never pulled."""
-    return {
-        **operator_env(bed.plane, fleet.simulator),
-        "PHONEFLEET_WORKER_IMAGE": images.worker,
-        "PHONEFLEET_WORKER_IMAGE_PULL_POLICY": "Never",
-        "PHONEFLEET_APPIUM_IMAGE": images.appium,
-        "PHONEFLEET_APPIUM_IMAGE_PULL_POLICY": "Never",
-        # Readiness is only seen through the pods watch on a real node too.
-        "PHONEFLEET_POD_POLL_SECONDS": "300",
-    }
 
 
 @pytest.fixture
@@ -135,7 +103,7 @@ def node_operator(  # noqa: PLR0917 - fixtures arrive as arguments
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Operator]:
     """The operator in-process as its ServiceAccount; every binding is released afterwards."""
-    for name, value in node_operator_env(node_bed, node_images, node_fleet).items():
+    for name, value in node_operator_env(node_bed, node_images, node_fleet.simulator).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KUBECONFIG", str(node_operator_credentials))
     runner = KopfRunner(
@@ -163,11 +131,3 @@ def release_all_bindings(kubectl: Kubectl, timeout: float = 120) -> None:
         meta = item["metadata"]
         kubectl("delete", "pb", meta["name"], "-n", meta["namespace"], "--wait=false")
     wait_for(lambda: not items(), timeout, message="every PhoneBinding to be released")
-
-
-def fake_driver_worker(**extra: Any) -> dict[str, Any]:
-    """The binding's ``spec.worker``: capabilities for Appium's fake driver."""
-    env = [
-        {"name": "PHONEFLEET_WORKER_APPIUM_CAPABILITIES", "value": json.dumps(FAKE_CAPABILITIES)}
-    ]
-    return {"env": env, **extra}

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import fake_driver_worker
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
 from phonefleet_testbed.node import NodeBed
 from phonefleet_testbed.node.images import NodeImages
+from phonefleet_testbed.node.workload import fake_driver_worker
 from phonefleet_testbed.scenarios import Fleet, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 

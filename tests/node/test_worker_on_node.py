@@ -6,9 +6,9 @@ import threading
 
 import requests
 
-from conftest import fake_driver_worker
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.node import NODE_NAME, NodeBed
+from phonefleet_testbed.node.workload import fake_driver_worker
 from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
