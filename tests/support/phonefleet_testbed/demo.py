@@ -124,12 +124,9 @@ def _play(
     echo("$ kubectl get pods -n demo")
     echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
     if isinstance(env, RealNodeEnvironment):  # the worker really drives its phone: show it
-        echo("$ kubectl logs alpha-worker -c worker --tail=4")
-        echo(
-            plane.kubectl(
-                "logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE, "--tail=4"
-            ).stdout
-        )
+        echo("$ kubectl logs alpha-worker -c worker | grep Moved | head -4")
+        log = plane.kubectl("logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE).stdout
+        echo("\n".join([line for line in log.splitlines() if "Moved" in line][:4]) + "\n")
     counters = env.simulator.admin.counters()
     calls = ", ".join(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
