@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from phonefleet_testbed.node.binaries import system_tools
+from phonefleet_testbed.node.network import NAMESPACE
 
 __all__ = ["real_node_unavailable"]
 
@@ -25,4 +26,16 @@ def real_node_unavailable() -> str | None:
         return "the kernel lacks network namespaces or cgroups"
     if "overlay" not in Path("/proc/filesystems").read_text():
         return "the kernel lacks overlayfs (containerd's snapshotter)"
+    return _occupied()
+
+
+def _occupied() -> str | None:
+    """Why another node (or a crashed run's) holds what only one node per machine can have."""
+    # Teardown kills every process under /kubepods: never on a machine whose kubelet uses it.
+    for name in ("kubepods", "kubepods.slice"):
+        taken = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/{name}")]
+        if taken:
+            return f"another kubelet's pods live here ({taken[0]} exists)"
+    if Path(f"/run/netns/{NAMESPACE}").exists():
+        return f"a previous run left its namespace (ip netns del {NAMESPACE})"
     return None
