@@ -72,18 +72,35 @@ def _release_bindings(kubectl: Kubectl) -> None:
     )
 
 
-def _operator_pod(kubectl: Kubectl) -> dict:
+def _operator_pods(kubectl: Kubectl) -> dict[str, dict]:
+    """The operator's ready pods (not being deleted), by name."""
     pods = kubectl.list("pods", SYSTEM, "-l", "app.kubernetes.io/component=operator")
-    running = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    assert len(running) == 1, [p["metadata"]["name"] for p in pods]
-    return running[0]
+    return {
+        p["metadata"]["name"]: p
+        for p in pods
+        if not p["metadata"].get("deletionTimestamp")
+        and any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in p.get("status", {}).get("conditions", [])
+        )
+    }
+
+
+def _leader(kubectl: Kubectl) -> str | None:
+    """The operator pod holding Lease phonefleet-operator (identity: host name_pid)."""
+    lease = kubectl.get("lease", "phonefleet-operator", SYSTEM) or {}
+    holder = str(lease.get("spec", {}).get("holderIdentity") or "")
+    name = holder.rpartition("_")[0]
+    return name if name in _operator_pods(kubectl) else None
 
 
 def test_the_installed_operator_runs_bindings_refuses_duplicates_and_survives_its_pod(
     node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, installed: None
 ) -> None:
-    """Restricted, read-only, its own ServiceAccount; webhook via its Service; replaced pod."""
-    pod = _operator_pod(node_kubectl)
+    """Restricted, read-only, its own ServiceAccount; webhook via its Service; a killed leader
+    replaced, the standby taking over, and no worker pod disturbed."""
+    leader = wait_for(lambda: _leader(node_kubectl), 120, message="an operator pod to lead")
+    pod = _operator_pods(node_kubectl)[leader]
     container = pod["spec"]["containers"][0]
     assert pod["spec"]["serviceAccountName"] == "phonefleet-operator"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -105,17 +122,23 @@ def test_the_installed_operator_runs_bindings_refuses_duplicates_and_survives_it
     assert refused.returncode != 0
     assert f"already held by binding {node_namespace}/in0" in refused.stderr
 
+    # Kill the active replica: the standby takes the Lease, the Deployment replaces the pod.
     workers = {p["metadata"]["uid"] for p in node_kubectl.list("pods", node_namespace)}
-    node_kubectl("-n", SYSTEM, "delete", "pod", pod["metadata"]["name"], "--wait=false")
+    node_kubectl("-n", SYSTEM, "delete", "pod", leader, "--wait=false")
 
     def replaced() -> bool:
-        new = _operator_pod(node_kubectl)
-        ready = any(
-            c["type"] == "Ready" and c["status"] == "True" for c in new["status"]["conditions"]
-        )
-        return new["metadata"]["uid"] != pod["metadata"]["uid"] and ready
+        pods = _operator_pods(node_kubectl)
+        new_leader = _leader(node_kubectl)
+        return len(pods) == 2 and leader not in pods and new_leader not in (None, leader)
 
-    wait_for(replaced, 180, message="the Deployment to replace the operator pod")
+    wait_for(replaced, 180, message="a new leader and the Deployment's replacement pod")
+    phone_id = phones[1]
+    node_fleet.simulator.admin.update_phone(phone_id, status=2)  # the new leader must act
+    wait_for(
+        lambda: phone_id in node_fleet.running(),
+        120,
+        message="the new leader to start the phone stopped behind its back",
+    )
     for n in range(len(phones)):
         wait_phase(node_kubectl, node_namespace, f"in{n}", "Running", timeout=60)
     after = node_kubectl.list("pods", node_namespace)
