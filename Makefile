@@ -60,8 +60,8 @@ unit: $(STAMP)  ## The fast tier only.
 test: deps lint  ## The whole suite: lint, unit, integration on a real control plane, Appium, images.
 	$(BIN)/pytest tests
 
-demo: deps  ## Run the operator on a local control plane with the Geelark simulator.
-	$(BIN)/phonefleet dev demo
+demo: deps  ## The operator on a local control plane and simulator (a real node where root allows).
+	$(BIN)/phonefleet dev demo --real-node
 
 bench: deps  ## Converge N bindings and compare with the seed's way and the ceiling.
 	$(BIN)/python -m bench --bindings $(N)

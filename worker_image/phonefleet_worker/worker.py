@@ -27,9 +27,9 @@ from phonefleet_worker.connection import ConnectionSource, SecretDirConnectionSo
 from phonefleet_worker.lifecycle import Lifecycle
 from phonefleet_worker.metrics import MeteredJobs
 from phonefleet_worker.probes import ProbeServer
+from phonefleet_worker.report import readiness_report, write_termination_message
 from phonefleet_worker.session import DeviceSession, SessionTimings
 from phonefleet_worker.settings import WorkerSettings
-from phonefleet_worker.states import READY_STATES
 from phonefleet_worker.tasks import JobSource, PeriodicJobSource, build_task
 
 __all__ = ["Worker", "build_worker", "handle_signals", "run_worker"]
@@ -116,9 +116,8 @@ class Worker:
         )
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready while the Appium session is open."""
-        state = self.session.state
-        return state in READY_STATES, state.value
+        """Ready while the Appium session is open (a JSON body: state and reason)."""
+        return readiness_report(self.session)
 
     def liveness(self) -> tuple[bool, str]:
         """Alive while the main loop turned within the liveness timeout."""
@@ -138,6 +137,7 @@ class Worker:
         try:
             with handle_signals(self.lifecycle):
                 code = self.session.run()
+            write_termination_message(self.session)
         finally:
             self.probes.close()
         log.info(

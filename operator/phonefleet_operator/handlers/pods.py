@@ -10,6 +10,7 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.reconcile import pod_is_ready
 from phonefleet_operator.services.runtime import Runtime
+from phonefleet_operator.services.worker_failure import worker_failure
 
 __all__ = ["POD_SEEN_ID", "worker_pod_seen"]
 
@@ -38,9 +39,11 @@ def worker_pod_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 def _state(pod: dict[str, Any] | None) -> tuple[object, ...] | None:
-    """What a binding's pass reads from its pod: identity, phase, readiness, deletion."""
+    """What a binding's pass reads from its pod: identity, phase, readiness, deletion, and the
+    worker's reported failure."""
     if pod is None:
         return None
     metadata = pod["metadata"]
     phase = (pod.get("status") or {}).get("phase")
-    return metadata.get("uid"), phase, pod_is_ready(pod), bool(metadata.get("deletionTimestamp"))
+    deleting = bool(metadata.get("deletionTimestamp"))
+    return metadata.get("uid"), phase, pod_is_ready(pod), deleting, worker_failure(pod)

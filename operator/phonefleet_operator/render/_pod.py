@@ -114,6 +114,9 @@ def _appium_container(overrides: ContainerOverrides, settings: OperatorSettings)
             str(settings.appium_port),
             "--log-no-colors",
             "--log-timestamp",
+            # Appium refuses to start unless APPIUM_HOME is writable, which a read-only root
+            # filesystem never is (found by the test bed's real node); it only reads it here.
+            "--no-perms-check",
             *overrides.args,
         ],
         "env": _merge_env([{"name": "HOME", "value": settings.appium_home}], overrides.env),

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from phonefleet_operator.constants import ANNOTATION_SPEC_HASH
+from phonefleet_operator.constants import ANNOTATION_SPEC_HASH, CONTAINER_WORKER
 
 __all__ = ["ObservedClaims", "ObservedPods"]
 
@@ -116,6 +116,12 @@ def _essentials(pod: Mapping[str, Any]) -> Obj:
             "conditions": [
                 {k: item.get(k) for k in ("type", "status", "lastTransitionTime")}
                 for item in status.get("conditions") or ()
+            ],
+            # The worker's own words on why it stopped (services.worker_failure reads them).
+            "containerStatuses": [
+                {key: item.get(key) or {} for key in ("name", "state", "lastState")}
+                for item in status.get("containerStatuses") or ()
+                if item.get("name") == CONTAINER_WORKER
             ],
         },
     }

@@ -18,6 +18,7 @@ from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.worker_failure import worker_failure
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["WorkerPodStep", "next_periodic_check", "pod_is_ready"]
@@ -137,10 +138,11 @@ class WorkerPodStep:
             )
             report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
             return s.pod_poll_seconds
-        report.condition(
-            ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
-        )
-        report.phase(Phase.BOUND, "PodNotReady", f"Pod {name} is not ready")
+        failure = worker_failure(live)  # the worker's own words, when it left any
+        reason, why = (failure.reason, failure.message) if failure else ("PodNotReady", "")
+        message = f"Pod {name} is not ready" + (f": {why}" if why else "")
+        report.condition(ConditionType.WORKER_READY, "False", reason, message)
+        report.phase(Phase.BOUND, reason, message)
         stuck_in = self._until_stuck(live, report.provisioned_at(), report.now)
         if stuck_in is not None and stuck_in <= 0:
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per

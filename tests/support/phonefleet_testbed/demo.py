@@ -9,9 +9,11 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
@@ -62,21 +64,23 @@ def _bindings_by_phase(url: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith("phonefleet_bindings{"))
 
 
-def _manifest(name: str, phone: str) -> str:
+def _manifest(name: str, phone: str, extra: dict[str, Any]) -> str:
     return json.dumps(
         {
             "apiVersion": "phonefleet.dev/v1alpha1",
             "kind": "PhoneBinding",
             "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"phoneId": phone},
+            "spec": {"phoneId": phone, **extra},
         }
     )
 
 
-def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
-    """Run the demo; 0 when every binding reached its expected phase and nothing was left on."""
+def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False) -> int:
+    """Run the demo; 0 when every binding reached its expected phase and nothing was left on.
+
+    ``real_node``: the worker pods really run, on a real node, where the machine allows it."""
     began = time.monotonic()
-    with DevEnvironment(phones=5, boot_seconds=2.0) as env:
+    with dev_environment(real_node=real_node, echo=echo, phones=5, boot_seconds=2.0) as env:
         plane = env.plane
         echo(
             f"Started a control plane and a Geelark simulator with 5 phones "
@@ -110,12 +114,13 @@ def _play(
     plane = env.plane
     plane.kubectl("create", "namespace", NAMESPACE)
     # alpha first, so that it is the holder its duplicates conflict with.
-    plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001"))
+    extra = env.binding_spec()
+    plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001", extra))
     wait_for(
         lambda: _phase(env, "alpha") in {"Bound", "Running"}, 60, message="alpha to hold phone-001"
     )
     for name, (phone, _) in BINDINGS.items():
-        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone))
+        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone, extra))
     try:
         for name, (_, phase) in BINDINGS.items():
 
@@ -134,6 +139,10 @@ def _play(
     echo(plane.kubectl("get", "phoneclaims").stdout)
     echo("$ kubectl get pods -n demo")
     echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
+    if isinstance(env, RealNodeEnvironment):  # the worker really drives its phone: show it
+        echo("$ kubectl logs alpha-worker -c worker | grep Moved | head -4")
+        log = plane.kubectl("logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE).stdout
+        echo("\n".join([line for line in log.splitlines() if "Moved" in line][:4]) + "\n")
     counters = env.simulator.admin.counters()
     calls = ", ".join(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
@@ -102,6 +103,10 @@ class DevEnvironment:
         lines.append(f'export PATH="{kubectl_dir}:$PATH"')
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
+
+    def binding_spec(self) -> dict[str, Any]:
+        """What every binding needs in its spec here (nothing on KWOK: its pods never run)."""
+        return {}
 
     def describe(self) -> str:
         """Human-readable summary of what runs where."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -166,7 +167,9 @@ def test_readiness_is_false_until_the_session_is_open() -> None:
         connections=FakeConnections(None),
     )
     try:
-        assert worker.readiness() == (False, "WAITING_FOR_PHONE")
+        ready, body = worker.readiness()
+        assert ready is False
+        assert json.loads(body)["state"] == "WAITING_FOR_PHONE"
     finally:
         worker.probes.close()
 

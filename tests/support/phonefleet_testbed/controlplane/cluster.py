@@ -57,8 +57,17 @@ class ControlPlane:
     ``mint_user_kubeconfig`` and ``mint_service_account_kubeconfig`` give narrower ones.
     """
 
-    def __init__(self, binaries: Binaries | None = None, work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        binaries: Binaries | None = None,
+        work_dir: Path | None = None,
+        *,
+        bind_address: str = "127.0.0.1",
+    ) -> None:
         self.binaries = binaries or Binaries.ensure()
+        # A real node's pods reach the API server on a non-loopback address (the host end of the
+        # node's veth pair); by default it stays on loopback.
+        self.bind_address = bind_address
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="phonefleet-cp-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +75,7 @@ class ControlPlane:
         self.log_dir = self.work_dir / "logs"
         self.ca = CertificateAuthority()
         self.api_port = free_port()
-        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.server = f"https://{bind_address}:{self.api_port}"
         self.kubeconfig = self.work_dir / "admin.kubeconfig"
         self._processes: list[ManagedProcess] = []
         self.startup_seconds: dict[str, float] = {}
@@ -124,7 +133,7 @@ class ControlPlane:
         (self.pki_dir / "ca.crt").write_bytes(self.ca.cert_pem)
         self.ca.key_pair.write(self.pki_dir, "ca")
         hosts = (
-            "127.0.0.1",
+            *dict.fromkeys(("127.0.0.1", self.bind_address)),
             "localhost",
             "10.0.0.1",
             "kubernetes",
@@ -179,14 +188,15 @@ class ControlPlane:
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.pki_dir
+        loopback = self.bind_address.startswith("127.")
         apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.binaries.path("kube-apiserver")),
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
                 # Without it the apiserver looks for a default route, which sandboxes lack.
-                "--advertise-address=127.0.0.1",
+                f"--advertise-address={self.bind_address}",
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -199,8 +209,15 @@ class ControlPlane:
                 # The default admission chain stays on (PodSecurity, ServiceAccount,
                 # ValidatingAdmissionWebhook, ...); nothing is disabled for convenience.
                 "--allow-privileged=true",
-                # 127.0.0.1 is not a valid Endpoints address; nothing in the bed routes to it.
-                "--endpoint-reconciler-type=none",
+                # 127.0.0.1 is not a valid Endpoints address; a real node's pods need the
+                # "kubernetes" Service's endpoints, at the non-loopback bind address.
+                f"--endpoint-reconciler-type={'none' if loopback else 'lease'}",
+                # A real node: reach kubelets by the address they report (never a DNS lookup of
+                # the node's name), as a client they trust, and webhooks at their pods' IPs.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                f"--kubelet-client-key={pki / 'admin.key'}",
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
