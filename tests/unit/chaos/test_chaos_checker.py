@@ -47,15 +47,17 @@ def make_pod(binding: str, owner_uid: str, *, uid: str = "", deleting: bool = Fa
     return {"metadata": meta}
 
 
-def make_claim(holder: str, holder_uid: str, *, uid: str = "claim-1") -> Obj:
+def make_claim(holder: str, holder_uid: str, *, uid: str = "claim-1", revision: int = 1) -> Obj:
     return {
-        "metadata": {"name": PHONE, "uid": uid},
+        "metadata": {"name": PHONE, "uid": uid, "resourceVersion": str(revision)},
         "spec": {"holder": {"namespace": "ns", "name": holder, "uid": holder_uid}},
     }
 
 
-def make_binding(name: str, uid: str, phase: str, *, deleting: bool = False) -> Obj:
-    meta: Obj = {"namespace": "ns", "name": name, "uid": uid}
+def make_binding(
+    name: str, uid: str, phase: str, *, deleting: bool = False, revision: int = 1
+) -> Obj:
+    meta: Obj = {"namespace": "ns", "name": name, "uid": uid, "resourceVersion": str(revision)}
     if deleting:
         meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     return {"metadata": meta, "status": {"phase": phase, "phone": {"id": PHONE}}}
@@ -204,4 +206,37 @@ def test_a_binding_being_deleted_is_exempt_from_i4() -> None:
     checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Running", deleting=True), 1.0)
     checker.phones_polled([PhoneReading(PHONE, status=2, stop_count=0)], 2.0)
     checker.evaluate(100.0)
+    assert checker.violations == []
+
+
+def test_a_holder_reported_conflict_while_its_claim_stayed_breaks_i5() -> None:
+    """Running, then Conflict, while the claim created before the Running status still names it."""
+    world = World()
+    checker = Checker(world, GRACE)
+    world.put_claim(make_claim("alpha", "uid-a", revision=10))
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Running", revision=20), 1.0)
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Conflict", revision=30), 2.0)
+    checker.evaluate(2.1)
+    assert invariants(checker) == ["I5"]
+
+
+def test_conflict_after_the_claim_was_taken_by_another_keeps_i5() -> None:
+    """A claim deleted by hand and taken by another binding: Conflict is the truth."""
+    world = World()
+    checker = Checker(world, GRACE)
+    world.put_claim(make_claim("bravo", "uid-b", uid="claim-2", revision=25))
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Running", revision=20), 1.0)
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Conflict", revision=30), 2.0)
+    checker.evaluate(2.1)
+    assert checker.violations == []
+
+
+def test_conflict_then_a_new_claim_of_its_own_keeps_i5() -> None:
+    """Conflict, then the binding claims the phone again: the new claim is younger than Running."""
+    world = World()
+    checker = Checker(world, GRACE)
+    world.put_claim(make_claim("alpha", "uid-a", uid="claim-3", revision=35))
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Running", revision=20), 1.0)
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Conflict", revision=30), 2.0)
+    checker.evaluate(2.1)
     assert checker.violations == []

@@ -1,4 +1,4 @@
-"""The chaos test's judge: four invariants over what it observes itself, never the operator's views.
+"""The chaos test's judge: five invariants over what it observes itself, never the operator's views.
 
 It is fed by its own watches of worker pods, PhoneClaims and PhoneBindings (``observers``), by its
 own polls of the Geelark simulator's admin API, and by the fault injector, which tells it when it
@@ -50,6 +50,16 @@ I4 **a Running binding's phone is on.** A binding that is not being deleted may 
    ("could not check" is not "stopped"). A binding being deleted is exempt: its status is no
    longer maintained, and it is gone once its finalizer is done.
 
+I5 **a holder is never told it lost its phone.** A binding's status must not turn from a phase
+   only a holder reports (``Bound``, ``Running``, ``Suspended``) to ``Conflict`` while the claim
+   naming it stays in place. Proven by one fresh read after the checker saw the ``Conflict``
+   status: the claim names the binding, and its ``resourceVersion`` is older than the binding's
+   previous status. Claims are never updated, so that resourceVersion is the claim's creation, and
+   the test bed's single etcd numbers the revisions of every kind from one counter (Kubernetes
+   calls resourceVersions opaque; here they are etcd revisions). The claim then existed, naming
+   the binding, through the whole pass that wrote ``Conflict``: a pass that read it could not have
+   said so. No grace. (Issue 10's first defect breaks this one.)
+
 The checker fails only on what it can show; it counts everything it looked at (``stats``).
 """
 
@@ -73,6 +83,8 @@ Obj = Mapping[str, Any]
 
 PHONE_LABEL = "phonefleet.dev/phone-id"
 STOPPED = 2
+# Phases only a binding holding its claim reports.
+_HOLDING_PHASES = frozenset({"Bound", "Running", "Suspended"})
 
 
 class ClusterReader(Protocol):
@@ -148,6 +160,16 @@ class _Binding:
     phone_id: str | None
     deleting: bool
     running_since: float | None
+    revision: int
+
+
+@dataclass(frozen=True)
+class _ConflictSuspect:
+    """A binding that turned Conflict from Bound/Running (I5, to be proven)."""
+
+    binding: _Binding
+    previous_phase: str
+    previous_revision: int
 
 
 @dataclass
@@ -241,6 +263,7 @@ class Checker:
         self._phones: dict[str, _Phone] = {}
         self._suspects: dict[str, _Suspect] = {}
         self._stop_suspects: list[_StopSuspect] = []
+        self._conflict_suspects: list[_ConflictSuspect] = []
         self._force_released: dict[str, float] = {}
         self._k8s_back_at = float("-inf")
         self._blind = _Blind()
@@ -355,16 +378,29 @@ class Checker:
             for obj in items:
                 binding = self._seen_binding(obj, previous, at)
                 self._bindings[binding.uid] = binding
+                self._check_conflict(previous.get(binding.uid), binding)
 
     def binding_event(self, kind: str, obj: Obj, at: float) -> None:
         """One watch event of a PhoneBinding."""
         with self._lock:
             self.stats["binding events"] += 1
             binding = self._seen_binding(obj, self._bindings, at)
+            before = self._bindings.get(binding.uid)
             if kind == "DELETED":
                 self._bindings.pop(binding.uid, None)
-            else:
-                self._bindings[binding.uid] = binding
+                return
+            self._bindings[binding.uid] = binding
+            self._check_conflict(before, binding)
+
+    def _check_conflict(self, before: _Binding | None, binding: _Binding) -> None:
+        self.stats["checks I5"] += 1
+        if (
+            before is not None
+            and before.phase in _HOLDING_PHASES
+            and binding.phase == "Conflict"
+            and binding.phone_id is not None
+        ):
+            self._conflict_suspects.append(_ConflictSuspect(binding, before.phase, before.revision))
 
     @staticmethod
     def _seen_binding(obj: Obj, known: Mapping[str, _Binding], at: float) -> _Binding:
@@ -384,6 +420,7 @@ class Checker:
             phone_id=(status.get("phone") or {}).get("id"),
             deleting=bool(meta.get("deletionTimestamp")),
             running_since=running_since,
+            revision=int(meta.get("resourceVersion") or 0),
         )
 
     # ------------------------------------------------------------------ phones
@@ -456,6 +493,7 @@ class Checker:
             suspects = list(self._suspects.values())
             self._suspects.clear()
             stop_suspects, self._stop_suspects = self._stop_suspects, []
+            conflicts, self._conflict_suspects = self._conflict_suspects, []
         for suspect in suspects:
             try:
                 self._prove_unheld(suspect, at)
@@ -470,8 +508,35 @@ class Checker:
                 with self._lock:
                     self.stats["reads failed"] += 1
                     self._stop_suspects.append(stop)
+        for conflict in conflicts:
+            try:
+                self._prove_conflict(conflict, at)
+            except Exception:
+                with self._lock:
+                    self.stats["reads failed"] += 1
+                    self._conflict_suspects.append(conflict)
         with self._lock:
             self._check_running_phones(at)
+
+    def _prove_conflict(self, suspect: _ConflictSuspect, at: float) -> None:
+        binding = suspect.binding
+        assert binding.phone_id is not None
+        self.stats["I5 suspects"] += 1
+        claim = self._reader.claim(binding.phone_id)
+        if claim is None or _holder_uid(claim) != binding.uid:
+            return
+        created = int(claim["metadata"].get("resourceVersion") or 0)
+        if created >= suspect.previous_revision:
+            return
+        with self._lock:
+            self._violate(
+                at,
+                "I5",
+                f"binding {binding.key} turned from {suspect.previous_phase} to Conflict while "
+                f"the claim on phone {binding.phone_id} (resourceVersion {created}) named it "
+                f"from before its {suspect.previous_phase} status (resourceVersion "
+                f"{suspect.previous_revision}) until after",
+            )
 
     def _prove_unheld(self, suspect: _Suspect, at: float) -> None:
         pod = suspect.pod

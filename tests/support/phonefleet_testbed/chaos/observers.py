@@ -216,6 +216,7 @@ class Observers:
         alive = [t.name for t in self._threads if t.is_alive()]
         if alive:
             raise RuntimeError(f"observer threads did not stop: {alive}")
+        self.checker.evaluate(self._clock())  # the last suspects, now that nothing else reads
 
     def _poll_simulator(self) -> None:
         with SimulatorAdmin(self._simulator_url) as admin:
