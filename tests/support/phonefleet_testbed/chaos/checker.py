@@ -596,9 +596,10 @@ class Checker:
             if binding.phase != "Running" or binding.deleting or binding.phone_id is None:
                 continue
             phone = self._phones.get(binding.phone_id)
+            self.stats["checks I4"] += 1
             if phone is None or phone.off_since is None or binding.running_since is None:
                 continue
-            self.stats["checks I4"] += 1
+            self.stats["I4 Running while the phone is off (evaluations)"] += 1
             since = max(phone.off_since, binding.running_since, self._blind.last_end)
             if at - since <= self.grace.running_off_grace:
                 continue

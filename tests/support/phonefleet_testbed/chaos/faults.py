@@ -28,6 +28,7 @@ from phonefleet_testbed.chaos.fleet import SUSPENDED_PHONE, FleetPlan
 from phonefleet_testbed.chaos.operator_process import OperatorProcess
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.geelark_sim import SimulatorAdmin, seed_id
+from phonefleet_testbed.waiting import wait_for
 
 __all__ = ["KIND_WEIGHTS", "Fault", "FaultInjector", "plan_faults"]
 
@@ -57,7 +58,7 @@ _GEELARK_RULES: dict[str, dict[str, object]] = {
 
 # Restarting the API server takes a few seconds and every client relists after it: at most one
 # in this many seconds, so the rest of the faults still meet a working cluster.
-_APISERVER_GAP = 25.0
+_APISERVER_GAP = 30.0
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class FaultInjector:
     ) -> None:
         self.faults = faults
         self._plan = plan
-        self._plane = plane
+        self.plane = plane
         self._admin = admin
         self._operator = operator
         self._checker = checker
@@ -199,7 +200,9 @@ class FaultInjector:
         self.injected: Counter[str] = Counter()
         self.no_ops: Counter[str] = Counter()
         self.incidents: list[str] = []
+        self.revived: Counter[str] = Counter()
         self._killed = False
+        self._starting: int | None = None
         self._give_up = float("inf")
 
     # ------------------------------------------------------------------ playing
@@ -222,10 +225,10 @@ class FaultInjector:
             wait = due - self._clock()
             if wait > 0:
                 time.sleep(min(wait, 0.5))  # pacing the timeline, not waiting for a condition
-                self._watch_operator()
+                self.supervise()
                 continue
             heapq.heappop(self._queue)
-            self._watch_operator()
+            self.supervise()
             action.run()
 
     def _push(
@@ -240,15 +243,38 @@ class FaultInjector:
         self._seq += 1
         heapq.heappush(self._queue, _Action(due, self._seq, label, run, undo, clamp))
 
-    def _watch_operator(self) -> None:
-        """An operator that exits by itself (not SIGKILLed by us) is an incident; restart it."""
-        if self._operator.starts and not self._operator.is_running() and not self._killed:
+    def supervise(self) -> None:
+        """Start exited control-plane components again (as a cluster would) and watch the
+        operator: its blind window ends once a restarted one answers; one that exits by itself
+        (not SIGKILLed by us) is an incident, and is started again."""
+        for name in self.plane.restart_exited():
+            self.revived[name] += 1
+            self._say(f"{name} had exited: started it again")
+        if not self._operator.starts or self._killed:
+            return
+        if not self._operator.is_running():
             self.incidents.append(
                 f"the operator exited by itself at {self._clock():.1f}s:\n"
                 f"{self._operator.log_tail(30)}"
             )
             self._operator.start()
-            self._operator.wait_healthy()
+            self._starting = self._checker.blind_begin(
+                "operator down", self._clock(), kubernetes=True
+            )
+        if self._starting is not None and self._operator.is_healthy():
+            self._checker.blind_end(self._starting, self._clock())
+            self._starting = None
+
+    def wait_operator(self, timeout: float = 90.0) -> None:
+        """Wait until the operator runs and answers (after the chaos, before settling)."""
+
+        def answering() -> bool:
+            self.supervise()
+            return self._starting is None and self._operator.is_healthy()
+
+        wait_for(
+            answering, timeout, interval=0.2, message="the operator to answer after the faults"
+        )
 
     def _begin(self, fault: Fault) -> Callable[[], bool]:
         def run() -> bool:
@@ -269,9 +295,11 @@ class FaultInjector:
         if kind == "operator-sigkill":
             return self._kill_operator(fault)
         if kind == "apiserver-restart":
-            token = self._checker.blind_begin("API server restart", self._clock(), kubernetes=True)
-            self._plane.restart_apiserver(kill=fault.detail == "SIGKILL")
+            began = self._clock()
+            token = self._checker.blind_begin("API server restart", began, kubernetes=True)
+            self.plane.restart_apiserver(kill=fault.detail == "SIGKILL")
             self._checker.blind_end(token, self._clock())
+            self._say(f"kube-apiserver ready again after {self._clock() - began:.1f}s")
             return True
         if kind in _GEELARK_RULES:
             return self._geelark_window(fault)
@@ -294,6 +322,8 @@ class FaultInjector:
         raise ValueError(f"unknown fault kind {kind}")
 
     def _kill_operator(self, fault: Fault) -> bool:
+        if self._killed:  # still down: the timeline runs late and its restart has not come yet
+            return False
         token = self._checker.blind_begin("operator down", self._clock(), kubernetes=True)
         self._killed = True
         self._operator.kill()
@@ -301,8 +331,7 @@ class FaultInjector:
         def restart() -> bool:
             self._operator.start()
             self._killed = False
-            self._operator.wait_healthy()
-            self._checker.blind_end(token, self._clock())
+            self._starting = token  # the blind window ends once it answers (see supervise)
             return True
 
         self._later(fault, "restart the operator", restart)
@@ -324,7 +353,7 @@ class FaultInjector:
         args = ["delete", kind, name, "--wait=false"]
         if namespace:
             args += ["-n", namespace]
-        result = self._plane.kubectl(*args, check=False)
+        result = self.plane.kubectl(*args, check=False)
         if result.returncode != 0 and "NotFound" not in result.stderr:
             self._say(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
         return result.returncode == 0
@@ -335,7 +364,7 @@ class FaultInjector:
             return False
 
         def recreate() -> bool:
-            result = self._plane.kubectl(
+            result = self.plane.kubectl(
                 "create", "-f", "-", input_text=json.dumps(planned.manifest()), check=False
             )
             if result.returncode != 0:
@@ -364,7 +393,7 @@ class FaultInjector:
 
     def _patch_suspend(self, namespace: str, name: str, suspend: bool) -> bool:
         patch = json.dumps({"spec": {"suspend": suspend}})
-        result = self._plane.kubectl(
+        result = self.plane.kubectl(
             "patch", "phonebinding", name, "-n", namespace, "--type=merge", "-p", patch, check=False
         )
         return result.returncode == 0

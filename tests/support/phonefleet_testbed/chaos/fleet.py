@@ -147,6 +147,12 @@ class _World:
     def status(self, planned: PlannedBinding) -> Obj:
         return (self.body(planned) or {}).get("status") or {}
 
+    def why(self, planned: PlannedBinding) -> str:
+        """The binding's Ready condition, to say what it waits for."""
+        conditions = self.status(planned).get("conditions") or []
+        ready: Obj = next((c for c in conditions if c.get("type") == "Ready"), {})
+        return f"({ready.get('reason')}: {ready.get('message')})"
+
     def uid(self, planned: PlannedBinding) -> str | None:
         uid: str | None = (self.body(planned) or {}).get("metadata", {}).get("uid")
         return uid
@@ -215,15 +221,20 @@ def _phone_problems(
     phase = world.status(holder).get("phase")
     power = world.phones.get(phone_id, (None, 0))[0]
     if holder.suspend and (phase, power) != ("Suspended", 2):
-        problems.append(f"{holder.key} holds {phone_id}: {phase}, phone status {power}")
+        problems.append(
+            f"{holder.key} holds {phone_id}: {phase}, phone status {power} {world.why(holder)}"
+        )
     if not holder.suspend:
         pod_key = (holder.namespace, f"{holder.name}-worker")
         expected_pods.add(pod_key)
         if (phase, power) != ("Running", 0):
-            problems.append(f"{holder.key} holds {phone_id}: {phase}, phone status {power}")
+            problems.append(
+                f"{holder.key} holds {phone_id}: {phase}, phone status {power} {world.why(holder)}"
+            )
         pod = world.live_pods.get(pod_key)
         if pod is None or not _ready(pod):
-            problems.append(f"{holder.key} has no live ready pod")
+            state = "none" if pod is None else (pod.get("status") or {}).get("phase")
+            problems.append(f"{holder.key} has no live ready pod (pod: {state})")
     for other in mine:
         found = world.status(other)
         if other is not holder and (found.get("phase"), found.get("conflictWith")) != (

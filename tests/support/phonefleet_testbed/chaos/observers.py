@@ -139,7 +139,7 @@ class _KindWatch:
                     self._on_list([o for o in items if self._keep(o)], self._clock())
                     self._watch(call, kwargs, version)
                 except Exception:
-                    self._stats[f"{self.kind} watch gaps"] += 1
+                    self._stats[f"{self.kind} watch errors"] += 1
                     self._stop.wait(_RETRY_SECONDS)
         finally:
             api.close()

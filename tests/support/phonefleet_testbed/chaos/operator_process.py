@@ -35,7 +35,9 @@ class OperatorProcess:
         return self._log_dir / "phonefleet-operator.log"
 
     def start(self) -> None:
-        """Start the console script (a new liveness port each time)."""
+        """Start the console script (a new liveness port each time); one at a time."""
+        if self.is_running():
+            raise RuntimeError("an operator is running already: two would race each other")
         script = Path(sys.executable).parent / "phonefleet-operator"
         self._liveness = f"http://127.0.0.1:{free_port()}/healthz"
         self._process = ManagedProcess(
@@ -56,6 +58,13 @@ class OperatorProcess:
             return requests.get(self._liveness, timeout=2).status_code == 200
 
         wait_for(healthy, timeout, interval=0.2, message="phonefleet-operator to answer /healthz")
+
+    def is_healthy(self) -> bool:
+        """Whether the operator answers its liveness probe now."""
+        try:
+            return self.is_running() and requests.get(self._liveness, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
 
     def is_running(self) -> bool:
         """Whether the operator process is alive."""

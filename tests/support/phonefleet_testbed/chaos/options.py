@@ -7,7 +7,7 @@ import pytest
 __all__ = ["DEFAULT_CHAOS_SECONDS", "chaos_seconds", "chaos_seed"]
 
 #: Seconds of faults in CI; the whole test then takes about three minutes on two loaded cores.
-DEFAULT_CHAOS_SECONDS = 75.0
+DEFAULT_CHAOS_SECONDS = 100.0
 #: What the test may take beyond its seconds of faults: setup, settling, deletion.
 _OVERHEAD_SECONDS = 420
 

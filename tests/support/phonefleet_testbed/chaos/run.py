@@ -62,6 +62,8 @@ class ChaosReport:
     settle_problems: list[str] = field(default_factory=list)
     cleanup_problems: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    geelark: str = ""
+    revived: Counter[str] = field(default_factory=Counter)
     operator_log: Path | None = None
 
     @property
@@ -82,6 +84,8 @@ class ChaosReport:
             + _counts(self.injected)
             + (f"; no-ops: {_counts(self.no_ops)}" if self.no_ops else ""),
             f"checked: {_counts(self.stats)}",
+            f"Geelark simulator: {self.geelark}",
+            f"control-plane components that exited and were started again: {_counts(self.revived)}",
         ]
         sections = (
             ("VIOLATIONS", [str(v) for v in self.violations]),
@@ -217,27 +221,36 @@ def _run(  # noqa: PLR0917 - the run's parts, handed over once
         log("faults over; waiting for the fleet to settle")
 
         began = clock()
-        if not operator.is_running():
-            operator.start()
-        operator.wait_healthy()
-        report.settle_problems = _settle(plane, plan, admin)
+        injector.wait_operator()
+        report.settle_problems = _settle(plan, admin, injector)
         report.timings["settle"] = clock() - began
         log("settled" if not report.settle_problems else "did not settle")
 
         began = clock()
-        report.cleanup_problems = _delete_all(plane, plan, admin)
+        report.cleanup_problems = _delete_all(plane, plan, admin, injector)
         report.timings["delete"] = clock() - began
         log("deleted every binding")
     finally:
         observers.stop()
         operator.stop()
-        admin.close()
         reader.close()
         report.injected = injector.injected
         report.no_ops = injector.no_ops
         report.incidents = injector.incidents
+        report.revived = injector.revived
         report.violations = checker.violations
         report.stats = checker.stats + observers.stats
+        report.geelark = _geelark_counts(admin)
+        admin.close()
+
+
+def _geelark_counts(admin: SimulatorAdmin) -> str:
+    counters = admin.counters()
+    return (
+        f"{counters.total} Open API calls; replies by code {dict(sorted(counters.codes.items()))}; "
+        f"HTTP errors {dict(sorted(counters.http_statuses.items()))}; "
+        f"connections dropped {counters.dropped}"
+    )
 
 
 def _snapshot(plane: ControlPlane, plan: FleetPlan) -> tuple[list[Obj], list[Obj], list[Obj]]:
@@ -257,10 +270,12 @@ def _snapshot(plane: ControlPlane, plan: FleetPlan) -> tuple[list[Obj], list[Obj
     return bindings, claims, pods
 
 
-def _settle(plane: ControlPlane, plan: FleetPlan, admin: SimulatorAdmin) -> list[str]:
+def _settle(plan: FleetPlan, admin: SimulatorAdmin, injector: FaultInjector) -> list[str]:
+    plane = injector.plane
     problems: list[str] = []
 
     def settled() -> bool:
+        injector.supervise()
         bindings, claims, pods = _snapshot(plane, plan)
         phones = {p.id: (p.status, p.start_count) for p in admin.phones()}
         problems[:] = settle_problems(plan, bindings, claims, pods, phones)
@@ -273,12 +288,15 @@ def _settle(plane: ControlPlane, plan: FleetPlan, admin: SimulatorAdmin) -> list
     return []
 
 
-def _delete_all(plane: ControlPlane, plan: FleetPlan, admin: SimulatorAdmin) -> list[str]:
+def _delete_all(
+    plane: ControlPlane, plan: FleetPlan, admin: SimulatorAdmin, injector: FaultInjector
+) -> list[str]:
     for namespace in plan.namespaces:
         plane.kubectl("delete", "phonebindings", "--all", "-n", namespace, "--wait=false")
     problems: list[str] = []
 
     def gone() -> bool:
+        injector.supervise()
         bindings, _, _ = _snapshot(plane, plan)
         problems[:] = [
             f"binding {b['metadata']['namespace']}/{b['metadata']['name']} was never released"

@@ -329,6 +329,15 @@ class ControlPlane:
 
         wait_for(ready, timeout, message="kube-apiserver /readyz after a restart")
 
+    def restart_exited(self) -> list[str]:
+        """Start every component that has exited again, as a kubelet restarts its static pods;
+        return their names. (kube-scheduler exits on purpose when a watch gap left its cache
+        inconsistent: "Scheduler cache is corrupted".)"""
+        revived = [p for p in self._processes if not p.is_running()]
+        for process in revived:
+            process.start()
+        return [p.name for p in revived]
+
     def _check_processes(self) -> None:
         for process in self._processes:
             process.check_running()
