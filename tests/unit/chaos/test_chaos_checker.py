@@ -240,3 +240,44 @@ def test_conflict_then_a_new_claim_of_its_own_keeps_i5() -> None:
     checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Conflict", revision=30), 2.0)
     checker.evaluate(2.1)
     assert checker.violations == []
+
+
+def deleting_holder(world: World, checker: Checker) -> None:
+    """alpha holds the phone, which runs; then alpha's deletion begins."""
+    checker.claim_event("ADDED", world.put_claim(make_claim("alpha", "uid-a")), 1.0)
+    checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 1.5)
+    checker.binding_event("MODIFIED", make_binding("alpha", "uid-a", "Running", deleting=True), 2.0)
+
+
+def test_a_deleted_holder_gone_with_its_phone_still_running_breaks_i6() -> None:
+    """The finalizer let the binding go without a stop: the phone is left billing."""
+    world = World()
+    checker = Checker(world, GRACE)
+    deleting_holder(world, checker)
+    checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 2.5)
+    checker.binding_event("DELETED", make_binding("alpha", "uid-a", "Running", deleting=True), 3.0)
+    checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 3.5)
+    assert invariants(checker) == ["I6"]
+
+
+def test_a_deleted_holder_that_stopped_its_phone_keeps_i6() -> None:
+    """The stop counter rose before the first poll after the binding went, even if the next
+    holder started the phone again at once."""
+    world = World()
+    checker = Checker(world, GRACE)
+    deleting_holder(world, checker)
+    checker.binding_event("DELETED", make_binding("alpha", "uid-a", "Running", deleting=True), 3.0)
+    checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=1)], 3.5)
+    assert checker.violations == []
+    assert checker.stats["checks I6"] == 1
+
+
+def test_a_deleted_holder_whose_claim_was_deleted_by_hand_keeps_i6() -> None:
+    """After a force-release the binding no longer holds the phone: stopping it is not its job."""
+    world = World()
+    checker = Checker(world, GRACE)
+    deleting_holder(world, checker)
+    checker.force_released(PHONE, 2.2)
+    checker.binding_event("DELETED", make_binding("alpha", "uid-a", "Running", deleting=True), 3.0)
+    checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 3.5)
+    assert checker.violations == []

@@ -1,4 +1,4 @@
-"""The chaos test's judge: five invariants over what it observes itself, never the operator's views.
+"""The chaos test's judge: six invariants over what it observes itself, never the operator's views.
 
 It is fed by its own watches of worker pods, PhoneClaims and PhoneBindings (``observers``), by its
 own polls of the Geelark simulator's admin API, and by the fault injector, which tells it when it
@@ -59,6 +59,14 @@ I5 **a holder is never told it lost its phone.** A binding's status must not tur
    calls resourceVersions opaque; here they are etcd revisions). The claim then existed, naming
    the binding, through the whole pass that wrote ``Conflict``: a pass that read it could not have
    said so. No grace. (Issue 10's first defect breaks this one.)
+
+I6 **a deleted holder stops its phone.** A binding that held its phone's claim when its deletion
+   began (the checker saw its ``deletionTimestamp``) must not disappear (its finalizer done) before
+   the phone was stopped: the simulator's stop counter for the phone must have risen between the
+   poll before the deletion was seen and the first poll after the binding was gone, unless a poll
+   in between saw the phone off anyway, or a person deleted the claim by hand meanwhile (then the
+   binding no longer holds the phone, and stopping it is not its job). Every binding of the run
+   has ``releasePolicy: Stop``. No grace: the finalizer's contract is to stop first.
 
 The checker fails only on what it can show; it counts everything it looked at (``stats``).
 """
@@ -173,6 +181,18 @@ class _ConflictSuspect:
 
 
 @dataclass
+class _Deletion:
+    """A holder whose deletion began (I6): what its phone did until it was gone."""
+
+    binding: str
+    phone_id: str
+    began: float
+    stops_before: int
+    seen_off: bool = False
+    gone_at: float | None = None
+
+
+@dataclass
 class _Phone:
     status: int
     stop_count: int
@@ -264,6 +284,7 @@ class Checker:
         self._suspects: dict[str, _Suspect] = {}
         self._stop_suspects: list[_StopSuspect] = []
         self._conflict_suspects: list[_ConflictSuspect] = []
+        self._deletions: dict[str, _Deletion] = {}
         self._force_released: dict[str, float] = {}
         self._k8s_back_at = float("-inf")
         self._blind = _Blind()
@@ -379,6 +400,9 @@ class Checker:
                 binding = self._seen_binding(obj, previous, at)
                 self._bindings[binding.uid] = binding
                 self._check_conflict(previous.get(binding.uid), binding)
+                self._check_deletion(binding, at)
+            for uid in set(previous) - set(self._bindings):
+                self._gone(uid, at)
 
     def binding_event(self, kind: str, obj: Obj, at: float) -> None:
         """One watch event of a PhoneBinding."""
@@ -388,9 +412,31 @@ class Checker:
             before = self._bindings.get(binding.uid)
             if kind == "DELETED":
                 self._bindings.pop(binding.uid, None)
+                self._gone(binding.uid, at)
                 return
             self._bindings[binding.uid] = binding
             self._check_conflict(before, binding)
+            self._check_deletion(binding, at)
+
+    def _check_deletion(self, binding: _Binding, at: float) -> None:
+        if not binding.deleting or binding.uid in self._deletions or binding.phone_id is None:
+            return
+        claim = self._claims.get(binding.phone_id)
+        phone = self._phones.get(binding.phone_id)
+        if claim is None or claim.holder_uid != binding.uid or phone is None:
+            return
+        self._deletions[binding.uid] = _Deletion(
+            binding.key,
+            binding.phone_id,
+            at,
+            phone.stop_count,
+            seen_off=phone.off_since is not None,
+        )
+
+    def _gone(self, uid: str, at: float) -> None:
+        deletion = self._deletions.get(uid)
+        if deletion is not None and deletion.gone_at is None:
+            deletion.gone_at = at
 
     def _check_conflict(self, before: _Binding | None, binding: _Binding) -> None:
         self.stats["checks I5"] += 1
@@ -440,6 +486,27 @@ class Checker:
                     self.stats["Open API stops seen"] += reading.stop_count - before.stop_count
                     self._suspect_stop(reading.id, before.polled_at, at)
                 self._phones[reading.id] = _Phone(reading.status, reading.stop_count, off_since, at)
+            self._check_deletions(at)
+
+    def _check_deletions(self, at: float) -> None:
+        for uid, deletion in list(self._deletions.items()):
+            phone = self._phones[deletion.phone_id]
+            deletion.seen_off = deletion.seen_off or phone.off_since is not None
+            if deletion.gone_at is None or deletion.gone_at >= phone.polled_at:
+                continue  # judged on the first poll after the binding was gone
+            del self._deletions[uid]
+            self.stats["checks I6"] += 1
+            released = self._force_released.get(deletion.phone_id, float("-inf"))
+            stopped = phone.stop_count > deletion.stops_before
+            if stopped or deletion.seen_off or released >= deletion.began:
+                continue
+            self._violate(
+                at,
+                "I6",
+                f"binding {deletion.binding} held phone {deletion.phone_id} when its deletion "
+                f"began ({deletion.began:.1f}s) and was gone at {deletion.gone_at:.1f}s, but the "
+                "phone was never stopped: it still runs, billed",
+            )
 
     def _suspect_stop(self, phone_id: str, before: float, after: float) -> None:
         claim = self._claims.get(phone_id)

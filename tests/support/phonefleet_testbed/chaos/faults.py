@@ -7,7 +7,8 @@ phone nobody holds at that moment is a no-op, and is counted as one.
 
 Kinds: the operator SIGKILLed and started again after a while; kube-apiserver restarted (SIGTERM
 or SIGKILL); a Geelark window of outage (connections closed), HTTP 500, code 40007 (rate limited)
-or code 40003 (credentials refused) on every endpoint; a PhoneClaim deleted by hand; a worker pod
+or code 40003 (credentials refused) on every endpoint (half of the 40003 windows with a binding
+deletion in them); a PhoneClaim deleted by hand; a worker pod
 deleted; a binding deleted and created again (same manifest, new uid) once it is gone; a binding
 suspended and resumed; a phone stopped behind the operator's back (through the simulator's admin
 API, not the Open API).
@@ -108,12 +109,17 @@ def plan_faults(rng: random.Random, plan: FleetPlan, seconds: float) -> list[Fau
     while True:
         t += rng.uniform(0.5, 3.0)
         if t >= seconds:
-            return faults
+            return sorted(faults, key=lambda f: f.at)
         for _ in range(10):  # a kind the timeline cannot have now is drawn again
             fault = _draw(rng, rng.choices(kinds, weights)[0], t, state, targets)
             if fault is not None:
                 faults.append(fault)
                 break
+        if faults and faults[-1].kind == "geelark-40003-auth-refused" and rng.random() < 0.5:
+            # A deletion while Geelark refuses the credentials: the finalizer must wait.
+            deletion = _draw(rng, "binding-deleted-recreated", t + 0.5, state, targets)
+            if deletion is not None:
+                faults.append(deletion)
 
 
 @dataclass(frozen=True)
@@ -203,7 +209,9 @@ class FaultInjector:
         self.revived: Counter[str] = Counter()
         self._killed = False
         self._starting: int | None = None
+        self._recreating: set[str] = set()
         self._give_up = float("inf")
+        self._restore_seconds = 0.0
 
     # ------------------------------------------------------------------ playing
 
@@ -214,6 +222,7 @@ class FaultInjector:
         is done); after ``restore_seconds`` past ``end`` that counts as an incident.
         """
         self._give_up = end + restore_seconds
+        self._restore_seconds = restore_seconds
         for fault in self.faults:
             self._push(start + fault.at, str(fault), self._begin(fault))
         while self._queue:
@@ -360,16 +369,26 @@ class FaultInjector:
 
     def _delete_binding(self, fault: Fault) -> bool:
         planned = self._plan.by_key(fault.target)
+        # Still being deleted (the timeline runs late, or the operator was down): one re-creation.
+        if planned.key in self._recreating:
+            return False
         if not self._deleted("phonebinding", planned.name, planned.namespace):
             return False
+        self._recreating.add(planned.key)
 
         def recreate() -> bool:
             result = self.plane.kubectl(
                 "create", "-f", "-", input_text=json.dumps(planned.manifest()), check=False
             )
-            if result.returncode != 0:
+            if result.returncode == 0:
+                self._recreating.discard(planned.key)
+            else:
                 if self._clock() > self._give_up:
-                    self.incidents.append(f"{planned.key} could not be created again: {result}")
+                    self.incidents.append(
+                        f"{planned.key} was still being deleted {self._restore_seconds:.0f}s "
+                        f"after the faults stopped (its finalizer never finished): "
+                        f"{result.stderr.strip()}"
+                    )
                     return False
                 # Still terminating (its finalizer waits for the operator): try again shortly.
                 self._push(self._clock() + 0.5, f"re-create {planned.key}", recreate, undo=True)
@@ -382,7 +401,9 @@ class FaultInjector:
 
     def _suspend(self, fault: Fault) -> bool:
         planned = self._plan.by_key(fault.target)
-        if not self._patch_suspend(planned.namespace, planned.name, True):
+        if planned.key in self._recreating or not self._patch_suspend(
+            planned.namespace, planned.name, True
+        ):
             return False
 
         def resume() -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-__all__ = ["DEFAULT_CHAOS_SECONDS", "chaos_seconds", "chaos_seed"]
+__all__ = ["DEFAULT_CHAOS_SECONDS", "chaos_seconds", "chaos_seed", "chaos_without"]
 
 #: Seconds of faults in CI; the whole test then takes about three minutes on two loaded cores.
 DEFAULT_CHAOS_SECONDS = 100.0
@@ -26,6 +26,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         help="seed of every random choice of the run (default: a new one, printed)",
+    )
+    group.addoption(
+        "--chaos-without",
+        default="",
+        help="fault kinds left out of the seed's timeline, comma-separated (the rest is unchanged)",
     )
 
 
@@ -51,3 +56,9 @@ def chaos_seed(config: pytest.Config) -> int | None:
     """The ``--chaos-seed`` of this session, None when not given."""
     value = config.getoption("--chaos-seed")
     return None if value is None else int(value)
+
+
+def chaos_without(config: pytest.Config) -> frozenset[str]:
+    """The fault kinds ``--chaos-without`` leaves out."""
+    text = str(config.getoption("--chaos-without"))
+    return frozenset(kind.strip() for kind in text.split(",") if kind.strip())

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from phonefleet_testbed.chaos.checker import Checker, Violation
-from phonefleet_testbed.chaos.faults import Fault, FaultInjector, plan_faults
+from phonefleet_testbed.chaos.faults import KIND_WEIGHTS, Fault, FaultInjector, plan_faults
 from phonefleet_testbed.chaos.fleet import PHONES, FleetPlan, plan_fleet, settle_problems
 from phonefleet_testbed.chaos.observers import KubeReader, Observers
 from phonefleet_testbed.chaos.operator_process import OperatorProcess
@@ -54,6 +54,7 @@ class ChaosReport:
     seconds: float
     plan: FleetPlan
     faults: list[Fault]
+    without: frozenset[str] = frozenset()
     injected: Counter[str] = field(default_factory=Counter)
     no_ops: Counter[str] = field(default_factory=Counter)
     stats: Counter[str] = field(default_factory=Counter)
@@ -75,10 +76,12 @@ class ChaosReport:
 
     def summary(self) -> str:
         """The seed, the faults by kind, the counts checked and whatever failed."""
+        rerun = f"--chaos-seed {self.seed} --chaos-seconds {self.seconds:g}"
+        if self.without:
+            rerun += f" --chaos-without {','.join(sorted(self.without))}"
         lines = [
             f"chaos seed {self.seed}: {self.seconds:g} s of faults "
-            f"(re-run: pytest tests/integration/chaos --chaos-seed {self.seed} "
-            f"--chaos-seconds {self.seconds:g})",
+            f"(re-run: pytest tests/integration/chaos {rerun})",
             "phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()),
             f"faults injected: {sum(self.injected.values())} "
             + _counts(self.injected)
@@ -123,6 +126,7 @@ def run_chaos(
     seconds: float,
     work_dir: Path,
     say: Callable[[str], None],
+    without: frozenset[str] = frozenset(),
 ) -> ChaosReport:
     """Run the whole scenario on ``plane`` and return what happened (it raises only on bugs of
     the harness itself; everything the operator gets wrong is in the report)."""
@@ -130,8 +134,12 @@ def run_chaos(
     clock = _Clock()
     suffix = uuid.uuid4().hex[:6]
     plan = plan_fleet(rng, (f"chaos-a-{suffix}", f"chaos-b-{suffix}"))
-    faults = plan_faults(rng, plan, seconds)
-    report = ChaosReport(seed=seed, seconds=seconds, plan=plan, faults=faults)
+    unknown = without - set(KIND_WEIGHTS)
+    if unknown:
+        raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted(KIND_WEIGHTS)}")
+    # Drawn in full, then filtered: the faults that remain are the seed's, unchanged.
+    faults = [f for f in plan_faults(rng, plan, seconds) if f.kind not in without]
+    report = ChaosReport(seed=seed, seconds=seconds, plan=plan, faults=faults, without=without)
 
     def log(text: str) -> None:
         say(f"[chaos {clock():6.1f}s] {text}")
