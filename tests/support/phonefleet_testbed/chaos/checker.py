@@ -64,9 +64,10 @@ I6 **a deleted holder stops its phone.** A binding that held its phone's claim w
    began (the checker saw its ``deletionTimestamp``) must not disappear (its finalizer done) before
    the phone was stopped: the simulator's stop counter for the phone must have risen between the
    poll before the deletion was seen and the first poll after the binding was gone, unless a poll
-   in between saw the phone off anyway, or a person deleted the claim by hand meanwhile (then the
-   binding no longer holds the phone, and stopping it is not its job). Every binding of the run
-   has ``releasePolicy: Stop``. No grace: the finalizer's contract is to stop first.
+   in between saw the phone off anyway, or a person deleted that claim by hand at any time since
+   it appeared (then the binding may no longer hold the phone, and stopping it is not its job).
+   Every binding of the run has ``releasePolicy: Stop``. No grace: the finalizer's contract is to
+   stop first.
 
 The checker fails only on what it can show; it counts everything it looked at (``stats``).
 """
@@ -188,6 +189,8 @@ class _Deletion:
     phone_id: str
     began: float
     stops_before: int
+    claimed_since: float
+    """When the checker first saw the claim that named the binding at the deletion's start."""
     seen_off: bool = False
     gone_at: float | None = None
 
@@ -430,6 +433,7 @@ class Checker:
             binding.phone_id,
             at,
             phone.stop_count,
+            claim.first_seen,
             seen_off=phone.off_since is not None,
         )
 
@@ -498,7 +502,9 @@ class Checker:
             self.stats["checks I6"] += 1
             released = self._force_released.get(deletion.phone_id, float("-inf"))
             stopped = phone.stop_count > deletion.stops_before
-            if stopped or deletion.seen_off or released >= deletion.began:
+            # A claim deleted by hand since it appeared: the binding may no longer hold the phone
+            # (the claims watch may not have shown the deletion yet when the binding's did).
+            if stopped or deletion.seen_off or released >= deletion.claimed_since:
                 continue
             self._violate(
                 at,
