@@ -548,6 +548,11 @@ class Checker:
             self.stats[f"blind windows ({reason})"] += 1
             return token
 
+    def open_blind_windows(self) -> list[str]:
+        """Blind windows begun and not ended (after the faults: none, or the harness is wrong)."""
+        with self._lock:
+            return sorted(self._blind.open.values())
+
     def blind_end(self, token: int, at: float) -> None:
         """The blind window ``token`` is over (the operator is back, Geelark answers again)."""
         with self._lock:

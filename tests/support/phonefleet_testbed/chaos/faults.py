@@ -267,9 +267,10 @@ class FaultInjector:
                 f"{self._operator.log_tail(30)}"
             )
             self._operator.start()
-            self._starting = self._checker.blind_begin(
-                "operator down", self._clock(), kubernetes=True
-            )
+            if self._starting is None:
+                self._starting = self._checker.blind_begin(
+                    "operator down", self._clock(), kubernetes=True
+                )
         if self._starting is not None and self._operator.is_healthy():
             self._checker.blind_end(self._starting, self._clock())
             self._starting = None
@@ -333,7 +334,11 @@ class FaultInjector:
     def _kill_operator(self, fault: Fault) -> bool:
         if self._killed:  # still down: the timeline runs late and its restart has not come yet
             return False
-        token = self._checker.blind_begin("operator down", self._clock(), kubernetes=True)
+        # A restarted operator that has not answered yet is still in its blind window: extend it.
+        token = self._starting
+        if token is None:
+            token = self._checker.blind_begin("operator down", self._clock(), kubernetes=True)
+        self._starting = None
         self._killed = True
         self._operator.kill()
 

@@ -230,6 +230,9 @@ def _run(  # noqa: PLR0917 - the run's parts, handed over once
 
         began = clock()
         injector.wait_operator()
+        left_open = checker.open_blind_windows()
+        if left_open:
+            raise AssertionError(f"the harness left blind windows open: {left_open}")
         report.settle_problems = _settle(plan, admin, injector)
         report.timings["settle"] = clock() - began
         log("settled" if not report.settle_problems else "did not settle")
