@@ -76,6 +76,15 @@ def test_two_live_pods_for_one_phone_break_i1() -> None:
     assert "ns/alpha-worker, ns/bravo-worker" in checker.violations[0].detail
 
 
+def test_the_same_two_live_pods_are_reported_once() -> None:
+    """Later events that still show the same pair add no second violation."""
+    checker = Checker(World(), GRACE)
+    checker.pod_event("ADDED", make_pod("alpha", "uid-a"), 1.0)
+    checker.pod_event("ADDED", make_pod("bravo", "uid-b"), 2.0)
+    checker.pod_event("MODIFIED", make_pod("bravo", "uid-b"), 3.0)
+    assert invariants(checker) == ["I1"]
+
+
 def test_a_relist_showing_two_live_pods_for_one_phone_breaks_i1() -> None:
     """A relist is a snapshot like any other: two live pods in it are a violation."""
     checker = Checker(World(), GRACE)

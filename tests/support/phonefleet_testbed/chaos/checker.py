@@ -293,6 +293,7 @@ class Checker:
         self._blind = _Blind()
         self._i4_reported: set[tuple[str, float]] = set()
         self._violations: list[Violation] = []
+        self._reported: set[object] = set()
         self.stats: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ results
@@ -348,7 +349,9 @@ class Checker:
     def _check_phone_pods(self, phone_id: str, at: float) -> None:
         live = [p for p in self._pods.values() if p.phone_id == phone_id and p.live]
         self.stats["checks I1"] += 1
-        if len(live) > 1:
+        pair = frozenset(p.uid for p in live)
+        if len(live) > 1 and pair not in self._reported:
+            self._reported.add(pair)  # once per set of pods, not once per event showing it
             names = ", ".join(sorted(p.key for p in live))
             self._violate(at, "I1", f"phone {phone_id} has {len(live)} live pods: {names}")
         claim = self._claims.get(phone_id)
@@ -638,6 +641,9 @@ class Checker:
             if released is not None and self._k8s_blind():
                 self._suspects.setdefault(pod.uid, _Suspect(pod, suspect.seen_at))
                 return
+            if pod.uid in self._reported:
+                return
+            self._reported.add(pod.uid)
             holder = _holder_uid(claim)
             said = "no claim" if claim is None else f"the claim names holder uid {holder}"
             self._violate(
