@@ -307,7 +307,7 @@ class FaultInjector:
         if kind == "apiserver-restart":
             began = self._clock()
             token = self._checker.blind_begin("API server restart", began, kubernetes=True)
-            self.plane.restart_apiserver(kill=fault.detail == "SIGKILL")
+            self.plane.restart_apiserver(kill=fault.detail == "SIGKILL", timeout=120)
             self._checker.blind_end(token, self._clock())
             self._say(f"kube-apiserver ready again after {self._clock() - began:.1f}s")
             return True
