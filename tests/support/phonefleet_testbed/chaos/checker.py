@@ -21,6 +21,8 @@ The invariants, and why each has or has no grace:
 I1 **one live pod per phone.** No two live pods carry the same phone id at any point of the pod
    watch's history. No grace: one watch delivers the pods' changes in the API server's order, and
    a relist is one consistent snapshot, so every state checked is a state the API server held.
+   Not even after a claim deleted by hand: a system can fence there (the next holder waits until
+   no live pod carries the phone), so an overlap is a finding, not something to allow.
 
 I2 **a live pod's binding holds its phone.** Proven by three fresh reads: the pod is live, then the
    claim does not name the pod's binding, then the same pod is still live; the claim's answer is
