@@ -25,6 +25,7 @@ from phonefleet_worker.appium_gateway import (
 from phonefleet_worker.backoff import Backoff
 from phonefleet_worker.connection import ConnectionSource, SecretDirConnectionSource
 from phonefleet_worker.lifecycle import Lifecycle
+from phonefleet_worker.metrics import MeteredJobs
 from phonefleet_worker.probes import ProbeServer
 from phonefleet_worker.session import DeviceSession, SessionTimings
 from phonefleet_worker.settings import WorkerSettings
@@ -91,8 +92,11 @@ class Worker:
             adb=adb,
             appium=appium,
             connections=connections or SecretDirConnectionSource(settings.adb_secret_dir),
-            jobs=jobs
-            or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+            jobs=MeteredJobs(
+                jobs
+                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+                tasks=[settings.task],
+            ),
             pacer=lifecycle,
             backoff=Backoff(
                 initial=settings.recovery_initial_delay, maximum=settings.recovery_max_delay

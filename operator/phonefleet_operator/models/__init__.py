@@ -1,4 +1,4 @@
-"""Pydantic models of our resources (PhoneBinding, PhoneClaim) and of the data rendered from them.
+"""Pydantic models of our resources (bindings, claims, pools) and of the data rendered from them.
 
 Models speak camelCase on the wire and snake_case in Python. Specs reject unknown keys, as the CRD
 schemas in ``crds/`` do (a test keeps the two in step); statuses ignore them.
@@ -33,6 +33,18 @@ from ._conditions import (
     rfc3339,
     set_condition,
 )
+from ._pool import (
+    ImagePatterns,
+    LabelSelector,
+    LabelSelectorRequirement,
+    NamespaceSelector,
+    OnRevoke,
+    PhonePool,
+    PhonePoolSpec,
+    PhonePoolStatus,
+    PhoneSelector,
+    PoolHolder,
+)
 
 __all__ = [
     "QUANTITY_PATTERN",
@@ -43,8 +55,13 @@ __all__ = [
     "ContainerOverrides",
     "EnvVar",
     "Holder",
+    "ImagePatterns",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "NamespaceSelector",
     "NamespacedMeta",
     "ObjectMeta",
+    "OnRevoke",
     "Phase",
     "PhoneBinding",
     "PhoneBindingSpec",
@@ -52,7 +69,12 @@ __all__ = [
     "PhoneClaim",
     "PhoneClaimSpec",
     "PhoneInfo",
+    "PhonePool",
+    "PhonePoolSpec",
+    "PhonePoolStatus",
+    "PhoneSelector",
     "PhoneStatus",
+    "PoolHolder",
     "Quantity",
     "ReleasePolicy",
     "Resources",

@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,18 @@ def start_operator(env: DevEnvironment, log_dir: Path, extra: dict[str, str]) ->
     return process
 
 
+def _metrics_env(url: str) -> dict[str, str]:
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    return {"PHONEFLEET_METRICS_PORT": port, "PHONEFLEET_METRICS_ADDR": "127.0.0.1"}
+
+
+def _bindings_by_phase(url: str) -> str:
+    """The ``phonefleet_bindings`` lines of the operator's /metrics, as curl | grep shows them."""
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback URL
+        text: str = response.read().decode()
+    return "\n".join(line for line in text.splitlines() if line.startswith("phonefleet_bindings{"))
+
+
 def _manifest(name: str, phone: str) -> str:
     return json.dumps(
         {
@@ -69,9 +82,11 @@ def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
             f"Started a control plane and a Geelark simulator with 5 phones "
             f"in {env.startup_seconds:.1f} s."
         )
-        operator = start_operator(env, plane.log_dir, DEMO_SETTINGS)
+        metrics = f"http://127.0.0.1:{free_port()}/metrics"
+        operator = start_operator(env, plane.log_dir, {**DEMO_SETTINGS, **_metrics_env(metrics)})
+        echo(f"The operator serves Prometheus metrics at {metrics}")
         try:
-            return _play(env, operator, keep=keep, echo=echo, began=began)
+            return _play(env, operator, keep=keep, echo=echo, began=began, metrics=metrics)
         finally:
             operator.stop()
 
@@ -90,6 +105,7 @@ def _play(
     keep: bool,
     echo: Callable[[str], None],
     began: float,
+    metrics: str,
 ) -> int:
     plane = env.plane
     plane.kubectl("create", "namespace", NAMESPACE)
@@ -123,6 +139,8 @@ def _play(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
     )
     echo(f"Geelark calls so far: {counters.total} ({calls})")
+    echo(f"\n$ curl -s {metrics} | grep '^phonefleet_bindings{{'")
+    echo(_bindings_by_phase(metrics))
     if keep:
         echo(
             "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "

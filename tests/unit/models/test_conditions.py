@@ -35,13 +35,17 @@ def make_condition(**overrides: Any) -> Condition:
 
 
 def test_condition_types_are_the_documented_ones() -> None:
-    """The binding reports Ready, Claimed, PhoneReady, WorkerReady and GeelarkReachable."""
+    """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable, Released
+    while a deletion cannot let its phone go, and with PhonePools Admitted and PoolAccessRevoked."""
     assert [str(kind) for kind in ConditionType] == [
         "Ready",
         "Claimed",
         "PhoneReady",
         "WorkerReady",
         "GeelarkReachable",
+        "Released",
+        "Admitted",
+        "PoolAccessRevoked",
     ]
 
 

@@ -231,9 +231,13 @@ def test_claim_spec_is_immutable() -> None:
     assert {"rule": "self == oldSelf"}.items() <= spec["x-kubernetes-validations"][0].items()
 
 
-def test_crd_kustomization_lists_both_crds() -> None:
+def test_crd_kustomization_lists_every_crd() -> None:
     """crds/kustomization.yaml lets overlays include the CRDs as one folder."""
-    assert load(CRDS / "kustomization.yaml")["resources"] == [BINDING_CRD.name, CLAIM_CRD.name]
+    assert load(CRDS / "kustomization.yaml")["resources"] == [
+        BINDING_CRD.name,
+        CLAIM_CRD.name,
+        "phonefleet.dev_phonepools.yaml",
+    ]
 
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if p.name != "kustomization.yaml")
