@@ -56,9 +56,13 @@ I5 **a holder is never told it lost its phone.** A binding's status must not tur
    only a holder reports (``Bound``, ``Running``, ``Suspended``) to ``Conflict`` while the claim
    naming it stays in place. Proven by one fresh read after the checker saw the ``Conflict``
    status: the claim names the binding, and its ``resourceVersion`` is older than the binding's
-   previous status. Claims are never updated, so that resourceVersion is the claim's creation, and
-   the test bed's single etcd numbers the revisions of every kind from one counter (Kubernetes
-   calls resourceVersions opaque; here they are etcd revisions). The claim then existed, naming
+   previous status. A claim with a deletionTimestamp (deleted by hand, kept by its finalizer
+   ``phonefleet.dev/worker-gone`` until the holder's pod is gone) holds nothing: its holder is
+   right to say Conflict. Claims are otherwise never updated before they go (the finalizer is
+   removed only from a deleted claim, or right before the holder deletes it), so that
+   resourceVersion is the claim's creation, and the test bed's single etcd numbers the revisions
+   of every kind from one counter (Kubernetes calls resourceVersions opaque; here they are etcd
+   revisions). The claim then existed, naming
    the binding, through the whole pass that wrote ``Conflict``: a pass that read it could not have
    said so. No grace. (Issue 10's first defect breaks this one.)
 
@@ -608,6 +612,8 @@ class Checker:
         claim = self._reader.claim(binding.phone_id)
         if claim is None or _holder_uid(claim) != binding.uid:
             return
+        if claim["metadata"].get("deletionTimestamp"):
+            return  # deleted by hand, kept by its finalizer until the holder's pod is gone
         created = int(claim["metadata"].get("resourceVersion") or 0)
         if created >= suspect.previous_revision:
             return

@@ -18,6 +18,9 @@ from phonefleet_testbed.geelark_sim import seed_id, seed_name
 
 __all__ = ["FleetPlan", "PlannedBinding", "plan_fleet", "settle_problems"]
 
+#: status.conflictWith of a waiter whose phone is held in another namespace (tenancy).
+ANOTHER_NAMESPACE = "a binding in another namespace"
+
 Obj = Mapping[str, Any]
 
 PHONES = 20
@@ -237,12 +240,14 @@ def _phone_problems(
             problems.append(f"{holder.key} has no live ready pod (pod: {state})")
     for other in mine:
         found = world.status(other)
+        # A holder in another namespace is not named to the waiter (docs/tenancy.md).
+        shown = holder.key if other.namespace == holder.namespace else ANOTHER_NAMESPACE
         if other is not holder and (found.get("phase"), found.get("conflictWith")) != (
             "Conflict",
-            holder.key,
+            shown,
         ):
             problems.append(
                 f"{other.key} is {found.get('phase')} (conflictWith "
-                f"{found.get('conflictWith')}), not Conflict with {holder.key}"
+                f"{found.get('conflictWith')}), not Conflict with {shown}"
             )
     return problems
