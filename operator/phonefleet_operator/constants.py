@@ -33,6 +33,10 @@ CATEGORY: Final = "phonefleet"
 #: Held by every binding until its pod is gone, its phone released and its claim deleted.
 FINALIZER: Final = "phonefleet.dev/release-phone"
 
+#: Held by every PhoneClaim until no worker pod of its holder is left: a claim deleted by hand
+#: then frees the phone only once the old worker is gone (docs/safety.md).
+CLAIM_FINALIZER: Final = "phonefleet.dev/worker-gone"
+
 # Labels: the recommended app.kubernetes.io set, plus our own for selecting by phone and binding.
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_INSTANCE: Final = "app.kubernetes.io/instance"

@@ -22,17 +22,20 @@ def claim_seen(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
     """Record who holds each phone; when a claim goes (by hand or by release), its holder and
     waiters look again at once.
 
-    This handler never blocks a claim's deletion: it adds no finalizer, so ``kubectl delete
-    phoneclaim`` works even while the operator is down.
+    A claim deleted by hand first only gets a deletionTimestamp (its finalizer waits for the
+    holder's worker to go): that wakes the holder, which removes its pod, then the finalizer.
+    kopf adds no finalizer of its own here (this is an event handler).
     """
     runtime: Runtime = memo.runtime
     claim = event["object"]
+    holder_uid = (claim.get("spec") or {}).get("holder", {}).get("uid")
     if event["type"] != "DELETED":
         runtime.observed_claims.saw(claim)
+        if holder_uid and claim["metadata"].get("deletionTimestamp"):
+            runtime.wakeups.wake(holder_uid)
         return
     runtime.observed_claims.gone(claim["metadata"]["name"])
     waiting: kopf.Index[str, BindingRef] = kwargs["phone_waiters"]
-    holder_uid = (claim.get("spec") or {}).get("holder", {}).get("uid")
     if holder_uid:
         runtime.wakeups.wake(holder_uid)
     for waiter in waiting.get(claim["metadata"]["name"], ()):

@@ -33,7 +33,9 @@ class ObservedClaims:
     def saw(self, claim: Mapping[str, Any]) -> None:
         """A claim was added or changed (or created by us)."""
         holder = (claim.get("spec") or {}).get("holder") or {}
-        self._holders[claim["metadata"]["name"]] = str(holder.get("uid", ""))
+        # A claim deleted by hand is nobody's any more: passes read it (services/claims.py).
+        held = not claim["metadata"].get("deletionTimestamp")
+        self._holders[claim["metadata"]["name"]] = str(holder.get("uid", "")) if held else ""
 
     def gone(self, phone_id: str) -> None:
         """The claim on ``phone_id`` was deleted."""

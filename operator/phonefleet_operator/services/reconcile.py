@@ -36,7 +36,12 @@ from phonefleet_operator.models import (
 from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.admission import spec_problems
-from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
+from phonefleet_operator.services.claims import (
+    BindingRef,
+    ClaimResult,
+    ClaimService,
+    binding_ref,
+)
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import POWER_TEXT, PowerStep
@@ -190,27 +195,7 @@ class BindingReconciler:
             trust_view=not self._periodic(binding),
         )
         if not claim.held:
-            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
-            await self._remove_pod(binding, report, why="the phone is not held by this binding")
-            other = claim.holder or claim.waiting_behind
-            # Another namespace's binding is never named (tenants must not learn of each other).
-            shown = conflict_for_reader(binding.namespace, other) if other else None
-            holder = shown or "another binding"
-            report.status.conflict_with = shown
-            report.condition(
-                ConditionType.CLAIMED,
-                "False",
-                "HeldByAnother",
-                f"Phone {phone.id} is held by {holder}",
-            )
-            report.phase(
-                Phase.CONFLICT,
-                "Conflict",
-                f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
-                "this binding takes it when that one goes",
-                warning=True,
-            )
-            return s.conflict_recheck_seconds
+            return await self._not_held(binding, phone, claim, report)
         report.status.conflict_with = None
         if claim.created:
             report.event("Claimed", f"Created PhoneClaim {phone.id}")
@@ -221,6 +206,35 @@ class BindingReconciler:
         if binding.spec.suspend:
             return await self._release.suspend(binding, phone, report)
         return await self._run(binding, phone, report)
+
+    async def _not_held(
+        self, binding: PhoneBinding, phone: Phone, claim: ClaimResult, report: Report
+    ) -> float:
+        """Another binding holds the phone (or this one's claim was deleted by hand): no pod."""
+        s = self._settings
+        await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
+        await self._remove_pod(binding, report, why="the phone is not held by this binding")
+        if claim.deleted:  # by hand: it goes once this binding's worker is gone
+            return await self._release.claim_deleted(binding, phone.id, report)
+        other = claim.holder or claim.waiting_behind
+        # Another namespace's binding is never named (tenants must not learn of each other).
+        shown = conflict_for_reader(binding.namespace, other) if other else None
+        holder = shown or "another binding"
+        report.status.conflict_with = shown
+        report.condition(
+            ConditionType.CLAIMED,
+            "False",
+            "HeldByAnother",
+            f"Phone {phone.id} is held by {holder}",
+        )
+        report.phase(
+            Phase.CONFLICT,
+            "Conflict",
+            f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
+            "this binding takes it when that one goes",
+            warning=True,
+        )
+        return s.conflict_recheck_seconds
 
     async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
         """The phone the spec names; a phone already bound stays bound by its id (renames)."""

@@ -71,6 +71,7 @@ MATRIX = [
     Ask("get", PC, ALL, True),
     Ask("list", PC, ALL, True),
     Ask("watch", PC, ALL, True),
+    Ask("patch", PC, ALL, True),  # removes its finalizer phonefleet.dev/worker-gone
     # Tenancy: pools are read (and their status written), namespaces' labels read.
     Ask("get", PP, ALL, True),
     Ask("list", PP, ALL, True),
@@ -98,12 +99,12 @@ MATRIX = [
     Ask("create", MWC, ALL, True),
     Ask("patch", f"{VWC}/phonefleet.dev", ALL, True),
     Ask("patch", f"{MWC}/phonefleet.dev", ALL, True),
-    # Bindings belong to their users; claims are created and deleted, never edited.
+    # Bindings belong to their users; claims are created, deleted and patched (their finalizer),
+    # never replaced.
     Ask("create", PB, TEAM, False),
     Ask("update", PB, TEAM, False),
     Ask("delete", PB, TEAM, False),
     Ask("update", PC, ALL, False),
-    Ask("patch", PC, ALL, False),
     # Pools are the administrators' policy: the operator only writes their status.
     Ask("create", PP, ALL, False),
     Ask("update", PP, ALL, False),

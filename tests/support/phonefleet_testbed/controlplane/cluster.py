@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -321,6 +323,37 @@ class ControlPlane:
             return out.stdout.strip() == "True"
 
         wait_for(node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready")
+
+    def restart_apiserver(self, *, kill: bool = False, timeout: float = 60.0) -> None:
+        """Stop kube-apiserver (SIGTERM, or SIGKILL with ``kill``) and start it again on the same
+        port, certificates and etcd; every client sees its watches end and must relist."""
+        apiserver = next(p for p in self._processes if p.name == "kube-apiserver")
+        if kill and apiserver.pid is not None:
+            os.kill(apiserver.pid, signal.SIGKILL)
+        apiserver.stop()
+        apiserver.start()
+        pki = self.pki_dir
+
+        def ready() -> bool:
+            apiserver.check_running()
+            reply = requests.get(
+                f"{self.server}/readyz",
+                cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                verify=str(pki / "ca.crt"),
+                timeout=2,
+            )
+            return reply.status_code == 200
+
+        wait_for(ready, timeout, message="kube-apiserver /readyz after a restart")
+
+    def restart_exited(self) -> list[str]:
+        """Start every component that has exited again, as a kubelet restarts its static pods;
+        return their names. (kube-scheduler exits on purpose when a watch gap left its cache
+        inconsistent: "Scheduler cache is corrupted".)"""
+        revived = [p for p in self._processes if not p.is_running()]
+        for process in revived:
+            process.start()
+        return [p.name for p in revived]
 
     def _check_processes(self) -> None:
         for process in self._processes:
