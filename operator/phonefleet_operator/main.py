@@ -16,7 +16,7 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.handlers import admission, bindings, watches
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import (
     GeelarkSettings,
@@ -30,15 +30,18 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, pods)
+_REGISTERED = (admission, bindings, watches)
+
+#: The namespaces given with --namespace (empty: all), for the watches started at start-up.
+_NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID)
+    return QuietWatchHandlers(bindings.WAKE_ID)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
         operator_settings = load_settings(OperatorSettings)
@@ -49,6 +52,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     runtime = Runtime.create(operator_settings, geelark_settings)
     memo.runtime = runtime
     runtime.start_background()
+    watches.start_watches(memo, kwargs["phone_waiters"], tuple(_NAMESPACES))
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -201,6 +205,7 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     except InvalidSettings as error:
         click.echo(f"phonefleet-operator: invalid settings: {error}", err=True)
         sys.exit(2)
+    _NAMESPACES[:] = namespaces
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",

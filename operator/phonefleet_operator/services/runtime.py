@@ -91,7 +91,8 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
-        claims = ClaimService(kube, observed_claims, power=phones)
+        wakeups = Wakeups()
+        claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
         reconciler = BindingReconciler(
             directory=inventory,
             power=phones,
@@ -114,6 +115,7 @@ class Runtime:
             observed_claims,
             observed_pods,
             health,
+            wakeups=wakeups,
         )
 
     # ------------------------------------------------------------ binding lifecycle
