@@ -70,6 +70,8 @@ class OperatorResult:
     cpu_seconds_total: float
     control_plane_cpu_convergence: dict[str, float]
     api_requests: dict[str, int]
+    api_requests_steady: dict[str, int] = field(default_factory=dict)
+    steady_requests_per_binding_minute: dict[str, float] = field(default_factory=dict)
     timeline: list[Obj] = field(default_factory=list)
     log_summary: Obj = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,8 @@ class OperatorResult:
             "cpuSecondsTotal": self.cpu_seconds_total,
             "controlPlaneCpuSecondsConvergence": self.control_plane_cpu_convergence,
             "apiRequestsConvergence": self.api_requests,
+            "apiRequestsSteady": self.api_requests_steady,
+            "steadyRequestsPerBindingMinute": self.steady_requests_per_binding_minute,
             "operatorSettings": self.settings,
             "operatorLog": self.log_summary,
             "timeline": self.timeline,
@@ -110,6 +114,35 @@ def _difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]
     """Requests between two counts, largest first (the bench's own watches and lists included)."""
     diff = {k: v - before.get(k, 0) for k, v in after.items()}
     return dict(sorted(((k, v) for k, v in diff.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+def _per_binding_minute(
+    requests: dict[str, int], bindings: int, seconds: float
+) -> dict[str, float]:
+    """API requests per binding per minute, by verb and in all ("total"), over ``seconds``.
+
+    The API server counts every client's requests: the bench's own two watches are in them
+    (a WATCH is counted when it ends), so the figure is an upper bound of the operator's.
+    """
+    if not bindings or seconds <= 0:
+        return {}
+    by_verb: Counter[str] = Counter()
+    for key, count in requests.items():
+        by_verb[key.split(" ", 1)[0]] += count
+    scale = 60.0 / seconds / bindings
+    out = {verb: round(count * scale, 4) for verb, count in sorted(by_verb.items())}
+    out["total"] = round(sum(by_verb.values()) * scale, 4)
+    return out
+
+
+async def _steady(
+    api: KubeApi, seconds: float, before: dict[str, int]
+) -> tuple[dict[str, int], float]:
+    """Wait out the steady state: the API server's requests in it, and its length."""
+    began = time.monotonic()
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+    return _difference(await api.request_counts(), before), time.monotonic() - began
 
 
 def _wait_healthy(url: str, operator: Any, wait_seconds: float) -> None:
@@ -240,8 +273,9 @@ async def run_operator(
                 requests_after = await api.request_counts()
                 sampler.sample()
                 cpu_convergence = sampler.cpu_between(t0, time.monotonic())
-                if converged and steady_seconds > 0:
-                    await asyncio.sleep(steady_seconds)
+                steady_requests, steady_elapsed = await _steady(
+                    api, steady_seconds if converged else 0.0, requests_after
+                )
                 after_steady = await asyncio.to_thread(sim.counters)
             finally:
                 sampling.cancel()
@@ -266,6 +300,10 @@ async def run_operator(
         admin.close()
     steady = counters_json(after_steady, at_convergence)
     return OperatorResult(
+        api_requests_steady=steady_requests,
+        steady_requests_per_binding_minute=_per_binding_minute(
+            steady_requests, len(bindings), steady_elapsed
+        ),
         bindings=len(bindings),
         converged=tracker.converged_count,
         apply_seconds=applied,

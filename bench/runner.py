@@ -13,7 +13,7 @@ from bench.ceiling import clean_up, run_ceiling
 from bench.fleet import run_operator
 from bench.kube import KubeApi
 from bench.process_stats import CpuClock, child_processes
-from bench.report import machine_info, targets
+from bench.report import geelark_floor, machine_info, targets
 from bench.seed_way import run_seed_way
 from phonefleet_testbed.controlplane.cluster import KWOK_NODE_NAME
 from phonefleet_testbed.devenv import DevEnvironment
@@ -88,6 +88,10 @@ def run(options: Options) -> Obj:
         plane = {k: v for k, v in child_processes().items() if not k.startswith("phonefleet")}
         result.update(asyncio.run(_phases(env, options, plane, work)))
     result["targets"] = targets(n, result["operator"], result["ceiling"])
+    floor = geelark_floor(n, result["options"])
+    converge = result["operator"].get("convergeSeconds")
+    floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
+    result["geelarkFloor"] = floor
     return result
 
 

@@ -148,7 +148,9 @@ class ObjectWatch:
     # ------------------------------------------------------------ lifecycle
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the thread; changes are delivered on ``loop``."""
+        """Start the thread (again, after ``stop``: resuming from the last resourceVersion);
+        changes are delivered on ``loop``."""
+        self._stop.clear()
         self._loop = loop
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
@@ -165,14 +167,6 @@ class ObjectWatch:
     def alive(self) -> bool:
         """The thread runs (it only ends when stopped)."""
         return self._thread is not None and self._thread.is_alive()
-
-    def expire(self) -> None:
-        """Drop the current watch and resume from a resourceVersion the API server no longer has:
-        the next connection gets 410 Gone and lists again. For tests of the relist path."""
-        self._version = "1"
-        response = self._response
-        if response is not None:
-            _interrupt(response)
 
     # ------------------------------------------------------------ the thread
 
