@@ -58,11 +58,11 @@ class WorkerPodStep:
     ) -> float:
         """Bring the binding's pod to the desired state; the seconds until the next pass.
 
-        With ``trust_view`` the pod is taken from the pods view. A pod that is not ready and of
-        which the view has said nothing new for longer than ``pod_poll_seconds`` is read from
-        the API server: a binding waiting on a pod that changes no more (terminating, starting)
-        does not wait on the watch's next relist. A ready pod is trusted (a fleet at rest
-        reads nothing). A pod the view has not shown is created at once and read only if the
+        With ``trust_view`` the pod is taken from the pods view. A pod in transition (not ready,
+        or terminating) of which the view has said nothing new for longer than
+        ``pod_poll_seconds`` is read from the API server: a binding waiting on such a pod does
+        not wait on the watch's next relist. A ready pod is trusted (a fleet at rest reads
+        nothing). A pod the view has not shown is created at once and read only if the
         create says one exists.
         """
         s = self._settings
@@ -72,7 +72,7 @@ class WorkerPodStep:
         live = self._pods.get(namespace, name) if trust_view else None
         if (
             live is not None
-            and not pod_is_ready(live)
+            and _in_transition(live)
             and self._pods.age(namespace, name) >= s.pod_poll_seconds
         ):
             live = await self._read(namespace, name)
@@ -175,6 +175,11 @@ class WorkerPodStep:
         if provisioned is not None:
             due = max(due, provisioned.timestamp() + threshold)
         return due - now.timestamp()
+
+
+def _in_transition(pod: dict[str, Any]) -> bool:
+    """Not ready, or being deleted: a state a binding waits on to change."""
+    return not pod_is_ready(pod) or bool(pod["metadata"].get("deletionTimestamp"))
 
 
 def _pod_unready_since(pod: dict[str, Any]) -> str:
