@@ -128,10 +128,13 @@ def _per_binding_minute(
         return {}
     by_verb: Counter[str] = Counter()
     for key, count in requests.items():
-        by_verb[key.split(" ", 1)[0]] += count
+        if not key.startswith("failed "):  # counted under their verb too
+            by_verb[key.split(" ", 1)[0]] += count
+    failed = sum(v for k, v in requests.items() if k.startswith("failed "))
     scale = 60.0 / seconds / bindings
     out = {verb: round(count * scale, 4) for verb, count in sorted(by_verb.items())}
     out["total"] = round(sum(by_verb.values()) * scale, 4)
+    out["failedWrites"] = failed
     return out
 
 

@@ -236,7 +236,13 @@ def table(result: Obj) -> str:
     lines += [
         "",
         "steady API requests per binding per minute, by verb: "
-        + (", ".join(f"{verb} {value:.4f}" for verb, value in steady.items()) or "-"),
+        + (
+            ", ".join(
+                f"{verb} {value:.4f}" for verb, value in steady.items() if verb != "failedWrites"
+            )
+            or "-"
+        )
+        + f"; failed writes {steady.get('failedWrites', '-')}",
         f"Geelark floor {floor.get('seconds', '-')} s (budget {floor.get('budgetSeconds', '-')} s"
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",

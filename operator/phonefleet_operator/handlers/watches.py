@@ -18,7 +18,7 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
-from phonefleet_operator.k8s.watch import ObjectWatch, metadata_only
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
 
 __all__ = ["start_watches"]
@@ -34,7 +34,8 @@ def _claim_kept(claim: dict[str, Any]) -> dict[str, Any]:
 def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = ()) -> None:
     """Start the claims watch and the worker pods watch (one per namespace when restricted)."""
     runtime: Runtime = memo.runtime
-    core, custom = runtime.caller.core, runtime.caller.custom
+    api = WatchClient(len(namespaces) + 2, runtime.settings.kubeconfig)
+    core, custom = api.core, api.custom
     loop = asyncio.get_running_loop()
 
     def on_claim(event_type: str, obj: dict[str, Any]) -> None:
@@ -62,6 +63,7 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
     for watch in watches:
         watch.start(loop)
     memo.watches = watches
+    memo.watch_client = api
 
 
 @kopf.on.cleanup()
@@ -69,6 +71,9 @@ def stop_watches(memo: kopf.Memo, **_: Any) -> None:
     """End the watch threads."""
     for watch in getattr(memo, "watches", ()):
         watch.stop()
+    api: WatchClient | None = getattr(memo, "watch_client", None)
+    if api is not None:
+        api.close()
 
 
 @kopf.on.probe(id="watches")

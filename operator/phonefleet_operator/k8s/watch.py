@@ -24,11 +24,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3.exceptions
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.k8s.api import _plain_json
+from phonefleet_operator.k8s.api import _plain_json, load_api_client
 
-__all__ = ["Change", "KeptState", "ListWatch", "ObjectWatch", "key_of", "metadata_only"]
+__all__ = [
+    "Change",
+    "KeptState",
+    "ListWatch",
+    "ObjectWatch",
+    "WatchClient",
+    "key_of",
+    "metadata_only",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +116,20 @@ class KeptState:
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+class WatchClient:
+    """A Kubernetes client of the watches' own: each watch holds a connection for minutes,
+    which the pool of the API threads (sized for them) would otherwise lack."""
+
+    def __init__(self, connections: int, kubeconfig: str | None) -> None:
+        self.api_client = load_api_client(connections, kubeconfig)
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        """Close its connections."""
+        self.api_client.close()  # type: ignore[no-untyped-call]
 
 
 class _Expired(Exception):
