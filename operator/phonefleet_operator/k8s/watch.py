@@ -19,6 +19,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,7 @@ Deliver = Callable[[str, Obj], None]
 _GONE = 410
 _PAGE = 500
 _MAX_BACKOFF = 30.0
+_MIN_CYCLE = 1.0
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -166,7 +168,6 @@ class ObjectWatch:
         self._response: Any = None
         self._version = ""
         self.lists = 0  # how many full lists were made (1 + relists)
-        self.synced = threading.Event()  # set once the first list was delivered
 
     # ------------------------------------------------------------ lifecycle
 
@@ -195,7 +196,14 @@ class ObjectWatch:
 
     def _run(self) -> None:
         failures = 0
+        started = 0.0
         while not self._stop.is_set():
+            # At most one list-or-watch cycle a second, whatever the API server answers (a
+            # watch that ends at once, a 410 right after a list): the loop stays bounded.
+            pause = _MIN_CYCLE - (time.monotonic() - started)
+            if pause > 0 and self._stop.wait(pause):
+                return
+            started = time.monotonic()
             try:
                 self._cycle()
                 failures = 0
@@ -249,11 +257,6 @@ class ObjectWatch:
         for change in changes:
             self._hand_over(change)
         self._version = version
-        self._sync()
-
-    def _sync(self) -> None:
-        assert self._loop is not None  # noqa: S101 - started
-        self._loop.call_soon_threadsafe(self.synced.set)
 
     def _watch(self) -> None:
         timeout = self._server_timeout + random.randint(0, self._server_timeout // 5)  # noqa: S311
