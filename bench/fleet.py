@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from bench.churn import run_churn
+from bench.churn import CHURN_LABEL, run_churn
 from bench.kube import KubeApi, run_parallel
 from bench.process_stats import CpuClock, ProcessSampler
 from bench.tracking import Tracker, percentiles, wait_done, watch_into
@@ -180,13 +180,26 @@ def _log_summary(path: Path) -> Obj:
     }
 
 
-def _binding(name: str, namespace: str, phone: str) -> Obj:
+def _binding(name: str, namespace: str, phone: str, *, churned: bool = True) -> Obj:
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.BINDING_KIND,
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {CHURN_LABEL: "true" if churned else "false"},
+        },
         "spec": {"phoneId": phone},
     }
+
+
+def _split(
+    bindings: list[tuple[str, str]], churn: int
+) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """The bindings the churn deletes and applies again (the first ``churn``; 0: all), and the
+    names of the others, which keep running."""
+    churned = bindings[:churn] if churn else bindings
+    return churned, frozenset(name for name, _ in bindings[len(churned) :])
 
 
 async def _timeline(
@@ -212,11 +225,17 @@ async def _timeline(
 
 
 async def _apply(
-    api: KubeApi, path: str, namespace: str, bindings: list[tuple[str, str]], concurrency: int
+    api: KubeApi,
+    path: str,
+    namespace: str,
+    bindings: list[tuple[str, str]],
+    concurrency: int,
+    *,
+    kept: frozenset[str] = frozenset(),
 ) -> None:
     def job(name: str, phone: str) -> Callable[[], Awaitable[None]]:
         async def create() -> None:
-            await api.create(path, _binding(name, namespace, phone))
+            await api.create(path, _binding(name, namespace, phone, churned=name not in kept))
 
         return create
 
@@ -239,10 +258,12 @@ async def run_operator(
     concurrency: int,
     control_plane: dict[str, int],
     churn_cycles: int = 0,
+    churn_bindings: int = 0,
 ) -> OperatorResult:
     """Start the operator, apply every (name, spec.phoneId) and measure until all are Ready."""
     admin = SimulatorAdmin(env.simulator.base_url)
     sim = env.simulator.admin
+    churned, kept = _split(bindings, churn_bindings)
     await api.create_namespace(namespace)
     sim.reset_counters()
     operator = start_operator(env, log_dir, extra_env)
@@ -267,7 +288,7 @@ async def run_operator(
             t0 = time.monotonic()
             sampling = asyncio.create_task(_timeline(admin, tracker, sampler, t0, timeline))
             try:
-                await _apply(api, base, namespace, bindings, concurrency)
+                await _apply(api, base, namespace, bindings, concurrency, kept=kept)
                 applied = time.monotonic() - t0
                 converged = await wait_done(tracker, [bwatch, pwatch], wait_seconds)
                 t_end = tracker.last_converged if converged else time.monotonic()
@@ -290,11 +311,12 @@ async def run_operator(
             cycles=churn_cycles if converged else 0,
             bindings_path=base,
             pods_path=pods,
-            new_tracker=lambda: Tracker([n for n, _ in bindings], pod_name, node, needs_ready=True),
-            apply=lambda: _apply(api, base, namespace, bindings, concurrency),
+            new_tracker=lambda: Tracker([n for n, _ in churned], pod_name, node, needs_ready=True),
+            apply=lambda: _apply(api, base, namespace, churned, concurrency),
             pid=operator.pid,
             liveness=liveness,
             wait_seconds=wait_seconds,
+            kept=kept,
         )
         operator.check_running()
     finally:
