@@ -17,7 +17,7 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, pods, pools
+from phonefleet_operator.handlers import admission, bindings, pools, watches
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
@@ -34,17 +34,18 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, pods, pools)
+_REGISTERED = (admission, bindings, pools, watches)
+
+#: The namespaces given with --namespace (empty: all), for the watches started at start-up.
+_NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(
-        bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID, *pools.HANDLER_IDS
-    )
+    return QuietWatchHandlers(bindings.WAKE_ID, *pools.HANDLER_IDS)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
         operator_settings = load_settings(OperatorSettings)
@@ -56,6 +57,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     memo.runtime = runtime
     runtime.start_background()
     memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
+    watches.start_watches(memo, kwargs["phone_waiters"], tuple(_NAMESPACES))
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -209,6 +211,7 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     except InvalidSettings as error:
         click.echo(f"phonefleet-operator: invalid settings: {error}", err=True)
         sys.exit(2)
+    _NAMESPACES[:] = namespaces
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",

@@ -1,5 +1,9 @@
-"""kopf handlers of PhoneClaim: keep the claims view current; a deleted claim wakes its phone's
-holder and waiters."""
+"""What an event of the PhoneClaims watch means: keep the claims view current; a deleted claim
+wakes its phone's holder and waiters.
+
+The events come from our own watch (:mod:`phonefleet_operator.handlers.watches`), not from kopf:
+it reports the deletions a relist finds, which kopf's does not.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +11,19 @@ from typing import Any
 
 import kopf
 
-from phonefleet_operator import constants as c
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["CLAIM_SEEN_ID", "claim_seen"]
-
-#: kopf's id of the handler below (its success lines are filtered out of the log).
-CLAIM_SEEN_ID = "claim_seen"
+__all__ = ["claim_seen"]
 
 
-@kopf.on.event(c.GROUP, c.VERSION, c.CLAIM_PLURAL, id=CLAIM_SEEN_ID)
-def claim_seen(event: kopf.RawEvent, memo: kopf.Memo, **kwargs: Any) -> None:
+def claim_seen(event: dict[str, Any], memo: Any, **kwargs: Any) -> None:
     """Record who holds each phone; when a claim goes (by hand or by release), its holder and
     waiters look again at once.
 
-    A claim deleted by hand first only gets a deletionTimestamp (its finalizer waits for the
-    holder's worker to go): that wakes the holder, which removes its pod, then the finalizer.
-    kopf adds no finalizer of its own here (this is an event handler).
+    ``phone_waiters`` is kopf's index of the bindings waiting in Conflict. A claim deleted by hand
+    first only gets a deletionTimestamp (its finalizer waits for the holder's worker to go): that
+    wakes the holder, which removes its pod, then the finalizer.
     """
     runtime: Runtime = memo.runtime
     claim = event["object"]

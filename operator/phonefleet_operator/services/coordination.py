@@ -97,5 +97,8 @@ class Wakeups:
         """Drop the event of a binding that is gone."""
         self._events.pop(uid, None)
 
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._events
+
     def __len__(self) -> int:
         return len(self._events)

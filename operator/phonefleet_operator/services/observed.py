@@ -1,14 +1,16 @@
 """What the operator's watches last reported about claims and worker pods.
 
-kopf already streams every PhoneClaim and every phonefleet pod to the operator; keeping the latest
-of each saves the reconcile passes one GET per pass (a thousand bindings polling their pod made
-two thousand pod reads and five thousand claim reads to converge, ``make bench``).
+The operator's own watches (``k8s/watch.py``, started by ``handlers/watches.py``) stream every
+PhoneClaim and every worker pod; keeping the latest of each saves the reconcile passes their
+GETs (a thousand bindings polling their pod made two thousand pod reads and five thousand claim
+reads to converge, and a fleet at rest read each claim and pod once a minute, ``make bench``).
 
-These views may lag the API server by a watch event, so they are used only where a stale answer
-is harmless: "this binding holds its claim" (the claim was created by it; a deletion arrives as
-an event that wakes the holder) and "the pod looks like this" (a newer state arrives as an event
-that wakes the binding). Anything that decides to stop a phone or create a claim still asks the
-API server.
+These views may lag the API server by a watch event, but they miss no deletion: a watch that
+lists again after a gap reports the objects gone from the list. So they are used where a
+briefly stale answer is harmless: "this binding holds its claim" (the claim was created by it; a
+deletion arrives as an event that wakes the holder) and "the pod looks like this" (a newer state
+arrives as an event that wakes the binding). Anything that decides to stop a phone or create a
+claim still asks the API server.
 """
 
 from __future__ import annotations

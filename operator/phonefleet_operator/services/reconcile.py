@@ -192,7 +192,6 @@ class BindingReconciler:
             phone.id,
             build_claim(binding, phone.id, phone.serial_name),
             waiters.get(phone.id, ()),
-            trust_view=not self._periodic(binding),
         )
         if not claim.held:
             return await self._not_held(binding, phone, claim, report)
@@ -310,21 +309,10 @@ class BindingReconciler:
             "PhoneRunning",
             f"Phone {phone.id} runs and its ADB endpoint is provisioned",
         )
-        return await self._worker_pods.ensure(
-            binding, phone, report, trust_view=not self._periodic(binding)
-        )
+        return await self._worker_pods.ensure(binding, phone, report, trust_view=True)
 
     async def _drop_adb_secret(self, binding: PhoneBinding, report: Report) -> None:
         await self._adb.drop_secret(binding, report)
-
-    @staticmethod
-    def _periodic(binding: PhoneBinding) -> bool:
-        """A Running binding's pass: it reads its claim and pod from the API server.
-
-        The watch views can miss a deletion (kopf relists after a watch gap but reports no
-        deletions), so the once-a-minute check of a Running binding does not rely on them.
-        """
-        return binding.status.phase == Phase.RUNNING
 
     def _bound(self, report: Report, reason: str, message: str) -> None:
         report.phase(Phase.BOUND, reason, message)

@@ -94,8 +94,8 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
-        claims = ClaimService(kube, observed_claims, power=phones)
         wakeups = Wakeups()
+        claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
         tenancy = build_tenancy(
             caller=caller,
             inventory=inventory,

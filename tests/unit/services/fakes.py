@@ -28,9 +28,11 @@ class FakeKube:
     secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
     statuses: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
     reads: Counter[str] = field(default_factory=Counter)
+    creates: Counter[str] = field(default_factory=Counter)  # attempts, refused ones included
     events: Counter[str] = field(default_factory=Counter)
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
+        self.reads["binding"] += 1
         return self.bindings.get((namespace, name))
 
     async def patch_binding_status(
@@ -51,6 +53,7 @@ class FakeKube:
         return copy.deepcopy(self.claims.get(phone_id))  # a read is a snapshot
 
     async def create_claim(self, claim: Obj) -> bool:
+        self.creates["claim"] += 1
         name = claim["metadata"]["name"]
         if name in self.claims:
             return False
@@ -129,6 +132,7 @@ class FakeKube:
         return self.pods.get((namespace, name))
 
     async def create_pod(self, pod: Obj) -> bool:
+        self.creates["pod"] += 1
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if key in self.pods:
             return False
