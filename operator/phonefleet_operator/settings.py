@@ -164,6 +164,12 @@ class OperatorSettings(BaseSettings):
         le=65535,
         description="Port of the worker's /livez and /readyz endpoints.",
     )
+    worker_job_port: int = Field(
+        8090,
+        ge=1,
+        le=65535,
+        description="Port of the worker's job endpoint, where the operator delivers PhoneJobs.",
+    )
     run_as_user: int = Field(
         1000,
         ge=1,
@@ -281,6 +287,7 @@ class OperatorSettings(BaseSettings):
             "appium_port": self.appium_port,
             "appium_system_port": self.appium_system_port,
             "worker_probe_port": self.worker_probe_port,
+            "worker_job_port": self.worker_job_port,
             "adb server": 5037,
         }
         if len(set(ports.values())) != len(ports):

@@ -1,4 +1,4 @@
-"""Pydantic models of our resources (PhoneBinding, PhoneClaim) and of the data rendered from them.
+"""Pydantic models of our resources (PhoneBinding, PhoneClaim, PhoneJob) and what we render.
 
 Models speak camelCase on the wire and snake_case in Python. Specs reject unknown keys, as the CRD
 schemas in ``crds/`` do (a test keeps the two in step); statuses ignore them.
@@ -12,6 +12,7 @@ from ._binding import (
     QUANTITY_PATTERN,
     ContainerOverrides,
     EnvVar,
+    JobsPolicy,
     NamespacedMeta,
     ObjectMeta,
     Phase,
@@ -33,16 +34,34 @@ from ._conditions import (
     rfc3339,
     set_condition,
 )
+from ._job import (
+    TASK_NAME_PATTERN,
+    Attempt,
+    AttemptOutcome,
+    ErrorClass,
+    JobMeta,
+    JobPhase,
+    PhoneJob,
+    PhoneJobSpec,
+    PhoneJobStatus,
+)
 
 __all__ = [
     "QUANTITY_PATTERN",
+    "TASK_NAME_PATTERN",
     "AdbConnection",
+    "Attempt",
+    "AttemptOutcome",
     "Condition",
     "ConditionStatus",
     "ConditionType",
     "ContainerOverrides",
     "EnvVar",
+    "ErrorClass",
     "Holder",
+    "JobMeta",
+    "JobPhase",
+    "JobsPolicy",
     "NamespacedMeta",
     "ObjectMeta",
     "Phase",
@@ -52,6 +71,9 @@ __all__ = [
     "PhoneClaim",
     "PhoneClaimSpec",
     "PhoneInfo",
+    "PhoneJob",
+    "PhoneJobSpec",
+    "PhoneJobStatus",
     "PhoneStatus",
     "Quantity",
     "ReleasePolicy",

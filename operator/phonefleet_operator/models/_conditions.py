@@ -36,6 +36,9 @@ class ConditionType(StrEnum):
     """The worker pod exists and all its containers are ready."""
     GEELARK_REACHABLE = "GeelarkReachable"
     """The last call to Geelark for this binding got an answer."""
+    ACCOUNT_HEALTHY = "AccountHealthy"
+    """No job reported the account unusable (banned, suspended, logged out) since a person last
+    cleared it; while False the binding's jobs are held."""
 
 
 class Condition(StatusModel):

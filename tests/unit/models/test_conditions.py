@@ -35,13 +35,15 @@ def make_condition(**overrides: Any) -> Condition:
 
 
 def test_condition_types_are_the_documented_ones() -> None:
-    """The binding reports Ready, Claimed, PhoneReady, WorkerReady and GeelarkReachable."""
+    """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable and
+    AccountHealthy."""
     assert [str(kind) for kind in ConditionType] == [
         "Ready",
         "Claimed",
         "PhoneReady",
         "WorkerReady",
         "GeelarkReachable",
+        "AccountHealthy",
     ]
 
 
