@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, field_validator
-from pydantic.json_schema import JsonDict
+from pydantic.config import JsonDict
 
 from ._base import SpecModel, StatusModel
 from ._binding import NamespacedMeta, plain
