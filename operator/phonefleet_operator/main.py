@@ -15,20 +15,22 @@ import kopf
 from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, pods
+from phonefleet_operator.handlers import admission, bindings, claims, jobs, pods
 from phonefleet_operator.services.runtime import Runtime
-from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 
 __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "run"]
 
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, pods)
+_REGISTERED = (admission, bindings, claims, jobs, pods)
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID)
+    return QuietWatchHandlers(
+        bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID, *jobs.QUIET_IDS
+    )
 
 
 @kopf.on.startup()
@@ -37,11 +39,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     try:
         operator_settings = OperatorSettings()
         geelark_settings = GeelarkSettings()
+        job_settings = JobSettings()
     except ValidationError as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
-    runtime = Runtime.create(operator_settings, geelark_settings)
+    runtime = Runtime.create(operator_settings, geelark_settings, job_settings)
     memo.runtime = runtime
+    await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))

@@ -45,6 +45,7 @@ from phonefleet_operator.render import (
 )
 from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
@@ -104,7 +105,9 @@ class BindingReconciler:
         settings: OperatorSettings,
         pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        job_tokens: JobTokens | None = None,
     ) -> None:
+        self._job_tokens = job_tokens or JobTokens()
         self._directory = directory
         self._pods = pods if pods is not None else ObservedPods()
         self._power = power
@@ -402,7 +405,8 @@ class BindingReconciler:
         connection = AdbConnection(
             ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
         )
-        await self._kube.put_secret(build_adb_secret(binding, connection))
+        token = self._job_tokens.token_for(binding.namespace, binding.name, binding.uid)
+        await self._kube.put_secret(build_adb_secret(binding, connection, token))
         report.phone(adb_provisioned_at=rfc3339(report.now))
         report.event(
             "ProvisionedAdb",

@@ -19,9 +19,11 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
-from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 
 __all__ = ["Runtime", "waiter_of"]
 
@@ -62,13 +64,19 @@ class Runtime:
     admission: AdmissionService
     observed_claims: ObservedClaims
     observed_pods: ObservedPods
+    jobs: JobService
     locks: BindingLocks = field(default_factory=BindingLocks)
     wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
     _last_geelark_error: str | None = None
 
     @classmethod
-    def create(cls, settings: OperatorSettings, geelark: GeelarkSettings) -> Runtime:
+    def create(
+        cls,
+        settings: OperatorSettings,
+        geelark: GeelarkSettings,
+        job_settings: JobSettings | None = None,
+    ) -> Runtime:
         """Build the runtime; no I/O happens until the first handler runs."""
         client = GeelarkClient(geelark)
         inventory = PhoneInventory(client, geelark)
@@ -80,7 +88,17 @@ class Runtime:
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         claims = ClaimService(kube, observed_claims)
+        tokens = JobTokens()
+        jobs = JobService.create(
+            kube=kube,
+            caller=caller,
+            tokens=tokens,
+            pods=observed_pods,
+            settings=job_settings,
+            operator=settings,
+        )
         reconciler = BindingReconciler(
+            job_tokens=tokens,
             directory=inventory,
             power=phones,
             kube=kube,
@@ -101,6 +119,7 @@ class Runtime:
             admission,
             observed_claims,
             observed_pods,
+            jobs,
         )
 
     # ------------------------------------------------------------ binding lifecycle
@@ -204,6 +223,7 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.jobs.close()
         await self.phones.aclose()
         await self.geelark.close()
         self.caller.close()

@@ -1,0 +1,50 @@
+"""kopf handlers of PhoneJobs: a job loop per binding, the jobs view, and orphaned jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.services.runtime import Runtime
+
+__all__ = ["QUIET_IDS", "binding_gone", "job_seen", "run_binding_jobs"]
+
+_BINDINGS = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
+_JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
+
+#: kopf's ids of the per-event handlers below (their success lines are filtered out of the log).
+JOB_SEEN_ID = "job_seen"
+BINDING_GONE_ID = "jobs_binding_gone"
+QUIET_IDS = (JOB_SEEN_ID, BINDING_GONE_ID)
+
+
+@kopf.daemon(*_BINDINGS, id="jobs", cancellation_timeout=10, backoff=5)
+async def run_binding_jobs(
+    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
+) -> None:
+    """Start the binding's jobs one at a time, follow the running one, keep the ledger."""
+    runtime: Runtime = memo.runtime
+    await runtime.jobs.run(body, stopped)
+
+
+@kopf.on.event(*_JOBS, id=JOB_SEEN_ID)
+async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the jobs view current and wake the job's binding; report a job without binding."""
+    runtime: Runtime = memo.runtime
+    body = event["object"]
+    kind = event["type"] or ""
+    if not runtime.jobs.saw(kind, body) and kind != "DELETED":
+        await runtime.jobs.check_orphan(body)
+
+
+@kopf.on.event(*_BINDINGS, id=BINDING_GONE_ID)
+async def binding_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """A deleted binding's jobs say so (and a running attempt there ends Lost: its pod is gone)."""
+    if event["type"] != "DELETED":
+        return
+    runtime: Runtime = memo.runtime
+    metadata = event["object"]["metadata"]
+    for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
+        await runtime.jobs.check_orphan(job)
