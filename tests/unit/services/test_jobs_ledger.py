@@ -51,7 +51,7 @@ def running_binding(**overrides: Any) -> BindingView:
     return BindingView(**{**values, **overrides})
 
 
-def started(job: PhoneJob, *, at: datetime = NOW, token: str = "a") -> PhoneJob:
+def started(job: PhoneJob, *, at: datetime = NOW, token: str = "a") -> PhoneJob:  # noqa: S107
     """``job`` with a new attempt recorded."""
     status = ledger.begin_attempt(
         job, pod_uid="pod-1", pod_name="insta-042-worker", now=at, token=token
@@ -74,7 +74,8 @@ def test_jobs_start_in_creation_order_one_at_a_time() -> None:
 
     decided = plan(running_binding(), jobs, NOW)
 
-    assert decided.start is not None and decided.start.name == "a"
+    assert decided.start is not None
+    assert decided.start.name == "a"
     assert {w.job.name: (w.reason, w.message) for w in decided.waits} == {
         "b": ("WaitingForTurn", "waiting for job a"),
         "c": ("WaitingForTurn", "waiting for job a"),
@@ -133,7 +134,8 @@ def test_not_before_waits_without_holding_back_later_jobs() -> None:
 
     decided = plan(running_binding(), jobs, NOW)
 
-    assert decided.start is not None and decided.start.name == "b"
+    assert decided.start is not None
+    assert decided.start.name == "b"
     assert (decided.waits[0].reason, decided.waits[0].until) == ("NotBefore", later)
     assert decided.next_due == later
 
@@ -160,7 +162,8 @@ def test_yesterdays_jobs_do_not_count_against_todays_cap() -> None:
 
     decided = plan(running_binding(max_per_day=1), [yesterday, make_job("b", created=2)], NOW)
 
-    assert decided.start is not None and decided.start.name == "b"
+    assert decided.start is not None
+    assert decided.start.name == "b"
 
 
 def test_midnight_follows_the_time_zone() -> None:
@@ -183,7 +186,8 @@ def test_a_retryable_failure_schedules_a_retry_with_backoff() -> None:
     assert (job.status.phase, job.status.reason) == (JobPhase.PENDING, "RetryBackoff")
     assert job.status.next_attempt_time == rfc3339(NOW + timedelta(seconds=60))
     decided = plan(running_binding(), [job], NOW + timedelta(seconds=30))
-    assert decided.start is None and decided.waits[0].reason == "RetryBackoff"
+    assert decided.start is None
+    assert decided.waits[0].reason == "RetryBackoff"
     assert plan(running_binding(), [job], NOW + timedelta(seconds=61)).start is job
 
 
