@@ -9,15 +9,15 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["QUIET_IDS", "binding_gone", "job_seen", "run_binding_jobs"]
+__all__ = ["QUIET_IDS", "binding_changed", "job_seen", "run_binding_jobs"]
 
 _BINDINGS = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 _JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
 
 #: kopf's ids of the per-event handlers below (their success lines are filtered out of the log).
 JOB_SEEN_ID = "job_seen"
-BINDING_GONE_ID = "jobs_binding_gone"
-QUIET_IDS = (JOB_SEEN_ID, BINDING_GONE_ID)
+BINDING_CHANGED_ID = "jobs_binding_changed"
+QUIET_IDS = (JOB_SEEN_ID, BINDING_CHANGED_ID)
 
 
 @kopf.daemon(*_BINDINGS, id="jobs", cancellation_timeout=10, backoff=5)
@@ -39,12 +39,15 @@ async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
         await runtime.jobs.check_orphan(body)
 
 
-@kopf.on.event(*_BINDINGS, id=BINDING_GONE_ID)
-async def binding_gone(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A deleted binding's jobs say so (and a running attempt there ends Lost: its pod is gone)."""
-    if event["type"] != "DELETED":
-        return
+@kopf.on.event(*_BINDINGS, id=BINDING_CHANGED_ID)
+async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Wake the binding's job loop (its phase or pod changed); when the binding was deleted,
+    its jobs say so (and a running attempt there ends Lost: its pod is gone)."""
     runtime: Runtime = memo.runtime
     metadata = event["object"]["metadata"]
-    for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
+    namespace, name = metadata["namespace"], metadata["name"]
+    if event["type"] != "DELETED":
+        runtime.jobs.wake(namespace, name)
+        return
+    for job in runtime.jobs.jobs.of_binding(namespace, name):
         await runtime.jobs.check_orphan(job)

@@ -194,6 +194,10 @@ class JobService:
         self.wakeups.wake(binding_key(namespace, binding))
         return (namespace, binding) in self._loops
 
+    def wake(self, namespace: str, name: str) -> None:
+        """Run the binding's job loop now (its phase, pod or annotations changed)."""
+        self.wakeups.wake(binding_key(namespace, name))
+
     async def check_orphan(self, body: Mapping[str, Any]) -> None:
         """A job whose binding has no loop here: say so in its status if the binding is gone."""
         job = _parse(body)
