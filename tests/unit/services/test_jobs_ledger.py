@@ -154,6 +154,23 @@ def test_the_daily_cap_counts_todays_jobs_in_the_bindings_time_zone() -> None:
     assert wait.until == datetime(2026, 11, 30, tzinfo=UTC)
 
 
+def test_a_capped_job_keeps_saying_so_on_the_next_pass() -> None:
+    """The cap's nextAttemptTime (midnight) is not mistaken for a retry's backoff."""
+    done = ended(
+        started(make_job("a", created=1), at=NOW - timedelta(hours=1)),
+        ledger.Ending(AttemptOutcome.SUCCEEDED),
+    )
+    waiting = make_job("b", created=2)
+    (wait,) = plan(running_binding(max_per_day=1), [done, waiting], NOW).waits
+    capped = waiting.model_copy(
+        update={"status": ledger.wait(waiting, wait.reason, wait.message, wait.until)}
+    )
+
+    (again,) = plan(running_binding(max_per_day=1), [done, capped], NOW).waits
+
+    assert again.reason == "DailyCapReached"
+
+
 def test_yesterdays_jobs_do_not_count_against_todays_cap() -> None:
     """A job started before midnight (in the binding's zone) leaves today's cap free."""
     yesterday = ended(

@@ -134,7 +134,8 @@ def _why_wait(  # noqa: PLR0911 (one return per rule of the module docstring rea
     not_before = job.spec.not_before
     if not_before is not None and not_before > now:
         return Wait(job, "NotBefore", f"notBefore {_stamp(not_before)}", not_before)
-    retry_at = _parse(job.status.next_attempt_time)
+    # Only an ended attempt makes a retry; nextAttemptTime alone may be a cap's or notBefore's.
+    retry_at = _parse(job.status.next_attempt_time) if job.status.attempt_count else None
     if retry_at is not None and retry_at > now:
         number = job.status.attempt_count + 1
         return Wait(
