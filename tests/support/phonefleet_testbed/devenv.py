@@ -23,13 +23,17 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
         f"--timeout={timeout}s",
         "crd/phonebindings.phonefleet.dev",
         "crd/phoneclaims.phonefleet.dev",
+        "crd/phonejobs.phonefleet.dev",
     )
     wait_for(
         lambda: (
-            plane.kubectl("get", "phonebindings,phoneclaims", "-A", check=False).returncode == 0
+            plane.kubectl(
+                "get", "phonebindings,phoneclaims,phonejobs", "-A", check=False
+            ).returncode
+            == 0
         ),
         timeout,
-        message="PhoneBinding and PhoneClaim to be served",
+        message="PhoneBinding, PhoneClaim and PhoneJob to be served",
     )
 
 
