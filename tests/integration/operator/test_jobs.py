@@ -114,11 +114,11 @@ class JobBed:
             self.workers[binding] = StandInWorker(binding, free_port(), folder)
         return self.workers[binding]
 
-    def operator(self) -> Operator:
+    def operator(self, **env: str) -> Operator:
         """Start an operator whose job endpoints are this test's stand-ins."""
         overrides = {f"{self.namespace}/{name}": w.url for name, w in self.workers.items()}
         return self._start_operator(
-            PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps(overrides), **JOB_ENV
+            PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps(overrides), **JOB_ENV, **env
         )
 
     def stop_operator(self, operator: Operator) -> None:
@@ -507,3 +507,61 @@ def test_a_post_whose_answer_was_lost_is_not_posted_again(
     uid = get_job(kubectl, namespace, "post")["metadata"]["uid"]
     assert done["attempts"][1]["result"] == {"url": f"https://posts.invalid/{uid}"}
     assert len(worker.posts()) == 1
+
+
+# ------------------------------------------------------------ the admission webhook
+
+
+@pytest.fixture
+def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    """Settings of an operator serving its webhook on loopback; its configuration goes after."""
+    kubectl("create", "namespace", "phonefleet-system", check=False)
+    yield {
+        "PHONEFLEET_WEBHOOK_ENABLED": "true",
+        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
+        "PHONEFLEET_WEBHOOK_SERVICE": "",
+    }
+    kubectl("delete", "validatingwebhookconfiguration", "phonefleet.dev", "--ignore-not-found")
+
+
+def test_the_webhook_refuses_bad_jobs_at_apply_time(
+    bed: JobBed, kubectl: Kubectl, namespace: str, webhook_env: dict[str, str]
+) -> None:
+    """With the webhook on, kubectl apply refuses a job for a missing binding, an unknown task
+    (asked of the binding's own worker) and params failing the task's schema; a good one runs."""
+    bed.worker("lima").start()
+    bed.operator(**webhook_env)
+
+    def webhook_for_jobs() -> bool:
+        config = kubectl.get("validatingwebhookconfiguration", "phonefleet.dev")
+        return (
+            bool(config)
+            and any(
+                "phonejobs" in rule["resources"]
+                for hook in config["webhooks"]
+                for rule in hook.get("rules", [])
+            )
+            and all(hook["clientConfig"].get("caBundle") for hook in config["webhooks"])
+        )
+
+    wait_for(webhook_for_jobs, 60, message="the webhook configuration for PhoneJobs")
+    bed.binding("lima")
+    bed.running("lima")
+
+    def apply(name: str, binding: str, **spec: Any) -> str:
+        result = kubectl(
+            "apply",
+            "-f",
+            "-",
+            input_text=json.dumps(make_job(name, binding, namespace, **spec)),
+            check=False,
+        )
+        return result.stderr if result.returncode else ""
+
+    assert f"PhoneBinding nobody not found in namespace {namespace}" in apply("orphan", "nobody")
+    assert "unknown task 'post-video'" in apply("unknown", "lima", task="post-video")
+    assert "caption: Field required" in apply("bad", "lima", params={"mode": "ok"})
+    assert apply("good", "lima") == ""
+    bed.wait("good", phase_is("Succeeded"), "to succeed")

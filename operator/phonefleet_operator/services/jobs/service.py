@@ -33,6 +33,7 @@ from phonefleet_operator.models import (
     JobPhase,
     PhoneBinding,
     PhoneJob,
+    PhoneJobSpec,
     PhoneJobStatus,
     condition,
     set_condition,
@@ -226,6 +227,36 @@ class JobService:
                 f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}",
             ),
         )
+
+    # ------------------------------------------------------------ admission
+
+    async def review(self, namespace: str, spec: Mapping[str, Any]) -> list[str]:
+        """Reasons to refuse a PhoneJob at apply time; empty to admit it.
+
+        A missing binding is refused. The task and its params are checked by the binding's own
+        worker (its image registers the tasks) when it answers within the timeout; a worker
+        that does not answer admits the job, and the job loop reports the problem in the status
+        before anything runs.
+        """
+        try:
+            parsed = PhoneJobSpec.model_validate(dict(spec))
+        except ValidationError as error:
+            return [f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        body = await self._kube.get_binding(namespace, parsed.binding_name)
+        if body is None:
+            return [f"PhoneBinding {parsed.binding_name} not found in namespace {namespace}"]
+        binding = PhoneBinding.from_body(body)
+        base, token = self._endpoint(binding), self._token(binding)
+        if base is None or not token:
+            return []
+        try:
+            answer = await self._workers.validate(base, token, parsed.task, parsed.params)
+        except WorkerUnreachable as error:
+            log.info("Admitted a PhoneJob for %s unchecked: %s", binding.namespaced_name, error)
+            return []
+        if answer.status == 200 and not answer.body.get("ok"):
+            return [str(answer.body.get("message"))]
+        return []
 
     # ------------------------------------------------------------ the loop
 
