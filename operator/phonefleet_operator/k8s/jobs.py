@@ -49,6 +49,40 @@ class JobGateway:
         items: list[Obj] = result.get("items", [])
         return items
 
+    async def create_job(self, job: Obj) -> bool:
+        """Create a job; False when a job of that name exists already."""
+        try:
+            await self._call(
+                self._custom.create_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                job["metadata"]["namespace"],
+                c.JOB_PLURAL,
+                job,
+            )
+        except ApiException as error:
+            if is_conflict(error):
+                return False
+            raise
+        return True
+
+    async def list_bindings(self, namespace: str | None = None) -> list[Obj]:
+        """The bindings of one namespace, or of all."""
+        if namespace:
+            result = await self._call(
+                self._custom.list_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+            )
+        else:
+            result = await self._call(
+                self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
+            )
+        items: list[Obj] = result.get("items", [])
+        return items
+
     async def patch_job_status(
         self, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
     ) -> Obj | None:
