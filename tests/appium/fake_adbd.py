@@ -5,8 +5,8 @@ in the shell v2 protocol (so adb reports exit codes): ``getprop NAME``, ``glogin
 ``echo``, and the file sync service of ``adb push`` (``STAT``, ``SEND``/``DATA``/``DONE``,
 ``QUIT``; pushed files land in ``files``). Like a Geelark phone as public projects report it,
 shell commands other than ``glogin`` print ``error: you should run glogin to login first``
-(exit 0) until ``glogin`` ran with the right password. Protocol reference: AOSP ``packages/modules/adb/protocol.txt``, ``shell_protocol.h`` and
-``SYNC.TXT``.
+(exit 0) until ``glogin`` ran with the right password. Protocol reference: AOSP
+``packages/modules/adb/protocol.txt``, ``shell_protocol.h`` and ``SYNC.TXT``.
 """
 
 from __future__ import annotations
