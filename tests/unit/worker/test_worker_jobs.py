@@ -14,6 +14,7 @@ import requests
 from pydantic import BaseModel, ConfigDict
 from worker_fakes import PHONE_ID, FakePacer, RecordingJobs, make_world
 
+from phonefleet_worker.builtin_tasks import UiSteps, UiStepsParams
 from phonefleet_worker.job_desk import AttemptRequest, JobDesk
 from phonefleet_worker.job_server import JobServer
 from phonefleet_worker.lifecycle import CallTimedOut, Lifecycle
@@ -22,12 +23,13 @@ from phonefleet_worker.session import DeviceSession
 from phonefleet_worker.states import DeviceState
 from phonefleet_worker.task_api import (
     AccountTaskError,
+    AttemptInfo,
     JobContext,
     JobTask,
     MediaFile,
     PermanentTaskError,
 )
-from phonefleet_worker.tasks import HeartbeatTask
+from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext
 
 TOKEN = "job-token-for-tests"
 NOT_AFTER = time.time() + 3600  # one value, so a redelivery carries exactly the same data
@@ -377,3 +379,61 @@ def test_the_endpoint_delivers_validates_and_reports_attempts(
     assert call(url, "POST", "/v1/attempts", {"job": "x"}).status_code == 400
     cancelled = call(url, "POST", "/v1/attempts/attempt-1/cancel")
     assert (cancelled.status_code, cancelled.json()["state"]) == (202, "Failed")
+
+
+# ------------------------------------------------------------------ ui-steps and media
+
+
+class RecordingDriver:
+    """Records the driver calls of ui-steps' back step."""
+
+    def __init__(self) -> None:
+        self.backs = 0
+
+    def back(self) -> None:
+        self.backs += 1
+
+
+def test_ui_steps_back_presses_back_on_the_device() -> None:
+    """The back step calls the driver's back (the fake Appium driver lacks the command)."""
+    driver = RecordingDriver()
+    context = JobContext(
+        session=TaskContext(driver, Device(PHONE_ID, "s"), threading.Event()),  # type: ignore[arg-type]
+        attempt=AttemptInfo("farm/a", "uid", 1, "a-1"),
+        cancel=threading.Event(),
+    )
+
+    result = UiSteps().run(
+        context, UiStepsParams.model_validate({"steps": [{"action": "back"}] * 2})
+    )
+
+    assert (result, driver.backs) == ({"steps": 2}, 2)
+
+
+class MediaPost(FakePost):
+    """Asks for one video on the phone and reports where it was put."""
+
+    def media(self, params: PostParams) -> list[MediaFile]:
+        return [MediaFile("https://cdn.invalid/v.mp4", "/sdcard/Download/v.mp4")]
+
+    def run(self, context: JobContext, params: PostParams) -> Mapping[str, Any]:
+        return {"video": context.media["https://cdn.invalid/v.mp4"]}
+
+
+def test_an_attempts_media_is_pushed_to_its_device_before_the_task_runs() -> None:
+    """The desk hands the task's files to the pusher with the device's serial; the task sees
+    each URL's path on the phone."""
+    pushed: list[tuple[str, list[MediaFile]]] = []
+
+    def pusher(serial: str, files: Any) -> dict[str, str]:
+        pushed.append((serial, list(files)))
+        return {f.url: f.path for f in files}
+
+    desk = JobDesk(registry(MediaPost()), media=pusher)
+    session = run_world(desk)
+    desk.offer(attempt(1))
+
+    record = step_until_final(session, desk, "attempt-1")
+
+    assert record["result"] == {"video": "/sdcard/Download/v.mp4"}
+    assert pushed[0][0] == session.connection.serial  # type: ignore[union-attr]
