@@ -15,7 +15,12 @@ from phonefleet_operator.models import (
     rfc3339,
 )
 from phonefleet_operator.services.jobs import ledger
-from phonefleet_operator.services.jobs.schedule import BindingView, midnight_after, plan
+from phonefleet_operator.services.jobs.schedule import (
+    WAITING_FOR_TURN,
+    BindingView,
+    midnight_after,
+    plan,
+)
 
 NOW = datetime(2026, 11, 29, 15, 0, tzinfo=UTC)
 
@@ -69,7 +74,8 @@ def ended(job: PhoneJob, ending: ledger.Ending, at: datetime = NOW) -> PhoneJob:
 
 
 def test_jobs_start_in_creation_order_one_at_a_time() -> None:
-    """The oldest job starts; the others wait their turn, naming it."""
+    """The oldest job starts; the others wait their turn (words that do not change as the queue
+    moves, so waiting jobs are not rewritten each time)."""
     jobs = [make_job("b", created=2), make_job("a", created=1), make_job("c", created=3)]
 
     decided = plan(running_binding(), jobs, NOW)
@@ -77,8 +83,8 @@ def test_jobs_start_in_creation_order_one_at_a_time() -> None:
     assert decided.start is not None
     assert decided.start.name == "a"
     assert {w.job.name: (w.reason, w.message) for w in decided.waits} == {
-        "b": ("WaitingForTurn", "waiting for job a"),
-        "c": ("WaitingForTurn", "waiting for job a"),
+        "b": ("WaitingForTurn", WAITING_FOR_TURN),
+        "c": ("WaitingForTurn", WAITING_FOR_TURN),
     }
 
 

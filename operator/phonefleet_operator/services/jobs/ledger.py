@@ -67,6 +67,8 @@ def wait(job: PhoneJob, reason: str, message: str, until: datetime | None = None
     """The job is Pending for ``reason``; ``until`` (notBefore, cap) may push nextAttemptTime
     later, never earlier: a retry's backoff survives any other wait."""
     status = _copy(job)
+    if status.phase is JobPhase.PENDING and status.reason == reason == "RetryBackoff":
+        return status  # the failed attempt's own words say it best; nothing to rewrite
     status.phase = JobPhase.PENDING
     status.reason = reason
     status.message = message

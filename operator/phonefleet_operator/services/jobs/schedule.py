@@ -25,9 +25,12 @@ from datetime import UTC, datetime, timedelta
 
 from phonefleet_operator.models import JobPhase, PhoneJob
 
-__all__ = ["BindingView", "Plan", "Wait", "midnight_after", "plan", "sort_key"]
+__all__ = ["WAITING_FOR_TURN", "BindingView", "Plan", "Wait", "midnight_after", "plan", "sort_key"]
 
 _FAR = datetime.max.replace(tzinfo=UTC)
+#: The same words whichever job runs: naming it would rewrite every waiting job's status each
+#: time the queue moves (quadratic in the queue's length; the job that runs is in its Events).
+WAITING_FOR_TURN = "waiting for its turn: one job at a time per binding"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +99,7 @@ def plan(binding: BindingView, jobs: Sequence[PhoneJob], now: datetime) -> Plan:
             continue
         wait = _why_wait(binding, job, now, running=running, counted=counted)
         if wait is None and start is not None:
-            wait = Wait(job, "WaitingForTurn", f"waiting for job {start.name}")
+            wait = Wait(job, "WaitingForTurn", WAITING_FOR_TURN)
         if wait is None:
             start = job
             continue
@@ -145,7 +148,7 @@ def _why_wait(  # noqa: PLR0911 (one return per rule of the module docstring rea
             retry_at,
         )
     if running is not None:
-        return Wait(job, "WaitingForTurn", f"waiting for job {running.name}")
+        return Wait(job, "WaitingForTurn", WAITING_FOR_TURN)
     cap = binding.max_per_day
     if cap is not None and job.metadata.uid not in counted and len(counted) >= cap:
         until = midnight_after(now, binding.time_zone)

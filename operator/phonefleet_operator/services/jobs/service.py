@@ -351,6 +351,8 @@ class JobService:
             reason="StartedAttempt",
             message=f"Started attempt {attempt.number} of PhoneJob {started.name} "
             f"({started.spec.task}) on pod {pod_name(binding.name)}",
+            # The binding hears how each attempt ended; its start is the job's own story.
+            on_binding=False,
         )
         await self._deliver(binding, started, base, token)
 
@@ -555,8 +557,9 @@ class JobService:
         reason: str,
         message: str,
         warning: bool = False,
+        on_binding: bool = True,
     ) -> None:
-        """One Event on the job and one on its binding."""
+        """One Event on the job and (unless told otherwise) one on its binding."""
         job_body = {
             "apiVersion": c.API_VERSION,
             "kind": c.JOB_KIND,
