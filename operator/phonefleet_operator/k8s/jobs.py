@@ -22,7 +22,26 @@ class JobGateway:
 
     def __init__(self, caller: ApiCaller) -> None:
         self._call = caller
+        self._core = caller.core
         self._custom = caller.custom
+
+    async def keep_secret(self, secret: Obj) -> dict[str, str] | None:
+        """The ``data`` of the Secret named like ``secret``, creating it from ``secret`` first
+        if it does not exist; None when its namespace does not exist."""
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        try:
+            try:
+                await self._call(self._core.create_namespaced_secret, namespace, secret)
+            except ApiException as error:
+                if not is_conflict(error):
+                    raise
+            found = await self._call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as error:
+            if is_not_found(error):
+                return None
+            raise
+        data: dict[str, str] = found.get("data") or {}
+        return data
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         """The job, or None when it does not exist."""

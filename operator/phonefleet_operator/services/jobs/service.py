@@ -130,6 +130,8 @@ class JobService:
         self.jobs = ObservedJobs()
         self.wakeups = Wakeups()
         self._loops: set[tuple[str, str]] = set()
+        self.disabled: str | None = None
+        """Why PhoneJobs cannot run at all (no job key), or None."""
 
     @classmethod
     def create(
@@ -161,25 +163,36 @@ class JobService:
     # ------------------------------------------------------------ start-up
 
     async def prepare(self) -> None:
-        """Load the job key: from the settings, else the key Secret (made at the first start)."""
+        """Load the job key: from the settings, else the key Secret (made at the first start).
+
+        Jobs must never keep the operator from running bindings: when the key cannot be had
+        (no operator namespace, no rights), PhoneJobs wait with reason JobsDisabled instead.
+        """
         if self._settings.token_key is not None:
             self._tokens.load(bytes.fromhex(self._settings.token_key.get_secret_value()))
             return
         namespace, name = self._operator.operator_namespace, self._settings.key_secret
-        data = await self._kube.read_secret_data(namespace, name)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "stringData": new_key_data(),
+        }
+        try:
+            data = await self._api.keep_secret(secret)
+        except PhonefleetError as error:
+            log.warning(
+                "PhoneJobs are disabled: could not keep Secret %s/%s: %s", namespace, name, error
+            )
+            data = None
         if data is None:
-            secret = {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": namespace},
-                "type": "Opaque",
-                "stringData": new_key_data(),
-            }
-            if await self._kube.create_secret(secret):
-                log.info("Created Secret %s/%s with the job token key", namespace, name)
-            data = await self._kube.read_secret_data(namespace, name)
-        if data is None:
-            raise PhonefleetError(f"Secret {namespace}/{name} vanished while it was read")
+            self.disabled = (
+                f"jobs are disabled: the operator could not keep its job key in Secret "
+                f"{namespace}/{name} (create namespace {namespace}, or set "
+                "PHONEFLEET_JOBS_TOKEN_KEY)"
+            )
+            return
         self._tokens.load(base64.b64decode(data["key"]))
 
     # ------------------------------------------------------------ watch events
@@ -284,6 +297,7 @@ class JobService:
         """One pass over a binding's jobs; the seconds until the next is due."""
         binding = PhoneBinding.from_body(body)
         now = self._clock()
+        await self._know_pod(binding)
         view = self._binding_view(binding, body)
         await self._sync_account_condition(binding, body, view.account_hold)
         jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := _parse(raw))]
@@ -315,6 +329,9 @@ class JobService:
     async def _start(
         self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
     ) -> None:
+        if self.disabled is not None:
+            await self._write(job, ledger.wait(job, "JobsDisabled", self.disabled))
+            return
         base, token = self._endpoint(binding), self._token(binding)
         if base is None or not token or view.pod_uid is None:
             await self._write(job, ledger.wait(job, "BindingNotRunning", "worker not reachable"))
@@ -503,6 +520,18 @@ class JobService:
         )
 
     # ------------------------------------------------------------ helpers
+
+    async def _know_pod(self, binding: PhoneBinding) -> None:
+        """Ask the API server for a binding's pod the pods watch has not shown yet.
+
+        Right after a start the watch may not have listed the pods: without this, a running
+        attempt would look as if its pod were gone and be ended Lost while it still runs.
+        """
+        name = pod_name(binding.name)
+        if binding.status.pod_name and self._pods.get(binding.namespace, name) is None:
+            self._pods.refresh(
+                binding.namespace, name, await self._kube.get_pod(binding.namespace, name)
+            )
 
     def _binding_view(self, binding: PhoneBinding, body: Mapping[str, Any]) -> BindingView:
         annotations = (body.get("metadata") or {}).get("annotations") or {}
