@@ -105,6 +105,7 @@ class JobBed:
         self._start_operator = operator_factory
         self._folder = folder
         self.workers: dict[str, StandInWorker] = {}
+        self.tokens: dict[str, str] = {}
 
     def worker(self, binding: str) -> StandInWorker:
         """The stand-in worker of ``binding`` (made, not started, on first use)."""
@@ -141,7 +142,9 @@ class JobBed:
             30,
             message=f"the job token in Secret {name}-adb",
         )
-        self.worker(name).mount_token(base64.b64decode(secret["data"]["jobToken"]).decode())
+        token = base64.b64decode(secret["data"]["jobToken"]).decode()
+        self.tokens[name] = token
+        self.worker(name).mount_token(token)
 
     def job(self, name: str, binding: str, **spec: Any) -> None:
         """Apply a job."""
@@ -197,10 +200,11 @@ def test_jobs_run_one_at_a_time_in_creation_order_and_the_ledger_records_each(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
     """Three jobs on one binding run in order, never two at once; each status holds its attempt
-    with start, end, outcome and the task's result; `kubectl get pj` shows the columns."""
+    with start, end, outcome and the task's result; `kubectl get pj` shows the columns. The job
+    token is in no Event, pod spec, job status or operator log line."""
     worker = bed.worker("alpha")
     worker.start()
-    bed.operator()
+    operator = bed.operator()
     bed.binding("alpha")
     for name in ("post-1", "post-2", "post-3"):
         bed.job(name, "alpha", params={"caption": name, "seconds": 0.5})
@@ -230,6 +234,10 @@ def test_jobs_run_one_at_a_time_in_creation_order_and_the_ledger_records_each(
     events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "StartedAttempt" in events
     assert "AttemptSucceeded" in events
+    token = bed.tokens["alpha"]
+    pod = kubectl("get", "pod", "alpha-worker", "-n", namespace, "-o", "json").stdout
+    statuses = kubectl("get", "pj", "-n", namespace, "-o", "json").stdout
+    assert all(token not in text for text in (events, pod, statuses, operator.output))
 
 
 def test_bad_input_gets_a_clear_error_and_nothing_runs(

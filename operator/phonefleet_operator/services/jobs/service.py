@@ -83,7 +83,7 @@ class ObservedJobs:
         old = jobs.get(metadata["name"])
         if old is not None and _newer(old, job):
             return
-        jobs[metadata["name"]] = dict(job)
+        jobs[metadata["name"]] = _essentials(job)
 
     def gone(self, job: Mapping[str, Any]) -> None:
         """The job was deleted."""
@@ -94,6 +94,27 @@ class ObservedJobs:
     def of_binding(self, namespace: str, name: str) -> list[Obj]:
         """Every known job naming this binding."""
         return list(self._by_binding.get((namespace, name), {}).values())
+
+
+#: What the job loop reads of a job's metadata (managedFields and the rest stay out of memory).
+_METADATA_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+
+
+def _essentials(job: Mapping[str, Any]) -> Obj:
+    metadata = job["metadata"]
+    return {
+        "metadata": {key: metadata[key] for key in _METADATA_KEPT if key in metadata},
+        "spec": dict(job.get("spec") or {}),
+        "status": dict(job.get("status") or {}),
+    }
 
 
 def _newer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
