@@ -1,4 +1,5 @@
-"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound."""
+"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound,
+then a few PhoneJobs on the Running bindings (demo_jobs.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from phonefleet_testbed.demo_jobs import play_jobs, stand_in_workers
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
@@ -69,11 +72,13 @@ def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
             f"Started a control plane and a Geelark simulator with 5 phones "
             f"in {env.startup_seconds:.1f} s."
         )
-        operator = start_operator(env, plane.log_dir, DEMO_SETTINGS)
-        try:
-            return _play(env, operator, keep=keep, echo=echo, began=began)
-        finally:
-            operator.stop()
+        with stand_in_workers(NAMESPACE, ["alpha", "bravo"]) as (workers, job_settings):
+            operator = start_operator(env, plane.log_dir, {**DEMO_SETTINGS, **job_settings})
+            try:
+                code = _play(env, operator, keep=keep, echo=echo, began=began, workers=workers)
+            finally:
+                operator.stop()
+        return code
 
 
 def _phase(env: DevEnvironment, name: str) -> str | None:
@@ -90,6 +95,7 @@ def _play(
     keep: bool,
     echo: Callable[[str], None],
     began: float,
+    workers: dict[str, StandInWorker],
 ) -> int:
     plane = env.plane
     plane.kubectl("create", "namespace", NAMESPACE)
@@ -122,7 +128,8 @@ def _play(
     calls = ", ".join(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
     )
-    echo(f"Geelark calls so far: {counters.total} ({calls})")
+    echo(f"Geelark calls so far: {counters.total} ({calls})\n")
+    jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(
             "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
@@ -132,4 +139,4 @@ def _play(
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
     running = env.simulator.admin.running_phone_ids()
     echo(f"Deleted every binding; phones still running: {len(running)}.")
-    return 0 if not running else 1
+    return 0 if not running and jobs_ok else 1

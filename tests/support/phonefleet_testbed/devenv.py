@@ -66,6 +66,9 @@ class DevEnvironment:
             self.simulator.start()
             self.plane.start()
             install_crds(self.plane)
+            # The operator's own namespace, as every install has it (it keeps its job key there).
+            namespace = repo_root() / "manifests" / "manager" / "namespace.yaml"
+            self.plane.kubectl("apply", "-f", str(namespace))
         except BaseException:
             self.stop()
             raise
