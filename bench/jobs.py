@@ -235,8 +235,9 @@ async def _drain(env: DevEnvironment, n: int, per: int, work: Path, wait_seconds
                 for i, name in enumerate(names, start=1)
             ]
             # One binding first, until the operator has given it a phase: an operator that
-            # starts with more than kopf's worker limit (100) of bindings already listed waits
-            # forever for its index (see the report of this branch), so the fleet comes after.
+            # starts with more than kopf's worker limit (100) of bindings already there never
+            # handles any (main's too: kopf's index waits for objects the limit keeps out), so
+            # the fleet is created once the operator is past its initial listing.
             await _create_all(api, f"{GROUP_PATH}/phonebindings", manifests[:1])
             await _wait(
                 api,

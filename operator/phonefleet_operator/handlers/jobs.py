@@ -1,4 +1,5 @@
-"""kopf handlers of PhoneJobs: a job loop per binding, the jobs view, and orphaned jobs."""
+"""kopf handlers of PhoneJobs: the jobs and bindings views that drive each binding's job loop,
+orphaned jobs, and the admission check."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["QUIET_IDS", "binding_changed", "job_seen", "run_binding_jobs", "validate_job"]
+__all__ = ["QUIET_IDS", "binding_changed", "job_seen", "validate_job"]
 
 _BINDINGS = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 _JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
@@ -18,15 +19,6 @@ _JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
 JOB_SEEN_ID = "job_seen"
 BINDING_CHANGED_ID = "jobs_binding_changed"
 QUIET_IDS = (JOB_SEEN_ID, BINDING_CHANGED_ID)
-
-
-@kopf.daemon(*_BINDINGS, id="jobs", cancellation_timeout=10, backoff=5)
-async def run_binding_jobs(
-    body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **_: Any
-) -> None:
-    """Start the binding's jobs one at a time, follow the running one, keep the ledger."""
-    runtime: Runtime = memo.runtime
-    await runtime.jobs.run(body, stopped)
 
 
 @kopf.on.event(*_JOBS, id=JOB_SEEN_ID)
@@ -41,16 +33,15 @@ async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event(*_BINDINGS, id=BINDING_CHANGED_ID)
 async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Wake the binding's job loop (its phase or pod changed); when the binding was deleted,
-    its jobs say so (and a running attempt there ends Lost: its pod is gone)."""
+    """Start, wake or stop the binding's job loop; when the binding was deleted, its jobs say
+    so (and a running attempt there ends Lost: its pod is gone)."""
     runtime: Runtime = memo.runtime
-    metadata = event["object"]["metadata"]
-    namespace, name = metadata["namespace"], metadata["name"]
-    if event["type"] != "DELETED":
-        runtime.jobs.wake(namespace, name)
-        return
-    for job in runtime.jobs.jobs.of_binding(namespace, name):
-        await runtime.jobs.check_orphan(job)
+    body = event["object"]
+    runtime.jobs.saw_binding(event["type"] or "", body)
+    if event["type"] == "DELETED":
+        metadata = body["metadata"]
+        for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
+            await runtime.jobs.check_orphan(job)
 
 
 @kopf.on.validate(

@@ -1,6 +1,7 @@
 """The job loop of each binding: start the next job, follow the running one, write the ledger.
 
-One loop per PhoneBinding (a kopf daemon, see handlers/jobs.py) runs ``pass_once`` whenever a
+One loop per PhoneBinding (a task started by the bindings watch, see handlers/jobs.py) runs
+``pass_once`` whenever a
 job or the binding changes, when a running attempt is due for a poll, or when a waiting job
 comes due. Jobs are read from an in-memory view fed by the PhoneJob watch and by the answers to
 our own writes; every status write is conditional on the job's resourceVersion, so a stale view
@@ -13,6 +14,7 @@ keeps no Kubernetes rights: the operator delivers each attempt and collects its 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Callable, Mapping
@@ -151,6 +153,8 @@ class JobService:
         self.jobs = ObservedJobs()
         self.wakeups = Wakeups()
         self._loops: set[tuple[str, str]] = set()
+        self._bindings: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -178,7 +182,12 @@ class JobService:
         )
 
     async def close(self) -> None:
-        """Close the connections to the workers."""
+        """Stop every job loop and close the connections to the workers."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
         await self._workers.close()
 
     # ------------------------------------------------------------ start-up
@@ -294,22 +303,45 @@ class JobService:
 
     # ------------------------------------------------------------ the loop
 
-    async def run(self, body: Mapping[str, Any], stopped: Any) -> None:
-        """The job loop of one binding, until kopf stops it (``stopped``: kopf's DaemonStopped,
-        true once the binding is being deleted or the operator stops)."""
+    def saw_binding(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """Keep the binding's latest body; start its job loop on first sight, stop it when the
+        binding is gone, and wake it on every change (its phase, pod or annotations)."""
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
+        if event_type == "DELETED":
+            self._bindings.pop(key, None)
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            return
+        self._bindings[key] = body
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(
+                self._loop(key), name=f"jobs of {key[0]}/{key[1]}"
+            )
+        self.wake(*key)
+
+    async def _loop(self, key: tuple[str, str]) -> None:
+        """The job loop of one binding, while the binding exists.
+
+        A plain task fed by the bindings watch rather than a second kopf daemon per binding:
+        it needs no kopf progress storage or daemon bookkeeping, and it reads the binding's
+        latest body from the watch each pass.
+        """
         self._loops.add(key)
         wake = binding_key(*key)
         self.wakeups.register(wake)
         try:
-            while not stopped:
+            while (body := self._bindings.get(key)) is not None:
                 try:
                     delay = await self.pass_once(body)
                 except PhonefleetError as error:
                     log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
                     delay = 5.0
-                await self.wakeups.wait(wake, delay, stopped.wait)
+                except Exception:  # a bug must not end the binding's jobs for good
+                    log.exception("Job pass of PhoneBinding %s/%s failed", *key)
+                    delay = 5.0
+                await self.wakeups.wait(wake, delay, asyncio.sleep)
         finally:
             self._loops.discard(key)
             self.wakeups.forget(wake)
@@ -333,7 +365,7 @@ class JobService:
             )
         if decided.running is not None:
             await self._follow(binding, view, decided.running, now)
-        elif decided.start is not None:
+        elif decided.start is not None and binding.metadata.deletion_timestamp is None:
             await self._start(binding, view, decided.start, now)
         return self._delay(decided, now)
 
