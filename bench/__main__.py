@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bench.plots import write_plots
 from bench.report import table, write_json
 from bench.runner import Options, run
 
@@ -74,6 +75,12 @@ def _env_pairs(
     multiple=True,
     help="Leave a reference out (quicker iterations).",
 )
+@click.option(
+    "--churn-cycles",
+    default=2,
+    show_default=True,
+    help="Times every binding is deleted and applied again after the steady state (RSS after).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 def main(
     *,
@@ -89,6 +96,7 @@ def main(
     seed_sample: int,
     operator_env: dict[str, str],
     skip: tuple[str, ...],
+    churn_cycles: int,
     out: Path | None,
 ) -> None:
     """Converge N PhoneBindings with the operator; compare with the ceiling and the seed's way."""
@@ -105,10 +113,12 @@ def main(
         seed_sample=seed_sample,
         operator_env=operator_env,
         skip=frozenset(skip),
+        churn_cycles=churn_cycles,
     )
     result = run(options)
     path = write_json(result, out)
-    click.echo("\n" + table(result) + f"\n\nWrote {path}")
+    plots = write_plots(result, path)
+    click.echo("\n" + table(result) + f"\n\nWrote {path}, " + ", ".join(p.name for p in plots))
     converged = result["operator"]["converged"] == bindings
     sys.exit(0 if converged else 1)
 

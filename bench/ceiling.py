@@ -86,6 +86,7 @@ class CeilingResult:
     milestones: dict[str, float | None]
     errors: list[str]
     cpu_seconds: dict[str, float]
+    converged_at: list[float]
 
     def to_json(self) -> dict[str, Any]:
         """The figures as JSON."""
@@ -98,6 +99,8 @@ class CeilingResult:
             "milestones": self.milestones,
             "errors": self.errors[:10],
             "cpuSeconds": self.cpu_seconds,
+            # Seconds after the start at which each pod ran, in order (bench/plots.py).
+            "convergedAtSeconds": self.converged_at,
         }
 
 
@@ -143,6 +146,11 @@ async def run_ceiling(
         milestones=tracker.milestones(started),
         errors=[str(e) for e in errors],
         cpu_seconds=used,
+        converged_at=sorted(
+            round(i.converged - started, 2)
+            for i in tracker.items.values()
+            if i.converged is not None
+        ),
     )
 
 

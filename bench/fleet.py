@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from bench.churn import run_churn
 from bench.kube import KubeApi, run_parallel
 from bench.process_stats import CpuClock, ProcessSampler
 from bench.tracking import Tracker, percentiles, wait_done, watch_into
@@ -72,6 +73,7 @@ class OperatorResult:
     timeline: list[Obj] = field(default_factory=list)
     log_summary: Obj = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
+    churn: Obj = field(default_factory=dict)
 
     def to_json(self) -> Obj:
         """The figures as JSON."""
@@ -100,6 +102,7 @@ class OperatorResult:
             "operatorSettings": self.settings,
             "operatorLog": self.log_summary,
             "timeline": self.timeline,
+            "churn": self.churn,
         }
 
 
@@ -119,6 +122,12 @@ def _wait_healthy(url: str, operator: Any, wait_seconds: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the operator did not answer {url} within {wait_seconds} s")
         time.sleep(0.2)
+
+
+def _totals(sampler: ProcessSampler) -> tuple[float, int]:
+    """CPU seconds used and peak RSS (KiB) of the operator so far."""
+    sampler.sample()
+    return (sampler.samples[-1][2] if sampler.samples else 0.0), sampler.peak_hwm_kib
 
 
 def _log_summary(path: Path) -> Obj:
@@ -193,6 +202,7 @@ async def run_operator(
     steady_seconds: float,
     concurrency: int,
     control_plane: dict[str, int],
+    churn_cycles: int = 0,
 ) -> OperatorResult:
     """Start the operator, apply every (name, spec.phoneId) and measure until all are Ready."""
     admin = SimulatorAdmin(env.simulator.base_url)
@@ -237,8 +247,18 @@ async def run_operator(
                 sampling.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sampling
-        sampler.sample()
-        cpu_total = sampler.samples[-1][2] if sampler.samples else 0.0
+        cpu_total, peak_kib = _totals(sampler)  # before the churn: the figures of one run
+        churn = await run_churn(
+            api,
+            cycles=churn_cycles if converged else 0,
+            bindings_path=base,
+            pods_path=pods,
+            new_tracker=lambda: Tracker([n for n, _ in bindings], pod_name, node, needs_ready=True),
+            apply=lambda: _apply(api, base, namespace, bindings, concurrency),
+            pid=operator.pid,
+            liveness=liveness,
+            wait_seconds=wait_seconds,
+        )
         operator.check_running()
     finally:
         operator.stop()
@@ -261,7 +281,7 @@ async def run_operator(
         steady_calls_per_minute=(steady["total"] * 60.0 / steady_seconds)
         if converged and steady_seconds > 0
         else 0.0,
-        peak_rss_mib=sampler.peak_hwm_kib / 1024,
+        peak_rss_mib=peak_kib / 1024,
         cpu_seconds_convergence=cpu_convergence,
         cpu_seconds_total=round(cpu_total, 2),
         control_plane_cpu_convergence=plane_used,
@@ -269,4 +289,5 @@ async def run_operator(
         timeline=timeline,
         log_summary=_log_summary(operator.log_path),
         settings=extra_env,
+        churn=churn,
     )

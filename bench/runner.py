@@ -40,6 +40,7 @@ class Options:
     seed_sample: int = 10
     operator_env: dict[str, str] = field(default_factory=dict)
     skip: frozenset[str] = frozenset()
+    churn_cycles: int = 2
 
     def to_json(self) -> Obj:
         """The options as recorded in the results."""
@@ -56,6 +57,7 @@ class Options:
             "seedSample": self.seed_sample,
             "operatorEnv": self.operator_env,
             "skipped": sorted(self.skip),
+            "churnCycles": self.churn_cycles,
         }
 
 
@@ -129,12 +131,18 @@ async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], 
             steady_seconds=options.steady_seconds,
             concurrency=options.apply_concurrency,
             control_plane=plane,
+            churn_cycles=options.churn_cycles,
         )
         out["operator"] = operator.to_json()
         _say(
             f"operator: {operator.converged}/{n} Ready in {operator.converge_seconds:.1f} s, "
             f"{operator.geelark_convergence['total']} Geelark calls; steady "
             f"{operator.steady_calls_per_minute:.1f}/min"
+        )
+        churn = operator.churn
+        _say(
+            f"churn: operator RSS {churn['rssBeforeMiB']} MiB before {churn['cycles']} cycles of "
+            f"deleting and re-applying every binding, {churn['rssAfterMiB']} MiB after"
         )
 
     if "seed" in options.skip:

@@ -25,7 +25,7 @@
 #   PHONEFLEET_KIND_NODE_IMAGE  kind node image (default: kind's own)
 #   PHONEFLEET_KIND_KEEP=1      keep the cluster this script created (default: delete it at exit)
 #   PHONEFLEET_KIND_TIMEOUT     seconds for each wait (default 300)
-#   PHONEFLEET_BASE_IMAGE       BASE_IMAGE build argument of both Dockerfiles
+#   PHONEFLEET_BASE_IMAGE       BASE_IMAGE build argument of the Dockerfiles
 #   GEELARK_TOKEN, PHONEFLEET_KIND_PHONE   real Geelark mode (see above)
 set -euo pipefail
 
@@ -38,6 +38,7 @@ namespace=phonefleet-e2e
 binding=e2e-phone
 operator_image=phonefleet/operator:dev
 worker_image=phonefleet/worker:dev
+simulator_image=phonefleet/geelark-sim:dev
 
 log() { echo "[kind-e2e] $*" >&2; }
 die() {
@@ -112,12 +113,12 @@ fi
 # --- images -------------------------------------------------------------------------------------
 build_args=()
 [[ -n ${PHONEFLEET_BASE_IMAGE:-} ]] && build_args=(--build-arg "BASE_IMAGE=$PHONEFLEET_BASE_IMAGE")
-for component in operator worker; do
-	log "building phonefleet/$component:dev"
-	docker build "${build_args[@]}" -f "$repo/Dockerfile.$component" -t "phonefleet/$component:dev" "$repo"
+for build in operator:operator worker:worker simulator:geelark-sim; do
+	log "building phonefleet/${build#*:}:dev"
+	docker build "${build_args[@]}" -f "$repo/Dockerfile.${build%%:*}" -t "phonefleet/${build#*:}:dev" "$repo"
 done
 log "loading the images into $cluster"
-kind load docker-image --name "$cluster" "$operator_image" "$worker_image"
+kind load docker-image --name "$cluster" "$operator_image" "$worker_image" "$simulator_image"
 
 # --- install ------------------------------------------------------------------------------------
 log "installing $overlay ($mode)"

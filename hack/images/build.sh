@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds phonefleet/operator:dev and phonefleet/worker:dev on the local base image (no registry),
-# then prints each build's time and the images' sizes. Run dockerd.sh and base-image.sh first.
+# Builds phonefleet/operator:dev, phonefleet/worker:dev and phonefleet/geelark-sim:dev (the
+# simulator, from the test bed) on the local base image (no registry), then prints each build's
+# time and the images' sizes. Run dockerd.sh and base-image.sh first.
 #
 # Environment: PHONEFLEET_BASE_IMAGE (default phonefleet/base:bookworm), PHONEFLEET_IMAGE_TAG
 # (default dev), PHONEFLEET_NO_CACHE=1 for a cold build (docker build --no-cache).
@@ -19,8 +20,9 @@ if ! docker image inspect "$base" >/dev/null 2>&1; then
 	exit 1
 fi
 
-for component in operator worker; do
-	image="phonefleet/$component:$tag"
+for build in operator:operator worker:worker simulator:geelark-sim; do
+	component="${build%%:*}"
+	image="phonefleet/${build#*:}:$tag"
 	log="$(mktemp "/tmp/phonefleet-build-$component.XXXXXX.log")"
 	began=$SECONDS
 	# --network host: pip reaches the package index the way the machine does (no bridge needed).

@@ -25,7 +25,12 @@ CLAIM_KIND: Final = "PhoneClaim"
 CLAIM_PLURAL: Final = "phoneclaims"
 CLAIM_SINGULAR: Final = "phoneclaim"
 
-#: ``kubectl get phonefleet`` lists both kinds.
+POOL_KIND: Final = "PhonePool"
+POOL_PLURAL: Final = "phonepools"
+POOL_SINGULAR: Final = "phonepool"
+POOL_SHORT_NAMES: Final = ("pp",)
+
+#: ``kubectl get phonefleet`` lists every kind.
 CATEGORY: Final = "phonefleet"
 
 #: Held by every binding until its pod is gone, its phone released and its claim deleted.
@@ -51,6 +56,9 @@ COMPONENT_CLAIM: Final = "phone-claim"
 
 #: Hash of the rendered pod; a different value on the live pod means "replace it".
 ANNOTATION_SPEC_HASH: Final = "phonefleet.dev/spec-hash"
+#: On a PhoneBinding being deleted: "true" lets its finalizer go even though its phone could not
+#: be stopped (a person gives up on purpose; the phone may keep running and be billed).
+ANNOTATION_ABANDON_PHONE: Final = "phonefleet.dev/abandon-phone"
 #: On the ADB Secret: when the operator last fetched the endpoint (RFC 3339), to re-fetch it at
 #: most once per threshold while a worker cannot connect.
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
+import socket
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,24 +15,35 @@ from typing import Any, TypeVar
 
 import click
 import kopf
-from pydantic import ValidationError
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, jobs, pods
+from phonefleet_operator.handlers import admission, bindings, claims, jobs, pods, pools
+from phonefleet_operator.leadership import run_elected
+from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
-from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+from phonefleet_operator.settings import (
+    GeelarkSettings,
+    InvalidSettings,
+    JobSettings,
+    OperatorSettings,
+    load_settings,
+)
 
 __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "run"]
 
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, jobs, pods)
+_REGISTERED = (admission, bindings, claims, jobs, pods, pools)
 
 
 def _quiet() -> logging.Filter:
     return QuietWatchHandlers(
-        bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID, *jobs.QUIET_IDS
+        bindings.WAKE_ID,
+        claims.CLAIM_SEEN_ID,
+        pods.POD_SEEN_ID,
+        *pools.HANDLER_IDS,
+        *jobs.QUIET_IDS,
     )
 
 
@@ -37,16 +51,17 @@ def _quiet() -> logging.Filter:
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
-        operator_settings = OperatorSettings()
-        geelark_settings = GeelarkSettings()
-        job_settings = JobSettings()
-    except ValidationError as error:
+        operator_settings = load_settings(OperatorSettings)
+        geelark_settings = load_settings(GeelarkSettings)
+        job_settings = load_settings(JobSettings)
+    except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
     runtime = Runtime.create(operator_settings, geelark_settings, job_settings)
     memo.runtime = runtime
     await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
+    memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -65,6 +80,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the Geelark session and the Kubernetes connection pool."""
+    await stop_monitoring(getattr(memo, "monitoring", None))
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.close()
@@ -72,9 +88,16 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.probe(id="geelark")
 def geelark_probe(memo: kopf.Memo, **_: Any) -> str:
-    """Report on /healthz whether Geelark answered recently (never a secret)."""
+    """Report on /healthz whether Geelark answered recently (never a secret, never a failure)."""
     runtime: Runtime | None = getattr(memo, "runtime", None)
-    return runtime.health() if runtime is not None else "starting"
+    return runtime.geelark_health() if runtime is not None else "starting"
+
+
+@kopf.on.probe(id="background")
+def background_probe(memo: kopf.Memo, **_: Any) -> dict[str, Any] | str:
+    """Fail /healthz (HTTP 500: liveness) when a background task has ended (docs/reconcile.md)."""
+    runtime: Runtime | None = getattr(memo, "runtime", None)
+    return runtime.background_health() if runtime is not None else "starting"
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -128,6 +151,11 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     # Only the Events we post on purpose (one per transition), not one per log line.
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
+    # Our name in the Events' source (the "From" of `kubectl describe`), not kopf's; the
+    # instance is the pod (its host name), so that replicas' Events can be told apart.
+    settings.posting.reporting_component = "phonefleet-operator"
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = "phonefleet-"
     # Our own finalizer name and annotation keys, so `kubectl get -o yaml` explains itself,
     # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
     settings.persistence.finalizer = c.FINALIZER
@@ -180,15 +208,23 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
 @click.option("--verbose", is_flag=True, help="Log at debug level.")
 def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     """Run the phonefleet operator (settings come from PHONEFLEET_* variables)."""
+    try:
+        # Checked before kopf starts, so that a mistake ends the command at once (exit 2).
+        load_settings(OperatorSettings)
+        load_settings(GeelarkSettings)
+    except InvalidSettings as error:
+        click.echo(f"phonefleet-operator: invalid settings: {error}", err=True)
+        sys.exit(2)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",
     )
-    asyncio.run(
-        kopf.operator(
-            clusterwide=not namespaces,
-            namespaces=namespaces,
-            standalone=True,
-            liveness_endpoint=liveness,
-        )
+    operator = functools.partial(
+        kopf.operator,
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        standalone=True,
+        liveness_endpoint=liveness,
     )
+    # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease.
+    sys.exit(asyncio.run(run_elected(lambda stop: operator(stop_flag=stop), liveness)))

@@ -1,21 +1,104 @@
-"""The operator's settings: pydantic-settings classes read once at start-up from PHONEFLEET_*."""
+"""The operator's settings: pydantic-settings classes read once at start-up from PHONEFLEET_*.
+
+Load them with :func:`load_settings`: a refusal is an :class:`InvalidSettings` whose message
+names each bad variable and what is wrong with it, and never quotes a value (the Geelark token
+and API key are among them). The classes also hide inputs from their own validation errors.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as UnparsableSetting
 
 from .models import Resources
 
-__all__ = ["GeelarkSettings", "JobSettings", "OperatorSettings"]
+__all__ = [
+    "GeelarkSettings",
+    "InvalidSettings",
+    "JobSettings",
+    "OperatorSettings",
+    "geelark_credentials_given",
+    "load_settings",
+]
+
+S = TypeVar("S", bound=BaseSettings)
+
+_TOKEN = "PHONEFLEET_GEELARK_TOKEN"  # noqa: S105 - the variable's name, not a token
+_APP_ID = "PHONEFLEET_GEELARK_APP_ID"
+_API_KEY = "PHONEFLEET_GEELARK_API_KEY"
+_UNPARSABLE_FIELD = re.compile(r'field "([^"]+)"')
+
+
+class InvalidSettings(ValueError):
+    """PHONEFLEET_* settings that cannot be used; the message names variables, never values."""
+
+
+def load_settings(kind: type[S], **overrides: Any) -> S:
+    """``kind`` read from the environment (``overrides`` win over it).
+
+    Raises InvalidSettings with one "VARIABLE: problem" per fault and no exception chained: the
+    pydantic error it replaces quotes the input, which may be a credential.
+    """
+    try:
+        return kind(**overrides)
+    except ValidationError as error:
+        problems = [
+            _describe(kind, tuple(e["loc"]), e["msg"])
+            for e in error.errors(include_url=False, include_context=False, include_input=False)
+        ]
+    except UnparsableSetting as error:
+        found = _UNPARSABLE_FIELD.search(str(error))
+        field = found.group(1) if found else "?"
+        problems = [f"{_variable(kind, field)}: could not be parsed (JSON expected)"]
+    raise InvalidSettings("; ".join(problems))
+
+
+def geelark_credentials_given() -> bool:
+    """Whether any of the Geelark credential variables is set (their values are not kept)."""
+    given = _CredentialVariables()
+    return any(v is not None for v in (given.token, given.app_id, given.api_key))
+
+
+def _describe(kind: type[BaseSettings], loc: tuple[int | str, ...], msg: str) -> str:
+    msg = msg.removeprefix("Value error, ")
+    if not loc:
+        return msg
+    where = _variable(kind, str(loc[0])) + "".join(f".{part}" for part in loc[1:])
+    return f"{where}: {msg}"
+
+
+def _variable(kind: type[BaseSettings], field: str) -> str:
+    """The environment variable a field is read from."""
+    info = kind.model_fields.get(field)
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    if info is None:
+        return field.upper()  # pydantic reported the alias itself
+    return (str(kind.model_config.get("env_prefix", "")) + field).upper()
+
+
+class _CredentialVariables(BaseSettings):
+    """Which Geelark credential variables are set, with no rule about them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PHONEFLEET_GEELARK_", extra="ignore", hide_input_in_errors=True
+    )
+
+    token: SecretStr | None = None
+    app_id: SecretStr | None = None
+    api_key: SecretStr | None = None
 
 
 class GeelarkSettings(BaseSettings):
     """How to reach and authenticate to the Geelark Open API."""
 
-    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_GEELARK_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PHONEFLEET_GEELARK_", extra="ignore", hide_input_in_errors=True
+    )
 
     url: str = Field("https://openapi.geelark.com", description="Base URL of the Open API.")
     token: SecretStr | None = Field(None, description="Bearer token (token mode).")
@@ -49,6 +132,15 @@ class GeelarkSettings(BaseSettings):
     inventory_miss_refresh_seconds: float = Field(
         15.0, gt=0, description="Shortest gap between two refreshes caused by a lookup miss."
     )
+    live_view_in_status: bool = Field(
+        False,
+        description=(
+            "Hand the phone's live-view link from Geelark's start reply on to the binding's "
+            "status.phone.liveViewUrl. Off by default: the link opens the phone in a browser, so "
+            "anyone who may read PhoneBindings could watch and control the phone (docs/secrets.md)."
+            " Off, the link is only logged at debug level."
+        ),
+    )
 
     @property
     def auth_mode(self) -> Literal["token", "key"]:
@@ -57,11 +149,15 @@ class GeelarkSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _one_auth_mode(self) -> GeelarkSettings:
-        has_key = self.app_id is not None and self.api_key is not None
-        if self.token is None and not has_key:
+        if self.token is not None:
+            return self
+        if self.api_key is not None and self.app_id is None:
+            raise ValueError(f"{_API_KEY} is set but {_APP_ID} is not: key mode needs both")
+        if self.app_id is not None and self.api_key is None:
+            raise ValueError(f"{_APP_ID} is set but {_API_KEY} is not: key mode needs both")
+        if self.app_id is None:
             raise ValueError(
-                "Geelark credentials are missing: set PHONEFLEET_GEELARK_TOKEN, or both "
-                "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY"
+                f"Geelark credentials are missing: set {_TOKEN}, or both {_APP_ID} and {_API_KEY}"
             )
         return self
 
@@ -69,7 +165,9 @@ class GeelarkSettings(BaseSettings):
 class OperatorSettings(BaseSettings):
     """Everything the operator needs besides Geelark: images, timings, kopf tuning."""
 
-    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="PHONEFLEET_", extra="ignore", hide_input_in_errors=True
+    )
 
     worker_image: str = Field(
         "ghcr.io/phonefleet/worker:0.1.0",
@@ -231,6 +329,13 @@ class OperatorSettings(BaseSettings):
     orphan_sweep_seconds: float = Field(
         60.0, gt=0, description="How often claims whose holder no longer exists are released."
     )
+    require_pools: bool = Field(
+        False,
+        description=(
+            "Tenancy: a phone in no PhonePool cannot be bound (without it, such phones are free "
+            "for all; with no PhonePool at all tenancy is off). See docs/tenancy.md."
+        ),
+    )
 
     # The admission webhook (off unless enabled: it needs an address the API server can reach).
     operator_namespace: str = Field(
@@ -259,6 +364,39 @@ class OperatorSettings(BaseSettings):
             "Use tls.crt, tls.key and ca.crt from this folder (e.g. mounted by cert-manager) "
             "instead of the operator's own CA; the server reloads them when they change."
         ),
+    )
+
+    # Monitoring (docs/operations.md).
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Serve Prometheus metrics at /metrics on this port and check for phones "
+        "billed with no binding; unset (the default outside manifests/default): neither.",
+    )
+    metrics_addr: str = Field("0.0.0.0", description="Address the metrics server listens on.")  # noqa: S104 - scraped through the pod IP
+    billing_check_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often the phone list is read to find phones billed with no binding "
+        "(ceil(phones/100) Geelark calls each time).",
+    )
+
+    # Active and standby replicas (phonefleet_operator/leadership.py).
+    leader_election: bool = Field(
+        False,
+        description="Work only while holding the Lease lease_name in operator_namespace, so that "
+        "several replicas can run, one active (manifests/default: on, 2 replicas).",
+    )
+    lease_name: str = Field("phonefleet-operator", description="Name of the leader Lease.")
+    lease_duration_seconds: float = Field(
+        15.0, ge=1, description="A Lease not renewed for this long may be taken over."
+    )
+    lease_renew_deadline_seconds: float = Field(
+        10.0, gt=0, description="The active replica stops if it could not renew for this long."
+    )
+    lease_retry_seconds: float = Field(
+        2.0, gt=0, description="How often the Lease is renewed, or tried by a standby."
     )
 
     # kopf and the Kubernetes client, tuned for many bindings.

@@ -49,6 +49,9 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
     figures = json.loads(out.read_text())
 
     assert figures["bindings"] == N
+    for plot in ("bench-ready.png", "bench-geelark.png"):
+        assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot
+    assert len(figures["ceiling"]["convergedAtSeconds"]) == N
     assert {"machine", "options", "operator", "ceiling", "seedWay", "targets"} <= set(figures)
     assert figures["machine"]["versions"]["kopf"]
     operator = figures["operator"]

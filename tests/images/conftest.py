@@ -9,7 +9,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from docker_support import OPERATOR_IMAGE, SCRIPTS, WORKER_IMAGE, Images
+from docker_support import OPERATOR_IMAGE, SCRIPTS, SIMULATOR_IMAGE, WORKER_IMAGE, Images
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
@@ -56,10 +56,10 @@ def run_script(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def images() -> Images:
-    """A running Docker engine and both images, built from the working tree on the local base."""
+    """A running Docker engine and the three images, built from the working tree (local base)."""
     for name in SCRIPT_TIMEOUTS:
         print(run_script(name), end="")  # timings and sizes, shown with -s or on failure
-    return Images(operator=OPERATOR_IMAGE, worker=WORKER_IMAGE)
+    return Images(operator=OPERATOR_IMAGE, worker=WORKER_IMAGE, simulator=SIMULATOR_IMAGE)
 
 
 @pytest.fixture(scope="session")

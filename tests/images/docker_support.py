@@ -17,6 +17,7 @@ from pathlib import Path
 __all__ = [
     "OPERATOR_IMAGE",
     "SCRIPTS",
+    "SIMULATOR_IMAGE",
     "WORKER_IMAGE",
     "Container",
     "Images",
@@ -29,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO / "hack" / "images"
 OPERATOR_IMAGE = "phonefleet/operator:dev"
 WORKER_IMAGE = "phonefleet/worker:dev"
+SIMULATOR_IMAGE = "phonefleet/geelark-sim:dev"
 
 
 def docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -61,6 +63,7 @@ class Images:
 
     operator: str
     worker: str
+    simulator: str
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 ``/readyz`` answers 200 while the session is open (APPIUM_READY, IDLE, JOB_RUNNING) and 503
 otherwise; ``/livez`` answers 200 while the main loop keeps turning and 503 once it has been
-stuck longer than the liveness timeout. Both bodies are one line of plain text.
+stuck longer than the liveness timeout. Both bodies are one line of plain text. ``/metrics``
+serves the worker's Prometheus metrics (``metrics.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from phonefleet_worker import metrics
 
 __all__ = ["ProbeServer"]
 
@@ -29,7 +32,11 @@ class ProbeServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                check = checks.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._send(HTTPStatus.OK, *metrics.exposition())
+                    return
+                check = checks.get(path)
                 if check is None:
                     self._answer(HTTPStatus.NOT_FOUND, "not found")
                     return
@@ -37,9 +44,11 @@ class ProbeServer:
                 self._answer(HTTPStatus.OK if healthy else HTTPStatus.SERVICE_UNAVAILABLE, why)
 
             def _answer(self, status: HTTPStatus, text: str) -> None:
-                body = (text + "\n").encode()
+                self._send(status, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+            def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
                 self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

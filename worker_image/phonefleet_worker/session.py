@@ -26,6 +26,7 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
+from phonefleet_worker import metrics
 from phonefleet_worker.adb import DEVICE, SERIALNO_PROPERTY, AdbGateway
 from phonefleet_worker.appium_gateway import AppiumGateway, classify_failure, first_line
 from phonefleet_worker.backoff import Backoff
@@ -111,6 +112,7 @@ class DeviceSession:
         self._backoff = backoff
         self._timings = timings or SessionTimings()
         self._state = S.WAITING_FOR_PHONE
+        metrics.entered(self._state)
         self._connection: AdbConnection | None = None
         self._driver: WebDriver | None = None
         self._job: Task | None = None
@@ -409,6 +411,7 @@ class DeviceSession:
         if not is_allowed(source, target):
             raise RuntimeError(f"illegal transition {source.value} -> {target.value} ({reason})")
         self._state = target
+        metrics.moved(source, target)
         transition = Transition(source, target, reason)
         self.history.append(transition)
         level = logging.WARNING if target in (S.RECOVERING, S.FAILED) else logging.INFO

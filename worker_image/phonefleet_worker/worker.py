@@ -28,6 +28,7 @@ from phonefleet_worker.job_desk import JobDesk, MediaPusher
 from phonefleet_worker.job_server import JobServer, token_from_file
 from phonefleet_worker.lifecycle import Lifecycle
 from phonefleet_worker.media import HttpMediaPusher
+from phonefleet_worker.metrics import MeteredJobs
 from phonefleet_worker.probes import ProbeServer
 from phonefleet_worker.registry import TaskRegistry
 from phonefleet_worker.session import DeviceSession, SessionTimings
@@ -101,8 +102,11 @@ class Worker:
         # Delivered PhoneJobs come first; the idle task runs while none waits.
         self.desk = JobDesk(
             registry or TaskRegistry.from_entry_points(),
-            idle=jobs
-            or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+            idle=MeteredJobs(
+                jobs
+                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+                tasks=[settings.task],
+            ),
             media=media,
         )
         self.session = DeviceSession(

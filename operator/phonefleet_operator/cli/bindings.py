@@ -23,11 +23,17 @@ from phonefleet_operator.cli.manifests import (
     parse_phone_list,
     read_bindings,
 )
+from phonefleet_operator.geelark import Phone
 from phonefleet_operator.services.assignments import (
     Assignment,
     Problem,
     check_with_geelark,
     find_duplicates,
+)
+from phonefleet_operator.services.tenancy.validation import (
+    check_pools,
+    read_pool_documents,
+    resolve_refs,
 )
 from phonefleet_operator.settings import GeelarkSettings
 
@@ -102,7 +108,13 @@ def generate(phones: str, namespace: str | None, name_prefix: str | None) -> Non
     is_flag=True,
     help="Skip the Geelark checks (aliases, phones not found) even when credentials are set.",
 )
-def validate(paths: tuple[Path, ...], offline: bool) -> None:
+@click.option(
+    "--require-pools",
+    is_flag=True,
+    help="With PhonePool manifests among PATHS: a phone in no pool is a problem (as the operator "
+    "with PHONEFLEET_REQUIRE_POOLS=true).",
+)
+def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool) -> None:
     """Check PhoneBinding manifests before merging; exit 1 on problems.
 
     PATHS are files, directories (every *.yaml and *.yml below them) or - for standard input,
@@ -111,11 +123,13 @@ def validate(paths: tuple[Path, ...], offline: bool) -> None:
     and phones assigned to more than one binding. With Geelark credentials in
     PHONEFLEET_GEELARK_*, also: every phoneId is resolved through one listing of the account,
     which finds phones Geelark does not have and aliases (a phone's id in one binding, its
-    serialName in another).
+    serialName in another). With PhonePool manifests among PATHS (and Namespace manifests for
+    their labels), also whether the pools would admit each binding: offline by serialName
+    patterns, with Geelark by each phone's group, tags and name (docs/tenancy.md).
 
-    Prints one line per problem, `path:doc (namespace/name): problem` (doc counts documents of the
-    file from 0), and a summary on standard error. Exit codes: 0 no problems, 1 problems found
-    (or Geelark could not be asked), 2 usage error.
+    Prints one line per problem, `path:line (namespace/name): problem` (line is where the
+    binding's document starts, so editors open it there), and a summary on standard error.
+    Exit codes: 0 no problems, 1 problems found (or Geelark could not be asked), 2 usage error.
     """
     reading = _Reading.of(paths)
     manifests, problems = reading.manifests, list(reading.problems)
@@ -126,9 +140,15 @@ def validate(paths: tuple[Path, ...], offline: bool) -> None:
         )
     problems.extend(find_duplicates(assignments))
     settings = None if offline else load_geelark_settings()
+    pools = read_pool_documents(reading.texts)  # tenancy: PhonePools among the manifests
+    problems.extend(pools.problems)
     if settings is not None and assignments:
         problems.extend(asyncio.run(_check_with_geelark(assignments, settings)))
-    elif settings is None and not offline:
+        phones = asyncio.run(_resolve(assignments, settings)) if pools.pools else None
+        problems.extend(check_pools(manifests, pools, phones=phones, require_pools=require_pools))
+    else:
+        problems.extend(check_pools(manifests, pools))
+    if settings is None and not offline:
         click.echo(f"Skipped the Geelark checks: {MISSING_CREDENTIALS}.", err=True)
     for problem in sorted(problems, key=reading.position):
         click.echo(str(problem))
@@ -148,6 +168,7 @@ class _Reading:
     manifests: list[BindingManifest] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     sources: dict[str, int] = field(default_factory=dict)
+    texts: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def of(cls, paths: tuple[Path, ...]) -> _Reading:
@@ -161,6 +182,7 @@ class _Reading:
             except (OSError, UnicodeDecodeError) as error:
                 reading.problems.append(Problem(str(file), f"could not be read: {error}"))
                 continue
+            reading.texts.append((str(file), text))
             found, unreadable = read_bindings(text, str(file))
             reading.problems.extend(unreadable)
             for manifest in found:
@@ -179,6 +201,12 @@ async def _check_with_geelark(
 ) -> list[Problem]:
     async with open_inventory(settings) as inventory:
         return await check_with_geelark(assignments, inventory)
+
+
+async def _resolve(assignments: list[Assignment], settings: GeelarkSettings) -> dict[str, Phone]:
+    """Each phone ref's phone, where Geelark has exactly one (one listing of the account)."""
+    async with open_inventory(settings) as inventory:
+        return await resolve_refs([a.phone_id for a in assignments], inventory)
 
 
 def _count(number: int, noun: str) -> str:

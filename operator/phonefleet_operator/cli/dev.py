@@ -1,15 +1,45 @@
-"""``phonefleet dev``: the embedded default, a local control plane plus the Geelark simulator."""
+"""``phonefleet dev``: the embedded default, a local control plane plus the Geelark simulator.
+
+It runs the test bed (``phonefleet_testbed``), which is not part of the wheel: it lives in a
+phonefleet checkout and builds the control plane from its ``hack/`` scripts. From an installed
+wheel these commands say so and exit 1.
+"""
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
+from types import FrameType, ModuleType
 
 import click
 
-__all__ = ["dev"]
+__all__ = ["NEEDS_CHECKOUT", "dev"]
+
+NEEDS_CHECKOUT = (
+    "phonefleet dev needs a phonefleet checkout: the test bed it runs (the Geelark simulator and "
+    "a local control plane built from hack/) is not installed with the wheel. Clone the "
+    "repository and run `make demo` there (it installs the test bed with `pip install -e "
+    "tests/support`)."
+)
+
+
+def _test_bed(module: str) -> ModuleType:
+    """A module of the test bed, or a clean exit when this is not a checkout's environment."""
+    try:
+        binaries = importlib.import_module("phonefleet_testbed.binaries")
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith("phonefleet_testbed"):
+            raise
+        click.echo(NEEDS_CHECKOUT, err=True)
+        sys.exit(1)
+    try:
+        binaries.repo_root()  # the control plane is built from the checkout's hack/ scripts
+    except RuntimeError:
+        click.echo(NEEDS_CHECKOUT, err=True)
+        sys.exit(1)
+    return importlib.import_module(f"phonefleet_testbed.{module}")
 
 
 _STATE_DIR = click.option(
@@ -38,15 +68,14 @@ def dev() -> None:
 @_STATE_DIR
 def up(phones: int, boot_seconds: float, state_dir: Path) -> None:
     """Run the control plane and the simulator in the foreground until Ctrl+C."""
-    from phonefleet_testbed.devenv import DevEnvironment  # noqa: PLC0415 - dev tooling only
-
+    devenv = _test_bed("devenv")
     stop = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stop
         stop = True
 
-    with DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
+    with devenv.DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
         env_file = state_dir / "env"
         env.write_env_file(env_file)
         click.echo(
@@ -78,6 +107,5 @@ def env(state_dir: Path) -> None:
 @click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
 def demo(keep: bool) -> None:
     """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound."""
-    from phonefleet_testbed.demo import run_demo  # noqa: PLC0415 - dev tooling only
-
-    sys.exit(run_demo(keep=keep, echo=click.echo))
+    demo_module = _test_bed("demo")
+    sys.exit(demo_module.run_demo(keep=keep, echo=click.echo))

@@ -6,10 +6,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import click
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
-from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_operator.settings import (
+    GeelarkSettings,
+    InvalidSettings,
+    geelark_credentials_given,
+    load_settings,
+)
 
 __all__ = ["MISSING_CREDENTIALS", "load_geelark_settings", "open_inventory"]
 
@@ -20,19 +25,20 @@ MISSING_CREDENTIALS = (
 
 
 def load_geelark_settings() -> GeelarkSettings | None:
-    """The settings from the environment; None when only the credentials are missing.
+    """The settings from the environment; None when no credential variable is set at all.
 
-    Any other invalid setting is a usage error (exit code 2) that names the variable.
+    Any other invalid setting (a half-set key mode included) is a usage error (exit code 2)
+    that names the variable and never its value.
     """
+    given = geelark_credentials_given()
     try:
-        return GeelarkSettings()
-    except ValidationError as error:
-        try:
-            # Complete with a placeholder token: if that passes, credentials were all that lacked.
-            GeelarkSettings(token=SecretStr("placeholder"))
-        except ValidationError:
-            raise click.UsageError(f"invalid PHONEFLEET_GEELARK_* settings: {error}") from None
-        return None
+        # Without credentials, the other variables are still checked (with a placeholder).
+        settings = load_settings(
+            GeelarkSettings, **({} if given else {"token": SecretStr("placeholder")})
+        )
+    except InvalidSettings as error:
+        raise click.UsageError(f"invalid PHONEFLEET_GEELARK_* settings: {error}") from None
+    return settings if given else None
 
 
 @asynccontextmanager

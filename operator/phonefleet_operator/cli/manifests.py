@@ -56,8 +56,8 @@ class BindingManifest:
 
     path: str
     """The file, as the user named it (``-`` for standard input)."""
-    index: int
-    """Position of the document in its file, from 0 (yq's ``documentIndex``)."""
+    line: int
+    """Line (from 1) where the document's content starts, so ``path:line`` opens it in editors."""
     name: str | None
     """metadata.name, when it is a string."""
     namespace: str | None
@@ -69,8 +69,8 @@ class BindingManifest:
 
     @property
     def source(self) -> str:
-        """``path:index (namespace/name)``: how a problem names this binding."""
-        where = f"{self.path}:{self.index}"
+        """``path:line (namespace/name)``: how a problem names this binding."""
+        where = f"{self.path}:{self.line}"
         if self.name is None:
             return where
         who = f"{self.namespace}/{self.name}" if self.namespace else self.name
@@ -103,15 +103,27 @@ def find_manifest_files(paths: Iterable[Path]) -> list[Path]:
 def read_bindings(text: str, path: str) -> tuple[list[BindingManifest], list[Problem]]:
     """The PhoneBinding documents of one file; a file that is not YAML is one problem."""
     try:
-        documents = list(yaml.safe_load_all(text))
+        documents = list(_documents_with_lines(text))
     except yaml.YAMLError as error:
         return [], [Problem(path, f"not valid YAML: {_one_line(str(error))}")]
     bindings = [
-        check_document(document, path, index)
-        for index, document in enumerate(documents)
+        check_document(document, path, line)
+        for line, document in documents
         if _is_phone_binding(document)
     ]
     return bindings, []
+
+
+def _documents_with_lines(text: str) -> Iterator[tuple[int, Any]]:
+    """Each document of ``text`` with the line (from 1) where its content starts."""
+    loader = yaml.SafeLoader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:  # check_node() said there is one
+                yield node.start_mark.line + 1, loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _is_phone_binding(document: object) -> bool:
@@ -121,7 +133,7 @@ def _is_phone_binding(document: object) -> bool:
     return api_version is None or str(api_version).split("/")[0] == GROUP
 
 
-def check_document(document: Mapping[str, Any], path: str, index: int) -> BindingManifest:
+def check_document(document: Mapping[str, Any], path: str, line: int) -> BindingManifest:
     """Check one PhoneBinding document as the API server would, and keep its spec if valid."""
     problems: list[str] = []
     if document.get("apiVersion") != API_VERSION:
@@ -152,7 +164,7 @@ def check_document(document: Mapping[str, Any], path: str, index: int) -> Bindin
             problems.extend(_spec_problems(error, raw_spec))
         else:
             problems.extend(spec_problems(spec))  # what the admission webhook refuses too
-    return BindingManifest(path, index, name, namespace, spec, tuple(problems))
+    return BindingManifest(path, line, name, namespace, spec, tuple(problems))
 
 
 def _name_problems(name: object, namespace: object) -> Iterator[str]:

@@ -6,11 +6,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Final
 
 import click
 from pydantic import ValidationError
 
+from phonefleet_operator.cli.billing import DEFAULT_STATE_FILE, billing_report, stop
 from phonefleet_operator.cli.geelark_access import (
     MISSING_CREDENTIALS,
     load_geelark_settings,
@@ -20,7 +22,8 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
-from phonefleet_operator.models import Holder, PhoneClaim, PhoneStatus
+from phonefleet_operator.models import Holder, PhoneClaim, PhonePool, PhoneStatus
+from phonefleet_operator.services.tenancy.listing import pool_of, read_pools
 from phonefleet_operator.settings import GeelarkSettings
 
 __all__ = ["holders_by_phone", "phone_records", "phone_rows", "phones", "render_table"]
@@ -35,7 +38,7 @@ _STATUS_TEXT: Final[Mapping[Power, str]] = {
 #: HELD BY when no binding holds the phone, and when the cluster could not be asked.
 NOT_HELD: Final = "<none>"
 UNKNOWN: Final = "-"
-_HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "HELD BY")
+_HEADERS: Final[tuple[str, ...]] = ("ID", "SERIAL NAME", "STATUS", "HELD BY")
 
 
 @click.group()
@@ -58,37 +61,65 @@ def phones() -> None:
     help="Kubeconfig of the cluster whose PhoneClaims say who holds a phone "
     "[default: $KUBECONFIG, else ~/.kube/config; inside a pod always its service account].",
 )
-def list_phones(output: str, kubeconfig: str | None) -> None:
+@click.option(
+    "--billing",
+    is_flag=True,
+    help="Only phones Geelark bills that no live PhoneBinding holds, with how long each has "
+    "been seen so; exit 1 when there are any, 2 when it cannot tell (cron, CI).",
+)
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_STATE_FILE,
+    show_default=True,
+    help="With --billing: where the first sighting of each such phone is kept between runs.",
+)
+def list_phones(output: str, kubeconfig: str | None, billing: bool, state_file: Path) -> None:
     """List every phone: id, serial name, status, and the binding that holds it.
 
     The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
     PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
     could not be asked (the reason goes to standard error).
     """
+    if billing:
+        sys.exit(billing_report(kubeconfig, output, state_file))
     settings = load_geelark_settings()
     if settings is None:
         raise click.UsageError(MISSING_CREDENTIALS)
     try:
-        found, claims = asyncio.run(_gather(settings, kubeconfig))
+        found, claims, pools = asyncio.run(_gather(settings, kubeconfig))
     except PhonefleetError as error:
         click.echo(f"Failed to list phones with Geelark: {error}", err=True)
         sys.exit(1)
     holders = None if isinstance(claims, str) else claims
     if isinstance(claims, str):
         click.echo(f"HELD BY is unknown: could not read the PhoneClaims: {claims}", err=True)
+    records, headers = phone_records(found, holders), _HEADERS
+    rows: list[tuple[str, ...]] = phone_rows(found, holders)
+    if pools is not None:  # tenancy is on: each phone's PhonePool (docs/tenancy.md)
+        names = [pool_of(phone, pools) for phone in found]
+        for record, pool in zip(records["phones"], names, strict=True):
+            record["pool"] = pool
+        rows = [(*row, pool) for row, pool in zip(rows, names, strict=True)]
+        headers = (*headers, "POOL")
     if output == "json":
-        click.echo(json.dumps(phone_records(found, holders), indent=2))
+        click.echo(json.dumps(records, indent=2))
     else:
-        click.echo(render_table([_HEADERS, *phone_rows(found, holders)]))
+        click.echo(render_table([headers, *rows]))
+
+
+phones.add_command(stop)
 
 
 async def _gather(
     settings: GeelarkSettings, kubeconfig: str | None
-) -> tuple[list[Phone], dict[str, Holder] | str]:
+) -> tuple[list[Phone], dict[str, Holder] | str, list[PhonePool] | None]:
     async with open_inventory(settings) as inventory:
-        _, claims = await asyncio.gather(inventory.refresh(), _read_claims(kubeconfig))
+        _, claims, pools = await asyncio.gather(
+            inventory.refresh(), _read_claims(kubeconfig), read_pools(kubeconfig)
+        )
         listed = sorted(inventory.cached().values(), key=lambda p: (p.serial_name, p.id))
-    return listed, claims
+    return listed, claims, pools
 
 
 async def _read_claims(kubeconfig: str | None) -> dict[str, Holder] | str:

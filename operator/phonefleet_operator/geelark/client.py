@@ -57,6 +57,7 @@ from phonefleet_operator.geelark.models import (
     StartResult,
 )
 from phonefleet_operator.settings import GeelarkSettings
+from phonefleet_operator.telemetry import geelark_request
 
 __all__ = [
     "MAX_IDS_PER_CALL",
@@ -243,8 +244,17 @@ class GeelarkClient:
             body["ids"] = _checked_ids(ids, MAX_IDS_PER_CALL)
         if serial_name is not None:
             body["serialName"] = serial_name
-        data = await self.call("/open/v1/phone/list", body)
-        page_of_phones = _parse(PhonePage, data if data is not None else {}, "/open/v1/phone/list")
+        path = "/open/v1/phone/list"
+        data = await self.call(path, body)
+        empty = isinstance(data, Mapping) and data.get("items") is None and data.get("total") == 0
+        if not empty and not (isinstance(data, Mapping) and isinstance(data.get("items"), list)):
+            # Success without a page is no listing: never read it as "no phones". (An empty
+            # account may say items: null, but then it says total: 0 as well.)
+            raise GeelarkUnavailable(
+                f"Geelark answered {path} with code 0 but no list of phones",
+                delay=UNAVAILABLE_DELAY_SECONDS,
+            )
+        page_of_phones = _parse(PhonePage, {**data, "items": data.get("items") or []}, path)
         now = self._clock()
         for phone in page_of_phones.items:
             if phone.status is not PhoneStatus.UNKNOWN:
@@ -311,7 +321,7 @@ class GeelarkClient:
             else:
                 failed[phone_id] = _parse(ItemFailure, item, path)
         _add_missing(checked, succeeded, failed)
-        return BatchResult(succeeded=succeeded, failed=failed)
+        return BatchResult(succeeded=succeeded, failed=self._scrub_failures(failed))
 
     # ----------------------------------------------------------------------------- the envelope
 
@@ -333,6 +343,7 @@ class GeelarkClient:
             fault = wrapped.fault
             raise fault from fault.__cause__
 
+    @geelark_request
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
         self._check_lock(path)
         await self._limiter.acquire()
@@ -458,7 +469,7 @@ class GeelarkClient:
         )
 
     def _scrub(self, text: str) -> str:
-        """Geelark's own message, with any credential it might echo replaced."""
+        """Geelark's message (of a call or of one item), with any credential it echoes replaced."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
@@ -491,7 +502,16 @@ class GeelarkClient:
                 if phone_id not in failed:
                     succeeded.setdefault(phone_id, None)
         _add_missing(checked, succeeded, failed)
-        return BatchResult(succeeded=succeeded, failed=failed)
+        return BatchResult(succeeded=succeeded, failed=self._scrub_failures(failed))
+
+    def _scrub_failures(self, failed: Mapping[str, ItemFailure]) -> dict[str, ItemFailure]:
+        """Per-item messages end up in faults, Events and conditions: scrub them like ``msg``."""
+        return {
+            phone_id: failure.model_copy(update={"msg": self._scrub(failure.msg)})
+            if failure.msg
+            else failure
+            for phone_id, failure in failed.items()
+        }
 
 
 def _checked_ids(ids: Iterable[str], limit: int) -> list[str]:

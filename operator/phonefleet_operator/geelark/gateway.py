@@ -272,6 +272,7 @@ class PhoneGateway:
     def __init__(self, api: PhoneApi, settings: GeelarkSettings) -> None:
         """Batch calls to ``api`` with the window of ``settings.batch_window_seconds``."""
         window = settings.batch_window_seconds
+        self._live_view_in_status = settings.live_view_in_status
         self._polls_per_second = (
             settings.requests_per_minute / 60 * POLL_BUDGET_SHARE * MAX_IDS_PER_CALL
         )
@@ -346,10 +347,17 @@ class PhoneGateway:
     async def start(self, phone_id: str) -> StartResult:
         """Start the phone (``energySavingMode`` 0); a phone already starting counts as started.
 
+        The result carries the live-view link only with ``settings.live_view_in_status``.
+
         Raises PhoneNotFound (42001), GeelarkRequestError (43004 expired, others), PhoneBusy
         (43005-43007), GeelarkRateLimited (43008 daily limit), GeelarkUnavailable (transient).
         """
-        return await self._start.submit(phone_id)
+        started = await self._start.submit(phone_id)
+        if started.url is None or self._live_view_in_status:
+            return started
+        # The link opens the phone in a browser: a capability, kept out of what callers store.
+        logger.debug("Started phone %s; its live view is at %s", phone_id, started.url)
+        return started.model_copy(update={"url": None})
 
     async def stop(self, phone_id: str) -> None:
         """Stop the phone; stopping a stopped phone succeeds. 42001 raises PhoneNotFound."""

@@ -5,11 +5,16 @@ Costs, for an account of N phones:
 * a full refresh pages through ``/phone/list`` 100 at a time (ceil(N/100) calls, at most one
   more when the last page is full and the reply's ``total`` is unreliable); it happens on first
   use and then at most once per ``settings.inventory_refresh_seconds``, shared by every caller;
-* a lookup that misses (or finds a serialName twice) may trigger one *targeted* refresh, at most
-  once per ``settings.inventory_miss_refresh_seconds`` for the whole operator. It asks about the
-  refs that missed meanwhile: one ``ids=[...]`` call per 100 id-like refs plus one
-  ``serialName=`` query per name, or a full refresh when that would be cheaper. Concurrent misses
-  share the refresh in flight. Still missing afterwards: PhoneNotFound.
+* a lookup that misses (or finds a serialName twice) triggers one *targeted* refresh unless
+  Geelark was asked about that very ref (or listed in full) within
+  ``settings.inventory_miss_refresh_seconds``. It asks about the refs that missed meanwhile: one
+  ``ids=[...]`` call per 100 id-like refs plus one ``serialName=`` query per name, or a full
+  refresh when that would be cheaper. Concurrent misses share the refresh in flight.
+
+PhoneNotFound is only ever the answer of a successful check that covered the ref: a complete
+listing, or a query naming it. A listing that is incomplete or odd (a short page while ``total``
+says more, code 0 without a page) and a check that failed are GeelarkUnavailable ("could not
+check"), never "not found"; after a failed check, misses wait out the interval before asking again.
 
 So resolving 1,000 bindings costs ceil(1000/100) list calls plus a small constant, never a listing
 per binding. Lookups by id keep working after a rename; a serialName shared by several phones
@@ -45,6 +50,8 @@ _PHONE_ID = re.compile(r"\d{15,20}")
 #: A runaway guard: no account pages this far.
 _MAX_PAGES: Final = 10_000
 _UNAVAILABLE_DELAY_SECONDS: Final = 30.0
+#: Refreshes one miss may wait through before it gives up as "could not check yet".
+_MISS_ROUNDS: Final = 3
 
 
 def looks_like_phone_id(ref: str) -> bool:
@@ -86,10 +93,14 @@ class PhoneInventory:
         self._full_refresh: asyncio.Future[None] | None = None
         self._full_failed_at: float | None = None
         self._full_failure: TemporaryFault | None = None
+        # When the last complete listing started: it answers every ref for a while.
+        self._complete_at: float | None = None
+        # When a successful targeted query last named each ref (pruned after the interval).
+        self._asked_at: dict[str, float] = {}
         self._missed_ids: set[str] = set()
         self._missed_names: set[str] = set()
         self._miss_refresh: asyncio.Future[None] | None = None
-        self._miss_refreshed_at: float | None = None
+        self._miss_failed_at: float | None = None
         self._miss_failure: TemporaryFault | None = None
 
     # ----------------------------------------------------------------------------- lookups
@@ -193,58 +204,90 @@ class PhoneInventory:
         self._by_id = {phone.id: phone for phone in phones}
         self._reindex()
         self._refreshed_at = started
-        # A full listing answers every miss as well as a targeted refresh would.
-        self._miss_refreshed_at = started
-        self._miss_failure = None
+        # A complete listing answers every miss as well as a targeted refresh would.
+        self._complete_at = started
         logger.info("Refreshed the phone inventory: %d phones", len(self._by_id))
 
     async def _list_all(self, serial_name: str | None = None) -> list[Phone]:
+        """Every page of the listing; GeelarkUnavailable unless it ends where ``total`` says."""
         phones: list[Phone] = []
         for page in range(1, _MAX_PAGES + 1):
             reply = await self._lister.list_phones(page, MAX_PAGE_SIZE, serial_name=serial_name)
             phones.extend(reply.items)
-            if len(reply.items) < MAX_PAGE_SIZE or (reply.total and len(phones) >= reply.total):
-                break
-        return phones
+            if reply.total and len(phones) >= reply.total:
+                return phones
+            if len(reply.items) < MAX_PAGE_SIZE:
+                if reply.total > len(phones):
+                    raise GeelarkUnavailable(
+                        f"Geelark's phone list ended after {len(phones)} phones on page {page} "
+                        f"although it reported {reply.total}: the listing is incomplete",
+                        delay=_UNAVAILABLE_DELAY_SECONDS,
+                    )
+                return phones
+        raise GeelarkUnavailable(
+            f"Geelark's phone list did not end within {_MAX_PAGES} pages",
+            delay=_UNAVAILABLE_DELAY_SECONDS,
+        )
 
     # ----------------------------------------------------------------------------- miss refresh
 
     async def _refresh_after_miss(self, ref: str, *, by_id: bool) -> None:
-        """Ask Geelark about ``ref`` unless a miss refresh ran within the interval."""
-        if self._miss_refresh is None:
+        """Return once a successful check covered ``ref`` within the miss interval.
+
+        Joins the refresh in flight, or starts one. A refresh that had already sent its query
+        when ``ref`` joined did not ask about it: then the next round does. Raises
+        GeelarkUnavailable when the check failed, or failed recently for another ref.
+        """
+        for _ in range(_MISS_ROUNDS):
             now = self._clock()
-            if (
-                self._miss_refreshed_at is not None
-                and now - self._miss_refreshed_at < self._miss_refresh_seconds
-            ):
-                if self._miss_failure is not None:
+            if self._asked_recently(ref, now):
+                return
+            if self._miss_refresh is None:
+                if (
+                    self._miss_failed_at is not None
+                    and now - self._miss_failed_at < self._miss_refresh_seconds
+                ):
                     raise GeelarkUnavailable(
                         f"Could not check whether Geelark has phone {ref!r}: {self._miss_failure}",
                         delay=_UNAVAILABLE_DELAY_SECONDS,
                     )
-                return
-            self._miss_refreshed_at = now
-            self._miss_refresh = _start(self._run_miss_refresh())
-        # Joins the refresh in flight, which asks about this ref if it has not sent yet.
-        (self._missed_ids if by_id else self._missed_names).add(ref)
-        await asyncio.shield(self._miss_refresh)
+                self._miss_refresh = _start(self._run_miss_refresh())
+            # Joins the refresh in flight, which asks about this ref if it has not sent yet.
+            (self._missed_ids if by_id else self._missed_names).add(ref)
+            await asyncio.shield(self._miss_refresh)
+        raise GeelarkUnavailable(
+            f"Could not check yet whether Geelark has phone {ref!r}: too many lookups at once",
+            delay=_UNAVAILABLE_DELAY_SECONDS,
+        )
+
+    def _asked_recently(self, ref: str, now: float) -> bool:
+        """Whether a successful check covering ``ref`` started within the miss interval."""
+        return any(
+            at is not None and now - at < self._miss_refresh_seconds
+            for at in (self._complete_at, self._asked_at.get(ref))
+        )
 
     async def _run_miss_refresh(self) -> None:
         await asyncio.sleep(0)  # let the misses of this loop iteration join before sending
         ids, self._missed_ids = sorted(self._missed_ids), set()
         names, self._missed_names = sorted(self._missed_names), set()
+        started = self._clock()
         try:
             await self._refresh_refs(ids, names)
         except TemporaryFault as exc:
+            self._miss_failed_at = started
             self._miss_failure = exc
             raise
-        except BaseException:
-            self._miss_refreshed_at = None  # not Geelark's hiccup (bad credentials): no back-off
-            raise
-        else:
-            self._miss_failure = None
         finally:
             self._miss_refresh = None
+        self._miss_failed_at = None
+        self._miss_failure = None
+        self._asked_at = {
+            ref: at
+            for ref, at in self._asked_at.items()
+            if started - at < self._miss_refresh_seconds
+        }
+        self._asked_at.update(dict.fromkeys((*ids, *names), started))
 
     async def _refresh_refs(self, ids: Sequence[str], names: Sequence[str]) -> None:
         targeted_calls = math.ceil(len(ids) / MAX_IDS_PER_CALL) + len(names)

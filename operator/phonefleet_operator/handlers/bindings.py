@@ -7,6 +7,7 @@ from typing import Any
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator import telemetry
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime, waiter_of
 
@@ -37,9 +38,9 @@ async def reconcile_binding(
     uid = body.metadata.uid or ""
     runtime.wakeups.register(uid)
     while not stopped:
-        phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
-        waiters = list(waiting.get(phone_id, ())) if phone_id else []
-        delay = await runtime.reconcile(body, waiters)
+        # The index itself, not the waiters of status.phone.id: the pass looks them up once it
+        # knows the phone (a new binding has no id yet, a changed spec may name another phone).
+        delay = await runtime.reconcile(body, waiting)
         if delay is None:
             return
         await runtime.wakeups.wait(uid, delay, stopped.wait)
@@ -47,12 +48,16 @@ async def reconcile_binding(
 
 @kopf.on.event(*_RESOURCE, id=WAKE_ID)
 def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """A spec change is handled now, not at the next periodic pass.
+    """A spec change is handled now, not at the next periodic pass; a binding that is gone
+    takes its in-memory bookkeeping with it.
 
     The API server bumps metadata.generation on every spec change and each pass records the
     generation it saw in status.observedGeneration, so a newer generation means a change no
     pass has seen yet. (A new binding has none recorded: its loop starts at once anyway.)
     """
+    telemetry.bindings.saw(event)  # bindings by phase (docs/operations.md)
+    if event["type"] == "DELETED":  # the object is gone: so is all we kept for it
+        memo.runtime.forget(event["object"])
     if event["type"] not in ("ADDED", "MODIFIED"):
         return
     body = event["object"]
@@ -65,7 +70,10 @@ def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.delete(*_RESOURCE)
 async def release_binding(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters."""
+    """Remove the pod, stop the phone (unless Keep), delete the claim, then wake its waiters.
+
+    The finalizer stays while the phone of a ``Stop`` binding cannot be stopped (kopf retries).
+    """
     runtime: Runtime = memo.runtime
     waiting: WaiterIndex = kwargs["phone_waiters"]
     phone_id = await runtime.release(body)

@@ -2,5 +2,6 @@
 
 from phonefleet_operator.k8s.api import ApiCaller, load_api_client
 from phonefleet_operator.k8s.gateway import KubeGateway
+from phonefleet_operator.k8s.pools import PoolGateway
 
-__all__ = ["ApiCaller", "KubeGateway", "load_api_client"]
+__all__ = ["ApiCaller", "KubeGateway", "PoolGateway", "load_api_client"]

@@ -11,6 +11,14 @@ from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+from phonefleet_operator.telemetry import (
+    CLAIMS_CREATED,
+    CLAIMS_LOST,
+    PODS_CREATED,
+    PODS_DELETED,
+    count_calls,
+    count_creates,
+)
 
 __all__ = ["KubeGateway"]
 
@@ -62,6 +70,14 @@ class KubeGateway:
             if not is_not_found(error):  # deleted meanwhile: nothing left to report on
                 raise
 
+    async def list_bindings(self) -> list[Obj]:
+        """Every binding in the cluster (the billing check: which phones are held)."""
+        result = await self._call(
+            self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
+
     # ------------------------------------------------------------ PhoneClaims
 
     async def get_claim(self, phone_id: str) -> Obj | None:
@@ -76,6 +92,7 @@ class KubeGateway:
             raise
         return claim
 
+    @count_creates(CLAIMS_CREATED, CLAIMS_LOST)
     async def create_claim(self, claim: Obj) -> bool:
         """Create a claim; False when one already exists (someone else got there first)."""
         try:
@@ -125,6 +142,7 @@ class KubeGateway:
             raise
         return pod
 
+    @count_creates(PODS_CREATED)
     async def create_pod(self, pod: Obj) -> bool:
         """Create a pod; False when a pod of that name exists already."""
         try:
@@ -135,16 +153,21 @@ class KubeGateway:
             raise
         return True
 
-    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
-        """Delete a pod (only the one with ``uid`` when given); a missing pod is fine."""
+    @count_calls(PODS_DELETED)
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete a pod (only the one with ``uid`` when given); True when the API server took
+        the deletion, False when there is no such pod or the pod there is another one (its uid
+        precondition failed: 409). Only True may be reported as a deletion."""
         options = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid) if uid else None
         )
         try:
             await self._call(self._core.delete_namespaced_pod, name, namespace, body=options)
         except ApiException as error:
-            if not (is_not_found(error) or is_conflict(error)):
-                raise
+            if is_not_found(error) or is_conflict(error):
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------ Secrets
 

@@ -1,4 +1,4 @@
-"""Pydantic models of our resources (PhoneBinding, PhoneClaim, PhoneJob) and what we render.
+"""Pydantic models of our resources (bindings, claims, jobs, pools) and of what we render.
 
 Models speak camelCase on the wire and snake_case in Python. Specs reject unknown keys, as the CRD
 schemas in ``crds/`` do (a test keeps the two in step); statuses ignore them.
@@ -45,6 +45,18 @@ from ._job import (
     PhoneJobSpec,
     PhoneJobStatus,
 )
+from ._pool import (
+    ImagePatterns,
+    LabelSelector,
+    LabelSelectorRequirement,
+    NamespaceSelector,
+    OnRevoke,
+    PhonePool,
+    PhonePoolSpec,
+    PhonePoolStatus,
+    PhoneSelector,
+    PoolHolder,
+)
 
 __all__ = [
     "QUANTITY_PATTERN",
@@ -59,11 +71,16 @@ __all__ = [
     "EnvVar",
     "ErrorClass",
     "Holder",
+    "ImagePatterns",
     "JobMeta",
     "JobPhase",
     "JobsPolicy",
+    "LabelSelector",
+    "LabelSelectorRequirement",
+    "NamespaceSelector",
     "NamespacedMeta",
     "ObjectMeta",
+    "OnRevoke",
     "Phase",
     "PhoneBinding",
     "PhoneBindingSpec",
@@ -74,7 +91,12 @@ __all__ = [
     "PhoneJob",
     "PhoneJobSpec",
     "PhoneJobStatus",
+    "PhonePool",
+    "PhonePoolSpec",
+    "PhonePoolStatus",
+    "PhoneSelector",
     "PhoneStatus",
+    "PoolHolder",
     "Quantity",
     "ReleasePolicy",
     "Resources",

@@ -80,6 +80,10 @@ class Phase(StrEnum):
     """spec.suspend is true: no pod, the phone stopped, the claim kept."""
     ERROR = "Error"
     """Something only a person can fix; status.message says what."""
+    FORBIDDEN = "Forbidden"
+    """No PhonePool lets this namespace bind this phone (or run these images); no claim taken."""
+    QUEUED = "Queued"
+    """The phone's pool runs maxRunning bindings already; admitted oldest first."""
 
 
 class PhoneStatus(StrEnum):
@@ -223,7 +227,12 @@ class PhoneInfo(StatusModel):
         description="Power state of the phone: Running, Starting, Stopped, Expired or Unknown.",
     )
     live_view_url: str | None = Field(
-        None, description="Address of the phone's live view in Geelark, when known."
+        None,
+        description=(
+            "Address of the phone's live view in Geelark; only with "
+            "PHONEFLEET_GEELARK_LIVE_VIEW_IN_STATUS=true, as the link lets its reader control "
+            "the phone."
+        ),
     )
     adb_provisioned_at: str | None = Field(
         None,
@@ -249,7 +258,15 @@ class PhoneBindingStatus(StatusModel):
     phone: PhoneInfo | None = Field(None, description="The Geelark phone the binding resolved to.")
     pod_name: str | None = Field(None, description="Name of the worker pod.")
     conflict_with: str | None = Field(
-        None, description="namespace/name of the binding that holds the phone instead of this one."
+        None,
+        description=(
+            "namespace/name of the binding that holds the phone instead of this one; 'a binding "
+            "in another namespace' when it is not in this binding's namespace."
+        ),
+    )
+    pool: str | None = Field(None, description="The PhonePool the phone belongs to, if any.")
+    queue_position: int | None = Field(
+        None, ge=1, description="Place in the pool's queue while the phase is Queued (1: next)."
     )
     observed_generation: int | None = Field(
         None, ge=0, description="The metadata.generation this status was computed from."

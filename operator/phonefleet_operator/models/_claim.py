@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from ._base import SpecModel, StatusModel
-from ._binding import ObjectMeta, plain
+from ._binding import ObjectMeta, ReleasePolicy, plain
 
 __all__ = ["Holder", "PhoneClaim", "PhoneClaimSpec"]
 
@@ -47,6 +47,13 @@ class PhoneClaimSpec(SpecModel):
         description="The phone's serialName when it was claimed (informational: names can change).",
     )
     holder: Holder = Field(description="The binding that holds the phone.")
+    release_policy: ReleasePolicy = Field(
+        "Stop",
+        description=(
+            "The holder's releasePolicy when it claimed the phone: what the operator does with "
+            "the phone when it releases a claim whose holder no longer exists (Stop stops it)."
+        ),
+    )
 
 
 class PhoneClaim(StatusModel):

@@ -36,6 +36,12 @@ class ConditionType(StrEnum):
     """The worker pod exists and all its containers are ready."""
     GEELARK_REACHABLE = "GeelarkReachable"
     """The last call to Geelark for this binding got an answer."""
+    RELEASED = "Released"
+    """Set False while a deleted binding cannot let its phone go (the stop failed), saying why."""
+    ADMITTED = "Admitted"
+    """The PhonePools let this binding run its phone now (tenancy on); the reason names the rule."""
+    POOL_ACCESS_REVOKED = "PoolAccessRevoked"
+    """The binding's namespace lost access to its running phone's pool; it runs on meanwhile."""
     ACCOUNT_HEALTHY = "AccountHealthy"
     """No job reported the account unusable (banned, suspended, logged out) since a person last
     cleared it; while False the binding's jobs are held."""

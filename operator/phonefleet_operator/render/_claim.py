@@ -16,12 +16,14 @@ def build_claim(binding: PhoneBinding, phone_id: str, serial_name: str) -> dict[
     """The PhoneClaim that makes ``binding`` the holder of phone ``phone_id`` (its canonical id).
 
     It has no owner reference (a cluster-scoped object cannot be owned by a namespaced one); the
-    operator deletes it on release, and labels name the binding for ``kubectl get -l``.
+    operator deletes it on release, and labels name the binding for ``kubectl get -l``. It records
+    the binding's releasePolicy, which the orphan sweep applies once the binding is gone.
     """
     spec = PhoneClaimSpec(
         phone_id=phone_id,
         serial_name=serial_name,
         holder=Holder(namespace=binding.namespace, name=binding.name, uid=binding.uid),
+        release_policy=binding.spec.release_policy,
     )
     return {
         "apiVersion": API_VERSION,

@@ -18,6 +18,7 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.models import PhoneBindingSpec
 from phonefleet_operator.services.claims import holder_of
 from phonefleet_operator.services.ports import Kube, PhoneDirectory
+from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, holder_for_reader
 
 __all__ = ["AdmissionService", "spec_problems"]
 
@@ -49,7 +50,15 @@ def spec_problems(spec: PhoneBindingSpec) -> list[str]:
 class AdmissionService:
     """Reviews a PhoneBinding before the API server stores it."""
 
-    def __init__(self, directory: PhoneDirectory, kube: Kube, *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        directory: PhoneDirectory,
+        kube: Kube,
+        *,
+        timeout: float = 5.0,
+        tenancy: Tenancy | NoTenancy | None = None,
+    ) -> None:
+        self._tenancy = tenancy or NoTenancy()
         self._directory = directory
         self._kube = kube
         self._timeout = timeout
@@ -62,10 +71,16 @@ class AdmissionService:
             return [f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
         problems = spec_problems(parsed)
         holder = await self._holder(parsed.phone_id)
-        if holder is not None and holder[:2] != (namespace, name):
+        holds = holder is not None and holder[:2] == (namespace, name)
+        # PhonePools (docs/tenancy.md); a binding that holds its phone may still be suspended.
+        refusal = await self._tenancy.refusal(namespace, parsed, holds=holds)
+        if refusal is not None:
+            return [*problems, refusal]
+        if holder is not None and not holds:
             phone_id, serial = holder[2], holder[3]
+            shown = holder_for_reader(namespace, f"{holder[0]}/{holder[1]}")
             problems.append(
-                f"phone {phone_id} ({serial}) is already held by binding {holder[0]}/{holder[1]} "
+                f"phone {phone_id} ({serial}) is already held by {shown} "
                 f"(PhoneClaim {phone_id}); delete or suspend that binding first"
             )
         return problems

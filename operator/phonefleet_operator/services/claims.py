@@ -3,7 +3,8 @@
 Creating the cluster-scoped PhoneClaim named after the canonical phone id is the one atomic step
 that decides who holds a phone; the API server lets exactly one create succeed. Everything else
 here (the oldest-waiter rule, orphan release) only decides *when* to try, never *whether* two can
-hold it.
+hold it. A claim records the holder's releasePolicy, so that the orphan sweep, which runs when
+the holder is gone, still stops the phone of a ``Stop`` binding.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phonefleet_operator.errors import PhonefleetError, PhoneNotFound, TemporaryFault
+from phonefleet_operator.models import PhoneBinding, rfc3339
 from phonefleet_operator.services.observed import ObservedClaims
-from phonefleet_operator.services.ports import Kube
+from phonefleet_operator.services.ports import Kube, PhonePower
 
-__all__ = ["BindingRef", "ClaimResult", "ClaimService"]
+__all__ = [
+    "BindingRef",
+    "ClaimResult",
+    "ClaimService",
+    "binding_ref",
+    "holder_of",
+    "release_policy_of",
+]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +46,17 @@ class BindingRef:
         return f"{self.namespace}/{self.name}"
 
 
+def binding_ref(binding: PhoneBinding) -> BindingRef:
+    """The binding's identity, ordered by age for the oldest-waiter rule."""
+    created = binding.metadata.creation_timestamp
+    return BindingRef(
+        created=rfc3339(created) if created else "",  # the API server's own format, as in the index
+        namespace=binding.namespace,
+        name=binding.name,
+        uid=binding.uid,
+    )
+
+
 @dataclass(frozen=True)
 class ClaimResult:
     """The outcome of one attempt: held, or held by someone else (``holder``)."""
@@ -52,12 +73,25 @@ def holder_of(claim: Mapping[str, Any]) -> tuple[str, str, str]:
     return holder.get("namespace", ""), holder.get("name", ""), holder.get("uid", "")
 
 
+def release_policy_of(claim: Mapping[str, Any]) -> str:
+    """The releasePolicy a claim records (``Stop`` for claims made before it was recorded)."""
+    return str(claim.get("spec", {}).get("releasePolicy") or "Stop")
+
+
 class ClaimService:
     """Acquires and releases PhoneClaims for bindings."""
 
-    def __init__(self, kube: Kube, observed: ObservedClaims | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        observed: ObservedClaims | None = None,
+        *,
+        power: PhonePower | None = None,
+    ) -> None:
         self._kube = kube
         self._observed = observed if observed is not None else ObservedClaims()
+        # Stops the phones of orphaned claims whose policy is Stop (without it they are kept).
+        self._power = power
 
     async def acquire(
         self,
@@ -73,57 +107,74 @@ class ClaimService:
         A claim the watch shows held by ``me`` needs no read: only ``me`` deletes it on purpose,
         and a deletion by hand arrives as an event that wakes ``me`` to look again. With
         ``trust_view`` False the claim is read in any case (and the view corrected).
+
+        "Not held" is only ever answered from what the API server said: a create that failed
+        and a read that names another holder, or a read that shows the phone free while an
+        older binding waits. An empty view (right after a restart, before the claims watch has
+        listed) is never taken for "free": the caller removes its pod on a "not held".
         """
+        older = sorted(w for w in waiters if w < me and w.uid != me.uid)
         seen = self._observed.holder_uid(phone_id)
         if trust_view and seen == me.uid:
             return ClaimResult(held=True)
-        if trust_view and seen is None:
-            # No claim seen: try the create straight away (it fails if one exists after all).
-            taken = await self._take(me, phone_id, claim_manifest, waiters)
-            if taken is not None:
-                return taken
+        if trust_view and seen is None and not older and await self._create(me, claim_manifest):
+            # No claim seen and nobody older waits: the create is the check (it fails if a
+            # claim exists after all, and then the claim is read below).
+            return ClaimResult(held=True, created=True)
+        found = await self._read(me, phone_id)
+        if found is not None:
+            return found
+        if older:
+            # The phone is free (the read says so): the oldest waiter takes it first.
+            return ClaimResult(held=False, waiting_behind=older[0].key)
+        if await self._create(me, claim_manifest):
+            return ClaimResult(held=True, created=True)
+        return await self._winner(me, phone_id)
+
+    async def _read(self, me: BindingRef, phone_id: str) -> ClaimResult | None:
+        """Who holds the phone, as the API server says; None when it is free (an orphaned
+        claim, whose holder no longer exists, is released: taking over keeps the phone on)."""
         claim = await self._kube.get_claim(phone_id)
         self._observed.refresh(phone_id, claim)
-        if claim is not None:
-            namespace, name, uid = holder_of(claim)
-            if uid == me.uid:
-                return ClaimResult(held=True)
-            if await self._holder_alive(namespace, name, uid):
-                return ClaimResult(held=False, holder=f"{namespace}/{name}")
-            await self._release_orphan(phone_id, claim)
-        taken = await self._take(me, phone_id, claim_manifest, waiters)
-        return taken if taken is not None else await self._winner(me, phone_id)
-
-    async def _take(
-        self,
-        me: BindingRef,
-        phone_id: str,
-        claim_manifest: dict[str, Any],
-        waiters: Iterable[BindingRef],
-    ) -> ClaimResult | None:
-        """Create the claim unless an older binding waits; None when the create lost."""
-        older = sorted(w for w in waiters if w < me and w.uid != me.uid)
-        if older:
-            return ClaimResult(held=False, waiting_behind=older[0].key)
-        if not await self._kube.create_claim(claim_manifest):
+        if claim is None:
             return None
+        namespace, name, uid = holder_of(claim)
+        if uid == me.uid:
+            return ClaimResult(held=True)
+        if await self._holder_alive(namespace, name, uid):
+            return ClaimResult(held=False, holder=f"{namespace}/{name}")
+        await self._release_orphan(phone_id, claim)
+        return None
+
+    async def _create(self, me: BindingRef, claim_manifest: dict[str, Any]) -> bool:
+        """Create the claim; False when one exists (another binding got there first)."""
+        if not await self._kube.create_claim(claim_manifest):
+            return False
         self._observed.saw(claim_manifest)
-        log.info("Created PhoneClaim %s for %s", phone_id, me.key)
-        return ClaimResult(held=True, created=True)
+        log.info("Created PhoneClaim %s for %s", claim_manifest["metadata"]["name"], me.key)
+        return True
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""
         claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
         if claim is None:
-            return ClaimResult(held=False)
+            # Gone again before we could read it: nobody is known to hold it, so nothing of
+            # ours is given up on this answer; the next pass tries again.
+            raise TemporaryFault(f"The claim on phone {phone_id} changed while taking it", delay=1)
         namespace, name, uid = holder_of(claim)
         return ClaimResult(
             held=uid == me.uid, holder=None if uid == me.uid else f"{namespace}/{name}"
         )
 
     async def holds(self, me: BindingRef, phone_id: str) -> bool:
-        """Whether ``me`` holds the claim on ``phone_id`` right now."""
+        """Whether ``me`` holds the claim on ``phone_id`` right now: a read, never the view.
+
+        What it reads also corrects the view, so that a pass after a claim was lost behind the
+        watch's back sees the loss without waiting for the event.
+        """
         claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
         return claim is not None and holder_of(claim)[2] == me.uid
 
     async def release(self, me: BindingRef, phone_id: str) -> bool:
@@ -138,26 +189,66 @@ class ClaimService:
         return deleted
 
     async def release_orphans(self) -> list[str]:
-        """Delete every claim whose holder no longer exists; return their phone ids."""
+        """Release every claim whose holder no longer exists, as its releasePolicy says.
+
+        With ``Stop`` (the default, and what a claim without a recorded policy gets) the phone is
+        stopped first and the claim deleted only once Geelark confirmed the stop: a claim that
+        cannot be released that way stays, and the next sweep tries again. Returns the phone ids
+        whose claims were deleted.
+        """
         released = []
         for claim in await self._kube.list_claims():
             namespace, name, uid = holder_of(claim)
-            if not await self._holder_alive(namespace, name, uid):
-                await self._release_orphan(claim["metadata"]["name"], claim)
-                released.append(claim["metadata"]["name"])
+            if await self._holder_alive(namespace, name, uid):
+                continue
+            phone_id = claim["metadata"]["name"]
+            try:
+                deleted = await self._sweep(phone_id, claim)
+            except PhonefleetError as error:
+                log.warning(
+                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: could not "
+                    "stop the phone (%s)",
+                    phone_id,
+                    namespace,
+                    name,
+                    error,
+                )
+                continue
+            if deleted:
+                released.append(phone_id)
         return released
+
+    async def _sweep(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
+        """Apply the orphan's releasePolicy, then delete it; True when it was deleted."""
+        if release_policy_of(claim) == "Stop":
+            if self._power is None:
+                raise PhonefleetError("no Geelark client to stop phones with")
+            # A read right before the stop: the orphan is still the claim on the phone, so no
+            # other binding can hold it (a claim exists per phone at most once).
+            current = await self._kube.get_claim(phone_id)
+            if current is None or current["metadata"].get("uid") != claim["metadata"]["uid"]:
+                return False  # released or taken since the listing: not ours to stop
+            try:
+                await self._power.stop(phone_id)
+            except PhoneNotFound:
+                log.info("Phone %s of an orphaned PhoneClaim is gone from Geelark", phone_id)
+            else:
+                log.info("Stopped phone %s of an orphaned PhoneClaim", phone_id)
+        return await self._release_orphan(phone_id, claim)
 
     async def _holder_alive(self, namespace: str, name: str, uid: str) -> bool:
         binding = await self._kube.get_binding(namespace, name) if namespace and name else None
         return binding is not None and binding["metadata"].get("uid") == uid
 
-    async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> None:
+    async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         namespace, name, _ = holder_of(claim)
-        if await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
-            self._observed.gone(phone_id)
-            log.warning(
-                "Released PhoneClaim %s: its holder %s/%s no longer exists",
-                phone_id,
-                namespace,
-                name,
-            )
+        if not await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
+            return False
+        self._observed.gone(phone_id)
+        log.warning(
+            "Released PhoneClaim %s: its holder %s/%s no longer exists",
+            phone_id,
+            namespace,
+            name,
+        )
+        return True

@@ -11,31 +11,45 @@ __all__ = ["BindingLocks", "Wakeups"]
 
 
 @dataclass
+class _Entry:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+    released: bool = False
+
+
+@dataclass
 class BindingLocks:
     """One lock per binding uid: the reconcile loop and the deletion handler never overlap.
 
     kopf runs deletion handlers while it is still stopping a binding's daemon; without this lock
-    a reconcile could start a phone right after the deletion stopped it.
+    a reconcile could start a phone right after the deletion stopped it. An entry lives only
+    while someone holds or waits for its lock, so a fleet that churns leaves nothing behind; a
+    reconcile that starts after the entry is gone finds the deletion in the binding's body.
     """
 
-    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
-    _released: set[str] = field(default_factory=set)
+    _entries: dict[str, _Entry] = field(default_factory=dict)
 
     @contextlib.asynccontextmanager
     async def hold(self, uid: str) -> AsyncIterator[bool]:
         """Hold the binding's lock; yields False once the binding has been released for good."""
-        lock = self._locks.setdefault(uid, asyncio.Lock())
-        async with lock:
-            yield uid not in self._released
+        entry = self._entries.setdefault(uid, _Entry())
+        entry.users += 1
+        try:
+            async with entry.lock:
+                yield not entry.released
+        finally:
+            entry.users -= 1
+            if not entry.users:
+                del self._entries[uid]
 
     def mark_released(self, uid: str) -> None:
-        """The binding is gone: later reconciles of it must do nothing."""
-        self._released.add(uid)
+        """The binding is gone: reconciles waiting for its lock now must do nothing."""
+        entry = self._entries.get(uid)
+        if entry is not None:
+            entry.released = True
 
-    def forget(self, uid: str) -> None:
-        """Drop the bookkeeping of a binding whose object no longer exists."""
-        self._locks.pop(uid, None)
-        self._released.discard(uid)
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 @dataclass
@@ -61,8 +75,15 @@ class Wakeups:
     async def wait(
         self, uid: str, delay: float, stopped: Callable[[float], Awaitable[object]]
     ) -> None:
-        """Wait ``delay`` seconds, or less if woken or ``stopped`` (kopf's daemon flag) fires."""
-        event = self._events.setdefault(uid, asyncio.Event())
+        """Wait ``delay`` seconds, or less if woken or ``stopped`` (kopf's daemon flag) fires.
+
+        A binding that is not registered (any more: it was released) is not registered again;
+        its loop only waits for the delay or the stop.
+        """
+        event = self._events.get(uid)
+        if event is None:
+            await stopped(delay)
+            return
         woken = asyncio.ensure_future(event.wait())
         halted = asyncio.ensure_future(stopped(delay))
         try:
@@ -75,3 +96,6 @@ class Wakeups:
     def forget(self, uid: str) -> None:
         """Drop the event of a binding that is gone."""
         self._events.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._events)

@@ -13,7 +13,8 @@ API server.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from phonefleet_operator.constants import ANNOTATION_SPEC_HASH
@@ -54,16 +55,18 @@ class ObservedClaims:
 
 
 class ObservedPods:
-    """The latest state of each worker pod, by namespace and name, as the pods watch reported."""
+    """The latest state of each worker pod, by namespace and name, as the pods watch reported,
+    and when the watch (or a read) last confirmed it."""
 
-    def __init__(self) -> None:
-        self._pods: dict[tuple[str, str], Obj] = {}
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._pods: dict[tuple[str, str], tuple[Obj, float]] = {}
+        self._clock = clock
 
     def saw(self, pod: Mapping[str, Any]) -> None:
         """A pod was added or changed; only the fields a pass reads are kept (a whole pod as
         Python objects is tens of kilobytes, times the fleet)."""
         metadata = pod["metadata"]
-        self._pods[(metadata["namespace"], metadata["name"])] = _essentials(pod)
+        self._pods[(metadata["namespace"], metadata["name"])] = (_essentials(pod), self._clock())
 
     def gone(self, namespace: str, name: str) -> None:
         """The pod was deleted."""
@@ -78,7 +81,18 @@ class ObservedPods:
 
     def get(self, namespace: str, name: str) -> Obj | None:
         """The pod as last seen, or None when none was seen (ask the API server then)."""
-        return self._pods.get((namespace, name))
+        entry = self._pods.get((namespace, name))
+        return None if entry is None else entry[0]
+
+    def age(self, namespace: str, name: str) -> float:
+        """Seconds since the watch or a read last said anything about the pod (0: never seen).
+
+        The watch reports changes only, so an old entry is either a pod that has not changed
+        or one whose later events were lost in a watch gap; a pass that has waited on it that
+        long asks the API server instead.
+        """
+        entry = self._pods.get((namespace, name))
+        return 0.0 if entry is None else self._clock() - entry[1]
 
     def __len__(self) -> int:
         return len(self._pods)

@@ -11,7 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from phonefleet_operator.errors import PhonefleetError, TemporaryFault
+from phonefleet_operator import constants as c
+from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
 from phonefleet_operator.models import Phase, PhoneBinding
@@ -19,13 +20,17 @@ from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+from phonefleet_operator.telemetry import reconcile_pass
 
-__all__ = ["Runtime", "waiter_of"]
+__all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +54,13 @@ def waiter_of(body: Mapping[str, Any]) -> tuple[str, BindingRef] | None:
     return phone_id, ref
 
 
+class BackgroundTaskDied(PermanentFault):
+    """A background task of the operator ended: /healthz fails, so the kubelet restarts us.
+
+    A permanent error, so that kopf's probe fails at once instead of retrying the probe.
+    """
+
+
 @dataclass
 class Runtime:
     """Everything the handlers share, built once at start-up from the settings."""
@@ -64,11 +76,13 @@ class Runtime:
     admission: AdmissionService
     observed_claims: ObservedClaims
     observed_pods: ObservedPods
+    tenancy: Tenancy
+    wakeups: Wakeups
     jobs: JobService
+    geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
-    wakeups: Wakeups = field(default_factory=Wakeups)
     _sweeper: asyncio.Task[None] | None = None
-    _last_geelark_error: str | None = None
+    _sweep_failures: int = 0
 
     @classmethod
     def create(
@@ -78,7 +92,8 @@ class Runtime:
         job_settings: JobSettings | None = None,
     ) -> Runtime:
         """Build the runtime; no I/O happens until the first handler runs."""
-        client = GeelarkClient(geelark)
+        health = GeelarkHealth()
+        client = RecordedGeelarkClient(geelark, health)
         inventory = PhoneInventory(client, geelark)
         phones = PhoneGateway(client, geelark)
         caller = ApiCaller(
@@ -87,7 +102,7 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
-        claims = ClaimService(kube, observed_claims)
+        claims = ClaimService(kube, observed_claims, power=phones)
         tokens = JobTokens()
         jobs = JobService.create(
             kube=kube,
@@ -97,6 +112,15 @@ class Runtime:
             settings=job_settings,
             operator=settings,
         )
+        wakeups = Wakeups()
+        tenancy = build_tenancy(
+            caller=caller,
+            inventory=inventory,
+            claims=observed_claims,
+            kube=kube,
+            settings=settings,
+            wake=wakeups.wake,
+        )
         reconciler = BindingReconciler(
             job_tokens=tokens,
             directory=inventory,
@@ -105,8 +129,9 @@ class Runtime:
             claims=claims,
             settings=settings,
             pods=observed_pods,
+            tenancy=tenancy,
         )
-        admission = AdmissionService(inventory, kube)
+        admission = AdmissionService(inventory, kube, tenancy=tenancy)
         return cls(
             settings,
             client,
@@ -119,18 +144,25 @@ class Runtime:
             admission,
             observed_claims,
             observed_pods,
+            tenancy,
+            wakeups,
             jobs,
+            health,
         )
 
     # ------------------------------------------------------------ binding lifecycle
 
+    @reconcile_pass
     async def reconcile(
-        self, body: Mapping[str, Any], waiters: Iterable[BindingRef]
+        self, body: Mapping[str, Any], waiters: Mapping[str, Iterable[BindingRef]]
     ) -> float | None:
         """One reconcile pass of a binding; the seconds until the next, None once it is released."""
         binding = PhoneBinding.from_body(body)
         async with self.locks.hold(binding.uid) as active:
-            if not active or binding.metadata.deletion_timestamp is not None:
+            # kopf's body is live: a deletion that came while this pass waited for the lock is
+            # in it now, even when the lock's entry (and its "released" mark) is gone already.
+            deleted = (body.get("metadata") or {}).get("deletionTimestamp")
+            if not active or deleted or binding.metadata.deletion_timestamp is not None:
                 return None
             report, delay = await self.reconciler.reconcile(binding, waiters)
             patch = report.status_patch()
@@ -149,10 +181,20 @@ class Runtime:
         return delay
 
     async def release(self, body: Mapping[str, Any]) -> str | None:
-        """Release what a deleted binding holds; raises TemporaryFault until its pod is gone."""
+        """Release what a deleted binding holds; raises TemporaryFault until its pod is gone
+        and (releasePolicy Stop) Geelark confirmed its phone stopped."""
         binding = PhoneBinding.from_body(body)
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        abandon = annotations.get(c.ANNOTATION_ABANDON_PHONE) == "true"
         async with self.locks.hold(binding.uid):
-            if not await self.reconciler.finalize(binding):
+            report = Report(binding, datetime.now(UTC))
+            # A release observes no generation: only what it found is written.
+            report.status.observed_generation = binding.status.observed_generation
+            try:
+                done = await self.reconciler.finalize(binding, report, abandon=abandon)
+            finally:
+                await self._publish(binding, body, report)
+            if not done:
                 raise TemporaryFault(
                     f"Waiting for the worker pod of {binding.namespaced_name} "
                     "to terminate before stopping its phone",
@@ -162,6 +204,38 @@ class Runtime:
         self.wakeups.forget(binding.uid)
         return binding.status.phone.id if binding.status.phone else None
 
+    async def _publish(
+        self, binding: PhoneBinding, body: Mapping[str, Any], report: Report
+    ) -> None:
+        """Write what a release found into the status and post its Events."""
+        patch = report.status_patch()
+        if patch is not None:
+            await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+        for event in report.events:
+            log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
+        for event in report.postings():
+            self.kube.post_event(
+                dict(body), warning=event.warning, reason=event.reason, message=event.message
+            )
+
+    def forget(self, body: Mapping[str, Any]) -> None:
+        """The binding no longer exists: drop every in-memory entry kept for it."""
+        uid = str((body.get("metadata") or {}).get("uid", ""))
+        phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
+        self.wakeups.forget(uid)
+        self.reconciler.forget(uid, phone_id)
+
+    def tracked(self) -> dict[str, int]:
+        """How many entries the operator keeps in memory per kind; with no bindings left, all
+        are zero (a leak shows here first)."""
+        return {
+            "locks": len(self.locks),
+            "wakeups": len(self.wakeups),
+            **self.reconciler.tracked(),
+            "observedPods": len(self.observed_pods),
+            "observedClaims": len(self.observed_claims),
+        }
+
     # ------------------------------------------------------------ background work
 
     def start_background(self) -> None:
@@ -169,13 +243,26 @@ class Runtime:
         self._sweeper = asyncio.create_task(self._sweep_orphans(), name="phoneclaim-sweeper")
 
     async def _sweep_orphans(self) -> None:
+        """Sweep every ``orphan_sweep_seconds``, whatever a sweep raised.
+
+        Any exception of one sweep (an API fault, or a bug meeting an odd claim) is logged with
+        its traceback and the next sweep runs on time: a sweeper that ended silently would leave
+        orphaned claims blocking their phones for good. Only cancellation ends it.
+        """
         while True:
             try:
                 released = await self.claims.release_orphans()
+            except Exception:
+                self._sweep_failures += 1
+                log.exception(
+                    "Sweep of orphaned PhoneClaims failed (%d in a row); next in %.0f s",
+                    self._sweep_failures,
+                    self.settings.orphan_sweep_seconds,
+                )
+            else:
+                self._sweep_failures = 0
                 if released:
                     log.warning("Released %d orphaned PhoneClaims: %s", len(released), released)
-            except PhonefleetError as error:
-                log.warning("Could not sweep orphaned PhoneClaims: %s", error)
             await asyncio.sleep(self.settings.orphan_sweep_seconds)
 
     async def webhook_certificates(self, directory: Path) -> ServingFiles:
@@ -213,9 +300,33 @@ class Runtime:
             hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
         return authority.issue_serving(hosts or ["localhost"], directory, now)
 
-    def health(self) -> str:
-        """A one-word health summary for the liveness endpoint."""
-        return "ok"
+    def background_health(self) -> dict[str, Any]:
+        """The background tasks and the in-memory bookkeeping, for /healthz.
+
+        Raises BackgroundTaskDied if the sweeper ended. It survives every exception of a sweep
+        (see _sweep_orphans), so a sweeper that is done is a bug or a cancellation by something
+        other than close(): restarting the operator is the remedy, and a failing liveness probe
+        is how the kubelet is told.
+        """
+        sweeper = self._sweeper
+        if sweeper is None:
+            state = "starting"
+        elif sweeper.done():
+            cause = "cancelled" if sweeper.cancelled() else repr(sweeper.exception())
+            raise BackgroundTaskDied(f"The PhoneClaim sweeper has ended ({cause})")
+        elif self._sweep_failures:
+            state = f"running; its last {self._sweep_failures} sweeps failed"
+        else:
+            state = "running"
+        return {"sweeper": state, "tracked": self.tracked()}
+
+    def geelark_health(self) -> str:
+        """Whether Geelark answered the operator's latest call, for /healthz (never fails it).
+
+        An unreachable Geelark is reported, not fatal: restarting the operator does not bring
+        Geelark back, and while it is away the operator keeps every worker as it is.
+        """
+        return self.geelark_calls.summary()
 
     async def close(self) -> None:
         """Stop background work and close every connection."""
@@ -224,6 +335,7 @@ class Runtime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         await self.jobs.close()
+        await self.tenancy.close()
         await self.phones.aclose()
         await self.geelark.close()
         self.caller.close()

@@ -114,13 +114,13 @@ def test_a_broken_directory_gets_one_line_per_problem_and_exit_1(
 
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
-        "team-b/bindings.yml:0 (team-b/charlie-duplicate): Duplicate phone assignments: "
-        "{'phone-001'} (also assigned by team-a/bindings.yaml:0 (team-a/alpha))",
-        "team-b/bindings.yml:1 (team-b/delta-alias): Duplicate phone assignments: "
+        "team-b/bindings.yml:1 (team-b/charlie-duplicate): Duplicate phone assignments: "
+        "{'phone-001'} (also assigned by team-a/bindings.yaml:1 (team-a/alpha))",
+        "team-b/bindings.yml:9 (team-b/delta-alias): Duplicate phone assignments: "
         f"{{'{seed_id(2)}', 'phone-002'}} "
-        f"(phone {seed_id(2)}, also assigned by team-a/bindings.yaml:2 (team-a/bravo))",
-        "team-b/bindings.yml:2 (team-b/echo-missing): Phone 'phone-404' not found in Geelark",
-        "team-b/bindings.yml:3 (team-b/foxtrot-schema): spec.phoneId: Input should be a valid "
+        f"(phone {seed_id(2)}, also assigned by team-a/bindings.yaml:14 (team-a/bravo))",
+        "team-b/bindings.yml:17 (team-b/echo-missing): Phone 'phone-404' not found in Geelark",
+        "team-b/bindings.yml:25 (team-b/foxtrot-schema): spec.phoneId: Input should be a valid "
         'string (quote it, phoneId: "600000000000000003": unquoted digits are a number in YAML)',
     ]
     assert "Checked 6 PhoneBindings in 2 files: 4 problems." in result.stderr

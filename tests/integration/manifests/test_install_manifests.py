@@ -63,8 +63,10 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
         "CustomResourceDefinition/phonebindings.phonefleet.dev",
         "CustomResourceDefinition/phoneclaims.phonefleet.dev",
         "CustomResourceDefinition/phonejobs.phonefleet.dev",
+        "CustomResourceDefinition/phonepools.phonefleet.dev",
         "Deployment/phonefleet-operator",
         "Namespace/phonefleet-system",
+        "PodDisruptionBudget/phonefleet-operator",
         "Role/phonefleet-operator",
         "RoleBinding/phonefleet-operator",
         "Service/phonefleet-webhook",
@@ -78,8 +80,11 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
     deployment = find(objects, "Deployment", DEPLOYMENT)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == OPERATOR_SERVICE_ACCOUNT
     assert pod["securityContext"]["runAsNonRoot"] is True

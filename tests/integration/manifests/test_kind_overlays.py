@@ -34,6 +34,11 @@ def test_the_simulator_overlay_points_the_operator_at_the_simulator(kubectl: Kub
     assert env["PHONEFLEET_GEELARK_TOKEN"]["secretKeyRef"]["name"] == "geelark-credentials"
     sim = [o for o in objects if o["metadata"]["name"] == "geelark-sim"]
     assert sorted(o["kind"] for o in sim) == ["Deployment", "Service"]
+    (deployment,) = [o for o in sim if o["kind"] == "Deployment"]
+    # The simulator has its own image: the test bed is in neither production image.
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "phonefleet/geelark-sim:dev"
+    )
 
 
 @pytest.mark.parametrize("overlay", ["base", "simulator"])

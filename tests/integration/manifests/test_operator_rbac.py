@@ -22,6 +22,7 @@ from phonefleet_testbed.rbac import (
     SCOPE_POLICY,
     install_operator_rbac,
 )
+from phonefleet_testbed.waiting import wait_for
 
 #: A namespace of some team using phonefleet (authorization does not need it to exist).
 TEAM = "some-team"
@@ -55,6 +56,7 @@ class Ask(NamedTuple):
 PB = "phonebindings.phonefleet.dev"
 PC = "phoneclaims.phonefleet.dev"
 PJ = "phonejobs.phonefleet.dev"
+PP = "phonepools.phonefleet.dev"
 VWC = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 MWC = "mutatingwebhookconfigurations.admissionregistration.k8s.io"
 
@@ -70,6 +72,13 @@ MATRIX = [
     Ask("get", PC, ALL, True),
     Ask("list", PC, ALL, True),
     Ask("watch", PC, ALL, True),
+    # Tenancy: pools are read (and their status written), namespaces' labels read.
+    Ask("get", PP, ALL, True),
+    Ask("list", PP, ALL, True),
+    Ask("watch", PP, ALL, True),
+    Ask("patch", PP, ALL, True, subresource="status"),
+    Ask("list", "namespaces", ALL, True),
+    Ask("watch", "namespaces", ALL, True),
     Ask("create", "pods", TEAM, True),
     Ask("delete", "pods", TEAM, True),
     Ask("get", "pods", TEAM, True),
@@ -92,6 +101,10 @@ MATRIX = [
     Ask("patch", PJ, TEAM, False),
     Ask("get", "secrets/phonefleet-job-key", OPERATOR_NAMESPACE, True),
     Ask("get", "secrets/phonefleet-webhook-ca", OPERATOR_NAMESPACE, True),
+    # The leader Lease, and no other.
+    Ask("update", "leases.coordination.k8s.io/phonefleet-operator", OPERATOR_NAMESPACE, True),
+    Ask("create", "leases.coordination.k8s.io", OPERATOR_NAMESPACE, True),
+    Ask("update", "leases.coordination.k8s.io/kube-scheduler", OPERATOR_NAMESPACE, False),
     Ask("create", VWC, ALL, True),
     Ask("create", MWC, ALL, True),
     Ask("patch", f"{VWC}/phonefleet.dev", ALL, True),
@@ -102,6 +115,11 @@ MATRIX = [
     Ask("delete", PB, TEAM, False),
     Ask("update", PC, ALL, False),
     Ask("patch", PC, ALL, False),
+    # Pools are the administrators' policy: the operator only writes their status.
+    Ask("create", PP, ALL, False),
+    Ask("update", PP, ALL, False),
+    Ask("patch", PP, ALL, False),
+    Ask("delete", PP, ALL, False),
     # No Secret can be read outside its own namespace, nor any there but the webhook CA.
     Ask("get", "secrets", TEAM, False),
     Ask("list", "secrets", TEAM, False),
@@ -152,8 +170,8 @@ MATRIX = [
     Ask("create", "validatingadmissionpolicies.admissionregistration.k8s.io", ALL, False),
     Ask("create", "customresourcedefinitions.apiextensions.k8s.io", ALL, False),
     Ask("list", "customresourcedefinitions.apiextensions.k8s.io", ALL, False),
-    Ask("list", "namespaces", ALL, False),
     Ask("create", "namespaces", ALL, False),
+    Ask("patch", "namespaces", ALL, False),
     Ask("get", "nodes", ALL, False),
     Ask("get", "nodes", ALL, False, subresource="proxy"),
 ]
@@ -407,3 +425,49 @@ def test_the_operator_cannot_replace_or_delete_a_secret_it_does_not_own(
     )
     assert deleted.returncode != 0
     assert SCOPE_POLICY in deleted.stderr
+
+
+#: What a namespace's users get from the built-in "edit" role: pools are not theirs to touch.
+TENANT_ASKS = [
+    ("create", PP),
+    ("update", PP),
+    ("patch", PP),
+    ("delete", PP),
+]
+
+
+def test_edit_in_a_namespace_cannot_create_or_change_a_phone_pool(
+    control_plane: ControlPlane, kubectl: Kubectl, namespace: str
+) -> None:
+    """A user bound to `edit` in their namespace cannot create, change or delete a PhonePool, nor
+    its status; a real create is refused by the API server."""
+    kubectl("create", "serviceaccount", "tenant", "-n", namespace)
+    kubectl(
+        "create",
+        "rolebinding",
+        "tenant-edit",
+        "--clusterrole=edit",
+        f"--serviceaccount={namespace}:tenant",
+        "-n",
+        namespace,
+    )
+    tenant = kubectl.as_user(control_plane.mint_service_account_kubeconfig(namespace, "tenant"))
+    wait_for(
+        lambda: tenant("auth", "can-i", "create", "pods", "-n", namespace).stdout.strip() == "yes",
+        30,
+        message="the tenant's edit rights to take effect",
+    )
+    for verb, resource in TENANT_ASKS:
+        answer = tenant("auth", "can-i", verb, resource, check=False).stdout.strip()
+        assert answer == "no", f"edit in {namespace} may {verb} {resource}: {answer}"
+    status = tenant("auth", "can-i", "patch", PP, "--subresource=status", check=False)
+    assert status.stdout.strip() == "no"
+    pool = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhonePool",
+        "metadata": {"name": f"{namespace}-grab"},
+        "spec": {"phones": {"serialNames": ["*"]}, "namespaces": {"names": [namespace]}},
+    }
+    refused = tenant("create", "-f", "-", input_text=json.dumps(pool), check=False)
+    assert refused.returncode != 0
+    assert "forbidden" in refused.stderr.lower()

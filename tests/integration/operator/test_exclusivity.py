@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.observing import Watch
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -98,24 +101,47 @@ def test_the_oldest_waiting_binding_takes_the_phone_when_the_holder_is_deleted(
 
 
 def test_deleting_a_claim_by_hand_makes_the_holder_compete_again(
-    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator: Operator,
+    control_plane: ControlPlane,
 ) -> None:
-    """Force-release: the holder drops its pod; a claim is taken again and one pod runs."""
+    """Force-release: the claim is gone, the holder competes again and takes a new claim, and
+    (watched throughout) the phone never has more than one pod."""
     phone_id = fleet.add_phone()
     kubectl.apply(make_binding("forced", phone_id, namespace))
     wait_phase(kubectl, namespace, "forced", "Running")
     old_claim = kubectl.get("phoneclaim", phone_id)
     assert old_claim is not None
 
-    kubectl("delete", "phoneclaim", phone_id)
+    with Watch(control_plane, "pods", namespace) as pods:
+        pods.wait_for_event(lambda e: e.name == "forced-worker", 30, "the pod as it is now")
+        kubectl("delete", "phoneclaim", phone_id)
 
-    def reclaimed() -> bool:
-        claim = kubectl.get("phoneclaim", phone_id)
-        return bool(claim and claim["metadata"]["uid"] != old_claim["metadata"]["uid"])
+        def reclaimed() -> dict[str, Any] | None:
+            claim = kubectl.get("phoneclaim", phone_id)
+            return (
+                claim
+                if claim and claim["metadata"]["uid"] != old_claim["metadata"]["uid"]
+                else None
+            )
 
-    wait_for(reclaimed, 30, message="the claim to be taken again")
-    wait_phase(kubectl, namespace, "forced", "Running")
-    assert len(kubectl.list("pods", namespace)) == 1
+        claim = wait_for(reclaimed, 30, message="the claim to be taken again")
+        wait_phase(kubectl, namespace, "forced", "Running")
+        live = kubectl.list("pods", namespace)
+
+    alive: set[str] = set()
+    most_alive = 0
+    for event in pods.events:
+        if event.type == "DELETED":
+            alive.discard(event.uid)
+        else:
+            alive.add(event.uid)
+        most_alive = max(most_alive, len(alive))
+    assert claim["spec"]["holder"]["name"] == "forced"
+    assert len(live) == 1
+    assert most_alive == 1
 
 
 def test_a_claim_whose_holder_is_gone_is_released(

@@ -7,12 +7,14 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from phonefleet_testbed.controlplane import NEVER_READY_IMAGE
+from phonefleet_testbed.controlplane import NEVER_READY_IMAGE, ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
+from phonefleet_testbed.observing import Watch, WatchEvent
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -66,6 +68,26 @@ def test_a_missing_phone_is_reported_and_bound_once_it_appears(
     body = wait_phase(kubectl, namespace, "patient", "PhoneNotFound")
     assert "late-phone" in body["status"]["message"]
     assert kubectl.get("pod", "patient-worker", namespace) is None
+    warnings = wait_for(
+        lambda: json.loads(
+            kubectl(
+                "get",
+                "events",
+                "-n",
+                namespace,
+                "--field-selector",
+                "involvedObject.name=patient,type=Warning,reason=PhoneNotFound",
+                "-o",
+                "json",
+            ).stdout
+        )["items"],
+        30,
+        message="a Warning Event PhoneNotFound about the binding",
+    )
+    assert "late-phone" in warnings[0]["message"]
+    # `kubectl describe` shows source.component in its "From" column.
+    assert warnings[0]["source"]["component"] == "phonefleet-operator"
+    assert warnings[0]["reportingComponent"] == "phonefleet-operator"
 
     phone_id = fleet.add_phone("late-phone")
     body = wait_phase(kubectl, namespace, "patient", "Running", timeout=60)
@@ -73,38 +95,56 @@ def test_a_missing_phone_is_reported_and_bound_once_it_appears(
 
 
 def test_a_geelark_outage_never_tears_down_a_running_worker(
-    kubectl: Kubectl, namespace: str, fleet: Fleet, operator: Operator
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator: Operator,
+    control_plane: ControlPlane,
 ) -> None:
-    """While Geelark is unreachable the pod stays, Ready stays, and GeelarkReachable turns False."""
+    """While Geelark is unreachable GeelarkReachable turns False, and (watched from the outage's
+    start until Geelark is back) the pod is never replaced or unready and the binding never
+    leaves Running."""
     phone_id = fleet.add_phone()
     kubectl.apply(make_binding("steady", phone_id, namespace))
     wait_phase(kubectl, namespace, "steady", "Running")
     pod = kubectl.get("pod", "steady-worker", namespace)
     assert pod is not None
 
-    fleet.simulator.admin.set_faults(outage=True)
+    def reach(status: str) -> Callable[[WatchEvent], bool]:
+        def matches(event: WatchEvent) -> bool:
+            found = condition(event.object, "GeelarkReachable")
+            return bool(found and found["status"] == status)
 
-    def unreachable() -> bool:
-        body = binding(kubectl, namespace, "steady")
-        reach = condition(body or {}, "GeelarkReachable")
-        return bool(reach and reach["status"] == "False")
+        return matches
 
-    wait_for(unreachable, 90, message="GeelarkReachable to turn False")
-    body = binding(kubectl, namespace, "steady")
-    assert body is not None
-    assert body["status"]["phase"] == "Running"
-    assert condition(body, "GeelarkReachable")["reason"] == "GeelarkUnavailable"  # type: ignore[index]
-    still = kubectl.get("pod", "steady-worker", namespace)
-    assert still is not None
-    assert still["metadata"]["uid"] == pod["metadata"]["uid"]
+    with (
+        Watch(control_plane, "pods", namespace) as pods,
+        Watch(control_plane, "phonebindings", namespace) as bindings,
+    ):
+        bindings.wait_for_event(lambda e: e.name == "steady", 30, "the binding as it is now")
+        pods.wait_for_event(lambda e: e.name == "steady-worker", 30, "the pod as it is now")
+        fleet.simulator.admin.set_faults(outage=True)
+        down = bindings.wait_for_event(reach("False"), 90, "GeelarkReachable to turn False")
+        fleet.simulator.admin.clear_faults()
+        bindings.wait_for_event(reach("True"), 60, "GeelarkReachable to turn True again")
 
-    fleet.simulator.admin.clear_faults()
+    assert condition(down.object, "GeelarkReachable")["reason"] == "GeelarkUnavailable"  # type: ignore[index]
+    seen_pods = [(e.type, e.uid, is_ready(e.object)) for e in pods.events]
+    assert seen_pods, "the watch saw the pod"
+    assert {(kind, uid) for kind, uid, _ in seen_pods} <= {
+        ("ADDED", pod["metadata"]["uid"]),
+        ("MODIFIED", pod["metadata"]["uid"]),
+    }
+    assert all(ready for _, _, ready in seen_pods)
+    assert {e.object["status"]["phase"] for e in bindings.events} == {"Running"}
 
-    def reachable() -> bool:
-        reach = condition(binding(kubectl, namespace, "steady") or {}, "GeelarkReachable")
-        return bool(reach and reach["status"] == "True")
 
-    wait_for(reachable, 60, message="GeelarkReachable to turn True again")
+def is_ready(pod: dict[str, Any]) -> bool:
+    """Whether the pod's Ready condition is True."""
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 def test_a_renamed_phone_stays_bound_by_its_id(

@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,18 @@ def start_operator(env: DevEnvironment, log_dir: Path, extra: dict[str, str]) ->
     return process
 
 
+def _metrics_env(url: str) -> dict[str, str]:
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    return {"PHONEFLEET_METRICS_PORT": port, "PHONEFLEET_METRICS_ADDR": "127.0.0.1"}
+
+
+def _bindings_by_phase(url: str) -> str:
+    """The ``phonefleet_bindings`` lines of the operator's /metrics, as curl | grep shows them."""
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our own loopback URL
+        text: str = response.read().decode()
+    return "\n".join(line for line in text.splitlines() if line.startswith("phonefleet_bindings{"))
+
+
 def _manifest(name: str, phone: str) -> str:
     return json.dumps(
         {
@@ -72,13 +85,23 @@ def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
             f"Started a control plane and a Geelark simulator with 5 phones "
             f"in {env.startup_seconds:.1f} s."
         )
+        metrics = f"http://127.0.0.1:{free_port()}/metrics"
         with stand_in_workers(NAMESPACE, ["alpha", "bravo"]) as (workers, job_settings):
-            operator = start_operator(env, plane.log_dir, {**DEMO_SETTINGS, **job_settings})
+            extra = {**DEMO_SETTINGS, **_metrics_env(metrics), **job_settings}
+            operator = start_operator(env, plane.log_dir, extra)
+            echo(f"The operator serves Prometheus metrics at {metrics}")
             try:
-                code = _play(env, operator, keep=keep, echo=echo, began=began, workers=workers)
+                return _play(
+                    env,
+                    operator,
+                    keep=keep,
+                    echo=echo,
+                    began=began,
+                    metrics=metrics,
+                    workers=workers,
+                )
             finally:
                 operator.stop()
-        return code
 
 
 def _phase(env: DevEnvironment, name: str) -> str | None:
@@ -95,6 +118,7 @@ def _play(
     keep: bool,
     echo: Callable[[str], None],
     began: float,
+    metrics: str,
     workers: dict[str, StandInWorker],
 ) -> int:
     plane = env.plane
@@ -128,7 +152,10 @@ def _play(
     calls = ", ".join(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
     )
-    echo(f"Geelark calls so far: {counters.total} ({calls})\n")
+    echo(f"Geelark calls so far: {counters.total} ({calls})")
+    echo(f"\n$ curl -s {metrics} | grep '^phonefleet_bindings{{'")
+    echo(_bindings_by_phase(metrics))
+    echo("")
     jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(

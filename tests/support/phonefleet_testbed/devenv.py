@@ -23,17 +23,18 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
         f"--timeout={timeout}s",
         "crd/phonebindings.phonefleet.dev",
         "crd/phoneclaims.phonefleet.dev",
+        "crd/phonepools.phonefleet.dev",
         "crd/phonejobs.phonefleet.dev",
     )
     wait_for(
         lambda: (
             plane.kubectl(
-                "get", "phonebindings,phoneclaims,phonejobs", "-A", check=False
+                "get", "phonebindings,phoneclaims,phonepools,phonejobs", "-A", check=False
             ).returncode
             == 0
         ),
         timeout,
-        message="PhoneBinding, PhoneClaim and PhoneJob to be served",
+        message="PhoneBinding, PhoneClaim, PhonePool and PhoneJob to be served",
     )
 
 

@@ -113,10 +113,10 @@ def test_validate_reports_offline_problems_one_line_each_and_exits_1(tmp_path: P
     result = run("bindings", "validate", "--offline", str(tmp_path))
 
     assert result.exit_code == 1
-    assert result.stdout.splitlines() == [
-        f"{second}:0 (bravo): Duplicate phone assignments: {{'phone-001'}} "
-        f"(also assigned by {first}:0 (alpha))",
-        f"{second}:1 (charlie): spec.phoneId: String should have at least 1 character",
+    assert result.stdout.splitlines() == [  # path:line where each document starts
+        f"{second}:1 (bravo): Duplicate phone assignments: {{'phone-001'}} "
+        f"(also assigned by {first}:1 (alpha))",
+        f"{second}:8 (charlie): spec.phoneId: String should have at least 1 character",
     ]
     assert "Skipped" not in result.stderr
     assert "2 problems." in result.stderr
@@ -129,7 +129,7 @@ def test_validate_reads_standard_input_for_a_dash() -> None:
     result = run("bindings", "validate", "-", stdin=text)
 
     assert result.exit_code == 1
-    assert result.stdout.startswith("-:1 (bravo): Duplicate phone assignments: {'x'}")
+    assert result.stdout.startswith("-:8 (bravo): Duplicate phone assignments: {'x'}")
 
 
 def test_validate_without_any_binding_fails(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_validate_refuses_invalid_geelark_settings(
 
     assert result.exit_code == 2
     assert "invalid PHONEFLEET_GEELARK_* settings" in result.stderr
-    assert "timeout_seconds" in result.stderr
+    assert "PHONEFLEET_GEELARK_TIMEOUT_SECONDS" in result.stderr
 
 
 def test_phones_list_needs_credentials() -> None:

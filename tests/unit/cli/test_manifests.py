@@ -41,7 +41,7 @@ def problems_of(**overrides: Any) -> list[str]:
 
 
 def test_a_valid_document_has_no_problems_and_keeps_its_spec() -> None:
-    """A valid binding passes with its spec parsed and its source named path:index (ns/name)."""
+    """A valid binding passes with its spec parsed and its source named path:line (ns/name)."""
     manifest = check_document(make_document(), "a.yaml", 2)
 
     assert manifest.problems == ()
@@ -146,7 +146,10 @@ def test_only_phone_bindings_of_our_group_are_read() -> None:
     found, problems = read_bindings(text, "a.yaml")
 
     assert problems == []
-    assert [(m.index, m.name) for m in found] == [(1, "alpha"), (4, "bravo")]
+    assert [(m.line, m.name) for m in found] == [(6, "alpha"), (23, "bravo")]
+    assert [text.splitlines()[m.line - 1] for m in found] == [
+        "apiVersion: phonefleet.dev/v1alpha1"
+    ] * 2
 
 
 def test_a_phone_binding_without_api_version_is_ours_and_wrong() -> None:
@@ -256,8 +259,8 @@ def test_generated_bindings_are_valid_manifests_with_quoted_ids() -> None:
     assert problems == []
     assert [m.problems for m in found] == [(), ()]
     assert [m.source for m in found] == [
-        "gen.yaml:0 (fleet/phone-001)",
-        "gen.yaml:1 (fleet/600000000000000002)",
+        "gen.yaml:2 (fleet/phone-001)",
+        "gen.yaml:10 (fleet/600000000000000002)",
     ]
     assert "phoneId: '600000000000000002'" in text
     assert text.startswith("---\napiVersion: phonefleet.dev/v1alpha1\nkind: PhoneBinding\n")

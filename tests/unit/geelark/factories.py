@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import looptime
 from aiolimiter import AsyncLimiter
 
 from phonefleet_operator.errors import PhonefleetError
@@ -29,6 +30,18 @@ from phonefleet_testbed.geelark_sim import (
     seed_id,
     seed_name,
 )
+
+
+async def let_time_pass(seconds: float) -> None:
+    """Let ``seconds`` pass on the loop's clock: virtual under ``pytest.mark.looptime``.
+
+    Only for tests marked looptime, where the loop jumps to its next timer at once: no real
+    time passes, so the steps are exact whatever the machine's load.
+    """
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, looptime.LoopTimeEventLoop) or not loop.looptime_on:
+        raise RuntimeError("let_time_pass needs a test marked pytest.mark.looptime")
+    await asyncio.sleep(seconds)
 
 
 def make_settings(**overrides: Any) -> GeelarkSettings:

@@ -1,9 +1,14 @@
-"""Specification of the phone gateway: concurrent per-phone calls merge into Geelark batch calls."""
+"""Specification of the phone gateway: concurrent per-phone calls merge into Geelark batch calls.
+
+Every test runs on looptime's virtual clock: the event loop's time moves only when the loop has
+nothing else to do, straight to the next timer, so the gathering windows and budget waits here
+are exact figures on that clock, and no real time passes (no flakiness under CPU load).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 
 import pytest
 
@@ -16,7 +21,9 @@ from phonefleet_operator.errors import (
 from phonefleet_operator.geelark import PhoneGateway, PhoneStatus, StartResult
 from phonefleet_operator.geelark import gateway as gateway_module
 
-from .factories import FakePhoneApi, make_settings
+from .factories import FakePhoneApi, let_time_pass, make_settings
+
+pytestmark = pytest.mark.looptime
 
 WINDOW = 0.05
 
@@ -34,13 +41,29 @@ def phone_ids(count: int) -> list[str]:
 async def test_concurrent_starts_merge_into_one_call_and_each_caller_gets_its_own_result() -> None:
     """Starts arriving within one window cost one Geelark call; each caller sees its phone's URL."""
     api = FakePhoneApi()
-    gateway = make_gateway(api)
+    gateway = PhoneGateway(
+        api, make_settings(batch_window_seconds=WINDOW, live_view_in_status=True)
+    )
     ids = phone_ids(30)
 
     results = await asyncio.gather(*(gateway.start(i) for i in ids))
 
     assert api.calls == [("start", ids)]
     assert [r.url for r in results] == [f"https://live/{i}" for i in ids]
+
+
+async def test_the_live_view_link_is_not_handed_on_unless_asked_for(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """By default a start's live-view link (a capability) is only logged, at debug level."""
+    caplog.set_level(logging.DEBUG, logger="phonefleet_operator.geelark")
+    phone = phone_ids(1)[0]
+
+    result = await make_gateway(FakePhoneApi()).start(phone)
+
+    assert result == StartResult(id=phone)
+    shown = [r for r in caplog.records if f"https://live/{phone}" in r.getMessage()]
+    assert [r.levelno for r in shown] == [logging.DEBUG]
 
 
 @pytest.mark.parametrize(
@@ -121,17 +144,17 @@ async def test_a_phone_asked_twice_in_one_window_is_sent_once() -> None:
     assert first is second
 
 
-async def test_a_single_caller_waits_no_longer_than_the_window() -> None:
-    """One binding alone is answered right after the short gathering window."""
+async def test_a_single_caller_waits_exactly_the_window() -> None:
+    """One binding alone is answered as soon as the short gathering window closes."""
     window = 0.2
     gateway = make_gateway(FakePhoneApi(), window=window)
+    loop = asyncio.get_running_loop()
 
-    started = time.monotonic()
+    started = loop.time()
     status = await gateway.status(phone_ids(1)[0])
-    elapsed = time.monotonic() - started
 
     assert status is PhoneStatus.RUNNING
-    assert window * 0.9 <= elapsed < window + 0.2
+    assert loop.time() - started == pytest.approx(window)
 
 
 async def test_callers_after_the_window_closed_go_into_the_next_batch() -> None:
@@ -195,9 +218,9 @@ async def test_a_window_closing_while_the_budget_is_spent_keeps_gathering() -> N
     early, late = phone_ids(2)
 
     first = asyncio.ensure_future(gateway.status(early))
-    await asyncio.sleep(WINDOW * 3)  # the window has closed, but there is no budget
+    await let_time_pass(WINDOW * 3)  # the window has closed, but there is no budget
     second = asyncio.ensure_future(gateway.status(late))
-    await asyncio.sleep(WINDOW)
+    await let_time_pass(WINDOW)
     assert api.calls == []
 
     api.budget_spent = False
@@ -213,12 +236,12 @@ async def test_a_batch_waits_for_budget_no_longer_than_the_gathering_limit(
     monkeypatch.setattr(gateway_module, "MAX_GATHER_SECONDS", 0.3)
     api = FakePhoneApi(budget_spent=True)
     gateway = make_gateway(api)
+    loop = asyncio.get_running_loop()
 
-    started = time.monotonic()
+    started = loop.time()
     await gateway.start(phone_ids(1)[0])
-    elapsed = time.monotonic() - started
 
-    assert 0.3 <= elapsed < 0.6
+    assert loop.time() - started == pytest.approx(0.3, abs=WINDOW)
     assert len(api.calls) == 1
 
 
@@ -230,7 +253,7 @@ async def test_a_full_batch_waits_for_the_budget_and_later_callers_start_the_nex
 
     first = [asyncio.ensure_future(gateway.adb_endpoint(i)) for i in hundred]
     later = asyncio.ensure_future(gateway.adb_endpoint(extra))
-    await asyncio.sleep(WINDOW * 3)
+    await let_time_pass(WINDOW * 3)
     assert api.calls == []
     api.budget_spent = False
     await asyncio.gather(*first, later)
@@ -245,9 +268,9 @@ async def test_when_the_budget_returns_a_start_goes_before_status_polls() -> Non
     polled, started = phone_ids(2)
 
     poll = asyncio.ensure_future(gateway.status(polled))
-    await asyncio.sleep(WINDOW * 2)  # the poll's window closed first
+    await let_time_pass(WINDOW * 2)  # the poll's window closed first
     start = asyncio.ensure_future(gateway.start(started))
-    await asyncio.sleep(WINDOW * 2)
+    await let_time_pass(WINDOW * 2)
     api.budget_spent = False
     await asyncio.gather(poll, start)
 
@@ -263,7 +286,7 @@ async def test_a_batch_keeps_gathering_while_callers_keep_coming() -> None:
     callers = []
     for phone in ids:
         callers.append(asyncio.ensure_future(gateway.status(phone)))
-        await asyncio.sleep(WINDOW / 2)  # 8 callers over 4 half-windows: two windows in all
+        await let_time_pass(WINDOW / 2)  # 8 callers over 4 half-windows: two windows in all
     await asyncio.gather(*callers)
 
     assert api.calls == [("status", ids)]

@@ -283,3 +283,25 @@ async def test_forgetting_a_phone_makes_the_next_lookup_ask_geelark() -> None:
 
     with pytest.raises(PhoneNotFound):
         await inventory.get(make_phone(1).id)
+
+
+async def test_a_miss_joining_a_refresh_already_sent_is_asked_about_in_the_next_one() -> None:
+    """A refresh answers only the refs it asked about; a ref that came too late is asked next."""
+    inventory, lister, clock = make_inventory(fleet(300))
+    await inventory.resolve("phone-001")
+    clock.advance(MISS_REFRESH)
+    lister.gate = asyncio.Event()
+    sent = len(lister.calls)
+
+    ghost = asyncio.ensure_future(inventory.resolve("ghost"))
+    for _ in range(10):  # a few loop turns: the refresh sends its query and waits on the gate
+        await asyncio.sleep(0)
+    lister.phones.append(make_phone(999, serial_name="late"))
+    late = asyncio.ensure_future(inventory.resolve("late"))
+    await asyncio.sleep(0)
+    lister.gate.set()
+
+    with pytest.raises(PhoneNotFound):
+        await ghost
+    assert (await late).id == make_phone(999).id
+    assert [c["serial_name"] for c in lister.calls[sent:]] == ["ghost", "late"]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from phonefleet_operator.errors import AmbiguousPhone, PhoneNotFound
+from phonefleet_operator.errors import AmbiguousPhone, GeelarkUnavailable, PhoneNotFound
 from phonefleet_operator.geelark import PhoneInventory
-from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.geelark_sim import GeelarkSimulator, OpenApiProbe, seed_id, seed_name
 
 from .conftest import SimulatorFactory
 from .factories import Clock, make_client, make_settings
@@ -72,3 +74,91 @@ async def test_each_attempt_carries_a_fresh_trace_id(
 
     assert issued == ["trace-0000", "trace-0001", "trace-0002"]
     assert simulator.admin.counters().calls("phone/list") == 3
+
+
+def listed_items(simulator: GeelarkSimulator, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` phones as the simulator's own ``/phone/list`` shows them."""
+    probe = OpenApiProbe(simulator.base_url)
+    try:
+        items: list[dict[str, Any]] = probe.data("phone/list", {"page": 1, "pageSize": count})[
+            "items"
+        ]
+    finally:
+        probe.close()
+    return items
+
+
+async def test_a_listing_answered_with_data_null_is_could_not_check_and_keeps_the_cache(
+    start_simulator: SimulatorFactory,
+) -> None:
+    """Code 0 with ``data: null`` is no listing: the first lookup is unavailable, later ones
+    keep the phones already known, and no phone is ever called missing because of it."""
+    simulator = start_simulator(phones=5)
+    settings = make_settings(url=simulator.base_url)
+    clock = Clock()
+    simulator.admin.set_faults("phone/list", reply={"data": None})
+
+    async with make_client(settings) as client:
+        inventory = PhoneInventory(client, settings, clock=clock)
+        with pytest.raises(GeelarkUnavailable):
+            await inventory.resolve("phone-001")
+        simulator.admin.clear_faults()
+        clock.advance(MISS_REFRESH)
+        known = await inventory.resolve("phone-001")
+
+        simulator.admin.set_faults("phone/list", reply={"data": None})
+        clock.advance(REFRESH)
+        still_known = await inventory.resolve("phone-002")
+        with pytest.raises(GeelarkUnavailable):
+            await inventory.resolve("phone-new")
+
+    assert known.id == seed_id(1)
+    assert still_known.id == seed_id(2)
+    assert len(inventory.cached()) == 5
+
+
+async def test_a_short_page_while_the_total_says_more_is_could_not_check(
+    start_simulator: SimulatorFactory,
+) -> None:
+    """A listing that stops before the total it reports is incomplete: GeelarkUnavailable."""
+    simulator = start_simulator(phones=150)
+    settings = make_settings(url=simulator.base_url)
+    short = {"total": 150, "page": 1, "pageSize": 100, "items": listed_items(simulator, 10)}
+    simulator.admin.set_faults("phone/list", reply={"data": short}, times=1)
+
+    clock = Clock()
+
+    async with make_client(settings) as client:
+        inventory = PhoneInventory(client, settings, clock=clock)
+        with pytest.raises(GeelarkUnavailable, match="incomplete"):
+            await inventory.resolve(seed_name(50))
+        clock.advance(MISS_REFRESH)  # after a failed listing, the next waits out the interval
+        found = await inventory.resolve(seed_name(50))
+
+    assert found.id == seed_id(50)
+
+
+async def test_a_ref_missing_right_after_another_miss_is_still_asked_about(
+    start_simulator: SimulatorFactory,
+) -> None:
+    """A miss refresh answers only the refs it asked about: a phone created meanwhile and
+    looked up seconds after another binding's miss is found, not called missing."""
+    simulator = start_simulator(phones=250)
+    settings = make_settings(url=simulator.base_url, inventory_miss_refresh_seconds=MISS_REFRESH)
+    clock = Clock()
+
+    async with make_client(settings) as client:
+        inventory = PhoneInventory(client, settings, clock=clock)
+        await inventory.resolve("phone-001")
+        clock.advance(MISS_REFRESH)
+        with pytest.raises(PhoneNotFound):
+            await inventory.resolve("ghost-phone")
+        created = simulator.admin.create_phone("late-phone")
+        clock.advance(1.0)
+        calls = simulator.admin.counters().calls("phone/list")
+        found = await inventory.resolve("late-phone")
+        with pytest.raises(PhoneNotFound):
+            await inventory.resolve("ghost-phone")  # asked a second ago: no new call
+
+    assert found.id == created.id
+    assert simulator.admin.counters().calls("phone/list") == calls + 1

@@ -129,3 +129,41 @@ async def test_no_secret_appears_in_any_log_record_or_raised_error(
     assert trace_ids.issued, "the scenario must reach Geelark"
     leaks = [s for s in secrets if any(s in text for text in texts)]
     assert leaks == []
+
+
+@pytest.mark.parametrize("code", [42002, 43005, 50000, 41999], ids=["known", "busy", "5xx", "new"])
+@pytest.mark.parametrize(
+    "credentials",
+    [{"token": TOKEN}, {"token": None, "app_id": APP_ID, "api_key": API_KEY}],
+    ids=["token mode", "key mode"],
+)
+async def test_per_item_messages_that_echo_a_credential_are_scrubbed(
+    start_simulator: SimulatorFactory, credentials: dict[str, str | None], code: int
+) -> None:
+    """A phone Geelark refuses with a message quoting the token or key: the fault never shows it."""
+    simulator = start_simulator(phones=1, token=TOKEN, app_id=APP_ID, api_key=API_KEY)
+    settings = make_settings(url=simulator.base_url, max_attempts=1, **credentials)
+    sent = [c for c in (credentials.get("token"), credentials.get("api_key")) if c]
+    echo = "header check failed: " + ", ".join(sent)
+    refusal = {"data": {"failDetails": [{"id": seed_id(1), "code": code, "msg": echo}]}}
+    raised: list[BaseException] = []
+    async with make_client(settings) as client:
+        gateway = PhoneGateway(client, settings)
+        calls: dict[str, Callable[[], Awaitable[object]]] = {
+            "phone/start": lambda: gateway.start(seed_id(1)),
+            "phone/stop": lambda: gateway.stop(seed_id(1)),
+            "phone/status": lambda: gateway.status(seed_id(1)),
+            "adb/setStatus": lambda: gateway.enable_adb(seed_id(1)),
+            "adb/getData": lambda: gateway.adb_endpoint(seed_id(1)),
+        }
+        for endpoint, call in calls.items():
+            simulator.admin.set_faults(endpoint, reply=refusal, times=1)
+            with pytest.raises(PhonefleetError) as refused:
+                await call()
+            raised.append(refused.value)
+        await gateway.aclose()
+
+    texts = ["".join(traceback.format_exception(error)) + repr(error) for error in raised]
+    assert len(raised) == len(calls)
+    assert all(str(code) in text for text in texts)
+    assert [s for s in sent if any(s in text for text in texts)] == []

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 
 import pytest
 import requests
 
-from phonefleet_testbed.geelark_sim import OpenApiProbe, SimulatorAdmin, seed_id
+from phonefleet_testbed.geelark_sim import GeelarkSimulator, OpenApiProbe, SimulatorAdmin, seed_id
 
 BODY = {"ids": [seed_id(1)]}
 
@@ -76,12 +76,38 @@ def test_authentication_is_checked_before_an_injected_code(
     assert api.call("phone/status", BODY, headers={"traceId": "t"})["code"] == 40003
 
 
-def test_latency_delays_replies(api: OpenApiProbe, admin: SimulatorAdmin) -> None:
-    """A latency fault of 150 ms makes a call take at least that long."""
-    admin.set_faults("phone/status", latency_ms=150)
-    began = time.monotonic()
+def test_latency_is_waited_out_before_the_reply(
+    make_sim: Callable[..., GeelarkSimulator], make_probe: Callable[..., OpenApiProbe]
+) -> None:
+    """A latency fault of 150 ms on top of 20 ms configured: the call waits 0.17 s, then answers."""
+    waited: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waited.append(seconds)
+
+    sim = make_sim(latency_ms=20, sleep=record)
+    sim.admin.set_faults("phone/status", latency_ms=150)
+    api = make_probe(sim)
     assert api.call("phone/status", BODY)["code"] == 0
-    assert time.monotonic() - began >= 0.15
+    assert api.call("phone/list", {})["code"] == 0
+    assert waited == [pytest.approx(0.17), pytest.approx(0.02)]
+
+
+def test_a_canned_reply_answers_code_0_with_exactly_its_data(
+    api: OpenApiProbe, admin: SimulatorAdmin
+) -> None:
+    """``reply`` gives an odd but successful answer: data null, or a page shorter than its total."""
+    admin.set_faults("phone/list", reply={"data": None}, times=1)
+    assert api.call("phone/list", {}) | {"traceId": ""} == {
+        "traceId": "",
+        "code": 0,
+        "msg": "success",
+        "data": None,
+    }
+    short = {"total": 250, "page": 1, "pageSize": 100, "items": []}
+    admin.set_faults("phone/list", reply={"data": short}, times=1)
+    assert api.call("phone/list", {})["data"] == short
+    assert api.call("phone/list", {})["data"]["total"] == 5
 
 
 def test_unknown_endpoint_in_a_fault_is_rejected(admin: SimulatorAdmin) -> None:

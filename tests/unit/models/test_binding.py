@@ -253,13 +253,14 @@ def test_status_round_trips_through_camel_case() -> None:
 
 
 def test_claim_spec_requires_every_field_and_rejects_unknown_ones() -> None:
-    """A PhoneClaim spec needs phoneId, serialName and a full holder, and nothing else."""
+    """A PhoneClaim spec needs phoneId, serialName and a full holder, and nothing else; an
+    unrecorded releasePolicy (a claim made before it was recorded) reads as Stop."""
     valid = {
         "phoneId": "526209711930868736",
         "serialName": "checkout-01",
         "holder": {"namespace": "team-a", "name": "checkout-phone", "uid": "u-1"},
     }
-    assert PhoneClaimSpec.model_validate(valid).to_dict() == valid
+    assert PhoneClaimSpec.model_validate(valid).to_dict() == {**valid, "releasePolicy": "Stop"}
     for missing in ("phoneId", "serialName", "holder"):
         with pytest.raises(ValidationError):
             PhoneClaimSpec.model_validate({k: v for k, v in valid.items() if k != missing})

@@ -14,7 +14,8 @@ def test_claim_matches_its_golden_file() -> None:
 
 
 def test_claim_is_named_after_the_phone_and_names_its_holder() -> None:
-    """A cluster-scoped claim named after the canonical id, holding namespace, name and uid."""
+    """A cluster-scoped claim named after the canonical id, holding namespace, name and uid, and
+    the holder's releasePolicy (which the orphan sweep applies)."""
     claim = build_claim(make_binding(), PHONE_ID, "checkout-01")
 
     assert claim["apiVersion"] == "phonefleet.dev/v1alpha1"
@@ -30,6 +31,7 @@ def test_claim_is_named_after_the_phone_and_names_its_holder() -> None:
             "name": "checkout-phone",
             "uid": "7f9c6a8e-0d2b-4a51-9d8e-3c1f2b4a5d6e",
         },
+        "releasePolicy": "Stop",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from fakes import FakeKube, FakePhones
 
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.claims import ClaimService
+from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
@@ -38,11 +39,14 @@ def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> Ph
 
 
 async def step(
-    reconciler: BindingReconciler, binding: PhoneBinding, waiters: tuple[Any, ...] = ()
+    reconciler: BindingReconciler,
+    binding: PhoneBinding,
+    waiters: Mapping[str, Iterable[BindingRef]] | None = None,
 ) -> tuple[PhoneBinding, Report, float]:
-    """One reconcile pass; the binding comes back as the API server would store it after the
-    pass's status merge patch (so a field the pass clears but does not send would survive)."""
-    report, delay = await reconciler.reconcile(binding, waiters)
+    """One reconcile pass (``waiters``: the bindings in Conflict by phone id, as the index has
+    them); the binding comes back as the API server would store it after the pass's status merge
+    patch (so a field the pass clears but does not send would survive)."""
+    report, delay = await reconciler.reconcile(binding, waiters or {})
     body = binding.to_dict()
     patch = report.status_patch()
     if patch is not None:

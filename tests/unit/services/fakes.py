@@ -27,6 +27,7 @@ class FakeKube:
     secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
     statuses: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
     reads: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         return self.bindings.get((namespace, name))
@@ -35,6 +36,14 @@ class FakeKube:
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         self.statuses.append((namespace, name, status))
+        stored = self.bindings.get((namespace, name))
+        if stored is not None:  # a merge patch, as the API server applies it
+            stored["status"] = _merged(stored.get("status") or {}, status)
+
+    def post_event(
+        self, binding: Mapping[str, Any], *, warning: bool, reason: str, message: str
+    ) -> None:
+        self.events[reason] += 1
 
     async def get_claim(self, phone_id: str) -> Obj | None:
         self.reads["claim"] += 1
@@ -78,8 +87,14 @@ class FakeKube:
         }
         return True
 
-    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> None:
-        self.pods.pop((namespace, name), None)
+    async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """As the API server: a uid precondition that names another pod is refused (409), a
+        missing pod is 404; both are False. Pods here have no node, so they go at once."""
+        pod = self.pods.get((namespace, name))
+        if pod is None or (uid is not None and pod["metadata"]["uid"] != uid):
+            return False
+        del self.pods[(namespace, name)]
+        return True
 
     async def put_secret(self, secret: Obj) -> None:
         self.secrets[(secret["metadata"]["namespace"], secret["metadata"]["name"])] = secret
@@ -142,3 +157,16 @@ class FakePhones:
     def count(self, operation: str) -> int:
         """How many calls of one operation were made."""
         return sum(1 for op, _ in self.calls if op == operation)
+
+
+def _merged(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """``target`` with a JSON merge patch (RFC 7386) applied."""
+    result = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, Mapping):
+            result[key] = _merged(result.get(key) or {}, value)
+        else:
+            result[key] = value
+    return result

@@ -26,14 +26,16 @@ async def test_a_claim_whose_holder_is_gone_is_released_and_taken(kube: FakeKube
 
 
 async def test_a_claim_of_a_recreated_binding_with_the_same_name_is_an_orphan(
-    kube: FakeKube,
+    kube: FakeKube, phones: FakePhones
 ) -> None:
-    """Same namespace/name but another uid means the holder is gone: its claim is released."""
+    """Same namespace/name but another uid means the holder is gone: its claim is released (and,
+    with the default releasePolicy Stop, its phone stopped)."""
     old, new = make_binding("same"), make_binding("same")
     await kube.create_claim(build_claim(old, "100", "phone-a"))
     kube.bindings[("ns", "same")] = {"metadata": {"uid": new.uid}}
-    assert (await ClaimService(kube).release_orphans()) == ["100"]
+    assert (await ClaimService(kube, power=phones).release_orphans()) == ["100"]
     assert not kube.claims
+    assert phones.calls == [("stop", "100")]
 
 
 async def test_release_deletes_only_a_claim_this_binding_holds(kube: FakeKube) -> None:

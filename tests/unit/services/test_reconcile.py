@@ -85,7 +85,7 @@ async def test_an_older_waiter_goes_first_when_the_phone_is_free(
     """A free phone is not taken while an older binding waits for it."""
     older = make_binding("older", "phone-a")
     younger = make_binding("younger", "phone-a")
-    result, _, _ = await step(reconciler, younger, waiters=(binding_ref(older),))
+    result, _, _ = await step(reconciler, younger, waiters={"100": (binding_ref(older),)})
     assert result.status.phase == "Conflict"
     assert result.status.conflict_with == "ns/older"
     assert not kube.claims
@@ -162,32 +162,3 @@ async def test_a_release_policy_of_keep_leaves_the_phone_running(
     assert await reconciler.finalize(keeper)
     assert phones.count("stop") == 0
     assert not kube.claims
-
-
-async def test_a_phone_stopped_behind_our_back_loses_its_adb_data_until_it_runs_again(
-    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
-) -> None:
-    """Stopping clears status.phone.adbProvisionedAt on the stored object (a nested merge-patch
-    removal) and deletes the Secret; once the phone runs again the data is fetched afresh."""
-    binding = await bring_up(reconciler, phones)
-    ready(kube.pods[("ns", "alpha-worker")])
-    binding, _, _ = await step(reconciler, binding)
-    assert binding.status.phase == "Running"
-    assert binding.status.phone is not None
-    assert binding.status.phone.adb_provisioned_at
-
-    phones.power["100"] = PhoneStatus.SHUT_DOWN
-    phones.adb_on.discard("100")
-    binding, report, _ = await step(reconciler, binding)
-    assert binding.status.phone is not None
-    assert binding.status.phone.adb_provisioned_at is None
-    assert ("ns", "alpha-adb") not in kube.secrets
-    assert report.status_patch() == report.status_patch()  # pure: asking twice changes nothing
-
-    phones.power["100"] = PhoneStatus.RUNNING
-    phones.adb_on.add("100")
-    for _ in range(3):
-        binding, _, _ = await step(reconciler, binding)
-    assert ("ns", "alpha-adb") in kube.secrets
-    assert binding.status.phone is not None
-    assert binding.status.phone.adb_provisioned_at

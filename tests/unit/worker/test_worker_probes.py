@@ -66,10 +66,10 @@ def test_livez_fails_once_the_main_loop_is_stuck(served: tuple[ProbeServer, Heal
 
 
 def test_other_paths_are_not_found(served: tuple[ProbeServer, Health]) -> None:
-    """Only the two probe paths exist."""
+    """Only the two probe paths (and /metrics) exist."""
     server, _ = served
 
-    assert get(server, "/metrics")[0] == 404
+    assert get(server, "/other")[0] == 404
 
 
 def test_a_server_that_never_started_closes_cleanly() -> None:

@@ -213,9 +213,13 @@ class SimulatorAdmin:
         code: int | None = None,
         latency_ms: float = 0.0,
         times: int | None = None,
+        reply: dict[str, Any] | None = None,
     ) -> None:
-        """Make calls to `endpoint` ("*" for all) misbehave; see `faults.FaultRule`."""
-        body = {
+        """Make calls to `endpoint` ("*" for all) misbehave; see `faults.FaultRule`.
+
+        ``reply={"data": ...}`` answers code 0 with that data (null, a short page, ...).
+        """
+        body: dict[str, Any] = {
             "endpoint": endpoint,
             "outage": outage,
             "httpStatus": http_status,
@@ -223,6 +227,8 @@ class SimulatorAdmin:
             "latencyMs": latency_ms,
             "times": times,
         }
+        if reply is not None:
+            body["reply"] = reply
         self._call("PUT", "/faults", body)
 
     def clear_faults(self, endpoint: str | None = None) -> None:

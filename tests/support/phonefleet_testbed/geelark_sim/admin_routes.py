@@ -11,7 +11,7 @@
     GET    /_sim/running                {"ids": [...]}: phones that are on (starting or running)
     GET    /_sim/faults                 {endpoint: rule}
     PUT    /_sim/faults                 set {endpoint?="*", outage?, httpStatus?, code?,
-                                        latencyMs?, times?}
+                                        latencyMs?, times?, reply?: {data}}
     DELETE /_sim/faults[?endpoint=E]    lift one rule or all
     GET    /_sim/counters               counts (see RequestCounters.to_json)
     POST   /_sim/counters/reset         {rateLimits?: true}: zero the counts (and the budget)

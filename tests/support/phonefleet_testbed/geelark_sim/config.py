@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from .clock import Clock
@@ -60,6 +62,9 @@ class SimulatorConfig:
 
     clock: Clock = field(default=time.monotonic, compare=False)
     """The simulator's time source; tests pass a `ManualClock` to step through delays."""
+
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, compare=False)
+    """How a call's latency is waited out (in the simulator's loop); tests pass a gate."""
 
 
 @dataclass

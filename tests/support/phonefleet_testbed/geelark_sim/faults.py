@@ -4,7 +4,9 @@ A rule applies to one endpoint path or to every endpoint (`ALL_ENDPOINTS`); an e
 rule wins over the catch-all. A rule may combine extra latency with one failure, checked in this
 order: `outage` (the connection is closed without any reply, as a dead load balancer or a
 network cut looks to a client), `http_status` (a non-200 reply with a plain-text body), `code`
-(HTTP 200 with that envelope code, e.g. 50000; given after authentication and rate limiting).
+(HTTP 200 with that envelope code, e.g. 50000; given after authentication and rate limiting),
+`reply` (HTTP 200, code 0 and exactly this `data`, e.g. null or a short page: an odd but
+successful answer, also given after authentication and rate limiting).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class FaultRule:
     latency_ms: float = 0.0
     """Delay added before answering, on top of the configured latency."""
 
+    reply: dict[str, Any] | None = None
+    """Answer code 0 with ``reply["data"]`` (the key must be there; its value may be null)."""
+
     times: int | None = None
     """Cover only the next `times` calls, then lift itself; None covers calls until cleared."""
 
@@ -41,6 +46,8 @@ class FaultRule:
             raise ValueError("code 0 is success, not a fault")
         if self.latency_ms < 0:
             raise ValueError("latency_ms must not be negative")
+        if self.reply is not None and (set(self.reply) != {"data"} or self.code is not None):
+            raise ValueError("reply must be {'data': ...} and cannot be combined with code")
         if self.times is not None and self.times < 1:
             raise ValueError("times must be at least 1 (or None for until cleared)")
 
@@ -52,12 +59,21 @@ class FaultRule:
             "code": self.code,
             "latencyMs": self.latency_ms,
             "times": self.times,
+            "reply": self.reply,
         }
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> FaultRule:
         """Parse the admin API's JSON form; raises ValueError or TypeError on bad input."""
-        unknown = set(body) - {"endpoint", "outage", "httpStatus", "code", "latencyMs", "times"}
+        unknown = set(body) - {
+            "endpoint",
+            "outage",
+            "httpStatus",
+            "code",
+            "latencyMs",
+            "times",
+            "reply",
+        }
         if unknown:
             raise ValueError(f"unknown fault fields: {sorted(unknown)}")
         return cls(
@@ -66,6 +82,7 @@ class FaultRule:
             code=_optional_int(body.get("code"), "code"),
             latency_ms=float(_typed(body.get("latencyMs", 0.0), (int, float), "latencyMs")),
             times=_optional_int(body.get("times"), "times"),
+            reply=_optional_reply(body.get("reply")),
         )
 
 
@@ -80,6 +97,13 @@ def _optional_int(value: Any, name: str) -> int | None:
         return None
     result: int = _typed(value, int, name)
     return result
+
+
+def _optional_reply(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    reply: dict[str, Any] = _typed(value, dict, "reply")
+    return reply
 
 
 class FaultTable:

@@ -3,13 +3,12 @@
 Every `/open/v1/...` call passes, in order: the call is counted; latency (configured plus any
 fault rule's) is waited out; a fault rule may drop the connection (outage) or answer a non-200
 status; then authentication (40002, 40003), the account's rate limit (40007, 40014), an injected
-envelope code (e.g. 50000), body parsing (40004) and finally the operation itself. Replies are
-HTTP 200 with `{traceId, code, msg, data}`; `traceId` echoes the request's.
+envelope code (e.g. 50000) or canned reply, body parsing (40004) and finally the operation
+itself. Replies are HTTP 200 with `{traceId, code, msg, data}`; `traceId` echoes the request's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
@@ -49,7 +48,7 @@ async def handle_open_api(request: web.Request) -> web.StreamResponse:
     fault = engine.faults.take(endpoint)
     latency_ms = engine.settings.latency_ms + (fault.latency_ms if fault else 0.0)
     if latency_ms > 0:
-        await asyncio.sleep(latency_ms / 1000)
+        await engine.config.sleep(latency_ms / 1000)
     if fault is not None and (fault.outage or fault.http_status is not None):
         return _transport_fault(request, engine, fault)
 
@@ -63,6 +62,8 @@ async def handle_open_api(request: web.Request) -> web.StreamResponse:
         )
     if code is Code.OK and fault is not None and fault.code is not None:
         return _envelope(engine, endpoint, trace_id, fault.code)
+    if code is Code.OK and fault is not None and fault.reply is not None:
+        return _envelope(engine, endpoint, trace_id, Code.OK, fault.reply["data"])
     if code is not Code.OK:
         return _envelope(engine, endpoint, trace_id, code)
 
@@ -109,7 +110,7 @@ def _envelope(
     endpoint: str,
     trace_id: str,
     code: int,
-    data: dict[str, Any] | None = None,
+    data: Any = None,
     *,
     detail: str = "",
 ) -> web.Response:

@@ -1,0 +1,170 @@
+"""Active and standby replicas: only the holder of the leader Lease runs the operator.
+
+Why a Lease and not kopf's peering: kopf freezes an operator only for a peer of *higher*
+priority, so the identical replicas of one Deployment (same priority) would all keep working;
+peering also needs two CRDs of its own and expires a dead peer only after its lifetime (60 s by
+default). A coordination.k8s.io Lease is what kube-controller-manager and controller-runtime use:
+one object, the API server's optimistic concurrency decides, ``kubectl get lease`` shows the
+holder, and the takeover time is the lease duration (15 s) plus one retry (2 s).
+
+The standby serves the liveness endpoint itself while it waits (kopf serves it only once it
+runs), so the kubelet does not restart a healthy standby. The holder renews every
+``lease_retry_seconds``; if no renewal succeeded for ``lease_renew_deadline_seconds`` it stops
+kopf and exits non-zero (the kubelet restarts it as a standby): it must never work on after
+another replica may have taken over. Even then invariant 1 holds (the claim's create and the
+pod's fixed name decide), the Lease only keeps two replicas from doing every call twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from phonefleet_operator import telemetry
+from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.k8s import ApiCaller, load_api_client
+from phonefleet_operator.k8s.lease import LeaseLock
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["identity", "run_elected"]
+
+log = logging.getLogger(__name__)
+
+#: kopf's ``operator`` with everything but the stop flag bound.
+Operator = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def identity() -> str:
+    """This replica's name in the Lease: the pod's host name and the process id."""
+    return f"{socket.gethostname()}_{os.getpid()}"
+
+
+async def run_elected(operator: Operator, liveness: str) -> int:
+    """Run ``operator`` now, or once this replica holds the Lease when leader election is on."""
+    try:
+        settings = OperatorSettings()
+    except ValidationError:
+        settings = None  # the operator's start-up handler reports it, naming the variables
+    if settings is None or not settings.leader_election:
+        telemetry.LEADER.set(1)
+        await operator(asyncio.Event())
+        return 0
+    caller = ApiCaller(load_api_client(2, settings.kubeconfig), 2)
+    lock = LeaseLock(
+        caller,
+        settings.operator_namespace,
+        settings.lease_name,
+        identity(),
+        round(settings.lease_duration_seconds),
+    )
+    try:
+        telemetry.LEADER.set(0)
+        async with _standby_health(liveness), _standby_metrics(settings):
+            await _acquire(lock, settings)
+        telemetry.LEADER.set(1)
+        return await _lead(lock, settings, operator)
+    finally:
+        caller.close()
+
+
+async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
+    announced = False
+    while True:
+        try:
+            if await lock.try_acquire_or_renew():
+                log.info(
+                    "Acquired Lease %s/%s as %s: this replica is active",
+                    lock.namespace,
+                    lock.name,
+                    lock.identity,
+                )
+                return
+            if not announced:
+                log.info(
+                    "Waiting as standby: Lease %s/%s is held by %s",
+                    lock.namespace,
+                    lock.name,
+                    await lock.holder(),
+                )
+                announced = True
+        except PhonefleetError as error:
+            log.warning("Could not read Lease %s/%s: %s", lock.namespace, lock.name, error)
+        await asyncio.sleep(settings.lease_retry_seconds)
+
+
+async def _lead(lock: LeaseLock, settings: OperatorSettings, operator: Operator) -> int:
+    stop = asyncio.Event()
+    work = asyncio.create_task(operator(stop), name="kopf-operator")
+    renewed = time.monotonic()
+    lost = False
+    while not work.done():
+        done, _ = await asyncio.wait({work}, timeout=settings.lease_retry_seconds)
+        if done:
+            break
+        try:
+            if await lock.try_acquire_or_renew():
+                renewed = time.monotonic()
+        except PhonefleetError as error:
+            log.warning("Could not renew Lease %s/%s: %s", lock.namespace, lock.name, error)
+        if time.monotonic() - renewed > settings.lease_renew_deadline_seconds:
+            log.error(
+                "Lost Lease %s/%s (not renewed for %.0f s): stopping so another replica works",
+                lock.namespace,
+                lock.name,
+                settings.lease_renew_deadline_seconds,
+            )
+            lost = True
+            telemetry.LEADER.set(0)
+            stop.set()
+            break
+    with contextlib.suppress(Exception):
+        await work
+    if not lost:
+        with contextlib.suppress(PhonefleetError):
+            await lock.release()
+            log.info("Released Lease %s/%s", lock.namespace, lock.name)
+    return 1 if lost else 0
+
+
+@contextlib.asynccontextmanager
+async def _standby_metrics(settings: OperatorSettings) -> AsyncIterator[None]:
+    """Serve /metrics while waiting (``phonefleet_leader 0``): a standby that answered nothing
+    would count as a target down; the active operator serves it again from start-up."""
+    if settings.metrics_port is None:
+        yield
+        return
+    server = telemetry.serve(settings.metrics_port, settings.metrics_addr)
+    try:
+        yield
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def _standby_health(liveness: str) -> AsyncIterator[None]:
+    """Answer the liveness probe while waiting; kopf takes the port over once active."""
+    url = urlsplit(liveness)
+
+    async def alive(_: web.Request) -> web.Response:
+        return web.Response(text="standby\n")
+
+    app = web.Application()
+    app.router.add_get(url.path or "/", alive)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, url.hostname, url.port or 80)
+    await site.start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,90 @@
+"""The ADB step of a pass: switch ADB on, fetch its endpoint, write and drop the ADB Secret.
+
+The Secret is written, never read: the operator needs no right to read Secrets outside its own
+namespace. ``status.phone.adbProvisionedAt`` records that it was written for the phone's current
+power-on.
+"""
+
+from __future__ import annotations
+
+from phonefleet_operator.errors import PhoneNotReady
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.models import AdbConnection, PhoneBinding, rfc3339
+from phonefleet_operator.render import adb_secret_name, build_adb_secret
+from phonefleet_operator.services.jobs.tokens import JobTokens
+from phonefleet_operator.services.ports import Kube, PhonePower
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["AdbStep"]
+
+
+class AdbStep:
+    """Provisions each binding's ADB Secret; shared by every binding of the operator."""
+
+    def __init__(
+        self,
+        power: PhonePower,
+        kube: Kube,
+        settings: OperatorSettings,
+        job_tokens: JobTokens | None = None,
+    ) -> None:
+        self._power = power
+        self._kube = kube
+        self._settings = settings
+        self._job_tokens = job_tokens or JobTokens()
+        # When ADB was last switched on, per phone (in memory: a restart asks once more).
+        self._enabled_at: dict[str, float] = {}
+
+    async def provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
+        """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
+
+        Enabling takes Geelark about 3 s and asking again restarts that delay, so ADB is switched
+        on once and then only polled; it is switched on again only if it stayed off for long.
+        Raises PhoneNotReady while ADB comes up.
+        """
+        try:
+            endpoint = await self._power.adb_endpoint(phone.id)
+        except PhoneNotReady:
+            now = report.now.timestamp()
+            asked = self._enabled_at.get(phone.id)
+            if asked is None or now - asked >= self._settings.adb_enable_timeout_seconds:
+                await self._power.enable_adb(phone.id)
+                self._enabled_at[phone.id] = now
+            raise
+        self._enabled_at.pop(phone.id, None)
+        connection = AdbConnection(
+            ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
+        )
+        token = self._job_tokens.token_for(binding.namespace, binding.name, binding.uid)
+        await self._kube.put_secret(build_adb_secret(binding, connection, token))
+        report.phone(adb_provisioned_at=rfc3339(report.now))
+        report.event(
+            "ProvisionedAdb",
+            f"Wrote ADB connection data of phone {phone.id} to Secret "
+            f"{adb_secret_name(binding.name)}",
+        )
+
+    async def reprovision(self, phone_id: str, report: Report) -> None:
+        """Switch ADB on again and fetch fresh data on the next passes (a stuck endpoint).
+
+        Switching ADB on again clears a stuck endpoint (code 50000 in Geelark's words); the next
+        passes poll for the new data and replace the Secret's content.
+        """
+        report.phone(adb_provisioned_at=None)
+        await self._power.enable_adb(phone_id)
+        self._enabled_at[phone_id] = report.now.timestamp()
+
+    def forget(self, phone_id: str) -> None:
+        """No binding drives the phone any more: drop what is known about its ADB."""
+        self._enabled_at.pop(phone_id, None)
+
+    def tracked(self) -> int:
+        """Phones whose ADB was switched on and has not answered yet."""
+        return len(self._enabled_at)
+
+    async def drop_secret(self, binding: PhoneBinding, report: Report) -> None:
+        """Delete the ADB Secret if this binding wrote one for the phone's current power-on."""
+        if report.provisioned_at() is not None:
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            report.phone(adb_provisioned_at=None)

@@ -1,0 +1,260 @@
+"""Letting a phone go: the suspend step, a deleted binding's release, and every stop of a phone
+a binding holds (the orphan sweep stops phones whose holder is gone: see services/claims.py).
+
+Billing is per running minute, so a phone this operator started is stopped when its binding is
+suspended or deleted (unless the binding says ``releasePolicy: Keep``). Two rules keep that from
+hurting anyone else or leaking money:
+
+- A phone is stopped only when a read of its claim from the API server, made right before the
+  stop call, shows this binding as the holder. The claims view is never enough: it can lag a
+  force-release by a watch event.
+- A deleted binding with ``releasePolicy: Stop`` keeps its finalizer until Geelark confirmed the
+  stop (a success reply to the stop call, or "no such phone"). Until then the tries back off
+  and the binding says why (condition ``Released``, a Warning Event); a person may give up on
+  purpose with the annotation ``phonefleet.dev/abandon-phone: "true"`` (see docs/safety.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Protocol
+
+from phonefleet_operator.constants import ANNOTATION_ABANDON_PHONE
+from phonefleet_operator.errors import (
+    AmbiguousPhone,
+    KubernetesUnavailable,
+    PhonefleetError,
+    PhoneNotFound,
+    TemporaryFault,
+)
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.models import (
+    ConditionType,
+    Phase,
+    PhoneBinding,
+    PhoneStatus,
+    condition,
+)
+from phonefleet_operator.render import adb_secret_name, pod_name
+from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref, holder_of
+from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["PhoneNotStopped", "Release", "stops"]
+
+log = logging.getLogger(__name__)
+
+
+class PhoneNotStopped(TemporaryFault):
+    """The phone of a deleted binding could not be stopped: its finalizer stays, kopf retries."""
+
+    reason = "PhoneNotStopped"
+
+
+class RemovePod(Protocol):
+    """Deletes a binding's worker pod if it has one, noting ``why`` in an Event."""
+
+    async def __call__(self, binding: PhoneBinding, report: Report, *, why: str) -> None: ...
+
+
+def stops(binding: PhoneBinding) -> bool:
+    """The binding's phone is stopped when the binding lets it go (releasePolicy Stop)."""
+    return binding.spec.release_policy == "Stop"
+
+
+class Release:
+    """Removes what a binding no longer may have and stops phones; shared by every binding.
+
+    ``remove_pod``, ``drop_adb_secret`` and ``forget_power`` belong to the pod, ADB and power
+    steps: the suspend step removes the pod and drops the Secret the ADB step wrote, and a
+    stopped phone's last "running" answer must not be reused.
+    """
+
+    def __init__(
+        self,
+        *,
+        directory: PhoneDirectory,
+        power: PhonePower,
+        kube: Kube,
+        claims: ClaimService,
+        settings: OperatorSettings,
+        remove_pod: RemovePod,
+        drop_adb_secret: Callable[[PhoneBinding, Report], Awaitable[None]],
+        forget_power: Callable[[str], object],
+    ) -> None:
+        self._directory = directory
+        self._power = power
+        self._kube = kube
+        self._claims = claims
+        self._settings = settings
+        self._remove_pod = remove_pod
+        self._drop_adb_secret = drop_adb_secret
+        self._forget_power = forget_power
+
+    # ------------------------------------------------------------------ within a pass
+
+    async def suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
+        """The suspend step: no pod, no ADB Secret, the phone stopped, the claim kept."""
+        s = self._settings
+        await self._remove_pod(binding, report, why="the binding is suspended")
+        await self._drop_adb_secret(binding, report)
+        if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
+            if not await self.stop_if_held(binding_ref(binding), phone.id):
+                # The pass thought it held the claim (the view), the API server says otherwise:
+                # the next pass reads the claim again and reports who holds it.
+                report.status.message = (
+                    f"Phone {phone.id} was not stopped: this binding no longer holds its claim"
+                )
+                return s.conflict_recheck_seconds
+            report.event("StoppedPhone", f"Stopped phone {phone.id}: the binding is suspended")
+        report.phone(status=PhoneStatus.STOPPED, live_view_url=None)
+        report.condition(
+            ConditionType.PHONE_READY, "False", "Suspended", "The binding is suspended"
+        )
+        report.condition(
+            ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended"
+        )
+        report.phase(
+            Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved"
+        )
+        return s.running_recheck_seconds
+
+    async def stop_if_held(self, me: BindingRef, phone_id: str) -> bool:
+        """Stop the phone if a read right before the call shows ``me`` as its holder.
+
+        Returns whether ``me`` held it (and the phone is now stopped, or gone from Geelark).
+        What is left between the read and Geelark acting on the stop is in docs/safety.md.
+        """
+        if not await self._claims.holds(me, phone_id):
+            return False
+        try:
+            await self._power.stop(phone_id)
+        except PhoneNotFound:
+            log.info("Phone %s of %s is gone from Geelark: nothing to stop", phone_id, me.key)
+        else:
+            log.info("Stopped phone %s of %s", phone_id, me.key)
+        self._forget_power(phone_id)
+        return True
+
+    async def let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> bool:
+        """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
+
+        Returns False while the pod is still terminating (call again); the phone is stopped only
+        after its worker is gone, and only if this binding holds its claim. A stop that fails
+        raises, and the claim stays.
+        """
+        name = pod_name(binding.name)
+        pod = await self._kube.get_pod(binding.namespace, name)
+        if pod is not None:
+            await self._kube.delete_pod(binding.namespace, name)
+            return False
+        await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+        me = binding_ref(binding)
+        held = (
+            await self.stop_if_held(me, phone_id)
+            if stop_phone
+            else await self._claims.holds(me, phone_id)
+        )
+        if held:
+            await self._claims.release(me, phone_id)
+        return True
+
+    # ------------------------------------------------------------------ on deletion
+
+    async def finalize(
+        self, binding: PhoneBinding, report: Report, *, abandon: bool = False
+    ) -> bool:
+        """Release everything a deleted binding holds; False while its pod is still terminating.
+
+        Raises PhoneNotStopped while Geelark does not confirm the stop of a ``Stop`` binding's
+        phone (after noting why in ``report``), unless ``abandon``: a person gave up on purpose.
+        """
+        phone_id = await self._phone_of(binding)
+        if phone_id is None:
+            await self._kube.delete_pod(binding.namespace, pod_name(binding.name))
+            await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
+            return True
+        try:
+            return await self.let_go(binding, phone_id, stop_phone=stops(binding))
+        except KubernetesUnavailable:
+            raise
+        except PhonefleetError as error:
+            if abandon:
+                await self._abandon(binding, phone_id, error, report)
+                return True
+            raise self._not_stopped(binding, phone_id, error, report) from error
+
+    async def _phone_of(self, binding: PhoneBinding) -> str | None:
+        """The phone a deleted binding may hold: its recorded id, else found without guessing.
+
+        A crash between claiming and writing the status leaves no id behind: the spec is
+        resolved so that a phone this binding started is never left running; if Geelark cannot
+        answer, the claims are searched for one this binding holds.
+        """
+        if binding.status.phone and binding.status.phone.id:
+            return binding.status.phone.id
+        try:
+            return (await self._directory.resolve(binding.spec.phone_id)).id
+        except (PhoneNotFound, AmbiguousPhone):
+            return None  # never resolved, so never claimed
+        except KubernetesUnavailable:
+            raise
+        except PhonefleetError:
+            for claim in await self._kube.list_claims():
+                if holder_of(claim)[2] == binding.uid:
+                    return str(claim["metadata"]["name"])
+            return None
+
+    async def _abandon(
+        self, binding: PhoneBinding, phone_id: str, error: PhonefleetError, report: Report
+    ) -> None:
+        message = (
+            f"Gave up on phone {phone_id} as annotation {ANNOTATION_ABANDON_PHONE} asks: it "
+            f"could not be stopped ({error.reason}) and may still be running and billed"
+        )
+        log.warning("Abandoned phone %s of %s: %s", phone_id, binding.namespaced_name, message)
+        report.event("AbandonedPhone", message, warning=True)
+        await self._claims.release(binding_ref(binding), phone_id)
+
+    def _not_stopped(
+        self,
+        binding: PhoneBinding,
+        phone_id: str,
+        error: PhonefleetError,
+        report: Report,
+    ) -> PhoneNotStopped:
+        message = (
+            f"Phone {phone_id} could not be stopped ({error.reason}: {error}). The binding stays "
+            "until Geelark confirms the stop; to give up and leave the phone running, annotate "
+            f'it {ANNOTATION_ABANDON_PHONE}="true"'
+        )
+        delay = self._backoff(binding, report)
+        report.condition(ConditionType.RELEASED, "False", error.reason, message)
+        report.phase(Phase.ERROR, PhoneNotStopped.reason, message, warning=True)
+        log.warning(
+            "Kept the finalizer of %s: phone %s could not be stopped (%s); next try in %.0f s",
+            binding.namespaced_name,
+            phone_id,
+            error.reason,
+            delay,
+        )
+        return PhoneNotStopped(message, delay=delay)
+
+    def _backoff(self, binding: PhoneBinding, report: Report) -> float:
+        """Seconds until the next try: as long as the stop has failed so far, which doubles the
+        wait at each try, from ``geelark_retry_seconds`` up to ``error_recheck_seconds``.
+
+        The failures are counted from condition Released, which turned False at the first one:
+        kopf's retry count also counts the waits for the pod to terminate, and the condition
+        survives operator restarts.
+        """
+        s = self._settings
+        failing = condition(binding.status.conditions, ConditionType.RELEASED)
+        waited = 0.0
+        if failing is not None and failing.status == "False" and failing.last_transition_time:
+            since = datetime.fromisoformat(failing.last_transition_time.replace("Z", "+00:00"))
+            waited = (report.now - since).total_seconds()
+        return min(max(s.geelark_retry_seconds, waited), s.error_recheck_seconds)

@@ -1,0 +1,447 @@
+"""Tenancy in the reconcile pass and the webhook: the PhonePools' verdict on one binding.
+
+The pass asks :meth:`Tenancy.admit` right after it resolved the phone and before it claims it.
+The answer is written into the binding's report here (phase ``Forbidden`` or ``Queued``, the
+``Admitted`` and ``PoolAccessRevoked`` conditions, ``status.pool``); the pass only learns whether
+it may go on, and whether a phone it held must be let go.
+
+Choices (docs/tenancy.md explains them to administrators):
+
+* No PhonePool at all and ``require_pools`` off: tenancy is off, nothing changes (logged once).
+* A binding that already holds its phone and loses access (a pool or namespace label changed,
+  pools now overlap) keeps running with a ``PoolAccessRevoked`` condition and a Warning Event,
+  unless its pool says ``onRevoke: Stop``. An image outside the pool's patterns is never kept:
+  the point of the patterns is that no other image gets the phone's ADB data.
+* Held phones whose binding was running are counted even above ``maxRunning`` (lowering the
+  limit stops nothing; it only keeps new bindings queued until the count is below it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from phonefleet_operator.errors import PhonefleetError, PhoneNotFound
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.models import (
+    ConditionType,
+    Phase,
+    PhoneBinding,
+    PhoneBindingSpec,
+    PhonePool,
+    rfc3339,
+)
+from phonefleet_operator.services.claims import BindingRef
+from phonefleet_operator.services.observed import ObservedClaims
+from phonefleet_operator.services.ports import PhoneDirectory
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.tenancy.policy import (
+    Allowed,
+    Forbidden,
+    ImageOverrides,
+    Misconfigured,
+    Rule,
+    evaluate,
+    image_problems,
+    matches_namespace,
+    not_available,
+)
+from phonefleet_operator.services.tenancy.quota import PoolStore, Quota
+from phonefleet_operator.services.tenancy.view import TenancyView
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["Background", "Gate", "NoTenancy", "PoolLister", "Tenancy"]
+
+log = logging.getLogger(__name__)
+
+#: Phases of a binding whose phone was running (or coming up) when it was admitted.
+_WAS_ADMITTED = frozenset({Phase.BOUND, Phase.RUNNING, Phase.ERROR})
+_TENANCY_CONDITIONS = frozenset({ConditionType.ADMITTED, ConditionType.POOL_ACCESS_REVOKED})
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The pass stops here: look again after ``delay``; ``release`` a phone held before."""
+
+    delay: float
+    release: bool = False
+
+
+class PoolLister(PoolStore, Protocol):
+    """The reads that seed the view before the watches caught up."""
+
+    async def list_pools(self) -> list[dict[str, Any]]: ...
+    async def list_namespaces(self) -> list[dict[str, Any]]: ...
+
+
+class Background(Protocol):
+    """The pools' status reporter, as the gate drives it."""
+
+    def start(self) -> None: ...
+    def poke(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _ref(binding: PhoneBinding) -> BindingRef:
+    created = binding.metadata.creation_timestamp
+    return BindingRef(
+        created=rfc3339(created) if created else "",  # as the API server writes it (the view)
+        namespace=binding.namespace,
+        name=binding.name,
+        uid=binding.uid,
+    )
+
+
+def _images(spec: PhoneBindingSpec) -> ImageOverrides:
+    return ImageOverrides(worker=spec.worker.image, appium=spec.appium.image)
+
+
+class Tenancy:
+    """The PhonePools' decisions for bindings: policy, quota and what the binding is told."""
+
+    def __init__(
+        self,
+        *,
+        view: TenancyView,
+        quota: Quota,
+        store: PoolLister,
+        directory: PhoneDirectory,
+        claims: ObservedClaims,
+        settings: OperatorSettings,
+        wake: Callable[[str], None],
+        timeout: float = 5.0,
+    ) -> None:
+        self.view = view
+        self.quota = quota
+        self._store = store
+        self._directory = directory
+        self._claims = claims
+        self._settings = settings
+        self._wake = wake
+        self._timeout = timeout
+        self._loading: asyncio.Lock | None = None
+        self._said_on: bool | None = None
+        #: Writes the pools' status; started with the first pool seen.
+        self.reporter: Background | None = None
+
+    async def close(self) -> None:
+        """Stop the background work."""
+        if self.reporter is not None:
+            await self.reporter.close()
+
+    # ------------------------------------------------------------ on or off
+
+    async def is_on(self) -> bool:
+        """Pools exist (or are required); logs when that changes (so "off" once at start)."""
+        if not self.view.loaded:
+            self._loading = self._loading or asyncio.Lock()
+            async with self._loading:
+                if not self.view.loaded:
+                    pools, namespaces = await asyncio.gather(
+                        self._store.list_pools(), self._store.list_namespaces()
+                    )
+                    self.view.load(pools, namespaces)
+                    for body in pools:
+                        self.quota.observe(body)
+        on = self._settings.require_pools or bool(self.view.pools or self.view.invalid_pools)
+        if on != self._said_on:
+            self._said_on = on
+            if on:
+                log.info(
+                    "Tenancy is on: %d PhonePools%s",
+                    len(self.view.pools),
+                    "; phones in no pool cannot be bound" if self._settings.require_pools else "",
+                )
+            else:
+                log.info("Tenancy is off: no PhonePool exists, every namespace may bind any phone")
+        return on
+
+    # ------------------------------------------------------------ the reconcile hooks
+
+    async def admit(self, binding: PhoneBinding, phone: Phone, report: Report) -> Gate | None:
+        """Whether the pass may claim ``phone`` for ``binding`` now; None: go on."""
+        if not await self.is_on():
+            _clear_tenancy(report)
+            return None
+        s = self._settings
+        if not (phone.group_name or phone.tags):
+            # A bound binding's pass knows its phone by id only (see reconcile._resolve): its
+            # group and tags come from the inventory (cached: no Geelark call).
+            with contextlib.suppress(PhoneNotFound):
+                phone = await self._directory.resolve(phone.id)
+        verdict = evaluate(
+            namespace=binding.namespace,
+            labels=self.view.namespaces.get(binding.namespace),
+            reference=binding.spec.phone_id,
+            phone=phone,
+            images=_images(binding.spec),
+            pools=list(self.view.pools.values()),
+            require_pools=s.require_pools,
+        )
+        holds = self._claims.holder_uid(phone.id) == binding.uid
+        if isinstance(verdict, Allowed):
+            return await self._allowed(binding, verdict.pool, holds, report)
+        if isinstance(verdict, Misconfigured):
+            refusal, keep = _overlap(binding.spec.phone_id), True
+        else:
+            # Only for the namespace that holds the phone: anyone else must not learn its pool.
+            refusal = _with_images(verdict, binding.spec) if holds else verdict
+            keep = refusal.rule is not Rule.IMAGE_NOT_ALLOWED and (
+                refusal.pool is None or refusal.pool.spec.on_revoke == "Keep"
+            )
+        if holds and keep and binding.status.phase in _WAS_ADMITTED:
+            _revoked(report, refusal)
+            return None
+        _forbid(report, refusal, holds=holds)
+        if not holds:
+            await self.yield_slot(binding)
+        return Gate(s.error_recheck_seconds, release=holds)
+
+    async def _allowed(
+        self, binding: PhoneBinding, pool: PhonePool | None, holds: bool, report: Report
+    ) -> Gate | None:
+        _drop(report, ConditionType.POOL_ACCESS_REVOKED)
+        report.status.pool = pool.name if pool else None
+        report.status.queue_position = None
+        if pool is None:
+            report.condition(
+                ConditionType.ADMITTED, "True", "InNoPool", "The phone is in no PhonePool"
+            )
+            return None
+        if not binding.spec.suspend:  # a suspended binding runs nothing and counts for nothing
+            me = _ref(binding)
+            position = await self.quota.admit(
+                pool.name,
+                me,
+                grandfathered=holds and binding.status.phase in _WAS_ADMITTED,
+                older_queued=self.view.older_queued(pool.name, me),
+            )
+            if position is not None:
+                message = (
+                    f"PhonePool {pool.name} runs its maxRunning of {pool.spec.max_running} "
+                    f"bindings: position {position} in its queue"
+                )
+                report.status.queue_position = position
+                report.condition(ConditionType.ADMITTED, "False", "MaxRunningReached", message)
+                report.phase(Phase.QUEUED, "MaxRunningReached", message)
+                return Gate(self._settings.conflict_recheck_seconds)
+        report.condition(
+            ConditionType.ADMITTED, "True", "Admitted", f"PhonePool {pool.name} admits it"
+        )
+        return None
+
+    async def conceals_missing(self, binding: PhoneBinding, report: Report) -> bool:
+        """With tenancy on, "no such phone" is told exactly as "not yours" is: True if it was."""
+        if not await self.is_on():
+            return False
+        _forbid(report, not_available(binding.spec.phone_id, binding.namespace), holds=False)
+        return True
+
+    async def yield_slot(self, binding: PhoneBinding) -> None:
+        """The binding runs nothing after all (its phone is held by another): free its slot."""
+        await self.free(binding.uid)
+
+    async def free(self, uid: str) -> None:
+        """Stop counting ``uid`` in any pool; the oldest waiters of a freed pool look again."""
+        for pool in self.quota.holding(uid):
+            if await self.quota.release(pool, uid):
+                self.wake_queued(pool)
+
+    def wake_queued(self, pool: str) -> None:
+        """Wake the oldest waiters of ``pool``, as many as it has free slots (at least one)."""
+        free = self.quota.free(pool)
+        waiting = self.view.queued(pool)
+        for ref in waiting[: max(1, free or 0) if free is not None else len(waiting)]:
+            self._wake(ref.uid)
+
+    # ------------------------------------------------------------ the webhook
+
+    async def refusal(
+        self, namespace: str, spec: PhoneBindingSpec, *, holds: bool = False
+    ) -> str | None:
+        """Why the webhook refuses a binding under the pools (None: admit; the pass still checks).
+
+        An unknown phone is refused exactly as a phone of another tenant is, so that the answer
+        tells nothing; a Geelark that does not answer in time admits (the pass decides later).
+        A binding that ``holds`` its phone (running on after its access was revoked) may still
+        be changed, to suspend it for one, as long as its images stay allowed.
+        """
+        try:
+            if not await self.is_on():
+                return None
+            phone = await asyncio.wait_for(self._directory.resolve(spec.phone_id), self._timeout)
+        except PhoneNotFound:
+            return not_available(spec.phone_id, namespace).message
+        except (PhonefleetError, TimeoutError) as error:
+            log.info("Admitted a binding for %s unchecked by the pools: %s", spec.phone_id, error)
+            return None
+        verdict = evaluate(
+            namespace=namespace,
+            labels=self.view.namespaces.get(namespace),
+            reference=spec.phone_id,
+            phone=phone,
+            images=_images(spec),
+            pools=list(self.view.pools.values()),
+            require_pools=self._settings.require_pools,
+        )
+        if isinstance(verdict, Misconfigured):
+            return None if holds else _overlap(spec.phone_id).message
+        if not isinstance(verdict, Forbidden):
+            return None
+        refusal = _with_images(verdict, spec) if holds else verdict
+        return refusal.message if not holds or refusal.rule is Rule.IMAGE_NOT_ALLOWED else None
+
+    # ------------------------------------------------------------ watch events
+
+    async def binding_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Keep the bindings view; free the slot of a binding that no longer runs its phone."""
+        uid = str(body["metadata"].get("uid", ""))
+        if event_type == "DELETED":
+            self.view.binding_gone(uid)
+            await self.free(uid)
+            return
+        old, new = self.view.saw_binding(body)
+        if (
+            self.reporter is not None
+            and self.view.pools
+            and (old is None or old.phase != new.phase)
+        ):
+            self.reporter.poke()  # BOUND may have changed
+        if new.phase in (Phase.SUSPENDED, Phase.PHONE_NOT_FOUND) or (
+            new.phase == Phase.FORBIDDEN and not new.phone_id
+        ):
+            await self.free(uid)
+        elif (
+            old is not None
+            and old.phase == Phase.QUEUED != new.phase
+            and old.pool
+            and self.quota.free(old.pool)
+        ):
+            self.wake_queued(old.pool)
+
+    def pool_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Keep the pools view; a changed spec wakes every binding (all are judged again)."""
+        name = str(body["metadata"]["name"])
+        if event_type == "DELETED":
+            old = self.view.pool_gone(name)
+            self.quota.forget(name)
+            changed = True
+        else:
+            old = self.view.saw_pool(body)
+            self.quota.observe(body)
+            new = self.view.pools.get(name)
+            changed = old is None or new is None or old.spec != new.spec
+            if self.quota.free(name):
+                self.wake_queued(name)
+        if changed and self.view.loaded:
+            for uid in self.view.uids():
+                self._wake(uid)
+        if self.reporter is not None and (self.view.pools or changed):
+            self.reporter.start()
+            self.reporter.poke()
+
+    def namespace_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
+        """Keep the namespaces' labels; new labels wake the namespace's bindings."""
+        name = str(body["metadata"]["name"])
+        if event_type == "DELETED":
+            self.view.namespace_gone(name)
+        elif self.view.saw_namespace(body) and self.view.pools:
+            for uid in self.view.uids(name):
+                self._wake(uid)
+            if self.reporter is not None:
+                self.reporter.poke()
+
+    def namespaces_of(self, pool: PhonePool) -> list[str]:
+        """The namespaces (as watched) that may bind the pool's phones."""
+        return sorted(
+            name
+            for name, labels in self.view.namespaces.items()
+            if matches_namespace(pool.spec.namespaces, name, labels)
+        )
+
+
+# ------------------------------------------------------------ what the binding is told
+
+
+def _with_images(refusal: Forbidden, spec: PhoneBindingSpec) -> Forbidden:
+    """An image outside the phone's pool's patterns outweighs a lost access: it is never kept."""
+    problems = image_problems(refusal.pool, _images(spec)) if refusal.pool else []
+    if refusal.rule is Rule.IMAGE_NOT_ALLOWED or not problems:
+        return refusal
+    return Forbidden(Rule.IMAGE_NOT_ALLOWED, "; ".join(problems), refusal.pool)
+
+
+def _overlap(reference: str) -> Forbidden:
+    return Forbidden(
+        Rule.POOLS_OVERLAP,
+        f"Phone {reference!r} matches more than one PhonePool: it is bound by nobody until a "
+        "cluster administrator fixes the pools",
+    )
+
+
+def _drop(report: Report, kind: ConditionType) -> None:
+    report.status.conditions = [c for c in report.status.conditions if c.type != kind]
+
+
+def _clear_tenancy(report: Report) -> None:
+    """Tenancy is off: no tenancy field or condition is left from when it was on."""
+    report.status.pool = None
+    report.status.queue_position = None
+    if any(c.type in _TENANCY_CONDITIONS for c in report.status.conditions):
+        report.status.conditions = [
+            c for c in report.status.conditions if c.type not in _TENANCY_CONDITIONS
+        ]
+
+
+def _forbid(report: Report, refusal: Forbidden, *, holds: bool) -> None:
+    report.status.pool = None
+    report.status.queue_position = None
+    report.status.conflict_with = None
+    if not holds:  # nothing about the phone stays in the status (nor did it get there)
+        report.status.phone = None
+        report.status.pod_name = None
+    _drop(report, ConditionType.POOL_ACCESS_REVOKED)
+    report.condition(ConditionType.ADMITTED, "False", refusal.rule, refusal.message)
+    report.condition(ConditionType.CLAIMED, "False", "NotAdmitted", "The PhonePools refuse it")
+    report.phase(Phase.FORBIDDEN, refusal.rule, refusal.message, warning=True)
+
+
+def _revoked(report: Report, refusal: Forbidden) -> None:
+    old = next(
+        (c for c in report.status.conditions if c.type == ConditionType.POOL_ACCESS_REVOKED), None
+    )
+    lost = (
+        refusal.message
+        if refusal.rule is not Rule.NOT_AVAILABLE
+        else "The PhonePools no longer let this namespace bind this phone"
+    )
+    message = f"{lost}; the running worker is kept until the binding is deleted or suspended"
+    report.condition(ConditionType.POOL_ACCESS_REVOKED, "True", refusal.rule, message)
+    report.condition(ConditionType.ADMITTED, "False", refusal.rule, refusal.message)
+    if old is None or old.reason != refusal.rule:
+        report.event("PoolAccessRevoked", message, warning=True)
+
+
+class NoTenancy:
+    """The hooks of an operator built without tenancy (unit tests of other parts): all allow."""
+
+    async def admit(self, binding: PhoneBinding, phone: Phone, report: Report) -> Gate | None:
+        """Always go on."""
+        return None
+
+    async def conceals_missing(self, binding: PhoneBinding, report: Report) -> bool:
+        """Never conceal."""
+        return False
+
+    async def yield_slot(self, binding: PhoneBinding) -> None:
+        """No slots."""
+
+    async def refusal(
+        self, namespace: str, spec: PhoneBindingSpec, *, holds: bool = False
+    ) -> str | None:
+        """Never refuse."""
+        return None

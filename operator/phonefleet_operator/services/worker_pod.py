@@ -1,0 +1,188 @@
+"""The pod step of a pass: one worker pod per binding, replaced when its spec changes, and a
+worker that stays not ready detected as stuck.
+
+The pods watch (``ObservedPods``) keeps each pod's latest state and wakes the binding when it
+changes, so a pass reads its pod from the view; a Running binding's periodic pass reads it from
+the API server, since the view can miss a deletion.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from phonefleet_operator.geelark import Phone
+from phonefleet_operator.models import ConditionType, Phase, PhoneBinding
+from phonefleet_operator.render import build_pod, needs_update, pod_name
+from phonefleet_operator.services.adb import AdbStep
+from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.services.ports import Kube
+from phonefleet_operator.services.report import Report
+from phonefleet_operator.settings import OperatorSettings
+
+__all__ = ["WorkerPodStep", "next_periodic_check", "pod_is_ready"]
+
+
+def pod_is_ready(pod: dict[str, Any]) -> bool:
+    """The pod's Ready condition is True."""
+    conditions = pod.get("status", {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+
+
+def next_periodic_check(now: datetime, period: float) -> float:
+    """Seconds until a Running binding's next check, on a grid shared by every binding.
+
+    The checks of all Running bindings fall due together (every ``period`` seconds on the wall
+    clock), so their phone status questions share full batch calls: about ten calls a minute for
+    a thousand bindings, instead of one small call per gathering window. The first check after a
+    binding became Running comes after half a period or more.
+    """
+    delay = period - now.timestamp() % period
+    return delay + period if delay < period / 2 else delay
+
+
+class WorkerPodStep:
+    """Creates, replaces and watches over each binding's worker pod."""
+
+    def __init__(
+        self, kube: Kube, pods: ObservedPods, adb: AdbStep, settings: OperatorSettings
+    ) -> None:
+        self._kube = kube
+        self._pods = pods
+        self._adb = adb
+        self._settings = settings
+
+    async def ensure(
+        self, binding: PhoneBinding, phone: Phone, report: Report, *, trust_view: bool
+    ) -> float:
+        """Bring the binding's pod to the desired state; the seconds until the next pass.
+
+        With ``trust_view`` the pod is taken from the pods view, unless the view has said
+        nothing new about it for longer than ``pod_poll_seconds``: the watch reports changes
+        only, so a pass that waited that long on it asks the API server (a missed DELETED event
+        would otherwise keep a binding "replacing" its pod forever). A pod the view has not
+        shown is created at once and read only if the create says one exists.
+        """
+        s = self._settings
+        desired = build_pod(binding, phone.id, s)
+        namespace, name = binding.namespace, desired["metadata"]["name"]
+        report.status.pod_name = name
+        live = self._pods.get(namespace, name) if trust_view else None
+        if live is not None and self._pods.age(namespace, name) >= s.pod_poll_seconds:
+            live = await self._read(namespace, name)
+        if live is None and await self._kube.create_pod(desired):
+            report.event("CreatedPod", f"Created Pod {name}")
+        elif live is None:
+            live = await self._read(namespace, name)
+        if live is None:
+            report.condition(
+                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
+            )
+            report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
+            return s.pod_poll_seconds
+        if live["metadata"].get("deletionTimestamp"):
+            report.phase(Phase.BOUND, "PodReplacing", f"Waiting for the old Pod {name} to go")
+            return s.pod_poll_seconds
+        if needs_update(live, desired):
+            return await self._replace(binding, phone, live, report, trust_view=trust_view)
+        if pod_is_ready(live):
+            report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
+            report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
+            return next_periodic_check(report.now, s.running_recheck_seconds)
+        return await self._not_ready(live, phone, report)
+
+    async def remove(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
+        """Delete the binding's pod, if there is one."""
+        name = pod_name(binding.name)
+        found = await self._kube.get_pod(binding.namespace, name)
+        if found is not None and await self._kube.delete_pod(binding.namespace, name):
+            report.event("DeletedPod", f"Deleted Pod {name}: {why}")
+        report.status.pod_name = None
+
+    async def _replace(
+        self,
+        binding: PhoneBinding,
+        phone: Phone,
+        live: dict[str, Any],
+        report: Report,
+        *,
+        trust_view: bool,
+    ) -> float:
+        """Delete a pod whose spec is outdated; the new one is created once it is gone."""
+        namespace, name = binding.namespace, live["metadata"]["name"]
+        if not await self._kube.delete_pod(namespace, name, live["metadata"]["uid"]):
+            # Not the pod we looked at (its uid precondition failed) or gone: nothing was
+            # deleted. Look at the pod there is, from the API server this time.
+            self._pods.gone(namespace, name)
+            if trust_view:
+                return await self.ensure(binding, phone, report, trust_view=False)
+            return self._settings.boot_poll_seconds  # replaced between our read and delete
+        report.event("DeletedPod", f"Deleted Pod {name}: its spec changed")
+        report.phase(Phase.BOUND, "PodReplacing", f"Replacing Pod {name}")
+        return self._settings.pod_poll_seconds
+
+    async def _read(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod from the API server; the view is corrected with it."""
+        live = await self._kube.get_pod(namespace, name)
+        self._pods.refresh(namespace, name, live)
+        return live
+
+    async def _not_ready(self, live: dict[str, Any], phone: Phone, report: Report) -> float:
+        """A pod that exists, is current and not ready: starting, or a worker that cannot work."""
+        s = self._settings
+        name = live["metadata"]["name"]
+        if (live.get("status") or {}).get("phase") in (None, "Pending"):
+            report.condition(
+                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
+            )
+            report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
+            return s.pod_poll_seconds
+        report.condition(
+            ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
+        )
+        report.phase(Phase.BOUND, "PodNotReady", f"Pod {name} is not ready")
+        stuck_in = self._until_stuck(live, report.provisioned_at(), report.now)
+        if stuck_in is not None and stuck_in <= 0:
+            # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
+            # threshold, and let the worker pick the new Secret content up without a restart.
+            await self._adb.reprovision(phone.id, report)
+            report.event(
+                "ReprovisioningAdb",
+                f"Pod {name} stayed not ready: fetching the ADB "
+                f"connection data of phone {phone.id} again",
+                warning=True,
+            )
+            return s.boot_poll_seconds  # the new ADB data is polled for next
+        # Readiness changes wake the binding; the threshold passing does not, so look then.
+        return s.pod_poll_seconds if stuck_in is None else min(s.pod_poll_seconds, stuck_in)
+
+    def _until_stuck(
+        self, pod: dict[str, Any], provisioned: datetime | None, now: datetime
+    ) -> float | None:
+        """Seconds until a not-ready worker counts as stuck (0 or less: it does); None when
+        the pod does not say since when it is not ready."""
+        threshold = self._settings.worker_unready_threshold_seconds
+        since = _parse_time(_pod_unready_since(pod))
+        if since is None:
+            return None
+        due = since.timestamp() + threshold
+        if provisioned is not None:
+            due = max(due, provisioned.timestamp() + threshold)
+        return due - now.timestamp()
+
+
+def _pod_unready_since(pod: dict[str, Any]) -> str:
+    for item in pod.get("status", {}).get("conditions") or []:
+        if item.get("type") == "Ready" and item.get("lastTransitionTime"):
+            return str(item["lastTransitionTime"])
+    return str(pod["metadata"].get("creationTimestamp", ""))
+
+
+def _parse_time(text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

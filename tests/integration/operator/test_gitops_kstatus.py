@@ -1,0 +1,75 @@
+"""What Flux's health rule (kstatus, from sigs.k8s.io/cli-utils) makes of live PhoneBindings in
+every phase: the README's "Flux reads the Ready condition and observedGeneration as they are"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.kstatus import kstatus
+from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
+
+
+def listed(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "List", "items": kubectl.list("phonebindings", namespace)}
+
+
+def test_kstatus_reads_running_as_current_and_every_other_phase_or_a_new_spec_as_in_progress(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+) -> None:
+    """Running is Current; Conflict, PhoneNotFound and Error are InProgress with the Ready
+    condition's reason (kstatus has no Failed without a Stalled condition, so Flux waits for its
+    timeout); a spec change no pass has seen is InProgress naming the generations; a binding no
+    pass has written yet is Current (kstatus's rule for an object without conditions)."""
+    operator = operator_factory()
+    phone = fleet.add_phone()
+    expired = fleet.simulator.admin.create_phone("expired-one", status=3).id
+    kubectl.apply(make_binding("running", phone, namespace))
+    wait_phase(kubectl, namespace, "running", "Running")
+    kubectl.apply(make_binding("conflict", phone, namespace))
+    kubectl.apply(make_binding("missing", "no-such-phone", namespace))
+    kubectl.apply(make_binding("expired", expired, namespace))
+    for name, phase in (
+        ("conflict", "Conflict"),
+        ("missing", "PhoneNotFound"),
+        ("expired", "Error"),
+    ):
+        wait_phase(kubectl, namespace, name, phase)
+
+    bindings = listed(kubectl, namespace)
+    ready = {
+        b["metadata"]["name"]: next(c for c in b["status"]["conditions"] if c["type"] == "Ready")
+        for b in bindings["items"]
+    }
+    assert kstatus(bindings) == {
+        "running": ("Current", "Resource is Ready"),
+        "conflict": ("InProgress", ready["conflict"]["message"]),
+        "missing": ("InProgress", ready["missing"]["message"]),
+        "expired": ("InProgress", ready["expired"]["message"]),
+    }
+    assert "is held by" in ready["conflict"]["message"]
+    assert "has expired in Geelark" in ready["expired"]["message"]
+
+    operator_factory.stop(operator)  # type: ignore[attr-defined]
+    kubectl(
+        "patch",
+        "phonebinding",
+        "running",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"worker":{"env":[{"name":"MODE","value":"changed"}]}}}',
+    )
+    kubectl.apply(make_binding("brand-new", "phone-never-looked-at", namespace))
+    after = kstatus(listed(kubectl, namespace))
+
+    assert after["running"] == (
+        "InProgress",
+        "PhoneBinding generation is 2, but latest observed generation is 1",
+    )
+    assert after["brand-new"] == ("Current", "Resource is current")

@@ -1,0 +1,183 @@
+"""Two operator processes, one active through the leader Lease: SIGKILL the active one while
+bindings converge and the standby finishes the work, with every invariant intact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.rbac import OPERATOR_NAMESPACE
+from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env
+from phonefleet_testbed.waiting import wait_for
+
+LEASE = "phonefleet-operator"
+N = 8
+#: The takeover the issue asks for; the production timings give lease 15 s + retry 2 s.
+TAKEOVER_LIMIT_SECONDS = 30
+
+
+@dataclass
+class Replica:
+    """One operator process, its liveness URL and its /metrics URL."""
+
+    process: ManagedProcess
+    liveness: str
+    metrics: str
+
+    def leader_gauge(self) -> str | None:
+        """The value of phonefleet_leader on its /metrics, None if it does not answer."""
+        try:
+            with urllib.request.urlopen(self.metrics, timeout=5) as answer:  # noqa: S310
+                text = answer.read().decode()
+        except OSError:
+            return None
+        return next(
+            (
+                line.split()[1]
+                for line in text.splitlines()
+                if line.startswith("phonefleet_leader ")
+            ),
+            None,
+        )
+
+
+def _phase(body: dict[str, object]) -> str | None:
+    status = body.get("status") or {}
+    return status.get("phase") if isinstance(status, dict) else None
+
+
+@pytest.fixture
+def start_replica(
+    control_plane: ControlPlane,
+    operator_credentials: Path,
+    fleet: Fleet,
+    kubectl: Kubectl,
+    namespace: str,
+) -> Iterator[Callable[[str], Replica]]:
+    """Start `phonefleet-operator` replicas with leader election (production lease timings);
+    each serves /metrics. Bindings are released and replicas stopped afterwards."""
+    kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
+    logs = Path(tempfile.mkdtemp(prefix="phonefleet-standby-"))
+    started: list[ManagedProcess] = []
+    env = {
+        **operator_env(control_plane, fleet.simulator),
+        "KUBECONFIG": str(operator_credentials),
+        "PHONEFLEET_LEADER_ELECTION": "true",
+    }
+
+    def start(name: str) -> Replica:
+        liveness = f"http://127.0.0.1:{free_port()}/healthz"
+        port = free_port()
+        script = str(Path(sys.executable).with_name("phonefleet-operator"))
+        process = ManagedProcess(
+            name,
+            [script, "-n", namespace, f"--liveness={liveness}"],
+            logs,
+            env={
+                **env,
+                "PHONEFLEET_METRICS_PORT": str(port),
+                "PHONEFLEET_METRICS_ADDR": "127.0.0.1",
+            },
+        )
+        process.start()
+        started.append(process)
+        return Replica(process, liveness, f"http://127.0.0.1:{port}/metrics")
+
+    try:
+        yield start
+        kubectl("delete", "phonebindings", "--all", "-n", namespace, "--wait=false")
+        wait_for(
+            lambda: not kubectl.list("phonebindings", namespace),
+            90,
+            message=lambda: "bindings released\n" + "\n".join(p.log_tail() for p in started),
+        )
+    finally:
+        for process in started:
+            process.stop()
+        kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def holder(kubectl: Kubectl) -> str | None:
+    lease = kubectl.get("lease", LEASE, OPERATOR_NAMESPACE)
+    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
+
+
+def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    start_replica: Callable[[str], Replica],
+) -> None:
+    """The first replica holds the Lease and works; the second waits, answering its liveness
+    probe and /metrics (phonefleet_leader 0). SIGKILL the active one while phones boot: the
+    standby holds the Lease within 30 s (the figure is printed) and reports phonefleet_leader 1,
+    every binding reaches Running with exactly its own pod and claim, and no phone was stopped."""
+    fleet.simulator.admin.update_settings(boot_seconds=4.0)
+    a = start_replica("operator-a")
+    active = a.process
+    wait_for(lambda: str(holder(kubectl)).endswith(f"_{active.pid}"), 60, message="a to lead")
+    b = start_replica("operator-b")
+    standby = b.process
+    wait_for(lambda: "Waiting as standby" in standby.log_tail(), 60, message="b to wait as standby")
+    with urllib.request.urlopen(b.liveness, timeout=5) as answer:  # noqa: S310 - loopback
+        assert answer.status == 200
+    wait_for(lambda: a.leader_gauge() == "1.0", 30, message="a's phonefleet_leader 1")
+    assert b.leader_gauge() == "0.0"
+    phones = {f"pb-{i}": fleet.add_phone() for i in range(N)}
+    for name, phone in phones.items():
+        kubectl.apply(make_binding(name, phone, namespace))
+
+    wait_for(
+        lambda: any(_phase(b) == "Bound" for b in kubectl.list("phonebindings", namespace)),
+        60,
+        message="a binding booting its phone",
+    )
+    assert str(holder(kubectl)).endswith(f"_{active.pid}")
+    assert active.pid is not None
+    os.kill(active.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(
+        lambda: str(holder(kubectl)).endswith(f"_{standby.pid}"),
+        60,
+        interval=0.2,
+        message=lambda: f"b to take the Lease\n{standby.log_tail()}",
+    )
+    takeover = time.monotonic() - killed
+    wait_for(lambda: b.leader_gauge() == "1.0", 30, message="b's phonefleet_leader 1")
+    print(f"\nStandby took the Lease {takeover:.1f} s after the SIGKILL")
+    assert takeover < TAKEOVER_LIMIT_SECONDS
+
+    wait_for(
+        lambda: (
+            all(_phase(b) == "Running" for b in kubectl.list("phonebindings", namespace))
+            and len(kubectl.list("phonebindings", namespace)) == N
+        ),
+        120,
+        message=lambda: f"all Running\n{standby.log_tail()}",
+    )
+    bindings = {b["metadata"]["name"]: b for b in kubectl.list("phonebindings", namespace)}
+    pods = kubectl.list("pods", namespace)
+    assert sorted(p["metadata"]["name"] for p in pods) == sorted(f"{n}-worker" for n in phones)
+    for pod in pods:
+        (owner,) = pod["metadata"]["ownerReferences"]
+        assert owner["uid"] == bindings[owner["name"]]["metadata"]["uid"]
+    for name, phone in phones.items():
+        claim = kubectl.get("phoneclaim", phone)
+        assert claim is not None, phone
+        assert claim["spec"]["holder"]["uid"] == bindings[name]["metadata"]["uid"]
+    assert set(phones.values()) <= fleet.running()
+    assert fleet.simulator.admin.counters().calls("phone/stop") == 0

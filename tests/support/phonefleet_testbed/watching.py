@@ -1,0 +1,133 @@
+"""Watching objects from a test: every change the API server reports, in order, not snapshots.
+
+A test that claims "never" (a holder never left Running, a pod was never replaced) must see every
+state an object passed through; polling with ``kubectl get`` can miss a Conflict that lasted a
+second. :class:`Watch` runs the real ``kubectl get --watch`` in the background: kubectl lists the
+objects, then watches from the list's resourceVersion, so no change after the list is missed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = ["Watch", "WatchEvent"]
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change: ADDED, MODIFIED or DELETED, and the object as it was then."""
+
+    type: str
+    object: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return str(self.object["metadata"]["name"])
+
+
+class Watch:
+    """``kubectl get KIND --watch`` in the background, collecting each event in order.
+
+    Use as a context manager; entering returns once kubectl has listed the objects that exist
+    (at least one must exist: the list is how the watch shows it is established).
+    """
+
+    def __init__(
+        self, plane: ControlPlane, kind: str, namespace: str | None = None, *selectors: str
+    ) -> None:
+        scope = ["-n", namespace] if namespace else []
+        self._args = [
+            str(plane.binaries.path("kubectl")),
+            f"--kubeconfig={plane.kubeconfig}",
+            "get",
+            kind,
+            *scope,
+            *selectors,
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ]
+        self._kind = kind
+        self._events: list[WatchEvent] = []
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._stopping = False
+
+    def __enter__(self) -> Watch:
+        self._process = subprocess.Popen(
+            self._args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self._reader = threading.Thread(target=self._read, name=f"watch-{self._kind}", daemon=True)
+        self._reader.start()
+        wait_for(
+            lambda: self.events() or self._ended(),
+            30,
+            message=f"kubectl to list the {self._kind} it watches",
+        )
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def stop(self) -> list[WatchEvent]:
+        """End the watch; return every event it saw."""
+        events = self.events()
+        self._stopping = True
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return events
+
+    def events(self, name: str | None = None) -> list[WatchEvent]:
+        """The events so far, of one object when ``name`` is given.
+
+        Raises if kubectl ended on its own: a watch that stopped early would make "never"
+        assertions pass on too little.
+        """
+        if self._ended():
+            assert self._process is not None
+            stderr = self._process.stderr.read() if self._process.stderr else ""
+            raise AssertionError(f"kubectl watch of {self._kind} ended early: {stderr}")
+        with self._lock:
+            return [e for e in self._events if name is None or e.name == name]
+
+    def _ended(self) -> bool:
+        """kubectl exited although nobody stopped it."""
+        return not self._stopping and self._process is not None and self._process.poll() is not None
+
+    def _read(self) -> None:
+        assert self._process is not None
+        assert self._process.stdout is not None
+        for document in _documents(self._process.stdout):
+            event = WatchEvent(type=document["type"], object=document["object"])
+            with self._lock:
+                self._events.append(event)
+
+
+def _documents(stream: Any) -> Iterator[dict[str, Any]]:
+    """The JSON documents kubectl prints one after another (each spans several lines)."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    for line in stream:
+        buffer += line
+        while buffer.strip():
+            text = buffer.lstrip()
+            try:
+                document, end = decoder.raw_decode(text)
+            except json.JSONDecodeError:
+                break  # the document is not complete yet
+            buffer = text[end:]
+            yield document

@@ -1,0 +1,81 @@
+"""An in-memory fake of the PhonePool gateway, with the API server's resourceVersion semantics."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+
+class FakePoolStore:
+    """PhonePools as the API server keeps them: a resourceVersion that moves on every write, and
+    409 for a patch whose resourceVersion is not the current one."""
+
+    def __init__(self) -> None:
+        self.pools: dict[str, dict[str, Any]] = {}
+        self.version = 0
+        self.patches = 0
+        self.conflicts = 0
+        self.namespaces: dict[str, dict[str, str]] = {}
+
+    def create(self, name: str, max_running: int | None = None, **spec: Any) -> None:
+        """A pool with this limit and no holders; ``spec`` (camelCase) as a group of its name
+        for namespace "ns" unless given."""
+        self.version += 1
+        full: dict[str, Any] = {
+            "phones": {"groups": [name]},
+            "namespaces": {"names": ["ns"]},
+            **spec,
+        }
+        if max_running is not None:
+            full["maxRunning"] = max_running
+        self.pools[name] = {
+            "metadata": {
+                "name": name,
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": str(self.version),
+            },
+            "spec": full,
+            "status": {},
+        }
+
+    async def get_pool(self, name: str) -> dict[str, Any] | None:
+        """A copy, as a GET returns."""
+        await asyncio.sleep(0)
+        pool = self.pools.get(name)
+        return copy.deepcopy(pool) if pool else None
+
+    async def patch_pool_status(
+        self, name: str, status: Mapping[str, Any], resource_version: str | None = None
+    ) -> dict[str, Any] | None:
+        """A merge patch of the status; None when gone or on a stale resourceVersion."""
+        await asyncio.sleep(0)  # other writers run between the read and the write
+        self.patches += 1
+        pool = self.pools.get(name)
+        if pool is None:
+            return None
+        if resource_version is not None and resource_version != pool["metadata"]["resourceVersion"]:
+            self.conflicts += 1
+            return None
+        self.version += 1
+        pool["status"].update(copy.deepcopy(dict(status)))
+        pool["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(pool)
+
+    async def list_pools(self) -> list[dict[str, Any]]:
+        """Every pool (as a LIST returns them)."""
+        return [copy.deepcopy(pool) for pool in self.pools.values()]
+
+    async def list_namespaces(self) -> list[dict[str, Any]]:
+        """The namespaces and their labels."""
+        return [
+            {"metadata": {"name": name, "labels": labels}}
+            for name, labels in self.namespaces.items()
+        ]
+
+    def bump(self, name: str) -> None:
+        """Someone else (another replica, a person) wrote the pool."""
+        self.version += 1
+        self.pools[name]["metadata"]["resourceVersion"] = str(self.version)

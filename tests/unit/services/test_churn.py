@@ -1,0 +1,161 @@
+"""Bindings that come and go leave nothing behind in the operator's memory (issue 10, defect 9).
+
+2,000 bindings are created and deleted in four waves through the runtime, as kopf drives it: the
+daemon registers and runs passes, the deletion handler releases, then the watches report the
+pod, the claim and the binding DELETED (through the real handlers). The API server and Geelark
+are the in-memory fakes; tests/integration/operator/test_health_endpoint.py churns bindings on
+the real control plane and reads the same counts from /healthz.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+from clocks import Clock
+from fakes import FakeKube, FakePhones
+
+from phonefleet_operator.errors import TemporaryFault
+from phonefleet_operator.geelark import PhoneStatus
+from phonefleet_operator.handlers import bindings, claims, pods
+from phonefleet_operator.services.claims import ClaimService
+from phonefleet_operator.services.coordination import Wakeups
+from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.runtime import Runtime
+from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+
+WAVES, PER_WAVE = 4, 500
+_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
+_uids = itertools.count(1)
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, kube: FakeKube, phones: FakePhones) -> AsyncIterator[Runtime]:
+    """The operator's runtime with its API server and Geelark replaced by the fakes."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(_KUBECONFIG)
+    settings = OperatorSettings(kubeconfig=str(kubeconfig))
+    built = Runtime.create(settings, GeelarkSettings(url="http://127.0.0.1:9", token="t"))
+    built.kube = kube  # type: ignore[assignment]
+    built.claims = ClaimService(kube, built.observed_claims)
+    built.reconciler = BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=built.claims,
+        settings=settings,
+        pods=built.observed_pods,
+        clock=Clock(),
+    )
+    yield built
+    await built.close()
+
+
+def new_binding(kube: FakeKube, n: int) -> dict[str, Any]:
+    """A binding stored in the fake API server; the dict is kopf's live body of it."""
+    body: dict[str, Any] = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneBinding",
+        "metadata": {
+            "name": f"b{n}",
+            "namespace": "ns",
+            "uid": f"uid-churn-{next(_uids)}",
+            "generation": 1,
+            "creationTimestamp": "2026-11-28T10:00:00Z",
+        },
+        "spec": {"phoneId": f"p{n}", "releasePolicy": "Keep" if n % 4 == 1 else "Stop"},
+    }
+    kube.bindings[("ns", f"b{n}")] = body
+    return body
+
+
+async def come_up(runtime: Runtime, kube: FakeKube, phones: FakePhones, n: int) -> dict[str, Any]:
+    """Create binding n and take it as far as its kind goes: Running (n % 4 in 0, 1), deleted
+    while its phone boots (2), or while ADB comes up (3)."""
+    phone_id = f"p{n}"
+    phones.add(phone_id, phone_id, PhoneStatus.SHUT_DOWN if n % 4 == 2 else PhoneStatus.RUNNING)
+    if n % 4 in (0, 1):
+        phones.adb_on.add(phone_id)
+    body = new_binding(kube, n)
+    runtime.wakeups.register(body["metadata"]["uid"])
+    await runtime.reconcile(body, {})
+    pod = kube.pods.get(("ns", f"b{n}-worker"))
+    if pod is not None:
+        pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+        pods.worker_pod_seen(event={"type": "ADDED", "object": pod}, memo=memo_of(runtime))
+        await runtime.reconcile(body, {})
+        assert body["status"]["phase"] == "Running"
+    claims.claim_seen(
+        event={"type": "ADDED", "object": kube.claims[phone_id]},
+        memo=memo_of(runtime),
+        phone_waiters={},
+    )
+    return body
+
+
+async def go_away(runtime: Runtime, kube: FakeKube, body: dict[str, Any]) -> None:
+    """Delete the binding as kopf does: release (retried while the pod terminates), the
+    daemon's last pass, then the DELETED events of its pod, its claim and itself."""
+    memo = memo_of(runtime)
+    body["metadata"]["deletionTimestamp"] = "2026-11-28T11:00:00Z"
+    pod = kube.pods.get(("ns", f"{body['metadata']['name']}-worker"))
+    claim = kube.claims.get(body["spec"]["phoneId"])
+    for _ in range(3):
+        try:
+            await runtime.release(body)
+            break
+        except TemporaryFault:
+            continue
+    assert await runtime.reconcile(body, {}) is None
+    if pod is not None:
+        pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo)
+    if claim is not None and claim["metadata"]["name"] not in kube.claims:
+        claims.claim_seen(event={"type": "DELETED", "object": claim}, memo=memo, phone_waiters={})
+    del kube.bindings[("ns", body["metadata"]["name"])]
+    bindings.wake_binding(event={"type": "DELETED", "object": body}, memo=memo)
+
+
+def memo_of(runtime: Runtime) -> kopf.Memo:
+    memo = kopf.Memo()
+    memo.runtime = runtime
+    return memo
+
+
+async def test_two_thousand_bindings_created_and_deleted_leave_every_map_empty(
+    runtime: Runtime, kube: FakeKube, phones: FakePhones
+) -> None:
+    """After each wave every per-binding and per-phone map of the operator is back to zero:
+    locks, wake-ups, written statuses, power and ADB memories, and the watch views."""
+    for wave in range(WAVES):
+        numbers = range(wave * PER_WAVE, (wave + 1) * PER_WAVE)
+        bodies = [await come_up(runtime, kube, phones, n) for n in numbers]
+        assert runtime.tracked()["wakeups"] == PER_WAVE
+        for body in bodies:
+            await go_away(runtime, kube, body)
+        assert not kube.pods
+        assert not kube.claims
+        assert runtime.tracked() == dict.fromkeys(runtime.tracked(), 0), f"after wave {wave}"
+
+
+async def test_a_wait_after_the_release_does_not_register_the_binding_again() -> None:
+    """A daemon still looping after its binding was released waits without an entry."""
+    wakeups = Wakeups()
+    wakeups.register("uid-1")
+    wakeups.forget("uid-1")
+
+    async def stopped(delay: float) -> bool:
+        return True
+
+    await wakeups.wait("uid-1", 1.0, stopped)
+    assert len(wakeups) == 0
