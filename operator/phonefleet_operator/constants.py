@@ -18,6 +18,9 @@ BINDING_PLURAL: Final = "phonebindings"
 BINDING_SINGULAR: Final = "phonebinding"
 BINDING_SHORT_NAMES: Final = ("pb",)
 
+JOB_KIND: Final = "PhoneJob"
+JOB_PLURAL: Final = "phonejobs"
+
 CLAIM_KIND: Final = "PhoneClaim"
 CLAIM_PLURAL: Final = "phoneclaims"
 CLAIM_SINGULAR: Final = "phoneclaim"
@@ -69,6 +72,9 @@ ADB_KEY_PORT: Final = "port"
 ADB_KEY_PASSWORD: Final = "password"  # noqa: S105 - the name of a key, not a password
 ADB_KEY_PHONE_ID: Final = "phoneId"
 ADB_KEY_UDID: Final = "udid"
+
+#: Key of the same Secret holding the binding's job token (the worker reads it as a file).
+JOB_TOKEN_KEY: Final = "jobToken"  # noqa: S105 - the name of a key, not a token
 
 ADB_MOUNT_PATH: Final = "/var/run/phonefleet/adb"
 

@@ -17,7 +17,7 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, pools, watches
+from phonefleet_operator.handlers import admission, bindings, jobs, pools, watches
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
@@ -25,6 +25,7 @@ from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import (
     GeelarkSettings,
     InvalidSettings,
+    JobSettings,
     OperatorSettings,
     load_settings,
 )
@@ -34,14 +35,14 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, pools, watches)
+_REGISTERED = (admission, bindings, jobs, pools, watches)
 
 #: The namespaces given with --namespace (empty: all), for the watches started at start-up.
 _NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(bindings.WAKE_ID, *pools.HANDLER_IDS)
+    return QuietWatchHandlers(bindings.WAKE_ID, *pools.HANDLER_IDS, *jobs.QUIET_IDS)
 
 
 @kopf.on.startup()
@@ -50,11 +51,13 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     try:
         operator_settings = load_settings(OperatorSettings)
         geelark_settings = load_settings(GeelarkSettings)
+        job_settings = load_settings(JobSettings)
     except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
-    runtime = Runtime.create(operator_settings, geelark_settings)
+    runtime = Runtime.create(operator_settings, geelark_settings, job_settings)
     memo.runtime = runtime
+    await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
     memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
     watches.start_watches(memo, kwargs["phone_waiters"], tuple(_NAMESPACES))

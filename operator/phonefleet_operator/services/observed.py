@@ -117,6 +117,7 @@ def _essentials(pod: Mapping[str, Any]) -> Obj:
         "metadata": kept,
         "status": {
             "phase": status.get("phase"),
+            "podIP": status.get("podIP"),  # where the operator delivers PhoneJobs
             "conditions": [
                 {k: item.get(k) for k in ("type", "status", "lastTransitionTime")}
                 for item in status.get("conditions") or ()

@@ -42,6 +42,7 @@ from phonefleet_operator.services.claims import (
     ClaimService,
     binding_ref,
 )
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import POWER_TEXT, PowerStep
@@ -71,6 +72,7 @@ class BindingReconciler:
         pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tenancy: Tenancy | NoTenancy | None = None,
+        job_tokens: JobTokens | None = None,
     ) -> None:
         self._tenancy = tenancy or NoTenancy()
         self._directory = directory
@@ -80,7 +82,7 @@ class BindingReconciler:
         self._settings = settings
         self._clock = clock
         self._powers = PowerStep(power, settings)
-        self._adb = AdbStep(power, kube, settings)
+        self._adb = AdbStep(power, kube, settings, job_tokens)
         self._worker_pods = WorkerPodStep(
             kube, pods if pods is not None else ObservedPods(), self._adb, settings
         )

@@ -21,11 +21,13 @@ from phonefleet_operator.services.certificates import CertificateAuthority, Serv
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Wakeups
 from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
-from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 from phonefleet_operator.telemetry import reconcile_pass
 
 __all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
@@ -76,13 +78,19 @@ class Runtime:
     observed_pods: ObservedPods
     tenancy: Tenancy
     wakeups: Wakeups
+    jobs: JobService
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
     _sweeper: asyncio.Task[None] | None = None
     _sweep_failures: int = 0
 
     @classmethod
-    def create(cls, settings: OperatorSettings, geelark: GeelarkSettings) -> Runtime:
+    def create(
+        cls,
+        settings: OperatorSettings,
+        geelark: GeelarkSettings,
+        job_settings: JobSettings | None = None,
+    ) -> Runtime:
         """Build the runtime; no I/O happens until the first handler runs."""
         health = GeelarkHealth()
         client = RecordedGeelarkClient(geelark, health)
@@ -94,6 +102,15 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
+        tokens = JobTokens()
+        jobs = JobService.create(
+            kube=kube,
+            caller=caller,
+            tokens=tokens,
+            pods=observed_pods,
+            settings=job_settings,
+            operator=settings,
+        )
         wakeups = Wakeups()
         claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
         tenancy = build_tenancy(
@@ -105,6 +122,7 @@ class Runtime:
             wake=wakeups.wake,
         )
         reconciler = BindingReconciler(
+            job_tokens=tokens,
             directory=inventory,
             power=phones,
             kube=kube,
@@ -128,6 +146,7 @@ class Runtime:
             observed_pods,
             tenancy,
             wakeups,
+            jobs,
             health,
         )
 
@@ -315,6 +334,7 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.jobs.close()
         await self.tenancy.close()
         await self.phones.aclose()
         await self.geelark.close()

@@ -55,6 +55,7 @@ class Ask(NamedTuple):
 
 PB = "phonebindings.phonefleet.dev"
 PC = "phoneclaims.phonefleet.dev"
+PJ = "phonejobs.phonefleet.dev"
 PP = "phonepools.phonefleet.dev"
 VWC = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 MWC = "mutatingwebhookconfigurations.admissionregistration.k8s.io"
@@ -90,6 +91,16 @@ MATRIX = [
     Ask("update", "secrets", TEAM, True),
     Ask("delete", "secrets", TEAM, True),
     Ask("create", "events", TEAM, True),
+    # PhoneJobs: watched, their status written (the ledger), deleted after their TTL.
+    Ask("list", PJ, ALL, True),
+    Ask("watch", PJ, ALL, True),
+    Ask("get", PJ, TEAM, True),
+    Ask("delete", PJ, TEAM, True),
+    Ask("patch", PJ, TEAM, True, subresource="status"),
+    Ask("create", PJ, TEAM, False),
+    Ask("update", PJ, TEAM, False),
+    Ask("patch", PJ, TEAM, False),
+    Ask("get", "secrets/phonefleet-job-key", OPERATOR_NAMESPACE, True),
     Ask("get", "secrets/phonefleet-webhook-ca", OPERATOR_NAMESPACE, True),
     # The leader Lease, and no other.
     Ask("update", "leases.coordination.k8s.io/phonefleet-operator", OPERATOR_NAMESPACE, True),

@@ -1,4 +1,5 @@
-"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound."""
+"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound,
+then a few PhoneJobs on the Running bindings (demo_jobs.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from phonefleet_testbed.demo_jobs import play_jobs, stand_in_workers
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
@@ -87,12 +90,22 @@ def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False
             f"in {env.startup_seconds:.1f} s."
         )
         metrics = f"http://127.0.0.1:{free_port()}/metrics"
-        operator = start_operator(env, plane.log_dir, {**DEMO_SETTINGS, **_metrics_env(metrics)})
-        echo(f"The operator serves Prometheus metrics at {metrics}")
-        try:
-            return _play(env, operator, keep=keep, echo=echo, began=began, metrics=metrics)
-        finally:
-            operator.stop()
+        with stand_in_workers(NAMESPACE, ["alpha", "bravo"]) as (workers, job_settings):
+            extra = {**DEMO_SETTINGS, **_metrics_env(metrics), **job_settings}
+            operator = start_operator(env, plane.log_dir, extra)
+            echo(f"The operator serves Prometheus metrics at {metrics}")
+            try:
+                return _play(
+                    env,
+                    operator,
+                    keep=keep,
+                    echo=echo,
+                    began=began,
+                    metrics=metrics,
+                    workers=workers,
+                )
+            finally:
+                operator.stop()
 
 
 def _phase(env: DevEnvironment, name: str) -> str | None:
@@ -110,6 +123,7 @@ def _play(
     echo: Callable[[str], None],
     began: float,
     metrics: str,
+    workers: dict[str, StandInWorker],
 ) -> int:
     plane = env.plane
     plane.kubectl("create", "namespace", NAMESPACE)
@@ -150,6 +164,8 @@ def _play(
     echo(f"Geelark calls so far: {counters.total} ({calls})")
     echo(f"\n$ curl -s {metrics} | grep '^phonefleet_bindings{{'")
     echo(_bindings_by_phase(metrics))
+    echo("")
+    jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(
             "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
@@ -159,4 +175,4 @@ def _play(
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
     running = env.simulator.admin.running_phone_ids()
     echo(f"Deleted every binding; phones still running: {len(running)}.")
-    return 0 if not running else 1
+    return 0 if not running and jobs_ok else 1

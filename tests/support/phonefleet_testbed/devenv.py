@@ -25,16 +25,17 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
         "crd/phonebindings.phonefleet.dev",
         "crd/phoneclaims.phonefleet.dev",
         "crd/phonepools.phonefleet.dev",
+        "crd/phonejobs.phonefleet.dev",
     )
     wait_for(
         lambda: (
             plane.kubectl(
-                "get", "phonebindings,phoneclaims,phonepools", "-A", check=False
+                "get", "phonebindings,phoneclaims,phonepools,phonejobs", "-A", check=False
             ).returncode
             == 0
         ),
         timeout,
-        message="PhoneBinding, PhoneClaim and PhonePool to be served",
+        message="PhoneBinding, PhoneClaim, PhonePool and PhoneJob to be served",
     )
 
 
@@ -67,6 +68,9 @@ class DevEnvironment:
             self.simulator.start()
             self.plane.start()
             install_crds(self.plane)
+            # The operator's own namespace, as every install has it (it keeps its job key there).
+            namespace = repo_root() / "manifests" / "manager" / "namespace.yaml"
+            self.plane.kubectl("apply", "-f", str(namespace))
         except BaseException:
             self.stop()
             raise

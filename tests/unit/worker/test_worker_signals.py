@@ -36,7 +36,12 @@ GRACE_SECONDS = 5.0
 
 def make_settings(**overrides: Any) -> WorkerSettings:
     """Settings for PHONE_ID with probes on a free loopback port."""
-    values: dict[str, Any] = {"phone_id": PHONE_ID, "probe_host": "127.0.0.1", "probe_port": 0}
+    values: dict[str, Any] = {
+        "phone_id": PHONE_ID,
+        "probe_host": "127.0.0.1",
+        "probe_port": 0,
+        "job_port": 0,
+    }
     values.update(overrides)
     return WorkerSettings(**values)
 

@@ -1,10 +1,12 @@
 """A fake Geelark phone for the real adb binary: a tiny adbd speaking the ADB protocol.
 
-It answers the handshake (``CNXN``, or ``AUTH`` forever to look unauthorized), and shell services
-in the shell v2 protocol (so adb reports exit codes): ``getprop NAME``, ``glogin PASSWORD`` and
-``echo``. Like a Geelark phone as public projects report it, shell commands other than ``glogin``
-print ``error: you should run glogin to login first`` (exit 0) until ``glogin`` ran with the right
-password. Protocol reference: AOSP ``packages/modules/adb/protocol.txt`` and ``shell_protocol.h``.
+It answers the handshake (``CNXN``, or ``AUTH`` forever to look unauthorized), shell services
+in the shell v2 protocol (so adb reports exit codes): ``getprop NAME``, ``glogin PASSWORD``,
+``echo``, and the file sync service of ``adb push`` (``STAT``, ``SEND``/``DATA``/``DONE``,
+``QUIT``; pushed files land in ``files``). Like a Geelark phone as public projects report it,
+shell commands other than ``glogin`` print ``error: you should run glogin to login first``
+(exit 0) until ``glogin`` ran with the right password. Protocol reference: AOSP
+``packages/modules/adb/protocol.txt``, ``shell_protocol.h`` and ``SYNC.TXT``.
 
 Faults a test can switch on at any time: ``hang`` (read, never answer), ``props`` changed under
 way (another phone's ``ro.gl.serialno``), ``drop_connections()``; ``accepting`` (a callable)
@@ -80,6 +82,9 @@ class FakeAdbd:
         self.hang = False
         self.logged_in = False
         self.commands: list[str] = []
+        self.files: dict[str, bytes] = {}
+        """Files pushed with ``adb push``, by path on the phone."""
+        self.directories = {"/sdcard", "/sdcard/Download", "/sdcard/DCIM", "/data/local/tmp"}
         self._host = host
         self._listener = socket.create_server((host, port))
         self._port = int(self._listener.getsockname()[1])
@@ -146,12 +151,13 @@ class FakeAdbd:
 
     def _serve(self, connection: socket.socket) -> None:
         streams: dict[int, list[bytes]] = {}  # our stream id -> messages still to send
+        syncs: dict[int, _SyncStream] = {}  # our stream id -> a file sync in progress
         try:
             while True:
                 command, arg0, arg1, payload = self._read(connection)
                 if self.hang:
                     continue  # a wedged phone: it reads everything and answers nothing
-                for reply in self._answer(command, arg0, arg1, payload, streams):
+                for reply in self._answer(command, arg0, arg1, payload, streams, syncs):
                     connection.sendall(reply)
         except (OSError, ConnectionError):
             pass
@@ -161,8 +167,14 @@ class FakeAdbd:
                     self._connections.remove(connection)
             connection.close()
 
-    def _answer(  # noqa: PLR0911 (one answer per ADB message type reads best)
-        self, command: int, arg0: int, arg1: int, payload: bytes, streams: dict[int, list[bytes]]
+    def _answer(  # noqa: PLR0911, PLR0917 (one answer per ADB message type reads best)
+        self,
+        command: int,
+        arg0: int,
+        arg1: int,
+        payload: bytes,
+        streams: dict[int, list[bytes]],
+        syncs: dict[int, _SyncStream],
     ) -> list[bytes]:
         """The messages answering one message from the adb server."""
         if command == A_CNXN:
@@ -173,6 +185,23 @@ class FakeAdbd:
             # A signature we cannot check: ask again. A public key (arg0 == 3) waits for a user
             # who never taps "Allow", which is what leaves the device "unauthorized".
             return [message(A_AUTH, AUTH_TOKEN, 0, os.urandom(20))] if arg0 == 2 else []
+        if command == A_OPEN and payload.rstrip(b"\0") == b"sync:":
+            ours = len(streams) + 1
+            streams[ours] = []
+            syncs[ours] = _SyncStream(self)
+            return [message(A_OKAY, ours, arg0)]
+        if command == A_WRTE and arg1 in syncs:
+            sync = syncs[arg1]
+            reply = sync.feed(payload)
+            sent = [message(A_OKAY, arg1, arg0)]
+            if reply:
+                sent.append(message(A_WRTE, arg1, arg0, reply))
+            if sync.quit:  # the client waits for the device to close the stream
+                del syncs[arg1]
+                sent.append(message(A_CLSE, arg1, arg0))
+            return sent
+        if command == A_CLSE and syncs.pop(arg1, None) is not None:
+            return [message(A_CLSE, arg1, arg0)]
         if command == A_OPEN:
             replies = self._service(payload.rstrip(b"\0").decode())
             if replies is None:
@@ -231,3 +260,56 @@ class FakeAdbd:
         if argv[:1] == ["echo"]:
             return " ".join(argv[1:]) + "\n", "", 0
         return "", f"/system/bin/sh: {argv[0] if argv else ''}: not found\n", 127
+
+
+class _SyncStream:
+    """One ``sync:`` stream: requests are an id and a little-endian length, then data."""
+
+    def __init__(self, device: FakeAdbd) -> None:
+        self._device = device
+        self._buffer = b""
+        self._path = ""
+        self._data = b""
+        self.quit = False
+        """The client sent QUIT: the stream is to be closed."""
+
+    def feed(self, data: bytes) -> bytes:
+        """Take bytes the client wrote; return the bytes to answer (may be none yet)."""
+        self._buffer += data
+        reply = b""
+        while len(self._buffer) >= 8:
+            request, length = self._buffer[:4], struct.unpack("<I", self._buffer[4:8])[0]
+            if request in (b"DONE", b"QUIT"):
+                self._buffer = self._buffer[8:]
+                if request == b"DONE":
+                    reply += self._done()
+                else:
+                    self.quit = True
+                continue
+            if len(self._buffer) < 8 + length:
+                break
+            body, self._buffer = self._buffer[8 : 8 + length], self._buffer[8 + length :]
+            if request in (b"STAT", b"LST1"):
+                reply += self._stat(body.decode())
+            elif request == b"SEND":
+                self._path, self._data = body.decode().rsplit(",", 1)[0], b""
+            elif request == b"DATA":
+                self._data += body
+            else:
+                message_text = f"fake adbd: unsupported sync request {request!r}".encode()
+                reply += b"FAIL" + struct.pack("<I", len(message_text)) + message_text
+        return reply
+
+    def _stat(self, path: str) -> bytes:
+        device = self._device
+        if path.rstrip("/") in device.directories:
+            mode, size = 0o040755, 4096
+        elif path in device.files:
+            mode, size = 0o100644, len(device.files[path])
+        else:
+            mode, size = 0, 0
+        return b"STAT" + struct.pack("<III", mode, size, 0)
+
+    def _done(self) -> bytes:
+        self._device.files[self._path] = self._data
+        return b"OKAY" + struct.pack("<I", 0)
