@@ -25,6 +25,9 @@ BOUND_PHONES = 18
 SUSPENDED_PHONE = 18
 EXTRA_BINDINGS = 10
 MISSING_REFERENCES = ("phone-404", "699999999999999404")
+#: ``status.conflictWith`` when the holder lives in another namespace: the operator names no
+#: binding of a namespace to a reader of another one.
+OTHER_NAMESPACE = "a binding in another namespace"
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,10 @@ def settle_problems(
 
     Per bound phone: exactly one of its bindings holds the claim; the holder is ``Running`` with
     one live, ready pod and the phone running, or ``Suspended`` (its spec says so) with no pod and
-    the phone stopped; every other binding of the phone is ``Conflict`` naming the holder and has
-    no pod. Bindings of missing phones are ``PhoneNotFound``. Phones nobody names were never
-    started. Every status is from the latest generation. ``phones`` maps ids to (status, starts).
+    the phone stopped; every other binding of the phone is ``Conflict`` naming the holder (or only
+    "a binding in another namespace") and has no pod. Bindings of missing phones are
+    ``PhoneNotFound``. Phones nobody names were never started. Every status is from the latest
+    generation. ``phones`` maps ids to (status, starts).
     """
     world = _World(
         bindings={(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in bindings},
@@ -237,12 +241,13 @@ def _phone_problems(
             problems.append(f"{holder.key} has no live ready pod (pod: {state})")
     for other in mine:
         found = world.status(other)
+        named = holder.key if other.namespace == holder.namespace else OTHER_NAMESPACE
         if other is not holder and (found.get("phase"), found.get("conflictWith")) != (
             "Conflict",
-            holder.key,
+            named,
         ):
             problems.append(
                 f"{other.key} is {found.get('phase')} (conflictWith "
-                f"{found.get('conflictWith')}), not Conflict with {holder.key}"
+                f"{found.get('conflictWith')}), not Conflict with {named}"
             )
     return problems
