@@ -28,6 +28,8 @@ BOUND_PHONES = 18
 SUSPENDED_PHONE = 18
 EXTRA_BINDINGS = 10
 MISSING_REFERENCES = ("phone-404", "699999999999999404")
+#: ``status.conflictWith`` when the holder lives in another namespace: the operator names no
+#: binding of a namespace to a reader of another one.
 
 
 @dataclass(frozen=True)
@@ -172,9 +174,10 @@ def settle_problems(
 
     Per bound phone: exactly one of its bindings holds the claim; the holder is ``Running`` with
     one live, ready pod and the phone running, or ``Suspended`` (its spec says so) with no pod and
-    the phone stopped; every other binding of the phone is ``Conflict`` naming the holder and has
-    no pod. Bindings of missing phones are ``PhoneNotFound``. Phones nobody names were never
-    started. Every status is from the latest generation. ``phones`` maps ids to (status, starts).
+    the phone stopped; every other binding of the phone is ``Conflict`` naming the holder (or only
+    "a binding in another namespace") and has no pod. Bindings of missing phones are
+    ``PhoneNotFound``. Phones nobody names were never started. Every status is from the latest
+    generation. ``phones`` maps ids to (status, starts).
     """
     world = _World(
         bindings={(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in bindings},
