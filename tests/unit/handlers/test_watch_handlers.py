@@ -86,6 +86,17 @@ def test_claims_view_follows_the_watch_and_a_deletion_wakes_holder_and_waiters(
     assert woken(memo) == {"b-1", "b-2"}
 
 
+def test_a_claim_deleted_by_hand_wakes_its_holder_and_is_nobodys_in_the_view(memo: Any) -> None:
+    """Its finalizer keeps it (a MODIFIED event with a deletionTimestamp): the holder must look
+    (to remove its pod, then the finalizer); no pass may take the view's word that it holds."""
+    claim = {"metadata": {"name": "100"}, "spec": {"holder": {"uid": "b-1"}}}
+    claim_seen(event={"type": "ADDED", "object": claim}, memo=memo, phone_waiters={})
+    deleted = {**claim, "metadata": {"name": "100", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    claim_seen(event={"type": "MODIFIED", "object": deleted}, memo=memo, phone_waiters={})
+    assert woken(memo) == {"b-1"}
+    assert memo.runtime.observed_claims.holder_uid("100") == ""
+
+
 @pytest.mark.parametrize(
     ("generation", "observed", "wakes"),
     [(2, 1, True), (2, 2, False), (1, None, False)],
