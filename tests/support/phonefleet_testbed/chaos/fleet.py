@@ -28,8 +28,6 @@ BOUND_PHONES = 18
 SUSPENDED_PHONE = 18
 EXTRA_BINDINGS = 10
 MISSING_REFERENCES = ("phone-404", "699999999999999404")
-#: ``status.conflictWith`` when the holder lives in another namespace: the operator names no
-#: binding of a namespace to a reader of another one.
 
 
 @dataclass(frozen=True)
