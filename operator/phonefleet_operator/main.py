@@ -60,7 +60,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
     memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
-    watches.start_watches(memo, kwargs["phone_waiters"], tuple(_NAMESPACES))
+    watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)

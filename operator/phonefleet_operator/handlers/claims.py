@@ -7,9 +7,8 @@ it reports the deletions a relist finds, which kopf's does not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
-
-import kopf
 
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime
@@ -21,9 +20,9 @@ def claim_seen(event: dict[str, Any], memo: Any, **kwargs: Any) -> None:
     """Record who holds each phone; when a claim goes (by hand or by release), its holder and
     waiters look again at once.
 
-    ``phone_waiters`` is kopf's index of the bindings waiting in Conflict. A claim deleted by hand
-    first only gets a deletionTimestamp (its finalizer waits for the holder's worker to go): that
-    wakes the holder, which removes its pod, then the finalizer.
+    ``phone_waiters`` holds the bindings waiting in Conflict, by phone (``Runtime.waiters``).
+    A claim deleted by hand first only gets a deletionTimestamp (its finalizer waits for the
+    holder's worker to go): that wakes the holder, which removes its pod, then the finalizer.
     """
     runtime: Runtime = memo.runtime
     claim = event["object"]
@@ -34,7 +33,7 @@ def claim_seen(event: dict[str, Any], memo: Any, **kwargs: Any) -> None:
             runtime.wakeups.wake(holder_uid)
         return
     runtime.observed_claims.gone(claim["metadata"]["name"])
-    waiting: kopf.Index[str, BindingRef] = kwargs["phone_waiters"]
+    waiting: Mapping[str, Iterable[BindingRef]] = kwargs["phone_waiters"]
     if holder_uid:
         runtime.wakeups.wake(holder_uid)
     for waiter in waiting.get(claim["metadata"]["name"], ()):

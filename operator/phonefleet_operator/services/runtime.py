@@ -19,7 +19,7 @@ from phonefleet_operator.models import Phase, PhoneBinding
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
-from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.coordination import BindingLocks, Waiters, Wakeups
 from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
@@ -81,6 +81,7 @@ class Runtime:
     jobs: JobService
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
+    waiters: Waiters = field(default_factory=Waiters)
     _sweeper: asyncio.Task[None] | None = None
     _sweep_failures: int = 0
 
@@ -223,6 +224,7 @@ class Runtime:
         uid = str((body.get("metadata") or {}).get("uid", ""))
         phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
         self.wakeups.forget(uid)
+        self.waiters.gone(uid)
         self.reconciler.forget(uid, phone_id)
 
     def tracked(self) -> dict[str, int]:
@@ -231,6 +233,7 @@ class Runtime:
         return {
             "locks": len(self.locks),
             "wakeups": len(self.wakeups),
+            "waiters": len(self.waiters),
             **self.reconciler.tracked(),
             "observedPods": len(self.observed_pods),
             "observedClaims": len(self.observed_claims),
