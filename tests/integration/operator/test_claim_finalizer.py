@@ -44,14 +44,15 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
     deletion to the waiter Running) shows the waiter's pod created only after the holder's pod
     was gone from the API server, not merely terminating."""
     phone_id = fleet.add_phone()
-    # The waiter is the older binding, so that it (not the old holder, which competes again)
-    # takes the phone: it is created first, naming a phone that does not exist.
-    kubectl.apply(make_binding("waiter", "no-such-phone", namespace))
-    wait_phase(kubectl, namespace, "waiter", "PhoneNotFound")
+    # The waiter ("elder") is the older binding, so that it (not the old holder, which competes
+    # again) takes the phone: it is created first, naming a phone that does not exist. Its name
+    # sorts first too: creationTimestamps have whole seconds, and a tie goes by name.
+    kubectl.apply(make_binding("elder", "no-such-phone", namespace))
+    wait_phase(kubectl, namespace, "elder", "PhoneNotFound")
     kubectl.apply(make_binding("holder", phone_id, namespace))
     wait_phase(kubectl, namespace, "holder", "Running")
-    _patch(kubectl, "pb", "waiter", namespace, {"spec": {"phoneId": phone_id}})
-    wait_phase(kubectl, namespace, "waiter", "Conflict")
+    _patch(kubectl, "pb", "elder", namespace, {"spec": {"phoneId": phone_id}})
+    wait_phase(kubectl, namespace, "elder", "Conflict")
     old_pod = kubectl.get("pod", "holder-worker", namespace)
     assert old_pod is not None
     label = old_pod["metadata"]["labels"]["phonefleet.dev/phone-id"]
@@ -65,7 +66,7 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
 
         def settled() -> str | None:
             """The waiter started its worker, or the holder says its claim waits for its pod."""
-            if any(e.name == "waiter-worker" for e in pods.events):
+            if any(e.name == "elder-worker" for e in pods.events):
                 return "the waiter's pod exists"
             if _claim_reason(kubectl, namespace, "holder") == "ClaimDeleted":
                 pod = kubectl.get("pod", "holder-worker", namespace)
@@ -76,15 +77,15 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
 
         wait_for(settled, 90, message="the waiter's pod, or the old claim waiting for the pod")
         _patch(kubectl, "pod", "holder-worker", namespace, {"metadata": {"finalizers": None}})
-        wait_phase(kubectl, namespace, "waiter", "Running", timeout=90)
+        wait_phase(kubectl, namespace, "elder", "Running", timeout=90)
         claim = kubectl.get("phoneclaim", phone_id)
 
     events = pods.events
     assert claim is not None
-    assert claim["spec"]["holder"]["name"] == "waiter"
-    assert _first(events, "DELETED", "holder-worker") < _first(events, "ADDED", "waiter-worker"), [
+    assert claim["spec"]["holder"]["name"] == "elder"
+    assert _first(events, "DELETED", "holder-worker") < _first(events, "ADDED", "elder-worker"), [
         (e.type, e.name, bool(e.object["metadata"].get("deletionTimestamp"))) for e in events
     ]
     assert wait_phase(kubectl, namespace, "holder", "Conflict")["status"]["conflictWith"] == (
-        f"{namespace}/waiter"
+        f"{namespace}/elder"
     )
