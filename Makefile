@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 N ?= 100
 
-.PHONY: demo test lint unit integration deps controlplane appium system-deps bench clean help lock
+.PHONY: demo test lint unit integration deps controlplane appium system-deps bench bench-jobs clean help lock
 
 help:  ## Show the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -60,11 +60,14 @@ unit: $(STAMP)  ## The fast tier only.
 test: deps lint  ## The whole suite: lint, unit, integration on a real control plane, Appium, images.
 	$(BIN)/pytest tests
 
-demo: deps  ## Run the operator on a local control plane with the Geelark simulator.
-	$(BIN)/phonefleet dev demo
+demo: deps  ## The operator on a local control plane and simulator (a real node where root allows).
+	$(BIN)/phonefleet dev demo --real-node
 
 bench: deps  ## Converge N bindings and compare with the seed's way and the ceiling.
 	$(BIN)/python -m bench --bindings $(N)
+
+bench-jobs: deps  ## Drain N x 5 PhoneJobs through the operator (stand-in workers; docs/jobs.md).
+	$(BIN)/python -m bench.jobs --bindings $(N)
 
 clean:  ## Remove the virtualenv and caches (the control-plane binaries stay cached).
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -44,6 +44,13 @@ def _strip_owner(obj: Obj) -> Obj:
     return obj
 
 
+def _strip_finalizers(obj: Obj) -> Obj:
+    # A claim's finalizer is the operator's to remove (once the holder's pod is gone); with no
+    # operator in the ceiling run it would keep the claims terminating for ever.
+    obj["metadata"].pop("finalizers", None)
+    return obj
+
+
 def render_items(namespace: str, phones: list[tuple[str, str, str]]) -> list[Item]:
     """The claim, Secret and pod of each (binding name, phone id, serialName)."""
     settings = OperatorSettings()
@@ -66,7 +73,7 @@ def render_items(namespace: str, phones: list[tuple[str, str, str]]) -> list[Ite
         items.append(
             Item(
                 name=name,
-                claim=build_claim(binding, phone_id, serial),
+                claim=_strip_finalizers(build_claim(binding, phone_id, serial)),
                 secret=_strip_owner(build_adb_secret(binding, connection)),
                 pod=_strip_owner(build_pod(binding, phone_id, settings)),
             )

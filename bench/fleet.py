@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from bench.churn import run_churn
+from bench.churn import CHURN_LABEL, run_churn
 from bench.kube import KubeApi, run_parallel
 from bench.process_stats import CpuClock, ProcessSampler
 from bench.tracking import Tracker, percentiles, wait_done, watch_into
@@ -70,6 +70,8 @@ class OperatorResult:
     cpu_seconds_total: float
     control_plane_cpu_convergence: dict[str, float]
     api_requests: dict[str, int]
+    api_requests_steady: dict[str, int] = field(default_factory=dict)
+    steady_requests_per_binding_minute: dict[str, float] = field(default_factory=dict)
     timeline: list[Obj] = field(default_factory=list)
     log_summary: Obj = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
@@ -99,6 +101,8 @@ class OperatorResult:
             "cpuSecondsTotal": self.cpu_seconds_total,
             "controlPlaneCpuSecondsConvergence": self.control_plane_cpu_convergence,
             "apiRequestsConvergence": self.api_requests,
+            "apiRequestsSteady": self.api_requests_steady,
+            "steadyRequestsPerBindingMinute": self.steady_requests_per_binding_minute,
             "operatorSettings": self.settings,
             "operatorLog": self.log_summary,
             "timeline": self.timeline,
@@ -110,6 +114,38 @@ def _difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]
     """Requests between two counts, largest first (the bench's own watches and lists included)."""
     diff = {k: v - before.get(k, 0) for k, v in after.items()}
     return dict(sorted(((k, v) for k, v in diff.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+def _per_binding_minute(
+    requests: dict[str, int], bindings: int, seconds: float
+) -> dict[str, float]:
+    """API requests per binding per minute, by verb and in all ("total"), over ``seconds``.
+
+    The API server counts every client's requests: the bench's own two watches are in them
+    (a WATCH is counted when it ends), so the figure is an upper bound of the operator's.
+    """
+    if not bindings or seconds <= 0:
+        return {}
+    by_verb: Counter[str] = Counter()
+    for key, count in requests.items():
+        if not key.startswith("failed "):  # counted under their verb too
+            by_verb[key.split(" ", 1)[0]] += count
+    failed = sum(v for k, v in requests.items() if k.startswith("failed "))
+    scale = 60.0 / seconds / bindings
+    out = {verb: round(count * scale, 4) for verb, count in sorted(by_verb.items())}
+    out["total"] = round(sum(by_verb.values()) * scale, 4)
+    out["failedWrites"] = failed
+    return out
+
+
+async def _steady(
+    api: KubeApi, seconds: float, before: dict[str, int]
+) -> tuple[dict[str, int], float]:
+    """Wait out the steady state: the API server's requests in it, and its length."""
+    began = time.monotonic()
+    if seconds > 0:
+        await asyncio.sleep(seconds)
+    return _difference(await api.request_counts(), before), time.monotonic() - began
 
 
 def _wait_healthy(url: str, operator: Any, wait_seconds: float) -> None:
@@ -144,13 +180,26 @@ def _log_summary(path: Path) -> Obj:
     }
 
 
-def _binding(name: str, namespace: str, phone: str) -> Obj:
+def _binding(name: str, namespace: str, phone: str, *, churned: bool = True) -> Obj:
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.BINDING_KIND,
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {CHURN_LABEL: "true" if churned else "false"},
+        },
         "spec": {"phoneId": phone},
     }
+
+
+def _split(
+    bindings: list[tuple[str, str]], churn: int
+) -> tuple[list[tuple[str, str]], frozenset[str]]:
+    """The bindings the churn deletes and applies again (the first ``churn``; 0: all), and the
+    names of the others, which keep running."""
+    churned = bindings[:churn] if churn else bindings
+    return churned, frozenset(name for name, _ in bindings[len(churned) :])
 
 
 async def _timeline(
@@ -176,11 +225,17 @@ async def _timeline(
 
 
 async def _apply(
-    api: KubeApi, path: str, namespace: str, bindings: list[tuple[str, str]], concurrency: int
+    api: KubeApi,
+    path: str,
+    namespace: str,
+    bindings: list[tuple[str, str]],
+    concurrency: int,
+    *,
+    kept: frozenset[str] = frozenset(),
 ) -> None:
     def job(name: str, phone: str) -> Callable[[], Awaitable[None]]:
         async def create() -> None:
-            await api.create(path, _binding(name, namespace, phone))
+            await api.create(path, _binding(name, namespace, phone, churned=name not in kept))
 
         return create
 
@@ -203,10 +258,12 @@ async def run_operator(
     concurrency: int,
     control_plane: dict[str, int],
     churn_cycles: int = 0,
+    churn_bindings: int = 0,
 ) -> OperatorResult:
     """Start the operator, apply every (name, spec.phoneId) and measure until all are Ready."""
     admin = SimulatorAdmin(env.simulator.base_url)
     sim = env.simulator.admin
+    churned, kept = _split(bindings, churn_bindings)
     await api.create_namespace(namespace)
     sim.reset_counters()
     operator = start_operator(env, log_dir, extra_env)
@@ -231,7 +288,7 @@ async def run_operator(
             t0 = time.monotonic()
             sampling = asyncio.create_task(_timeline(admin, tracker, sampler, t0, timeline))
             try:
-                await _apply(api, base, namespace, bindings, concurrency)
+                await _apply(api, base, namespace, bindings, concurrency, kept=kept)
                 applied = time.monotonic() - t0
                 converged = await wait_done(tracker, [bwatch, pwatch], wait_seconds)
                 t_end = tracker.last_converged if converged else time.monotonic()
@@ -240,8 +297,9 @@ async def run_operator(
                 requests_after = await api.request_counts()
                 sampler.sample()
                 cpu_convergence = sampler.cpu_between(t0, time.monotonic())
-                if converged and steady_seconds > 0:
-                    await asyncio.sleep(steady_seconds)
+                steady_requests, steady_elapsed = await _steady(
+                    api, steady_seconds if converged else 0.0, requests_after
+                )
                 after_steady = await asyncio.to_thread(sim.counters)
             finally:
                 sampling.cancel()
@@ -253,11 +311,12 @@ async def run_operator(
             cycles=churn_cycles if converged else 0,
             bindings_path=base,
             pods_path=pods,
-            new_tracker=lambda: Tracker([n for n, _ in bindings], pod_name, node, needs_ready=True),
-            apply=lambda: _apply(api, base, namespace, bindings, concurrency),
+            new_tracker=lambda: Tracker([n for n, _ in churned], pod_name, node, needs_ready=True),
+            apply=lambda: _apply(api, base, namespace, churned, concurrency),
             pid=operator.pid,
             liveness=liveness,
             wait_seconds=wait_seconds,
+            kept=kept,
         )
         operator.check_running()
     finally:
@@ -266,6 +325,10 @@ async def run_operator(
         admin.close()
     steady = counters_json(after_steady, at_convergence)
     return OperatorResult(
+        api_requests_steady=steady_requests,
+        steady_requests_per_binding_minute=_per_binding_minute(
+            steady_requests, len(bindings), steady_elapsed
+        ),
         bindings=len(bindings),
         converged=tracker.converged_count,
         apply_seconds=applied,

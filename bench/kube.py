@@ -39,6 +39,9 @@ class WatchEvent:
     received: float
 
 
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
+
+
 class KubeApi:
     """JSON requests to one API server with a client certificate; use ``async with``."""
 
@@ -135,6 +138,10 @@ class KubeApi:
             key = f"{label.get('verb')} {label.get('resource')}"
             if label.get("subresource"):
                 key += f"/{label['subresource']}"
+            if label.get("verb") in _WRITES and label.get("code", "").startswith(("4", "5")):
+                # Failed writes (a create answered 409, a patch refused) under their own key.
+                failed = f"failed {key} {label['code']}"
+                counts[failed] = counts.get(failed, 0) + int(float(value))
             counts[key] = counts.get(key, 0) + int(float(value))
         return counts
 

@@ -86,6 +86,26 @@ def machine_info(binaries_dir: Path) -> Obj:
     }
 
 
+def geelark_floor(n: int, options: Obj) -> Obj:
+    """The least time Geelark's limits allow to bring ``n`` phones up, as the simulator is set.
+
+    Each phone needs, in batches of 100 ids: its listing page, a start, a status after the
+    boot, ADB switched on and its data fetched (5 calls per 100 phones). Two bounds, the floor is
+    the larger: the calls at the account's rate (``rateLimitPerMinute``), and one phone's own
+    path (its calls' latency, the boot and the ADB delay), which no budget can shorten.
+    """
+    batches = -(-n // 100)
+    calls = 5 * batches
+    budget = calls * 60.0 / options["rateLimitPerMinute"]
+    path = options["bootSeconds"] + options["adbEnableSeconds"] + 5 * options["latencyMs"] / 1000
+    return {
+        "calls": calls,
+        "budgetSeconds": round(budget, 1),
+        "pathSeconds": round(path, 1),
+        "seconds": round(max(budget, path), 1),
+    }
+
+
 def targets(n: int, operator: Obj, ceiling: Obj) -> list[Obj]:
     """The issue's targets (stated for N = 1000 on 2 cores), each with its measured value."""
     conv = operator["geelarkConvergence"]
@@ -104,6 +124,12 @@ def targets(n: int, operator: Obj, ceiling: Obj) -> list[Obj]:
             3,
         ),
         ("operator peak RSS MiB", operator["peakRssMiB"], "<", 300),
+        (
+            "steady API requests per binding per minute",
+            operator.get("steadyRequestsPerBindingMinute", {}).get("total"),
+            "<=",
+            0.05,
+        ),
         ("bindings converged", operator["converged"], "==", n),
     ]
     result = []
@@ -203,7 +229,24 @@ def table(result: Obj) -> str:
     ]
     for row in result["targets"]:
         met = {True: "yes", False: "NO", None: "-"}[row["met"]]
-        lines.append(f"| {row['target']} | {_fmt(row['value'])} | {row['limit']} | {met} |")
+        lines.append(f"| {row['target']} | {_fmt(row['value'], 3)} | {row['limit']} | {met} |")
+    steady = op.get("steadyRequestsPerBindingMinute") or {}
+    floor = result.get("geelarkFloor") or {}
+    cpu = op["cpuSecondsConvergence"] / n if n else 0.0
+    lines += [
+        "",
+        "steady API requests per binding per minute, by verb: "
+        + (
+            ", ".join(
+                f"{verb} {value:.4f}" for verb, value in steady.items() if verb != "failedWrites"
+            )
+            or "-"
+        )
+        + f"; failed writes {steady.get('failedWrites', '-')}",
+        f"Geelark floor {floor.get('seconds', '-')} s (budget {floor.get('budgetSeconds', '-')} s"
+        f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
+        f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
+    ]
     return "\n".join(lines)
 
 

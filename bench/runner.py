@@ -13,7 +13,7 @@ from bench.ceiling import clean_up, run_ceiling
 from bench.fleet import run_operator
 from bench.kube import KubeApi
 from bench.process_stats import CpuClock, child_processes
-from bench.report import machine_info, targets
+from bench.report import geelark_floor, machine_info, targets
 from bench.seed_way import run_seed_way
 from phonefleet_testbed.controlplane.cluster import KWOK_NODE_NAME
 from phonefleet_testbed.devenv import DevEnvironment
@@ -33,7 +33,7 @@ class Options:
     adb_enable_seconds: float = 3.0
     latency_ms: float = 100.0
     rate_limit_per_minute: int = 200
-    steady_seconds: float = 70.0
+    steady_seconds: float = 300.0
     timeout: float = 600.0
     apply_concurrency: int = 32
     ceiling_concurrency: int = 64
@@ -41,6 +41,7 @@ class Options:
     operator_env: dict[str, str] = field(default_factory=dict)
     skip: frozenset[str] = frozenset()
     churn_cycles: int = 2
+    churn_bindings: int = 0
 
     def to_json(self) -> Obj:
         """The options as recorded in the results."""
@@ -58,6 +59,7 @@ class Options:
             "operatorEnv": self.operator_env,
             "skipped": sorted(self.skip),
             "churnCycles": self.churn_cycles,
+            "churnBindings": self.churn_bindings,
         }
 
 
@@ -88,6 +90,10 @@ def run(options: Options) -> Obj:
         plane = {k: v for k, v in child_processes().items() if not k.startswith("phonefleet")}
         result.update(asyncio.run(_phases(env, options, plane, work)))
     result["targets"] = targets(n, result["operator"], result["ceiling"])
+    floor = geelark_floor(n, result["options"])
+    converge = result["operator"].get("convergeSeconds")
+    floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
+    result["geelarkFloor"] = floor
     return result
 
 
@@ -132,6 +138,7 @@ async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], 
             concurrency=options.apply_concurrency,
             control_plane=plane,
             churn_cycles=options.churn_cycles,
+            churn_bindings=options.churn_bindings,
         )
         out["operator"] = operator.to_json()
         _say(
@@ -142,7 +149,9 @@ async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], 
         churn = operator.churn
         _say(
             f"churn: operator RSS {churn['rssBeforeMiB']} MiB before {churn['cycles']} cycles of "
-            f"deleting and re-applying every binding, {churn['rssAfterMiB']} MiB after"
+            f"deleting and re-applying {options.churn_bindings or 'every'} binding(s), "
+            f"{churn['rssAfterMiB']} MiB after; pods of the {churn['keptRunning']} running ones "
+            f"replaced {churn['keptPodsReplaced']}, restarts {churn['keptPodRestarts']}"
         )
 
     if "seed" in options.skip:

@@ -2,7 +2,13 @@
 # Builds the test control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, kwok) from Go modules into a cache folder keyed by their versions, and prints that
 # folder. A warm cache costs nothing; a cold one rebuilds what is missing.
+#
+# `build.sh node` builds the real node's binaries instead (kubelet and kube-proxy from the same
+# Kubernetes module, containerd with its shim and ctr, the sandbox's pause program) into a folder
+# keyed by the Kubernetes and containerd versions, and prints that folder.
 set -euo pipefail
+
+target="${1:-controlplane}"
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 module_version() { awk -v m="$1" '$1 == m || $1 == "require" && $2 == m { print $NF; exit }' "$2"; }
@@ -10,8 +16,17 @@ module_version() { awk -v m="$1" '$1 == m || $1 == "require" && $2 == m { print 
 kube_version="$(module_version k8s.io/kubernetes "$here/kube/go.mod")"
 etcd_version="$(module_version go.etcd.io/etcd/server/v3 "$here/etcd/go.mod")"
 kwok_version="$(cat "$here/kwok.version")"
+node_dir="$here/../node"
+containerd_version="$(module_version github.com/containerd/containerd/v2 "$node_dir/containerd/go.mod")"
 cache_root="${PHONEFLEET_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/phonefleet}"
-bin_dir="$cache_root/controlplane/kube-${kube_version}_etcd-${etcd_version}_kwok-${kwok_version}"
+case "$target" in
+controlplane) bin_dir="$cache_root/controlplane/kube-${kube_version}_etcd-${etcd_version}_kwok-${kwok_version}" ;;
+node) bin_dir="$cache_root/node/kube-${kube_version}_containerd-${containerd_version}" ;;
+*)
+	echo "usage: $0 [controlplane|node]" >&2
+	exit 2
+	;;
+esac
 mkdir -p "$bin_dir"
 
 log() { printf '[controlplane] %s\n' "$*" >&2; }
@@ -39,8 +54,16 @@ timed_build() { # name, then the command that builds it
 		return
 	fi
 	log "Building $name ..."
-	local start=$SECONDS
+	local start=$SECONDS ticker
+	# A cold build takes minutes of silence: a line every 30 s shows it is alive.
+	# Its stdout is not ours: a caller reading the printed folder must not wait for its sleep.
+	(while sleep 30; do log "Still building $name ($((SECONDS - start)) s)"; done) >/dev/null &
+	ticker=$!
+	# shellcheck disable=SC2064 # the ticker's pid is known now, and must die with a failed build
+	trap "kill $ticker 2>/dev/null" EXIT
 	"$@"
+	kill "$ticker" 2>/dev/null || true
+	trap - EXIT
 	log "Built $name in $((SECONDS - start)) s"
 }
 
@@ -75,7 +98,29 @@ copy_kwok_stages() {
 	mv "$tmp" "$bin_dir/kwok-stages"
 }
 
+build_containerd() {
+	(cd "$node_dir/containerd" && go build -trimpath -tags no_btrfs \
+		-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+		-o "$bin_dir/$1.tmp" "github.com/containerd/containerd/v2/cmd/$1") && mv "$bin_dir/$1.tmp" "$bin_dir/$1"
+}
+build_pause() {
+	(cd "$node_dir/pause" && go build -trimpath -ldflags "-s -w" -o "$bin_dir/pause.tmp" .) &&
+		mv "$bin_dir/pause.tmp" "$bin_dir/pause"
+}
+
 total_start=$SECONDS
+if [[ $target == node ]]; then
+	for cmd in kubelet kube-proxy; do
+		timed_build "$cmd" build_kube "$cmd"
+	done
+	for cmd in containerd containerd-shim-runc-v2 ctr; do
+		timed_build "$cmd" build_containerd "$cmd"
+	done
+	timed_build pause build_pause
+	log "Node binaries ready in $bin_dir ($((SECONDS - total_start)) s)"
+	echo "$bin_dir"
+	exit 0
+fi
 timed_build etcd build_etcd
 for cmd in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 	timed_build "$cmd" build_kube "$cmd"

@@ -18,6 +18,9 @@ BINDING_PLURAL: Final = "phonebindings"
 BINDING_SINGULAR: Final = "phonebinding"
 BINDING_SHORT_NAMES: Final = ("pb",)
 
+JOB_KIND: Final = "PhoneJob"
+JOB_PLURAL: Final = "phonejobs"
+
 CLAIM_KIND: Final = "PhoneClaim"
 CLAIM_PLURAL: Final = "phoneclaims"
 CLAIM_SINGULAR: Final = "phoneclaim"
@@ -32,6 +35,10 @@ CATEGORY: Final = "phonefleet"
 
 #: Held by every binding until its pod is gone, its phone released and its claim deleted.
 FINALIZER: Final = "phonefleet.dev/release-phone"
+
+#: Held by every PhoneClaim until no worker pod of its holder is left: a claim deleted by hand
+#: then frees the phone only once the old worker is gone (docs/safety.md).
+CLAIM_FINALIZER: Final = "phonefleet.dev/worker-gone"
 
 # Labels: the recommended app.kubernetes.io set, plus our own for selecting by phone and binding.
 LABEL_NAME: Final = "app.kubernetes.io/name"
@@ -65,6 +72,9 @@ ADB_KEY_PORT: Final = "port"
 ADB_KEY_PASSWORD: Final = "password"  # noqa: S105 - the name of a key, not a password
 ADB_KEY_PHONE_ID: Final = "phoneId"
 ADB_KEY_UDID: Final = "udid"
+
+#: Key of the same Secret holding the binding's job token (the worker reads it as a file).
+JOB_TOKEN_KEY: Final = "jobToken"  # noqa: S105 - the name of a key, not a token
 
 ADB_MOUNT_PATH: Final = "/var/run/phonefleet/adb"
 

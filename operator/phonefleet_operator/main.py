@@ -17,13 +17,15 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, claims, pods, pools
+from phonefleet_operator.handlers import admission, bindings, jobs, pools, watches
+from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import (
     GeelarkSettings,
     InvalidSettings,
+    JobSettings,
     OperatorSettings,
     load_settings,
 )
@@ -33,28 +35,32 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, claims, pods, pools)
+_REGISTERED = (admission, bindings, jobs, pools, watches)
+
+#: The namespaces given with --namespace (empty: all), for the watches started at start-up.
+_NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(
-        bindings.WAKE_ID, claims.CLAIM_SEEN_ID, pods.POD_SEEN_ID, *pools.HANDLER_IDS
-    )
+    return QuietWatchHandlers(bindings.WAKE_ID, *pools.HANDLER_IDS, *jobs.QUIET_IDS)
 
 
 @kopf.on.startup()
-async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Load our settings once, tune kopf for many objects, and build the runtime."""
     try:
         operator_settings = load_settings(OperatorSettings)
         geelark_settings = load_settings(GeelarkSettings)
+        job_settings = load_settings(JobSettings)
     except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
-    runtime = Runtime.create(operator_settings, geelark_settings)
+    runtime = Runtime.create(operator_settings, geelark_settings, job_settings)
     memo.runtime = runtime
+    await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
     memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
+    watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))
     if operator_settings.webhook_enabled:
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
@@ -67,7 +73,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In a cluster its service account, elsewhere the kubeconfig (read at start-up)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return service_account_login(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()
@@ -208,6 +214,7 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
     except InvalidSettings as error:
         click.echo(f"phonefleet-operator: invalid settings: {error}", err=True)
         sys.exit(2)
+    _NAMESPACES[:] = namespaces
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s [%(name)s] %(message)s",

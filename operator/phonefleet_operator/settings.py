@@ -19,6 +19,7 @@ from .models import Resources
 __all__ = [
     "GeelarkSettings",
     "InvalidSettings",
+    "JobSettings",
     "OperatorSettings",
     "geelark_credentials_given",
     "load_settings",
@@ -261,6 +262,12 @@ class OperatorSettings(BaseSettings):
         le=65535,
         description="Port of the worker's /livez and /readyz endpoints.",
     )
+    worker_job_port: int = Field(
+        8090,
+        ge=1,
+        le=65535,
+        description="Port of the worker's job endpoint, where the operator delivers PhoneJobs.",
+    )
     run_as_user: int = Field(
         1000,
         ge=1,
@@ -418,8 +425,51 @@ class OperatorSettings(BaseSettings):
             "appium_port": self.appium_port,
             "appium_system_port": self.appium_system_port,
             "worker_probe_port": self.worker_probe_port,
+            "worker_job_port": self.worker_job_port,
             "adb server": 5037,
         }
         if len(set(ports.values())) != len(ports):
             raise ValueError(f"the pod's ports must all differ: {ports}")
         return self
+
+
+class JobSettings(BaseSettings):
+    """How the operator runs PhoneJobs (``PHONEFLEET_JOBS_*``); see docs/jobs.md."""
+
+    model_config = SettingsConfigDict(env_prefix="PHONEFLEET_JOBS_", extra="ignore")
+
+    token_key: SecretStr | None = Field(
+        None,
+        description=(
+            "Key the per-binding job tokens are derived from (32+ random bytes, hex). Unset: the "
+            "operator keeps one in the Secret named by key_secret, made at its first start."
+        ),
+    )
+    key_secret: str = Field(
+        "phonefleet-job-key", description="Secret (in operator_namespace) keeping the job key."
+    )
+    poll_seconds: float = Field(
+        2.0, gt=0, description="How often a running attempt is asked for its outcome."
+    )
+    idle_seconds: float = Field(
+        60.0, gt=0, description="Longest wait of a binding's job loop when nothing is due."
+    )
+    grace_seconds: float = Field(
+        30.0,
+        ge=0,
+        description=(
+            "Past an attempt's deadline, how long a silent worker is given before the attempt "
+            "counts as TimedOut (covers clock skew and the delivery's own timeout)."
+        ),
+    )
+    request_timeout_seconds: float = Field(
+        10.0, gt=0, description="Timeout of one call to a worker's job endpoint."
+    )
+    endpoint_overrides: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "TEST ONLY: namespace/binding -> base URL of its job endpoint, instead of the pod's "
+            "IP. The control-plane tests run real worker job servers on loopback because KWOK "
+            "pods do not run; never set this in a cluster."
+        ),
+    )

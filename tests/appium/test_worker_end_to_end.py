@@ -79,6 +79,7 @@ def make_settings(
         "adb_path": adb_server.adb_path,
         "probe_host": "127.0.0.1",
         "probe_port": 0,
+        "job_port": 0,
         "task_interval": 0.5,
         "device_check_interval": 0.5,
         "secret_poll_interval": 0.2,
@@ -182,6 +183,7 @@ def test_the_installed_command_gets_ready_against_the_fake_driver_and_exits_0_on
         "--appium-url", appium_url,
         "--adb-server", f"127.0.0.1:{adb_server.port}",
         "--probe-port", str(probe_port),
+        "--job-port", str(free_port()),
     ]  # fmt: skip
     env = {
         **os.environ,

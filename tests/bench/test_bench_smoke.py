@@ -66,8 +66,12 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
         "steadyCallsPerMinute",
         "peakRssMiB",
         "cpuSecondsConvergence",
+        "apiRequestsSteady",
     ):
         assert key in operator, key
+    assert {"total", "failedWrites"} <= set(operator["steadyRequestsPerBindingMinute"])
+    assert figures["geelarkFloor"]["seconds"] > 0
+    assert "steady API requests per binding per minute, by verb" in result.stdout
     assert set(operator["latencySeconds"]) == {"p50", "p95", "p99", "max"}
     assert figures["ceiling"]["converged"] == N
     assert figures["seedWay"]["measured"]["found"] == figures["seedWay"]["measured"]["assignments"]

@@ -7,6 +7,7 @@ Commands (``<server>`` is ``-P PORT`` for a local adb server, ``-H HOST -P PORT`
     adb <server> devices
     adb <server> -s IP:PORT shell glogin PASSWORD
     adb <server> -s IP:PORT shell getprop ro.gl.serialno
+    adb <server> -s IP:PORT push LOCAL REMOTE          (media files of jobs)
 
 Facts this module relies on (recorded from Debian's adb 1:29.0.6 unless marked "reported"):
 
@@ -240,6 +241,17 @@ class AdbClient:
                 f"getprop {name} on {serial} failed (exit {result.returncode}): {result.output!r}"
             )
         return result.stdout.strip()
+
+    def push(self, serial: str, local: str, remote: str) -> None:
+        """Copy the file ``local`` to ``remote`` on the device (``adb push``)."""
+        result = self._run("-s", serial, "push", local, remote)
+        raise_if_device_lost(result, serial)
+        if result.returncode != 0 or "error" in result.output.lower():
+            raise AdbError(
+                f"adb push to {remote} on {serial} failed (exit {result.returncode}): "
+                f"{result.output.strip()!r}"
+            )
+        log.info("Pushed %s to %s on %s", local, remote, serial)
 
     def _run(self, *args: str, secret: str | None = None) -> AdbResult:
         argv = self.command(*args)

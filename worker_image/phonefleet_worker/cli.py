@@ -85,6 +85,11 @@ def settings_from_options(
     help=described("Port of the /readyz and /livez endpoint.", "probe_port"),
 )
 @click.option(
+    "--job-port",
+    type=click.IntRange(0, 65535),
+    help=described("Port of the job endpoint (the operator delivers PhoneJobs).", "job_port"),
+)
+@click.option(
     "--system-port",
     type=click.IntRange(1024, 65535),
     help=described(

@@ -10,9 +10,10 @@
         │   ├── DeviceLost         the device is offline, unauthorized or gone
         │   ├── GloginFailed       Geelark's on-device login refused the password
         │   └── GloginRequired     the device answered "you should run glogin" (login expired)
-        └── AppiumError            the Appium side failed
-            ├── AppiumUnavailable  the server did not answer or could not create a session
-            └── SessionLost        the session died: deleted, timed out, UiAutomator2 crashed
+        ├── AppiumError            the Appium side failed
+        │   ├── AppiumUnavailable  the server did not answer or could not create a session
+        │   └── SessionLost        the session died: deleted, timed out, UiAutomator2 crashed
+        └── TaskHung               a task passed its deadline: cancelled, the session reopened
 
 A task may raise anything else: that fails the job, not the device, and the worker stays IDLE.
 Messages never contain the ADB password (``adb`` redacts it before raising).
@@ -33,6 +34,7 @@ __all__ = [
     "IdentityMismatch",
     "RecoverableError",
     "SessionLost",
+    "TaskHung",
     "WorkerError",
 ]
 
@@ -96,3 +98,7 @@ class AppiumUnavailable(AppiumError):
 
 class SessionLost(AppiumError):
     """The Appium session is gone (deleted, timed out, or its UiAutomator2 server died)."""
+
+
+class TaskHung(RecoverableError):
+    """A task passed its deadline: it was cancelled and the session is torn down and reopened."""

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-__all__ = ["Lifecycle", "Pacer", "StopRequested", "call_with_deadline"]
+__all__ = ["CallTimedOut", "Lifecycle", "Pacer", "StopRequested", "call_with_deadline"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,10 @@ T = TypeVar("T")
 
 class StopRequested(Exception):
     """Raised inside a step when the worker was asked to stop."""
+
+
+class CallTimedOut(Exception):
+    """Raised when a call given a deadline did not return in time (the call is abandoned)."""
 
 
 class Pacer(Protocol):
@@ -44,8 +48,9 @@ class Pacer(Protocol):
         """Record that the main loop turned (for ``/livez``)."""
         ...
 
-    def call(self, func: Callable[[], T], *, name: str) -> T:
-        """Run a long blocking call; give up on it (StopRequested) when a stop is requested."""
+    def call(self, func: Callable[[], T], *, name: str, deadline: float | None = None) -> T:
+        """Run a long blocking call; give up on it (StopRequested) when a stop is requested,
+        and (CallTimedOut) after ``deadline`` seconds when one is given."""
         ...
 
     @property
@@ -129,11 +134,14 @@ class Lifecycle:
                 return
             self._stop.wait(min(remaining, self._slice))
 
-    def call(self, func: Callable[[], T], *, name: str) -> T:
+    def call(self, func: Callable[[], T], *, name: str, deadline: float | None = None) -> T:
         """Run ``func`` in a helper thread and wait for it while beating and watching for a stop.
 
         On a stop the helper thread is abandoned (it is a daemon): the worker is exiting, and its
         shutdown quits the session and disconnects adb, which ends whatever the thread still does.
+        The beat goes on only until ``deadline`` (seconds): a hung call must not keep ``/livez``
+        green for the Appium client's full timeout. Past it, the thread is abandoned and
+        CallTimedOut raised; the caller then tears the session down, which ends the thread.
         """
         outcome: list[T] = []
         failure: list[BaseException] = []
@@ -148,12 +156,16 @@ class Lifecycle:
                 done.set()
 
         self.check()
+        ends = None if deadline is None else self._clock() + deadline
         threading.Thread(target=target, name=f"worker-{name}", daemon=True).start()
         while not done.wait(self._slice):
             self.beat()
             if self._stop.is_set():
                 log.info("Abandoned %s: the worker is stopping", name)
                 raise StopRequested(self._stop_reason)
+            if ends is not None and self._clock() >= ends and not done.is_set():
+                log.warning("Abandoned %s: it passed its deadline of %g s", name, deadline)
+                raise CallTimedOut(f"{name} passed its deadline of {deadline:g} s")
         self.beat()
         if failure:
             raise failure[0]

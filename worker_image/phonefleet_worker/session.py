@@ -13,7 +13,9 @@ What each state does:
 - APPIUM_READY: the session is open -> IDLE.
 - IDLE: watch the connection data (new data -> RECOVERING), check the device and its identity on an
   interval (glogin again when Geelark's login expired), hand out the next job -> JOB_RUNNING.
-- JOB_RUNNING: run the task; a lost session or device -> RECOVERING, other failures fail the job.
+- JOB_RUNNING: run the task under its deadline; a lost session or device -> RECOVERING, other
+  failures fail the job. A task that passes its deadline is cancelled and abandoned, and the
+  session is torn down (RECOVERING) so the next job starts on a clean one.
 - RECOVERING: quit the session, ``adb disconnect``, back off, read the connection data again.
 """
 
@@ -37,8 +39,9 @@ from phonefleet_worker.errors import (
     GloginRequired,
     IdentityMismatch,
     RecoverableError,
+    TaskHung,
 )
-from phonefleet_worker.lifecycle import Pacer, StopRequested, call_with_deadline
+from phonefleet_worker.lifecycle import CallTimedOut, Pacer, StopRequested, call_with_deadline
 from phonefleet_worker.states import TERMINAL_STATES, DeviceState, is_allowed
 from phonefleet_worker.tasks import Device, JobSource, Task, TaskContext, TaskResult
 
@@ -113,6 +116,7 @@ class DeviceSession:
         self._connection: AdbConnection | None = None
         self._driver: WebDriver | None = None
         self._job: Task | None = None
+        self._job_ends: float | None = None
         self._recovery_delay = 0.0
         self._next_secret_poll = 0.0
         self._next_device_check = 0.0
@@ -201,7 +205,11 @@ class DeviceSession:
                     f"Appium was not ready after {self._timings.appium_ready_timeout:g} s"
                 )
             self._pacer.sleep(self._timings.appium_poll)
-        driver = self._pacer.call(lambda: self._appium.open_session(serial), name="open-session")
+        driver = self._pacer.call(
+            lambda: self._appium.open_session(serial),
+            name="open-session",
+            deadline=self._timings.appium_ready_timeout,
+        )
         self._driver = driver
         self._move(S.APPIUM_READY, f"opened Appium session {driver.session_id} on {serial}")
 
@@ -248,10 +256,24 @@ class DeviceSession:
             stop=self._pacer.stop_event,
         )
         started = self._pacer.now()
+        deadline: float | None = getattr(job, "deadline_seconds", None)
         try:
-            result = self._pacer.call(lambda: job.run(context), name=f"task-{job.name}")
+            result = self._pacer.call(
+                lambda: job.run(context), name=f"task-{job.name}", deadline=deadline
+            )
         except StopRequested:
             raise
+        except CallTimedOut as exc:
+            cancel = getattr(job, "cancel", None)
+            if cancel is not None:
+                cancel()
+            message = f"task {job.name} passed its deadline of {deadline:g} s and was cancelled"
+            self._jobs.report(
+                TaskResult(job.name, ok=False, detail={"error": message, "timedOut": True}),
+                self._pacer.now(),
+            )
+            # A hung task may hold the driver: quit the session so the next job gets a clean one.
+            raise TaskHung(message) from exc
         except Exception as exc:
             fault = classify_failure(exc)
             message = str(fault) if fault is not None else first_line(exc)

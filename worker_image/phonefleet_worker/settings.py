@@ -48,6 +48,12 @@ class WorkerSettings(BaseSettings):
     probe_port: int = Field(default=8080, ge=0, le=65535)
     """The probe endpoint's port (0 picks a free one, for tests)."""
 
+    job_port: int = Field(default=8090, ge=0, le=65535)
+    """The job endpoint's port, where the operator delivers PhoneJobs (0 picks a free one)."""
+
+    job_token_file: Path | None = None
+    """The file holding the binding's job token; unset: ``jobToken`` in ``adb_secret_dir``."""
+
     system_port: int = Field(default=8200, ge=1024, le=65535)
     """UiAutomator2's systemPort: unique per Appium server on a host."""
 
@@ -108,6 +114,11 @@ class WorkerSettings(BaseSettings):
     def _check_adb_server(cls, value: str) -> str:
         split_adb_server(value)
         return value
+
+    @property
+    def job_token_path(self) -> Path:
+        """Where the job token is read from."""
+        return self.job_token_file or self.adb_secret_dir / "jobToken"
 
     @property
     def adb_server_host(self) -> str:

@@ -24,12 +24,16 @@ from phonefleet_worker.appium_gateway import (
 )
 from phonefleet_worker.backoff import Backoff
 from phonefleet_worker.connection import ConnectionSource, SecretDirConnectionSource
+from phonefleet_worker.job_desk import JobDesk, MediaPusher
+from phonefleet_worker.job_server import JobServer, token_from_file
 from phonefleet_worker.lifecycle import Lifecycle
+from phonefleet_worker.media import HttpMediaPusher
 from phonefleet_worker.metrics import MeteredJobs
 from phonefleet_worker.probes import ProbeServer
+from phonefleet_worker.registry import TaskRegistry
+from phonefleet_worker.report import readiness_report, write_termination_message
 from phonefleet_worker.session import DeviceSession, SessionTimings
 from phonefleet_worker.settings import WorkerSettings
-from phonefleet_worker.states import READY_STATES
 from phonefleet_worker.tasks import JobSource, PeriodicJobSource, build_task
 
 __all__ = ["Worker", "build_worker", "handle_signals", "run_worker"]
@@ -67,7 +71,13 @@ def build_worker(
         capabilities=capabilities or merged_capabilities(defaults, settings.appium_capabilities),
         command_timeout=settings.appium_command_timeout,
     )
-    return Worker(settings, adb=adb, appium=appium, lifecycle=lifecycle)
+    return Worker(
+        settings,
+        adb=adb,
+        appium=appium,
+        lifecycle=lifecycle,
+        media=HttpMediaPusher(adb),
+    )
 
 
 class Worker:
@@ -82,21 +92,29 @@ class Worker:
         lifecycle: Lifecycle,
         connections: ConnectionSource | None = None,
         jobs: JobSource | None = None,
+        registry: TaskRegistry | None = None,
+        media: MediaPusher | None = None,
     ) -> None:
         if not settings.phone_id:
             raise ValueError("a phone id is required: a worker drives only the phone it is given")
         self.settings = settings
         self.lifecycle = lifecycle
+        # Delivered PhoneJobs come first; the idle task runs while none waits.
+        self.desk = JobDesk(
+            registry or TaskRegistry.from_entry_points(),
+            idle=MeteredJobs(
+                jobs
+                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
+                tasks=[settings.task],
+            ),
+            media=media,
+        )
         self.session = DeviceSession(
             phone_id=settings.phone_id,
             adb=adb,
             appium=appium,
             connections=connections or SecretDirConnectionSource(settings.adb_secret_dir),
-            jobs=MeteredJobs(
-                jobs
-                or PeriodicJobSource(build_task(settings.task), interval=settings.task_interval),
-                tasks=[settings.task],
-            ),
+            jobs=self.desk,
             pacer=lifecycle,
             backoff=Backoff(
                 initial=settings.recovery_initial_delay, maximum=settings.recovery_max_delay
@@ -114,11 +132,21 @@ class Worker:
             readiness=self.readiness,
             liveness=self.liveness,
         )
+        self.job_server = JobServer(
+            host=settings.probe_host,
+            port=settings.job_port,
+            desk=self.desk,
+            token=token_from_file(settings.job_token_path),
+        )
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready while the Appium session is open."""
-        state = self.session.state
-        return state in READY_STATES, state.value
+        """Ready while the Appium session is open (a JSON body: state and reason).
+
+        JOB_RUNNING counts as ready because it cannot outlast the task's deadline: the session
+        runs every task through ``Lifecycle.call`` with that deadline, cancels it there and
+        reopens the session (RECOVERING, not ready), so a hung task cannot hold the pod Ready.
+        """
+        return readiness_report(self.session)
 
     def liveness(self) -> tuple[bool, str]:
         """Alive while the main loop turned within the liveness timeout."""
@@ -128,6 +156,7 @@ class Worker:
     def run(self) -> int:
         """Serve the probes and run the session until it stops; return the exit code."""
         self.probes.start()
+        self.job_server.start()
         log.info(
             "Started the worker for phone %s (connection data in %s, adb server %s, Appium at %s)",
             self.settings.phone_id,
@@ -138,7 +167,9 @@ class Worker:
         try:
             with handle_signals(self.lifecycle):
                 code = self.session.run()
+            write_termination_message(self.session)
         finally:
+            self.job_server.close()
             self.probes.close()
         log.info(
             "Stopped the worker for phone %s in state %s (exit code %d)",

@@ -65,17 +65,21 @@ def dev() -> None:
     show_default=True,
     help="How long a simulated phone takes to start.",
 )
+@click.option("--real-node", is_flag=True, help="Add a real node (root); else KWOK only.")
 @_STATE_DIR
-def up(phones: int, boot_seconds: float, state_dir: Path) -> None:
+def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> None:
     """Run the control plane and the simulator in the foreground until Ctrl+C."""
-    devenv = _test_bed("devenv")
+    node_devenv = _test_bed("node.devenv")
     stop = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stop
         stop = True
 
-    with devenv.DevEnvironment(phones=phones, boot_seconds=boot_seconds) as env:
+    environment = node_devenv.dev_environment(
+        real_node=real_node, echo=click.echo, phones=phones, boot_seconds=boot_seconds
+    )
+    with environment as env:
         env_file = state_dir / "env"
         env.write_env_file(env_file)
         click.echo(
@@ -105,7 +109,8 @@ def env(state_dir: Path) -> None:
 
 @dev.command()
 @click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
-def demo(keep: bool) -> None:
+@click.option("--real-node", is_flag=True, help="Run the worker pods for real (root); else KWOK.")
+def demo(keep: bool, real_node: bool) -> None:
     """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound."""
     demo_module = _test_bed("demo")
-    sys.exit(demo_module.run_demo(keep=keep, echo=click.echo))
+    sys.exit(demo_module.run_demo(keep=keep, echo=click.echo, real_node=real_node))

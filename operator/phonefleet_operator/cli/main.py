@@ -6,6 +6,7 @@ import click
 
 from phonefleet_operator.cli.bindings import bindings
 from phonefleet_operator.cli.dev import dev
+from phonefleet_operator.cli.jobs import jobs
 from phonefleet_operator.cli.phones import phones
 
 __all__ = ["cli"]
@@ -20,3 +21,4 @@ def cli() -> None:
 cli.add_command(bindings)
 cli.add_command(phones)
 cli.add_command(dev)
+cli.add_command(jobs)

@@ -8,24 +8,14 @@ import kopf
 
 from phonefleet_operator import constants as c
 from phonefleet_operator import telemetry
-from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.runtime import Runtime, waiter_of
 
-__all__ = ["WAKE_ID", "phone_waiters", "reconcile_binding", "release_binding", "wake_binding"]
+__all__ = ["WAKE_ID", "reconcile_binding", "release_binding", "wake_binding"]
 
 _RESOURCE = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 
-WaiterIndex = kopf.Index[str, BindingRef]
-
 #: kopf's id of the handler below (its success lines are filtered out of the log).
 WAKE_ID = "wake_binding"
-
-
-@kopf.index(*_RESOURCE)
-def phone_waiters(body: kopf.Body, **_: Any) -> dict[str, BindingRef] | None:
-    """Bindings waiting in Conflict, by the phone id they wait for (oldest-waiter rule)."""
-    found = waiter_of(body)
-    return {found[0]: found[1]} if found else None
 
 
 @kopf.daemon(*_RESOURCE, id="reconcile", cancellation_timeout=60, backoff=5)
@@ -34,13 +24,12 @@ async def reconcile_binding(
 ) -> None:
     """Run the binding's reconcile pass again and again, as soon as it asks or is woken."""
     runtime: Runtime = memo.runtime
-    waiting: WaiterIndex = kwargs["phone_waiters"]
     uid = body.metadata.uid or ""
     runtime.wakeups.register(uid)
     while not stopped:
-        # The index itself, not the waiters of status.phone.id: the pass looks them up once it
-        # knows the phone (a new binding has no id yet, a changed spec may name another phone).
-        delay = await runtime.reconcile(body, waiting)
+        # All waiters, not those of status.phone.id: the pass looks them up once it knows the
+        # phone (a new binding has no id yet, a changed spec may name another phone).
+        delay = await runtime.reconcile(body, runtime.waiters)
         if delay is None:
             return
         await runtime.wakeups.wait(uid, delay, stopped.wait)
@@ -56,15 +45,16 @@ def wake_binding(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     pass has seen yet. (A new binding has none recorded: its loop starts at once anyway.)
     """
     telemetry.bindings.saw(event)  # bindings by phase (docs/operations.md)
+    runtime: Runtime = memo.runtime
     if event["type"] == "DELETED":  # the object is gone: so is all we kept for it
-        memo.runtime.forget(event["object"])
+        runtime.forget(event["object"])
     if event["type"] not in ("ADDED", "MODIFIED"):
         return
     body = event["object"]
+    runtime.waiters.saw(body["metadata"]["uid"], waiter_of(body))
     generation = body["metadata"].get("generation")
     observed = (body.get("status") or {}).get("observedGeneration")
     if generation is not None and observed is not None and generation > observed:
-        runtime: Runtime = memo.runtime
         runtime.wakeups.wake(body["metadata"]["uid"])
 
 
@@ -75,8 +65,7 @@ async def release_binding(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> No
     The finalizer stays while the phone of a ``Stop`` binding cannot be stopped (kopf retries).
     """
     runtime: Runtime = memo.runtime
-    waiting: WaiterIndex = kwargs["phone_waiters"]
     phone_id = await runtime.release(body)
     if phone_id:
-        for waiter in waiting.get(phone_id, ()):
+        for waiter in runtime.waiters.get(phone_id, ()):
             runtime.wakeups.wake(waiter.uid)

@@ -1,27 +1,30 @@
-"""kopf handler of worker pods: keep the pods view current and wake a binding when its pod's
-readiness changes or the pod goes, instead of polling the API server for it."""
+"""What an event of the worker pods watch means: keep the pods view current and wake a binding
+when its pod's readiness changes or the pod goes, instead of polling the API server for it.
+
+The events come from our own watch (:mod:`phonefleet_operator.handlers.watches`), not from kopf:
+it reports the deletions a relist finds, which kopf's does not.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import kopf
-
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.reconcile import pod_is_ready
 from phonefleet_operator.services.runtime import Runtime
+from phonefleet_operator.services.worker_failure import worker_failure
 
-__all__ = ["POD_SEEN_ID", "worker_pod_seen"]
+__all__ = ["WORKER_PODS", "worker_pod_seen"]
 
-_WORKER_PODS = {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: c.COMPONENT_WORKER}
-
-#: kopf's id of the handler below (its success lines are filtered out of the log).
-POD_SEEN_ID = "worker_pod_seen"
+#: The labels of the pods the operator makes (the watch's label selector).
+WORKER_PODS = {c.LABEL_MANAGED_BY: c.MANAGED_BY, c.LABEL_COMPONENT: c.COMPONENT_WORKER}
 
 
-@kopf.on.event("", "v1", "pods", labels=_WORKER_PODS, id=POD_SEEN_ID)
-def worker_pod_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Record the pod's state; wake its binding when that state matters to the binding."""
+def worker_pod_seen(event: dict[str, Any], memo: Any, **_: Any) -> None:
+    """Record the pod's state; wake its binding when that state matters to the binding.
+
+    A pod deleted during a watch gap is reported (DELETED) with its metadata only.
+    """
     runtime: Runtime = memo.runtime
     pod: dict[str, Any] = dict(event["object"])
     metadata = pod["metadata"]
@@ -38,9 +41,11 @@ def worker_pod_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
 
 
 def _state(pod: dict[str, Any] | None) -> tuple[object, ...] | None:
-    """What a binding's pass reads from its pod: identity, phase, readiness, deletion."""
+    """What a binding's pass reads from its pod: identity, phase, readiness, deletion, and the
+    worker's reported failure."""
     if pod is None:
         return None
     metadata = pod["metadata"]
     phase = (pod.get("status") or {}).get("phase")
-    return metadata.get("uid"), phase, pod_is_ready(pod), bool(metadata.get("deletionTimestamp"))
+    deleting = bool(metadata.get("deletionTimestamp"))
+    return metadata.get("uid"), phase, pod_is_ready(pod), deleting, worker_failure(pod)

@@ -122,6 +122,33 @@ class KubeGateway:
             raise
         return True
 
+    async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
+        """Remove our finalizer from ``claim``, only if it is unchanged since it was read (its
+        resourceVersion); False when it changed or is gone. A deleted claim then goes."""
+        metadata = claim["metadata"]
+        kept = [f for f in metadata.get("finalizers") or () if f != c.CLAIM_FINALIZER]
+        patch = {
+            "metadata": {
+                "uid": metadata["uid"],
+                "resourceVersion": metadata["resourceVersion"],
+                "finalizers": kept or None,
+            }
+        }
+        try:
+            await self._call(
+                self._custom.patch_cluster_custom_object,
+                c.GROUP,
+                c.VERSION,
+                c.CLAIM_PLURAL,
+                metadata["name"],
+                patch,
+            )
+        except ApiException as error:
+            if is_not_found(error) or is_conflict(error):
+                return False
+            raise
+        return True
+
     async def list_claims(self) -> list[Obj]:
         """Every claim in the cluster."""
         result = await self._call(
@@ -141,6 +168,14 @@ class KubeGateway:
                 return None
             raise
         return pod
+
+    async def list_pods(self, label_selector: str) -> list[Obj]:
+        """The pods of every namespace that match ``label_selector``."""
+        result = await self._call(
+            self._core.list_pod_for_all_namespaces, label_selector=label_selector
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
 
     @count_creates(PODS_CREATED)
     async def create_pod(self, pod: Obj) -> bool:

@@ -1,4 +1,4 @@
-"""Pydantic models of our resources (bindings, claims, pools) and of the data rendered from them.
+"""Pydantic models of our resources (bindings, claims, jobs, pools) and of what we render.
 
 Models speak camelCase on the wire and snake_case in Python. Specs reject unknown keys, as the CRD
 schemas in ``crds/`` do (a test keeps the two in step); statuses ignore them.
@@ -12,6 +12,7 @@ from ._binding import (
     QUANTITY_PATTERN,
     ContainerOverrides,
     EnvVar,
+    JobsPolicy,
     NamespacedMeta,
     ObjectMeta,
     Phase,
@@ -33,6 +34,17 @@ from ._conditions import (
     rfc3339,
     set_condition,
 )
+from ._job import (
+    TASK_NAME_PATTERN,
+    Attempt,
+    AttemptOutcome,
+    ErrorClass,
+    JobMeta,
+    JobPhase,
+    PhoneJob,
+    PhoneJobSpec,
+    PhoneJobStatus,
+)
 from ._pool import (
     ImagePatterns,
     LabelSelector,
@@ -48,14 +60,21 @@ from ._pool import (
 
 __all__ = [
     "QUANTITY_PATTERN",
+    "TASK_NAME_PATTERN",
     "AdbConnection",
+    "Attempt",
+    "AttemptOutcome",
     "Condition",
     "ConditionStatus",
     "ConditionType",
     "ContainerOverrides",
     "EnvVar",
+    "ErrorClass",
     "Holder",
     "ImagePatterns",
+    "JobMeta",
+    "JobPhase",
+    "JobsPolicy",
     "LabelSelector",
     "LabelSelectorRequirement",
     "NamespaceSelector",
@@ -69,6 +88,9 @@ __all__ = [
     "PhoneClaim",
     "PhoneClaimSpec",
     "PhoneInfo",
+    "PhoneJob",
+    "PhoneJobSpec",
+    "PhoneJobStatus",
     "PhonePool",
     "PhonePoolSpec",
     "PhonePoolStatus",

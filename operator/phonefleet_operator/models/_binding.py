@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,7 @@ __all__ = [
     "QUANTITY_PATTERN",
     "ContainerOverrides",
     "EnvVar",
+    "JobsPolicy",
     "NamespacedMeta",
     "ObjectMeta",
     "Phase",
@@ -153,6 +155,31 @@ class ContainerOverrides(SpecModel):
         return env
 
 
+class JobsPolicy(SpecModel):
+    """How the binding's worker takes PhoneJobs."""
+
+    max_per_day: int | None = Field(
+        None,
+        ge=1,
+        description="Jobs started at most per calendar day in timeZone; unset: no cap.",
+    )
+    time_zone: str = Field(
+        "UTC",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone whose midnight starts a new day for maxPerDay, such as UTC.",
+    )
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC)") from None
+        return value
+
+
 class PhoneBindingSpec(SpecModel):
     """What a person asks for: run a worker for this one phone."""
 
@@ -183,6 +210,10 @@ class PhoneBindingSpec(SpecModel):
     appium: ContainerOverrides = Field(
         default_factory=ContainerOverrides,
         description="Overrides for the Appium server container.",
+    )
+    jobs: JobsPolicy = Field(
+        default_factory=JobsPolicy,
+        description="How the worker takes PhoneJobs: a daily cap and its time zone.",
     )
 
 

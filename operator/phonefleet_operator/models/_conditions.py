@@ -42,6 +42,9 @@ class ConditionType(StrEnum):
     """The PhonePools let this binding run its phone now (tenancy on); the reason names the rule."""
     POOL_ACCESS_REVOKED = "PoolAccessRevoked"
     """The binding's namespace lost access to its running phone's pool; it runs on meanwhile."""
+    ACCOUNT_HEALTHY = "AccountHealthy"
+    """No job reported the account unusable (banned, suspended, logged out) since a person last
+    cleared it; while False the binding's jobs are held."""
 
 
 class Condition(StatusModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..constants import API_VERSION, CLAIM_KIND, COMPONENT_CLAIM
+from ..constants import API_VERSION, CLAIM_FINALIZER, CLAIM_KIND, COMPONENT_CLAIM
 from ..models import Holder, PhoneBinding, PhoneClaimSpec
 from ._labels import object_labels
 from ._names import claim_name
@@ -18,6 +18,8 @@ def build_claim(binding: PhoneBinding, phone_id: str, serial_name: str) -> dict[
     It has no owner reference (a cluster-scoped object cannot be owned by a namespaced one); the
     operator deletes it on release, and labels name the binding for ``kubectl get -l``. It records
     the binding's releasePolicy, which the orphan sweep applies once the binding is gone.
+    Its finalizer keeps a claim deleted by hand in place until the holder's worker pod is gone,
+    so that the next holder's create fails until then (docs/safety.md).
     """
     spec = PhoneClaimSpec(
         phone_id=phone_id,
@@ -33,6 +35,7 @@ def build_claim(binding: PhoneBinding, phone_id: str, serial_name: str) -> dict[
             "labels": object_labels(
                 binding, component=COMPONENT_CLAIM, phone_id=phone_id, with_namespace=True
             ),
+            "finalizers": [CLAIM_FINALIZER],
         },
         "spec": spec.to_dict(),
     }

@@ -26,6 +26,7 @@ _APPIUM_TMP_VOLUME = "appium-tmp"
 _APPIUM_ANDROID_VOLUME = "appium-android"
 _APPIUM_PORT_NAME = "appium"
 _PROBE_PORT_NAME = "probe"
+_JOB_PORT_NAME = "jobs"
 # Owner and group may read the Secret's files (the pod's fsGroup is the worker's group), no other.
 _SECRET_FILE_MODE = 0o440
 
@@ -114,6 +115,9 @@ def _appium_container(overrides: ContainerOverrides, settings: OperatorSettings)
             str(settings.appium_port),
             "--log-no-colors",
             "--log-timestamp",
+            # Appium refuses to start unless APPIUM_HOME is writable, which a read-only root
+            # filesystem never is (found by the test bed's real node); it only reads it here.
+            "--no-perms-check",
             *overrides.args,
         ],
         "env": _merge_env([{"name": "HOME", "value": settings.appium_home}], overrides.env),
@@ -157,6 +161,8 @@ def _worker_container(
             str(settings.worker_probe_port),
             "--system-port",
             str(settings.appium_system_port),
+            "--job-port",
+            str(settings.worker_job_port),
             *overrides.args,
         ],
         # The root filesystem is read-only; adb keeps its key under $HOME/.android.
@@ -166,7 +172,9 @@ def _worker_container(
                 "name": _PROBE_PORT_NAME,
                 "containerPort": settings.worker_probe_port,
                 "protocol": "TCP",
-            }
+            },
+            # The operator delivers PhoneJobs here; the job token in the mounted Secret guards it.
+            {"name": _JOB_PORT_NAME, "containerPort": settings.worker_job_port, "protocol": "TCP"},
         ],
         # Liveness counts only after startup, so a slow start is not mistaken for a hang.
         "startupProbe": _http_probe("/livez", _PROBE_PORT_NAME, period=2, timeout=2, failures=30),

@@ -11,6 +11,7 @@ from phonefleet_operator.errors import PhoneNotReady
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.models import AdbConnection, PhoneBinding, rfc3339
 from phonefleet_operator.render import adb_secret_name, build_adb_secret
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.ports import Kube, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
@@ -21,10 +22,17 @@ __all__ = ["AdbStep"]
 class AdbStep:
     """Provisions each binding's ADB Secret; shared by every binding of the operator."""
 
-    def __init__(self, power: PhonePower, kube: Kube, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        power: PhonePower,
+        kube: Kube,
+        settings: OperatorSettings,
+        job_tokens: JobTokens | None = None,
+    ) -> None:
         self._power = power
         self._kube = kube
         self._settings = settings
+        self._job_tokens = job_tokens or JobTokens()
         # When ADB was last switched on, per phone (in memory: a restart asks once more).
         self._enabled_at: dict[str, float] = {}
 
@@ -48,7 +56,8 @@ class AdbStep:
         connection = AdbConnection(
             ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
         )
-        await self._kube.put_secret(build_adb_secret(binding, connection))
+        token = self._job_tokens.token_for(binding.namespace, binding.name, binding.uid)
+        await self._kube.put_secret(build_adb_secret(binding, connection, token))
         report.phone(adb_provisioned_at=rfc3339(report.now))
         report.event(
             "ProvisionedAdb",

@@ -5,17 +5,30 @@ that decides who holds a phone; the API server lets exactly one create succeed. 
 here (the oldest-waiter rule, orphan release) only decides *when* to try, never *whether* two can
 hold it. A claim records the holder's releasePolicy, so that the orphan sweep, which runs when
 the holder is gone, still stops the phone of a ``Stop`` binding.
+
+Each claim carries the finalizer ``phonefleet.dev/worker-gone``, removed only once no worker pod
+of its holder is left: a claim deleted by hand keeps the phone locked (the next holder's create
+fails) until the old worker is gone from the API server, so two workers never drive one phone.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from phonefleet_operator.constants import (
+    CLAIM_FINALIZER,
+    COMPONENT_WORKER,
+    LABEL_COMPONENT,
+    LABEL_MANAGED_BY,
+    LABEL_PHONE_ID,
+    MANAGED_BY,
+)
 from phonefleet_operator.errors import PhonefleetError, PhoneNotFound, TemporaryFault
 from phonefleet_operator.models import PhoneBinding, rfc3339
+from phonefleet_operator.render import label_value
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import Kube, PhonePower
 
@@ -24,6 +37,7 @@ __all__ = [
     "ClaimResult",
     "ClaimService",
     "binding_ref",
+    "deleting",
     "holder_of",
     "release_policy_of",
 ]
@@ -59,18 +73,28 @@ def binding_ref(binding: PhoneBinding) -> BindingRef:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """The outcome of one attempt: held, or held by someone else (``holder``)."""
+    """The outcome of one attempt: held, or held by someone else (``holder``).
+
+    ``deleted``: this binding's claim was deleted by hand; the binding removes its pod, then
+    lets the claim go (:meth:`ClaimService.release`) and waits for the phone like any other.
+    """
 
     held: bool
     holder: str | None = None
     created: bool = False
     waiting_behind: str | None = None
+    deleted: bool = False
 
 
 def holder_of(claim: Mapping[str, Any]) -> tuple[str, str, str]:
     """(namespace, name, uid) of the binding a claim records as its holder."""
     holder = claim.get("spec", {}).get("holder", {})
     return holder.get("namespace", ""), holder.get("name", ""), holder.get("uid", "")
+
+
+def deleting(claim: Mapping[str, Any]) -> bool:
+    """The claim was deleted and waits for its finalizers: nobody may use it any more."""
+    return bool(claim.get("metadata", {}).get("deletionTimestamp"))
 
 
 def release_policy_of(claim: Mapping[str, Any]) -> str:
@@ -87,11 +111,15 @@ class ClaimService:
         observed: ObservedClaims | None = None,
         *,
         power: PhonePower | None = None,
+        known_alive: Callable[[str], bool] = lambda uid: False,
     ) -> None:
         self._kube = kube
         self._observed = observed if observed is not None else ObservedClaims()
         # Stops the phones of orphaned claims whose policy is Stop (without it they are kept).
         self._power = power
+        # Whether a binding uid is one whose loop runs here (so it exists): the orphan sweep
+        # then reads no binding for its claim (a fleet at rest reads none).
+        self._known_alive = known_alive
 
     async def acquire(
         self,
@@ -140,10 +168,12 @@ class ClaimService:
             return None
         namespace, name, uid = holder_of(claim)
         if uid == me.uid:
-            return ClaimResult(held=True)
+            return ClaimResult(held=not deleting(claim), deleted=deleting(claim))
         if await self._holder_alive(namespace, name, uid):
             return ClaimResult(held=False, holder=f"{namespace}/{name}")
-        await self._release_orphan(phone_id, claim)
+        if not await self._release_orphan(phone_id, claim):
+            # Its holder's worker is still terminating (or the claim changed): not free yet.
+            return ClaimResult(held=False, holder=f"{namespace}/{name}")
         return None
 
     async def _create(self, me: BindingRef, claim_manifest: dict[str, Any]) -> bool:
@@ -163,30 +193,67 @@ class ClaimService:
             # ours is given up on this answer; the next pass tries again.
             raise TemporaryFault(f"The claim on phone {phone_id} changed while taking it", delay=1)
         namespace, name, uid = holder_of(claim)
-        return ClaimResult(
-            held=uid == me.uid, holder=None if uid == me.uid else f"{namespace}/{name}"
-        )
+        if uid == me.uid:
+            return ClaimResult(held=not deleting(claim), deleted=deleting(claim))
+        return ClaimResult(held=False, holder=f"{namespace}/{name}")
 
     async def holds(self, me: BindingRef, phone_id: str) -> bool:
         """Whether ``me`` holds the claim on ``phone_id`` right now: a read, never the view.
 
-        What it reads also corrects the view, so that a pass after a claim was lost behind the
-        watch's back sees the loss without waiting for the event.
+        A claim of ``me`` deleted by hand still counts: its finalizer keeps every other binding
+        off the phone until ``me`` lets it go. What it reads also corrects the view, so that a
+        pass after a claim was lost behind the watch's back sees the loss without waiting for
+        the event.
         """
         claim = await self._kube.get_claim(phone_id)
         self._observed.refresh(phone_id, claim)
         return claim is not None and holder_of(claim)[2] == me.uid
 
     async def release(self, me: BindingRef, phone_id: str) -> bool:
-        """Delete the claim if ``me`` holds it; True when a claim of ours was deleted."""
+        """Delete the claim if ``me`` holds it, finalizer included; True when a claim of ours
+        was let go.
+
+        Only for callers that have seen the API server report ``me``'s worker pod gone: the
+        finalizer is what keeps the next holder waiting for that.
+        """
         claim = await self._kube.get_claim(phone_id)
         if claim is None or holder_of(claim)[2] != me.uid:
             return False
-        deleted = await self._kube.delete_claim(phone_id, claim["metadata"]["uid"])
-        if deleted:
-            self._observed.gone(phone_id)
-            log.info("Deleted PhoneClaim %s of %s", phone_id, me.key)
-        return deleted
+        if not await self._let_go(phone_id, claim):
+            return False
+        self._observed.gone(phone_id)
+        log.info("Deleted PhoneClaim %s of %s", phone_id, me.key)
+        return True
+
+    async def _let_go(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
+        """Remove our finalizer (as of the claim's resourceVersion), then delete the claim if
+        nobody has yet; False when the claim changed or went meanwhile."""
+        finalizers = claim["metadata"].get("finalizers") or ()
+        if CLAIM_FINALIZER in finalizers and not await self._kube.drop_claim_finalizer(claim):
+            return False
+        if deleting(claim):
+            return True  # deleted by hand: without the finalizer it is gone now
+        return await self._kube.delete_claim(phone_id, claim["metadata"]["uid"])
+
+    async def _worker_left(self, phone_id: str) -> bool:
+        """Whether any worker pod of ``phone_id`` still exists (terminating ones count: their
+        worker may still drive the phone), in any namespace: a read, never the view."""
+        selector = ",".join(
+            (
+                f"{LABEL_MANAGED_BY}={MANAGED_BY}",
+                f"{LABEL_COMPONENT}={COMPONENT_WORKER}",
+                f"{LABEL_PHONE_ID}={label_value(phone_id)}",
+            )
+        )
+        pods = await self._kube.list_pods(selector)
+        if pods:
+            log.info(
+                "Kept PhoneClaim %s: worker Pod %s/%s of the phone is not gone yet",
+                phone_id,
+                pods[0]["metadata"].get("namespace"),
+                pods[0]["metadata"].get("name"),
+            )
+        return bool(pods)
 
     async def release_orphans(self) -> list[str]:
         """Release every claim whose holder no longer exists, as its releasePolicy says.
@@ -194,12 +261,13 @@ class ClaimService:
         With ``Stop`` (the default, and what a claim without a recorded policy gets) the phone is
         stopped first and the claim deleted only once Geelark confirmed the stop: a claim that
         cannot be released that way stays, and the next sweep tries again. Returns the phone ids
-        whose claims were deleted.
+        whose claims were deleted. A claim whose holder's loop runs in this operator is not
+        checked with a read: the binding exists.
         """
         released = []
         for claim in await self._kube.list_claims():
             namespace, name, uid = holder_of(claim)
-            if await self._holder_alive(namespace, name, uid):
+            if (uid and self._known_alive(uid)) or await self._holder_alive(namespace, name, uid):
                 continue
             phone_id = claim["metadata"]["name"]
             try:
@@ -219,7 +287,13 @@ class ClaimService:
         return released
 
     async def _sweep(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
-        """Apply the orphan's releasePolicy, then delete it; True when it was deleted."""
+        """Apply the orphan's releasePolicy, then delete it; True when it was deleted.
+
+        Nothing happens while a worker pod of the phone is left (a force-deleted binding's pod
+        goes by garbage collection, after the binding): the next sweep looks again.
+        """
+        if await self._worker_left(phone_id):
+            return False
         if release_policy_of(claim) == "Stop":
             if self._power is None:
                 raise PhonefleetError("no Geelark client to stop phones with")
@@ -234,15 +308,21 @@ class ClaimService:
                 log.info("Phone %s of an orphaned PhoneClaim is gone from Geelark", phone_id)
             else:
                 log.info("Stopped phone %s of an orphaned PhoneClaim", phone_id)
-        return await self._release_orphan(phone_id, claim)
+        return await self._drop_orphan(phone_id, claim)
 
     async def _holder_alive(self, namespace: str, name: str, uid: str) -> bool:
         binding = await self._kube.get_binding(namespace, name) if namespace and name else None
         return binding is not None and binding["metadata"].get("uid") == uid
 
     async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
+        """Delete an orphan once no worker pod of its phone is left; True when it went."""
+        if await self._worker_left(phone_id):
+            return False
+        return await self._drop_orphan(phone_id, claim)
+
+    async def _drop_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         namespace, name, _ = holder_of(claim)
-        if not await self._kube.delete_claim(phone_id, claim["metadata"]["uid"]):
+        if not await self._let_go(phone_id, claim):
             return False
         self._observed.gone(phone_id)
         log.warning(

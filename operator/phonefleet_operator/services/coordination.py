@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["BindingLocks", "Wakeups"]
+from phonefleet_operator.services.claims import BindingRef
+
+__all__ = ["BindingLocks", "Waiters", "Wakeups"]
 
 
 @dataclass
@@ -97,5 +99,55 @@ class Wakeups:
         """Drop the event of a binding that is gone."""
         self._events.pop(uid, None)
 
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._events
+
     def __len__(self) -> int:
         return len(self._events)
+
+
+@dataclass
+class Waiters(Mapping[str, tuple[BindingRef, ...]]):
+    """Bindings waiting in Conflict, by the phone id they wait for, oldest first.
+
+    Kept from the bindings' watch events, not in a kopf index: kopf's object workers wait for an
+    index to have seen every object before they run any other handler, and they hold their slot
+    while they wait, so an operator that started among more bindings than its worker limit (100)
+    never ran a handler at all. This map only decides who *tries* first for a free phone; the
+    claim's create decides who holds it.
+    """
+
+    _by_phone: dict[str, dict[str, BindingRef]] = field(default_factory=dict)
+    _phone_of: dict[str, str] = field(default_factory=dict)
+
+    def saw(self, uid: str, waiting: tuple[str, BindingRef] | None) -> None:
+        """The binding ``uid`` now waits for a phone (``(phone id, who)``), or for none."""
+        self.gone(uid)
+        if waiting is not None:
+            phone_id, who = waiting
+            self._by_phone.setdefault(phone_id, {})[uid] = who
+            self._phone_of[uid] = phone_id
+
+    def gone(self, uid: str) -> None:
+        """The binding ``uid`` waits for nothing (any more)."""
+        phone_id = self._phone_of.pop(uid, None)
+        if phone_id is None:
+            return
+        waiting = self._by_phone.get(phone_id, {})
+        waiting.pop(uid, None)
+        if not waiting:
+            self._by_phone.pop(phone_id, None)
+
+    def __getitem__(self, phone_id: str) -> tuple[BindingRef, ...]:
+        return tuple(sorted(self._by_phone[phone_id].values()))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_phone)
+
+    def __len__(self) -> int:
+        return len(self._by_phone)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__

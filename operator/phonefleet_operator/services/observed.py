@@ -1,14 +1,16 @@
 """What the operator's watches last reported about claims and worker pods.
 
-kopf already streams every PhoneClaim and every phonefleet pod to the operator; keeping the latest
-of each saves the reconcile passes one GET per pass (a thousand bindings polling their pod made
-two thousand pod reads and five thousand claim reads to converge, ``make bench``).
+The operator's own watches (``k8s/watch.py``, started by ``handlers/watches.py``) stream every
+PhoneClaim and every worker pod; keeping the latest of each saves the reconcile passes their
+GETs (a thousand bindings polling their pod made two thousand pod reads and five thousand claim
+reads to converge, and a fleet at rest read each claim and pod once a minute, ``make bench``).
 
-These views may lag the API server by a watch event, so they are used only where a stale answer
-is harmless: "this binding holds its claim" (the claim was created by it; a deletion arrives as
-an event that wakes the holder) and "the pod looks like this" (a newer state arrives as an event
-that wakes the binding). Anything that decides to stop a phone or create a claim still asks the
-API server.
+These views may lag the API server by a watch event, but they miss no deletion: a watch that
+lists again after a gap reports the objects gone from the list. So they are used where a
+briefly stale answer is harmless: "this binding holds its claim" (the claim was created by it; a
+deletion arrives as an event that wakes the holder) and "the pod looks like this" (a newer state
+arrives as an event that wakes the binding). Anything that decides to stop a phone or create a
+claim still asks the API server.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from phonefleet_operator.constants import ANNOTATION_SPEC_HASH
+from phonefleet_operator.constants import ANNOTATION_SPEC_HASH, CONTAINER_WORKER
 
 __all__ = ["ObservedClaims", "ObservedPods"]
 
@@ -33,7 +35,9 @@ class ObservedClaims:
     def saw(self, claim: Mapping[str, Any]) -> None:
         """A claim was added or changed (or created by us)."""
         holder = (claim.get("spec") or {}).get("holder") or {}
-        self._holders[claim["metadata"]["name"]] = str(holder.get("uid", ""))
+        # A claim deleted by hand is nobody's any more: passes read it (services/claims.py).
+        held = not claim["metadata"].get("deletionTimestamp")
+        self._holders[claim["metadata"]["name"]] = str(holder.get("uid", "")) if held else ""
 
     def gone(self, phone_id: str) -> None:
         """The claim on ``phone_id`` was deleted."""
@@ -113,9 +117,16 @@ def _essentials(pod: Mapping[str, Any]) -> Obj:
         "metadata": kept,
         "status": {
             "phase": status.get("phase"),
+            "podIP": status.get("podIP"),  # where the operator delivers PhoneJobs
             "conditions": [
                 {k: item.get(k) for k in ("type", "status", "lastTransitionTime")}
                 for item in status.get("conditions") or ()
+            ],
+            # The worker's own words on why it stopped (services.worker_failure reads them).
+            "containerStatuses": [
+                {key: item.get(key) or {} for key in ("name", "state", "lastState")}
+                for item in status.get("containerStatuses") or ()
+                if item.get("name") == CONTAINER_WORKER
             ],
         },
     }

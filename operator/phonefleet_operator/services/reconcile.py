@@ -36,7 +36,13 @@ from phonefleet_operator.models import (
 from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.admission import spec_problems
-from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
+from phonefleet_operator.services.claims import (
+    BindingRef,
+    ClaimResult,
+    ClaimService,
+    binding_ref,
+)
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import POWER_TEXT, PowerStep
@@ -66,6 +72,7 @@ class BindingReconciler:
         pods: ObservedPods | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tenancy: Tenancy | NoTenancy | None = None,
+        job_tokens: JobTokens | None = None,
     ) -> None:
         self._tenancy = tenancy or NoTenancy()
         self._directory = directory
@@ -75,7 +82,7 @@ class BindingReconciler:
         self._settings = settings
         self._clock = clock
         self._powers = PowerStep(power, settings)
-        self._adb = AdbStep(power, kube, settings)
+        self._adb = AdbStep(power, kube, settings, job_tokens)
         self._worker_pods = WorkerPodStep(
             kube, pods if pods is not None else ObservedPods(), self._adb, settings
         )
@@ -187,30 +194,9 @@ class BindingReconciler:
             phone.id,
             build_claim(binding, phone.id, phone.serial_name),
             waiters.get(phone.id, ()),
-            trust_view=not self._periodic(binding),
         )
         if not claim.held:
-            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
-            await self._remove_pod(binding, report, why="the phone is not held by this binding")
-            other = claim.holder or claim.waiting_behind
-            # Another namespace's binding is never named (tenants must not learn of each other).
-            shown = conflict_for_reader(binding.namespace, other) if other else None
-            holder = shown or "another binding"
-            report.status.conflict_with = shown
-            report.condition(
-                ConditionType.CLAIMED,
-                "False",
-                "HeldByAnother",
-                f"Phone {phone.id} is held by {holder}",
-            )
-            report.phase(
-                Phase.CONFLICT,
-                "Conflict",
-                f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
-                "this binding takes it when that one goes",
-                warning=True,
-            )
-            return s.conflict_recheck_seconds
+            return await self._not_held(binding, phone, claim, report)
         report.status.conflict_with = None
         if claim.created:
             report.event("Claimed", f"Created PhoneClaim {phone.id}")
@@ -221,6 +207,35 @@ class BindingReconciler:
         if binding.spec.suspend:
             return await self._release.suspend(binding, phone, report)
         return await self._run(binding, phone, report)
+
+    async def _not_held(
+        self, binding: PhoneBinding, phone: Phone, claim: ClaimResult, report: Report
+    ) -> float:
+        """Another binding holds the phone (or this one's claim was deleted by hand): no pod."""
+        s = self._settings
+        await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
+        await self._remove_pod(binding, report, why="the phone is not held by this binding")
+        if claim.deleted:  # by hand: it goes once this binding's worker is gone
+            return await self._release.claim_deleted(binding, phone.id, report)
+        other = claim.holder or claim.waiting_behind
+        # Another namespace's binding is never named (tenants must not learn of each other).
+        shown = conflict_for_reader(binding.namespace, other) if other else None
+        holder = shown or "another binding"
+        report.status.conflict_with = shown
+        report.condition(
+            ConditionType.CLAIMED,
+            "False",
+            "HeldByAnother",
+            f"Phone {phone.id} is held by {holder}",
+        )
+        report.phase(
+            Phase.CONFLICT,
+            "Conflict",
+            f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
+            "this binding takes it when that one goes",
+            warning=True,
+        )
+        return s.conflict_recheck_seconds
 
     async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
         """The phone the spec names; a phone already bound stays bound by its id (renames)."""
@@ -296,21 +311,10 @@ class BindingReconciler:
             "PhoneRunning",
             f"Phone {phone.id} runs and its ADB endpoint is provisioned",
         )
-        return await self._worker_pods.ensure(
-            binding, phone, report, trust_view=not self._periodic(binding)
-        )
+        return await self._worker_pods.ensure(binding, phone, report, trust_view=True)
 
     async def _drop_adb_secret(self, binding: PhoneBinding, report: Report) -> None:
         await self._adb.drop_secret(binding, report)
-
-    @staticmethod
-    def _periodic(binding: PhoneBinding) -> bool:
-        """A Running binding's pass: it reads its claim and pod from the API server.
-
-        The watch views can miss a deletion (kopf relists after a watch gap but reports no
-        deletions), so the once-a-minute check of a Running binding does not rely on them.
-        """
-        return binding.status.phase == Phase.RUNNING
 
     def _bound(self, report: Report, reason: str, message: str) -> None:
         report.phase(Phase.BOUND, reason, message)

@@ -162,6 +162,33 @@ class Release:
             await self._claims.release(me, phone_id)
         return True
 
+    async def claim_deleted(self, binding: PhoneBinding, phone_id: str, report: Report) -> float:
+        """The holder's side of a claim deleted by hand (its pod removal already asked for).
+
+        The claim's finalizer goes only once a read shows the binding's worker pod gone from
+        the API server (not merely terminating); until then no other binding can create a
+        claim on the phone. Then the binding waits for the phone like any other.
+        """
+        s = self._settings
+        name = pod_name(binding.name)
+        report.status.conflict_with = None
+        if await self._kube.get_pod(binding.namespace, name) is not None:
+            message = (
+                f"The PhoneClaim of phone {phone_id} was deleted: it is released once Pod "
+                f"{name} is gone"
+            )
+            delay = s.pod_poll_seconds
+        else:
+            await self._claims.release(binding_ref(binding), phone_id)
+            message = (
+                f"The PhoneClaim of phone {phone_id} was deleted and its worker is gone: this "
+                "binding takes the phone again when it is free"
+            )
+            delay = s.conflict_recheck_seconds  # the claim's deletion wakes it sooner
+        report.condition(ConditionType.CLAIMED, "False", "ClaimDeleted", message)
+        report.phase(Phase.CONFLICT, "ClaimDeleted", message)
+        return delay
+
     # ------------------------------------------------------------------ on deletion
 
     async def finalize(

@@ -19,13 +19,15 @@ from phonefleet_operator.models import Phase, PhoneBinding
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
-from phonefleet_operator.services.coordination import BindingLocks, Wakeups
+from phonefleet_operator.services.coordination import BindingLocks, Waiters, Wakeups
 from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
-from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 from phonefleet_operator.telemetry import reconcile_pass
 
 __all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
@@ -76,13 +78,20 @@ class Runtime:
     observed_pods: ObservedPods
     tenancy: Tenancy
     wakeups: Wakeups
+    jobs: JobService
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
+    waiters: Waiters = field(default_factory=Waiters)
     _sweeper: asyncio.Task[None] | None = None
     _sweep_failures: int = 0
 
     @classmethod
-    def create(cls, settings: OperatorSettings, geelark: GeelarkSettings) -> Runtime:
+    def create(
+        cls,
+        settings: OperatorSettings,
+        geelark: GeelarkSettings,
+        job_settings: JobSettings | None = None,
+    ) -> Runtime:
         """Build the runtime; no I/O happens until the first handler runs."""
         health = GeelarkHealth()
         client = RecordedGeelarkClient(geelark, health)
@@ -94,8 +103,17 @@ class Runtime:
         )
         kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
-        claims = ClaimService(kube, observed_claims, power=phones)
+        tokens = JobTokens()
+        jobs = JobService.create(
+            kube=kube,
+            caller=caller,
+            tokens=tokens,
+            pods=observed_pods,
+            settings=job_settings,
+            operator=settings,
+        )
         wakeups = Wakeups()
+        claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
         tenancy = build_tenancy(
             caller=caller,
             inventory=inventory,
@@ -105,6 +123,7 @@ class Runtime:
             wake=wakeups.wake,
         )
         reconciler = BindingReconciler(
+            job_tokens=tokens,
             directory=inventory,
             power=phones,
             kube=kube,
@@ -128,6 +147,7 @@ class Runtime:
             observed_pods,
             tenancy,
             wakeups,
+            jobs,
             health,
         )
 
@@ -204,6 +224,7 @@ class Runtime:
         uid = str((body.get("metadata") or {}).get("uid", ""))
         phone_id = ((body.get("status") or {}).get("phone") or {}).get("id")
         self.wakeups.forget(uid)
+        self.waiters.gone(uid)
         self.reconciler.forget(uid, phone_id)
 
     def tracked(self) -> dict[str, int]:
@@ -212,6 +233,7 @@ class Runtime:
         return {
             "locks": len(self.locks),
             "wakeups": len(self.wakeups),
+            "waiters": len(self.waiters),
             **self.reconciler.tracked(),
             "observedPods": len(self.observed_pods),
             "observedClaims": len(self.observed_claims),
@@ -315,6 +337,7 @@ class Runtime:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        await self.jobs.close()
         await self.tenancy.close()
         await self.phones.aclose()
         await self.geelark.close()

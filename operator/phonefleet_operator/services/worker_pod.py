@@ -1,9 +1,10 @@
 """The pod step of a pass: one worker pod per binding, replaced when its spec changes, and a
 worker that stays not ready detected as stuck.
 
-The pods watch (``ObservedPods``) keeps each pod's latest state and wakes the binding when it
-changes, so a pass reads its pod from the view; a Running binding's periodic pass reads it from
-the API server, since the view can miss a deletion.
+The pods watch (``ObservedPods``, fed by :mod:`phonefleet_operator.k8s.watch`) keeps each pod's
+latest state and wakes the binding when it changes, so a pass reads its pod from the view. The
+watch learns deletions that happened during a watch gap when it lists again, so a Running
+binding's periodic pass trusts the view too: a fleet at rest reads no pod.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.worker_failure import worker_failure
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["WorkerPodStep", "next_periodic_check", "pod_is_ready"]
@@ -57,18 +59,23 @@ class WorkerPodStep:
     ) -> float:
         """Bring the binding's pod to the desired state; the seconds until the next pass.
 
-        With ``trust_view`` the pod is taken from the pods view, unless the view has said
-        nothing new about it for longer than ``pod_poll_seconds``: the watch reports changes
-        only, so a pass that waited that long on it asks the API server (a missed DELETED event
-        would otherwise keep a binding "replacing" its pod forever). A pod the view has not
-        shown is created at once and read only if the create says one exists.
+        With ``trust_view`` the pod is taken from the pods view. A pod in transition (not ready,
+        or terminating) of which the view has said nothing new for longer than
+        ``pod_poll_seconds`` is read from the API server: a binding waiting on such a pod does
+        not wait on the watch's next relist. A ready pod is trusted (a fleet at rest reads
+        nothing). A pod the view has not shown is created at once and read only if the
+        create says one exists.
         """
         s = self._settings
         desired = build_pod(binding, phone.id, s)
         namespace, name = binding.namespace, desired["metadata"]["name"]
         report.status.pod_name = name
         live = self._pods.get(namespace, name) if trust_view else None
-        if live is not None and self._pods.age(namespace, name) >= s.pod_poll_seconds:
+        if (
+            live is not None
+            and _in_transition(live)
+            and self._pods.age(namespace, name) >= s.pod_poll_seconds
+        ):
             live = await self._read(namespace, name)
         if live is None and await self._kube.create_pod(desired):
             report.event("CreatedPod", f"Created Pod {name}")
@@ -137,10 +144,11 @@ class WorkerPodStep:
             )
             report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
             return s.pod_poll_seconds
-        report.condition(
-            ConditionType.WORKER_READY, "False", "PodNotReady", f"Pod {name} is not ready"
-        )
-        report.phase(Phase.BOUND, "PodNotReady", f"Pod {name} is not ready")
+        failure = worker_failure(live)  # the worker's own words, when it left any
+        reason, why = (failure.reason, failure.message) if failure else ("PodNotReady", "")
+        message = f"Pod {name} is not ready" + (f": {why}" if why else "")
+        report.condition(ConditionType.WORKER_READY, "False", reason, message)
+        report.phase(Phase.BOUND, reason, message)
         stuck_in = self._until_stuck(live, report.provisioned_at(), report.now)
         if stuck_in is not None and stuck_in <= 0:
             # The worker cannot connect: the ADB data may be stale. Fetch it again, once per
@@ -169,6 +177,11 @@ class WorkerPodStep:
         if provisioned is not None:
             due = max(due, provisioned.timestamp() + threshold)
         return due - now.timestamp()
+
+
+def _in_transition(pod: dict[str, Any]) -> bool:
+    """Not ready, or being deleted: a state a binding waits on to change."""
+    return not pod_is_ready(pod) or bool(pod["metadata"].get("deletionTimestamp"))
 
 
 def _pod_unready_since(pod: dict[str, Any]) -> str:

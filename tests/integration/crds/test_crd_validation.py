@@ -95,3 +95,27 @@ def test_every_sample_is_accepted_by_the_api_server(
         "apply", "--dry-run=server", "-f", "-", input_text=json.dumps(manifest), check=False
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_a_jobs_spec_cannot_change_and_a_foreign_binding_name_is_refused(
+    kubectl: Kubectl, namespace: str
+) -> None:
+    """A PhoneJob's spec is immutable (CEL self == oldSelf), and ``ns/name`` is no bindingName."""
+    job = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneJob",
+        "metadata": {"name": "post", "namespace": namespace},
+        "spec": {"bindingName": "insta-042", "task": "heartbeat"},
+    }
+    assert apply(kubectl, job) == (0, "")
+
+    job["spec"] = {**job["spec"], "maxAttempts": 5}
+    code, stderr = apply(kubectl, job)
+    assert code != 0
+    assert "a PhoneJob's spec cannot change" in stderr
+
+    job["metadata"]["name"] = "elsewhere"
+    job["spec"] = {"bindingName": "farm/insta-042", "task": "heartbeat"}
+    code, stderr = apply(kubectl, job)
+    assert code != 0
+    assert "spec.bindingName" in stderr

@@ -62,6 +62,7 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
         "ClusterRoleBinding/phonefleet-operator",
         "CustomResourceDefinition/phonebindings.phonefleet.dev",
         "CustomResourceDefinition/phoneclaims.phonefleet.dev",
+        "CustomResourceDefinition/phonejobs.phonefleet.dev",
         "CustomResourceDefinition/phonepools.phonefleet.dev",
         "Deployment/phonefleet-operator",
         "Namespace/phonefleet-system",

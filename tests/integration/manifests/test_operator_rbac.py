@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.rbac import (
     OPERATOR_NAMESPACE,
@@ -55,6 +56,7 @@ class Ask(NamedTuple):
 
 PB = "phonebindings.phonefleet.dev"
 PC = "phoneclaims.phonefleet.dev"
+PJ = "phonejobs.phonefleet.dev"
 PP = "phonepools.phonefleet.dev"
 VWC = "validatingwebhookconfigurations.admissionregistration.k8s.io"
 MWC = "mutatingwebhookconfigurations.admissionregistration.k8s.io"
@@ -71,6 +73,7 @@ MATRIX = [
     Ask("get", PC, ALL, True),
     Ask("list", PC, ALL, True),
     Ask("watch", PC, ALL, True),
+    Ask("patch", PC, ALL, True),  # removes its finalizer phonefleet.dev/worker-gone
     # Tenancy: pools are read (and their status written), namespaces' labels read.
     Ask("get", PP, ALL, True),
     Ask("list", PP, ALL, True),
@@ -89,6 +92,16 @@ MATRIX = [
     Ask("update", "secrets", TEAM, True),
     Ask("delete", "secrets", TEAM, True),
     Ask("create", "events", TEAM, True),
+    # PhoneJobs: watched, their status written (the ledger), deleted after their TTL.
+    Ask("list", PJ, ALL, True),
+    Ask("watch", PJ, ALL, True),
+    Ask("get", PJ, TEAM, True),
+    Ask("delete", PJ, TEAM, True),
+    Ask("patch", PJ, TEAM, True, subresource="status"),
+    Ask("create", PJ, TEAM, False),
+    Ask("update", PJ, TEAM, False),
+    Ask("patch", PJ, TEAM, False),
+    Ask("get", "secrets/phonefleet-job-key", OPERATOR_NAMESPACE, True),
     Ask("get", "secrets/phonefleet-webhook-ca", OPERATOR_NAMESPACE, True),
     # The leader Lease, and no other.
     Ask("update", "leases.coordination.k8s.io/phonefleet-operator", OPERATOR_NAMESPACE, True),
@@ -98,12 +111,12 @@ MATRIX = [
     Ask("create", MWC, ALL, True),
     Ask("patch", f"{VWC}/phonefleet.dev", ALL, True),
     Ask("patch", f"{MWC}/phonefleet.dev", ALL, True),
-    # Bindings belong to their users; claims are created and deleted, never edited.
+    # Bindings belong to their users; claims are created, deleted and patched (their finalizer),
+    # never replaced.
     Ask("create", PB, TEAM, False),
     Ask("update", PB, TEAM, False),
     Ask("delete", PB, TEAM, False),
     Ask("update", PC, ALL, False),
-    Ask("patch", PC, ALL, False),
     # Pools are the administrators' policy: the operator only writes their status.
     Ask("create", PP, ALL, False),
     Ask("update", PP, ALL, False),
@@ -414,6 +427,53 @@ def test_the_operator_cannot_replace_or_delete_a_secret_it_does_not_own(
     )
     assert deleted.returncode != 0
     assert SCOPE_POLICY in deleted.stderr
+
+
+def test_the_operator_may_only_remove_a_claims_finalizers(
+    rbac: Path, control_plane: ControlPlane, kubectl: Kubectl
+) -> None:
+    """Its patch right on PhoneClaims removes the finalizer phonefleet.dev/worker-gone; handing
+    the claim to another binding (the CRD: spec is immutable) and adding a finalizer (the scope
+    policy) are refused."""
+    install_crds(control_plane)
+    name = "policy-test-phone"
+    claim = {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneClaim",
+        "metadata": {"name": name, "finalizers": ["phonefleet.dev/worker-gone"]},
+        "spec": {
+            "phoneId": name,
+            "serialName": "shop",
+            "holder": {"namespace": TEAM, "name": "shop", "uid": "uid-shop"},
+        },
+    }
+    kubectl("create", "-f", "-", input_text=json.dumps(claim))
+    try:
+        operator = kubectl.as_user(rbac)
+
+        def patch(body: dict[str, Any]) -> tuple[bool, str]:
+            result = operator(
+                "patch", "phoneclaim", name, "--type=merge", "--dry-run=server",
+                "-p", json.dumps(body), check=False,
+            )  # fmt: skip
+            return result.returncode == 0, result.stderr
+
+        # The CRD itself keeps spec immutable (the holder cannot change hands)...
+        taken = {"spec": {"holder": {"namespace": TEAM, "name": "thief", "uid": "uid-thief"}}}
+        accepted, stderr = patch(taken)
+        assert not accepted
+        assert "immutable" in stderr
+        # ... and the policy refuses a finalizer the operator would add.
+        accepted, stderr = patch({"metadata": {"finalizers": ["a", "phonefleet.dev/worker-gone"]}})
+        assert not accepted
+        assert SCOPE_POLICY in stderr
+        accepted, stderr = patch({"metadata": {"finalizers": None}})
+        assert accepted, stderr
+    finally:
+        kubectl(
+            "patch", "phoneclaim", name, "--type=merge", "-p", '{"metadata":{"finalizers":null}}'
+        )
+        kubectl("delete", "phoneclaim", name, "--ignore-not-found")
 
 
 #: What a namespace's users get from the built-in "edit" role: pools are not theirs to touch.

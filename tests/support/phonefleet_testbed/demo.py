@@ -1,4 +1,5 @@
-"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound."""
+"""``make demo``: the operator on the embedded default, showing Running, Conflict, PhoneNotFound,
+then a few PhoneJobs on the Running bindings (demo_jobs.py)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+from phonefleet_testbed.demo_jobs import play_jobs, stand_in_workers
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import seed_id
+from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
@@ -62,33 +67,45 @@ def _bindings_by_phase(url: str) -> str:
     return "\n".join(line for line in text.splitlines() if line.startswith("phonefleet_bindings{"))
 
 
-def _manifest(name: str, phone: str) -> str:
+def _manifest(name: str, phone: str, extra: dict[str, Any]) -> str:
     return json.dumps(
         {
             "apiVersion": "phonefleet.dev/v1alpha1",
             "kind": "PhoneBinding",
             "metadata": {"name": name, "namespace": NAMESPACE},
-            "spec": {"phoneId": phone},
+            "spec": {"phoneId": phone, **extra},
         }
     )
 
 
-def run_demo(*, keep: bool, echo: Callable[[str], None]) -> int:
-    """Run the demo; 0 when every binding reached its expected phase and nothing was left on."""
+def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False) -> int:
+    """Run the demo; 0 when every binding reached its expected phase and nothing was left on.
+
+    ``real_node``: the worker pods really run, on a real node, where the machine allows it."""
     began = time.monotonic()
-    with DevEnvironment(phones=5, boot_seconds=2.0) as env:
+    with dev_environment(real_node=real_node, echo=echo, phones=5, boot_seconds=2.0) as env:
         plane = env.plane
         echo(
             f"Started a control plane and a Geelark simulator with 5 phones "
             f"in {env.startup_seconds:.1f} s."
         )
         metrics = f"http://127.0.0.1:{free_port()}/metrics"
-        operator = start_operator(env, plane.log_dir, {**DEMO_SETTINGS, **_metrics_env(metrics)})
-        echo(f"The operator serves Prometheus metrics at {metrics}")
-        try:
-            return _play(env, operator, keep=keep, echo=echo, began=began, metrics=metrics)
-        finally:
-            operator.stop()
+        with stand_in_workers(NAMESPACE, ["alpha", "bravo"]) as (workers, job_settings):
+            extra = {**DEMO_SETTINGS, **_metrics_env(metrics), **job_settings}
+            operator = start_operator(env, plane.log_dir, extra)
+            echo(f"The operator serves Prometheus metrics at {metrics}")
+            try:
+                return _play(
+                    env,
+                    operator,
+                    keep=keep,
+                    echo=echo,
+                    began=began,
+                    metrics=metrics,
+                    workers=workers,
+                )
+            finally:
+                operator.stop()
 
 
 def _phase(env: DevEnvironment, name: str) -> str | None:
@@ -106,16 +123,18 @@ def _play(
     echo: Callable[[str], None],
     began: float,
     metrics: str,
+    workers: dict[str, StandInWorker],
 ) -> int:
     plane = env.plane
     plane.kubectl("create", "namespace", NAMESPACE)
     # alpha first, so that it is the holder its duplicates conflict with.
-    plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001"))
+    extra = env.binding_spec()
+    plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001", extra))
     wait_for(
         lambda: _phase(env, "alpha") in {"Bound", "Running"}, 60, message="alpha to hold phone-001"
     )
     for name, (phone, _) in BINDINGS.items():
-        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone))
+        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone, extra))
     try:
         for name, (_, phase) in BINDINGS.items():
 
@@ -134,6 +153,10 @@ def _play(
     echo(plane.kubectl("get", "phoneclaims").stdout)
     echo("$ kubectl get pods -n demo")
     echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
+    if isinstance(env, RealNodeEnvironment):  # the worker really drives its phone: show it
+        echo("$ kubectl logs alpha-worker -c worker | grep Moved | head -4")
+        log = plane.kubectl("logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE).stdout
+        echo("\n".join([line for line in log.splitlines() if "Moved" in line][:4]) + "\n")
     counters = env.simulator.admin.counters()
     calls = ", ".join(
         f"{path.rsplit('/v1/', 1)[-1]}={n}" for path, n in sorted(counters.requests.items())
@@ -141,6 +164,8 @@ def _play(
     echo(f"Geelark calls so far: {counters.total} ({calls})")
     echo(f"\n$ curl -s {metrics} | grep '^phonefleet_bindings{{'")
     echo(_bindings_by_phase(metrics))
+    echo("")
+    jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(
             "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
@@ -150,4 +175,4 @@ def _play(
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
     running = env.simulator.admin.running_phone_ids()
     echo(f"Deleted every binding; phones still running: {len(running)}.")
-    return 0 if not running else 1
+    return 0 if not running and jobs_ok else 1

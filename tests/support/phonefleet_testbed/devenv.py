@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
@@ -24,16 +25,17 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
         "crd/phonebindings.phonefleet.dev",
         "crd/phoneclaims.phonefleet.dev",
         "crd/phonepools.phonefleet.dev",
+        "crd/phonejobs.phonefleet.dev",
     )
     wait_for(
         lambda: (
             plane.kubectl(
-                "get", "phonebindings,phoneclaims,phonepools", "-A", check=False
+                "get", "phonebindings,phoneclaims,phonepools,phonejobs", "-A", check=False
             ).returncode
             == 0
         ),
         timeout,
-        message="PhoneBinding, PhoneClaim and PhonePool to be served",
+        message="PhoneBinding, PhoneClaim, PhonePool and PhoneJob to be served",
     )
 
 
@@ -66,6 +68,9 @@ class DevEnvironment:
             self.simulator.start()
             self.plane.start()
             install_crds(self.plane)
+            # The operator's own namespace, as every install has it (it keeps its job key there).
+            namespace = repo_root() / "manifests" / "manager" / "namespace.yaml"
+            self.plane.kubectl("apply", "-f", str(namespace))
         except BaseException:
             self.stop()
             raise
@@ -102,6 +107,10 @@ class DevEnvironment:
         lines.append(f'export PATH="{kubectl_dir}:$PATH"')
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
+
+    def binding_spec(self) -> dict[str, Any]:
+        """What every binding needs in its spec here (nothing on KWOK: its pods never run)."""
+        return {}
 
     def describe(self) -> str:
         """Human-readable summary of what runs where."""

@@ -39,14 +39,17 @@ class WatchEvent:
 
 
 class Watch:
-    """``kubectl get KIND --watch`` of one namespace, recording every event until closed.
+    """``kubectl get KIND --watch`` of one namespace (only objects matching the label
+    ``selector`` when given), recording every event until closed.
 
     Use as a context manager; ``events`` is a copy of what arrived so far (the current objects
     first, as ADDED, then every change).
     """
 
-    def __init__(self, plane: ControlPlane, kind: str, namespace: str) -> None:
-        self._what = f"{kind} in {namespace}"
+    def __init__(
+        self, plane: ControlPlane, kind: str, namespace: str, *, selector: str | None = None
+    ) -> None:
+        self._what = f"{kind} in {namespace}" + (f" with {selector}" if selector else "")
         self._events: list[WatchEvent] = []
         self._lock = threading.Lock()
         self._process = subprocess.Popen(
@@ -60,6 +63,7 @@ class Watch:
                 "--watch",
                 "--output-watch-events",
                 "--output=json",
+                *(["--selector", selector] if selector else []),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

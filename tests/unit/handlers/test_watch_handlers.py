@@ -12,7 +12,7 @@ from phonefleet_operator.handlers.bindings import wake_binding
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import worker_pod_seen
 from phonefleet_operator.main import QuietWatchHandlers
-from phonefleet_operator.services.coordination import Wakeups
+from phonefleet_operator.services.coordination import Waiters, Wakeups
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 
 
@@ -22,7 +22,10 @@ def memo() -> Any:
     for uid in ("b-1", "b-2"):  # the bindings whose loops run
         wakeups.register(uid)
     runtime = SimpleNamespace(
-        observed_pods=ObservedPods(), observed_claims=ObservedClaims(), wakeups=wakeups
+        observed_pods=ObservedPods(),
+        observed_claims=ObservedClaims(),
+        wakeups=wakeups,
+        waiters=Waiters(),
     )
     return SimpleNamespace(runtime=runtime)
 
@@ -86,6 +89,17 @@ def test_claims_view_follows_the_watch_and_a_deletion_wakes_holder_and_waiters(
     assert woken(memo) == {"b-1", "b-2"}
 
 
+def test_a_claim_deleted_by_hand_wakes_its_holder_and_is_nobodys_in_the_view(memo: Any) -> None:
+    """Its finalizer keeps it (a MODIFIED event with a deletionTimestamp): the holder must look
+    (to remove its pod, then the finalizer); no pass may take the view's word that it holds."""
+    claim = {"metadata": {"name": "100"}, "spec": {"holder": {"uid": "b-1"}}}
+    claim_seen(event={"type": "ADDED", "object": claim}, memo=memo, phone_waiters={})
+    deleted = {**claim, "metadata": {"name": "100", "deletionTimestamp": "2026-01-01T00:00:00Z"}}
+    claim_seen(event={"type": "MODIFIED", "object": deleted}, memo=memo, phone_waiters={})
+    assert woken(memo) == {"b-1"}
+    assert memo.runtime.observed_claims.holder_uid("100") == ""
+
+
 @pytest.mark.parametrize(
     ("generation", "observed", "wakes"),
     [(2, 1, True), (2, 2, False), (1, None, False)],
@@ -118,3 +132,45 @@ def test_a_binding_without_a_running_loop_is_not_woken_and_leaves_nothing_behind
     gone["metadata"]["ownerReferences"][0]["uid"] = "released"
     worker_pod_seen(event={"type": "DELETED", "object": gone}, memo=memo)
     assert "released" not in memo.runtime.wakeups._events
+
+
+def binding_event(kind: str, uid: str, created: str, phase: str, phone: str) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "object": {
+            "metadata": {
+                "name": uid,
+                "namespace": "ns",
+                "uid": uid,
+                "creationTimestamp": created,
+                "generation": 1,
+            },
+            "spec": {"phoneId": phone},
+            "status": {"phase": phase, "phone": {"id": phone}, "observedGeneration": 1},
+        },
+    }
+
+
+def test_the_waiters_follow_the_bindings_events_oldest_first(memo: Any) -> None:
+    """A binding in Conflict waits for its phone until it leaves Conflict or is deleted; the
+    waiters of a phone come oldest first."""
+    waiters = memo.runtime.waiters
+    memo.runtime.forget = lambda body: waiters.gone(body["metadata"]["uid"])
+    wake_binding(
+        event=binding_event("ADDED", "b-2", "2026-11-29T00:00:02Z", "Conflict", "7"), memo=memo
+    )
+    wake_binding(
+        event=binding_event("ADDED", "b-1", "2026-11-29T00:00:01Z", "Conflict", "7"), memo=memo
+    )
+    assert [w.uid for w in waiters.get("7", ())] == ["b-1", "b-2"]
+
+    wake_binding(
+        event=binding_event("MODIFIED", "b-1", "2026-11-29T00:00:01Z", "Running", "7"), memo=memo
+    )
+    assert [w.uid for w in waiters.get("7", ())] == ["b-2"]
+
+    wake_binding(
+        event=binding_event("DELETED", "b-2", "2026-11-29T00:00:02Z", "Conflict", "7"), memo=memo
+    )
+    assert waiters.get("7", ()) == ()
+    assert len(waiters) == 0

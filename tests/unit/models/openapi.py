@@ -41,6 +41,7 @@ COMPARED_KEYWORDS = frozenset(
         "format",
         "anyOf",
         "x-kubernetes-int-or-string",
+        "x-kubernetes-preserve-unknown-fields",
     }
 )
 #: Kubernetes extensions that only the CRD carries (list semantics, CEL rules).
@@ -54,6 +55,7 @@ KNOWN_KEYWORDS = (
     | {"properties", "required", "items", "additionalProperties"}
 )
 _PYDANTIC_ONLY = frozenset({"title"})
+_PRESERVE = "x-kubernetes-preserve-unknown-fields"
 
 
 def model_openapi(model: type[BaseModel]) -> Schema:
@@ -77,6 +79,8 @@ def _structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> Schema:
         node.pop(key, None)
     if node.get("default", ...) in (None, [], {}):
         del node["default"]
+    if node.get("additionalProperties") is True and node.get(_PRESERVE):
+        del node["additionalProperties"]  # free-form objects: the CRD spells it preserve-unknown
     if node.get("additionalProperties") is False:
         del node["additionalProperties"]  # structural schemas prune (and Strict rejects) unknowns
     if "properties" in node:
@@ -137,7 +141,7 @@ def validation_errors(instance: Any, schema: Mapping[str, Any], path: str = "") 
     if isinstance(instance, list) and "items" in schema:
         for index, item in enumerate(instance):
             errors += validation_errors(item, schema["items"], f"{path}[{index}]")
-    if isinstance(instance, Mapping):
+    if isinstance(instance, Mapping) and not schema.get(_PRESERVE):
         errors += _object_errors(instance, schema, path)
     return errors
 

@@ -36,7 +36,8 @@ def make_condition(**overrides: Any) -> Condition:
 
 def test_condition_types_are_the_documented_ones() -> None:
     """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable, Released
-    while a deletion cannot let its phone go, and with PhonePools Admitted and PoolAccessRevoked."""
+    while a deletion cannot let its phone go, with PhonePools Admitted and PoolAccessRevoked, and
+    AccountHealthy once a job reported on its account."""
     assert [str(kind) for kind in ConditionType] == [
         "Ready",
         "Claimed",
@@ -46,6 +47,7 @@ def test_condition_types_are_the_documented_ones() -> None:
         "Released",
         "Admitted",
         "PoolAccessRevoked",
+        "AccountHealthy",
     ]
 
 

@@ -16,6 +16,8 @@ from phonefleet_operator.models import (
     PhoneBindingSpec,
     PhoneBindingStatus,
     PhoneClaimSpec,
+    PhoneJobSpec,
+    PhoneJobStatus,
 )
 
 from .openapi import model_openapi, schema_differences, validation_errors
@@ -25,6 +27,9 @@ CRDS = ROOT / "crds"
 SAMPLES = ROOT / "manifests" / "samples"
 BINDING_CRD = CRDS / "phonefleet.dev_phonebindings.yaml"
 CLAIM_CRD = CRDS / "phonefleet.dev_phoneclaims.yaml"
+JOB_CRD = CRDS / "phonefleet.dev_phonejobs.yaml"
+ALL_CRDS = [BINDING_CRD, CLAIM_CRD, JOB_CRD]
+CRD_IDS = ["PhoneBinding", "PhoneClaim", "PhoneJob"]
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -83,8 +88,18 @@ def walk(schema: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, Mappi
                 "shortNames": None,
             },
         ),
+        (
+            JOB_CRD,
+            {
+                "kind": "PhoneJob",
+                "plural": "phonejobs",
+                "singular": "phonejob",
+                "scope": "Namespaced",
+                "shortNames": ["pj"],
+            },
+        ),
     ],
-    ids=["PhoneBinding", "PhoneClaim"],
+    ids=CRD_IDS,
 )
 def test_crd_declares_its_names_and_scope(path: Path, expected: dict[str, Any]) -> None:
     """Each CRD serves v1alpha1 of phonefleet.dev under the kind, names and scope the code uses."""
@@ -117,9 +132,10 @@ def test_binding_names_match_constants() -> None:
     assert (claim["kind"], claim["plural"]) == (constants.CLAIM_KIND, constants.CLAIM_PLURAL)
 
 
-def test_only_the_binding_has_a_status_subresource() -> None:
-    """PhoneBinding status is written through /status; a PhoneClaim has no status at all."""
+def test_only_the_binding_and_the_job_have_a_status_subresource() -> None:
+    """Binding and job status are written through /status; a PhoneClaim has no status at all."""
     assert version_of(load(BINDING_CRD))["subresources"] == {"status": {}}
+    assert version_of(load(JOB_CRD))["subresources"] == {"status": {}}
     assert "subresources" not in version_of(load(CLAIM_CRD))
     assert "status" not in schema_of(load(CLAIM_CRD))["properties"]
 
@@ -149,8 +165,20 @@ def test_only_the_binding_has_a_status_subresource() -> None:
                 ("Serial", ".spec.serialName", 1),
             ],
         ),
+        (
+            JOB_CRD,
+            [
+                ("Binding", ".spec.bindingName", 0),
+                ("Task", ".spec.task", 0),
+                ("Phase", ".status.phase", 0),
+                ("Attempts", ".status.attemptCount", 0),
+                ("Age", ".metadata.creationTimestamp", 0),
+                ("Reason", ".status.message", 0),
+                ("Next", ".status.nextAttemptTime", 1),
+            ],
+        ),
     ],
-    ids=["PhoneBinding", "PhoneClaim"],
+    ids=CRD_IDS,
 )
 def test_printer_columns(path: Path, columns: list[tuple[str, str, int]]) -> None:
     """kubectl get shows the documented columns; priority 1 ones only with -o wide."""
@@ -166,8 +194,16 @@ def test_printer_columns(path: Path, columns: list[tuple[str, str, int]]) -> Non
         (BINDING_CRD, "spec", PhoneBindingSpec),
         (BINDING_CRD, "status", PhoneBindingStatus),
         (CLAIM_CRD, "spec", PhoneClaimSpec),
+        (JOB_CRD, "spec", PhoneJobSpec),
+        (JOB_CRD, "status", PhoneJobStatus),
     ],
-    ids=["PhoneBinding.spec", "PhoneBinding.status", "PhoneClaim.spec"],
+    ids=[
+        "PhoneBinding.spec",
+        "PhoneBinding.status",
+        "PhoneClaim.spec",
+        "PhoneJob.spec",
+        "PhoneJob.status",
+    ],
 )
 def test_crd_schema_matches_the_model(path: Path, field: str, model: type[BaseModel]) -> None:
     """Fields, required lists, types, enums, defaults, bounds and descriptions agree, both ways."""
@@ -176,12 +212,12 @@ def test_crd_schema_matches_the_model(path: Path, field: str, model: type[BaseMo
     assert schema_differences(crd_schema, model_openapi(model), field) == []
 
 
-@pytest.mark.parametrize("path", [BINDING_CRD, CLAIM_CRD], ids=["PhoneBinding", "PhoneClaim"])
+@pytest.mark.parametrize("path", ALL_CRDS, ids=CRD_IDS)
 def test_crd_root_requires_a_spec_and_declares_nothing_else(path: Path) -> None:
     """An object without spec is refused; only apiVersion, kind, metadata, spec (status) exist."""
     schema = schema_of(load(path))
     expected = {"apiVersion", "kind", "metadata", "spec"}
-    if path == BINDING_CRD:
+    if path != CLAIM_CRD:
         expected.add("status")
 
     assert schema["type"] == "object"
@@ -189,7 +225,7 @@ def test_crd_root_requires_a_spec_and_declares_nothing_else(path: Path) -> None:
     assert set(schema["properties"]) == expected
 
 
-@pytest.mark.parametrize("path", [BINDING_CRD, CLAIM_CRD], ids=["PhoneBinding", "PhoneClaim"])
+@pytest.mark.parametrize("path", ALL_CRDS, ids=CRD_IDS)
 def test_crd_schema_is_structural_and_documented(path: Path) -> None:
     """Every node has a type (or is int-or-string), every property a description."""
     schema = schema_of(load(path))
@@ -205,7 +241,7 @@ def test_crd_schema_is_structural_and_documented(path: Path) -> None:
     assert undocumented == []
 
 
-@pytest.mark.parametrize("path", [BINDING_CRD, CLAIM_CRD], ids=["PhoneBinding", "PhoneClaim"])
+@pytest.mark.parametrize("path", ALL_CRDS, ids=CRD_IDS)
 def test_list_map_keys_are_required(path: Path) -> None:
     """Lists declared as maps (env by name, conditions by type) require their key, as they must."""
     for where, node in walk(schema_of(load(path))):
@@ -237,7 +273,36 @@ def test_crd_kustomization_lists_every_crd() -> None:
         BINDING_CRD.name,
         CLAIM_CRD.name,
         "phonefleet.dev_phonepools.yaml",
+        JOB_CRD.name,
     ]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        pytest.param({"task": "heartbeat"}, id="bindingName-missing"),
+        pytest.param({"bindingName": "farm/insta-042", "task": "heartbeat"}, id="other-namespace"),
+        pytest.param({"bindingName": "insta-042", "task": "Post Video"}, id="task-name"),
+        pytest.param({"bindingName": "b", "task": "t", "maxAttempts": 0}, id="maxAttempts"),
+        pytest.param({"bindingName": "b", "task": "t", "retries": 2}, id="unknown-field"),
+    ],
+)
+def test_crd_and_model_reject_the_same_bad_jobs(spec: dict[str, Any]) -> None:
+    """A job naming a binding of another namespace, a bad task name or bound fails both."""
+    job = {"apiVersion": constants.API_VERSION, "kind": "PhoneJob", "spec": spec}
+
+    assert validation_errors(job, schema_of(load(JOB_CRD))) != []
+    with pytest.raises(ValueError, match="validation error"):
+        PhoneJobSpec.model_validate(spec)
+
+
+def test_a_job_with_free_form_params_passes_the_crd_and_the_model() -> None:
+    """Params are the task's business: any object passes the CRD; the task's schema checks it."""
+    spec = {"bindingName": "insta-042", "task": "ui-steps", "params": {"steps": [{"back": {}}]}}
+    job = {"apiVersion": constants.API_VERSION, "kind": "PhoneJob", "spec": spec}
+
+    assert validation_errors(job, schema_of(load(JOB_CRD))) == []
+    assert PhoneJobSpec.model_validate(spec).params == spec["params"]
 
 
 SAMPLE_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if p.name != "kustomization.yaml")

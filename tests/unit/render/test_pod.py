@@ -113,10 +113,23 @@ def test_worker_is_told_its_phone_its_secret_and_its_appium() -> None:
         "8080",
         "--system-port",
         "8200",
+        "--job-port",
+        "8090",
     ]
     assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "probe"}
     assert worker["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "probe"}
-    assert worker["ports"] == [{"name": "probe", "containerPort": 8080, "protocol": "TCP"}]
+    assert worker["ports"] == [
+        {"name": "probe", "containerPort": 8080, "protocol": "TCP"},
+        {"name": "jobs", "containerPort": 8090, "protocol": "TCP"},
+    ]
+
+
+def test_the_pod_spec_never_carries_the_job_token() -> None:
+    """The job token reaches the worker only through the mounted Secret, never the pod spec."""
+    pod = build_pod(make_binding(), PHONE_ID, make_settings())
+
+    assert "jobToken" not in str(pod)
+    assert all(not e["name"].upper().endswith("TOKEN") for e in containers(pod)["worker"]["env"])
 
 
 def test_worker_mounts_the_adb_secret_read_only() -> None:

@@ -101,3 +101,14 @@ def test_an_extra_or_missing_key_counts_as_changed() -> None:
     assert adb_secret_changed(
         as_live_data({k: v for k, v in values.items() if k != "udid"}), make_connection()
     )
+
+
+def test_the_job_token_rides_in_the_same_secret_and_counts_as_a_change() -> None:
+    """The binding's job token is one more key of the mounted Secret; a new token is a change."""
+    secret = build_adb_secret(make_binding(), make_connection(), job_token="t0ken")
+    live = as_live_data(secret["stringData"])
+
+    assert secret["stringData"]["jobToken"] == "t0ken"
+    assert not adb_secret_changed(live, make_connection(), job_token="t0ken")
+    assert adb_secret_changed(live, make_connection(), job_token="another")
+    assert "jobToken" not in build_adb_secret(make_binding(), make_connection())["stringData"]

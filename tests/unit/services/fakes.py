@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections import Counter
 from collections.abc import Mapping
@@ -27,9 +28,11 @@ class FakeKube:
     secrets: dict[tuple[str, str], Obj] = field(default_factory=dict)
     statuses: list[tuple[str, str, Mapping[str, Any]]] = field(default_factory=list)
     reads: Counter[str] = field(default_factory=Counter)
+    creates: Counter[str] = field(default_factory=Counter)  # attempts, refused ones included
     events: Counter[str] = field(default_factory=Counter)
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
+        self.reads["binding"] += 1
         return self.bindings.get((namespace, name))
 
     async def patch_binding_status(
@@ -47,33 +50,89 @@ class FakeKube:
 
     async def get_claim(self, phone_id: str) -> Obj | None:
         self.reads["claim"] += 1
-        return self.claims.get(phone_id)
+        return copy.deepcopy(self.claims.get(phone_id))  # a read is a snapshot
 
     async def create_claim(self, claim: Obj) -> bool:
+        self.creates["claim"] += 1
         name = claim["metadata"]["name"]
         if name in self.claims:
             return False
         self.claims[name] = {
             **claim,
-            "metadata": {**claim["metadata"], "uid": f"claim-{next(_uids)}"},
+            "metadata": {
+                **claim["metadata"],
+                "uid": f"claim-{next(_uids)}",
+                "resourceVersion": str(next(_uids)),
+            },
         }
         return True
 
     async def delete_claim(self, phone_id: str, uid: str) -> bool:
+        """As the API server: a claim with finalizers only gets a deletionTimestamp."""
         claim = self.claims.get(phone_id)
         if claim is None or claim["metadata"]["uid"] != uid:
             return False
-        del self.claims[phone_id]
+        if claim["metadata"].get("finalizers"):
+            self.delete_claim_by_hand(phone_id)
+        else:
+            del self.claims[phone_id]
+        return True
+
+    def delete_claim_by_hand(self, phone_id: str) -> None:
+        """``kubectl delete phoneclaim``: with finalizers, a deletionTimestamp (and a new
+        resourceVersion) replaces the stored object; without, it goes."""
+        claim = self.claims[phone_id]
+        metadata = {**claim["metadata"], "resourceVersion": str(next(_uids))}
+        if not metadata.get("finalizers"):
+            del self.claims[phone_id]
+            return
+        metadata.setdefault("deletionTimestamp", "2026-01-01T00:00:00Z")
+        self.claims[phone_id] = {**claim, "metadata": metadata}
+
+    async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
+        """As a merge patch with a resourceVersion: refused (409) when the claim changed; the
+        last finalizer of a deleted claim going deletes it."""
+        phone_id = claim["metadata"]["name"]
+        stored = self.claims.get(phone_id)
+        if stored is None or (
+            stored["metadata"]["resourceVersion"] != claim["metadata"]["resourceVersion"]
+        ):
+            return False
+        kept = [
+            f
+            for f in stored["metadata"].get("finalizers") or ()
+            if f != "phonefleet.dev/worker-gone"
+        ]
+        if not kept and stored["metadata"].get("deletionTimestamp"):
+            del self.claims[phone_id]
+            return True
+        self.claims[phone_id] = {
+            **stored,
+            "metadata": {
+                **stored["metadata"],
+                "finalizers": kept,
+                "resourceVersion": str(next(_uids)),
+            },
+        }
         return True
 
     async def list_claims(self) -> list[Obj]:
-        return list(self.claims.values())
+        return copy.deepcopy(list(self.claims.values()))
+
+    async def list_pods(self, label_selector: str) -> list[Obj]:
+        wanted = dict(term.split("=", 1) for term in label_selector.split(","))
+        return [
+            pod
+            for pod in self.pods.values()
+            if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
+        ]
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         self.reads["pod"] += 1
         return self.pods.get((namespace, name))
 
     async def create_pod(self, pod: Obj) -> bool:
+        self.creates["pod"] += 1
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if key in self.pods:
             return False

@@ -110,24 +110,52 @@ async def test_a_pod_gone_from_the_view_is_read_and_recreated(
     assert kube.pods[("ns", "alpha-worker")]["metadata"]["uid"] != first["metadata"]["uid"]
 
 
-async def test_a_running_bindings_periodic_pass_reads_claim_and_pod_and_corrects_the_views(
+async def test_a_running_bindings_periodic_pass_reads_and_writes_nothing(
     kube: FakeKube, phones: FakePhones
 ) -> None:
-    """A watch gap can hide a deletion: the periodic pass of a Running binding asks the API."""
-    reconciler, claims, pods, binding = await with_pod(kube, phones)
+    """At rest the views are trusted: no read of the claim or the pod, no create answered 409."""
+    reconciler, _, pods, binding = await with_pod(kube, phones)
     pod = kube.pods[("ns", "alpha-worker")]
     pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
     pods.saw(pod)
     binding, _, _ = await step(reconciler, binding)
     assert binding.status.phase == "Running"
+    reads, creates = dict(kube.reads), dict(kube.creates)
+    for _ in range(3):
+        binding, report, _ = await step(reconciler, binding)
+    assert binding.status.phase == "Running"
+    assert kube.reads == reads
+    assert kube.creates == creates
+    assert report.events == []
 
-    del kube.claims["100"]  # deleted during a watch gap: the views still show both
+
+async def test_deletions_the_watch_reports_after_a_gap_are_acted_on_at_the_next_pass(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """The watch's relist reports a claim and a pod deleted during a gap: the next pass takes
+    the phone again and creates the pod."""
+    reconciler, claims, pods, binding = await with_pod(kube, phones)
+    pod = kube.pods[("ns", "alpha-worker")]
+    pod["status"] = {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    pods.saw(pod)
+    binding, _, _ = await step(reconciler, binding)
+
+    del kube.claims["100"]
     del kube.pods[("ns", "alpha-worker")]
-    reads = dict(kube.reads)
+    claims.gone("100")  # what the relist reports (handlers.watches)
+    pods.gone("ns", "alpha-worker")
     binding, report, _ = await step(reconciler, binding)
-    assert kube.reads["claim"] == reads.get("claim", 0) + 1
-    assert kube.reads["pod"] == reads.get("pod", 0)  # absent from the API: created at once
     assert "100" in kube.claims  # taken again (no one else wanted it)
     assert ("ns", "alpha-worker") in kube.pods
     assert claims.holder_uid("100") == binding.uid
     assert "CreatedPod" in [e.reason for e in report.events]
+
+
+async def test_the_orphan_sweep_reads_no_binding_whose_loop_runs_here(kube: FakeKube) -> None:
+    """The binding's loop runs in this operator, so it exists: its claim is kept, unread."""
+    holder = {"namespace": "ns", "name": "alpha", "uid": "b-1"}
+    kube.claims["100"] = {"metadata": {"name": "100", "uid": "c-1"}, "spec": {"holder": holder}}
+    service = ClaimService(kube, known_alive={"b-1"}.__contains__)
+    assert await service.release_orphans() == []
+    assert kube.reads["binding"] == 0
+    assert "100" in kube.claims

@@ -153,6 +153,8 @@ def test_the_installed_command_waits_for_its_phone_and_exits_0_on_sigterm(tmp_pa
         str(tmp_path / "not-mounted-yet"),
         "--probe-port",
         str(probe_port),
+        "--job-port",
+        str(free_port()),
     ]
     with subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
@@ -35,7 +36,12 @@ GRACE_SECONDS = 5.0
 
 def make_settings(**overrides: Any) -> WorkerSettings:
     """Settings for PHONE_ID with probes on a free loopback port."""
-    values: dict[str, Any] = {"phone_id": PHONE_ID, "probe_host": "127.0.0.1", "probe_port": 0}
+    values: dict[str, Any] = {
+        "phone_id": PHONE_ID,
+        "probe_host": "127.0.0.1",
+        "probe_port": 0,
+        "job_port": 0,
+    }
     values.update(overrides)
     return WorkerSettings(**values)
 
@@ -166,7 +172,9 @@ def test_readiness_is_false_until_the_session_is_open() -> None:
         connections=FakeConnections(None),
     )
     try:
-        assert worker.readiness() == (False, "WAITING_FOR_PHONE")
+        ready, body = worker.readiness()
+        assert ready is False
+        assert json.loads(body)["state"] == "WAITING_FOR_PHONE"
     finally:
         worker.probes.close()
 

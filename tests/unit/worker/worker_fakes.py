@@ -77,7 +77,7 @@ class FakePacer:
     def beat(self) -> None:
         self.beats += 1
 
-    def call(self, func: Callable[[], Any], *, name: str) -> Any:
+    def call(self, func: Callable[[], Any], *, name: str, deadline: float | None = None) -> Any:
         self.check()
         return func()
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -57,8 +59,17 @@ class ControlPlane:
     ``mint_user_kubeconfig`` and ``mint_service_account_kubeconfig`` give narrower ones.
     """
 
-    def __init__(self, binaries: Binaries | None = None, work_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        binaries: Binaries | None = None,
+        work_dir: Path | None = None,
+        *,
+        bind_address: str = "127.0.0.1",
+    ) -> None:
         self.binaries = binaries or Binaries.ensure()
+        # A real node's pods reach the API server on a non-loopback address (the host end of the
+        # node's veth pair); by default it stays on loopback.
+        self.bind_address = bind_address
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="phonefleet-cp-"))
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +77,7 @@ class ControlPlane:
         self.log_dir = self.work_dir / "logs"
         self.ca = CertificateAuthority()
         self.api_port = free_port()
-        self.server = f"https://127.0.0.1:{self.api_port}"
+        self.server = f"https://{bind_address}:{self.api_port}"
         self.kubeconfig = self.work_dir / "admin.kubeconfig"
         self._processes: list[ManagedProcess] = []
         self.startup_seconds: dict[str, float] = {}
@@ -124,7 +135,7 @@ class ControlPlane:
         (self.pki_dir / "ca.crt").write_bytes(self.ca.cert_pem)
         self.ca.key_pair.write(self.pki_dir, "ca")
         hosts = (
-            "127.0.0.1",
+            *dict.fromkeys(("127.0.0.1", self.bind_address)),
             "localhost",
             "10.0.0.1",
             "kubernetes",
@@ -179,14 +190,15 @@ class ControlPlane:
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.pki_dir
+        loopback = self.bind_address.startswith("127.")
         apiserver = self._spawn(
             "kube-apiserver",
             [
                 str(self.binaries.path("kube-apiserver")),
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={self.bind_address}",
                 # Without it the apiserver looks for a default route, which sandboxes lack.
-                "--advertise-address=127.0.0.1",
+                f"--advertise-address={self.bind_address}",
                 f"--secure-port={self.api_port}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
@@ -199,8 +211,15 @@ class ControlPlane:
                 # The default admission chain stays on (PodSecurity, ServiceAccount,
                 # ValidatingAdmissionWebhook, ...); nothing is disabled for convenience.
                 "--allow-privileged=true",
-                # 127.0.0.1 is not a valid Endpoints address; nothing in the bed routes to it.
-                "--endpoint-reconciler-type=none",
+                # 127.0.0.1 is not a valid Endpoints address; a real node's pods need the
+                # "kubernetes" Service's endpoints, at the non-loopback bind address.
+                f"--endpoint-reconciler-type={'none' if loopback else 'lease'}",
+                # A real node: reach kubelets by the address they report (never a DNS lookup of
+                # the node's name), as a client they trust, and webhooks at their pods' IPs.
+                "--kubelet-preferred-address-types=InternalIP",
+                f"--kubelet-client-certificate={pki / 'admin.crt'}",
+                f"--kubelet-client-key={pki / 'admin.key'}",
+                "--enable-aggregator-routing=true",
                 "--profiling=false",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
@@ -304,6 +323,37 @@ class ControlPlane:
             return out.stdout.strip() == "True"
 
         wait_for(node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready")
+
+    def restart_apiserver(self, *, kill: bool = False, timeout: float = 60.0) -> None:
+        """Stop kube-apiserver (SIGTERM, or SIGKILL with ``kill``) and start it again on the same
+        port, certificates and etcd; every client sees its watches end and must relist."""
+        apiserver = next(p for p in self._processes if p.name == "kube-apiserver")
+        if kill and apiserver.pid is not None:
+            os.kill(apiserver.pid, signal.SIGKILL)
+        apiserver.stop()
+        apiserver.start()
+        pki = self.pki_dir
+
+        def ready() -> bool:
+            apiserver.check_running()
+            reply = requests.get(
+                f"{self.server}/readyz",
+                cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
+                verify=str(pki / "ca.crt"),
+                timeout=2,
+            )
+            return reply.status_code == 200
+
+        wait_for(ready, timeout, message="kube-apiserver /readyz after a restart")
+
+    def restart_exited(self) -> list[str]:
+        """Start every component that has exited again, as a kubelet restarts its static pods;
+        return their names. (kube-scheduler exits on purpose when a watch gap left its cache
+        inconsistent: "Scheduler cache is corrupted".)"""
+        revived = [p for p in self._processes if not p.is_running()]
+        for process in revived:
+            process.start()
+        return [p.name for p in revived]
 
     def _check_processes(self) -> None:
         for process in self._processes:

@@ -60,6 +60,9 @@ class SimulatorConfig:
     adb_port_base: int = 40_000
     """Phone number n (its serialNo) reports ADB port `adb_port_base + n`."""
 
+    serve_adb: bool = False
+    """Serve each phone's ADB endpoint (a fake adbd on `adb_host`), for workers that really run."""
+
     clock: Clock = field(default=time.monotonic, compare=False)
     """The simulator's time source; tests pass a `ManualClock` to step through delays."""
 

@@ -6,6 +6,7 @@ import asyncio
 import threading
 from types import TracebackType
 
+from .adb_endpoints import AdbEndpoints
 from .admin import SimulatorAdmin
 from .config import SimulatorConfig
 from .server import SimulatorServer
@@ -32,6 +33,7 @@ class GeelarkSimulator:
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._admin: SimulatorAdmin | None = None
+        self._adb: AdbEndpoints | None = None
 
     @property
     def base_url(self) -> str:
@@ -58,13 +60,25 @@ class GeelarkSimulator:
         if self._error is not None:
             self._thread.join(STOP_TIMEOUT)
             raise self._error
+        if self.config.serve_adb:
+            self._adb = AdbEndpoints(self._server.engine).start()
         return self.base_url
+
+    @property
+    def adb(self) -> AdbEndpoints:
+        """The phones' ADB endpoints (``SimulatorConfig.serve_adb``), with their fault switches."""
+        if self._adb is None:
+            raise RuntimeError("the simulator serves no ADB endpoints (serve_adb=False)")
+        return self._adb
 
     def stop(self) -> None:
         """Stop serving, close every connection and end the thread. Safe to call twice."""
         if self._admin is not None:
             self._admin.close()
             self._admin = None
+        if self._adb is not None:
+            self._adb.close()
+            self._adb = None
         thread, loop = self._thread, self._loop
         if thread is None or loop is None or not thread.is_alive():
             return

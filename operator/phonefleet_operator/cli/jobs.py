@@ -1,0 +1,203 @@
+"""``phonefleet jobs import``: the script era's CSV ledger turned into PhoneJobs.
+
+Each row's ``account`` is the serialName of a Geelark phone; the row goes to the PhoneBinding
+whose resolved phone (``status.phone.serialName``) has that name. Rows the old ledger finished
+(success, failed, skipped) are left out: importing them would post again. A row that cannot be
+placed gets one line on standard error, and the command exits 1; the others are created
+(names from ``job_id``, so importing twice creates nothing twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import json
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.k8s import ApiCaller, load_api_client
+from phonefleet_operator.k8s.jobs import JobGateway
+
+__all__ = ["ImportPlan", "jobs", "plan_import"]
+
+#: Statuses of the old ledger whose rows still have work to do.
+_OPEN = frozenset({"", "pending", "retrying"})
+#: Statuses whose work is finished: never imported (it would post twice).
+_DONE = frozenset({"success", "failed", "skipped"})
+_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+@dataclasses.dataclass
+class ImportPlan:
+    """The jobs to create and a line for each row that cannot be placed."""
+
+    jobs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    problems: list[str] = dataclasses.field(default_factory=list)
+    finished: int = 0
+    """Rows the old ledger had finished (left out)."""
+
+
+def job_name(job_id: str) -> str:
+    """A PhoneJob name from the old job_id: lower case, dashes, at most 63 characters."""
+    name = _NAME.sub("-", job_id.strip().lower()).strip("-")[:63].strip("-")
+    return name or "job"
+
+
+def plan_import(
+    rows: Iterable[Mapping[str, str]],
+    bindings: Sequence[Mapping[str, Any]],
+    *,
+    task: str,
+) -> ImportPlan:
+    """Place every open row on the binding of its account's phone."""
+    by_serial: dict[str, list[Mapping[str, Any]]] = {}
+    for binding in bindings:
+        serial = ((binding.get("status") or {}).get("phone") or {}).get("serialName")
+        if serial:
+            by_serial.setdefault(serial, []).append(binding)
+    plan = ImportPlan()
+    seen: set[tuple[str, str]] = set()
+    for number, row in enumerate(rows, start=2):  # line 1 is the header
+        where = f"line {number} (job {row.get('job_id') or '?'})"
+        status = (row.get("status") or "").strip().lower()
+        if status in _DONE:
+            plan.finished += 1
+            continue
+        if status not in _OPEN:
+            plan.problems.append(
+                f"{where}: status {status!r} in the old ledger (a worker may have posted it); "
+                "check the account, then set it to pending to import it"
+            )
+            continue
+        account = (row.get("account") or "").strip()
+        if not row.get("job_id") or not account:
+            plan.problems.append(f"{where}: job_id and account are required")
+            continue
+        found = by_serial.get(account, [])
+        if len(found) != 1:
+            why = "no PhoneBinding" if not found else f"{len(found)} PhoneBindings"
+            plan.problems.append(f"{where}: {why} bound to a phone with serialName {account!r}")
+            continue
+        try:
+            job = _job(row, found[0], task)
+        except ValueError as error:
+            plan.problems.append(f"{where}: {error}")
+            continue
+        key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        if key in seen:
+            plan.problems.append(f"{where}: job_id gives the name {key[1]!r} a second time")
+            continue
+        seen.add(key)
+        plan.jobs.append(job)
+    return plan
+
+
+def _job(row: Mapping[str, str], binding: Mapping[str, Any], task: str) -> dict[str, Any]:
+    attempts = _count(row.get("attempts"), "attempts", 0)
+    most = _count(row.get("max_attempts"), "max_attempts", 3)
+    spec: dict[str, Any] = {
+        "bindingName": binding["metadata"]["name"],
+        "task": task,
+        "params": {"video": row.get("video_path", ""), "caption": row.get("caption", "")},
+        "maxAttempts": max(1, min(20, most - attempts)),
+    }
+    retry_at = (row.get("retry_at") or "").strip()
+    if retry_at:
+        try:
+            moment = datetime.fromisoformat(retry_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"retry_at {retry_at!r} is not an ISO 8601 time") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        spec["notBefore"] = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.JOB_KIND,
+        "metadata": {
+            "name": job_name(row["job_id"]),
+            "namespace": binding["metadata"]["namespace"],
+            "labels": {"phonefleet.dev/imported-from": "csv-ledger"},
+        },
+        "spec": spec,
+    }
+
+
+def _count(value: str | None, field: str, default: int) -> int:
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{field} {value!r} is not a number") from None
+
+
+@click.group()
+def jobs() -> None:
+    """PhoneJobs: the job ledger in Kubernetes."""
+
+
+@jobs.command(name="import")
+@click.argument("ledger", type=click.File("r", encoding="utf-8"))
+@click.option("--namespace", "-n", help="Look for bindings in this namespace only.")
+@click.option(
+    "--task",
+    default="post-video",
+    show_default=True,
+    help="The task of every imported job (params: video, caption).",
+)
+@click.option("--dry-run", is_flag=True, help="Print the jobs as JSON instead of creating them.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig of the cluster [default: $KUBECONFIG, else ~/.kube/config].",
+)
+def import_ledger(
+    ledger: TextIO, namespace: str | None, task: str, dry_run: bool, kubeconfig: str | None
+) -> None:
+    """Turn the old CSV ledger (job_id, account, video_path, caption, status, ...) into PhoneJobs.
+
+    Each row goes to the PhoneBinding whose phone's serialName equals its account. One line is
+    printed for each row that cannot be placed, and the exit code is then 1.
+    """
+    rows = list(csv.DictReader(ledger))
+    source = Path(ledger.name).name
+    created, existing, plan = asyncio.run(_run(rows, namespace, task, dry_run, kubeconfig))
+    if dry_run:
+        click.echo(json.dumps(plan.jobs, indent=2))
+    for problem in plan.problems:
+        click.echo(f"{source}: {problem}", err=True)
+    click.echo(
+        f"{source}: {len(rows)} rows: {created} jobs created, {existing} existed already, "
+        f"{plan.finished} finished in the old ledger, {len(plan.problems)} not placed",
+        err=True,
+    )
+    if plan.problems:
+        sys.exit(1)
+
+
+async def _run(
+    rows: list[dict[str, str]],
+    namespace: str | None,
+    task: str,
+    dry_run: bool,
+    kubeconfig: str | None,
+) -> tuple[int, int, ImportPlan]:
+    caller = ApiCaller(load_api_client(4, kubeconfig), 4)
+    try:
+        gateway = JobGateway(caller)
+        plan = plan_import(rows, await gateway.list_bindings(namespace), task=task)
+        if dry_run:
+            return 0, 0, plan
+        created = 0
+        for job in plan.jobs:
+            created += await gateway.create_job(job)
+        return created, len(plan.jobs) - created, plan
+    finally:
+        caller.close()

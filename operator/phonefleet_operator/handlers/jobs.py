@@ -1,0 +1,60 @@
+"""kopf handlers of PhoneJobs: the jobs and bindings views that drive each binding's job loop,
+orphaned jobs, and the admission check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.services.runtime import Runtime
+
+__all__ = ["QUIET_IDS", "binding_changed", "job_seen", "validate_job"]
+
+_BINDINGS = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
+_JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
+
+#: kopf's ids of the per-event handlers below (their success lines are filtered out of the log).
+JOB_SEEN_ID = "job_seen"
+BINDING_CHANGED_ID = "jobs_binding_changed"
+QUIET_IDS = (JOB_SEEN_ID, BINDING_CHANGED_ID)
+
+
+@kopf.on.event(*_JOBS, id=JOB_SEEN_ID)
+async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Keep the jobs view current and wake the job's binding; report a job without binding."""
+    runtime: Runtime = memo.runtime
+    body = event["object"]
+    kind = event["type"] or ""
+    if not runtime.jobs.saw(kind, body) and kind != "DELETED":
+        await runtime.jobs.check_orphan(body)
+
+
+@kopf.on.event(*_BINDINGS, id=BINDING_CHANGED_ID)
+async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+    """Start, wake or stop the binding's job loop; when the binding was deleted, its jobs say
+    so (and a running attempt there ends Lost: its pod is gone)."""
+    runtime: Runtime = memo.runtime
+    body = event["object"]
+    runtime.jobs.saw_binding(event["type"] or "", body)
+    if event["type"] == "DELETED":
+        metadata = body["metadata"]
+        for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
+            await runtime.jobs.check_orphan(job)
+
+
+@kopf.on.validate(
+    *_JOBS,
+    id="validate-phonejob",
+    operations=["CREATE", "UPDATE"],
+    # Ignore: a webhook that is down must not block every apply; the job's status still says.
+    ignore_failures=True,
+    side_effects=False,
+)
+async def validate_job(spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Refuse a job for a missing binding, an unknown task or params that fail its schema."""
+    runtime: Runtime = memo.runtime
+    problems = await runtime.jobs.review(namespace or "", dict(spec))
+    if problems:
+        raise kopf.AdmissionError("; ".join(problems), code=422)

@@ -1,0 +1,187 @@
+"""The Kubernetes calls of the job ledger: PhoneJob status writes (conditional), deletes, and
+the binding's account-hold annotation and AccountHealthy condition."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+
+__all__ = ["JobGateway"]
+
+Obj = dict[str, Any]
+
+
+class JobGateway:
+    """PhoneJob reads and writes; a write against an older resourceVersion is refused (None)."""
+
+    def __init__(self, caller: ApiCaller) -> None:
+        self._call = caller
+        self._core = caller.core
+        self._custom = caller.custom
+
+    async def keep_secret(self, secret: Obj) -> dict[str, str] | None:
+        """The ``data`` of the Secret named like ``secret``, creating it from ``secret`` first
+        if it does not exist; None when its namespace does not exist."""
+        namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
+        try:
+            try:
+                await self._call(self._core.create_namespaced_secret, namespace, secret)
+            except ApiException as error:
+                if not is_conflict(error):
+                    raise
+            found = await self._call(self._core.read_namespaced_secret, name, namespace)
+        except ApiException as error:
+            if is_not_found(error):
+                return None
+            raise
+        data: dict[str, str] = found.get("data") or {}
+        return data
+
+    async def get_job(self, namespace: str, name: str) -> Obj | None:
+        """The job, or None when it does not exist."""
+        try:
+            job: Obj = await self._call(
+                self._custom.get_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.JOB_PLURAL,
+                name,
+            )
+        except ApiException as error:
+            if is_not_found(error):
+                return None
+            raise
+        return job
+
+    async def list_jobs(self, namespace: str) -> list[Obj]:
+        """Every job of a namespace."""
+        result = await self._call(
+            self._custom.list_namespaced_custom_object, c.GROUP, c.VERSION, namespace, c.JOB_PLURAL
+        )
+        items: list[Obj] = result.get("items", [])
+        return items
+
+    async def create_job(self, job: Obj) -> bool:
+        """Create a job; False when a job of that name exists already."""
+        try:
+            await self._call(
+                self._custom.create_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                job["metadata"]["namespace"],
+                c.JOB_PLURAL,
+                job,
+            )
+        except ApiException as error:
+            if is_conflict(error):
+                return False
+            raise
+        return True
+
+    async def list_bindings(self, namespace: str | None = None) -> list[Obj]:
+        """The bindings of one namespace, or of all."""
+        if namespace:
+            result = await self._call(
+                self._custom.list_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+            )
+        else:
+            result = await self._call(
+                self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
+            )
+        items: list[Obj] = result.get("items", [])
+        return items
+
+    async def patch_job_status(
+        self, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
+    ) -> Obj | None:
+        """Merge ``status`` into the job's status if the job is still at ``resource_version``.
+
+        Returns the updated job, or None when the job changed meanwhile (409) or is gone (404):
+        the caller reads it again and decides afresh. This is the ledger's fencing: two writers
+        (an old operator and a new one, or a late answer and a new attempt) cannot both win.
+        """
+        body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
+        try:
+            job: Obj = await self._call(
+                self._custom.patch_namespaced_custom_object_status,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.JOB_PLURAL,
+                name,
+                body,
+            )
+        except ApiException as error:
+            if is_conflict(error) or is_not_found(error):
+                return None
+            raise
+        return job
+
+    async def delete_job(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the job if it is still the object ``uid``; gone already is fine."""
+        try:
+            await self._call(
+                self._custom.delete_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.JOB_PLURAL,
+                name,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+            )
+        except ApiException as error:
+            if not (is_not_found(error) or is_conflict(error)):
+                raise
+
+    async def annotate_binding(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None]
+    ) -> None:
+        """Set (or, with None, remove) annotations of a binding."""
+        try:
+            await self._call(
+                self._custom.patch_namespaced_custom_object,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+                name,
+                {"metadata": {"annotations": dict(annotations)}},
+            )
+        except ApiException as error:
+            if not is_not_found(error):
+                raise
+
+    async def patch_binding_conditions(
+        self, namespace: str, name: str, resource_version: str, conditions: list[Obj]
+    ) -> bool:
+        """Replace the binding's status.conditions if the binding is still at that version."""
+        body = {
+            "metadata": {"resourceVersion": resource_version},
+            "status": {"conditions": conditions},
+        }
+        try:
+            await self._call(
+                self._custom.patch_namespaced_custom_object_status,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.BINDING_PLURAL,
+                name,
+                body,
+            )
+        except ApiException as error:
+            if is_conflict(error) or is_not_found(error):
+                return False
+            raise
+        return True

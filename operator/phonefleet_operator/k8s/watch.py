@@ -1,0 +1,341 @@
+"""A list-then-watch of one collection in a thread of its own, that learns deletions on relist.
+
+kopf relists a collection after a watch gap (a lost connection, a resourceVersion the API server
+no longer has: 410 Gone) and reports what the list holds, but not what is missing from it: an
+object deleted during the gap is never reported. This watch, like client-go's informers, keeps the
+key and resourceVersion of every object it reported, and on each relist reports as DELETED every
+kept object the list no longer holds (with the last state it kept of it), as MODIFIED every object
+whose resourceVersion changed, as ADDED the new ones, and nothing for the rest. Its consumers can
+then trust their views without reading the API server now and then to catch a missed deletion.
+
+The HTTP stream and its JSON decoding run in the thread; each event is handed to the event loop
+(``loop.call_soon_threadsafe``), in the order the API server sent it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3.exceptions
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from phonefleet_operator.k8s.api import _plain_json, load_api_client
+
+__all__ = [
+    "Change",
+    "KeptState",
+    "ListWatch",
+    "ObjectWatch",
+    "WatchClient",
+    "key_of",
+    "metadata_only",
+]
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+Key = tuple[str, str]
+#: What one list or watch call of the client does: its keyword arguments are the API's
+#: (``watch``, ``resource_version``, ``_continue``, ``limit``, ``timeout_seconds``, ...).
+ListWatch = Callable[..., Any]
+Deliver = Callable[[str, Obj], None]
+
+_GONE = 410
+_PAGE = 500
+_MAX_BACKOFF = 30.0
+_MIN_CYCLE = 1.0
+
+
+def key_of(obj: Mapping[str, Any]) -> Key:
+    """(namespace, name); the namespace is empty for cluster-scoped objects."""
+    metadata = obj["metadata"]
+    return str(metadata.get("namespace") or ""), str(metadata["name"])
+
+
+def metadata_only(obj: Mapping[str, Any]) -> Obj:
+    """The identity and owners of an object: what a consumer needs to act on its deletion."""
+    metadata = obj["metadata"]
+    kept = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "labels")
+    return {"metadata": {k: metadata[k] for k in kept if k in metadata}}
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event as the consumer gets it: ADDED, MODIFIED or DELETED, and the object."""
+
+    type: str
+    object: Obj
+
+
+class KeptState:
+    """What the watch last reported of each object: its resourceVersion and a small copy.
+
+    ``replace`` turns a full list into the changes since the last report, as client-go's
+    ``Replace`` does: deletions learned on relist included. Used by one thread only.
+    """
+
+    def __init__(self, keep: Callable[[Obj], Obj] = metadata_only) -> None:
+        self._keep = keep
+        self._objects: dict[Key, tuple[str, Obj]] = {}
+
+    def apply(self, event_type: str, obj: Obj) -> Change | None:
+        """Record one watch event; the change to report (None: nothing new to report)."""
+        key = key_of(obj)
+        if event_type == "DELETED":
+            self._objects.pop(key, None)
+            return Change("DELETED", obj)
+        version = str(obj["metadata"].get("resourceVersion", ""))
+        known = self._objects.get(key)
+        if known is not None and known[0] == version:
+            return None
+        self._objects[key] = (version, self._keep(obj))
+        return Change("ADDED" if known is None else "MODIFIED", obj)
+
+    def replace(self, items: list[Obj]) -> list[Change]:
+        """A full list: report what is new, changed or gone since the last report."""
+        listed = {key_of(item) for item in items}
+        changes = [
+            Change("DELETED", kept)
+            for key, (_, kept) in list(self._objects.items())
+            if key not in listed
+        ]
+        for key in [key for key in self._objects if key not in listed]:
+            del self._objects[key]
+        for item in items:
+            change = self.apply("ADDED", item)
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+class WatchClient:
+    """A Kubernetes client of the watches' own: each watch holds a connection for minutes,
+    which the pool of the API threads (sized for them) would otherwise lack."""
+
+    def __init__(self, connections: int, kubeconfig: str | None) -> None:
+        self.api_client = load_api_client(connections, kubeconfig)
+        self.core = client.CoreV1Api(self.api_client)
+        self.custom = client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        """Close its connections."""
+        self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+class _Expired(Exception):
+    """The resourceVersion to resume from is gone (410): list again."""
+
+
+class ObjectWatch:
+    """Lists then watches one collection in a daemon thread, for as long as it runs.
+
+    ``call`` is the client's list method bound to the collection (e.g. ``functools.partial(
+    core.list_pod_for_all_namespaces, label_selector=...)``); ``deliver(type, obj)`` runs on
+    ``loop`` for each change. A relist happens at start, after 410 Gone, and after a failure
+    (with a back-off); a watch the API server ended normally resumes from the last
+    resourceVersion (bookmarks keep it current) without a list.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        call: ListWatch,
+        deliver: Deliver,
+        *,
+        keep: Callable[[Obj], Obj] = metadata_only,
+        server_timeout: int = 300,
+    ) -> None:
+        self.name = name
+        self._call = call
+        self._deliver = deliver
+        self._state = KeptState(keep)
+        self._server_timeout = server_timeout
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._response: Any = None
+        self._version = ""
+        self.lists = 0  # how many full lists were made (1 + relists)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the thread (again, after ``stop``: resuming from the last resourceVersion);
+        changes are delivered on ``loop``."""
+        self._stop.clear()
+        self._loop = loop
+        self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the watch (interrupting a blocked read) and wait for the thread."""
+        self._stop.set()
+        response = self._response
+        if response is not None:
+            _interrupt(response)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def alive(self) -> bool:
+        """The thread runs (it only ends when stopped)."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # ------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        failures = 0
+        started = 0.0
+        while not self._stop.is_set():
+            # At most one list-or-watch cycle a second, whatever the API server answers (a
+            # watch that ends at once, a 410 right after a list): the loop stays bounded.
+            pause = _MIN_CYCLE - (time.monotonic() - started)
+            if pause > 0 and self._stop.wait(pause):
+                return
+            started = time.monotonic()
+            try:
+                self._cycle()
+                failures = 0
+            except _Expired:
+                log.info("Watch of %s expired (410 Gone): listing again", self.name)
+                self._version = ""
+            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError) as error:
+                if self._stop.is_set():
+                    return
+                failures += 1
+                delay = min(_MAX_BACKOFF, 2.0 ** min(failures, 5)) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter
+                log.warning(
+                    "Watch of %s failed (%s): trying again in %.1f s",
+                    self.name,
+                    _describe(error),
+                    delay,
+                )
+                if failures >= 3:
+                    self._version = ""  # a list after repeated failures: start from the truth
+                self._stop.wait(delay)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("Watch of %s failed unexpectedly: listing again in 5 s", self.name)
+                self._version = ""
+                self._stop.wait(5.0)
+
+    def _cycle(self) -> None:
+        """List if there is no resourceVersion to resume from, then watch until the end."""
+        try:
+            if not self._version:
+                self._relist()
+            self._watch()
+        except ApiException as error:
+            if error.status == _GONE:  # a list's continue token or a watch's version expired
+                raise _Expired from None
+            raise
+
+    def _relist(self) -> None:
+        items: list[Obj] = []
+        token: str | None = None
+        while True:
+            page = _plain_json(self._call, limit=_PAGE, _continue=token, _request_timeout=60) or {}
+            items.extend(page.get("items") or ())
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                break
+        version = str((page.get("metadata") or {}).get("resourceVersion", ""))
+        changes = self._state.replace(items)
+        self.lists += 1
+        for change in changes:
+            self._hand_over(change)
+        self._version = version
+
+    def _watch(self) -> None:
+        timeout = self._server_timeout + random.randint(0, self._server_timeout // 5)  # noqa: S311
+        response = self._call(
+            watch=True,
+            resource_version=self._version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout,
+            _preload_content=False,
+            _request_timeout=(10, timeout + 30),
+        )
+        self._response = response
+        try:
+            for line in _lines(response):
+                if self._stop.is_set():
+                    return
+                self._handle(json.loads(line))
+        finally:
+            self._response = None
+            response.release_conn()
+
+    def _handle(self, event: Obj) -> None:
+        event_type, obj = event.get("type"), event.get("object") or {}
+        if event_type == "ERROR":
+            if obj.get("code") == _GONE:
+                raise _Expired
+            raise ValueError(f"watch error: {obj.get('code')} {obj.get('message', '')}")
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        if event_type == "BOOKMARK":
+            self._version = str(version)
+            return
+        if event_type not in ("ADDED", "MODIFIED", "DELETED"):
+            return
+        change = self._state.apply(str(event_type), obj)
+        if version:
+            self._version = str(version)
+        if change is not None:
+            self._hand_over(change)
+
+    def _hand_over(self, change: Change) -> None:
+        assert self._loop is not None  # noqa: S101 - started
+        self._loop.call_soon_threadsafe(self._deliver_safely, change)
+
+    def _deliver_safely(self, change: Change) -> None:
+        try:
+            self._deliver(change.type, change.object)
+        except Exception:
+            log.exception("Handling a %s event of %s failed", change.type, self.name)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The newline-separated JSON documents of a watch response, as they arrive."""
+    pending = b""
+    for chunk in response.stream(amt=None, decode_content=False):
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        yield from (line for line in complete if line.strip())
+    if pending.strip():
+        yield pending
+
+
+def _interrupt(response: Any) -> None:
+    """Unblock a read in progress on another thread (urllib3 2.3+ has shutdown())."""
+    shutdown = getattr(response, "shutdown", None)
+    try:
+        if shutdown is not None:
+            shutdown()
+        else:
+            response.close()
+    except Exception:  # best effort: the thread may be between reads
+        log.debug("Interrupting a watch response failed", exc_info=True)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApiException):
+        if error.status == _GONE:
+            return "410 Gone"
+        return f"{error.status} {error.reason}"
+    return type(error).__name__

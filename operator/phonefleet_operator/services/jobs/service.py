@@ -1,0 +1,690 @@
+"""The job loop of each binding: start the next job, follow the running one, write the ledger.
+
+One loop per PhoneBinding (a task started by the bindings watch, see handlers/jobs.py) runs
+``pass_once`` whenever a
+job or the binding changes, when a running attempt is due for a poll, or when a waiting job
+comes due. Jobs are read from an in-memory view fed by the PhoneJob watch and by the answers to
+our own writes; every status write is conditional on the job's resourceVersion, so a stale view
+or a second operator can never overwrite a newer ledger line (the write fails and the next pass
+decides afresh).
+
+The worker is reached at its pod's IP on the job port with the binding's token; the worker
+keeps no Kubernetes rights: the operator delivers each attempt and collects its outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.k8s import ApiCaller, KubeGateway
+from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.models import (
+    AttemptOutcome,
+    ConditionStatus,
+    ConditionType,
+    ErrorClass,
+    JobPhase,
+    PhoneBinding,
+    PhoneJob,
+    PhoneJobSpec,
+    PhoneJobStatus,
+    condition,
+    set_condition,
+)
+from phonefleet_operator.render import pod_name
+from phonefleet_operator.services.coordination import Wakeups
+from phonefleet_operator.services.jobs import ledger
+from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
+from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
+from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.settings import JobSettings, OperatorSettings
+from phonefleet_operator.workers import Answer, WorkerClient, WorkerUnreachable
+
+__all__ = ["ACCOUNT_HOLD_ANNOTATION", "JobService", "ObservedJobs", "binding_key"]
+
+log = logging.getLogger(__name__)
+
+#: On a PhoneBinding: why its account is held; jobs wait until a person removes it.
+ACCOUNT_HOLD_ANNOTATION = "phonefleet.dev/account-hold"
+
+_FINAL = {
+    "Succeeded": AttemptOutcome.SUCCEEDED,
+    "AlreadyDone": AttemptOutcome.ALREADY_DONE,
+    "Failed": AttemptOutcome.FAILED,
+    "TimedOut": AttemptOutcome.TIMED_OUT,
+}
+
+Obj = dict[str, Any]
+
+
+def binding_key(namespace: str, name: str) -> str:
+    """The wake-up key of a binding's job loop."""
+    return f"jobs:{namespace}/{name}"
+
+
+class ObservedJobs:
+    """The latest body of each PhoneJob, grouped by the binding it names."""
+
+    def __init__(self) -> None:
+        self._by_binding: dict[tuple[str, str], dict[str, Obj]] = {}
+
+    def saw(self, job: Mapping[str, Any]) -> None:
+        """A job was added or changed (a newer resourceVersion never loses to an older one)."""
+        metadata = job["metadata"]
+        key = (metadata["namespace"], (job.get("spec") or {}).get("bindingName", ""))
+        jobs = self._by_binding.setdefault(key, {})
+        old = jobs.get(metadata["name"])
+        if old is not None and _newer(old, job):
+            return
+        jobs[metadata["name"]] = _essentials(job)
+
+    def gone(self, job: Mapping[str, Any]) -> None:
+        """The job was deleted."""
+        metadata = job["metadata"]
+        key = (metadata["namespace"], (job.get("spec") or {}).get("bindingName", ""))
+        self._by_binding.get(key, {}).pop(metadata["name"], None)
+
+    def of_binding(self, namespace: str, name: str) -> list[Obj]:
+        """Every known job naming this binding."""
+        return list(self._by_binding.get((namespace, name), {}).values())
+
+
+#: What the job loop reads of a job's metadata (managedFields and the rest stay out of memory).
+_METADATA_KEPT = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+
+
+def _essentials(job: Mapping[str, Any]) -> Obj:
+    metadata = job["metadata"]
+    return {
+        "metadata": {key: metadata[key] for key in _METADATA_KEPT if key in metadata},
+        "spec": dict(job.get("spec") or {}),
+        "status": dict(job.get("status") or {}),
+    }
+
+
+def _newer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether ``old`` is a later version than ``new`` (resourceVersions of one object grow)."""
+    try:
+        return int(old["metadata"]["resourceVersion"]) > int(new["metadata"]["resourceVersion"])
+    except (KeyError, ValueError, TypeError):
+        return False
+
+
+class JobService:
+    """Runs every binding's job loop against the API server and the workers."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeGateway,
+        api: JobGateway,
+        workers: WorkerClient,
+        tokens: JobTokens,
+        pods: ObservedPods,
+        settings: JobSettings,
+        operator: OperatorSettings,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._kube = kube
+        self._api = api
+        self._workers = workers
+        self._tokens = tokens
+        self._pods = pods
+        self._settings = settings
+        self._operator = operator
+        self._clock = clock
+        self.jobs = ObservedJobs()
+        self.wakeups = Wakeups()
+        self._loops: set[tuple[str, str]] = set()
+        self._bindings: dict[tuple[str, str], Mapping[str, Any]] = {}
+        self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.disabled: str | None = None
+        """Why PhoneJobs cannot run at all (no job key), or None."""
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        kube: KubeGateway,
+        caller: ApiCaller,
+        tokens: JobTokens,
+        pods: ObservedPods,
+        settings: JobSettings | None,
+        operator: OperatorSettings,
+    ) -> JobService:
+        """The service with its own gateway and worker client (no I/O until used)."""
+        settings = settings or JobSettings()
+        return cls(
+            kube=kube,
+            api=JobGateway(caller),
+            workers=WorkerClient(timeout_seconds=settings.request_timeout_seconds),
+            tokens=tokens,
+            pods=pods,
+            settings=settings,
+            operator=operator,
+        )
+
+    async def close(self) -> None:
+        """Stop every job loop and close the connections to the workers."""
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._workers.close()
+
+    # ------------------------------------------------------------ start-up
+
+    async def prepare(self) -> None:
+        """Load the job key: from the settings, else the key Secret (made at the first start).
+
+        Jobs must never keep the operator from running bindings: when the key cannot be had
+        (no operator namespace, no rights), PhoneJobs wait with reason JobsDisabled instead.
+        """
+        if self._settings.token_key is not None:
+            self._tokens.load(bytes.fromhex(self._settings.token_key.get_secret_value()))
+            return
+        namespace, name = self._operator.operator_namespace, self._settings.key_secret
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "type": "Opaque",
+            "stringData": new_key_data(),
+        }
+        try:
+            data = await self._api.keep_secret(secret)
+        except PhonefleetError as error:
+            log.warning(
+                "PhoneJobs are disabled: could not keep Secret %s/%s: %s", namespace, name, error
+            )
+            data = None
+        if data is None:
+            self.disabled = (
+                f"jobs are disabled: the operator could not keep its job key in Secret "
+                f"{namespace}/{name} (create namespace {namespace}, or set "
+                "PHONEFLEET_JOBS_TOKEN_KEY)"
+            )
+            return
+        self._tokens.load(base64.b64decode(data["key"]))
+
+    # ------------------------------------------------------------ watch events
+
+    def saw(self, event_type: str, job: Mapping[str, Any]) -> bool:
+        """Record a job event and wake its binding's loop; False when no loop runs for it."""
+        if event_type == "DELETED":
+            self.jobs.gone(job)
+        else:
+            self.jobs.saw(job)
+        namespace = job["metadata"]["namespace"]
+        binding = (job.get("spec") or {}).get("bindingName", "")
+        self.wakeups.wake(binding_key(namespace, binding))
+        return (namespace, binding) in self._loops
+
+    def wake(self, namespace: str, name: str) -> None:
+        """Run the binding's job loop now (its phase, pod or annotations changed)."""
+        self.wakeups.wake(binding_key(namespace, name))
+
+    async def check_orphan(self, body: Mapping[str, Any]) -> None:
+        """A job whose binding has no loop here: say so in its status if the binding is gone."""
+        job = _parse(body)
+        if job is None or job.status.finished:
+            return
+        if await self._kube.get_binding(job.namespace, job.spec.binding_name) is not None:
+            return  # its loop is starting, or another operator runs it
+        current = job.status.current
+        if current is not None and not current.ended:
+            # The binding is gone, and with it (its finalizer waits for that) the worker pod.
+            status = ledger.end_attempt(
+                job,
+                current.id,
+                ledger.Ending(AttemptOutcome.LOST, message="the binding and its pod are gone"),
+                self._clock(),
+            )
+            if status is not None:
+                job = await self._write(job, status) or job
+        if job.status.finished:
+            return
+        await self._write(
+            job,
+            ledger.wait(
+                job,
+                "BindingNotFound",
+                f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}",
+            ),
+        )
+
+    # ------------------------------------------------------------ admission
+
+    async def review(self, namespace: str, spec: Mapping[str, Any]) -> list[str]:
+        """Reasons to refuse a PhoneJob at apply time; empty to admit it.
+
+        A missing binding is refused. The task and its params are checked by the binding's own
+        worker (its image registers the tasks) when it answers within the timeout; a worker
+        that does not answer admits the job, and the job loop reports the problem in the status
+        before anything runs.
+        """
+        try:
+            parsed = PhoneJobSpec.model_validate(dict(spec))
+        except ValidationError as error:
+            return [f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()]
+        body = await self._kube.get_binding(namespace, parsed.binding_name)
+        if body is None:
+            return [f"PhoneBinding {parsed.binding_name} not found in namespace {namespace}"]
+        binding = PhoneBinding.from_body(body)
+        base, token = self._endpoint(binding), self._token(binding)
+        if base is None or not token:
+            return []
+        try:
+            answer = await self._workers.validate(base, token, parsed.task, parsed.params)
+        except WorkerUnreachable as error:
+            log.info("Admitted a PhoneJob for %s unchecked: %s", binding.namespaced_name, error)
+            return []
+        if answer.status == 200 and not answer.body.get("ok"):
+            return [str(answer.body.get("message"))]
+        return []
+
+    # ------------------------------------------------------------ the loop
+
+    def saw_binding(self, event_type: str, body: Mapping[str, Any]) -> None:
+        """Keep the binding's latest body; start its job loop on first sight, stop it when the
+        binding is gone, and wake it on every change (its phase, pod or annotations)."""
+        metadata = body["metadata"]
+        key = (metadata["namespace"], metadata["name"])
+        if event_type == "DELETED":
+            self._bindings.pop(key, None)
+            task = self._tasks.pop(key, None)
+            if task is not None:
+                task.cancel()
+            return
+        self._bindings[key] = body
+        if key not in self._tasks:
+            self._tasks[key] = asyncio.create_task(
+                self._loop(key), name=f"jobs of {key[0]}/{key[1]}"
+            )
+        self.wake(*key)
+
+    async def _loop(self, key: tuple[str, str]) -> None:
+        """The job loop of one binding, while the binding exists.
+
+        A plain task fed by the bindings watch rather than a second kopf daemon per binding:
+        it needs no kopf progress storage or daemon bookkeeping, and it reads the binding's
+        latest body from the watch each pass.
+        """
+        self._loops.add(key)
+        wake = binding_key(*key)
+        self.wakeups.register(wake)
+        try:
+            while (body := self._bindings.get(key)) is not None:
+                try:
+                    delay = await self.pass_once(body)
+                except PhonefleetError as error:
+                    log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
+                    delay = 5.0
+                except Exception:  # a bug must not end the binding's jobs for good
+                    log.exception("Job pass of PhoneBinding %s/%s failed", *key)
+                    delay = 5.0
+                await self.wakeups.wait(wake, delay, asyncio.sleep)
+        finally:
+            self._loops.discard(key)
+            self.wakeups.forget(wake)
+
+    async def pass_once(self, body: Mapping[str, Any]) -> float:
+        """One pass over a binding's jobs; the seconds until the next is due."""
+        binding = PhoneBinding.from_body(body)
+        now = self._clock()
+        await self._know_pod(binding)
+        view = self._binding_view(binding, body)
+        await self._sync_account_condition(binding, body, view.account_hold)
+        jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := _parse(raw))]
+        decided = plan(view, jobs, now)
+        for job in decided.expired:
+            await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
+            self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
+            log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
+        for wait in decided.waits:
+            await self._write(
+                wait.job, ledger.wait(wait.job, wait.reason, wait.message, wait.until)
+            )
+        if decided.running is not None:
+            await self._follow(binding, view, decided.running, now)
+        elif decided.start is not None and binding.metadata.deletion_timestamp is None:
+            await self._start(binding, view, decided.start, now)
+        return self._delay(decided, now)
+
+    def _delay(self, decided: Plan, now: datetime) -> float:
+        if decided.running is not None or decided.start is not None:
+            return self._settings.poll_seconds
+        delay = self._settings.idle_seconds
+        if decided.next_due is not None:
+            delay = min(delay, max(0.0, (decided.next_due - now).total_seconds()) + 0.05)
+        return delay
+
+    # ------------------------------------------------------------ starting a job
+
+    async def _start(
+        self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
+    ) -> None:
+        if self.disabled is not None:
+            await self._write(job, ledger.wait(job, "JobsDisabled", self.disabled))
+            return
+        base, token = self._endpoint(binding), self._token(binding)
+        if base is None or not token or view.pod_uid is None:
+            await self._write(job, ledger.wait(job, "BindingNotRunning", "worker not reachable"))
+            return
+        try:
+            checked = await self._workers.validate(base, token, job.spec.task, job.spec.params)
+        except WorkerUnreachable as error:
+            await self._write(job, ledger.wait(job, "WorkerUnreachable", str(error)))
+            return
+        if checked.status != 200:
+            await self._write(job, ledger.wait(job, "WorkerRefused", _refusal(checked)))
+            return
+        if not checked.body.get("ok"):
+            message = str(checked.body.get("message") or "the worker refused the job")
+            reason = "UnknownTask" if message.startswith("unknown task") else "InvalidParams"
+            written = await self._write(job, ledger.refuse(job, reason, message, now))
+            if written is not None:
+                self._event(written, binding, warning=True, reason=reason, message=message)
+            return
+        started = await self._write(
+            job,
+            ledger.begin_attempt(
+                job, pod_uid=view.pod_uid, pod_name=pod_name(binding.name), now=now
+            ),
+        )
+        if started is None:
+            return  # the job changed meanwhile: decide again on the next pass
+        attempt = started.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {started.namespaced_name} lost the attempt it started")
+        self._event(
+            started,
+            binding,
+            reason="StartedAttempt",
+            message=f"Started attempt {attempt.number} of PhoneJob {started.name} "
+            f"({started.spec.task}) on pod {pod_name(binding.name)}",
+            # The binding hears how each attempt ended; its start is the job's own story.
+            on_binding=False,
+        )
+        await self._deliver(binding, started, base, token)
+
+    async def _deliver(self, binding: PhoneBinding, job: PhoneJob, base: str, token: str) -> None:
+        attempt = job.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
+        try:
+            answer = await self._workers.deliver(base, token, ledger.delivery(job, attempt))
+        except WorkerUnreachable as error:
+            log.info("Could not deliver attempt %s yet: %s", attempt.id, error)
+            return  # it is still ours to deliver: the next poll finds the worker without it
+        if answer.status == 422:
+            ending = ledger.Ending(
+                AttemptOutcome.FAILED,
+                error_class=ErrorClass.PERMANENT,
+                message=str(answer.body.get("message", "the worker refused the attempt")),
+            )
+            await self._end(binding, job, attempt.id, ending)
+        elif answer.status not in (200, 202, 409):
+            log.warning("Worker refused attempt %s: %s", attempt.id, _refusal(answer))
+
+    # ------------------------------------------------------------ following a running job
+
+    async def _follow(
+        self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
+    ) -> None:
+        attempt = job.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        live_uid = (pod or {}).get("metadata", {}).get("uid")
+        if live_uid != attempt.pod_uid:
+            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation).
+            await self._end(
+                binding,
+                job,
+                attempt.id,
+                ledger.Ending(AttemptOutcome.LOST, message="the worker pod went away"),
+            )
+            return
+        deadline = ledger.not_after(job, attempt).timestamp() + self._settings.grace_seconds
+        overdue = now.timestamp() > deadline
+        base, token = self._endpoint(binding), self._token(binding)
+        if base is None:
+            return  # the pod has no address (yet); it is the same pod: keep waiting
+        try:
+            answer = await self._workers.attempt(base, token, attempt.id)
+        except WorkerUnreachable:
+            if overdue:
+                await self._end(
+                    binding,
+                    job,
+                    attempt.id,
+                    ledger.Ending(
+                        AttemptOutcome.TIMED_OUT,
+                        message="the worker did not answer before the deadline passed",
+                    ),
+                )
+            return
+        if answer.status == 404:
+            if now < ledger.not_after(job, attempt):
+                await self._deliver(binding, job, base, token)  # the delivery did not arrive
+            else:
+                await self._end(
+                    binding,
+                    job,
+                    attempt.id,
+                    ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+                )
+            return
+        state = str(answer.body.get("state", ""))
+        if state in _FINAL:
+            error_class = str(answer.body.get("errorClass", ""))
+            ending = ledger.Ending(
+                _FINAL[state],
+                error_class=ErrorClass(error_class) if error_class in set(ErrorClass) else None,
+                message=answer.body.get("message"),
+                result=answer.body.get("result"),
+            )
+            await self._end(binding, job, attempt.id, ending)
+        elif overdue:
+            await self._workers.cancel(base, token, attempt.id)
+            await self._end(
+                binding,
+                job,
+                attempt.id,
+                ledger.Ending(AttemptOutcome.TIMED_OUT, message="still running past its deadline"),
+            )
+
+    async def _end(
+        self, binding: PhoneBinding, job: PhoneJob, attempt_id: str, ending: ledger.Ending
+    ) -> None:
+        status = ledger.end_attempt(job, attempt_id, ending, self._clock())
+        if status is None:
+            return  # not the current attempt any more: its answer changes nothing
+        written = await self._write(job, status)
+        if written is None:
+            return
+        attempt = written.status.attempts[-1]
+        warning = written.status.phase is not JobPhase.SUCCEEDED
+        self._event(
+            written,
+            binding,
+            warning=warning,
+            reason=f"Attempt{ending.outcome}",
+            message=f"Attempt {attempt.number} of PhoneJob {written.name} "
+            f"{ending.outcome}: {written.status.message}",
+        )
+        if ending.error_class is ErrorClass.ACCOUNT:
+            why = f"job {written.name}: {ending.message or 'account error'}"
+            await self._api.annotate_binding(
+                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
+            )
+            self._kube.post_event(
+                _event_body(binding),
+                warning=True,
+                reason="AccountHeld",
+                message=f"Held the jobs of {binding.name}: {why}",
+            )
+
+    # ------------------------------------------------------------ the binding's condition
+
+    async def _sync_account_condition(
+        self, binding: PhoneBinding, body: Mapping[str, Any], hold: str | None
+    ) -> None:
+        status: ConditionStatus = "False" if hold else "True"
+        old = condition(binding.status.conditions, ConditionType.ACCOUNT_HEALTHY)
+        if old is None and hold is None:
+            return  # never held: no condition until something happens
+        if old is not None and old.status == status and (hold is None or old.message == hold):
+            return
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        conditions = set_condition(
+            binding.status.conditions,
+            type=ConditionType.ACCOUNT_HEALTHY,
+            status=status,
+            reason="AccountError" if hold else "Cleared",
+            message=hold or "A person cleared the account hold.",
+            now=self._clock(),
+            generation=binding.metadata.generation,
+        )
+        await self._api.patch_binding_conditions(
+            binding.namespace,
+            binding.name,
+            version,
+            [item.to_dict() for item in conditions],
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    async def _know_pod(self, binding: PhoneBinding) -> None:
+        """Ask the API server for a binding's pod the pods watch has not shown yet.
+
+        Right after a start the watch may not have listed the pods: without this, a running
+        attempt would look as if its pod were gone and be ended Lost while it still runs.
+        """
+        name = pod_name(binding.name)
+        if binding.status.pod_name and self._pods.get(binding.namespace, name) is None:
+            self._pods.refresh(
+                binding.namespace, name, await self._kube.get_pod(binding.namespace, name)
+            )
+
+    def _binding_view(self, binding: PhoneBinding, body: Mapping[str, Any]) -> BindingView:
+        annotations = (body.get("metadata") or {}).get("annotations") or {}
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        ready = pod is not None and _pod_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+        policy = binding.spec.jobs
+        return BindingView(
+            namespace=binding.namespace,
+            name=binding.name,
+            uid=binding.uid,
+            phase=binding.status.phase,
+            pod_uid=pod["metadata"].get("uid") if ready and pod is not None else None,
+            max_per_day=policy.max_per_day,
+            time_zone=policy.time_zone,
+            account_hold=annotations.get(ACCOUNT_HOLD_ANNOTATION),
+        )
+
+    def _endpoint(self, binding: PhoneBinding) -> str | None:
+        override = self._settings.endpoint_overrides.get(binding.namespaced_name)
+        if override:
+            return override
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        address = ((pod or {}).get("status") or {}).get("podIP")
+        if not address:
+            return None
+        host = f"[{address}]" if ":" in address else address
+        return f"http://{host}:{self._operator.worker_job_port}"
+
+    def _token(self, binding: PhoneBinding) -> str:
+        return self._tokens.token_for(binding.namespace, binding.name, binding.uid)
+
+    async def _write(self, job: PhoneJob, status: PhoneJobStatus) -> PhoneJob | None:
+        """Write the job's next status (if it changed) against the version we read."""
+        patch = ledger.status_patch(job, status)
+        if patch is None:
+            return job
+        version = job.metadata.resource_version or ""
+        written = await self._api.patch_job_status(job.namespace, job.name, version, patch)
+        if written is None:
+            fresh = await self._api.get_job(job.namespace, job.name)
+            if fresh is not None:
+                self.jobs.saw(fresh)
+            return None
+        self.jobs.saw(written)
+        return _parse(written)
+
+    def _event(
+        self,
+        job: PhoneJob,
+        binding: PhoneBinding,
+        *,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        on_binding: bool = True,
+    ) -> None:
+        """One Event on the job and (unless told otherwise) one on its binding."""
+        job_body = {
+            "apiVersion": c.API_VERSION,
+            "kind": c.JOB_KIND,
+            "metadata": {
+                "name": job.name,
+                "namespace": job.namespace,
+                "uid": job.metadata.uid,
+            },
+        }
+        self._kube.post_event(job_body, warning=warning, reason=reason, message=message)
+        self._kube.post_event(_event_body(binding), warning=warning, reason=reason, message=message)
+        log.info("%s PhoneJob %s: %s", reason, job.namespaced_name, message)
+
+
+def _key(binding: PhoneBinding) -> tuple[str, str]:
+    return binding.namespace, binding.name
+
+
+def _parse(body: Mapping[str, Any]) -> PhoneJob | None:
+    try:
+        return PhoneJob.from_body(body)
+    except ValidationError as error:
+        name = (body.get("metadata") or {}).get("name")
+        log.warning("Ignored PhoneJob %s: its body does not parse: %s", name, error)
+        return None
+
+
+def _pod_ready(pod: Mapping[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
+
+
+def _refusal(answer: Answer) -> str:
+    return f"the worker answered {answer.status}: {answer.body.get('message', '')}".strip()
+
+
+def _event_body(binding: PhoneBinding) -> Obj:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.BINDING_KIND,
+        "metadata": {
+            "name": binding.name,
+            "namespace": binding.namespace,
+            "uid": binding.uid,
+        },
+    }

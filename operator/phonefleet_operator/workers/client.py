@@ -1,0 +1,95 @@
+"""HTTP calls to a worker's job endpoint: deliver an attempt, read it back, validate, cancel.
+
+Each call carries the binding's job token as a bearer token; the token is never logged and never
+part of an error message. A worker that cannot be reached (refused, timed out, reset) raises
+:class:`WorkerUnreachable`; every HTTP answer, error statuses included, comes back as an
+:class:`Answer` for the caller to decide. The protocol is in docs/jobs.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from phonefleet_operator.errors import TemporaryFault
+
+__all__ = ["Answer", "WorkerClient", "WorkerUnreachable"]
+
+
+class WorkerUnreachable(TemporaryFault):
+    """The worker's job endpoint did not answer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A worker's HTTP answer: its status and JSON body."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class WorkerClient:
+    """One shared aiohttp session for every worker; a short timeout per call."""
+
+    def __init__(self, *, timeout_seconds: float = 10.0, limit: int = 100) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+        self.requests = 0
+        """Calls made so far (the bench reports requests per job)."""
+
+    async def tasks(self, base: str, token: str) -> Answer:
+        """``GET /v1/tasks``: the tasks the worker image registers."""
+        return await self._call("GET", base, "/v1/tasks", token)
+
+    async def validate(self, base: str, token: str, task: str, params: Mapping[str, Any]) -> Answer:
+        """``POST /v1/validate``: whether the task exists and the params fit its schema."""
+        return await self._call(
+            "POST", base, "/v1/validate", token, {"task": task, "params": dict(params)}
+        )
+
+    async def deliver(self, base: str, token: str, attempt: Mapping[str, Any]) -> Answer:
+        """``POST /v1/attempts``: hand over an attempt (idempotent per attempt id)."""
+        return await self._call("POST", base, "/v1/attempts", token, dict(attempt))
+
+    async def attempt(self, base: str, token: str, attempt_id: str) -> Answer:
+        """``GET /v1/attempts/{id}``: where the attempt stands on the worker."""
+        return await self._call("GET", base, f"/v1/attempts/{attempt_id}", token)
+
+    async def cancel(self, base: str, token: str, attempt_id: str) -> Answer:
+        """``POST /v1/attempts/{id}/cancel``."""
+        return await self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, {})
+
+    async def close(self) -> None:
+        """Close the connections."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _call(
+        self, method: str, base: str, path: str, token: str, body: Any = None
+    ) -> Answer:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=self._limit)
+            )
+        self.requests += 1
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            async with self._session.request(
+                method, base.rstrip("/") + path, json=body, headers=headers
+            ) as response:
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                return Answer(response.status, data if isinstance(data, dict) else {})
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise WorkerUnreachable(
+                f"worker job endpoint {base} did not answer {method} {path}: "
+                f"{type(error).__name__}",
+                delay=5,
+            ) from None

@@ -1,0 +1,92 @@
+"""`phonefleet jobs import`: the old CSV ledger into PhoneJobs, on a real API server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phonefleet_testbed.controlplane import ControlPlane
+from phonefleet_testbed.devenv import install_crds
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.scenarios import make_binding
+
+PHONEFLEET = Path(sys.executable).parent / "phonefleet"
+
+LEDGER = """\
+job_id,account,video_path,caption,status,worker_id,claimed_at,completed_at,error,attempts,max_attempts,retry_at,error_type
+J-001,insta-001,/videos/a.mp4,first post,pending,,,,,0,3,,
+J-002,insta-002,/videos/b.mp4,second post,retrying,,,,timeout,1,3,2026-11-30T09:00:00,
+J-003,insta-001,/videos/c.mp4,posted already,success,w1,,,,1,3,,
+J-004,insta-404,/videos/d.mp4,nobody has it,pending,,,,,0,3,,
+J-005,insta-002,/videos/e.mp4,mid-flight,claimed,w2,2025-12-01T10:00:00,,,0,3,,
+"""
+
+
+@pytest.fixture(scope="module")
+def crds(control_plane: ControlPlane) -> None:
+    """phonefleet's CRDs (apply is idempotent: other modules may have installed them)."""
+    install_crds(control_plane)
+
+
+def bound(kubectl: Kubectl, name: str, namespace: str, serial: str) -> None:
+    """A binding whose status says it resolved to the phone ``serial`` (as the operator writes)."""
+    kubectl.apply(make_binding(name, serial, namespace))
+    status = {"status": {"phone": {"id": f"id-{serial}", "serialName": serial}}}
+    kubectl(
+        "patch", "pb", name, "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+
+
+def run_import(plane: ControlPlane, ledger: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The installed console script against the test bed."""
+    return subprocess.run(
+        [str(PHONEFLEET), "jobs", "import", str(ledger), *args],
+        env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_import_places_open_rows_by_serial_name_and_reports_the_rest(
+    control_plane: ControlPlane, crds: None, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """Open rows become PhoneJobs on the binding of their account's phone (retry_at ->
+    notBefore, attempts left -> maxAttempts); a finished row is left out; a row without a
+    binding and a row claimed mid-flight get one line each, and the exit code is 1. A second
+    import creates nothing twice."""
+    bound(kubectl, "one", namespace, "insta-001")
+    bound(kubectl, "two", namespace, "insta-002")
+    ledger = tmp_path / "parallel_progress.csv"
+    ledger.write_text(LEDGER)
+
+    result = run_import(control_plane, ledger, "-n", namespace)
+
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert (
+        "line 5 (job J-004): no PhoneBinding bound to a phone with serialName 'insta-404'"
+        in lines[0]
+    )
+    assert "line 6 (job J-005): status 'claimed'" in lines[1]
+    assert lines[2].endswith(
+        "2 jobs created, 0 existed already, 1 finished in the old ledger, 2 not placed"
+    )
+    jobs = {j["metadata"]["name"]: j["spec"] for j in kubectl.list("phonejobs", namespace)}
+    assert set(jobs) == {"j-001", "j-002"}
+    assert jobs["j-001"]["bindingName"] == "one"
+    assert jobs["j-001"]["params"] == {"video": "/videos/a.mp4", "caption": "first post"}
+    assert (jobs["j-002"]["bindingName"], jobs["j-002"]["maxAttempts"]) == ("two", 2)
+    assert jobs["j-002"]["notBefore"] == "2026-11-30T09:00:00Z"
+
+    again = run_import(control_plane, ledger, "-n", namespace)
+
+    assert "0 jobs created, 2 existed already" in again.stderr

@@ -1,0 +1,186 @@
+"""The list-then-watch reports deletions found on relist, and resumes without a list when it can.
+
+The API server is played by an in-memory collection that answers the client's list and watch
+calls as the real one does: pages of JSON, a stream of JSON lines, ``ERROR 410`` for a
+resourceVersion it no longer has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from phonefleet_operator.k8s.watch import KeptState, ObjectWatch
+
+Obj = dict[str, Any]
+
+
+def pod(name: str, version: int, **metadata: Any) -> Obj:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(version)} | metadata
+    }
+
+
+class Listed:
+    """A list answer as the client gives it with _preload_content=False."""
+
+    def __init__(self, body: Obj) -> None:
+        self.data = json.dumps(body).encode()
+
+    def release_conn(self) -> None:
+        """Nothing to release."""
+
+
+class Stream:
+    """A watch answer: the given lines, then (``hold``) a stream that stays open until shut."""
+
+    def __init__(self, events: list[Obj], *, hold: bool) -> None:
+        self._lines = [json.dumps(e).encode() + b"\n" for e in events]
+        self._hold = hold
+        self._shut = threading.Event()
+
+    def stream(self, amt: Any = None, decode_content: bool = False) -> Iterator[bytes]:
+        for line in self._lines:  # split across chunks, as TCP may deliver them
+            yield line[:7]
+            yield line[7:]
+        if self._hold:
+            self._shut.wait(30)
+
+    def shutdown(self) -> None:
+        self._shut.set()
+
+    def release_conn(self) -> None:
+        """Nothing to release."""
+
+
+class Collection:
+    """Objects and the watch answers to give, in order; records every call's kind."""
+
+    def __init__(self, objects: list[Obj], version: int, page: int = 2) -> None:
+        self.objects = {o["metadata"]["name"]: o for o in objects}
+        self.version = version
+        self.page = page
+        self.watches: list[Callable[[str], Stream]] = []
+        self.calls: list[str] = []
+
+    def __call__(self, **kwargs: Any) -> Any:
+        if kwargs.get("watch"):
+            self.calls.append(f"watch@{kwargs['resource_version']}")
+            answer = self.watches.pop(0) if self.watches else lambda _: Stream([], hold=True)
+            return answer(kwargs["resource_version"])
+        self.calls.append("list")
+        names = sorted(self.objects)
+        start = int(kwargs.get("_continue") or 0)
+        chunk = names[start : start + self.page]
+        more = start + self.page < len(names)
+        metadata = {"resourceVersion": str(self.version)} | (
+            {"continue": str(start + self.page)} if more else {}
+        )
+        return Listed({"metadata": metadata, "items": [self.objects[n] for n in chunk]})
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10.0
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)
+
+
+def test_a_relist_reports_what_changed_and_what_is_gone_and_nothing_else() -> None:
+    state = KeptState()
+    first = [pod("a", 1), pod("b", 2), pod("c", 3)]
+    assert [(c.type, c.object["metadata"]["name"]) for c in state.replace(first)] == [
+        ("ADDED", "a"),
+        ("ADDED", "b"),
+        ("ADDED", "c"),
+    ]
+    changes = state.replace([pod("b", 2), pod("c", 9), pod("d", 10)])
+    assert [(c.type, c.object["metadata"]["name"]) for c in changes] == [
+        ("DELETED", "a"),
+        ("MODIFIED", "c"),
+        ("ADDED", "d"),
+    ]
+    assert len(state) == 3
+
+
+def test_a_deletion_learned_on_relist_carries_the_last_kept_owners() -> None:
+    state = KeptState()
+    owner = [{"kind": "PhoneBinding", "uid": "b-1", "controller": True}]
+    state.replace([pod("a", 1, uid="p-1", ownerReferences=owner)])
+    (gone,) = state.replace([])
+    assert gone.type == "DELETED"
+    assert gone.object["metadata"]["ownerReferences"] == owner
+    assert gone.object["metadata"]["uid"] == "p-1"
+
+
+def test_a_repeated_event_of_the_same_version_is_not_reported_twice() -> None:
+    state = KeptState()
+    assert state.apply("ADDED", pod("a", 1)) is not None
+    assert state.apply("MODIFIED", pod("a", 1)) is None
+    change = state.apply("MODIFIED", pod("a", 2))
+    assert change is not None
+    assert change.type == "MODIFIED"
+
+
+async def test_after_410_gone_the_watch_lists_again_and_reports_the_deletions_it_missed() -> None:
+    """Watch 1 ends with 410 (the gap): meanwhile a was deleted, b changed, d was added; the
+    relist reports exactly that. The events of watch 2 follow in order."""
+    api = Collection([pod("a", 1), pod("b", 2), pod("c", 3)], version=3)
+
+    def expired(_: str) -> Stream:
+        del api.objects["a"]
+        api.objects["b"] = pod("b", 7)
+        api.objects["d"] = pod("d", 8)
+        api.version = 8
+        return Stream(
+            [{"type": "ERROR", "object": {"code": 410, "message": "too old"}}], hold=False
+        )
+
+    def live(_: str) -> Stream:
+        events = [
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}},
+            {"type": "DELETED", "object": pod("c", 10)},
+        ]
+        return Stream(events, hold=True)
+
+    api.watches = [expired, live]
+    seen: list[tuple[str, str]] = []
+    watch = ObjectWatch("pods", api, lambda t, o: seen.append((t, o["metadata"]["name"])))
+    watch.start(asyncio.get_running_loop())
+    try:
+        await eventually(lambda: len(seen) == 7, "seven changes")
+    finally:
+        watch.stop()
+    assert seen == [
+        ("ADDED", "a"),
+        ("ADDED", "b"),
+        ("ADDED", "c"),
+        ("DELETED", "a"),
+        ("MODIFIED", "b"),
+        ("ADDED", "d"),
+        ("DELETED", "c"),
+    ]
+    assert api.calls == ["list", "list", "watch@3", "list", "list", "watch@8"]
+    assert watch.lists == 2
+    assert not watch.alive()
+
+
+async def test_a_watch_the_server_ended_resumes_from_the_last_version_without_a_list() -> None:
+    api = Collection([pod("a", 1)], version=1)
+    api.watches = [
+        lambda _: Stream([{"type": "MODIFIED", "object": pod("a", 5)}], hold=False),
+        lambda _: Stream(
+            [{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "6"}}}], hold=False
+        ),
+    ]
+    watch = ObjectWatch("pods", api, lambda t, o: None)
+    watch.start(asyncio.get_running_loop())
+    try:
+        await eventually(lambda: "watch@6" in api.calls, "a third watch")
+    finally:
+        watch.stop()
+    assert api.calls == ["list", "watch@1", "watch@5", "watch@6"]

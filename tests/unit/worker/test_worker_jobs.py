@@ -1,0 +1,439 @@
+"""The worker's side of PhoneJobs: task plugins, the job desk (fencing) and the job endpoint."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from importlib.metadata import EntryPoint
+from typing import Any
+
+import pytest
+import requests
+from pydantic import BaseModel, ConfigDict
+from worker_fakes import PHONE_ID, FakePacer, RecordingJobs, make_world
+
+from phonefleet_worker.builtin_tasks import UiSteps, UiStepsParams
+from phonefleet_worker.job_desk import AttemptRequest, JobDesk
+from phonefleet_worker.job_server import JobServer
+from phonefleet_worker.lifecycle import CallTimedOut, Lifecycle
+from phonefleet_worker.registry import TaskRegistry
+from phonefleet_worker.session import DeviceSession
+from phonefleet_worker.states import DeviceState
+from phonefleet_worker.task_api import (
+    AccountTaskError,
+    AttemptInfo,
+    JobContext,
+    JobTask,
+    MediaFile,
+    PermanentTaskError,
+)
+from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext
+
+TOKEN = "job-token-for-tests"
+NOT_AFTER = time.time() + 3600  # one value, so a redelivery carries exactly the same data
+
+
+class PostParams(BaseModel):
+    """A posting task's params."""
+
+    model_config = ConfigDict(extra="forbid")
+    caption: str
+    fail: str | None = None
+
+
+class FakePost(JobTask[PostParams]):
+    """Posts (in memory); remembers what it posted so ``is_done`` can tell."""
+
+    Params = PostParams
+    description = "a fake post"
+    deadline_seconds = 30.0
+
+    def __init__(self) -> None:
+        self.posted: dict[str, str] = {}
+        self.runs = 0
+        self.hang = threading.Event()
+        self.hung = False
+
+    def media(self, params: PostParams) -> list[MediaFile]:
+        return []
+
+    def is_done(self, context: JobContext, params: PostParams) -> Mapping[str, Any] | None:
+        url = self.posted.get(context.attempt.job_uid)
+        return {"url": url} if url else None
+
+    def run(self, context: JobContext, params: PostParams) -> Mapping[str, Any]:
+        self.runs += 1
+        if params.fail == "permanent":
+            raise PermanentTaskError("captcha")
+        if params.fail == "account":
+            raise AccountTaskError("account suspended")
+        if params.fail == "hang":
+            self.hung = True
+            context.cancel.wait(30)  # a task that ignores everything until it is cancelled
+            return {}
+        if params.fail == "lose-answer":
+            self.posted[context.attempt.job_uid] = "https://example.invalid/p/1"
+            raise RuntimeError("the answer was lost")
+        url = f"https://example.invalid/p/{self.runs}"
+        self.posted[context.attempt.job_uid] = url
+        return {"url": url}
+
+
+def registry(post: FakePost | None = None) -> TaskRegistry:
+    """Built-ins plus the fake post task."""
+    loaded = TaskRegistry.from_entry_points()
+    return TaskRegistry({**loaded.tasks, "fake-post": post or FakePost()})
+
+
+def attempt(number: int = 1, **overrides: Any) -> AttemptRequest:
+    """An attempt of job farm/acme."""
+    values: dict[str, Any] = {
+        "job": "farm/acme",
+        "job_uid": "uid-acme",
+        "number": number,
+        "id": f"attempt-{number}",
+        "task": "fake-post",
+        "params": {"caption": "hi"},
+        "deadline_seconds": 60,
+        "not_after": NOT_AFTER,
+    }
+    return AttemptRequest(**{**values, **overrides})
+
+
+# ------------------------------------------------------------------ registry
+
+
+def test_the_builtin_tasks_are_registered_through_entry_points() -> None:
+    """heartbeat and ui-steps come from the phonefleet.tasks group, like any plugin."""
+    tasks = TaskRegistry.from_entry_points().tasks
+
+    assert {"heartbeat", "ui-steps"} <= set(tasks)
+
+
+def test_a_broken_plugin_is_reported_and_the_others_still_load() -> None:
+    """An entry point that fails to import is listed as broken; the good one is registered."""
+    found = [
+        EntryPoint("heartbeat", "phonefleet_worker.builtin_tasks:HeartbeatJob", "phonefleet.tasks"),
+        EntryPoint("broken", "no_such_module:Task", "phonefleet.tasks"),
+        EntryPoint("not-a-task", "phonefleet_worker.tasks:HeartbeatTask", "phonefleet.tasks"),
+    ]
+
+    loaded = TaskRegistry.from_entry_points(found)
+
+    assert list(loaded.tasks) == ["heartbeat"]
+    assert set(loaded.broken) == {"broken", "not-a-task"}
+
+
+def test_the_catalog_carries_each_tasks_params_schema_and_deadline() -> None:
+    """GET /v1/tasks answers what the operator needs to check a job before delivering it."""
+    catalog = registry().catalog()["tasks"]
+
+    assert catalog["fake-post"]["deadlineSeconds"] == 30.0
+    assert catalog["fake-post"]["paramsSchema"]["required"] == ["caption"]
+    assert "steps" in catalog["ui-steps"]["paramsSchema"]["properties"]
+
+
+@pytest.mark.parametrize(
+    ("task", "params", "expected"),
+    [
+        ("fake-post", {"caption": "x"}, None),
+        ("post-video", {}, "unknown task 'post-video'"),
+        ("fake-post", {}, "caption: Field required"),
+        ("fake-post", {"caption": "x", "colour": "red"}, "colour: Extra inputs"),
+        ("ui-steps", {"steps": [{"action": "click"}]}, "click needs 'by' and 'value'"),
+    ],
+    ids=["fits", "unknown-task", "missing-param", "extra-param", "ui-step-incomplete"],
+)
+def test_problems_name_the_task_and_the_field(
+    task: str, params: dict[str, Any], expected: str | None
+) -> None:
+    """Unknown tasks and params failing the task's schema get one clear line."""
+    problem = registry().problem(task, params)
+
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None
+        assert expected in problem
+
+
+# ------------------------------------------------------------------ the desk (fencing)
+
+
+def test_one_attempt_at_a_time_and_redelivery_answers_the_same_record() -> None:
+    """A second attempt is refused while one is open; the same id again is the same record."""
+    desk = JobDesk(registry())
+
+    assert desk.offer(attempt(1))[0] == 202
+    assert desk.offer(attempt(1)) == (200, desk.lookup("attempt-1"))
+    status, body = desk.offer(attempt(2))
+    assert status == 409
+    assert body["current"]["id"] == "attempt-1"
+
+
+def test_a_redelivered_id_with_other_data_is_refused() -> None:
+    """An attempt id names one delivery; reusing it for other params is a conflict."""
+    desk = JobDesk(registry())
+    desk.offer(attempt(1))
+
+    assert desk.offer(attempt(1, params={"caption": "other"}))[0] == 409
+
+
+def test_bad_input_is_refused_before_anything_runs() -> None:
+    """Unknown task or bad params: 422 Permanent, and the desk stays free."""
+    desk = JobDesk(registry())
+
+    status, body = desk.offer(attempt(1, task="nope"))
+
+    assert (status, body["errorClass"]) == (422, "Permanent")
+    assert desk.lookup("attempt-1") is None
+    assert desk.offer(attempt(2))[0] == 202
+
+
+def run_world(desk: JobDesk, pacer: FakePacer | None = None) -> DeviceSession:
+    """A fake-phone session taking its jobs from ``desk``, stepped to IDLE."""
+    world = make_world()
+    session = DeviceSession(
+        phone_id=PHONE_ID,
+        adb=world.adb,
+        appium=world.appium,
+        connections=world.connections,
+        jobs=desk,
+        pacer=pacer or world.pacer,
+        backoff=world.session._backoff,
+        timings=world.timings,
+    )
+    for _ in range(20):
+        if session.state is DeviceState.IDLE:
+            break
+        session.step()
+    assert session.state is DeviceState.IDLE
+    return session
+
+
+def step_until_final(session: DeviceSession, desk: JobDesk, attempt_id: str) -> dict[str, Any]:
+    """Step the session until the attempt has a final record."""
+    for _ in range(20):
+        record = desk.lookup(attempt_id)
+        assert record is not None
+        if record["state"] not in ("Queued", "Running"):
+            return record
+        session.step()
+    raise AssertionError(f"attempt {attempt_id} never ended: {desk.lookup(attempt_id)}")
+
+
+def test_a_delivered_attempt_runs_once_and_records_the_tasks_result() -> None:
+    """The session runs the queued attempt first; its result lands on that attempt only."""
+    post = FakePost()
+    desk = JobDesk(registry(post), idle=RecordingJobs(HeartbeatTask(), interval=30.0))
+    session = run_world(desk)
+    desk.offer(attempt(1))
+
+    record = step_until_final(session, desk, "attempt-1")
+
+    assert record["state"] == "Succeeded"
+    assert record["result"] == {"url": "https://example.invalid/p/1"}
+    assert (post.runs, desk.runs) == (1, ["attempt-1"])
+
+
+@pytest.mark.parametrize(
+    ("fail", "error_class"),
+    [("permanent", "Permanent"), ("account", "Account"), ("lose-answer", "Retryable")],
+)
+def test_task_errors_carry_their_class(fail: str, error_class: str) -> None:
+    """PermanentTaskError, AccountTaskError and any other exception map to the three classes."""
+    desk = JobDesk(registry())
+    session = run_world(desk)
+    desk.offer(attempt(1, params={"caption": "x", "fail": fail}))
+
+    record = step_until_final(session, desk, "attempt-1")
+
+    assert (record["state"], record["errorClass"]) == ("Failed", error_class)
+    assert session.state is DeviceState.IDLE
+
+
+def test_the_next_attempt_asks_is_done_first_and_does_not_post_twice() -> None:
+    """The post happened but its answer was lost: attempt 2 ends AlreadyDone with the URL."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session = run_world(desk)
+    desk.offer(attempt(1, params={"caption": "x", "fail": "lose-answer"}))
+    step_until_final(session, desk, "attempt-1")
+
+    desk.offer(attempt(2))
+    record = step_until_final(session, desk, "attempt-2")
+
+    assert record["state"] == "AlreadyDone"
+    assert record["result"] == {"url": "https://example.invalid/p/1"}
+    assert post.runs == 1
+
+
+def test_an_attempt_past_not_after_never_starts() -> None:
+    """A queued attempt whose notAfter passed ends TimedOut without running."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session = run_world(desk)
+    desk.offer(attempt(1, not_after=time.time() - 1))
+
+    record = step_until_final(session, desk, "attempt-1")
+
+    assert record["state"] == "TimedOut"
+    assert post.runs == 0
+
+
+class RealCallPacer(FakePacer):
+    """The fake clock for waits, but real threads and deadlines for calls (as Lifecycle does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lifecycle = Lifecycle(slice_seconds=0.02)
+
+    def call(self, func: Any, *, name: str, deadline: float | None = None) -> Any:
+        return self._lifecycle.call(func, name=name, deadline=deadline)
+
+
+def test_a_hung_task_is_cancelled_at_its_deadline_and_the_session_reopens() -> None:
+    """Past its deadline the attempt ends TimedOut, the task is cancelled, and the worker goes
+    through RECOVERING to a fresh Appium session, ready for the next job."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session = run_world(desk, RealCallPacer())
+    opened = len(session._appium.opened)  # type: ignore[attr-defined]
+    desk.offer(attempt(1, params={"caption": "x", "fail": "hang"}, deadline_seconds=0.2))
+
+    record = step_until_final(session, desk, "attempt-1")
+    assert record["state"] == "TimedOut"
+    assert post.hung
+    assert session.state is DeviceState.RECOVERING
+    for _ in range(20):
+        if session.state is DeviceState.IDLE:
+            break
+        session.step()
+
+    assert session.state is DeviceState.IDLE
+    assert len(session._appium.opened) == opened + 1  # type: ignore[attr-defined]
+    assert desk.offer(attempt(2))[0] == 202
+
+
+def test_lifecycle_call_gives_up_at_its_deadline() -> None:
+    """Lifecycle.call stops beating and raises CallTimedOut when the call overruns."""
+    lifecycle = Lifecycle(slice_seconds=0.02)
+    release = threading.Event()
+
+    with pytest.raises(CallTimedOut, match="passed its deadline"):
+        lifecycle.call(lambda: release.wait(30), name="stuck", deadline=0.1)
+    release.set()
+
+
+# ------------------------------------------------------------------ the endpoint
+
+
+@pytest.fixture
+def endpoint() -> Iterator[tuple[str, JobDesk, dict[str, str | None]]]:
+    """A job server on a free loopback port; the token is whatever the dict holds."""
+    desk = JobDesk(registry())
+    token: dict[str, str | None] = {"value": TOKEN}
+    server = JobServer(host="127.0.0.1", port=0, desk=desk, token=lambda: token["value"])
+    server.start()
+    yield f"http://127.0.0.1:{server.port}", desk, token
+    server.close()
+
+
+def call(
+    url: str, method: str, path: str, body: Any = None, token: str = TOKEN
+) -> requests.Response:
+    """One request with the bearer token."""
+    return requests.request(
+        method, url + path, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=5
+    )
+
+
+def test_the_endpoint_refuses_a_wrong_token_and_works_with_the_right_one(
+    endpoint: tuple[str, JobDesk, dict[str, str | None]],
+) -> None:
+    """401 without the binding's token, 200 with it; 503 while the Secret has no token."""
+    url, _, token = endpoint
+
+    assert call(url, "GET", "/v1/tasks", token="guess").status_code == 401
+    assert requests.get(url + "/v1/tasks", timeout=5).status_code == 401
+    assert "fake-post" in call(url, "GET", "/v1/tasks").json()["tasks"]
+    token["value"] = None
+    assert call(url, "GET", "/v1/tasks").status_code == 503
+
+
+def test_the_endpoint_delivers_validates_and_reports_attempts(
+    endpoint: tuple[str, JobDesk, dict[str, str | None]],
+) -> None:
+    """POST /v1/attempts takes an attempt, GET reads it back, cancel ends a queued one."""
+    url, _, _ = endpoint
+    body = json.loads(attempt(1).model_dump_json(by_alias=True))
+
+    assert (
+        call(url, "POST", "/v1/validate", {"task": "fake-post", "params": {}}).json()["ok"] is False
+    )
+    assert call(url, "POST", "/v1/attempts", body).status_code == 202
+    assert call(url, "GET", "/v1/attempts/attempt-1").json()["state"] == "Queued"
+    assert call(url, "GET", "/v1/attempts/attempt-9").status_code == 404
+    assert call(url, "POST", "/v1/attempts", {"job": "x"}).status_code == 400
+    cancelled = call(url, "POST", "/v1/attempts/attempt-1/cancel")
+    assert (cancelled.status_code, cancelled.json()["state"]) == (202, "Failed")
+
+
+# ------------------------------------------------------------------ ui-steps and media
+
+
+class RecordingDriver:
+    """Records the driver calls of ui-steps' back step."""
+
+    def __init__(self) -> None:
+        self.backs = 0
+
+    def back(self) -> None:
+        self.backs += 1
+
+
+def test_ui_steps_back_presses_back_on_the_device() -> None:
+    """The back step calls the driver's back (the fake Appium driver lacks the command)."""
+    driver = RecordingDriver()
+    context = JobContext(
+        session=TaskContext(driver, Device(PHONE_ID, "s"), threading.Event()),  # type: ignore[arg-type]
+        attempt=AttemptInfo("farm/a", "uid", 1, "a-1"),
+        cancel=threading.Event(),
+    )
+
+    result = UiSteps().run(
+        context, UiStepsParams.model_validate({"steps": [{"action": "back"}] * 2})
+    )
+
+    assert (result, driver.backs) == ({"steps": 2}, 2)
+
+
+class MediaPost(FakePost):
+    """Asks for one video on the phone and reports where it was put."""
+
+    def media(self, params: PostParams) -> list[MediaFile]:
+        return [MediaFile("https://cdn.invalid/v.mp4", "/sdcard/Download/v.mp4")]
+
+    def run(self, context: JobContext, params: PostParams) -> Mapping[str, Any]:
+        return {"video": context.media["https://cdn.invalid/v.mp4"]}
+
+
+def test_an_attempts_media_is_pushed_to_its_device_before_the_task_runs() -> None:
+    """The desk hands the task's files to the pusher with the device's serial; the task sees
+    each URL's path on the phone."""
+    pushed: list[tuple[str, list[MediaFile]]] = []
+
+    def pusher(serial: str, files: Any) -> dict[str, str]:
+        pushed.append((serial, list(files)))
+        return {f.url: f.path for f in files}
+
+    desk = JobDesk(registry(MediaPost()), media=pusher)
+    session = run_world(desk)
+    desk.offer(attempt(1))
+
+    record = step_until_final(session, desk, "attempt-1")
+
+    assert record["result"] == {"video": "/sdcard/Download/v.mp4"}
+    assert pushed[0][0] == session.connection.serial  # type: ignore[union-attr]

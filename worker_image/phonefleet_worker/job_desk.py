@@ -1,0 +1,297 @@
+"""The job desk: attempts the operator delivered, handed to the device session one at a time.
+
+The job server (``job_server.py``) offers attempts here from its HTTP threads; the session takes
+them as its ``JobSource`` and reports how each went. The desk keeps the worker's side of fencing:
+
+- it holds one current attempt; another is refused (409) until the current one has ended, so at
+  most one attempt runs on a worker;
+- an attempt is known by its id: delivering the same id again answers the same record, and a
+  result is recorded only for the attempt it belongs to;
+- an attempt is never started after its ``notAfter`` time, and runs at most its deadline, so the
+  operator can count an attempt it has not heard from as over once ``notAfter`` (plus a grace)
+  has passed.
+
+While no attempt waits, the session's idle source (the periodic heartbeat) runs as before.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from phonefleet_worker.registry import TaskRegistry
+from phonefleet_worker.task_api import AttemptInfo, JobContext, JobTask, MediaFile, TaskError
+from phonefleet_worker.tasks import JobSource, Task, TaskContext, TaskResult
+
+__all__ = ["AttemptRecord", "AttemptRequest", "JobDesk", "MediaPusher"]
+
+log = logging.getLogger(__name__)
+
+MediaPusher = Callable[[str, Sequence[MediaFile]], Mapping[str, str]]
+"""Pushes files to the device with this adb serial; returns each URL's path on the phone."""
+
+FINAL_STATES = frozenset({"Succeeded", "AlreadyDone", "Failed", "TimedOut"})
+
+
+class AttemptRequest(BaseModel):
+    """``POST /v1/attempts``: one attempt of a PhoneJob, as the operator delivers it."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+    job: str = Field(min_length=1, description="namespace/name of the PhoneJob.")
+    job_uid: str = Field(min_length=1, description="The PhoneJob's uid.")
+    number: int = Field(ge=1, description="The attempt's number.")
+    id: str = Field(min_length=1, max_length=128, description="The attempt's fencing id.")
+    task: str = Field(min_length=1, description="The task to run.")
+    params: dict[str, Any] = Field(default_factory=dict, description="The task's params.")
+    deadline_seconds: float = Field(gt=0, description="Longest the attempt may run.")
+    not_after: float = Field(description="Unix time after which the attempt must not start.")
+
+
+@dataclasses.dataclass
+class AttemptRecord:
+    """What the worker knows of one attempt; ``state`` moves Queued -> Running -> a final one."""
+
+    request: AttemptRequest
+    state: str = "Queued"
+    error_class: str | None = None
+    message: str | None = None
+    result: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        """Whether the attempt has ended."""
+        return self.state in FINAL_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``GET /v1/attempts/{id}`` answers it."""
+        body: dict[str, Any] = {
+            "id": self.request.id,
+            "number": self.request.number,
+            "jobUid": self.request.job_uid,
+            "state": self.state,
+        }
+        for key, value in (
+            ("errorClass", self.error_class),
+            ("message", self.message),
+            ("result", self.result),
+        ):
+            if value is not None:
+                body[key] = value
+        return body
+
+
+class AttemptTask:
+    """Adapts one delivered attempt to the session's ``Task``: check, push media, run."""
+
+    def __init__(
+        self,
+        record: AttemptRecord,
+        task: JobTask[Any],
+        *,
+        deadline_seconds: float,
+        media: MediaPusher | None,
+    ) -> None:
+        self.record = record
+        self.name = record.request.task
+        self.deadline_seconds = deadline_seconds
+        self._task = task
+        self._media = media
+        self._cancel = threading.Event()
+
+    def cancel(self) -> None:
+        """Ask the task to return at once (its deadline passed or the operator cancelled it)."""
+        self._cancel.set()
+
+    def run(self, context: TaskContext) -> TaskResult:
+        """Run the attempt; every outcome, failures included, comes back as a TaskResult."""
+        request = self.record.request
+        info = AttemptInfo(request.job, request.job_uid, request.number, request.id)
+        params = self._task.Params.model_validate(request.params)
+        job = JobContext(session=context, attempt=info, cancel=self._cancel)
+        try:
+            done = self._task.is_done(job, params)
+            if done is not None:
+                return self._result("AlreadyDone", result=dict(done))
+            files = self._task.media(params)
+            if files:
+                if self._media is None:
+                    raise TaskError("this worker cannot push media files")
+                pushed = self._media(context.device.serial, files)
+                job = dataclasses.replace(job, media=dict(pushed))
+            result = self._task.run(job, params)
+        except TaskError as exc:
+            return self._result("Failed", error_class=exc.error_class, message=str(exc))
+        return self._result("Succeeded", result=dict(result))
+
+    def _result(self, state: str, **fields: Any) -> TaskResult:
+        detail = {"attemptId": self.record.request.id, "state": state, **fields}
+        return TaskResult(self.name, ok=state in ("Succeeded", "AlreadyDone"), detail=detail)
+
+
+class JobDesk(JobSource):
+    """The attempts of one worker, shared by the job server's threads and the session."""
+
+    def __init__(
+        self,
+        registry: TaskRegistry,
+        *,
+        idle: JobSource | None = None,
+        media: MediaPusher | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        keep: int = 100,
+    ) -> None:
+        self.registry = registry
+        self._idle = idle
+        self._media = media
+        self._wall = wall_clock
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._records: dict[str, AttemptRecord] = {}
+        self._current: AttemptRecord | None = None
+        self._running: AttemptTask | None = None
+        self.runs: list[str] = []
+        """Ids of the attempts whose task was started, in order (the bench counts double runs)."""
+
+    # ------------------------------------------------------------ the job server's side
+
+    def offer(self, request: AttemptRequest) -> tuple[int, dict[str, Any]]:
+        """Take an attempt: (HTTP status, body). 202 queued, 200 known, 409 busy, 422 bad input."""
+        with self._lock:
+            known = self._records.get(request.id)
+            if known is not None:
+                if known.request != request:
+                    return 409, {"message": f"attempt {request.id} was delivered with other data"}
+                return 200, known.to_json()
+            problem = self.registry.problem(request.task, request.params)
+            if problem is not None:
+                return 422, {"errorClass": "Permanent", "message": problem}
+            current = self._current
+            if current is not None and not current.final:
+                return 409, {
+                    "message": f"busy with attempt {current.request.number} of "
+                    f"{current.request.job}",
+                    "current": current.to_json(),
+                }
+            record = AttemptRecord(request)
+            self._records[request.id] = record
+            self._current = record
+            self._forget_old()
+            log.info("Accepted attempt %d of job %s (%s)", request.number, request.job, request.id)
+            return 202, record.to_json()
+
+    def lookup(self, attempt_id: str) -> dict[str, Any] | None:
+        """The record of an attempt, or None when this worker never had it (or forgot it)."""
+        with self._lock:
+            record = self._records.get(attempt_id)
+            return None if record is None else record.to_json()
+
+    def cancel(self, attempt_id: str) -> dict[str, Any] | None:
+        """Cancel an attempt: a queued one never starts, a running one is asked to return."""
+        with self._lock:
+            record = self._records.get(attempt_id)
+            if record is None:
+                return None
+            if record.state == "Queued":
+                self._finish(record, "Failed", error_class="Retryable", message="cancelled")
+            elif record.state == "Running" and self._running is not None:
+                self._running.cancel()
+            return record.to_json()
+
+    # ------------------------------------------------------------ the session's side
+
+    def next_job(self, now: float) -> Task | None:
+        """The queued attempt (started now), else the idle task when it is due."""
+        with self._lock:
+            record = self._current
+            if record is not None and record.state == "Queued":
+                left = record.request.not_after - self._wall()
+                if left <= 0:
+                    self._finish(
+                        record,
+                        "TimedOut",
+                        error_class="Retryable",
+                        message="not started before its deadline",
+                    )
+                else:
+                    task = self.registry.tasks[record.request.task]
+                    deadline = min(task.deadline_seconds, record.request.deadline_seconds, left)
+                    record.state = "Running"
+                    self.runs.append(record.request.id)
+                    self._running = AttemptTask(
+                        record, task, deadline_seconds=deadline, media=self._media
+                    )
+                    return self._running
+        return self._idle.next_job(now) if self._idle is not None else None
+
+    def seconds_until_next(self, now: float) -> float:
+        """0 while an attempt waits, else what the idle source says."""
+        with self._lock:
+            if self._current is not None and self._current.state == "Queued":
+                return 0.0
+        return self._idle.seconds_until_next(now) if self._idle is not None else 1.0
+
+    def report(self, result: TaskResult, now: float) -> None:
+        """Record an attempt's outcome (only on the attempt it belongs to), or pass it on."""
+        with self._lock:
+            running = self._running
+            if running is None or result.task != running.name:
+                handled = False
+            else:
+                handled = True
+                self._running = None
+                self._record_outcome(running.record, result)
+        if not handled and self._idle is not None:
+            self._idle.report(result, now)
+
+    @property
+    def running_deadline(self) -> float | None:
+        """The running attempt's deadline in seconds (None when none runs)."""
+        running = self._running
+        return None if running is None else running.deadline_seconds
+
+    # ------------------------------------------------------------ helpers
+
+    def _record_outcome(self, record: AttemptRecord, result: TaskResult) -> None:
+        detail = dict(result.detail)
+        if detail.get("attemptId") == record.request.id:
+            self._finish(
+                record,
+                str(detail["state"]),
+                error_class=detail.get("error_class"),
+                message=detail.get("message"),
+                result=detail.get("result"),
+            )
+        elif detail.get("timedOut"):
+            self._finish(record, "TimedOut", error_class="Retryable", message=detail.get("error"))
+        else:  # the session caught a device or session fault around the task
+            self._finish(record, "Failed", error_class="Retryable", message=detail.get("error"))
+
+    def _finish(self, record: AttemptRecord, state: str, **fields: Any) -> None:
+        record.state = state
+        record.error_class = fields.get("error_class")
+        record.message = fields.get("message")
+        record.result = fields.get("result")
+        log.info(
+            "Finished attempt %d of job %s: %s%s",
+            record.request.number,
+            record.request.job,
+            state,
+            f" ({record.error_class}: {record.message})" if record.error_class else "",
+        )
+
+    def _forget_old(self) -> None:
+        while len(self._records) > self._keep:
+            oldest = next(iter(self._records))
+            if self._records[oldest] is self._current:
+                return
+            del self._records[oldest]
