@@ -12,7 +12,12 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, SimulatorConfig
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["DevEnvironment", "install_crds"]
+__all__ = ["DevEnvironment", "install_crds", "install_operator_namespace"]
+
+
+def install_operator_namespace(plane: ControlPlane) -> None:
+    """The operator's own namespace, as every install has it (it keeps its job key there)."""
+    plane.kubectl("apply", "-f", str(repo_root() / "manifests" / "manager" / "namespace.yaml"))
 
 
 def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
@@ -68,9 +73,7 @@ class DevEnvironment:
             self.simulator.start()
             self.plane.start()
             install_crds(self.plane)
-            # The operator's own namespace, as every install has it (it keeps its job key there).
-            namespace = repo_root() / "manifests" / "manager" / "namespace.yaml"
-            self.plane.kubectl("apply", "-f", str(namespace))
+            install_operator_namespace(self.plane)
         except BaseException:
             self.stop()
             raise

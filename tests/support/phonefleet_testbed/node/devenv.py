@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from phonefleet_testbed.devenv import DevEnvironment, install_crds
+from phonefleet_testbed.devenv import DevEnvironment, install_crds, install_operator_namespace
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
 from phonefleet_testbed.node.bed import NodeBed, real_node_bed
 from phonefleet_testbed.node.images import NodeImages, ensure_images
@@ -44,6 +44,7 @@ class RealNodeEnvironment(DevEnvironment):
             self.plane = self.bed.plane
             self.bed.node.import_images(*self.images.all)
             install_crds(self.plane)
+            install_operator_namespace(self.plane)
             simulator = node_simulator(
                 self.bed, phones=self._phones, boot_seconds=self._boot_seconds
             )
