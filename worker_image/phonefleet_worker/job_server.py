@@ -17,15 +17,15 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
+from phonefleet_worker.http_thread import ThreadedHttpServer
 from phonefleet_worker.job_desk import AttemptRequest, JobDesk
 from phonefleet_worker.registry import describe_validation_error
 
@@ -141,7 +141,7 @@ def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, pat
     request.wfile.write(reply)
 
 
-class JobServer:
+class JobServer(ThreadedHttpServer):
     """Serves the job endpoint on ``host:port`` until ``close()``."""
 
     def __init__(
@@ -159,28 +159,9 @@ class JobServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("Job endpoint %s", format % args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="worker-jobs",
-            daemon=True,
-        )
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
-        return int(self._server.server_address[1])
+        super().__init__(host=host, port=port, handler=Handler, name="worker-jobs")
 
     def start(self) -> None:
         """Start serving in the background."""
-        self._thread.start()
+        super().start()
         log.info("Serving the job endpoint on port %d", self.port)
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()

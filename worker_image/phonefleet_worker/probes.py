@@ -9,12 +9,12 @@ serves the worker's Prometheus metrics (``metrics.py``).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 from phonefleet_worker import metrics
+from phonefleet_worker.http_thread import ThreadedHttpServer
 
 __all__ = ["ProbeServer"]
 
@@ -24,7 +24,7 @@ Check = Callable[[], tuple[bool, str]]
 """Answers (healthy, one line saying why)."""
 
 
-class ProbeServer:
+class ProbeServer(ThreadedHttpServer):
     """Serves the probes on ``host:port`` until ``close()``."""
 
     def __init__(self, *, host: str, port: int, readiness: Check, liveness: Check) -> None:
@@ -56,28 +56,9 @@ class ProbeServer:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("Probe %s", format % args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.1},
-            name="worker-probes",
-            daemon=True,
-        )
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (useful with port 0)."""
-        return int(self._server.server_address[1])
+        super().__init__(host=host, port=port, handler=Handler, name="worker-probes")
 
     def start(self) -> None:
         """Start serving in the background."""
-        self._thread.start()
+        super().start()
         log.info("Serving probes on port %d (/readyz, /livez)", self.port)
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-        self._server.server_close()
