@@ -1,13 +1,14 @@
-"""Access to the Kubernetes API: one client, a thread pool for its blocking calls, fault mapping."""
+"""Access to the Kubernetes API: one client, a thread pool for its blocking calls, fault mapping,
+and the two answers a gateway expects (404 "gone", 409 "exists or changed") turned into values."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import urllib3.exceptions
 from kubernetes import client, config
@@ -16,10 +17,22 @@ from kubernetes.config.config_exception import ConfigException
 
 from phonefleet_operator.errors import KubernetesUnavailable
 
-__all__ = ["ApiCaller", "NotFound", "is_conflict", "is_not_found", "load_api_client"]
+__all__ = [
+    "ApiCaller",
+    "ApiGateway",
+    "Conflict",
+    "NotFound",
+    "is_conflict",
+    "is_not_found",
+    "load_api_client",
+    "or_none",
+    "succeeded",
+]
 
 NotFound = 404
-_CONFLICT = 409
+Conflict = 409
+
+T = TypeVar("T")
 
 
 def load_api_client(pool_size: int, kubeconfig: str | None = None) -> client.ApiClient:
@@ -41,7 +54,7 @@ def is_not_found(error: ApiException) -> bool:
 
 def is_conflict(error: ApiException) -> bool:
     """The object exists already, or a precondition (uid, resourceVersion) did not hold."""
-    return bool(error.status == _CONFLICT)
+    return bool(error.status == Conflict)
 
 
 class ApiCaller:
@@ -71,7 +84,7 @@ class ApiCaller:
                 self._pool, functools.partial(_plain_json, method, *args, **kwargs)
             )
         except ApiException as error:
-            if error.status in (NotFound, _CONFLICT):
+            if error.status in (NotFound, Conflict):
                 raise
             raise KubernetesUnavailable(
                 f"Kubernetes API call {method.__name__} failed: {error.status} {error.reason}",
@@ -86,6 +99,46 @@ class ApiCaller:
         """Release the pool and the connections."""
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+async def or_none(call: Awaitable[T], *, on: Collection[int] = (NotFound,)) -> T | None:
+    """The answer of ``call``, or None when the API server answered one of the statuses ``on``
+    (by default 404: the object does not exist)."""
+    try:
+        return await call
+    except ApiException as error:
+        if error.status in on:
+            return None
+        raise
+
+
+async def succeeded(call: Awaitable[object], *, unless: Collection[int]) -> bool:
+    """True when ``call`` went through, False when the API server answered one of the statuses
+    ``unless`` (404: no such object; 409: it exists already, or a precondition did not hold)."""
+    try:
+        await call
+    except ApiException as error:
+        if error.status in unless:
+            return False
+        raise
+    return True
+
+
+class ApiGateway:
+    """The base of the gateways: the caller and the two APIs most of their calls go through."""
+
+    def __init__(self, caller: ApiCaller) -> None:
+        self._call = caller
+        self._core = caller.core
+        self._custom = caller.custom
+
+    async def _items(
+        self, method: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        """The ``items`` of a list call."""
+        result = await self._call(method, *args, **kwargs)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
 
 
 def _plain_json(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -10,7 +10,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+from phonefleet_operator.k8s.api import (
+    ApiGateway,
+    Conflict,
+    NotFound,
+    is_conflict,
+    is_not_found,
+    or_none,
+    succeeded,
+)
 from phonefleet_operator.telemetry import (
     CLAIMS_CREATED,
     CLAIMS_LOST,
@@ -25,20 +33,15 @@ __all__ = ["KubeGateway"]
 Obj = dict[str, Any]
 
 
-class KubeGateway:
+class KubeGateway(ApiGateway):
     """Async operations on the objects the operator owns; "already exists" and "gone" are normal."""
-
-    def __init__(self, caller: ApiCaller) -> None:
-        self._call = caller
-        self._core = caller.core
-        self._custom = caller.custom
 
     # ------------------------------------------------------------ PhoneBindings
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         """The binding, or None when it does not exist."""
-        try:
-            binding: Obj = await self._call(
+        binding: Obj | None = await or_none(
+            self._call(
                 self._custom.get_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
@@ -46,18 +49,15 @@ class KubeGateway:
                 c.BINDING_PLURAL,
                 name,
             )
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        )
         return binding
 
     async def patch_binding_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
         """Merge ``status`` into the binding's status subresource (lists are replaced whole)."""
-        try:
-            await self._call(
+        await succeeded(  # unless deleted meanwhile: then nothing is left to report on
+            self._call(
                 self._custom.patch_namespaced_custom_object_status,
                 c.GROUP,
                 c.VERSION,
@@ -65,62 +65,50 @@ class KubeGateway:
                 c.BINDING_PLURAL,
                 name,
                 {"status": dict(status)},
-            )
-        except ApiException as error:
-            if not is_not_found(error):  # deleted meanwhile: nothing left to report on
-                raise
+            ),
+            unless=(NotFound,),
+        )
 
     async def list_bindings(self) -> list[Obj]:
         """Every binding in the cluster (the billing check: which phones are held)."""
-        result = await self._call(
+        return await self._items(
             self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
         )
-        items: list[Obj] = result.get("items", [])
-        return items
 
     # ------------------------------------------------------------ PhoneClaims
 
     async def get_claim(self, phone_id: str) -> Obj | None:
         """The claim on a phone, or None when nobody holds it."""
-        try:
-            claim: Obj = await self._call(
+        claim: Obj | None = await or_none(
+            self._call(
                 self._custom.get_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL, phone_id
             )
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        )
         return claim
 
     @count_creates(CLAIMS_CREATED, CLAIMS_LOST)
     async def create_claim(self, claim: Obj) -> bool:
         """Create a claim; False when one already exists (someone else got there first)."""
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._custom.create_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL, claim
-            )
-        except ApiException as error:
-            if is_conflict(error):
-                return False
-            raise
-        return True
+            ),
+            unless=(Conflict,),
+        )
 
     async def delete_claim(self, phone_id: str, uid: str) -> bool:
         """Delete the claim only if it is still the object with ``uid``; False if it was not."""
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._custom.delete_cluster_custom_object,
                 c.GROUP,
                 c.VERSION,
                 c.CLAIM_PLURAL,
                 phone_id,
                 body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-            )
-        except ApiException as error:
-            if is_not_found(error) or is_conflict(error):
-                return False
-            raise
-        return True
+            ),
+            unless=(NotFound, Conflict),
+        )
 
     async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
         """Remove our finalizer from ``claim``, only if it is unchanged since it was read (its
@@ -161,32 +149,22 @@ class KubeGateway:
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         """The pod as a plain dict (API field names), or None."""
-        try:
-            pod: Obj = await self._call(self._core.read_namespaced_pod, name, namespace)
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        pod: Obj | None = await or_none(self._call(self._core.read_namespaced_pod, name, namespace))
         return pod
 
     async def list_pods(self, label_selector: str) -> list[Obj]:
         """The pods of every namespace that match ``label_selector``."""
-        result = await self._call(
+        return await self._items(
             self._core.list_pod_for_all_namespaces, label_selector=label_selector
         )
-        items: list[Obj] = result.get("items", [])
-        return items
 
     @count_creates(PODS_CREATED)
     async def create_pod(self, pod: Obj) -> bool:
         """Create a pod; False when a pod of that name exists already."""
-        try:
-            await self._call(self._core.create_namespaced_pod, pod["metadata"]["namespace"], pod)
-        except ApiException as error:
-            if is_conflict(error):
-                return False
-            raise
-        return True
+        return await succeeded(
+            self._call(self._core.create_namespaced_pod, pod["metadata"]["namespace"], pod),
+            unless=(Conflict,),
+        )
 
     @count_calls(PODS_DELETED)
     async def delete_pod(self, namespace: str, name: str, uid: str | None = None) -> bool:
@@ -196,56 +174,44 @@ class KubeGateway:
         options = client.V1DeleteOptions(
             preconditions=client.V1Preconditions(uid=uid) if uid else None
         )
-        try:
-            await self._call(self._core.delete_namespaced_pod, name, namespace, body=options)
-        except ApiException as error:
-            if is_not_found(error) or is_conflict(error):
-                return False
-            raise
-        return True
+        return await succeeded(
+            self._call(self._core.delete_namespaced_pod, name, namespace, body=options),
+            unless=(NotFound, Conflict),
+        )
 
     # ------------------------------------------------------------ Secrets
 
     async def read_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """The base64 ``data`` of a Secret, or None; only used in the operator's own namespace."""
-        try:
-            secret = await self._call(self._core.read_namespaced_secret, name, namespace)
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        secret = await or_none(self._call(self._core.read_namespaced_secret, name, namespace))
+        if secret is None:
+            return None
         data: dict[str, str] = secret.get("data") or {}
         return data
 
     async def create_secret(self, secret: Obj) -> bool:
         """Create a Secret; False when one of that name exists already."""
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._core.create_namespaced_secret, secret["metadata"]["namespace"], secret
-            )
-        except ApiException as error:
-            if is_conflict(error):
-                return False
-            raise
-        return True
+            ),
+            unless=(Conflict,),
+        )
 
     async def put_secret(self, secret: Obj) -> None:
         """Create the Secret, or replace the one of that name."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        try:
-            await self._call(self._core.create_namespaced_secret, namespace, secret)
-        except ApiException as error:
-            if not is_conflict(error):
-                raise
+        created = await succeeded(
+            self._call(self._core.create_namespaced_secret, namespace, secret), unless=(Conflict,)
+        )
+        if not created:
             await self._call(self._core.replace_namespaced_secret, name, namespace, secret)
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         """Delete a Secret; a missing one is fine."""
-        try:
-            await self._call(self._core.delete_namespaced_secret, name, namespace)
-        except ApiException as error:
-            if not is_not_found(error):
-                raise
+        await succeeded(
+            self._call(self._core.delete_namespaced_secret, name, namespace), unless=(NotFound,)
+        )
 
     # ------------------------------------------------------------ Events
 

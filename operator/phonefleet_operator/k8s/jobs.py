@@ -10,31 +10,32 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+from phonefleet_operator.k8s.api import (
+    ApiGateway,
+    Conflict,
+    NotFound,
+    is_not_found,
+    or_none,
+    succeeded,
+)
 
 __all__ = ["JobGateway"]
 
 Obj = dict[str, Any]
 
 
-class JobGateway:
+class JobGateway(ApiGateway):
     """PhoneJob reads and writes; a write against an older resourceVersion is refused (None)."""
-
-    def __init__(self, caller: ApiCaller) -> None:
-        self._call = caller
-        self._core = caller.core
-        self._custom = caller.custom
 
     async def keep_secret(self, secret: Obj) -> dict[str, str] | None:
         """The ``data`` of the Secret named like ``secret``, creating it from ``secret`` first
         if it does not exist; None when its namespace does not exist."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
         try:
-            try:
-                await self._call(self._core.create_namespaced_secret, namespace, secret)
-            except ApiException as error:
-                if not is_conflict(error):
-                    raise
+            await succeeded(  # there already: fine
+                self._call(self._core.create_namespaced_secret, namespace, secret),
+                unless=(Conflict,),
+            )
             found = await self._call(self._core.read_namespaced_secret, name, namespace)
         except ApiException as error:
             if is_not_found(error):
@@ -45,8 +46,8 @@ class JobGateway:
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         """The job, or None when it does not exist."""
-        try:
-            job: Obj = await self._call(
+        job: Obj | None = await or_none(
+            self._call(
                 self._custom.get_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
@@ -54,53 +55,42 @@ class JobGateway:
                 c.JOB_PLURAL,
                 name,
             )
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        )
         return job
 
     async def list_jobs(self, namespace: str) -> list[Obj]:
         """Every job of a namespace."""
-        result = await self._call(
+        return await self._items(
             self._custom.list_namespaced_custom_object, c.GROUP, c.VERSION, namespace, c.JOB_PLURAL
         )
-        items: list[Obj] = result.get("items", [])
-        return items
 
     async def create_job(self, job: Obj) -> bool:
         """Create a job; False when a job of that name exists already."""
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._custom.create_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
                 job["metadata"]["namespace"],
                 c.JOB_PLURAL,
                 job,
-            )
-        except ApiException as error:
-            if is_conflict(error):
-                return False
-            raise
-        return True
+            ),
+            unless=(Conflict,),
+        )
 
     async def list_bindings(self, namespace: str | None = None) -> list[Obj]:
         """The bindings of one namespace, or of all."""
         if namespace:
-            result = await self._call(
+            return await self._items(
                 self._custom.list_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
                 namespace,
                 c.BINDING_PLURAL,
             )
-        else:
-            result = await self._call(
-                self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
-            )
-        items: list[Obj] = result.get("items", [])
-        return items
+        return await self._items(
+            self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.BINDING_PLURAL
+        )
 
     async def patch_job_status(
         self, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
@@ -112,8 +102,8 @@ class JobGateway:
         (an old operator and a new one, or a late answer and a new attempt) cannot both win.
         """
         body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
-        try:
-            job: Obj = await self._call(
+        job: Obj | None = await or_none(
+            self._call(
                 self._custom.patch_namespaced_custom_object_status,
                 c.GROUP,
                 c.VERSION,
@@ -121,17 +111,15 @@ class JobGateway:
                 c.JOB_PLURAL,
                 name,
                 body,
-            )
-        except ApiException as error:
-            if is_conflict(error) or is_not_found(error):
-                return None
-            raise
+            ),
+            on=(Conflict, NotFound),
+        )
         return job
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         """Delete the job if it is still the object ``uid``; gone already is fine."""
-        try:
-            await self._call(
+        await succeeded(
+            self._call(
                 self._custom.delete_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
@@ -139,17 +127,16 @@ class JobGateway:
                 c.JOB_PLURAL,
                 name,
                 body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
-            )
-        except ApiException as error:
-            if not (is_not_found(error) or is_conflict(error)):
-                raise
+            ),
+            unless=(NotFound, Conflict),
+        )
 
     async def annotate_binding(
         self, namespace: str, name: str, annotations: Mapping[str, str | None]
     ) -> None:
         """Set (or, with None, remove) annotations of a binding."""
-        try:
-            await self._call(
+        await succeeded(
+            self._call(
                 self._custom.patch_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
@@ -157,10 +144,9 @@ class JobGateway:
                 c.BINDING_PLURAL,
                 name,
                 {"metadata": {"annotations": dict(annotations)}},
-            )
-        except ApiException as error:
-            if not is_not_found(error):
-                raise
+            ),
+            unless=(NotFound,),
+        )
 
     async def patch_binding_conditions(
         self, namespace: str, name: str, resource_version: str, conditions: list[Obj]
@@ -170,8 +156,8 @@ class JobGateway:
             "metadata": {"resourceVersion": resource_version},
             "status": {"conditions": conditions},
         }
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._custom.patch_namespaced_custom_object_status,
                 c.GROUP,
                 c.VERSION,
@@ -179,9 +165,6 @@ class JobGateway:
                 c.BINDING_PLURAL,
                 name,
                 body,
-            )
-        except ApiException as error:
-            if is_conflict(error) or is_not_found(error):
-                return False
-            raise
-        return True
+            ),
+            unless=(Conflict, NotFound),
+        )

@@ -15,9 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found
+from phonefleet_operator.k8s.api import ApiCaller, Conflict, NotFound, or_none, succeeded
 
 __all__ = ["LeaseLock"]
 
@@ -92,14 +91,9 @@ class LeaseLock:
         await self._replace(lease)
 
     async def _get(self) -> dict[str, Any] | None:
-        try:
-            lease: dict[str, Any] = await self._call(
-                self._api.read_namespaced_lease, self.name, self.namespace
-            )
-        except ApiException as error:
-            if is_not_found(error):
-                return None
-            raise
+        lease: dict[str, Any] | None = await or_none(
+            self._call(self._api.read_namespaced_lease, self.name, self.namespace)
+        )
         return lease
 
     async def _create(self, now: str) -> bool:
@@ -115,19 +109,12 @@ class LeaseLock:
                 "leaseTransitions": 0,
             },
         }
-        try:
-            await self._call(self._api.create_namespaced_lease, self.namespace, body)
-        except ApiException as error:
-            if is_conflict(error):  # another replica created it first
-                return False
-            raise
-        return True
+        return await succeeded(  # unless another replica created it first
+            self._call(self._api.create_namespaced_lease, self.namespace, body), unless=(Conflict,)
+        )
 
     async def _replace(self, lease: dict[str, Any]) -> bool:
-        try:
-            await self._call(self._api.replace_namespaced_lease, self.name, self.namespace, lease)
-        except ApiException as error:
-            if is_conflict(error) or is_not_found(error):  # someone wrote it since we read it
-                return False
-            raise
-        return True
+        return await succeeded(  # unless someone wrote it (or deleted it) since we read it
+            self._call(self._api.replace_namespaced_lease, self.name, self.namespace, lease),
+            unless=(Conflict, NotFound),
+        )
