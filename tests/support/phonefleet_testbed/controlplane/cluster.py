@@ -225,6 +225,11 @@ class ControlPlane:
                 "--max-mutating-requests-inflight=400",
             ],
         )
+        self._wait_apiserver_ready(apiserver, timeout, "kube-apiserver /readyz")
+
+    def _wait_apiserver_ready(self, apiserver: ManagedProcess, timeout: float, what: str) -> None:
+        """Return once kube-apiserver answers /readyz with 200 (failing at once if it exits)."""
+        pki = self.pki_dir
 
         def ready() -> bool:
             apiserver.check_running()
@@ -236,7 +241,7 @@ class ControlPlane:
             )
             return reply.status_code == 200
 
-        wait_for(ready, timeout, message="kube-apiserver /readyz")
+        wait_for(ready, timeout, message=what)
 
     def _component_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         return self.mint_user_kubeconfig(user, groups)
@@ -332,19 +337,7 @@ class ControlPlane:
             os.kill(apiserver.pid, signal.SIGKILL)
         apiserver.stop()
         apiserver.start()
-        pki = self.pki_dir
-
-        def ready() -> bool:
-            apiserver.check_running()
-            reply = requests.get(
-                f"{self.server}/readyz",
-                cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
-                verify=str(pki / "ca.crt"),
-                timeout=2,
-            )
-            return reply.status_code == 200
-
-        wait_for(ready, timeout, message="kube-apiserver /readyz after a restart")
+        self._wait_apiserver_ready(apiserver, timeout, "kube-apiserver /readyz after a restart")
 
     def restart_exited(self) -> list[str]:
         """Start every component that has exited again, as a kubelet restarts its static pods;
