@@ -6,7 +6,6 @@ left Running in between; a watch sees every change the API server made, in order
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from typing import Any, Self
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import json_documents
 
 __all__ = ["Watch", "WatchEvent"]
 
@@ -111,17 +111,8 @@ class Watch:
         self._reader.join(timeout=10)
 
     def _read(self) -> None:
-        """Split kubectl's stream of pretty-printed JSON objects into events."""
+        """Record each event kubectl prints, as it arrives."""
         assert self._process.stdout is not None
-        decoder = json.JSONDecoder()
-        buffer = ""
-        for line in self._process.stdout:
-            buffer += line
-            while buffer.strip():
-                try:
-                    value, end = decoder.raw_decode(buffer.lstrip())
-                except ValueError:
-                    break  # the object is not complete yet
-                buffer = buffer.lstrip()[end:]
-                with self._lock:
-                    self._events.append(WatchEvent(str(value["type"]), value["object"]))
+        for value in json_documents(self._process.stdout):
+            with self._lock:
+                self._events.append(WatchEvent(str(value["type"]), value["object"]))

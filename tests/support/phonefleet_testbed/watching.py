@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["Watch", "WatchEvent"]
+__all__ = ["Watch", "WatchEvent", "json_documents"]
 
 
 @dataclass(frozen=True)
@@ -111,13 +111,13 @@ class Watch:
     def _read(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
-        for document in _documents(self._process.stdout):
+        for document in json_documents(self._process.stdout):
             event = WatchEvent(type=document["type"], object=document["object"])
             with self._lock:
                 self._events.append(event)
 
 
-def _documents(stream: Any) -> Iterator[dict[str, Any]]:
+def json_documents(stream: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The JSON documents kubectl prints one after another (each spans several lines)."""
     decoder = json.JSONDecoder()
     buffer = ""
