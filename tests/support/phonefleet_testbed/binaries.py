@@ -7,7 +7,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Binaries", "repo_root"]
+__all__ = ["Binaries", "build", "repo_root"]
 
 _REQUIRED = (
     "etcd",
@@ -28,6 +28,18 @@ def repo_root() -> Path:
     raise RuntimeError(f"{here} is not inside a phonefleet checkout (no hack/controlplane)")
 
 
+def build(script: str, *args: str) -> Path:
+    """Run ``hack/<script>`` (a warm cache costs nothing, a cold one builds what is missing) and
+    return the path it prints last: where the result is."""
+    result = subprocess.run(
+        ["bash", str(repo_root() / "hack" / script), *args],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Paths of the control-plane executables and KWOK's stage files."""
@@ -41,14 +53,7 @@ class Binaries:
         ``PHONEFLEET_CONTROLPLANE_BIN_DIR`` points at a ready folder and skips the build script.
         """
         explicit = os.environ.get("PHONEFLEET_CONTROLPLANE_BIN_DIR")
-        if explicit:
-            binaries = cls(Path(explicit))
-        else:
-            script = repo_root() / "hack" / "controlplane" / "build.sh"
-            result = subprocess.run(
-                ["bash", str(script)], check=True, stdout=subprocess.PIPE, text=True
-            )
-            binaries = cls(Path(result.stdout.strip().splitlines()[-1]))
+        binaries = cls(Path(explicit) if explicit else build("controlplane/build.sh"))
         missing = [name for name in _REQUIRED if not binaries.path(name).is_file()]
         if missing:
             raise RuntimeError(f"Control-plane binaries missing in {binaries.directory}: {missing}")

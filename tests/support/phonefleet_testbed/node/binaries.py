@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from phonefleet_testbed.binaries import repo_root
+from phonefleet_testbed.binaries import build
 
 __all__ = ["NodeBinaries"]
 
@@ -31,14 +30,7 @@ class NodeBinaries:
         ``PHONEFLEET_NODE_BIN_DIR`` points at a ready folder and skips the build script.
         """
         explicit = os.environ.get("PHONEFLEET_NODE_BIN_DIR")
-        if explicit:
-            binaries = cls(Path(explicit))
-        else:
-            script = repo_root() / "hack" / "controlplane" / "build.sh"
-            result = subprocess.run(
-                ["bash", str(script), "node"], check=True, stdout=subprocess.PIPE, text=True
-            )
-            binaries = cls(Path(result.stdout.strip().splitlines()[-1]))
+        binaries = cls(Path(explicit) if explicit else build("controlplane/build.sh", "node"))
         missing = [name for name in _BUILT if not binaries.path(name).is_file()]
         missing += [str(p) for p in system_tools() if not p.is_file()]
         if missing:
