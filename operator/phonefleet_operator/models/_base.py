@@ -1,13 +1,15 @@
-"""Base classes of our models: camelCase on the wire, snake_case in Python, strict or lenient."""
+"""Base classes of our models: camelCase on the wire, snake_case in Python, strict or lenient;
+and the shape every resource shares (parsed from a body, a missing status read as empty)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic.alias_generators import to_camel
 
-__all__ = ["SpecModel", "StatusModel"]
+__all__ = ["Resource", "SpecModel", "StatusModel", "plain"]
 
 
 class _CamelModel(BaseModel):
@@ -35,3 +37,26 @@ class StatusModel(_CamelModel):
     """Data we or Kubernetes wrote: keys we do not know are ignored, so old and new versions mix."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+class Resource(StatusModel):
+    """An object as the API server returns it: metadata, spec and (where it has one) status."""
+
+    @field_validator("status", mode="before", check_fields=False)
+    @classmethod
+    def _missing_status_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
+        return cls.model_validate(plain(body))
+
+
+def plain(value: Any) -> Any:
+    """A deep copy of ``value`` made of dicts and lists, from any nested Mappings and sequences."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value

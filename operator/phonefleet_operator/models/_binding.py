@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, field_validator
 
-from ._base import SpecModel, StatusModel
+from ._base import Resource, SpecModel, StatusModel
 from ._conditions import Condition
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "Quantity",
     "ReleasePolicy",
     "Resources",
-    "plain",
 ]
 
 #: A Kubernetes resource quantity, as the OpenAPI schema of apimachinery's resource.Quantity has it.
@@ -296,7 +294,7 @@ class NamespacedMeta(ObjectMeta):
     namespace: str = Field(description="Namespace of the object.")
 
 
-class PhoneBinding(StatusModel):
+class PhoneBinding(Resource):
     """A PhoneBinding as the API server returns it: metadata, spec and status."""
 
     metadata: NamespacedMeta = Field(description="Identity of the binding.")
@@ -304,16 +302,6 @@ class PhoneBinding(StatusModel):
     status: PhoneBindingStatus = Field(
         default_factory=PhoneBindingStatus, description="What the operator last observed."
     )
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _missing_status_is_empty(cls, value: object) -> object:
-        return {} if value is None else value
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PhoneBinding:
-        """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
-        return cls.model_validate(plain(body))
 
     @property
     def name(self) -> str:
@@ -334,12 +322,3 @@ class PhoneBinding(StatusModel):
     def namespaced_name(self) -> str:
         """``namespace/name``, as status.conflictWith and Events name a binding."""
         return f"{self.metadata.namespace}/{self.metadata.name}"
-
-
-def plain(value: Any) -> Any:
-    """A deep copy of ``value`` made of dicts and lists, from any nested Mappings and sequences."""
-    if isinstance(value, Mapping):
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(item) for item in value]
-    return value

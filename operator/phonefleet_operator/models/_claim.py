@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from pydantic import Field
 
-from ._base import SpecModel, StatusModel
-from ._binding import ObjectMeta, ReleasePolicy, plain
+from ._base import Resource, SpecModel
+from ._binding import ObjectMeta, ReleasePolicy
 
 __all__ = ["Holder", "PhoneClaim", "PhoneClaimSpec"]
 
@@ -56,13 +53,8 @@ class PhoneClaimSpec(SpecModel):
     )
 
 
-class PhoneClaim(StatusModel):
+class PhoneClaim(Resource):
     """A PhoneClaim as the API server returns it."""
 
     metadata: ObjectMeta = Field(description="Identity of the claim.")
     spec: PhoneClaimSpec = Field(description="Who holds which phone.")
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PhoneClaim:
-        """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
-        return cls.model_validate(plain(body))

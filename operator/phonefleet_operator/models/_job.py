@@ -7,16 +7,15 @@ and only the answer of the attempt the status names last can mark the job.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 from pydantic.config import JsonDict
 
-from ._base import SpecModel, StatusModel
-from ._binding import NamespacedMeta, plain
+from ._base import Resource, SpecModel, StatusModel
+from ._binding import NamespacedMeta
 
 __all__ = [
     "TASK_NAME_PATTERN",
@@ -208,22 +207,12 @@ class JobMeta(NamespacedMeta):
     )
 
 
-class PhoneJob(StatusModel):
+class PhoneJob(Resource):
     """A PhoneJob as the API server returns it: metadata, spec and status."""
 
     metadata: JobMeta = Field(description="Identity of the job.")
     spec: PhoneJobSpec = Field(description="What the job asks for.")
     status: PhoneJobStatus = Field(default_factory=PhoneJobStatus, description="The job's ledger.")
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _missing_status_is_empty(cls, value: object) -> object:
-        return {} if value is None else value
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PhoneJob:
-        """Parse a body as kopf or the API returns it."""
-        return cls.model_validate(plain(body))
 
     @property
     def name(self) -> str:

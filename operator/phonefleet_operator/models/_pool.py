@@ -3,13 +3,12 @@ how many may run at once (cluster-scoped; written by cluster administrators)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
-from ._base import SpecModel, StatusModel
-from ._binding import ObjectMeta, plain
+from ._base import Resource, SpecModel, StatusModel
+from ._binding import ObjectMeta
 from ._conditions import Condition
 
 __all__ = [
@@ -172,7 +171,7 @@ class PhonePoolStatus(StatusModel):
     )
 
 
-class PhonePool(StatusModel):
+class PhonePool(Resource):
     """A PhonePool as the API server returns it."""
 
     metadata: ObjectMeta = Field(description="Identity of the pool.")
@@ -180,16 +179,6 @@ class PhonePool(StatusModel):
     status: PhonePoolStatus = Field(
         default_factory=PhonePoolStatus, description="What the operator last observed."
     )
-
-    @field_validator("status", mode="before")
-    @classmethod
-    def _missing_status_is_empty(cls, value: object) -> object:
-        return {} if value is None else value
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PhonePool:
-        """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
-        return cls.model_validate(plain(body))
 
     @property
     def name(self) -> str:
