@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -17,12 +18,15 @@ _RESOURCE = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 #: kopf's id of the handler below (its success lines are filtered out of the log).
 WAKE_ID = "wake_binding"
 
+log = logging.getLogger(__name__)
+
 
 @kopf.daemon(*_RESOURCE, id="reconcile", cancellation_timeout=60, backoff=5)
 async def reconcile_binding(
     body: kopf.Body, stopped: kopf.DaemonStopped, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Run the binding's reconcile pass again and again, as soon as it asks or is woken."""
+    """Run the binding's reconcile pass again and again, as soon as it asks or is woken; end
+    when the binding is released, or found gone without kopf having seen it go."""
     runtime: Runtime = memo.runtime
     uid = body.metadata.uid or ""
     runtime.wakeups.register(uid)
@@ -33,6 +37,18 @@ async def reconcile_binding(
         if delay is None:
             return
         await runtime.wakeups.wait(uid, delay, stopped.wait)
+        period = runtime.settings.orphan_sweep_seconds
+        if not stopped and not await runtime.wakeups.listed(
+            uid, runtime.kube.list_bindings, period
+        ):
+            log.warning(
+                "Stopped the loop of PhoneBinding %s/%s: it no longer exists, and its deletion "
+                "was never seen (its claim goes with the next orphan sweep)",
+                body.metadata.namespace,
+                body.metadata.name,
+            )
+            runtime.forget(body)
+            return
 
 
 @kopf.on.event(*_RESOURCE, id=WAKE_ID)

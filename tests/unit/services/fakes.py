@@ -116,6 +116,10 @@ class FakeKube:
         }
         return True
 
+    async def list_bindings(self) -> list[Obj]:
+        self.reads["bindings"] += 1
+        return copy.deepcopy(list(self.bindings.values()))
+
     async def list_claims(self) -> list[Obj]:
         return copy.deepcopy(list(self.claims.values()))
 

@@ -10,7 +10,7 @@ the real control plane and reads the same counts from /healthz.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +159,55 @@ async def test_a_wait_after_the_release_does_not_register_the_binding_again() ->
 
     await wakeups.wait("uid-1", 1.0, stopped)
     assert len(wakeups) == 0
+
+
+class Stopped:
+    """kopf's DaemonStopped flag: its waits return at once, the first after ``meanwhile()``;
+    the test raises it after ``waits`` waits, so that a loop that never ends by itself ends."""
+
+    def __init__(self, waits: int, meanwhile: Callable[[], None]) -> None:
+        self.waits = waits
+        self.raised = False
+        self._meanwhile: Callable[[], None] | None = meanwhile
+
+    def __bool__(self) -> bool:
+        return self.raised
+
+    async def wait(self, delay: float) -> bool:
+        if self._meanwhile is not None:
+            self._meanwhile()
+            self._meanwhile = None
+        self.waits -= 1
+        self.raised = self.waits <= 0
+        return self.raised
+
+
+async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
+    runtime: Runtime, kube: FakeKube, phones: FakePhones
+) -> None:
+    """A binding deleted while kopf's watch was down, its finalizer removed by hand, sends no
+    event (kopf's relist reports no deletions). Its loop finds it missing from the next list of
+    bindings, ends and forgets it; the orphan sweep then stops its phone and drops its claim."""
+    runtime.claims = ClaimService(
+        kube, runtime.observed_claims, power=phones, known_alive=runtime.wakeups.__contains__
+    )
+    body = await come_up(runtime, kube, phones, 0)  # Running, releasePolicy Stop
+    uid = body["metadata"]["uid"]
+
+    def deleted_in_a_watch_gap() -> None:
+        del kube.bindings[("ns", "b0")]  # gone from the API server, and nobody told kopf
+        pod = kube.pods.pop(("ns", "b0-worker"))  # the garbage collector takes its pod
+        pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo_of(runtime))
+
+    stopped = Stopped(waits=5, meanwhile=deleted_in_a_watch_gap)
+    await bindings.reconcile_binding(
+        body=kopf.Body(body),
+        stopped=stopped,
+        memo=memo_of(runtime),  # type: ignore[arg-type]
+    )
+
+    assert not stopped, "the loop ran on until kopf stopped it: it never saw the binding go"
+    assert uid not in runtime.wakeups
+    assert await runtime.claims.release_orphans() == ["p0"]
+    assert phones.power["p0"] == PhoneStatus.SHUT_DOWN
+    assert runtime.tracked() == dict.fromkeys(runtime.tracked(), 0)
