@@ -35,6 +35,10 @@ class FakeKube:
         self.reads["binding"] += 1
         return self.bindings.get((namespace, name))
 
+    async def list_bindings(self) -> list[Obj]:
+        self.reads["bindings"] += 1
+        return copy.deepcopy(list(self.bindings.values()))
+
     async def patch_binding_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
@@ -115,10 +119,6 @@ class FakeKube:
             },
         }
         return True
-
-    async def list_bindings(self) -> list[Obj]:
-        self.reads["bindings"] += 1
-        return copy.deepcopy(list(self.bindings.values()))
 
     async def list_claims(self) -> list[Obj]:
         return copy.deepcopy(list(self.claims.values()))
