@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import pytest
+from clocks import Clock
 from fakes import FakeKube, FakePhones
 
-from conftest import NOW, bring_up, make_binding, ready, step
+from conftest import bring_up, make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        """Move time forward."""
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture
