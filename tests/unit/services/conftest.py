@@ -5,8 +5,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import kopf
 import pytest
 from fakes import FakeKube, FakePhones
 
@@ -15,10 +17,19 @@ from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
+from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import OperatorSettings
 
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 _counter = itertools.count(1)
+_KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+"""
 
 
 def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> PhoneBinding:
@@ -79,6 +90,22 @@ def apply_merge_patch(target: dict[str, Any], patch: dict[str, Any]) -> dict[str
         else:
             result[key] = value
     return result
+
+
+def memo_of(runtime: Runtime) -> kopf.Memo:
+    """kopf's memo, as main.py fills it."""
+    memo = kopf.Memo()
+    memo.runtime = runtime
+    return memo
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path) -> Path:
+    """A kubeconfig naming an API server nobody serves (port 9): ``Runtime.create`` reads one,
+    and the tests that build a runtime make no Kubernetes call through it."""
+    path = tmp_path / "kubeconfig"
+    path.write_text(_KUBECONFIG)
+    return path
 
 
 @pytest.fixture

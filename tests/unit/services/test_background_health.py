@@ -15,20 +15,12 @@ from pathlib import Path
 import kopf
 import pytest
 
+from conftest import memo_of
 from phonefleet_operator import main
 from phonefleet_operator.errors import GeelarkUnavailable, PhoneNotFound
 from phonefleet_operator.services.geelark_health import GeelarkHealth
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
-
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 class FlakyClaims:
@@ -47,22 +39,14 @@ class FlakyClaims:
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
+async def runtime(kubeconfig: Path) -> AsyncIterator[Runtime]:
     """A runtime that makes no call (nothing is started but what a test starts)."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(_KUBECONFIG)
     built = Runtime.create(
         OperatorSettings(orphan_sweep_seconds=0.01, kubeconfig=str(kubeconfig)),
         GeelarkSettings(url="http://127.0.0.1:9", token="unit-token", max_attempts=1),
     )
     yield built
     await built.close()
-
-
-def memo_of(runtime: Runtime) -> kopf.Memo:
-    memo = kopf.Memo()
-    memo.runtime = runtime
-    return memo
 
 
 async def test_a_sweep_that_raises_anything_is_logged_and_the_next_sweep_runs(

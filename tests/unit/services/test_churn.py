@@ -19,6 +19,7 @@ import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
 
+from conftest import memo_of
 from phonefleet_operator.errors import TemporaryFault
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.handlers import bindings, claims, pods
@@ -29,22 +30,12 @@ from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
 WAVES, PER_WAVE = 4, 500
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 _uids = itertools.count(1)
 
 
 @pytest.fixture
-async def runtime(tmp_path: Path, kube: FakeKube, phones: FakePhones) -> AsyncIterator[Runtime]:
+async def runtime(kubeconfig: Path, kube: FakeKube, phones: FakePhones) -> AsyncIterator[Runtime]:
     """The operator's runtime with its API server and Geelark replaced by the fakes."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(_KUBECONFIG)
     settings = OperatorSettings(kubeconfig=str(kubeconfig))
     built = Runtime.create(settings, GeelarkSettings(url="http://127.0.0.1:9", token="t"))
     built.kube = kube  # type: ignore[assignment]
@@ -124,12 +115,6 @@ async def go_away(runtime: Runtime, kube: FakeKube, body: dict[str, Any]) -> Non
         claims.claim_seen(event={"type": "DELETED", "object": claim}, memo=memo, phone_waiters={})
     del kube.bindings[("ns", body["metadata"]["name"])]
     bindings.wake_binding(event={"type": "DELETED", "object": body}, memo=memo)
-
-
-def memo_of(runtime: Runtime) -> kopf.Memo:
-    memo = kopf.Memo()
-    memo.runtime = runtime
-    return memo
 
 
 async def test_two_thousand_bindings_created_and_deleted_leave_every_map_empty(
