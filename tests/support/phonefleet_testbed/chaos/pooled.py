@@ -32,13 +32,12 @@ from phonefleet_testbed.chaos.fleet import (
     pod_ready,
 )
 from phonefleet_testbed.geelark_sim import seed_id, seed_name
+from phonefleet_testbed.tenants import CLIENT_LABEL
 
 __all__ = ["CLIENT_LABEL", "plan_pooled_fleet", "pooled_settle_problems"]
 
 Obj = Mapping[str, Any]
 
-#: The namespace label the selector pools choose by.
-CLIENT_LABEL = "phonefleet.dev/client"
 EXTRA_BINDINGS = 8
 OUTSIDE_PHONE = 19
 MISSING_REFERENCE = "phone-404"
