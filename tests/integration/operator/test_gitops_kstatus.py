@@ -25,9 +25,9 @@ def test_kstatus_reads_running_as_current_stalled_as_failed_and_waiting_as_in_pr
     """Running is Current (no Reconciling, no Stalled); PhoneNotFound and an expired phone
     (Error) are Failed with the Stalled condition's message, so Flux fails at once instead of
     at its timeout; Conflict (waiting for the holder) is InProgress with the Reconciling
-    condition's message; a spec change no pass has seen is InProgress naming the generations;
-    a binding no pass has written yet is Current (kstatus's rule for an object without
-    conditions)."""
+    condition's message; Suspended (neither condition, Ready=False) is InProgress by kstatus's
+    Ready rule; a spec change no pass has seen is InProgress naming the generations; a binding
+    no pass has written yet is Current (kstatus's rule for an object without conditions)."""
     operator = operator_factory()
     phone = fleet.add_phone()
     expired = fleet.simulator.admin.create_phone("expired-one", status=3).id
@@ -36,10 +36,12 @@ def test_kstatus_reads_running_as_current_stalled_as_failed_and_waiting_as_in_pr
     kubectl.apply(make_binding("conflict", phone, namespace))
     kubectl.apply(make_binding("missing", "no-such-phone", namespace))
     kubectl.apply(make_binding("expired", expired, namespace))
+    kubectl.apply(make_binding("suspended", fleet.add_phone(), namespace, suspend=True))
     for name, phase in (
         ("conflict", "Conflict"),
         ("missing", "PhoneNotFound"),
         ("expired", "Error"),
+        ("suspended", "Suspended"),
     ):
         wait_phase(kubectl, namespace, name, phase)
 
@@ -53,10 +55,12 @@ def test_kstatus_reads_running_as_current_stalled_as_failed_and_waiting_as_in_pr
         "conflict": ("InProgress", conditions["conflict"]["Reconciling"]["message"]),
         "missing": ("Failed", conditions["missing"]["Stalled"]["message"]),
         "expired": ("Failed", conditions["expired"]["Stalled"]["message"]),
+        "suspended": ("InProgress", conditions["suspended"]["Ready"]["message"]),
     }
     assert "is held by" in conditions["conflict"]["Reconciling"]["message"]
     assert "has expired in Geelark" in conditions["expired"]["Stalled"]["message"]
     assert {"Reconciling", "Stalled"}.isdisjoint(conditions["running"])
+    assert {"Reconciling", "Stalled"}.isdisjoint(conditions["suspended"])
     assert "Stalled" not in conditions["conflict"]
     assert "Reconciling" not in conditions["missing"]
     for binding in bindings["items"]:
