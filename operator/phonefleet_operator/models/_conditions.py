@@ -45,6 +45,12 @@ class ConditionType(StrEnum):
     ACCOUNT_HEALTHY = "AccountHealthy"
     """No job reported the account unusable (banned, suspended, logged out) since a person last
     cleared it; while False the binding's jobs are held."""
+    RECONCILING = "Reconciling"
+    """True while the binding is on its way (kstatus: InProgress); absent once it runs, is
+    suspended or is stalled. The reason is the Ready condition's."""
+    STALLED = "Stalled"
+    """True while the binding cannot progress without a person (kstatus: Failed); absent
+    otherwise. The reason is the Ready condition's."""
 
 
 class Condition(StatusModel):

@@ -213,10 +213,12 @@ class BindingReconciler:
     ) -> float:
         """Another binding holds the phone (or this one's claim was deleted by hand): no pod."""
         s = self._settings
-        await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
         await self._remove_pod(binding, report, why="the phone is not held by this binding")
         if claim.deleted:  # by hand: it goes once this binding's worker is gone
+            # The slot stays: the phone still runs (billed) until this binding takes it again
+            # or another binding of the pool takes it, with a slot of its own.
             return await self._release.claim_deleted(binding, phone.id, report)
+        await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
         other = claim.holder or claim.waiting_behind
         # Another namespace's binding is never named (tenants must not learn of each other).
         shown = conflict_for_reader(binding.namespace, other) if other else None

@@ -16,7 +16,34 @@ from phonefleet_operator.models import (
     set_condition,
 )
 
-__all__ = ["Event", "Report", "merge_patch"]
+__all__ = ["STALLED_REASONS", "Event", "Report", "merge_patch", "stalled"]
+
+#: Reasons (the Ready condition's) of a binding that cannot progress without a person: the
+#: phone is missing, expired, or ambiguous; the pools refuse it; Geelark refuses the
+#: credentials or the request; the spec is invalid; the worker finds another phone on the
+#: other end of ADB or has no adb. Each is rechecked periodically, so the condition clears by
+#: itself once the person has fixed the cause.
+STALLED_REASONS = frozenset(
+    {
+        "PhoneNotFound",
+        "PhoneExpired",
+        "AmbiguousPhone",
+        "InvalidSpec",
+        "GeelarkAuthFailed",
+        "GeelarkRejected",
+        "IdentityMismatch",
+        "AdbNotInstalled",
+    }
+)
+#: Phases that need a person whatever their reason (tenancy refusals name several rules).
+_STALLED_PHASES = frozenset({Phase.FORBIDDEN, Phase.PHONE_NOT_FOUND})
+#: Phases where the binding is where its spec wants it: neither condition.
+_SETTLED_PHASES = frozenset({Phase.RUNNING, Phase.SUSPENDED})
+
+
+def stalled(phase: Phase, reason: str) -> bool:
+    """Whether a binding in ``phase`` for ``reason`` waits for a person (Stalled=True)."""
+    return phase in _STALLED_PHASES or reason in STALLED_REASONS
 
 
 @dataclass(frozen=True)
@@ -79,8 +106,25 @@ class Report:
         self.status.message = message
         ready: ConditionStatus = "True" if phase is Phase.RUNNING else "False"
         self.condition(ConditionType.READY, ready, reason, message)
+        self._progress(phase, reason, message)
         if changed:
             self.events.append(Event(reason, message, warning))
+
+    def _progress(self, phase: Phase, reason: str, message: str) -> None:
+        """kstatus's abnormal-true pair: ``Stalled`` while a person must act, ``Reconciling``
+        while the binding is on its way (waiting for its phone, a pool slot or its pod
+        included), neither once it runs or is suspended (docs/reconcile.md)."""
+        if phase in _SETTLED_PHASES:
+            now = None
+        elif stalled(phase, reason):
+            now = ConditionType.STALLED
+        else:
+            now = ConditionType.RECONCILING
+        for kind in (ConditionType.STALLED, ConditionType.RECONCILING):
+            if kind is now:
+                self.condition(kind, "True", reason, message)
+            elif any(c.type == kind for c in self.status.conditions):
+                self.status.conditions = [c for c in self.status.conditions if c.type != kind]
 
     def event(self, reason: str, message: str, *, warning: bool = False) -> None:
         """Post an Event for an action taken (Created Pod, Started phone, ...)."""

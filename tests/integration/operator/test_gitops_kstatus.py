@@ -1,5 +1,6 @@
 """What Flux's health rule (kstatus, from sigs.k8s.io/cli-utils) makes of live PhoneBindings in
-every phase: the README's "Flux reads the Ready condition and observedGeneration as they are"."""
+every phase: Current once Running, Failed while Stalled (a person must act), InProgress while
+Reconciling, and InProgress for a spec no pass has seen (observedGeneration)."""
 
 from __future__ import annotations
 
@@ -15,16 +16,18 @@ def listed(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": kubectl.list("phonebindings", namespace)}
 
 
-def test_kstatus_reads_running_as_current_and_every_other_phase_or_a_new_spec_as_in_progress(
+def test_kstatus_reads_running_as_current_stalled_as_failed_and_waiting_as_in_progress(
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
 ) -> None:
-    """Running is Current; Conflict, PhoneNotFound and Error are InProgress with the Ready
-    condition's reason (kstatus has no Failed without a Stalled condition, so Flux waits for its
-    timeout); a spec change no pass has seen is InProgress naming the generations; a binding no
-    pass has written yet is Current (kstatus's rule for an object without conditions)."""
+    """Running is Current (no Reconciling, no Stalled); PhoneNotFound and an expired phone
+    (Error) are Failed with the Stalled condition's message, so Flux fails at once instead of
+    at its timeout; Conflict (waiting for the holder) is InProgress with the Reconciling
+    condition's message; Suspended (neither condition, Ready=False) is InProgress by kstatus's
+    Ready rule; a spec change no pass has seen is InProgress naming the generations; a binding
+    no pass has written yet is Current (kstatus's rule for an object without conditions)."""
     operator = operator_factory()
     phone = fleet.add_phone()
     expired = fleet.simulator.admin.create_phone("expired-one", status=3).id
@@ -33,26 +36,35 @@ def test_kstatus_reads_running_as_current_and_every_other_phase_or_a_new_spec_as
     kubectl.apply(make_binding("conflict", phone, namespace))
     kubectl.apply(make_binding("missing", "no-such-phone", namespace))
     kubectl.apply(make_binding("expired", expired, namespace))
+    kubectl.apply(make_binding("suspended", fleet.add_phone(), namespace, suspend=True))
     for name, phase in (
         ("conflict", "Conflict"),
         ("missing", "PhoneNotFound"),
         ("expired", "Error"),
+        ("suspended", "Suspended"),
     ):
         wait_phase(kubectl, namespace, name, phase)
 
     bindings = listed(kubectl, namespace)
-    ready = {
-        b["metadata"]["name"]: next(c for c in b["status"]["conditions"] if c["type"] == "Ready")
+    conditions = {
+        b["metadata"]["name"]: {c["type"]: c for c in b["status"]["conditions"]}
         for b in bindings["items"]
     }
     assert kstatus(bindings) == {
         "running": ("Current", "Resource is Ready"),
-        "conflict": ("InProgress", ready["conflict"]["message"]),
-        "missing": ("InProgress", ready["missing"]["message"]),
-        "expired": ("InProgress", ready["expired"]["message"]),
+        "conflict": ("InProgress", conditions["conflict"]["Reconciling"]["message"]),
+        "missing": ("Failed", conditions["missing"]["Stalled"]["message"]),
+        "expired": ("Failed", conditions["expired"]["Stalled"]["message"]),
+        "suspended": ("InProgress", conditions["suspended"]["Ready"]["message"]),
     }
-    assert "is held by" in ready["conflict"]["message"]
-    assert "has expired in Geelark" in ready["expired"]["message"]
+    assert "is held by" in conditions["conflict"]["Reconciling"]["message"]
+    assert "has expired in Geelark" in conditions["expired"]["Stalled"]["message"]
+    assert {"Reconciling", "Stalled"}.isdisjoint(conditions["running"])
+    assert {"Reconciling", "Stalled"}.isdisjoint(conditions["suspended"])
+    assert "Stalled" not in conditions["conflict"]
+    assert "Reconciling" not in conditions["missing"]
+    for binding in bindings["items"]:
+        assert binding["status"]["observedGeneration"] == binding["metadata"]["generation"]
 
     operator_factory.stop(operator)  # type: ignore[attr-defined]
     kubectl(

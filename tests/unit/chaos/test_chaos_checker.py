@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from phonefleet_testbed.chaos.checker import Checker, Grace, PhoneReading
+from phonefleet_testbed.chaos.checker import Checker, Grace, PhoneReading, PoolLimit
 
 Obj = dict[str, Any]
 PHONE = "600000000000000001"
@@ -290,3 +290,89 @@ def test_a_deleted_holder_whose_claim_was_deleted_by_hand_keeps_i6() -> None:
     checker.binding_event("DELETED", make_binding("alpha", "uid-a", "Running", deleting=True), 3.0)
     checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 3.5)
     assert checker.violations == []
+
+
+# ---------------------------------------------------------------- pools (I7, I8)
+
+POOL = PoolLimit("acme", 2, frozenset({"p1", "p2", "p3"}))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the simulator's power journal."""
+
+    seq: int
+    id: str
+    on: bool
+
+
+def journal(*changes: tuple[str, bool]) -> list[Change]:
+    return [Change(seq, phone, on) for seq, (phone, on) in enumerate(changes, start=1)]
+
+
+def make_pool(holders: int, *, limit: int = 2, name: str = "acme", revision: int = 1) -> Obj:
+    return {
+        "metadata": {"name": name, "resourceVersion": str(revision)},
+        "spec": {"maxRunning": limit},
+        "status": {
+            "holders": [
+                {"namespace": "ns", "name": f"b{n}", "uid": f"u{n}"} for n in range(holders)
+            ]
+        },
+    }
+
+
+def test_a_pool_version_counting_more_holders_than_its_limit_breaks_i7() -> None:
+    """A watched version of the pool whose ledger exceeds maxRunning is a violation."""
+    checker = Checker(World(), GRACE, pools=[POOL])
+    checker.pools_listed([make_pool(2)], 1.0)
+    checker.pool_event("MODIFIED", make_pool(1, revision=2), 2.0)
+    assert invariants(checker) == []
+    checker.pool_event("MODIFIED", make_pool(3, revision=3), 3.0)
+    assert invariants(checker) == ["I7"]
+    assert "counts 3 holders against maxRunning 2" in checker.violations[0].detail
+    assert checker.largest_ledger["acme"] == 3
+
+
+def test_pools_of_other_runs_are_not_judged() -> None:
+    """A pool the run did not make (another test's) is none of the checker's business."""
+    checker = Checker(World(), GRACE, pools=[POOL])
+    checker.pool_event("ADDED", make_pool(5, name="someone-else"), 1.0)
+    assert invariants(checker) == []
+
+
+def test_a_recorded_overrun_of_billed_phones_breaks_i8_once() -> None:
+    """Replaying the journal: a third phone of a pool of 2 going on is an overrun, reported once
+    however many changes it lasts, and again only after it ended and came back."""
+    checker = Checker(World(), GRACE, pools=[POOL])
+    checker.power_changes(journal(("p1", True), ("p2", True), ("p3", True), ("p3", False)), 1.0)
+    assert invariants(checker) == ["I8"]
+    assert "3 phones on (billed) against maxRunning 2 at power change 3" in (
+        checker.violations[0].detail
+    )
+    more = [Change(5, "p3", True), Change(6, "p3", False), Change(7, "p1", False)]
+    checker.power_changes(more, 2.0)
+    assert invariants(checker) == ["I8", "I8"]
+    assert checker.largest_billed["acme"] == 3
+
+
+def test_a_slot_handed_over_in_order_stays_within_the_limit() -> None:
+    """A stop before the next start (the operator's order) never counts above the limit; phones
+    of no pool and entries replayed twice (overlapping polls) do not count."""
+    checker = Checker(World(), GRACE, pools=[POOL])
+    changes = journal(
+        ("p1", True), ("p2", True), ("other", True), ("p1", False), ("p3", True), ("p2", False)
+    )
+    checker.power_changes(changes[:4], 1.0)
+    checker.power_changes(changes, 2.0)  # the first four again, then the rest
+    assert invariants(checker) == []
+    assert checker.largest_billed["acme"] == 2
+    assert checker.stats["power changes replayed"] == 6
+
+
+def test_a_gap_in_the_power_journal_is_reported() -> None:
+    """Entries the simulator dropped make the count unknowable: the checker says so."""
+    checker = Checker(World(), GRACE, pools=[POOL])
+    checker.power_changes([Change(1, "p1", True), Change(4, "p2", True)], 1.0)
+    assert invariants(checker) == ["I8"]
+    assert "skipped entries 2-3" in checker.violations[0].detail

@@ -95,6 +95,30 @@ def test_phone_snapshot_counts_starts_and_stops(
     assert phone.running_since is not None
 
 
+def test_power_log_numbers_every_power_change_in_order(
+    api: OpenApiProbe, admin: SimulatorAdmin, start_phone: Callable[[str], Any]
+) -> None:
+    """Starts and stops through the Open API, stops out of band and deletions are journaled;
+    ``after`` returns only the newer entries, and no-op stops are not entries."""
+    start_phone(seed_id(1))
+    start_phone(seed_id(2))
+    api.data("phone/stop", {"ids": [seed_id(1)]})
+    api.data("phone/stop", {"ids": [seed_id(1)]})  # already off: nothing changes
+    admin.update_phone(seed_id(2), status=2)
+    start_phone(seed_id(3))
+    admin.delete_phone(seed_id(3))
+    changes = [(c.seq, c.id, c.on) for c in admin.power_log()]
+    assert changes == [
+        (1, seed_id(1), True),
+        (2, seed_id(2), True),
+        (3, seed_id(1), False),
+        (4, seed_id(2), False),
+        (5, seed_id(3), True),
+        (6, seed_id(3), False),
+    ]
+    assert [c.seq for c in admin.power_log(after=4)] == [5, 6]
+
+
 def test_counters_count_calls_and_reply_codes_per_endpoint(
     api: OpenApiProbe, admin: SimulatorAdmin
 ) -> None:

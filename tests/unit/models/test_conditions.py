@@ -36,8 +36,8 @@ def make_condition(**overrides: Any) -> Condition:
 
 def test_condition_types_are_the_documented_ones() -> None:
     """The binding reports Ready, Claimed, PhoneReady, WorkerReady, GeelarkReachable, Released
-    while a deletion cannot let its phone go, with PhonePools Admitted and PoolAccessRevoked, and
-    AccountHealthy once a job reported on its account."""
+    while a deletion cannot let its phone go, with PhonePools Admitted and PoolAccessRevoked,
+    AccountHealthy once a job reported on its account, and kstatus's Reconciling and Stalled."""
     assert [str(kind) for kind in ConditionType] == [
         "Ready",
         "Claimed",
@@ -48,6 +48,8 @@ def test_condition_types_are_the_documented_ones() -> None:
         "Admitted",
         "PoolAccessRevoked",
         "AccountHealthy",
+        "Reconciling",
+        "Stalled",
     ]
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from conftest import NOW, make_binding
+from phonefleet_operator.models import Phase
 from phonefleet_operator.services.report import Report, merge_patch
 
 
@@ -49,3 +50,50 @@ def test_a_pass_posts_its_normal_steps_as_one_event_and_each_warning() -> None:
         ("StartedPhone", "Created PhoneClaim 100; Started phone 100", False),
     ]
     assert Report(make_binding(), NOW).postings() == []
+
+
+def progress(report: Report) -> dict[str, tuple[str, str]]:
+    """The kstatus pair as the report has it: type -> (status, reason)."""
+    return {
+        c.type: (c.status, c.reason)
+        for c in report.status.conditions
+        if c.type in {"Reconciling", "Stalled"}
+    }
+
+
+@pytest.mark.parametrize(
+    ("phase", "reason", "expected"),
+    [
+        (Phase.PENDING, "Resolving", {"Reconciling": ("True", "Resolving")}),
+        (Phase.BOUND, "PodStarting", {"Reconciling": ("True", "PodStarting")}),
+        (Phase.CONFLICT, "HeldByAnother", {"Reconciling": ("True", "HeldByAnother")}),
+        (Phase.QUEUED, "MaxRunningReached", {"Reconciling": ("True", "MaxRunningReached")}),
+        (Phase.ERROR, "PhoneNotStopped", {"Reconciling": ("True", "PhoneNotStopped")}),
+        (Phase.PHONE_NOT_FOUND, "PhoneNotFound", {"Stalled": ("True", "PhoneNotFound")}),
+        (Phase.FORBIDDEN, "PhoneNotAvailable", {"Stalled": ("True", "PhoneNotAvailable")}),
+        (Phase.ERROR, "PhoneExpired", {"Stalled": ("True", "PhoneExpired")}),
+        (Phase.ERROR, "GeelarkAuthFailed", {"Stalled": ("True", "GeelarkAuthFailed")}),
+        (Phase.BOUND, "IdentityMismatch", {"Stalled": ("True", "IdentityMismatch")}),
+        (Phase.RUNNING, "WorkerRunning", {}),
+        (Phase.SUSPENDED, "Suspended", {}),
+    ],
+)
+def test_the_phase_sets_reconciling_or_stalled_for_kstatus(
+    phase: Phase, reason: str, expected: dict[str, tuple[str, str]]
+) -> None:
+    """Stalled while a person must act, Reconciling while on the way, neither when settled."""
+    report = Report(make_binding(), NOW)
+    report.phase(phase, reason, "why")
+    assert progress(report) == expected
+
+
+def test_settling_removes_the_condition_a_previous_pass_set() -> None:
+    """From Stalled to Reconciling to Running: one condition at a time, none at the end, and
+    status.observedGeneration is the binding's generation."""
+    report = Report(make_binding(), NOW)
+    report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", "no such phone")
+    report.phase(Phase.BOUND, "PhoneStarting", "starting")
+    assert progress(report) == {"Reconciling": ("True", "PhoneStarting")}
+    report.phase(Phase.RUNNING, "WorkerRunning", "runs")
+    assert progress(report) == {}
+    assert report.status.observed_generation == 1

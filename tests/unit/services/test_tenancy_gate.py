@@ -12,7 +12,7 @@ from pool_fakes import FakePoolStore
 
 from conftest import NOW, make_binding, ready, step
 from phonefleet_operator.geelark import Phone, PhoneStatus
-from phonefleet_operator.models import PhoneBinding
+from phonefleet_operator.models import Phase, PhoneBinding
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims
@@ -29,7 +29,7 @@ class Wired:
         self, kube: FakeKube, phones: FakePhones, store: FakePoolStore, **settings: Any
     ) -> None:
         self.woken: list[str] = []
-        claims = ObservedClaims()
+        self.claims = claims = ObservedClaims()
         self.tenancy = Tenancy(
             view=TenancyView(),
             quota=Quota(store),
@@ -164,6 +164,58 @@ async def test_a_suspended_binding_frees_its_slot(
     assert first.status.phase == "Suspended"
     await wired.tenancy.binding_event("MODIFIED", first.to_dict())
     assert store.pools["acme"]["status"]["holders"] == []
+
+
+async def test_a_suspended_binding_that_failed_a_pass_waits_for_a_slot_when_resumed(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """maxRunning 1: a suspended binding gave its slot to another; a pass of it then ended in
+    Error (Geelark refused the credentials). Resumed, it still holds its phone's claim, but its
+    phone is stopped: it queues instead of being counted above the limit (the pooled chaos
+    test's seed 1 found it admitted as 4 of 3 and starting its phone)."""
+    store.create("acme", max_running=1)
+    wired = Wired(kube, grouped, store)
+    first, _, _ = await wired.step(make_binding("first", "phone-a"))
+    first, _, _ = await wired.step(
+        first.model_copy(update={"spec": first.spec.model_copy(update={"suspend": True})})
+    )
+    await wired.tenancy.binding_event("MODIFIED", first.to_dict())
+    second, _, _ = await wired.step(make_binding("second", "phone-b"))
+    assert second.status.phase == "Bound"
+    errored = first.status.model_copy(update={"phase": Phase.ERROR})
+    resumed = first.model_copy(
+        update={"spec": first.spec.model_copy(update={"suspend": False}), "status": errored}
+    )
+
+    resumed, _, _ = await wired.step(resumed)
+
+    assert resumed.status.phase == "Queued"
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [second.uid]
+    assert grouped.count("start") == 2  # first's one start before the suspension, second's
+
+
+async def test_a_holder_whose_claim_was_deleted_by_hand_keeps_its_slot(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """maxRunning 1: a claim deleted by hand leaves its phone running (billed); the holder keeps
+    counting until it takes the phone again or another binding takes it with a slot of its own,
+    so a second binding queues (the pooled chaos test's seed 1 found 4 phones on in a pool of
+    3: the old holder had given its slot back at once)."""
+    store.create("acme", max_running=1)
+    wired = Wired(kube, grouped, store)
+    first, _, _ = await wired.step(make_binding("first", "phone-a"))
+    assert grouped.count("start") == 1
+    kube.delete_claim_by_hand("100")
+    wired.claims.saw(kube.claims["100"])  # the claims watch's MODIFIED event
+
+    first, _, _ = await wired.step(first)
+    await wired.tenancy.binding_event("MODIFIED", first.to_dict())
+    second, _, _ = await wired.step(make_binding("second", "phone-b"))
+
+    assert first.status.phase == "Conflict"
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [first.uid]
+    assert second.status.phase == "Queued"
+    assert grouped.count("start") == 1
 
 
 async def test_a_forbidden_image_gets_no_pod(

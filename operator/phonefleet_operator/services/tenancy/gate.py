@@ -13,7 +13,11 @@ Choices (docs/tenancy.md explains them to administrators):
   unless its pool says ``onRevoke: Stop``. An image outside the pool's patterns is never kept:
   the point of the patterns is that no other image gets the phone's ADB data.
 * Held phones whose binding was running are counted even above ``maxRunning`` (lowering the
-  limit stops nothing; it only keeps new bindings queued until the count is below it).
+  limit stops nothing; it only keeps new bindings queued until the count is below it). "Was
+  running" is read from the status: an admitted phase and a phone not stopped. The phase alone
+  is not enough: a suspended binding (its phone stopped, its slot given back) that then fails a
+  pass (Error, Geelark refusing the credentials) and is resumed would be counted above the
+  limit and start its phone (found by the pooled chaos test, seed 1).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from phonefleet_operator.models import (
     PhoneBinding,
     PhoneBindingSpec,
     PhonePool,
+    PhoneStatus,
     rfc3339,
 )
 from phonefleet_operator.services.claims import BindingRef
@@ -61,6 +66,19 @@ log = logging.getLogger(__name__)
 #: Phases of a binding whose phone was running (or coming up) when it was admitted.
 _WAS_ADMITTED = frozenset({Phase.BOUND, Phase.RUNNING, Phase.ERROR})
 _TENANCY_CONDITIONS = frozenset({ConditionType.ADMITTED, ConditionType.POOL_ACCESS_REVOKED})
+#: Power states (status.phone.status) of a phone that is not running under its binding.
+_OFF = frozenset({PhoneStatus.STOPPED, PhoneStatus.EXPIRED})
+
+
+def _was_running(binding: PhoneBinding) -> bool:
+    """The binding ran (or was starting) its phone when it last wrote its status."""
+    phone = binding.status.phone
+    return (
+        binding.status.phase in _WAS_ADMITTED
+        and phone is not None
+        and phone.status is not None
+        and phone.status not in _OFF
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +211,7 @@ class Tenancy:
             keep = refusal.rule is not Rule.IMAGE_NOT_ALLOWED and (
                 refusal.pool is None or refusal.pool.spec.on_revoke == "Keep"
             )
-        if holds and keep and binding.status.phase in _WAS_ADMITTED:
+        if holds and keep and _was_running(binding):
             _revoked(report, refusal)
             return None
         _forbid(report, refusal, holds=holds)
@@ -217,7 +235,7 @@ class Tenancy:
             position = await self.quota.admit(
                 pool.name,
                 me,
-                grandfathered=holds and binding.status.phase in _WAS_ADMITTED,
+                grandfathered=holds and _was_running(binding),
                 older_queued=self.view.older_queued(pool.name, me),
             )
             if position is not None:

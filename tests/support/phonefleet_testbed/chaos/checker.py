@@ -75,6 +75,27 @@ I6 **a deleted holder stops its phone.** A binding that held its phone's claim w
    Every binding of the run has ``releasePolicy: Stop``. No grace: the finalizer's contract is to
    stop first.
 
+With PhonePools (the pooled run), two more, each against the pools' ``maxRunning``:
+
+I7 **a pool's ledger never exceeds its limit.** Every version of a PhonePool that the checker's
+   own watch of PhonePools delivers has at most ``spec.maxRunning`` entries in ``status.holders``,
+   each binding uid at most once. This is the count the operator admits by (a conditional write
+   the API server decides, docs/tenancy.md); a watch delivers every version in the API server's
+   order (a relist is one snapshot), so no state of the ledger between two looks is missed. No
+   grace: the run never lowers a limit, so nothing is ever legitimately counted above it.
+
+I8 **a pool's billed phones never exceed its limit.** Replaying the simulator's power journal
+   (every phone going on or off, numbered in the simulator's own order: ``/_sim/power-log``) from
+   its first entry, at no step are more than ``maxRunning`` phones of the pool on (starting or
+   running: what Geelark bills). Which phones belong to which pool comes from the run's plan (the
+   simulator groups and tags it gave them), not from the operator. This is the overrun a client
+   pays for, observed at every change, not by samples. No grace: the operator takes a slot before
+   it starts a phone, and frees a slot only after the phone is stopped (a suspended binding once
+   it reports ``Suspended``, a deleted one once it is gone, a binding in ``Conflict`` started
+   nothing). Why not count claims: a suspended binding keeps its claim (its phone stays reserved,
+   stopped) and by design no longer counts, so a pool's claims may legitimately outnumber its
+   limit; the claims' holders are checked against the ledger once the run settles instead.
+
 The checker fails only on what it can show; it counts everything it looked at (``stats``).
 """
 
@@ -91,6 +112,8 @@ __all__ = [
     "ClusterReader",
     "Grace",
     "PhoneReading",
+    "PoolLimit",
+    "PowerEntry",
     "Violation",
 ]
 
@@ -129,6 +152,26 @@ class PhoneReading:
     id: str
     status: int
     stop_count: int
+
+
+@dataclass(frozen=True)
+class PoolLimit:
+    """A pool of the run as planned: its name, ``maxRunning`` and the ids of its phones."""
+
+    name: str
+    max_running: int
+    phone_ids: frozenset[str]
+
+
+class PowerEntry(Protocol):
+    """One entry of the simulator's power journal (``geelark_sim.PowerChange``)."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def on(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -282,9 +325,21 @@ def _holder_uid(claim: Obj | None) -> str | None:
 class Checker:
     """Keeps its own view of pods, claims, bindings and phones, and judges every change."""
 
-    def __init__(self, reader: ClusterReader, grace: Grace | None = None) -> None:
+    def __init__(
+        self,
+        reader: ClusterReader,
+        grace: Grace | None = None,
+        pools: Iterable[PoolLimit] = (),
+    ) -> None:
         self._reader = reader
         self.grace = grace or Grace()
+        self._pools = {pool.name: pool for pool in pools}
+        self._power_seq = 0
+        self._on: set[str] = set()
+        self._over: set[str] = set()
+        """Pools above their limit in the journal's replay (I8 is reported once per overrun)."""
+        self.largest_billed: dict[str, int] = dict.fromkeys(self._pools, 0)
+        self.largest_ledger: dict[str, int] = dict.fromkeys(self._pools, 0)
         self._lock = threading.Lock()
         self._pods: dict[str, _Pod] = {}
         self._claims: dict[str, _Claim] = {}
@@ -536,6 +591,91 @@ class Checker:
                 and pod.first_seen < before
             ):
                 self._stop_suspects.append(_StopSuspect(pod, claim, before, after))
+
+    # ------------------------------------------------------------------ pools
+
+    def pools_listed(self, items: Iterable[Obj], at: float) -> None:
+        """A relist of the PhonePools: each is one version to judge (I7)."""
+        with self._lock:
+            self.stats["pool relists"] += 1
+            for obj in items:
+                self._check_ledger(obj, at)
+
+    def pool_event(self, kind: str, obj: Obj, at: float) -> None:
+        """One watch event of a PhonePool (I7)."""
+        with self._lock:
+            self.stats["pool events"] += 1
+            if kind != "DELETED":
+                self._check_ledger(obj, at)
+
+    def _check_ledger(self, obj: Obj, at: float) -> None:
+        name = obj["metadata"]["name"]
+        if name not in self._pools:
+            return
+        self.stats["checks I7"] += 1
+        holders = (obj.get("status") or {}).get("holders") or []
+        limit = (obj.get("spec") or {}).get("maxRunning")
+        uids = [h.get("uid") for h in holders]
+        self.largest_ledger[name] = max(self.largest_ledger[name], len(holders))
+        version = obj["metadata"].get("resourceVersion")
+        if limit is not None and len(holders) > int(limit):
+            keys = ", ".join(sorted(f"{h.get('namespace')}/{h.get('name')}" for h in holders))
+            self._violate(
+                at,
+                "I7",
+                f"PhonePool {name} (resourceVersion {version}) counts {len(holders)} holders "
+                f"against maxRunning {limit}: {keys}",
+            )
+        if len(set(uids)) != len(uids):
+            self._violate(
+                at, "I7", f"PhonePool {name} (resourceVersion {version}) counts a binding twice"
+            )
+
+    @property
+    def power_seq(self) -> int:
+        """The last power change replayed (the next poll asks for the ones after it)."""
+        with self._lock:
+            return self._power_seq
+
+    def power_changes(self, entries: Iterable[PowerEntry], at: float) -> None:
+        """The simulator's power journal since the last call, in its order (I8)."""
+        with self._lock:
+            for entry in entries:
+                if entry.seq <= self._power_seq:
+                    continue  # already replayed (a poll may overlap the previous one)
+                if entry.seq != self._power_seq + 1:
+                    self._violate(
+                        at,
+                        "I8",
+                        f"the simulator's power journal skipped entries {self._power_seq + 1}-"
+                        f"{entry.seq - 1}: the pools' billed phones cannot be judged from here",
+                    )
+                self._power_seq = entry.seq
+                self.stats["power changes replayed"] += 1
+                if entry.on:
+                    self._on.add(entry.id)
+                else:
+                    self._on.discard(entry.id)
+                self._check_billed(entry, at)
+
+    def _check_billed(self, entry: PowerEntry, at: float) -> None:
+        for pool in self._pools.values():
+            if entry.id not in pool.phone_ids:
+                continue
+            self.stats["checks I8"] += 1
+            on = sorted(self._on & pool.phone_ids)
+            self.largest_billed[pool.name] = max(self.largest_billed[pool.name], len(on))
+            if len(on) <= pool.max_running:
+                self._over.discard(pool.name)
+            elif pool.name not in self._over:
+                self._over.add(pool.name)  # once per overrun, not once per change during it
+                self._violate(
+                    at,
+                    "I8",
+                    f"PhonePool {pool.name} has {len(on)} phones on (billed) against maxRunning "
+                    f"{pool.max_running} at power change {entry.seq} (phone {entry.id} "
+                    f"{'on' if entry.on else 'off'}): {', '.join(on)}",
+                )
 
     # ------------------------------------------------------------------ faults
 

@@ -16,7 +16,15 @@ from typing import Any
 
 from phonefleet_testbed.geelark_sim import seed_id, seed_name
 
-__all__ = ["FleetPlan", "PlannedBinding", "plan_fleet", "settle_problems"]
+__all__ = [
+    "FleetPlan",
+    "PlannedBinding",
+    "PlannedPool",
+    "World",
+    "plan_fleet",
+    "pod_ready",
+    "settle_problems",
+]
 
 #: status.conflictWith of a waiter whose phone is held in another namespace (tenancy).
 ANOTHER_NAMESPACE = "a binding in another namespace"
@@ -39,6 +47,8 @@ class PlannedBinding:
     reference: str
     phone: int | None
     suspend: bool = False
+    forbidden: bool = False
+    """The PhonePools refuse it (pooled runs): it must end ``Forbidden`` and never hold."""
 
     @property
     def key(self) -> str:
@@ -64,27 +74,70 @@ class PlannedBinding:
 
 
 @dataclass(frozen=True)
+class PlannedPool:
+    """A PhonePool of a pooled run: the phones given its simulator group or tag, and who may
+    bind them (``selector``: the namespaces are chosen by their client label, else by name)."""
+
+    name: str
+    max_running: int
+    phones: tuple[int, ...]
+    namespaces: tuple[str, ...]
+    group: str | None = None
+    tag: str | None = None
+    selector: bool = False
+
+    @property
+    def phone_ids(self) -> frozenset[str]:
+        """The Geelark ids of its phones."""
+        return frozenset(seed_id(n) for n in self.phones)
+
+    def manifest(self, client_label: str) -> dict[str, Any]:
+        """The PhonePool as applied."""
+        phones = {"groups": [self.group]} if self.group else {"tags": [self.tag]}
+        namespaces: dict[str, Any] = (
+            {"selector": {"matchLabels": {client_label: self.name}}}
+            if self.selector
+            else {"names": list(self.namespaces)}
+        )
+        return {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhonePool",
+            "metadata": {"name": self.name},
+            "spec": {"phones": phones, "namespaces": namespaces, "maxRunning": self.max_running},
+        }
+
+
+@dataclass(frozen=True)
 class FleetPlan:
-    """Every binding of the run, in the order they are applied."""
+    """Every binding of the run, in the order they are applied (and its pools, if any)."""
 
     namespaces: tuple[str, ...]
     bindings: tuple[PlannedBinding, ...]
+    pools: tuple[PlannedPool, ...] = ()
 
     def by_key(self, key: str) -> PlannedBinding:
         """The planned binding ``namespace/name``."""
         return next(b for b in self.bindings if b.key == key)
 
     def phones(self) -> list[int]:
-        """Numbers of the phones some binding names."""
-        return sorted({b.phone for b in self.bindings if b.phone is not None})
+        """Numbers of the phones some binding may hold."""
+        return sorted({b.phone for b in self.bindings if b.phone is not None and not b.forbidden})
 
     def describe(self) -> str:
-        """One line per binding: who names which phone how."""
-        return "\n".join(
+        """One line per binding: who names which phone how (and one per pool)."""
+        lines = [
             f"  {b.key:<32} phoneId={b.reference:<20} "
-            f"phone={b.phone if b.phone is not None else '-'}" + (" suspend" if b.suspend else "")
+            f"phone={b.phone if b.phone is not None else '-'}"
+            + (" suspend" if b.suspend else "")
+            + (" forbidden" if b.forbidden else "")
             for b in self.bindings
-        )
+        ]
+        lines += [
+            f"  pool {p.name}: phones {p.phones[0]}-{p.phones[-1]}, maxRunning {p.max_running}, "
+            f"namespaces {', '.join(p.namespaces)}"
+            for p in self.pools
+        ]
+        return "\n".join(lines)
 
 
 def _reference(rng: random.Random, phone: int) -> str:
@@ -130,13 +183,13 @@ def plan_fleet(rng: random.Random, namespaces: tuple[str, str]) -> FleetPlan:
     return FleetPlan(namespaces=tuple(namespaces), bindings=tuple(bindings))
 
 
-def _ready(pod: Obj) -> bool:
+def pod_ready(pod: Obj) -> bool:
     conditions = (pod.get("status") or {}).get("conditions") or []
     return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
 
 @dataclass(frozen=True)
-class _World:
+class World:
     """One snapshot of what settling is judged on."""
 
     bindings: dict[tuple[str, str], Obj]
@@ -160,6 +213,26 @@ class _World:
         uid: str | None = (self.body(planned) or {}).get("metadata", {}).get("uid")
         return uid
 
+    @classmethod
+    def of(
+        cls,
+        bindings: Iterable[Obj],
+        claims: Iterable[Obj],
+        pods: Iterable[Obj],
+        phones: Mapping[str, tuple[int, int]],
+    ) -> World:
+        """The snapshot of these listings (pods being deleted are left out)."""
+        return cls(
+            bindings={(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in bindings},
+            claims={c["metadata"]["name"]: c for c in claims},
+            live_pods={
+                (p["metadata"]["namespace"], p["metadata"]["name"]): p
+                for p in pods
+                if not p["metadata"].get("deletionTimestamp")
+            },
+            phones=phones,
+        )
+
 
 def settle_problems(
     plan: FleetPlan,
@@ -177,16 +250,7 @@ def settle_problems(
     ``PhoneNotFound``. Phones nobody names were never started. Every status is from the latest
     generation. ``phones`` maps ids to (status, starts).
     """
-    world = _World(
-        bindings={(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in bindings},
-        claims={c["metadata"]["name"]: c for c in claims},
-        live_pods={
-            (p["metadata"]["namespace"], p["metadata"]["name"]): p
-            for p in pods
-            if not p["metadata"].get("deletionTimestamp")
-        },
-        phones=phones,
-    )
+    world = World.of(bindings, claims, pods, phones)
     problems: list[str] = []
     for planned in plan.bindings:
         body = world.body(planned)
@@ -212,7 +276,7 @@ def settle_problems(
 
 
 def _phone_problems(
-    plan: FleetPlan, phone: int, world: _World, expected_pods: set[tuple[str, str]]
+    plan: FleetPlan, phone: int, world: World, expected_pods: set[tuple[str, str]]
 ) -> list[str]:
     phone_id = seed_id(phone)
     mine = [b for b in plan.bindings if b.phone == phone]
@@ -236,7 +300,7 @@ def _phone_problems(
                 f"{holder.key} holds {phone_id}: {phase}, phone status {power} {world.why(holder)}"
             )
         pod = world.live_pods.get(pod_key)
-        if pod is None or not _ready(pod):
+        if pod is None or not pod_ready(pod):
             state = "none" if pod is None else (pod.get("status") or {}).get("phase")
             problems.append(f"{holder.key} has no live ready pod (pod: {state})")
     for other in mine:

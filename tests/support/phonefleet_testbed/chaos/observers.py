@@ -173,6 +173,7 @@ class Observers:
         simulator_url: str,
         namespaces: Iterable[str],
         clock: Clock,
+        pools: Iterable[str] = (),
     ) -> None:
         self.checker = checker
         self.stats: Counter[str] = Counter()
@@ -180,6 +181,8 @@ class Observers:
         self._stop = threading.Event()
         self._simulator_url = simulator_url
         mine = frozenset(namespaces)
+        my_pools = frozenset(pools)
+        self._journal = bool(my_pools)
 
         def in_namespaces(obj: Obj) -> bool:
             return (obj.get("metadata") or {}).get("namespace") in mine
@@ -189,11 +192,16 @@ class Observers:
             holder = ((obj.get("spec") or {}).get("holder") or {}).get("namespace")
             return labels.get(BINDING_NAMESPACE_LABEL) in mine or holder in mine
 
-        feeds = (
+        def of_the_run(obj: Obj) -> bool:
+            return (obj.get("metadata") or {}).get("name") in my_pools
+
+        feeds = [
             ("pods", in_namespaces, checker.pods_listed, checker.pod_event),
             ("phoneclaims", held_in_namespaces, checker.claims_listed, checker.claim_event),
             ("phonebindings", in_namespaces, checker.bindings_listed, checker.binding_event),
-        )
+        ]
+        if my_pools:
+            feeds.append(("phonepools", of_the_run, checker.pools_listed, checker.pool_event))
         self._watches = [
             _KindWatch(kind, kubeconfig, keep, on_list, on_event, clock, self._stop, self.stats)
             for kind, keep, on_list, on_event in feeds
@@ -229,7 +237,19 @@ class Observers:
                     self.checker.phones_polled(
                         (PhoneReading(p.id, p.status, p.stop_count) for p in phones), self._clock()
                     )
+                if self._journal:
+                    self._replay_journal(admin)
                 self._stop.wait(_POLL_SECONDS)
+            if self._journal:
+                self._replay_journal(admin)  # the changes up to the end of the run
+
+    def _replay_journal(self, admin: SimulatorAdmin) -> None:
+        try:
+            changes = admin.power_log(after=self.checker.power_seq)
+        except Exception:
+            self.stats["power journal reads failed"] += 1
+        else:
+            self.checker.power_changes(changes, self._clock())
 
     def _evaluate(self) -> None:
         # The only thread that judges: the checker's reads (its ClusterReader) happen here.

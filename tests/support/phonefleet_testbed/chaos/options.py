@@ -1,13 +1,23 @@
-"""pytest plugin of the chaos test: ``--chaos-seconds``, ``--chaos-seed`` and its time limit."""
+"""pytest plugin of the chaos tests: ``--chaos-seconds``, ``--chaos-pool-seconds``,
+``--chaos-seed``, ``--chaos-without`` and their time limits."""
 
 from __future__ import annotations
 
 import pytest
 
-__all__ = ["DEFAULT_CHAOS_SECONDS", "chaos_seconds", "chaos_seed", "chaos_without"]
+__all__ = [
+    "DEFAULT_CHAOS_SECONDS",
+    "DEFAULT_POOL_SECONDS",
+    "chaos_pool_seconds",
+    "chaos_seconds",
+    "chaos_seed",
+    "chaos_without",
+]
 
 #: Seconds of faults in CI; the whole test then takes about three minutes on two loaded cores.
 DEFAULT_CHAOS_SECONDS = 100.0
+#: Seconds of faults of the pooled run in CI (shorter: it adds to make test).
+DEFAULT_POOL_SECONDS = 60.0
 #: What the test may take beyond its seconds of faults: setup, settling, deletion.
 _OVERHEAD_SECONDS = 420
 
@@ -20,6 +30,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=DEFAULT_CHAOS_SECONDS,
         help=f"seconds of injected faults (default {DEFAULT_CHAOS_SECONDS:g})",
+    )
+    group.addoption(
+        "--chaos-pool-seconds",
+        type=float,
+        default=DEFAULT_POOL_SECONDS,
+        help=f"seconds of injected faults of the pooled run (default {DEFAULT_POOL_SECONDS:g})",
     )
     group.addoption(
         "--chaos-seed",
@@ -40,16 +56,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Give the chaos test a time limit that grows with ``--chaos-seconds``."""
-    limit = int(chaos_seconds(config)) + _OVERHEAD_SECONDS
+    """Give each chaos test a time limit that grows with its seconds of faults (a test marked
+    ``chaos(pooled=True)`` runs ``--chaos-pool-seconds``)."""
     for item in items:
-        if item.get_closest_marker("chaos") is not None:
-            item.add_marker(pytest.mark.timeout(limit))
+        marker = item.get_closest_marker("chaos")
+        if marker is not None:
+            pooled = bool(marker.kwargs.get("pooled"))
+            seconds = chaos_pool_seconds(config) if pooled else chaos_seconds(config)
+            item.add_marker(pytest.mark.timeout(int(seconds) + _OVERHEAD_SECONDS))
 
 
 def chaos_seconds(config: pytest.Config) -> float:
     """The ``--chaos-seconds`` of this session."""
     return float(config.getoption("--chaos-seconds"))
+
+
+def chaos_pool_seconds(config: pytest.Config) -> float:
+    """The ``--chaos-pool-seconds`` of this session."""
+    return float(config.getoption("--chaos-pool-seconds"))
 
 
 def chaos_seed(config: pytest.Config) -> int | None:

@@ -2,7 +2,9 @@
 
 The operator runs as production runs it (``phonefleet-operator``, configured by ``PHONEFLEET_*``,
 authenticated as its own ServiceAccount with ``manifests/rbac``); the Geelark simulator serves 20
-phones. The checker watches from the first binding to the last deletion.
+phones. The checker watches from the first binding to the last deletion. A pooled run
+(``pooled=True``, see ``pooled``) puts the phones into three PhonePools first, requires pools, and
+has the checker count every pool against its limit as well.
 """
 
 from __future__ import annotations
@@ -17,14 +19,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phonefleet_testbed.chaos.checker import Checker, Violation
+from phonefleet_testbed.chaos.checker import Checker, PoolLimit, Violation
 from phonefleet_testbed.chaos.faults import KIND_WEIGHTS, Fault, FaultInjector, plan_faults
 from phonefleet_testbed.chaos.fleet import PHONES, FleetPlan, plan_fleet, settle_problems
 from phonefleet_testbed.chaos.observers import KubeReader, Observers
 from phonefleet_testbed.chaos.operator_process import OperatorProcess
+from phonefleet_testbed.chaos.pooled import (
+    CLIENT_LABEL,
+    plan_pooled_fleet,
+    pooled_settle_problems,
+)
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
-from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorAdmin, SimulatorConfig
+from phonefleet_testbed.geelark_sim import (
+    GeelarkSimulator,
+    SimulatorAdmin,
+    SimulatorConfig,
+    seed_id,
+)
 from phonefleet_testbed.rbac import operator_kubeconfig
 from phonefleet_testbed.scenarios import operator_env
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
@@ -66,6 +78,8 @@ class ChaosReport:
     geelark: str = ""
     revived: Counter[str] = field(default_factory=Counter)
     operator_log: Path | None = None
+    pools: list[str] = field(default_factory=list)
+    """Per pool of a pooled run: its limit and the largest counts the checker saw."""
 
     @property
     def failed(self) -> bool:
@@ -76,12 +90,15 @@ class ChaosReport:
 
     def summary(self) -> str:
         """The seed, the faults by kind, the counts checked and whatever failed."""
-        rerun = f"--chaos-seed {self.seed} --chaos-seconds {self.seconds:g}"
+        seconds = "--chaos-pool-seconds" if self.plan.pools else "--chaos-seconds"
+        rerun = f"--chaos-seed {self.seed} {seconds} {self.seconds:g}"
         if self.without:
             rerun += f" --chaos-without {','.join(sorted(self.without))}"
         lines = [
             f"chaos seed {self.seed}: {self.seconds:g} s of faults "
-            f"(re-run: pytest tests/integration/chaos {rerun})",
+            f"(re-run: pytest tests/integration/chaos {rerun}"
+            + (" -k pool" if self.plan.pools else " -k 'not pool'")
+            + ")",
             "phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in self.timings.items()),
             f"faults injected: {sum(self.injected.values())} "
             + _counts(self.injected)
@@ -89,6 +106,7 @@ class ChaosReport:
             f"checked: {_counts(self.stats)}",
             f"Geelark simulator: {self.geelark}",
             f"control-plane components that exited and were started again: {_counts(self.revived)}",
+            *self.pools,
         ]
         sections = (
             ("VIOLATIONS", [str(v) for v in self.violations]),
@@ -127,13 +145,17 @@ def run_chaos(
     work_dir: Path,
     say: Callable[[str], None],
     without: frozenset[str] = frozenset(),
+    pooled: bool = False,
 ) -> ChaosReport:
     """Run the whole scenario on ``plane`` and return what happened (it raises only on bugs of
     the harness itself; everything the operator gets wrong is in the report)."""
     rng = random.Random(seed)  # noqa: S311 - reproducible choices, not secrets
     clock = _Clock()
     suffix = uuid.uuid4().hex[:6]
-    plan = plan_fleet(rng, (f"chaos-a-{suffix}", f"chaos-b-{suffix}"))
+    if pooled:
+        plan = plan_pooled_fleet(rng, suffix)
+    else:
+        plan = plan_fleet(rng, (f"chaos-a-{suffix}", f"chaos-b-{suffix}"))
     unknown = without - set(KIND_WEIGHTS)
     if unknown:
         raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {sorted(KIND_WEIGHTS)}")
@@ -149,6 +171,10 @@ def run_chaos(
     credentials = operator_kubeconfig(plane)
     for namespace in plan.namespaces:
         plane.kubectl("create", "namespace", namespace)
+    for pool in plan.pools:
+        if pool.selector:
+            for namespace in pool.namespaces:
+                plane.kubectl("label", "namespace", namespace, f"{CLIENT_LABEL}={pool.name}")
 
     def service_accounts() -> bool:
         return all(
@@ -161,11 +187,35 @@ def run_chaos(
     config = SimulatorConfig(phones=PHONES, boot_seconds=1.0, adb_enable_seconds=0.3)
     try:
         with GeelarkSimulator(config) as simulator:
+            _pool_phones(plane, SimulatorAdmin(simulator.base_url), plan)
             _run(plane, simulator, credentials, plan, report, clock, work_dir, log)
     finally:
         for namespace in plan.namespaces:
             plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+        # Cluster-scoped: a pool left behind would turn tenancy on for every later test.
+        for pool in plan.pools:
+            plane.kubectl("delete", "phonepool", pool.name, "--ignore-not-found", check=False)
     return report
+
+
+def _pool_phones(plane: ControlPlane, admin: SimulatorAdmin, plan: FleetPlan) -> None:
+    """Give each pool's phones its simulator group or tag, and apply the pools."""
+    with admin:
+        for pool in plan.pools:
+            for phone in pool.phones:
+                admin.update_phone(
+                    seed_id(phone),
+                    group_name=pool.group,
+                    tags=[pool.tag] if pool.tag else None,
+                )
+    if plan.pools:
+        items = [pool.manifest(CLIENT_LABEL) for pool in plan.pools]
+        plane.kubectl(
+            "apply",
+            "-f",
+            "-",
+            input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+        )
 
 
 def _run(  # noqa: PLR0917 - the run's parts, handed over once
@@ -181,16 +231,22 @@ def _run(  # noqa: PLR0917 - the run's parts, handed over once
     env = {**operator_env(plane, simulator), **_OPERATOR_SETTINGS, "KUBECONFIG": str(credentials)}
     for name in _DROPPED_SETTINGS:
         env.pop(name, None)
+    if plan.pools:
+        env["PHONEFLEET_REQUIRE_POOLS"] = "true"
     operator = OperatorProcess(env, work_dir)
     report.operator_log = operator.log_path
     reader = KubeReader(plane.kubeconfig)
-    checker = Checker(reader)
+    checker = Checker(
+        reader,
+        pools=[PoolLimit(p.name, p.max_running, p.phone_ids) for p in plan.pools],
+    )
     observers = Observers(
         checker,
         kubeconfig=plane.kubeconfig,
         simulator_url=simulator.base_url,
         namespaces=plan.namespaces,
         clock=clock,
+        pools=[p.name for p in plan.pools],
     )
     admin = SimulatorAdmin(simulator.base_url)
     injector = FaultInjector(
@@ -206,8 +262,9 @@ def _run(  # noqa: PLR0917 - the run's parts, handed over once
     began = clock()
     try:
         observers.start()
+        kinds = ("pod", "claim", "binding") + (("pool",) if plan.pools else ())
         wait_for(
-            lambda: all(checker.stats[f"{k} relists"] for k in ("pod", "claim", "binding")),
+            lambda: all(checker.stats[f"{k} relists"] for k in kinds),
             60,
             message="the checker's watches to list once",
         )
@@ -251,6 +308,11 @@ def _run(  # noqa: PLR0917 - the run's parts, handed over once
         report.revived = injector.revived
         report.violations = checker.violations
         report.stats = checker.stats + observers.stats
+        report.pools = [
+            f"PhonePool {p.name}: maxRunning {p.max_running}; largest count seen: "
+            f"holders {checker.largest_ledger[p.name]}, phones on {checker.largest_billed[p.name]}"
+            for p in plan.pools
+        ]
         report.geelark = _geelark_counts(admin)
         admin.close()
 
@@ -264,10 +326,19 @@ def _geelark_counts(admin: SimulatorAdmin) -> str:
     )
 
 
+def _items(plane: ControlPlane, *args: str) -> list[Obj]:
+    found: list[Obj] = json.loads(plane.kubectl("get", *args, "-o", "json").stdout)["items"]
+    return found
+
+
+def _pools(plane: ControlPlane, plan: FleetPlan) -> list[Obj]:
+    names = {p.name for p in plan.pools}
+    return [p for p in _items(plane, "phonepools") if p["metadata"]["name"] in names]
+
+
 def _snapshot(plane: ControlPlane, plan: FleetPlan) -> tuple[list[Obj], list[Obj], list[Obj]]:
     def items(*args: str) -> list[Obj]:
-        found: list[Obj] = json.loads(plane.kubectl("get", *args, "-o", "json").stdout)["items"]
-        return found
+        return _items(plane, *args)
 
     bindings, pods = [], []
     for namespace in plan.namespaces:
@@ -289,7 +360,11 @@ def _settle(plan: FleetPlan, admin: SimulatorAdmin, injector: FaultInjector) -> 
         injector.supervise()
         bindings, claims, pods = _snapshot(plane, plan)
         phones = {p.id: (p.status, p.start_count) for p in admin.phones()}
-        problems[:] = settle_problems(plan, bindings, claims, pods, phones)
+        if plan.pools:
+            pools = _pools(plane, plan)
+            problems[:] = pooled_settle_problems(plan, bindings, claims, pods, phones, pools)
+        else:
+            problems[:] = settle_problems(plan, bindings, claims, pods, phones)
         return not problems
 
     try:
@@ -327,6 +402,13 @@ def _delete_all(
         problems.append(f"claims left: {sorted(c['metadata']['name'] for c in claims)}")
     if pods:
         problems.append(f"pods left: {sorted(p['metadata']['name'] for p in pods)}")
+    for pool in _pools(plane, plan):
+        holders = (pool.get("status") or {}).get("holders") or []
+        if holders:
+            problems.append(
+                f"PhonePool {pool['metadata']['name']} still counts "
+                f"{[h.get('name') for h in holders]}"
+            )
     for namespace in plan.namespaces:
         secrets = json.loads(
             plane.kubectl(

@@ -8,7 +8,13 @@
 Run as a process with `python -m phonefleet_testbed.geelark_sim --help`.
 """
 
-from .admin import CounterSnapshot, PhoneSnapshot, SimulatorAdmin, SimulatorAdminError
+from .admin import (
+    CounterSnapshot,
+    PhoneSnapshot,
+    PowerChange,
+    SimulatorAdmin,
+    SimulatorAdminError,
+)
 from .auth import geelark_signature
 from .clock import Clock, ManualClock
 from .codes import Code
@@ -32,6 +38,7 @@ __all__ = [
     "OpenApiProbe",
     "PhoneSnapshot",
     "PhoneStatus",
+    "PowerChange",
     "SimulatorAdmin",
     "SimulatorAdminError",
     "SimulatorConfig",

@@ -16,6 +16,15 @@ class SimulatorAdminError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class PowerChange:
+    """One entry of the simulator's power journal: phone ``id`` went on or off."""
+
+    seq: int
+    id: str
+    on: bool
+
+
+@dataclass(frozen=True)
 class PhoneSnapshot:
     """A phone as the simulator sees it at one moment."""
 
@@ -183,6 +192,8 @@ class SimulatorAdmin:
         status: int | None = None,
         os_version: str | None = None,
         remark: str | None = None,
+        group_name: str | None = None,
+        tags: list[str] | None = None,
     ) -> PhoneSnapshot:
         """Change a phone out of band, e.g. `status=2` as if it stopped by itself."""
         body = {
@@ -190,6 +201,8 @@ class SimulatorAdmin:
             "status": status,
             "osVersion": os_version,
             "remark": remark,
+            "groupName": group_name,
+            "tags": tags,
         }
         return PhoneSnapshot.from_json(
             self._call("PATCH", f"/phones/{phone_id}", _without_none(body))
@@ -203,6 +216,11 @@ class SimulatorAdmin:
         """Ids of the phones that are on (starting or running)."""
         ids: list[str] = self._call("GET", "/running")["ids"]
         return ids
+
+    def power_log(self, after: int = 0) -> list[PowerChange]:
+        """Every power change numbered above ``after``, in the simulator's order."""
+        entries = self._call("GET", "/power-log", params={"after": str(after)})["entries"]
+        return [PowerChange(int(e["seq"]), str(e["id"]), bool(e["on"])) for e in entries]
 
     def set_faults(
         self,

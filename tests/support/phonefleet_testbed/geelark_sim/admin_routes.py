@@ -9,6 +9,8 @@
                                         groupName?, tags?} -> phone
     DELETE /_sim/phones/{id}            204
     GET    /_sim/running                {"ids": [...]}: phones that are on (starting or running)
+    GET    /_sim/power-log[?after=N]    {"entries": [{seq, id, on}, ...]}: every power change
+                                        numbered above N, in the simulator's order
     GET    /_sim/faults                 {endpoint: rule}
     PUT    /_sim/faults                 set {endpoint?="*", outage?, httpStatus?, code?,
                                         latencyMs?, times?, reply?: {data}}
@@ -58,6 +60,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", "/phones/{id}", get_phone),
         ("PATCH", "/phones/{id}", update_phone),
         ("DELETE", "/phones/{id}", delete_phone),
+        ("GET", "/power-log", power_log),
         ("GET", "/running", running_phones),
         ("GET", "/faults", get_faults),
         ("PUT", "/faults", set_faults),
@@ -162,6 +165,15 @@ async def delete_phone(request: web.Request) -> web.StreamResponse:
 async def running_phones(request: web.Request) -> web.StreamResponse:
     """Ids of the phones that are on: what the account is being billed for."""
     return web.json_response({"ids": _engine(request).fleet.running_ids()})
+
+
+async def power_log(request: web.Request) -> web.StreamResponse:
+    """The power changes numbered above ``after`` (see ``PowerJournal``)."""
+    try:
+        after = int(request.query.get("after", "0"))
+    except ValueError:
+        return web.json_response({"error": "after must be an integer"}, status=400)
+    return web.json_response({"entries": _engine(request).fleet.journal.since(after)})
 
 
 async def get_faults(request: web.Request) -> web.StreamResponse:

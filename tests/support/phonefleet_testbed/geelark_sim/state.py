@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -36,6 +37,33 @@ class PhoneStatus(IntEnum):
 
 class PhoneExistsError(ValueError):
     """A phone with that id is already in the fleet."""
+
+
+class PowerJournal:
+    """Every power change of every phone, numbered in the order the simulator made them.
+
+    A phone going on (starting) or off, through the Open API, the admin API or its deletion, is
+    one entry. A test that replays the entries knows which phones were on at every moment of the
+    simulator's own order, between its polls too (the chaos test counts a pool's billed phones
+    this way). The oldest entries are dropped beyond ``limit``; a reader sees the gap in ``seq``.
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: deque[tuple[int, str, bool]] = deque(maxlen=limit)
+        self._seq = 0
+
+    def record(self, phone_id: str, on: bool) -> None:
+        """The phone went on (True) or off (False)."""
+        self._seq += 1
+        self._entries.append((self._seq, phone_id, on))
+
+    def since(self, after: int) -> list[dict[str, Any]]:
+        """The entries numbered above ``after``, oldest first."""
+        return [
+            {"seq": seq, "id": phone_id, "on": on}
+            for seq, phone_id, on in self._entries
+            if seq > after
+        ]
 
 
 def seed_name(number: int) -> str:
@@ -88,6 +116,8 @@ class Phone:
     """How many times the Open API started this phone from stopped."""
     stop_count: int = 0
     """How many times the Open API stopped this phone while it was on."""
+    journal: PowerJournal | None = field(default=None, repr=False, compare=False)
+    """Where power changes are recorded (the fleet's)."""
 
     def status(self, now: float) -> PhoneStatus:
         """The status Geelark would report at time `now`."""
@@ -118,6 +148,8 @@ class Phone:
         self.powered_at = now
         self.ready_at = now + boot_seconds
         self.adb_password = new_password(self.adb_password)
+        if self.journal is not None:
+            self.journal.record(self.id, True)
         return True
 
     def power_off(self) -> bool:
@@ -126,6 +158,8 @@ class Phone:
         self.powered_at = None
         self.ready_at = None
         self.adb_ready_at = None
+        if was_on and self.journal is not None:
+            self.journal.record(self.id, False)
         return was_on
 
     def set_adb(self, now: float, open_: bool, enable_seconds: float) -> None:
@@ -186,6 +220,7 @@ class Fleet:
         self._phones: dict[str, Phone] = {}
         self._adb_port_base = adb_port_base
         self._last_number = 0
+        self.journal = PowerJournal()
 
     def __len__(self) -> int:
         return len(self._phones)
@@ -231,13 +266,17 @@ class Fleet:
             remark=remark,
             group_name=group_name,
             tags=list(tags),
+            journal=self.journal,
         )
         self._phones[phone_id] = phone
         return phone
 
     def delete(self, phone_id: str) -> bool:
-        """Remove a phone; return whether it existed."""
-        return self._phones.pop(phone_id, None) is not None
+        """Remove a phone; return whether it existed (a phone that was on is journaled off)."""
+        phone = self._phones.pop(phone_id, None)
+        if phone is not None:
+            phone.power_off()
+        return phone is not None
 
     def running_ids(self) -> list[str]:
         """Ids of the phones that are on (starting or running): the ones being billed."""
