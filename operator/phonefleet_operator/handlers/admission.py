@@ -74,7 +74,9 @@ def validating_webhooks(settings: OperatorSettings, ca_bundle: str) -> list[dict
                 }
             ],
             "clientConfig": {**_client_config(settings, webhook), "caBundle": ca_bundle},
-            "timeoutSeconds": 10,
+            # The API server's maximum: a PhoneJob review may wait for the binding's worker
+            # (PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS, 10 s) after its reads.
+            "timeoutSeconds": 30,
             "admissionReviewVersions": ["v1"],
         }
         for webhook, plural in _PLURALS.items()

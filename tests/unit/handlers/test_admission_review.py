@@ -86,7 +86,7 @@ async def test_the_name_comes_from_the_object_when_the_request_has_none() -> Non
 async def test_a_body_that_is_no_review_request_raises_value_error(review: dict[str, Any]) -> None:
     """The server answers such a body 400 without asking the reviewer."""
     reviewer = Recorder()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="AdmissionReview"):
         await answer_review(review, reviewer)
     assert reviewer.asked == []
 
