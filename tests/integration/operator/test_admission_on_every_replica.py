@@ -19,6 +19,10 @@ from typing import Any
 
 import pytest
 
+from phonefleet_operator.handlers.admission import validating_webhooks
+from phonefleet_operator.k8s import ApiCaller, load_api_client
+from phonefleet_operator.k8s.webhooks import WebhookConfigurations
+from phonefleet_operator.settings import OperatorSettings
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.processes import ManagedProcess, free_port
@@ -224,3 +228,34 @@ def test_the_standby_refuses_an_alias_of_a_held_phone_while_the_holder_keeps_the
     assert kubectl.get("phonebinding", "intruder", namespace) is None
     assert holder.holds_lease(kubectl), "the standby answered only as the holder"
     assert "Waiting as standby" in standby.process.log_tail(200)
+
+
+async def test_replicas_registering_the_same_configuration_write_it_once(
+    kubectl: Kubectl, operator_credentials: Path
+) -> None:
+    """As the operator's ServiceAccount: the first registration creates the configuration, the
+    second replica's identical one leaves it unwritten (same resourceVersion), and a new CA
+    bundle replaces the old one in every webhook."""
+    kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
+    caller = ApiCaller(load_api_client(2, str(operator_credentials)), 2)
+    settings = OperatorSettings(operator_namespace=OPERATOR_NAMESPACE)
+    old, new = base64.b64encode(b"old CA").decode(), base64.b64encode(b"new CA").decode()
+    try:
+        configurations = WebhookConfigurations(caller)
+        await configurations.ensure_validating(CONFIGURATION, validating_webhooks(settings, old))
+        first = kubectl.get("validatingwebhookconfiguration", CONFIGURATION)
+        assert first is not None
+        await configurations.ensure_validating(CONFIGURATION, validating_webhooks(settings, old))
+        second = kubectl.get("validatingwebhookconfiguration", CONFIGURATION)
+        assert second is not None
+        assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+        await configurations.ensure_validating(CONFIGURATION, validating_webhooks(settings, new))
+        third = kubectl.get("validatingwebhookconfiguration", CONFIGURATION)
+        assert third is not None
+        assert [h["clientConfig"]["caBundle"] for h in third["webhooks"]] == [new, new]
+        assert [h["clientConfig"]["service"]["name"] for h in third["webhooks"]] == [
+            "phonefleet-webhook"
+        ] * 2
+    finally:
+        caller.close()
+        kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
