@@ -23,11 +23,13 @@ import logging
 import shutil
 import ssl
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from aiohttp import web
 
+from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.handlers.admission import (
     CONFIGURATION,
     answer_review,
@@ -42,6 +44,10 @@ __all__ = ["AdmissionServer", "serve_admission"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+#: The longest pause between two tries of a start-up call the API server did not answer.
+_MAX_RETRY_SECONDS = 30.0
 #: How often certificate files mounted from outside (PHONEFLEET_WEBHOOK_CERT_DIR, e.g. by
 #: cert-manager) are checked for a renewal.
 _RELOAD_SECONDS = 30.0
@@ -139,6 +145,19 @@ async def _follow_mounted_files(server: AdmissionServer, replica: Replica, folde
         log.info("Reloaded the webhook certificate from %s", folder)
 
 
+async def _until_done(what: str, call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, tried again while the API server does not answer (the startup probe bounds
+    how long: a replica that never gets there is restarted by the kubelet)."""
+    delay = 1.0
+    while True:
+        try:
+            return await call()
+        except PhonefleetError as error:
+            log.warning("Could not %s (%s): trying again in %.0f s", what, error, delay)
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, _MAX_RETRY_SECONDS)
+
+
 @contextlib.asynccontextmanager
 async def serve_admission(replica: Replica) -> AsyncIterator[AdmissionServer | None]:
     """Serve admission for as long as the block runs (nothing when the webhook is disabled)."""
@@ -152,10 +171,12 @@ async def serve_admission(replica: Replica) -> AsyncIterator[AdmissionServer | N
     follower: asyncio.Task[None] | None = None
     server: AdmissionServer | None = None
     try:
-        files = await replica.webhook_certificates(directory)
+        files = await _until_done(
+            "read the webhook CA", lambda: replica.webhook_certificates(directory)
+        )
         server = AdmissionServer(replica, files)
         await server.start()
-        await register(replica, files)
+        await _until_done("register the webhooks", lambda: register(replica, files))
         if settings.webhook_cert_dir:
             follower = asyncio.create_task(
                 _follow_mounted_files(server, replica, Path(settings.webhook_cert_dir)),
