@@ -30,7 +30,7 @@ from phonefleet_worker.task_api import (
     MediaFile,
     PermanentTaskError,
 )
-from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext
+from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext, TaskResult
 
 TOKEN = "job-token-for-tests"
 NOT_AFTER = time.time() + 3600  # one value, so a redelivery carries exactly the same data
@@ -269,6 +269,18 @@ def test_the_next_attempt_asks_is_done_first_and_does_not_post_twice() -> None:
     assert record["state"] == "AlreadyDone"
     assert record["result"] == {"url": "https://example.invalid/p/1"}
     assert post.runs == 1
+
+
+def test_an_idle_session_looks_for_delivered_attempts_every_half_second() -> None:
+    """The idle task is due in 30 s, yet the desk has the session look again within 0.5 s: a
+    delivered attempt starts then, instead of losing the wait to its deadline."""
+    idle = RecordingJobs(HeartbeatTask(), interval=30.0)
+    desk = JobDesk(registry(), idle=idle)
+    idle.report(TaskResult("heartbeat", ok=True), 0.0)  # it ran at 0: the next is due at 30
+
+    assert desk.seconds_until_next(0.0) == 0.5
+    desk.offer(attempt(1))
+    assert desk.seconds_until_next(0.0) == 0.0
 
 
 def test_an_attempt_past_not_after_never_starts() -> None:
