@@ -9,6 +9,7 @@ sidecar's container is frozen (``ctr tasks pause``), so the task's call to Appiu
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -247,3 +248,42 @@ def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_o
     assert replacement is not None
     assert second["podUid"] == replacement["metadata"]["uid"] != old_uid
     assert first["endTime"] <= second["startTime"]  # never two attempts at once
+
+
+def test_a_secret_written_before_the_job_token_gets_it_and_the_same_worker_runs_the_job(
+    node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, job_operator: Operator
+) -> None:
+    """A binding whose ADB Secret has no jobToken (provisioned before PhoneJobs): its worker
+    answers 503 and the operator writes the token in. The kubelet updates the mounted file in
+    place and the same worker, without a restart, a new ADB provisioning or even a reconnect,
+    runs the job."""
+    ns = node_namespace
+    pod = running_binding(node_kubectl, ns, node_fleet, "jobs-c")
+    binding = node_kubectl.get("phonebinding", "jobs-c", ns)
+    assert binding is not None
+    phone = binding["status"]["phone"]
+    starts = node_fleet.simulator.admin.phone(phone["id"]).start_count
+    remove = json.dumps([{"op": "remove", "path": "/data/jobToken"}])
+    node_kubectl("patch", "secret", "jobs-c-adb", "-n", ns, "--type=json", "-p", remove)
+    tasks = f"http://{pod['status']['podIP']}:{JOB_PORT}/v1/tasks"
+    wait_for(
+        lambda: requests.get(tasks, timeout=5).status_code == 503,
+        180,
+        message="the kubelet to remove jobToken from the worker's mounted Secret",
+    )
+
+    node_kubectl.apply(make_job("first", "jobs-c", ns))
+    done = wait_job_phase(node_kubectl, ns, "first", "Succeeded", timeout=240)
+
+    assert done["attempts"][0]["podUid"] == pod["metadata"]["uid"]
+    now = node_kubectl.get("pod", "jobs-c-worker", ns)
+    assert now is not None
+    assert now["metadata"]["uid"] == pod["metadata"]["uid"]
+    worker = {s["name"]: s for s in now["status"]["containerStatuses"]}["worker"]
+    assert worker["restartCount"] == 0
+    after = node_kubectl.get("phonebinding", "jobs-c", ns)
+    assert after is not None
+    assert after["status"]["phone"]["adbProvisionedAt"] == phone["adbProvisionedAt"]
+    assert node_fleet.simulator.admin.phone(phone["id"]).start_count == starts
+    log = node_kubectl("logs", "jobs-c-worker", "-c", "worker", "-n", ns).stdout
+    assert log.count("from ADB_READY to APPIUM_READY") == 1, log  # the session never reopened
