@@ -63,7 +63,7 @@ test: deps lint  ## The whole suite: lint, unit, integration on a real control p
 demo: deps  ## The operator on a local control plane and simulator (a real node where root allows).
 	$(BIN)/phonefleet dev demo --real-node
 
-bench: deps  ## Converge N bindings and compare with the seed's way and the ceiling.
+bench: deps  ## Converge N bindings (vs the seed's way and the ceiling), then drain N x 5 PhoneJobs.
 	$(BIN)/python -m bench --bindings $(N)
 
 bench-jobs: deps  ## Drain N x 5 PhoneJobs through the operator (stand-in workers; docs/jobs.md).

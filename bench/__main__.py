@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from bench.jobs import drained_cleanly, jobs_table, run_jobs
 from bench.plots import write_plots
 from bench.report import table, write_json
 from bench.runner import Options, run
@@ -89,6 +90,12 @@ def _env_pairs(
     help="Bindings each churn cycle deletes and applies again (0: all); the others keep running "
     "and their pods are checked for replacements and restarts.",
 )
+@click.option(
+    "--jobs-per-binding",
+    default=5,
+    show_default=True,
+    help="Then drain N x this many PhoneJobs on a control plane of their own (bench.jobs; 0: no).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 def main(
     *,
@@ -106,6 +113,7 @@ def main(
     skip: tuple[str, ...],
     churn_cycles: int,
     churn_bindings: int,
+    jobs_per_binding: int,
     out: Path | None,
 ) -> None:
     """Converge N PhoneBindings with the operator; compare with the ceiling and the seed's way."""
@@ -126,11 +134,16 @@ def main(
         churn_bindings=churn_bindings,
     )
     result = run(options)
+    if jobs_per_binding:
+        result["jobs"] = run_jobs(bindings, jobs_per_binding, timeout + 300)
     path = write_json(result, out)
     plots = write_plots(result, path)
-    click.echo("\n" + table(result) + f"\n\nWrote {path}, " + ", ".join(p.name for p in plots))
+    jobs = "\n\n" + jobs_table(result["jobs"]) if jobs_per_binding else ""
+    click.echo(
+        "\n" + table(result) + jobs + f"\n\nWrote {path}, " + ", ".join(p.name for p in plots)
+    )
     converged = result["operator"]["converged"] == bindings
-    sys.exit(0 if converged else 1)
+    sys.exit(0 if converged and (not jobs_per_binding or drained_cleanly(result["jobs"])) else 1)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from phonefleet_worker.registry import TaskRegistry
 from phonefleet_worker.task_api import JobContext, JobTask, TaskError
 from phonefleet_worker.tasks import Device, TaskContext, TaskResult
 
-__all__ = ["main"]
+__all__ = ["drained_cleanly", "jobs_table", "main", "run_jobs"]
 
 Obj = dict[str, Any]
 NAMESPACE = "bench-jobs"
@@ -311,6 +311,38 @@ async def _drain(env: DevEnvironment, n: int, per: int, work: Path, wait_seconds
     }
 
 
+def run_jobs(bindings: int, jobs_per_binding: int = 5, timeout: float = 900.0) -> Obj:
+    """Drain ``bindings`` x ``jobs_per_binding`` PhoneJobs on a control plane of their own."""
+    work = Path(tempfile.mkdtemp(prefix="phonefleet-bench-jobs-"))
+    _say(f"starting a control plane and a simulator with {bindings} phones (logs in {work})")
+    with DevEnvironment(
+        phones=bindings, boot_seconds=1.0, latency_ms=10.0, rate_limit_per_minute=None
+    ) as env:
+        env.simulator.admin.update_settings(adb_enable_seconds=0.5)
+        return asyncio.run(_drain(env, bindings, jobs_per_binding, work, timeout))
+
+
+def jobs_table(result: Mapping[str, Any]) -> str:
+    """The figures, one per line, then the API requests of the drain by verb and resource."""
+    figures = {k: v for k, v in result.items() if k != "apiRequests"}
+    width = max(len(k) for k in figures)
+    lines = ["PhoneJobs (python -m bench.jobs; stand-in workers, docs/jobs.md):"]
+    lines += [f"  {key:<{width}}  {value}" for key, value in figures.items()]
+    lines.append("  API requests during the drain, by verb and resource:")
+    lines += [
+        f"    {key:<40} {value:>7}  ({value / result['jobs']:.2f} per job)"
+        for key, value in result["apiRequests"].items()
+    ]
+    return "\n".join(lines)
+
+
+def drained_cleanly(result: Mapping[str, Any]) -> bool:
+    """Every job ran, none twice."""
+    return bool(
+        result["posts"] == result["jobs"] and result["doubleRuns"] == result["doublePosts"] == 0
+    )
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--bindings", "-n", default=100, show_default=True, help="PhoneBindings.")
 @click.option("--jobs-per-binding", default=5, show_default=True, help="PhoneJobs per binding.")
@@ -318,20 +350,8 @@ async def _drain(env: DevEnvironment, n: int, per: int, work: Path, wait_seconds
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 def main(bindings: int, jobs_per_binding: int, timeout: float, out: Path | None) -> None:
     """Drain PhoneJobs through the real operator and API server; print the figures."""
-    work = Path(tempfile.mkdtemp(prefix="phonefleet-bench-jobs-"))
-    _say(f"starting a control plane and a simulator with {bindings} phones (logs in {work})")
-    with DevEnvironment(
-        phones=bindings, boot_seconds=1.0, latency_ms=10.0, rate_limit_per_minute=None
-    ) as env:
-        env.simulator.admin.update_settings(adb_enable_seconds=0.5)
-        result = asyncio.run(_drain(env, bindings, jobs_per_binding, work, timeout))
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        if key != "apiRequests":
-            print(f"{key:<{width}}  {value}")
-    print("API requests during the drain, by verb and resource:")
-    for key, value in result["apiRequests"].items():
-        print(f"  {key:<40} {value:>7}  ({value / result['jobs']:.2f} per job)")
+    result = run_jobs(bindings, jobs_per_binding, timeout)
+    print(jobs_table(result))
     target = out or Path("bench/results") / f"jobs-N{bindings}.json"
     target.write_text(json.dumps(result, indent=2) + "\n")
     _say(f"wrote {target}")

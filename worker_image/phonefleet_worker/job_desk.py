@@ -149,9 +149,13 @@ class JobDesk(JobSource):
         media: MediaPusher | None = None,
         wall_clock: Callable[[], float] = time.time,
         keep: int = 100,
+        delivery_poll: float = 0.5,
     ) -> None:
         self.registry = registry
         self._idle = idle
+        # An idle session sleeps until its next own duty (up to the Secret poll, 5 s): it looks
+        # for a delivered attempt this often, so an attempt does not lose that to its deadline.
+        self._delivery_poll = delivery_poll
         self._media = media
         self._wall = wall_clock
         self._keep = keep
@@ -234,11 +238,12 @@ class JobDesk(JobSource):
         return self._idle.next_job(now) if self._idle is not None else None
 
     def seconds_until_next(self, now: float) -> float:
-        """0 while an attempt waits, else what the idle source says."""
+        """0 while an attempt waits, else the idle source's wait, at most the delivery poll."""
         with self._lock:
             if self._current is not None and self._current.state == "Queued":
                 return 0.0
-        return self._idle.seconds_until_next(now) if self._idle is not None else 1.0
+        idle = self._idle.seconds_until_next(now) if self._idle is not None else 1.0
+        return min(idle, self._delivery_poll)
 
     def report(self, result: TaskResult, now: float) -> None:
         """Record an attempt's outcome (only on the attempt it belongs to), or pass it on."""

@@ -380,7 +380,20 @@ class DeviceSession:
 
     def _quit_session(self) -> None:
         self._driver = None
-        self._appium.quit_session()  # also ends a session an abandoned call opened meanwhile
+        # Bounded: after a hung task the Appium server may not answer at all, and the client's
+        # own timeout (600 s) would hold the main loop, and with it the liveness beat, that long.
+        try:  # also ends a session an abandoned call opened meanwhile
+            self._pacer.call(
+                self._appium.quit_session,
+                name="quit-session",
+                deadline=self._timings.cleanup_timeout,
+            )
+        except CallTimedOut:
+            log.warning(
+                "Phone %s: gave up quitting the Appium session after %g s",
+                self.phone_id,
+                self._timings.cleanup_timeout,
+            )
 
     def _fail(self, error: FatalError) -> None:
         self.failure = error

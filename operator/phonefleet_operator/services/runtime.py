@@ -117,6 +117,7 @@ class Runtime:
             pods=observed_pods,
             settings=job_settings,
             operator=settings,
+            power=phones,
         )
         wakeups = Wakeups()
         claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)

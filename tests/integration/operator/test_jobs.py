@@ -494,6 +494,55 @@ def test_an_operator_restart_mid_attempt_neither_loses_nor_repeats_it(
     assert list(runs_of(worker).values()) == [1]
 
 
+def test_a_binding_whose_secret_predates_the_job_token_gets_it_without_new_adb_or_pod(
+    bed: JobBed, kubectl: Kubectl, namespace: str, fleet: Fleet
+) -> None:
+    """A binding provisioned before PhoneJobs existed (its ADB Secret has no jobToken; its
+    worker answers 503): its first job makes the operator write the token into that Secret,
+    with the same ADB data, without switching ADB on again, restarting the phone or replacing
+    the pod. Once the worker reads it (the kubelet's update of the mounted file), the job runs."""
+    worker = bed.worker("lima")
+    worker.start()
+    bed.operator()
+    bed.binding("lima")
+    bed.running("lima")
+    phone_id = kubectl.get("phonebinding", "lima", namespace)["status"]["phone"]["id"]  # type: ignore[index]
+    starts = fleet.simulator.admin.phone(phone_id).start_count
+    binding = kubectl.get("phonebinding", "lima", namespace)
+    assert binding is not None
+    provisioned = binding["status"]["phone"]["adbProvisionedAt"]
+    pod_uid = (kubectl.get("pod", "lima-worker", namespace) or {})["metadata"]["uid"]
+    # The Secret as a release before PhoneJobs wrote it, and its worker without a token file.
+    remove = json.dumps([{"op": "remove", "path": "/data/jobToken"}])
+    kubectl("patch", "secret", "lima-adb", "-n", namespace, "--type=json", "-p", remove)
+    old = (kubectl.get("secret", "lima-adb", namespace) or {})["data"]
+    worker.token_file.unlink()
+
+    bed.job("first", "lima")
+    waiting = bed.wait("first", reason_is("WorkerRefused"), "to wait for the worker's token")
+    secret = wait_for(
+        lambda: (
+            (s := kubectl.get("secret", "lima-adb", namespace)) and "jobToken" in s["data"] and s
+        ),
+        30,
+        message="the operator to write the job token into Secret lima-adb",
+    )
+    token = base64.b64decode(secret["data"]["jobToken"]).decode()
+    assert token == bed.tokens["lima"]
+    assert {k: v for k, v in secret["data"].items() if k != "jobToken"} == old
+    assert "lima-adb" in waiting["status"]["message"]
+    assert token not in json.dumps(waiting["status"])
+    worker.mount_token(token)
+
+    done = bed.wait("first", phase_is("Succeeded"), "to run once the worker has the token")
+    assert done["status"]["attemptCount"] == 1
+    binding = kubectl.get("phonebinding", "lima", namespace)
+    assert binding is not None
+    assert binding["status"]["phone"]["adbProvisionedAt"] == provisioned
+    assert (kubectl.get("pod", "lima-worker", namespace) or {})["metadata"]["uid"] == pod_uid
+    assert fleet.simulator.admin.phone(phone_id).start_count == starts
+
+
 def test_a_post_whose_answer_was_lost_is_not_posted_again(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:

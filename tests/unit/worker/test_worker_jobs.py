@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -29,7 +30,7 @@ from phonefleet_worker.task_api import (
     MediaFile,
     PermanentTaskError,
 )
-from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext
+from phonefleet_worker.tasks import Device, HeartbeatTask, TaskContext, TaskResult
 
 TOKEN = "job-token-for-tests"
 NOT_AFTER = time.time() + 3600  # one value, so a redelivery carries exactly the same data
@@ -270,6 +271,18 @@ def test_the_next_attempt_asks_is_done_first_and_does_not_post_twice() -> None:
     assert post.runs == 1
 
 
+def test_an_idle_session_looks_for_delivered_attempts_every_half_second() -> None:
+    """The idle task is due in 30 s, yet the desk has the session look again within 0.5 s: a
+    delivered attempt starts then, instead of losing the wait to its deadline."""
+    idle = RecordingJobs(HeartbeatTask(), interval=30.0)
+    desk = JobDesk(registry(), idle=idle)
+    idle.report(TaskResult("heartbeat", ok=True), 0.0)  # it ran at 0: the next is due at 30
+
+    assert desk.seconds_until_next(0.0) == 0.5
+    desk.offer(attempt(1))
+    assert desk.seconds_until_next(0.0) == 0.0
+
+
 def test_an_attempt_past_not_after_never_starts() -> None:
     """A queued attempt whose notAfter passed ends TimedOut without running."""
     post = FakePost()
@@ -315,6 +328,35 @@ def test_a_hung_task_is_cancelled_at_its_deadline_and_the_session_reopens() -> N
     assert session.state is DeviceState.IDLE
     assert len(session._appium.opened) == opened + 1  # type: ignore[attr-defined]
     assert desk.offer(attempt(2))[0] == 202
+
+
+def test_after_a_hung_task_an_appium_that_never_answers_does_not_hold_the_main_loop() -> None:
+    """The hung task's Appium hangs the quit too: recovery gives the quit up at the cleanup
+    deadline and reconnects, so the main loop (and the liveness beat) turns on. Before, the quit
+    waited for the Appium client's own timeout (600 s) with the beat stopped."""
+    desk = JobDesk(registry(FakePost()))
+    session = run_world(desk, RealCallPacer())
+    session._timings = dataclasses.replace(session._timings, cleanup_timeout=0.2)
+    release = threading.Event()
+    quits: list[str] = []
+
+    def hung_quit() -> None:
+        quits.append("asked")
+        release.wait()
+
+    session._appium.quit_session = hung_quit  # type: ignore[attr-defined]
+    desk.offer(attempt(1, params={"caption": "x", "fail": "hang"}, deadline_seconds=0.2))
+    assert step_until_final(session, desk, "attempt-1")["state"] == "TimedOut"
+    assert session.state is DeviceState.RECOVERING
+
+    stepper = threading.Thread(target=session.step, daemon=True)
+    stepper.start()
+    stepper.join(30)  # a deadline for the test, not a timing: the quit gives up after 0.2 s
+    release.set()
+
+    assert not stepper.is_alive(), "the recovery still waits for the hung quit"
+    assert quits == ["asked"]
+    assert session.state is DeviceState.ADB_CONNECTING
 
 
 def test_lifecycle_call_gives_up_at_its_deadline() -> None:

@@ -41,12 +41,14 @@ from phonefleet_operator.models import (
     condition,
     set_condition,
 )
-from phonefleet_operator.render import pod_name
+from phonefleet_operator.render import adb_secret_name, pod_name
 from phonefleet_operator.services.coordination import Wakeups
 from phonefleet_operator.services.jobs import ledger
+from phonefleet_operator.services.jobs.backfill import TokenBackfill
 from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
 from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.services.ports import PhonePower
 from phonefleet_operator.settings import JobSettings, OperatorSettings
 from phonefleet_operator.workers import Answer, WorkerClient, WorkerUnreachable
 
@@ -65,6 +67,9 @@ _FINAL = {
 }
 
 Obj = dict[str, Any]
+
+# The worker's answers when the token it reads from its Secret is missing (503) or another (401).
+_NO_TOKEN = frozenset({401, 503})
 
 
 def binding_key(namespace: str, name: str) -> str:
@@ -141,6 +146,7 @@ class JobService:
         pods: ObservedPods,
         settings: JobSettings,
         operator: OperatorSettings,
+        power: PhonePower | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._kube = kube
@@ -151,6 +157,11 @@ class JobService:
         self._settings = settings
         self._operator = operator
         self._clock = clock
+        self._backfill = (
+            None
+            if power is None
+            else TokenBackfill(power=power, kube=kube, tokens=tokens, clock=clock)
+        )
         self.jobs = ObservedJobs()
         self.wakeups = Wakeups()
         self._loops: set[tuple[str, str]] = set()
@@ -169,6 +180,7 @@ class JobService:
         pods: ObservedPods,
         settings: JobSettings | None,
         operator: OperatorSettings,
+        power: PhonePower | None = None,
     ) -> JobService:
         """The service with its own gateway and worker client (no I/O until used)."""
         settings = settings or JobSettings()
@@ -180,6 +192,7 @@ class JobService:
             pods=pods,
             settings=settings,
             operator=operator,
+            power=power,
         )
 
     async def close(self) -> None:
@@ -315,6 +328,8 @@ class JobService:
         key = (metadata["namespace"], metadata["name"])
         if event_type == "DELETED":
             self._bindings.pop(key, None)
+            if self._backfill is not None:
+                self._backfill.forget(str(metadata.get("uid", "")))
             task = self._tasks.pop(key, None)
             if task is not None:
                 task.cancel()
@@ -400,7 +415,14 @@ class JobService:
             await self._write(job, ledger.wait(job, "WorkerUnreachable", str(error)))
             return
         if checked.status != 200:
-            await self._write(job, ledger.wait(job, "WorkerRefused", _refusal(checked)))
+            message = _refusal(checked)
+            if checked.status in _NO_TOKEN and await self._write_token(binding):
+                message = (
+                    f"the worker has no job token, or another (it answered {checked.status}): "
+                    f"wrote it into Secret {adb_secret_name(binding.name)}; the worker reads it "
+                    "once the kubelet updates the mounted Secret"
+                )
+            await self._write(job, ledger.wait(job, "WorkerRefused", message))
             return
         if not checked.body.get("ok"):
             message = str(checked.body.get("message") or "the worker refused the job")
@@ -617,6 +639,12 @@ class JobService:
             return None
         host = f"[{address}]" if ":" in address else address
         return f"http://{host}:{self._operator.worker_job_port}"
+
+    async def _write_token(self, binding: PhoneBinding) -> bool:
+        """Put the binding's job token into its ADB Secret (written before it had one)."""
+        if self._backfill is None:
+            return False
+        return await self._backfill.write(binding)
 
     def _token(self, binding: PhoneBinding) -> str:
         return self._tokens.token_for(binding.namespace, binding.name, binding.uid)
