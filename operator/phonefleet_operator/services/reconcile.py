@@ -285,8 +285,11 @@ class BindingReconciler:
         if power is not Power.RUNNING:
             # ADB data does not survive a restart for sure: fetch it afresh once the phone runs.
             await self._drop_adb_secret(binding, report)
+            if power is Power.SHUT_DOWN or power is Power.STARTING:
+                self._adb.booting(phone.id)
             if power is Power.SHUT_DOWN:
                 started = await self._power.start(phone.id)
+                self._powers.started(phone.id, self._clock())
                 report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
                 report.event("StartedPhone", f"Started phone {phone.id}")
             report.condition(
