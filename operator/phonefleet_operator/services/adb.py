@@ -16,10 +16,14 @@ from phonefleet_operator.services.ports import Kube, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
-__all__ = ["ADB_ENABLE_SECONDS", "AdbStep"]
+__all__ = ["ADB_ENABLE_SECONDS", "AdbStep", "AdbSwitchedOn"]
 
 #: How long Geelark takes to make ADB usable after it was switched on ("about 3 s").
 ADB_ENABLE_SECONDS = 3.0
+
+
+class AdbSwitchedOn(PhoneNotReady):
+    """ADB of a phone seen booting was just switched on: its data can be read in a few seconds."""
 
 
 class AdbStep:
@@ -56,7 +60,7 @@ class AdbStep:
             await self._power.enable_adb(phone.id)
             self._off_after_boot.discard(phone.id)
             self._enabled_at[phone.id] = now
-            raise PhoneNotReady(
+            raise AdbSwitchedOn(
                 f"ADB of phone {phone.id} was switched on", delay=ADB_ENABLE_SECONDS
             )
         try:

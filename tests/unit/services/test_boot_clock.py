@@ -1,6 +1,7 @@
 """A phone started here is first polled when its boot should be over, and ADB is switched on
 without asking first: one status call, one ADB switch and one ADB read per phone when the boot
-takes what was expected (docs/scale.md, "Geelark's floor")."""
+takes what was expected; the pass that switches ADB on writes no status (docs/scale.md,
+"Geelark's floor")."""
 
 from __future__ import annotations
 
@@ -41,22 +42,27 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
     """Start, then one poll when the boot is expected to be over, ADB switched on at once (no
-    read answered "not enabled" first), its data read once after Geelark's delay: a pod."""
+    read answered "not enabled" first, no status write), its data read once after Geelark's
+    delay: the Secret, the pod and the phone's state in one write."""
     binding, _, delay = await step(reconciler, make_binding())
     assert delay == FIRST_BOOT_GUESS_SECONDS
     asked = phones.count("status")  # the first look (the gateway answers it from the listing)
 
     clock.advance(delay)
     phones.power["100"] = PhoneStatus.RUNNING
-    binding, _, delay = await step(reconciler, binding)
+    binding, report, delay = await step(reconciler, binding)
     assert (phones.count("status") - asked, phones.count("enable_adb")) == (1, 1)
     assert phones.count("adb_endpoint") == 0
     assert delay == ADB_ENABLE_SECONDS
+    assert report.status_patch() is None  # the next pass, 3 s later, says it all in one write
     assert binding.status.phase == "Bound"
 
     clock.advance(delay)
     phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, binding)
+    binding, report, _ = await step(reconciler, binding)
+    assert binding.status.phone is not None
+    assert binding.status.phone.status == "Running"
+    assert binding.status.phone.adb_provisioned_at is not None
     assert phones.count("adb_endpoint") == 1
     assert phones.count("status") - asked == 1  # "running" is reused while the binding comes up
     assert ("ns", "alpha-worker") in kube.pods
