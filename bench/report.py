@@ -86,6 +86,10 @@ def machine_info(binaries_dir: Path) -> Obj:
     }
 
 
+#: The calls each 100 phones need at the floor, one of each.
+FLOOR_ENDPOINTS = ("phone/list", "phone/start", "phone/status", "adb/setStatus", "adb/getData")
+
+
 def geelark_floor(n: int, options: Obj) -> Obj:
     """The least time Geelark's limits allow to bring ``n`` phones up, as the simulator is set.
 
@@ -100,6 +104,7 @@ def geelark_floor(n: int, options: Obj) -> Obj:
     path = options["bootSeconds"] + options["adbEnableSeconds"] + 5 * options["latencyMs"] / 1000
     return {
         "calls": calls,
+        "callsByEndpoint": dict.fromkeys(FLOOR_ENDPOINTS, batches),
         "budgetSeconds": round(budget, 1),
         "pathSeconds": round(path, 1),
         "seconds": round(max(budget, path), 1),
@@ -246,6 +251,14 @@ def table(result: Obj) -> str:
         f"Geelark floor {floor.get('seconds', '-')} s (budget {floor.get('budgetSeconds', '-')} s"
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
+        "Geelark side (every phone's ADB data read, i.e. every pod created) done at "
+        f"{_fmt(floor.get('geelarkDoneSeconds'))} s: {_fmt(floor.get('geelarkDoneRatio'), 2)}x "
+        "the floor; calls by endpoint (floor): "
+        + ", ".join(
+            f"{endpoint} {conv['byEndpoint'].get(endpoint, 0)} "
+            f"({(floor.get('callsByEndpoint') or {}).get(endpoint, '-')})"
+            for endpoint in sorted({*conv["byEndpoint"], *FLOOR_ENDPOINTS})
+        ),
     ]
     return "\n".join(lines)
 

@@ -93,6 +93,13 @@ def run(options: Options) -> Obj:
     floor = geelark_floor(n, result["options"])
     converge = result["operator"].get("convergeSeconds")
     floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
+    # The floor bounds the Geelark side: done once the last pod exists (its ADB data was read).
+    done = next(
+        (row["t"] for row in result["operator"].get("timeline", []) if row["podsCreated"] >= n),
+        None,
+    )
+    floor["geelarkDoneSeconds"] = done
+    floor["geelarkDoneRatio"] = round(done / floor["seconds"], 2) if done else None
     result["geelarkFloor"] = floor
     return result
 

@@ -16,7 +16,14 @@ from phonefleet_operator.services.ports import Kube, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
-__all__ = ["AdbStep"]
+__all__ = ["ADB_ENABLE_SECONDS", "AdbStep", "AdbSwitchedOn"]
+
+#: How long Geelark takes to make ADB usable after it was switched on ("about 3 s").
+ADB_ENABLE_SECONDS = 3.0
+
+
+class AdbSwitchedOn(PhoneNotReady):
+    """ADB of a phone seen booting was just switched on: its data can be read in a few seconds."""
 
 
 class AdbStep:
@@ -35,18 +42,30 @@ class AdbStep:
         self._job_tokens = job_tokens or JobTokens()
         # When ADB was last switched on, per phone (in memory: a restart asks once more).
         self._enabled_at: dict[str, float] = {}
+        # Phones seen booting whose ADB was not switched on since.
+        self._off_after_boot: set[str] = set()
 
     async def provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
         """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
 
         Enabling takes Geelark about 3 s and asking again restarts that delay, so ADB is switched
         on once and then only polled; it is switched on again only if it stayed off for long.
+        A phone seen booting (:meth:`booting`) has it switched on without asking first.
         Raises PhoneNotReady while ADB comes up.
         """
+        now = report.now.timestamp()
+        if phone.id in self._off_after_boot:
+            # Seen booting: ADB starts off (or is switched on again for nothing but 3 s), so
+            # asking for its data first would only spend a call on "not enabled".
+            await self._power.enable_adb(phone.id)
+            self._off_after_boot.discard(phone.id)
+            self._enabled_at[phone.id] = now
+            raise AdbSwitchedOn(
+                f"ADB of phone {phone.id} was switched on", delay=ADB_ENABLE_SECONDS
+            )
         try:
             endpoint = await self._power.adb_endpoint(phone.id)
         except PhoneNotReady:
-            now = report.now.timestamp()
             asked = self._enabled_at.get(phone.id)
             if asked is None or now - asked >= self._settings.adb_enable_timeout_seconds:
                 await self._power.enable_adb(phone.id)
@@ -75,13 +94,18 @@ class AdbStep:
         await self._power.enable_adb(phone_id)
         self._enabled_at[phone_id] = report.now.timestamp()
 
+    def booting(self, phone_id: str) -> None:
+        """The phone was seen starting or stopped: once it runs, switch its ADB on at once."""
+        self._off_after_boot.add(phone_id)
+
     def forget(self, phone_id: str) -> None:
         """No binding drives the phone any more: drop what is known about its ADB."""
         self._enabled_at.pop(phone_id, None)
+        self._off_after_boot.discard(phone_id)
 
     def tracked(self) -> int:
-        """Phones whose ADB was switched on and has not answered yet."""
-        return len(self._enabled_at)
+        """Phones whose ADB was switched on and has not answered yet, or is to be switched on."""
+        return len(self._enabled_at) + len(self._off_after_boot)
 
     async def drop_secret(self, binding: PhoneBinding, report: Report) -> None:
         """Delete the ADB Secret if this binding wrote one for the phone's current power-on."""

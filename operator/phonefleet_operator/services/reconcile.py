@@ -34,7 +34,7 @@ from phonefleet_operator.models import (
     PhoneStatus,
 )
 from phonefleet_operator.render import build_claim
-from phonefleet_operator.services.adb import AdbStep
+from phonefleet_operator.services.adb import AdbStep, AdbSwitchedOn
 from phonefleet_operator.services.admission import spec_problems
 from phonefleet_operator.services.claims import (
     BindingRef,
@@ -287,8 +287,11 @@ class BindingReconciler:
         if power is not Power.RUNNING:
             # ADB data does not survive a restart for sure: fetch it afresh once the phone runs.
             await self._drop_adb_secret(binding, report)
+            if power is Power.SHUT_DOWN or power is Power.STARTING:
+                self._adb.booting(phone.id)
             if power is Power.SHUT_DOWN:
                 started = await self._power.start(phone.id)
+                self._powers.started(phone.id, self._clock())
                 report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
                 report.event("StartedPhone", f"Started phone {phone.id}")
             report.condition(
@@ -304,6 +307,8 @@ class BindingReconciler:
             except PhoneNotReady as error:
                 report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
                 self._bound(report, "AdbStarting", f"ADB of phone {phone.id} is starting")
+                if isinstance(error, AdbSwitchedOn):
+                    _hold_back(report)
                 # Enabling ADB takes Geelark about 3 s (the fault's delay): polling sooner only
                 # spends the account's budget on "not yet".
                 return max(s.boot_poll_seconds, float(error.delay or 0))
@@ -337,3 +342,24 @@ class BindingReconciler:
         self._written.forget(binding.uid)
         report = report if report is not None else Report(binding, self._clock())
         return await self._release.finalize(binding, report, abandon=abandon)
+
+
+def _hold_back(report: Report) -> None:
+    """Write nothing for a pass that only moved a phone from booting to "ADB switched on".
+
+    The next pass, a few seconds later, writes the ADB Secret, creates the pod and says so in
+    one status write. Each write is a watch event that every watcher of bindings decodes (kopf's
+    machinery, the job loops): a thousand bindings coming up at once pay for it a thousand times.
+    Held back only when the written status already names this phone, says Bound, observes this
+    generation and no Event is due; a pass that did anything else writes as usual.
+    """
+    base, status = report.base, report.status
+    if (
+        base.phase == Phase.BOUND
+        and base.phone is not None
+        and status.phone is not None
+        and base.phone.id == status.phone.id
+        and base.observed_generation == status.observed_generation
+        and not report.events
+    ):
+        report.status = base.model_copy(deep=True)

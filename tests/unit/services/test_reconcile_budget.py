@@ -120,10 +120,11 @@ async def test_a_pass_on_a_body_older_than_our_last_write_does_not_redo_the_step
 async def test_booting_phones_are_polled_less_often_when_many_boot_at_once(
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock
 ) -> None:
-    """Polls of many booting phones stay within the budget: the interval grows with them."""
+    """Polls of many booting phones stay within the budget: the interval grows with them.
+    (Phones started elsewhere: no boot of theirs is timed here, see test_boot_clock.)"""
     phones.polls_per_second = 2.0  # the budget affords two phones' polls a second
     for n in range(1, 11):
-        phones.add(str(100 + n), f"phone-{n}")
+        phones.add(str(100 + n), f"phone-{n}", PhoneStatus.STARTING)
     delays = []
     for n in range(1, 11):
         _, _, delay = await step(reconciler, make_binding(f"b{n}", f"phone-{n}"))
@@ -133,7 +134,7 @@ async def test_booting_phones_are_polled_less_often_when_many_boot_at_once(
     assert delays[-1] == pytest.approx(10 / 2.0)  # ten phones at two a second: 5 s each
 
     clock.advance(31)  # phones not polled for a while no longer count
-    phones.add("999", "late")
+    phones.add("999", "late", PhoneStatus.STARTING)
     _, _, delay = await step(reconciler, make_binding("late", "late"))
     assert delay == boot_poll
 
