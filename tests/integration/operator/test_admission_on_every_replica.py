@@ -259,3 +259,41 @@ async def test_replicas_registering_the_same_configuration_write_it_once(
     finally:
         caller.close()
         kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
+
+
+def test_a_takeover_keeps_the_same_webhook_server_answering(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    start_replica: Callable[[str], Replica],
+) -> None:
+    """The holder stops (SIGTERM, as in a rollout); the standby takes the Lease and starts kopf
+    without starting a second webhook server: the one it served as standby still answers,
+    Ready, refusing the alias of a held phone."""
+    holder = start_replica("operator-a")
+    wait_for(lambda: holder.holds_lease(kubectl), 60, message="a to hold the Lease")
+    standby = start_replica("operator-b")
+    tls = _tls(kubectl)
+    wait_for(lambda: _ready(standby, tls) == 200, 60, message="b's /readyz")
+    phone_id = fleet.add_phone("kept")
+    kubectl.apply(make_binding("owner", "kept", namespace))
+    wait_phase(kubectl, namespace, "owner", "Running")
+
+    holder.process.stop()
+    wait_for(
+        lambda: standby.holds_lease(kubectl),
+        60,
+        message=lambda: f"b to take the Lease\n{standby.process.log_tail()}",
+    )
+    wait_for(
+        lambda: "Activity 'configure' succeeded" in standby.process.log_tail(400),
+        60,
+        message=lambda: f"b's kopf to start\n{standby.process.log_tail()}",
+    )
+    assert _ready(standby, tls) == 200
+    answer = _review(standby, tls, namespace, make_binding("intruder", phone_id, namespace))
+    assert answer["allowed"] is False
+    assert f"already held by binding {namespace}/owner" in answer["status"]["message"]
+    log = standby.process.log_path.read_text()
+    assert log.count("Serving the admission webhook") == 1
+    assert "address already in use" not in log.lower()
