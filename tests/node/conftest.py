@@ -27,10 +27,20 @@ from phonefleet_testbed.waiting import wait_for
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first test pays for the node and the images: give every test room for that."""
-    for item in items:
-        if "/tests/node/" in str(item.path):
-            item.add_marker(pytest.mark.timeout(1800))
+    """The first test pays for the node and the images: give every test room for that.
+
+    ``test_node_lifecycle`` brings a node of its own up and down and diffs the host around it:
+    it runs before every other test of this folder, as only one node fits a machine and the
+    others share the session's node until the end.
+    """
+    node = [item for item in items if "/tests/node/" in str(item.path)]
+    for item in node:
+        item.add_marker(pytest.mark.timeout(1800))
+    if node:
+        first = items.index(node[0])
+        alone = [item for item in node if item.path.name == "test_node_lifecycle.py"]
+        rest = [item for item in items if item not in alone]
+        items[:] = [*rest[:first], *alone, *rest[first:]]
 
 
 def require_real_node() -> None:
@@ -129,5 +139,13 @@ def release_all_bindings(kubectl: Kubectl, timeout: float = 120) -> None:
 
     for item in items():
         meta = item["metadata"]
-        kubectl("delete", "pb", meta["name"], "-n", meta["namespace"], "--wait=false")
+        kubectl(
+            "delete",
+            "pb",
+            meta["name"],
+            "-n",
+            meta["namespace"],
+            "--wait=false",
+            "--ignore-not-found",
+        )
     wait_for(lambda: not items(), timeout, message="every PhoneBinding to be released")
