@@ -8,9 +8,9 @@ from typing import Any
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.observing import Watch, WatchEvent
 from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watch, WatchEvent
 
 #: Keeps the old worker pod terminating, as a real worker that takes a while to stop would.
 HOLD = "test.phonefleet.dev/slow-shutdown"
@@ -59,14 +59,14 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
     _patch(kubectl, "pod", "holder-worker", namespace, {"metadata": {"finalizers": [HOLD]}})
 
     with Watch(
-        control_plane, "pods", namespace, selector=f"phonefleet.dev/phone-id={label}"
+        control_plane, "pods", namespace, f"--selector=phonefleet.dev/phone-id={label}"
     ) as pods:
         pods.wait_for_event(lambda e: e.name == "holder-worker", 30, "the holder's pod")
         kubectl("delete", "phoneclaim", phone_id, "--wait=false")
 
         def settled() -> str | None:
             """The waiter started its worker, or the holder says its claim waits for its pod."""
-            if any(e.name == "elder-worker" for e in pods.events):
+            if any(e.name == "elder-worker" for e in pods.events()):
                 return "the waiter's pod exists"
             if _claim_reason(kubectl, namespace, "holder") == "ClaimDeleted":
                 pod = kubectl.get("pod", "holder-worker", namespace)
@@ -80,7 +80,7 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
         wait_phase(kubectl, namespace, "elder", "Running", timeout=90)
         claim = kubectl.get("phoneclaim", phone_id)
 
-    events = pods.events
+    events = pods.events()
     assert claim is not None
     assert claim["spec"]["holder"]["name"] == "elder"
     assert _first(events, "DELETED", "holder-worker") < _first(events, "ADDED", "elder-worker"), [

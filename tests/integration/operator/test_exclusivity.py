@@ -8,7 +8,6 @@ from typing import Any
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.observing import Watch
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -17,6 +16,7 @@ from phonefleet_testbed.scenarios import (
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watch
 
 
 def phases(kubectl: Kubectl, namespace: str) -> dict[str, str | None]:
@@ -133,7 +133,7 @@ def test_deleting_a_claim_by_hand_makes_the_holder_compete_again(
 
     alive: set[str] = set()
     most_alive = 0
-    for event in pods.events:
+    for event in pods.events():
         if event.type == "DELETED":
             alive.discard(event.uid)
         else:

@@ -14,7 +14,6 @@ import pytest
 from phonefleet_testbed.controlplane import NEVER_READY_IMAGE, ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN
-from phonefleet_testbed.observing import Watch, WatchEvent
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -24,6 +23,7 @@ from phonefleet_testbed.scenarios import (
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watch, WatchEvent
 
 
 def test_suspend_stops_the_phone_and_removes_the_pod_and_resume_brings_both_back(
@@ -129,14 +129,14 @@ def test_a_geelark_outage_never_tears_down_a_running_worker(
         bindings.wait_for_event(reach("True"), 60, "GeelarkReachable to turn True again")
 
     assert condition(down.object, "GeelarkReachable")["reason"] == "GeelarkUnavailable"  # type: ignore[index]
-    seen_pods = [(e.type, e.uid, is_ready(e.object)) for e in pods.events]
+    seen_pods = [(e.type, e.uid, is_ready(e.object)) for e in pods.events()]
     assert seen_pods, "the watch saw the pod"
     assert {(kind, uid) for kind, uid, _ in seen_pods} <= {
         ("ADDED", pod["metadata"]["uid"]),
         ("MODIFIED", pod["metadata"]["uid"]),
     }
     assert all(ready for _, _, ready in seen_pods)
-    assert {e.object["status"]["phase"] for e in bindings.events} == {"Running"}
+    assert {e.object["status"]["phase"] for e in bindings.events()} == {"Running"}
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["Watch", "WatchEvent", "json_documents"]
+__all__ = ["Watch", "WatchEvent"]
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,18 @@ class WatchEvent:
         """The object's name."""
         return str(self.object["metadata"]["name"])
 
+    @property
+    def uid(self) -> str:
+        """The object's uid."""
+        return str(self.object["metadata"]["uid"])
+
 
 class Watch:
     """``kubectl get KIND --watch`` in the background, collecting each event in order.
 
     Use as a context manager; entering returns once kubectl has listed the objects that exist
-    (at least one must exist: the list is how the watch shows it is established).
+    (at least one must exist: the list is how the watch shows it is established). ``selectors``
+    are kubectl's own arguments, such as ``--selector=app=x`` or ``--field-selector=...``.
     """
 
     def __init__(
@@ -81,12 +87,16 @@ class Watch:
         self.stop()
 
     def stop(self) -> list[WatchEvent]:
-        """End the watch; return every event it saw."""
+        """End the watch; return every event it saw (they stay available afterwards)."""
         events = self.events()
         self._stopping = True
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
-            self._process.wait(timeout=10)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         if self._reader is not None:
             self._reader.join(timeout=10)
         return events
@@ -104,6 +114,17 @@ class Watch:
         with self._lock:
             return [e for e in self._events if name is None or e.name == name]
 
+    def wait_for_event(
+        self, matches: Callable[[WatchEvent], bool], timeout: float, what: str
+    ) -> WatchEvent:
+        """The first event (received so far or later) that ``matches``, within ``timeout``."""
+        return wait_for(
+            lambda: next((e for e in self.events() if matches(e)), None),
+            timeout,
+            interval=0.05,
+            message=f"{what} ({self._kind} watched)",
+        )
+
     def _ended(self) -> bool:
         """kubectl exited although nobody stopped it."""
         return not self._stopping and self._process is not None and self._process.poll() is not None
@@ -111,13 +132,13 @@ class Watch:
     def _read(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
-        for document in json_documents(self._process.stdout):
+        for document in _documents(self._process.stdout):
             event = WatchEvent(type=document["type"], object=document["object"])
             with self._lock:
                 self._events.append(event)
 
 
-def json_documents(stream: Iterable[str]) -> Iterator[dict[str, Any]]:
+def _documents(stream: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The JSON documents kubectl prints one after another (each spans several lines)."""
     decoder = json.JSONDecoder()
     buffer = ""
