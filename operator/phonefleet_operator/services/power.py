@@ -21,8 +21,6 @@ __all__ = ["POWER_TEXT", "PowerStep"]
 
 # A phone not polled for this long no longer counts as booting (see boot_poll_delay).
 _BOOTING_FORGOTTEN_SECONDS = 30.0
-#: What a boot is expected to take before any was seen (the simulator's, and Geelark's order).
-FIRST_BOOT_GUESS_SECONDS = 10.0
 #: A started phone not seen running within this long no longer teaches the boot time.
 _BOOT_FORGOTTEN_SECONDS = 600.0
 
@@ -42,18 +40,19 @@ class BootClock:
     poll is due when the expected boot has passed: one status call per phone when the guess is
     right, where polling every ``boot_poll_seconds`` from the start costs one per interval.
 
-    The expectation moves with what the polls find, the way a quantile is tracked from a stream:
-    a phone still starting when polled at or after the expected time raises it towards what that
-    phone took (at once by half the gap: a guess that is too short costs a call per phone), and
-    a phone found running on a timely first poll lowers it by a hundredth (a guess that is too
-    long costs only latency, and a batch of a hundred phones booted together must not halve
-    it). A poll that came late (a busy budget stretches boot polls) says nothing about a
-    shorter boot and leaves the expectation alone.
+    The expectation starts at ``floor`` (``boot_poll_seconds``: polls as often as before, so a
+    quick boot waits for nothing) and moves with what the polls find, the way a quantile is
+    tracked from a stream: a phone still starting when polled at or after the expected time
+    raises it towards what that phone took (by half the gap: a guess that is too short costs a
+    call per phone, so the first phones of a fleet teach the others), and a phone found running
+    on a timely first poll lowers it by a hundredth (a guess that is too long costs only
+    latency, and a hundred phones booted together must not halve it). A poll that came late (a
+    busy budget stretches boot polls) says nothing about a shorter boot and leaves it alone.
     """
 
-    def __init__(self, floor: float, guess: float = FIRST_BOOT_GUESS_SECONDS) -> None:
+    def __init__(self, floor: float, guess: float | None = None) -> None:
         self._floor = floor
-        self.expected = max(floor, guess)
+        self.expected = max(floor, guess if guess is not None else floor)
         # Per phone started here: when its start returned, and the latest elapsed time at
         # which a poll still found it starting (0 if none did yet).
         self._started: dict[str, tuple[float, float]] = {}

@@ -13,12 +13,13 @@ from conftest import make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.services.adb import ADB_ENABLE_SECONDS
 from phonefleet_operator.services.claims import ClaimService
-from phonefleet_operator.services.power import FIRST_BOOT_GUESS_SECONDS, BootClock
+from phonefleet_operator.services.power import BootClock
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
 
 SETTINGS = OperatorSettings()
 POLL = SETTINGS.boot_poll_seconds
+LEARNED = 10.0  # what earlier boots taught (the simulator's boot in make bench)
 
 
 @pytest.fixture
@@ -41,11 +42,13 @@ def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingRecon
 async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_read(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
-    """Start, then one poll when the boot is expected to be over, ADB switched on at once (no
-    read answered "not enabled" first, no status write), its data read once after Geelark's
-    delay: the Secret, the pod and the phone's state in one write."""
+    """Once boots are known to take 10 s: start, then one poll when the boot is expected to be
+    over, ADB switched on at once (no read answered "not enabled" first, no status write), its
+    data read once after Geelark's delay: the Secret, the pod and the phone's state in one
+    write."""
+    reconciler._powers.boots.expected = LEARNED
     binding, _, delay = await step(reconciler, make_binding())
-    assert delay == FIRST_BOOT_GUESS_SECONDS
+    assert delay == LEARNED
     asked = phones.count("status")  # the first look (the gateway answers it from the listing)
 
     clock.advance(delay)
@@ -75,9 +78,10 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
 async def test_a_boot_that_outlasts_the_guess_is_polled_every_boot_poll_then_learned(
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock
 ) -> None:
-    """Still starting at the expected time: polled again after boot_poll_seconds, and the next
-    phone started waits longer before its first poll."""
+    """No boot seen yet: polled every boot_poll_seconds; a boot that took longer than that
+    makes the next phone started wait longer before its first poll."""
     binding, _, delay = await step(reconciler, make_binding())
+    assert delay == POLL
     asked = phones.count("status")
     clock.advance(delay)
     binding, _, delay = await step(reconciler, binding)  # still STARTING
@@ -89,7 +93,7 @@ async def test_a_boot_that_outlasts_the_guess_is_polled_every_boot_poll_then_lea
 
     phones.add("200", "phone-b")
     _, _, delay = await step(reconciler, make_binding("beta", "phone-b"))
-    assert FIRST_BOOT_GUESS_SECONDS < delay <= FIRST_BOOT_GUESS_SECONDS + POLL
+    assert POLL < delay <= 2 * POLL
 
 
 def test_the_expected_boot_follows_the_boots_seen() -> None:
@@ -111,6 +115,21 @@ def test_the_expected_boot_follows_the_boots_seen() -> None:
     boots.saw("c", running=True, now=260.0)  # a stretched poll: says nothing of a short boot
     assert boots.expected == before
     assert len(boots) == 0
+
+
+def test_a_fleet_of_slow_boots_teaches_the_expected_boot_within_a_few_phones() -> None:
+    """Boots of 10 s, polled every 2 s from an expectation of 2 s: a few phones in, the
+    expectation is within one poll of 10 s (later phones need one or two polls, not five)."""
+    boots = BootClock(floor=POLL)
+    for n in range(20):
+        began = 100.0 * n
+        boots.started(str(n), at=began)
+        polled = began + boots.expected
+        while polled - began < 10.0:
+            boots.saw(str(n), running=False, now=polled)
+            polled += POLL
+        boots.saw(str(n), running=True, now=polled)
+    assert 10.0 - POLL <= boots.expected <= 10.0 + POLL
 
 
 def test_the_expected_boot_never_goes_below_the_poll_interval() -> None:

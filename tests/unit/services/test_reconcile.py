@@ -7,7 +7,6 @@ from fakes import FakeKube, FakePhones
 from conftest import bring_up, make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.power import FIRST_BOOT_GUESS_SECONDS
 from phonefleet_operator.services.reconcile import BindingReconciler, binding_ref
 
 
@@ -20,8 +19,7 @@ def live(kube: FakeKube, *bindings: PhoneBinding) -> None:
 async def test_a_new_binding_claims_its_phone_and_starts_it(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
 ) -> None:
-    """The first pass claims the phone and starts it; nothing else runs yet, and the phone is
-    looked at again when its boot is expected to be over."""
+    """The first pass claims the phone and starts it; nothing else runs yet."""
     binding, report, delay = await step(reconciler, make_binding())
     assert "100" in kube.claims
     assert kube.claims["100"]["spec"]["holder"]["uid"] == binding.uid
@@ -30,7 +28,7 @@ async def test_a_new_binding_claims_its_phone_and_starts_it(
     assert binding.status.phone is not None
     assert binding.status.phone.live_view_url == "https://live.example/100"
     assert not kube.pods
-    assert delay == FIRST_BOOT_GUESS_SECONDS
+    assert delay == reconciler._settings.boot_poll_seconds  # no boot seen yet: the usual poll
     assert [e.reason for e in report.events] == ["Claimed", "StartedPhone"]
 
 
