@@ -55,7 +55,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
-    runtime = Runtime.create(operator_settings, geelark_settings, job_settings)
+    runtime = Runtime.create(
+        operator_settings, geelark_settings, job_settings, namespaces=_NAMESPACES
+    )
     memo.runtime = runtime
     await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
@@ -65,7 +67,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
         settings.admission.server = admission.webhook_server(operator_settings, files)
         # kopf keeps this ValidatingWebhookConfiguration in step with the handlers and the CA.
-        settings.admission.managed = c.GROUP
+        settings.admission.managed = operator_settings.webhook_configuration_name
     else:
         settings.admission.server = admission.no_webhook_server
 

@@ -44,8 +44,13 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
     def on_pod(event_type: str, obj: dict[str, Any]) -> None:
         worker_pod_seen({"type": event_type, "object": obj}, memo)
 
+    # Only this account's claims (docs/accounts.md): another account's operator owns the rest.
     claims = functools.partial(
-        custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL
+        custom.list_cluster_custom_object,
+        c.GROUP,
+        c.VERSION,
+        c.CLAIM_PLURAL,
+        label_selector=runtime.scope.selector,
     )
     timeout = runtime.settings.watch_server_timeout_seconds
     watches = [

@@ -16,6 +16,7 @@ from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
 from phonefleet_operator.models import Phase, PhoneBinding
+from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
@@ -79,6 +80,7 @@ class Runtime:
     tenancy: Tenancy
     wakeups: Wakeups
     jobs: JobService
+    scope: AccountScope = field(default_factory=AccountScope)
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     locks: BindingLocks = field(default_factory=BindingLocks)
     waiters: Waiters = field(default_factory=Waiters)
@@ -91,8 +93,10 @@ class Runtime:
         settings: OperatorSettings,
         geelark: GeelarkSettings,
         job_settings: JobSettings | None = None,
+        namespaces: Iterable[str] = (),
     ) -> Runtime:
-        """Build the runtime; no I/O happens until the first handler runs."""
+        """Build the runtime for the operator serving ``namespaces`` (empty: every one); no I/O
+        happens until the first handler runs."""
         health = GeelarkHealth()
         client = RecordedGeelarkClient(geelark, health)
         inventory = PhoneInventory(client, geelark)
@@ -113,7 +117,10 @@ class Runtime:
             operator=settings,
         )
         wakeups = Wakeups()
-        claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
+        scope = AccountScope.of(settings.account, namespaces)
+        claims = ClaimService(
+            kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
+        )
         tenancy = build_tenancy(
             caller=caller,
             inventory=inventory,
@@ -148,6 +155,7 @@ class Runtime:
             tenancy,
             wakeups,
             jobs,
+            scope,
             health,
         )
 
