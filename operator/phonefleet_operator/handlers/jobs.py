@@ -55,6 +55,8 @@ async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
 async def validate_job(spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Refuse a job for a missing binding, an unknown task or params that fail its schema."""
     runtime: Runtime = memo.runtime
+    if not runtime.scope.serves(namespace or ""):
+        return  # another account's operator serves that namespace and reviews it
     problems = await runtime.jobs.review(namespace or "", dict(spec))
     if problems:
         raise kopf.AdmissionError("; ".join(problems), code=422)
