@@ -151,7 +151,9 @@ class KubeGateway:
 
     async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
         """Merge ``changes`` (labels, spec.releasePolicy) into ``claim`` only if it is unchanged
-        since it was read (its uid and resourceVersion); False when it changed or is gone."""
+        since it was read (its uid and resourceVersion); False when it changed or is gone, or
+        when the API server refused the change (422 or 403: a CRD or scope policy older than
+        the operator, which still forbid any change of a claim's spec)."""
         metadata = claim["metadata"]
         patch = {
             **changes,
@@ -171,7 +173,7 @@ class KubeGateway:
                 patch,
             )
         except ApiException as error:
-            if is_not_found(error) or is_conflict(error):
+            if is_not_found(error) or is_conflict(error) or error.status in (403, 422):
                 return False
             raise
         return True

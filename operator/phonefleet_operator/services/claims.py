@@ -225,6 +225,14 @@ class ClaimService:
             log.info(
                 "Updated PhoneClaim %s: releasePolicy %s, as %s says", phone_id, policy, me.key
             )
+        else:
+            log.warning(
+                "Could not update the releasePolicy of PhoneClaim %s to %s (it changed meanwhile, "
+                "or the API server refused: apply this version's CRDs and manifests/rbac); the "
+                "next pass tries again",
+                phone_id,
+                policy,
+            )
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""
