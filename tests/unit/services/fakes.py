@@ -30,6 +30,8 @@ class FakeKube:
     reads: Counter[str] = field(default_factory=Counter)
     creates: Counter[str] = field(default_factory=Counter)  # attempts, refused ones included
     events: Counter[str] = field(default_factory=Counter)
+    #: The API server refuses every claim patch but the finalizer's (an older CRD or policy).
+    refuse_claim_patches: bool = False
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
@@ -128,9 +130,13 @@ class FakeKube:
         the claim changed; spec fields other than releasePolicy are immutable (the CRD)."""
         phone_id = claim["metadata"]["name"]
         stored = self.claims.get(phone_id)
-        if stored is None or any(
-            stored["metadata"].get(key) != claim["metadata"].get(key)
-            for key in ("uid", "resourceVersion")
+        if (
+            self.refuse_claim_patches
+            or stored is None
+            or any(
+                stored["metadata"].get(key) != claim["metadata"].get(key)
+                for key in ("uid", "resourceVersion")
+            )
         ):
             return False
         assert set(changes.get("spec") or {}) <= {"releasePolicy"}, "spec is immutable"

@@ -189,3 +189,24 @@ async def test_a_claim_seen_with_a_stale_policy_is_read_before_it_is_written(
     assert observed.release_policy("100") == "Keep"
     assert (await claims.acquire(binding_ref(holder), "100", keep, ())).held
     assert kube.reads["claim"] == reads + 1  # current now: no read
+
+
+async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API server with an older CRD refuses the write: the binding still holds its phone,
+    the operator says what to apply, and the next pass tries again."""
+    holder = make_binding()
+    claims = ClaimService(kube, ObservedClaims())
+    await claims.acquire(binding_ref(holder), "100", build_claim(holder, "100", "phone-a"), ())
+    kube.refuse_claim_patches = True
+    keep = build_claim(holder, "100", "phone-a")
+    keep["spec"]["releasePolicy"] = "Keep"
+
+    for _ in range(2):
+        assert (await claims.acquire(binding_ref(holder), "100", keep, ())).held
+
+    assert kube.claims["100"]["spec"]["releasePolicy"] == "Stop"
+    refused = [r for r in caplog.records if "Could not update the releasePolicy" in r.message]
+    assert len(refused) == 2
+    assert "apply this version's CRDs" in refused[0].message
