@@ -1,4 +1,5 @@
-"""Active and standby replicas: only the holder of the leader Lease runs the operator.
+"""Active and standby replicas: only the holder of the leader Lease runs the operator; every
+replica answers admission.
 
 Why a Lease and not kopf's peering: kopf freezes an operator only for a peer of *higher*
 priority, so the identical replicas of one Deployment (same priority) would all keep working;
@@ -13,6 +14,12 @@ runs), so the kubelet does not restart a healthy standby. The holder renews ever
 kopf and exits non-zero (the kubelet restarts it as a standby): it must never work on after
 another replica may have taken over. Even then invariant 1 holds (the claim's create and the
 pod's fixed name decide), the Lease only keeps two replicas from doing every call twice.
+
+Admission needs no Lease, so it is no part of kopf here: every replica builds its
+:class:`~phonefleet_operator.services.replica.Replica` and serves the webhook before it asks for
+the Lease, and keeps both until it exits; the holder's kopf works on the same Replica (one
+Geelark client and inventory per process). A takeover thus starts no second webhook server, and
+the standby, Ready behind the webhook Service, refuses what the holder would.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,14 +41,16 @@ from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.lease import LeaseLock
-from phonefleet_operator.settings import OperatorSettings
+from phonefleet_operator.services.replica import Replica
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+from phonefleet_operator.webhook import serve_admission
 
 __all__ = ["identity", "run_elected"]
 
 log = logging.getLogger(__name__)
 
-#: kopf's ``operator`` with everything but the stop flag bound.
-Operator = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+#: kopf's ``operator`` with everything but the stop flag and the process's Replica bound.
+Operator = Callable[[asyncio.Event, Replica | None], Coroutine[Any, Any, None]]
 
 
 def identity() -> str:
@@ -49,16 +58,33 @@ def identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}"
 
 
-async def run_elected(operator: Operator, liveness: str) -> int:
-    """Run ``operator`` now, or once this replica holds the Lease when leader election is on."""
+async def run_elected(operator: Operator, liveness: str, namespaces: Iterable[str] = ()) -> int:
+    """Serve admission (for ``namespaces``, empty: every one), and run ``operator`` now, or once
+    this replica holds the Lease when leader election is on."""
     try:
         settings = OperatorSettings()
+        geelark = GeelarkSettings()
+        jobs = JobSettings()
     except ValidationError:
-        settings = None  # the operator's start-up handler reports it, naming the variables
-    if settings is None or not settings.leader_election:
+        # The operator's start-up handler reports it, naming the variables.
         telemetry.LEADER.set(1)
-        await operator(asyncio.Event())
+        await operator(asyncio.Event(), None)
         return 0
+    replica = Replica.create(settings, geelark, jobs, namespaces=namespaces)
+    try:
+        async with serve_admission(replica):
+            if not settings.leader_election:
+                telemetry.LEADER.set(1)
+                await operator(asyncio.Event(), replica)
+                return 0
+            return await _elect(settings, replica, operator, liveness)
+    finally:
+        await replica.close()
+
+
+async def _elect(
+    settings: OperatorSettings, replica: Replica, operator: Operator, liveness: str
+) -> int:
     caller = ApiCaller(load_api_client(2, settings.kubeconfig), 2)
     lock = LeaseLock(
         caller,
@@ -72,7 +98,7 @@ async def run_elected(operator: Operator, liveness: str) -> int:
         async with _standby_health(liveness), _standby_metrics(settings):
             await _acquire(lock, settings)
         telemetry.LEADER.set(1)
-        return await _lead(lock, settings, operator)
+        return await _lead(lock, settings, lambda stop: operator(stop, replica))
     finally:
         caller.close()
 
@@ -102,7 +128,11 @@ async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
         await asyncio.sleep(settings.lease_retry_seconds)
 
 
-async def _lead(lock: LeaseLock, settings: OperatorSettings, operator: Operator) -> int:
+async def _lead(
+    lock: LeaseLock,
+    settings: OperatorSettings,
+    operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+) -> int:
     stop = asyncio.Event()
     work = asyncio.create_task(operator(stop), name="kopf-operator")
     renewed = time.monotonic()

@@ -4,23 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import socket
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import admission, bindings, jobs, pools, watches
+from phonefleet_operator.handlers import bindings, jobs, pools, watches
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
+from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import (
     GeelarkSettings,
@@ -29,13 +29,14 @@ from phonefleet_operator.settings import (
     OperatorSettings,
     load_settings,
 )
+from phonefleet_operator.webhook import serve_admission
 
 __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "run"]
 
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (admission, bindings, jobs, pools, watches)
+_REGISTERED = (bindings, jobs, pools, watches)
 
 #: The namespaces given with --namespace (empty: all), for the watches started at start-up.
 _NAMESPACES: list[str] = []
@@ -55,21 +56,21 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     except InvalidSettings as error:
         raise kopf.PermanentError(f"Invalid settings: {error}") from None
     tune_kopf(settings, operator_settings)
+    # `phonefleet-operator` hands the process's Replica in (it serves admission before and
+    # after this run); `kopf run -m phonefleet_operator.main` (the tests) has none: this run
+    # builds its own and serves admission while it lasts.
+    replica: Replica | None = getattr(memo, "replica", None)
     runtime = Runtime.create(
-        operator_settings, geelark_settings, job_settings, namespaces=_NAMESPACES
+        operator_settings, geelark_settings, job_settings, replica, namespaces=_NAMESPACES
     )
     memo.runtime = runtime
+    if replica is None and runtime.replica is not None:
+        memo.admission = contextlib.AsyncExitStack()
+        await memo.admission.enter_async_context(serve_admission(runtime.replica))
     await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
     runtime.start_background()
     memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
     watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))
-    if operator_settings.webhook_enabled:
-        files = await runtime.webhook_certificates(Path(tempfile.mkdtemp(prefix="phonefleet-tls-")))
-        settings.admission.server = admission.webhook_server(operator_settings, files)
-        # kopf keeps this ValidatingWebhookConfiguration in step with the handlers and the CA.
-        settings.admission.managed = operator_settings.webhook_configuration_name
-    else:
-        settings.admission.server = admission.no_webhook_server
 
 
 @kopf.on.login()
@@ -82,6 +83,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the Geelark session and the Kubernetes connection pool."""
     await stop_monitoring(getattr(memo, "monitoring", None))
+    admission: contextlib.AsyncExitStack | None = getattr(memo, "admission", None)
+    if admission is not None:
+        await admission.aclose()
     runtime: Runtime | None = getattr(memo, "runtime", None)
     if runtime is not None:
         await runtime.close()
@@ -228,5 +232,14 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
         standalone=True,
         liveness_endpoint=liveness,
     )
-    # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease.
-    sys.exit(asyncio.run(run_elected(lambda stop: operator(stop_flag=stop), liveness)))
+    # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease;
+    # admission is served by every replica from start-up to exit (leadership.py).
+    sys.exit(
+        asyncio.run(
+            run_elected(
+                lambda stop, replica: operator(stop_flag=stop, memo=kopf.Memo(replica=replica)),
+                liveness,
+                namespaces,
+            )
+        )
+    )

@@ -22,6 +22,10 @@ from phonefleet_testbed.scenarios import Fleet, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
 SYSTEM = "phonefleet-system"
+REPLICAS = 2
+#: Applies of a duplicate in a row, each routed by kube-proxy to either Ready replica: with a
+#: replica that admitted unchecked, all of them refused would be a 1-in-64 chance.
+REFUSALS = 6
 DEPLOYMENT = "deployment/phonefleet-operator"
 WEBHOOK_CONFIGURATION = "phonefleet.dev"
 
@@ -48,12 +52,7 @@ def installed(
         "PHONEFLEET_RUNNING_RECHECK_SECONDS=5",
         "PHONEFLEET_BOOT_POLL_SECONDS=0.3",
     )  # fmt: skip
-    # One replica, not manifests/default's two: the standby answers /healthz, so it is Ready and
-    # in the webhook Service's endpoints, but it serves no webhook (kopf runs only in the Lease
-    # holder). About half the admission calls then find no webhook and, with failurePolicy
-    # Ignore, admit what the webhook would refuse: seen here, a duplicate binding admitted.
-    # See docs/real-node.md; back to two replicas once the standby leaves the endpoints.
-    node_kubectl("-n", SYSTEM, "scale", DEPLOYMENT, "--replicas=1")
+    # manifests/default's two replicas: both Ready, both endpoints of the webhook Service.
     node_kubectl("-n", SYSTEM, "rollout", "status", DEPLOYMENT, "--timeout=180s")
     try:
         yield
@@ -102,11 +101,28 @@ def _leader(kubectl: Kubectl) -> str | None:
     return name if name in _operator_pods(kubectl) else None
 
 
+def _refuses_duplicates(kubectl: Kubectl, namespace: str, phone_id: str) -> None:
+    """With both replicas Ready, REFUSALS applies in a row of a binding for the phone ``in0``
+    holds are all refused, naming the holder."""
+    wait_for(
+        lambda: len(_operator_pods(kubectl)) == REPLICAS,
+        180,
+        message=f"{REPLICAS} Ready operator pods",
+    )
+    duplicate = json.dumps(make_binding("intruder", phone_id, namespace))
+    for attempt in range(REFUSALS):
+        refused = kubectl("apply", "-f", "-", input_text=duplicate, check=False)
+        assert refused.returncode != 0, f"apply {attempt + 1} of {REFUSALS} was admitted"
+        assert f"already held by binding {namespace}/in0" in refused.stderr
+    assert kubectl.get("phonebinding", "intruder", namespace) is None
+
+
 def test_the_installed_operator_runs_bindings_refuses_duplicates_and_survives_its_pod(
     node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, installed: None
 ) -> None:
-    """Restricted, read-only, its own ServiceAccount; webhook via its Service; a killed operator
-    pod replaced by one that takes the Lease and acts, with no worker pod disturbed."""
+    """Restricted, read-only, its own ServiceAccount; two Ready replicas, each refusing
+    duplicates through the webhook Service; a killed operator pod replaced by one that takes
+    the Lease and acts, with no worker pod disturbed."""
     leader = wait_for(lambda: _leader(node_kubectl), 120, message="an operator pod to lead")
     pod = _operator_pods(node_kubectl)[leader]
     container = pod["spec"]["containers"][0]
@@ -124,11 +140,9 @@ def test_the_installed_operator_runs_bindings_refuses_duplicates_and_survives_it
     for n in range(len(phones)):
         wait_phase(node_kubectl, node_namespace, f"in{n}", "Running", timeout=240)
 
-    # The API server calls the webhook through Service phonefleet-webhook.
-    duplicate = make_binding("intruder", phones[0], node_namespace)
-    refused = node_kubectl("apply", "-f", "-", input_text=json.dumps(duplicate), check=False)
-    assert refused.returncode != 0
-    assert f"already held by binding {node_namespace}/in0" in refused.stderr
+    # The API server calls the webhook through Service phonefleet-webhook, whose endpoints are
+    # both Ready replicas: holder and standby alike refuse the duplicate.
+    _refuses_duplicates(node_kubectl, node_namespace, phones[0])
 
     # Kill the operator's pod: the Deployment replaces it, and the new pod takes the Lease.
     workers = {p["metadata"]["uid"] for p in node_kubectl.list("pods", node_namespace)}
@@ -140,6 +154,7 @@ def test_the_installed_operator_runs_bindings_refuses_duplicates_and_survives_it
         return bool(pods) and leader not in pods and new_leader not in (None, leader)
 
     wait_for(replaced, 180, message="the Deployment's replacement pod to lead")
+    _refuses_duplicates(node_kubectl, node_namespace, phones[0])  # the new standby too
     phone_id = phones[1]
     node_fleet.simulator.admin.update_phone(phone_id, status=2)  # the new leader must act
     wait_for(

@@ -1,5 +1,5 @@
 """kopf handlers of PhoneJobs: the jobs and bindings views that drive each binding's job loop,
-orphaned jobs, and the admission check."""
+orphaned jobs. Their admission check is served by every replica (handlers/admission.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["QUIET_IDS", "binding_changed", "job_seen", "validate_job"]
+__all__ = ["QUIET_IDS", "binding_changed", "job_seen"]
 
 _BINDINGS = (c.GROUP, c.VERSION, c.BINDING_PLURAL)
 _JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
@@ -42,21 +42,3 @@ async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> No
         metadata = body["metadata"]
         for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
             await runtime.jobs.check_orphan(job)
-
-
-@kopf.on.validate(
-    *_JOBS,
-    id="validate-phonejob",
-    operations=["CREATE", "UPDATE"],
-    # Ignore: a webhook that is down must not block every apply; the job's status still says.
-    ignore_failures=True,
-    side_effects=False,
-)
-async def validate_job(spec: kopf.Spec, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Refuse a job for a missing binding, an unknown task or params that fail its schema."""
-    runtime: Runtime = memo.runtime
-    if not runtime.scope.serves(namespace or ""):
-        return  # another account's operator serves that namespace and reviews it
-    problems = await runtime.jobs.review(namespace or "", dict(spec))
-    if problems:
-        raise kopf.AdmissionError("; ".join(problems), code=422)

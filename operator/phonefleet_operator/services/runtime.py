@@ -1,4 +1,8 @@
-"""The operator's composition root: one Geelark client, inventory, gateways and reconciler."""
+"""The operator's composition root: one Geelark client, inventory, gateways and reconciler.
+
+The Geelark client, the inventory, the API pool and admission come from the process's
+:class:`~phonefleet_operator.services.replica.Replica`, which outlives a Lease holder's run.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +12,23 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
-from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
+from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.models import Phase, PhoneBinding
 from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
-from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Waiters, Wakeups
-from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
+from phonefleet_operator.services.geelark_health import GeelarkHealth
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
@@ -82,6 +85,10 @@ class Runtime:
     jobs: JobService
     scope: AccountScope = field(default_factory=AccountScope)
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
+    #: Where the client, inventory, API pool and admission come from; closed with the runtime
+    #: only when the runtime built it (``owns_replica``), else by whoever did (leadership).
+    replica: Replica | None = None
+    owns_replica: bool = True
     locks: BindingLocks = field(default_factory=BindingLocks)
     waiters: Waiters = field(default_factory=Waiters)
     _sweeper: asyncio.Task[None] | None = None
@@ -93,19 +100,17 @@ class Runtime:
         settings: OperatorSettings,
         geelark: GeelarkSettings,
         job_settings: JobSettings | None = None,
+        replica: Replica | None = None,
         namespaces: Iterable[str] = (),
     ) -> Runtime:
-        """Build the runtime for the operator serving ``namespaces`` (empty: every one); no I/O
-        happens until the first handler runs."""
-        health = GeelarkHealth()
-        client = RecordedGeelarkClient(geelark, health)
-        inventory = PhoneInventory(client, geelark)
+        """Build the runtime for the operator serving ``namespaces`` (empty: every one), on
+        ``replica``'s parts if given; no I/O happens until the first handler runs."""
+        owns_replica = replica is None
+        if replica is None:
+            replica = Replica.create(settings, geelark, job_settings, namespaces=namespaces)
+        health, client, inventory = replica.health, replica.geelark, replica.inventory
+        caller, kube = replica.caller, replica.kube
         phones = PhoneGateway(client, geelark)
-        caller = ApiCaller(
-            load_api_client(settings.kube_api_workers, settings.kubeconfig),
-            settings.kube_api_workers,
-        )
-        kube = KubeGateway(caller)
         observed_claims, observed_pods = ObservedClaims(), ObservedPods()
         tokens = JobTokens()
         jobs = JobService.create(
@@ -117,7 +122,9 @@ class Runtime:
             operator=settings,
         )
         wakeups = Wakeups()
-        scope = AccountScope.of(settings.account, namespaces)
+        scope = (
+            replica.scope
+        )  # the namespaces it serves: the replica's, whose webhooks keep to them
         claims = ClaimService(
             kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
         )
@@ -139,7 +146,6 @@ class Runtime:
             pods=observed_pods,
             tenancy=tenancy,
         )
-        admission = AdmissionService(inventory, kube, tenancy=tenancy)
         return cls(
             settings,
             client,
@@ -149,7 +155,7 @@ class Runtime:
             kube,
             claims,
             reconciler,
-            admission,
+            replica.admission,
             observed_claims,
             observed_pods,
             tenancy,
@@ -157,6 +163,8 @@ class Runtime:
             jobs,
             scope,
             health,
+            replica,
+            owns_replica,
         )
 
     # ------------------------------------------------------------ binding lifecycle
@@ -276,41 +284,6 @@ class Runtime:
                     log.warning("Released %d orphaned PhoneClaims: %s", len(released), released)
             await asyncio.sleep(self.settings.orphan_sweep_seconds)
 
-    async def webhook_certificates(self, directory: Path) -> ServingFiles:
-        """Serving files for the webhook, from the operator's CA (made once, kept in a Secret)."""
-        s = self.settings
-        if s.webhook_cert_dir:
-            folder = Path(s.webhook_cert_dir)
-            return ServingFiles(folder / "tls.crt", folder / "tls.key", folder / "ca.crt")
-        now = datetime.now(UTC)
-        data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
-        if data is None:
-            authority = CertificateAuthority.create(now)
-            created = await self.kube.create_secret(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Secret",
-                    "metadata": {"name": s.webhook_ca_secret, "namespace": s.operator_namespace},
-                    "type": "Opaque",
-                    "stringData": authority.secret_string_data(),
-                }
-            )
-            if created:
-                log.info(
-                    "Created Secret %s/%s with the webhook CA",
-                    s.operator_namespace,
-                    s.webhook_ca_secret,
-                )
-            else:  # another replica made it first: use theirs
-                data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
-        if data is not None:
-            authority = CertificateAuthority.from_secret_data(data)
-        hosts = [h for h in (s.webhook_host,) if h]
-        if s.webhook_service:
-            base = f"{s.webhook_service}.{s.operator_namespace}"
-            hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
-        return authority.issue_serving(hosts or ["localhost"], directory, now)
-
     def background_health(self) -> dict[str, Any]:
         """The background tasks and the in-memory bookkeeping, for /healthz.
 
@@ -348,5 +321,5 @@ class Runtime:
         await self.jobs.close()
         await self.tenancy.close()
         await self.phones.aclose()
-        await self.geelark.close()
-        self.caller.close()
+        if self.owns_replica and self.replica is not None:
+            await self.replica.close()

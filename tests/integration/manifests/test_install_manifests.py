@@ -97,8 +97,14 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
     assert security["readOnlyRootFilesystem"] is True
     assert security["allowPrivilegeEscalation"] is False
     assert security["capabilities"] == {"drop": ["ALL"]}
-    for probe in ("livenessProbe", "readinessProbe"):
+    for probe in ("startupProbe", "livenessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "healthz"}
+    # Ready = can answer admission: every Ready replica is an endpoint of the webhook Service.
+    assert container["readinessProbe"]["httpGet"] == {
+        "path": "/readyz",
+        "port": "webhook",
+        "scheme": "HTTPS",
+    }
     assert {"containerPort": 8081, "name": "healthz", "protocol": "TCP"} in container["ports"]
     assert container["resources"]["requests"]
     assert container["resources"]["limits"]["memory"]

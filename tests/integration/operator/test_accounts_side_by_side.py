@@ -282,3 +282,50 @@ def test_an_upgrade_releases_no_claim_an_older_version_made(
         json.loads(kubectl("get", "phonebindings", "-n", b.namespace, "-o", "json").stdout)["items"]
         == []
     )
+
+
+def check_webhook(kubectl: Kubectl, account: Account) -> None:
+    """The account's configuration selects its namespace only, and its webhook refuses a second
+    binding for its held phone 0 there, naming the holder."""
+    name = f"{account.name}.phonefleet.dev"
+    config = wait_for(
+        lambda: kubectl.get("validatingwebhookconfiguration", name),
+        60,
+        message=lambda: f"{name} registered\n{account.log()}",
+    )
+    for hook in config["webhooks"]:
+        assert hook["namespaceSelector"]["matchExpressions"] == [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": [account.namespace]}
+        ]
+    duplicate = json.dumps(make_binding("duplicate", account.phones[0], account.namespace))
+
+    def refused() -> str | None:
+        result = kubectl("apply", "--dry-run=server", "-f", "-", input_text=duplicate, check=False)
+        return result.stderr if "already held" in result.stderr else None
+
+    stderr = wait_for(refused, 60, message=lambda: f"{name} to refuse\n{account.log()}")
+    assert f"{account.name}-0" in stderr
+
+
+def test_each_accounts_webhook_reviews_only_its_own_namespaces(
+    kubectl: Kubectl, accounts: dict[str, Account]
+) -> None:
+    """Each operator registers its own ValidatingWebhookConfiguration (<account>.phonefleet.dev),
+    selecting only the namespaces it serves; in each namespace a second binding for a phone
+    already held is refused by that namespace's account, which knows the phone."""
+    configurations = [f"{name}.phonefleet.dev" for name in accounts]
+    try:
+        for account in accounts.values():
+            account.env.update(
+                PHONEFLEET_WEBHOOK_ENABLED="true",
+                PHONEFLEET_WEBHOOK_ADDR="127.0.0.1",
+                PHONEFLEET_WEBHOOK_HOST="127.0.0.1",
+                PHONEFLEET_WEBHOOK_SERVICE="",
+                PHONEFLEET_WEBHOOK_PORT=str(free_port()),
+            )
+        converge(kubectl, accounts, 1)
+        for account in accounts.values():
+            check_webhook(kubectl, account)
+    finally:
+        for name in configurations:
+            kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")

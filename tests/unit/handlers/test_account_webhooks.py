@@ -1,18 +1,21 @@
-"""Each account's webhooks review only the namespaces its operator serves: kopf's managed
-webhook configuration has no namespaceSelector, so every account's webhook is called for every
-PhoneBinding and PhoneJob (docs/accounts.md)."""
+"""Each account's webhooks review only the namespaces its operator serves (docs/accounts.md):
+its configuration selects them, and a review from another namespace is admitted unreviewed."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
 
-import kopf
 import pytest
 
-from phonefleet_operator.handlers.admission import validate_binding
-from phonefleet_operator.handlers.jobs import validate_job
+from phonefleet_operator.handlers.admission import (
+    BINDING_WEBHOOK,
+    JOB_WEBHOOK,
+    reviewers,
+    validating_webhooks,
+)
 from phonefleet_operator.services.accounts import AccountScope
+from phonefleet_operator.settings import OperatorSettings
 
 
 class Refusing:
@@ -27,27 +30,46 @@ class Refusing:
 
 
 @pytest.fixture
-def memo() -> Any:
-    """The runtime of account a's operator, serving team-a."""
-    runtime = SimpleNamespace(
+def replica() -> Any:
+    """The parts of account a's operator, serving team-a."""
+    return SimpleNamespace(
         scope=AccountScope.of("a", ["team-a"]), admission=Refusing(), jobs=Refusing()
     )
-    return SimpleNamespace(runtime=runtime)
 
 
-@pytest.mark.parametrize("handler", [validate_binding, validate_job])
-async def test_another_accounts_namespace_is_admitted_unreviewed(memo: Any, handler: Any) -> None:
+@pytest.mark.parametrize("webhook", [BINDING_WEBHOOK, JOB_WEBHOOK])
+async def test_another_accounts_namespace_is_admitted_unreviewed(
+    replica: Any, webhook: str
+) -> None:
     """team-b is another operator's: this one admits at once and asks nothing (neither its
     Geelark account nor the other account's workers)."""
-    await handler(spec={}, name="x", namespace="team-b", memo=memo)
+    assert await reviewers(replica)[webhook]("team-b", "x", {}) == []
 
-    assert memo.runtime.admission.asked == memo.runtime.jobs.asked == []
+    assert replica.admission.asked == replica.jobs.asked == []
 
 
-@pytest.mark.parametrize("handler", [validate_binding, validate_job])
-async def test_its_own_namespace_is_reviewed(memo: Any, handler: Any) -> None:
+@pytest.mark.parametrize("webhook", [BINDING_WEBHOOK, JOB_WEBHOOK])
+async def test_its_own_namespace_is_reviewed(replica: Any, webhook: str) -> None:
     """team-a is its own: reviewed as before."""
-    with pytest.raises(kopf.AdmissionError):
-        await handler(spec={}, name="x", namespace="team-a", memo=memo)
+    assert await reviewers(replica)[webhook]("team-a", "x", {}) == ["refused"]
 
-    assert memo.runtime.admission.asked + memo.runtime.jobs.asked == ["team-a"]
+    assert replica.admission.asked + replica.jobs.asked == ["team-a"]
+
+
+def test_a_restricted_operators_webhooks_select_its_namespaces() -> None:
+    """The API server sends it reviews of its namespaces only; unrestricted, of every one."""
+    settings = OperatorSettings(webhook_host="127.0.0.1")
+    selected = validating_webhooks(settings, "Q0E=", ["team-b", "team-a"])
+    everywhere = validating_webhooks(settings, "Q0E=")
+
+    for hook in selected:
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "In",
+                    "values": ["team-a", "team-b"],
+                }
+            ]
+        }
+    assert all("namespaceSelector" not in hook for hook in everywhere)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -290,6 +291,10 @@ class JobService:
             return [f"PhoneBinding {parsed.binding_name} not found in namespace {namespace}"]
         binding = PhoneBinding.from_body(body)
         base, token = self._endpoint(binding), self._token(binding)
+        if base is None and token:  # not in the pods view (a standby watches no pods): read it
+            with contextlib.suppress(PhonefleetError):  # unread: admitted, as unreachable
+                pod = await self._kube.get_pod(binding.namespace, pod_name(binding.name))
+                base = self._endpoint(binding, pod)
         if base is None or not token:
             return []
         try:
@@ -602,11 +607,11 @@ class JobService:
             account_hold=annotations.get(ACCOUNT_HOLD_ANNOTATION),
         )
 
-    def _endpoint(self, binding: PhoneBinding) -> str | None:
+    def _endpoint(self, binding: PhoneBinding, pod: Obj | None = None) -> str | None:
         override = self._settings.endpoint_overrides.get(binding.namespaced_name)
         if override:
             return override
-        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        pod = pod or self._pods.get(binding.namespace, pod_name(binding.name))
         address = ((pod or {}).get("status") or {}).get("podIP")
         if not address:
             return None

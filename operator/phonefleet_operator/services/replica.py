@@ -1,0 +1,229 @@
+"""What every operator replica builds once and keeps for its whole life, holding the Lease or not.
+
+Admission needs no Lease: a review reads the Geelark inventory, the PhoneClaim and the binding
+it names, and the PhonePools and namespaces' labels. So each replica answers admission from
+these parts, from start-up to exit, and the Lease holder's reconciler (``runtime.Runtime``)
+uses the same Geelark client, inventory and API pool instead of opening its own: one Geelark
+rate limiter and one inventory cache per process, whether it leads or waits.
+
+The pools and namespaces come from watches of their own (not kopf's, which only the holder
+runs): a standby that read them once would judge by pools that changed since.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from phonefleet_operator import constants as c
+from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
+from phonefleet_operator.k8s import ApiCaller, KubeGateway, PoolGateway, load_api_client
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient
+from phonefleet_operator.services.accounts import AccountScope
+from phonefleet_operator.services.admission import AdmissionService
+from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
+from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.tokens import JobTokens
+from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
+from phonefleet_operator.services.tenancy import Quota, Tenancy, TenancyView
+from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+
+__all__ = ["Replica"]
+
+log = logging.getLogger(__name__)
+
+
+def _ignore_wake(uid: str) -> None:
+    """Admission wakes nobody: waking bindings is the reconciler's business."""
+
+
+@dataclass
+class Replica:
+    """The Geelark client, inventory, API pool and admission of one operator process."""
+
+    settings: OperatorSettings
+    geelark_settings: GeelarkSettings
+    health: GeelarkHealth
+    geelark: GeelarkClient
+    inventory: PhoneInventory
+    caller: ApiCaller
+    kube: KubeGateway
+    admission: AdmissionService
+    #: PhoneJobs' review only (the holder's job loops run in the Runtime's own JobService):
+    #: its pods view stays empty, so it reads the worker pod it asks about the task.
+    jobs: JobService
+    #: The pools and namespaces' labels admission judges by (its own watches keep them).
+    admission_view: TenancyView
+    #: The account and namespaces this operator serves: its webhooks review only those
+    #: namespaces (docs/accounts.md).
+    scope: AccountScope = field(default_factory=AccountScope)
+    _watches: list[ObjectWatch] = field(default_factory=list)
+    _watch_client: WatchClient | None = None
+
+    @classmethod
+    def create(
+        cls,
+        settings: OperatorSettings,
+        geelark: GeelarkSettings,
+        job_settings: JobSettings | None = None,
+        *,
+        namespaces: Iterable[str] = (),
+    ) -> Replica:
+        """Build the parts for the operator serving ``namespaces`` (empty: every one); no I/O
+        happens until they are used or the watches start."""
+        health = GeelarkHealth()
+        client = RecordedGeelarkClient(geelark, health)
+        inventory = PhoneInventory(client, geelark)
+        caller = ApiCaller(
+            load_api_client(settings.kube_api_workers, settings.kubeconfig),
+            settings.kube_api_workers,
+        )
+        kube = KubeGateway(caller)
+        pools = PoolGateway(caller)
+        view = TenancyView()
+        # Only Tenancy.refusal runs on this instance: its quota, claims and wake-ups (the
+        # reconcile pass's part) stay unused, and it starts no pools' status reporter.
+        tenancy = Tenancy(
+            view=view,
+            quota=Quota(pools),
+            store=pools,
+            directory=inventory,
+            claims=ObservedClaims(),
+            settings=settings,
+            wake=_ignore_wake,
+        )
+        admission = AdmissionService(inventory, kube, tenancy=tenancy)
+        jobs = JobService.create(
+            kube=kube,
+            caller=caller,
+            tokens=JobTokens(),
+            pods=ObservedPods(),
+            settings=job_settings,
+            operator=settings,
+        )
+        scope = AccountScope.of(settings.account, namespaces)
+        return cls(
+            settings, geelark, health, client, inventory, caller, kube, admission, jobs, view, scope
+        )
+
+    # ------------------------------------------------------------ admission's views
+
+    def start_watches(self) -> None:
+        """Watch PhonePools and Namespaces into ``admission_view`` until ``close``."""
+        if self._watches:
+            return
+        api = WatchClient(2, self.settings.kubeconfig)
+        view = self.admission_view
+
+        def on_pool(event_type: str, body: dict[str, Any]) -> None:
+            if event_type == "DELETED":
+                view.pool_gone(str(body["metadata"]["name"]))
+            else:
+                view.saw_pool(body)
+
+        def on_namespace(event_type: str, body: dict[str, Any]) -> None:
+            if event_type == "DELETED":
+                view.namespace_gone(str(body["metadata"]["name"]))
+            else:
+                view.saw_namespace(body)
+
+        pools = functools.partial(
+            api.custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.POOL_PLURAL
+        )
+        timeout = self.settings.watch_server_timeout_seconds
+        self._watches = [
+            ObjectWatch("PhonePools for admission", pools, on_pool, server_timeout=timeout),
+            ObjectWatch(
+                "namespaces for admission",
+                api.core.list_namespace,
+                on_namespace,
+                server_timeout=timeout,
+            ),
+        ]
+        loop = asyncio.get_running_loop()
+        for watch in self._watches:
+            watch.start(loop)
+        self._watch_client = api
+
+    def admission_ready(self) -> str | None:
+        """Why admission cannot be answered as the holder would yet; None once it can.
+
+        Ready means both watches have listed once (the view holds what the API server held)
+        and still run. Geelark is no condition: with it away, every replica admits unchecked
+        alike (the claim still decides), and an unready replica would only take that answer
+        away from the API server.
+        """
+        if not self._watches:
+            return "the watches of PhonePools and namespaces have not started"
+        for watch in self._watches:
+            if not watch.alive():
+                return f"the watch of {watch.name} has ended"
+            if watch.lists < 1:
+                return f"the watch of {watch.name} has not listed yet"
+        return None
+
+    # ------------------------------------------------------------ the webhook's certificate
+
+    async def webhook_certificates(self, directory: Path) -> ServingFiles:
+        """Serving files for the webhook, from the operator's CA (made once, kept in a Secret).
+
+        Every replica issues its own serving certificate from the one CA, so the caBundle it
+        registers is the same whichever replica registers it.
+        """
+        s = self.settings
+        if s.webhook_cert_dir:
+            folder = Path(s.webhook_cert_dir)
+            return ServingFiles(folder / "tls.crt", folder / "tls.key", folder / "ca.crt")
+        now = datetime.now(UTC)
+        data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
+        if data is None:
+            authority = CertificateAuthority.create(now)
+            created = await self.kube.create_secret(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": s.webhook_ca_secret, "namespace": s.operator_namespace},
+                    "type": "Opaque",
+                    "stringData": authority.secret_string_data(),
+                }
+            )
+            if created:
+                log.info(
+                    "Created Secret %s/%s with the webhook CA",
+                    s.operator_namespace,
+                    s.webhook_ca_secret,
+                )
+            else:  # another replica made it first: use theirs
+                data = await self.kube.read_secret_data(s.operator_namespace, s.webhook_ca_secret)
+        if data is not None:
+            authority = CertificateAuthority.from_secret_data(data)
+        hosts = [h for h in (s.webhook_host,) if h]
+        if s.webhook_service:
+            base = f"{s.webhook_service}.{s.operator_namespace}"
+            hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
+        return authority.issue_serving(hosts or ["localhost"], directory, now)
+
+    @staticmethod
+    def ca_bundle(files: ServingFiles) -> str:
+        """The caBundle of the webhook configuration: the CA that issued ``files``, base64."""
+        return base64.b64encode(files.cafile.read_bytes()).decode("ascii")
+
+    async def close(self) -> None:
+        """Stop the watches and close every connection."""
+        for watch in self._watches:
+            watch.stop()
+        self._watches = []
+        if self._watch_client is not None:
+            self._watch_client.close()
+            self._watch_client = None
+        await self.jobs.close()
+        await self.geelark.close()
+        self.caller.close()
