@@ -50,6 +50,11 @@ LABEL_PHONE_ID: Final = "phonefleet.dev/phone-id"
 LABEL_BINDING: Final = "phonefleet.dev/binding"
 #: Only on cluster-scoped claims: pods and Secrets live in their binding's namespace already.
 LABEL_BINDING_NAMESPACE: Final = "phonefleet.dev/binding-namespace"
+#: On claims: the Geelark account (PHONEFLEET_ACCOUNT) whose operator made the claim and alone
+#: may release it, so that operators of several accounts share one cluster (docs/accounts.md).
+LABEL_ACCOUNT: Final = "phonefleet.dev/account"
+#: The account of an operator without PHONEFLEET_ACCOUNT (one account in the cluster).
+DEFAULT_ACCOUNT: Final = "default"
 
 APP_NAME: Final = "phonefleet"
 MANAGED_BY: Final = "phonefleet"

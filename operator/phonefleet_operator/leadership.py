@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,9 +58,9 @@ def identity() -> str:
     return f"{socket.gethostname()}_{os.getpid()}"
 
 
-async def run_elected(operator: Operator, liveness: str) -> int:
-    """Serve admission, and run ``operator`` now, or once this replica holds the Lease when
-    leader election is on."""
+async def run_elected(operator: Operator, liveness: str, namespaces: Iterable[str] = ()) -> int:
+    """Serve admission (for ``namespaces``, empty: every one), and run ``operator`` now, or once
+    this replica holds the Lease when leader election is on."""
     try:
         settings = OperatorSettings()
         geelark = GeelarkSettings()
@@ -70,7 +70,7 @@ async def run_elected(operator: Operator, liveness: str) -> int:
         telemetry.LEADER.set(1)
         await operator(asyncio.Event(), None)
         return 0
-    replica = Replica.create(settings, geelark, jobs)
+    replica = Replica.create(settings, geelark, jobs, namespaces=namespaces)
     try:
         async with serve_admission(replica):
             if not settings.leader_election:

@@ -60,7 +60,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     # after this run); `kopf run -m phonefleet_operator.main` (the tests) has none: this run
     # builds its own and serves admission while it lasts.
     replica: Replica | None = getattr(memo, "replica", None)
-    runtime = Runtime.create(operator_settings, geelark_settings, job_settings, replica)
+    runtime = Runtime.create(
+        operator_settings, geelark_settings, job_settings, replica, namespaces=_NAMESPACES
+    )
     memo.runtime = runtime
     if replica is None and runtime.replica is not None:
         memo.admission = contextlib.AsyncExitStack()
@@ -237,6 +239,7 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
             run_elected(
                 lambda stop, replica: operator(stop_flag=stop, memo=kopf.Memo(replica=replica)),
                 liveness,
+                namespaces,
             )
         )
     )

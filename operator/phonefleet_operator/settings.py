@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pydantic_settings import SettingsError as UnparsableSetting
 
+from .constants import DEFAULT_ACCOUNT, GROUP
 from .models import Resources
 
 __all__ = [
@@ -337,6 +338,19 @@ class OperatorSettings(BaseSettings):
         ),
     )
 
+    # Several Geelark accounts in one cluster, one operator each (docs/accounts.md).
+    account: str = Field(
+        DEFAULT_ACCOUNT,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        description=(
+            "Name of the Geelark account this operator serves (a DNS label of at most 32 "
+            "characters; a name people choose, never a credential). Stamped on every PhoneClaim "
+            "it creates (label phonefleet.dev/account): it releases, watches and stops only its "
+            "own account's claims. Operators of different accounts need different names and "
+            "disjoint --namespace sets."
+        ),
+    )
+
     # The admission webhook (off unless enabled: it needs an address the API server can reach).
     operator_namespace: str = Field(
         "phonefleet-system",
@@ -357,6 +371,14 @@ class OperatorSettings(BaseSettings):
     webhook_ca_secret: str = Field(
         "phonefleet-webhook-ca",
         description="Secret (in operator_namespace) keeping the webhook's CA.",
+    )
+    webhook_configuration: str | None = Field(
+        None,
+        description=(
+            "Name of the ValidatingWebhookConfiguration the operator keeps; unset: "
+            "phonefleet.dev for the account default, <account>.phonefleet.dev for any other, so "
+            "that two accounts' operators never overwrite each other's."
+        ),
     )
     webhook_cert_dir: str | None = Field(
         None,
@@ -417,6 +439,13 @@ class OperatorSettings(BaseSettings):
     watch_server_timeout_seconds: int = Field(
         300, gt=0, description="Watches are re-established this often so none can silently stall."
     )
+
+    @property
+    def webhook_configuration_name(self) -> str:
+        """The ValidatingWebhookConfiguration of this operator's account."""
+        if self.webhook_configuration:
+            return self.webhook_configuration
+        return GROUP if self.account == DEFAULT_ACCOUNT else f"{self.account}.{GROUP}"
 
     @model_validator(mode="after")
     def _ports_differ(self) -> OperatorSettings:

@@ -31,7 +31,6 @@ from aiohttp import web
 
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.handlers.admission import (
-    CONFIGURATION,
     answer_review,
     reviewers,
     validating_webhooks,
@@ -117,9 +116,12 @@ class AdmissionServer:
 
 async def register(replica: Replica, files: ServingFiles) -> None:
     """Create or patch the ValidatingWebhookConfiguration for this replica's server."""
-    webhooks = validating_webhooks(replica.settings, replica.ca_bundle(files))
-    await WebhookConfigurations(replica.caller).ensure_validating(CONFIGURATION, webhooks)
-    log.info("Registered ValidatingWebhookConfiguration %s", CONFIGURATION)
+    webhooks = validating_webhooks(
+        replica.settings, replica.ca_bundle(files), replica.scope.namespaces
+    )
+    name = replica.settings.webhook_configuration_name  # per account (docs/accounts.md)
+    await WebhookConfigurations(replica.caller).ensure_validating(name, webhooks)
+    log.info("Registered ValidatingWebhookConfiguration %s", name)
 
 
 async def _follow_mounted_files(server: AdmissionServer, replica: Replica, folder: Path) -> None:

@@ -9,7 +9,7 @@ every replica).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from phonefleet_operator import constants as c
@@ -26,8 +26,9 @@ __all__ = [
     "validating_webhooks",
 ]
 
-#: The ValidatingWebhookConfiguration every replica keeps (the name kopf's managed mode used,
-#: so an upgraded cluster keeps its object).
+#: The ValidatingWebhookConfiguration of the account "default" (the name kopf's managed mode
+#: used, so an upgraded cluster keeps its object); OperatorSettings.webhook_configuration_name
+#: gives each other account's its own (docs/accounts.md).
 CONFIGURATION = c.GROUP
 #: Each webhook's path on the server and its name (with the group) in the configuration.
 BINDING_WEBHOOK = "validate-phonebinding"
@@ -41,21 +42,42 @@ Reviewer = Callable[[str, str, dict[str, Any]], Awaitable[list[str]]]
 
 
 def reviewers(replica: Replica) -> dict[str, Reviewer]:
-    """The review of each webhook, by its path."""
+    """The review of each webhook, by its path.
+
+    An object in a namespace this operator does not serve is admitted unreviewed: another
+    account's operator serves it (its configuration's namespaceSelector keeps such reviews
+    from coming here; this holds if one comes anyway).
+    """
+    serves = replica.scope.serves
+
+    async def binding(namespace: str, name: str, spec: dict[str, Any]) -> list[str]:
+        return await replica.admission.review(namespace, name, spec) if serves(namespace) else []
 
     async def job(namespace: str, _: str, spec: dict[str, Any]) -> list[str]:
-        return await replica.jobs.review(namespace, spec)
+        return await replica.jobs.review(namespace, spec) if serves(namespace) else []
 
-    return {BINDING_WEBHOOK: replica.admission.review, JOB_WEBHOOK: job}
+    return {BINDING_WEBHOOK: binding, JOB_WEBHOOK: job}
 
 
-def validating_webhooks(settings: OperatorSettings, ca_bundle: str) -> list[dict[str, Any]]:
-    """The webhooks of the configuration: reviews of creates and updates of both kinds.
+def validating_webhooks(
+    settings: OperatorSettings, ca_bundle: str, namespaces: Iterable[str] = ()
+) -> list[dict[str, Any]]:
+    """The webhooks of the configuration: reviews of creates and updates of both kinds, in
+    ``namespaces`` only when given (one operator per Geelark account, docs/accounts.md).
 
     The same for every replica in a cluster (the Service, and the caBundle of the CA they
     share), so replicas registering it at start-up write the same object. Without a Service
     (tests, a developer's operator) the URL is this replica's own.
     """
+    served = sorted(namespaces)
+    # The API server sets kubernetes.io/metadata.name on every namespace.
+    selector = (
+        {"namespaceSelector": {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": served}
+        ]}}
+        if served
+        else {}
+    )  # fmt: skip
     return [
         {
             "name": f"{webhook}.{c.GROUP}",
@@ -78,6 +100,7 @@ def validating_webhooks(settings: OperatorSettings, ca_bundle: str) -> list[dict
             # (PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS, 10 s) after its reads.
             "timeoutSeconds": 30,
             "admissionReviewVersions": ["v1"],
+            **selector,
         }
         for webhook, plural in _PLURALS.items()
     ]

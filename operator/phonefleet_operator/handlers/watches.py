@@ -19,6 +19,7 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
+from phonefleet_operator.services.accounts import UNLABELLED, account_of
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
 
 __all__ = ["start_watches"]
@@ -34,22 +35,46 @@ def _claim_kept(claim: dict[str, Any]) -> dict[str, Any]:
 def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = ()) -> None:
     """Start the claims watch and the worker pods watch (one per namespace when restricted)."""
     runtime: Runtime = memo.runtime
-    api = WatchClient(len(namespaces) + 2, runtime.settings.kubeconfig)
+    api = WatchClient(len(namespaces) + 3, runtime.settings.kubeconfig)
     core, custom = api.core, api.custom
     loop = asyncio.get_running_loop()
 
     def on_claim(event_type: str, obj: dict[str, Any]) -> None:
         claim_seen({"type": event_type, "object": obj}, memo, phone_waiters=waiters)
 
+    def on_unlabelled_claim(event_type: str, obj: dict[str, Any]) -> None:
+        # Made by an older version: ours if its holder's namespace is (services/accounts.py).
+        # Labelling one makes it leave this watch (a DELETED event) for the other (ADDED), in
+        # either order: at worst its holder reads its claim once more, once per upgrade.
+        if account_of(obj) is None and runtime.scope.owns(obj):
+            on_claim(event_type, obj)
+
     def on_pod(event_type: str, obj: dict[str, Any]) -> None:
         worker_pod_seen({"type": event_type, "object": obj}, memo)
 
-    claims = functools.partial(
-        custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL
+    # Only this account's claims (docs/accounts.md): another account's operator owns the rest.
+    # Claims of older versions carry no account until the sweep labels them; a watch of their
+    # own (empty once they are labelled) keeps them in the view and wakes their waiters.
+    claims, unlabelled = (
+        functools.partial(
+            custom.list_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.CLAIM_PLURAL,
+            label_selector=selector,
+        )
+        for selector in (runtime.scope.selector, UNLABELLED)
     )
     timeout = runtime.settings.watch_server_timeout_seconds
     watches = [
-        ObjectWatch("PhoneClaims", claims, on_claim, keep=_claim_kept, server_timeout=timeout)
+        ObjectWatch("PhoneClaims", claims, on_claim, keep=_claim_kept, server_timeout=timeout),
+        ObjectWatch(
+            "unlabelled PhoneClaims",
+            unlabelled,
+            on_unlabelled_claim,
+            keep=_claim_kept,
+            server_timeout=timeout,
+        ),
     ]
     if namespaces:
         for namespace in namespaces:

@@ -137,10 +137,43 @@ class KubeGateway(ApiGateway):
             raise
         return True
 
-    async def list_claims(self) -> list[Obj]:
-        """Every claim in the cluster."""
+    async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
+        """Merge ``changes`` (labels, spec.releasePolicy) into ``claim`` only if it is unchanged
+        since it was read (its uid and resourceVersion); False when it changed or is gone, or
+        when the API server refused the change (422 or 403: a CRD or scope policy older than
+        the operator, which still forbid any change of a claim's spec)."""
+        metadata = claim["metadata"]
+        patch = {
+            **changes,
+            "metadata": {
+                **(changes.get("metadata") or {}),
+                "uid": metadata["uid"],
+                "resourceVersion": metadata["resourceVersion"],
+            },
+        }
+        try:
+            await self._call(
+                self._custom.patch_cluster_custom_object,
+                c.GROUP,
+                c.VERSION,
+                c.CLAIM_PLURAL,
+                metadata["name"],
+                patch,
+            )
+        except ApiException as error:
+            if is_not_found(error) or is_conflict(error) or error.status in (403, 422):
+                return False
+            raise
+        return True
+
+    async def list_claims(self, label_selector: str | None = None) -> list[Obj]:
+        """Every claim in the cluster, or those matching ``label_selector``."""
         result = await self._call(
-            self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.CLAIM_PLURAL
+            self._custom.list_cluster_custom_object,
+            c.GROUP,
+            c.VERSION,
+            c.CLAIM_PLURAL,
+            label_selector=label_selector,
         )
         items: list[Obj] = result.get("items", [])
         return items

@@ -31,7 +31,7 @@ class Holder(SpecModel):
 
 
 class PhoneClaimSpec(SpecModel):
-    """Who holds which phone; set when the claim is created and never changed."""
+    """Who holds which phone; set when the claim is created, and only releasePolicy ever changes (the holder keeps it current)."""  # noqa: E501 - the CRD's description, one line
 
     phone_id: str = Field(
         min_length=1,
@@ -47,8 +47,9 @@ class PhoneClaimSpec(SpecModel):
     release_policy: ReleasePolicy = Field(
         "Stop",
         description=(
-            "The holder's releasePolicy when it claimed the phone: what the operator does with "
-            "the phone when it releases a claim whose holder no longer exists (Stop stops it)."
+            "The holder's releasePolicy, kept current by the operator while the holder lives: "
+            "what the operator does with the phone when it releases a claim whose holder no "
+            "longer exists (Stop stops it)."
         ),
     )
 

@@ -3,8 +3,13 @@
 Creating the cluster-scoped PhoneClaim named after the canonical phone id is the one atomic step
 that decides who holds a phone; the API server lets exactly one create succeed. Everything else
 here (the oldest-waiter rule, orphan release) only decides *when* to try, never *whether* two can
-hold it. A claim records the holder's releasePolicy, so that the orphan sweep, which runs when
-the holder is gone, still stops the phone of a ``Stop`` binding.
+hold it. A claim records the holder's releasePolicy (kept current while the holder lives), so
+that the orphan sweep, which runs when the holder is gone, still stops the phone of a ``Stop``
+binding.
+
+Claims are cluster-scoped, yet each belongs to one Geelark account (services/accounts.py): an
+operator releases, and stops the phone of, only claims of its own account. A claim of another
+account is only ever a "held by another" to it, whatever its holder's state.
 
 Each claim carries the finalizer ``phonefleet.dev/worker-gone``, removed only once no worker pod
 of its holder is left: a claim deleted by hand keeps the phone locked (the next holder's create
@@ -21,6 +26,7 @@ from typing import Any
 from phonefleet_operator.constants import (
     CLAIM_FINALIZER,
     COMPONENT_WORKER,
+    LABEL_ACCOUNT,
     LABEL_COMPONENT,
     LABEL_MANAGED_BY,
     LABEL_PHONE_ID,
@@ -29,6 +35,7 @@ from phonefleet_operator.constants import (
 from phonefleet_operator.errors import PhonefleetError, PhoneNotFound, TemporaryFault
 from phonefleet_operator.models import PhoneBinding, rfc3339
 from phonefleet_operator.render import label_value
+from phonefleet_operator.services.accounts import UNLABELLED, AccountScope, account_of
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import Kube, PhonePower
 
@@ -112,8 +119,11 @@ class ClaimService:
         *,
         power: PhonePower | None = None,
         known_alive: Callable[[str], bool] = lambda uid: False,
+        scope: AccountScope | None = None,
     ) -> None:
         self._kube = kube
+        # The claims this operator may release: its account's (one operator per account).
+        self._scope = scope if scope is not None else AccountScope()
         self._observed = observed if observed is not None else ObservedClaims()
         # Stops the phones of orphaned claims whose policy is Stop (without it they are kept).
         self._power = power
@@ -143,13 +153,16 @@ class ClaimService:
         """
         older = sorted(w for w in waiters if w < me and w.uid != me.uid)
         seen = self._observed.holder_uid(phone_id)
+        policy = release_policy_of(claim_manifest)
         if trust_view and seen == me.uid:
+            if self._observed.release_policy(phone_id) != policy:
+                await self._record_policy(me, phone_id, policy)
             return ClaimResult(held=True)
         if trust_view and seen is None and not older and await self._create(me, claim_manifest):
             # No claim seen and nobody older waits: the create is the check (it fails if a
             # claim exists after all, and then the claim is read below).
             return ClaimResult(held=True, created=True)
-        found = await self._read(me, phone_id)
+        found = await self._read(me, phone_id, policy)
         if found is not None:
             return found
         if older:
@@ -159,16 +172,23 @@ class ClaimService:
             return ClaimResult(held=True, created=True)
         return await self._winner(me, phone_id)
 
-    async def _read(self, me: BindingRef, phone_id: str) -> ClaimResult | None:
+    async def _read(self, me: BindingRef, phone_id: str, policy: str) -> ClaimResult | None:
         """Who holds the phone, as the API server says; None when it is free (an orphaned
-        claim, whose holder no longer exists, is released: taking over keeps the phone on)."""
+        claim of this account, whose holder no longer exists, is released: taking over keeps
+        the phone on). ``policy``: the releasePolicy a claim of ``me`` should record."""
         claim = await self._kube.get_claim(phone_id)
         self._observed.refresh(phone_id, claim)
         if claim is None:
             return None
         namespace, name, uid = holder_of(claim)
         if uid == me.uid:
+            if not deleting(claim) and release_policy_of(claim) != policy:
+                await self._patch_policy(me, claim, policy)
             return ClaimResult(held=not deleting(claim), deleted=deleting(claim))
+        if not self._scope.owns(claim):
+            # Another account's claim on a phone of the same id: never ours to release, and
+            # its operator alone knows whether the phone must be stopped (docs/accounts.md).
+            return ClaimResult(held=False, holder=f"{namespace}/{name}")
         if await self._holder_alive(namespace, name, uid):
             return ClaimResult(held=False, holder=f"{namespace}/{name}")
         if not await self._release_orphan(phone_id, claim):
@@ -183,6 +203,36 @@ class ClaimService:
         self._observed.saw(claim_manifest)
         log.info("Created PhoneClaim %s for %s", claim_manifest["metadata"]["name"], me.key)
         return True
+
+    async def _record_policy(self, me: BindingRef, phone_id: str, policy: str) -> None:
+        """The view says the claim of ``me`` records another releasePolicy than the binding's
+        (it changed since the claim was made): read the claim and write the binding's."""
+        claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
+        if claim is None or holder_of(claim)[2] != me.uid or deleting(claim):
+            return  # not ours (any more): the pass learns so from the view it just corrected
+        if release_policy_of(claim) != policy:
+            await self._patch_policy(me, claim, policy)
+
+    async def _patch_policy(self, me: BindingRef, claim: Mapping[str, Any], policy: str) -> None:
+        """Make the claim record the binding's current releasePolicy, which the orphan sweep
+        applies if the binding vanishes without its own release (a Keep binding's phone must
+        not be stopped then, nor a Stop binding's left running). A write that lost a race is
+        retried by the next pass (the view still differs)."""
+        phone_id = claim["metadata"]["name"]
+        if await self._kube.patch_claim(claim, {"spec": {"releasePolicy": policy}}):
+            self._observed.saw({**claim, "spec": {**claim["spec"], "releasePolicy": policy}})
+            log.info(
+                "Updated PhoneClaim %s: releasePolicy %s, as %s says", phone_id, policy, me.key
+            )
+        else:
+            log.warning(
+                "Could not update the releasePolicy of PhoneClaim %s to %s (it changed meanwhile, "
+                "or the API server refused: apply this version's CRDs and manifests/rbac); the "
+                "next pass tries again",
+                phone_id,
+                policy,
+            )
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""
@@ -256,18 +306,23 @@ class ClaimService:
         return bool(pods)
 
     async def release_orphans(self) -> list[str]:
-        """Release every claim whose holder no longer exists, as its releasePolicy says.
+        """Release every claim of this account whose holder no longer exists, as its
+        releasePolicy says.
 
         With ``Stop`` (the default, and what a claim without a recorded policy gets) the phone is
         stopped first and the claim deleted only once Geelark confirmed the stop: a claim that
         cannot be released that way stays, and the next sweep tries again. Returns the phone ids
         whose claims were deleted. A claim whose holder's loop runs in this operator is not
-        checked with a read: the binding exists.
+        checked with a read: the binding exists. Claims of other accounts are not listed; an
+        unlabelled claim (made before claims named their account) this operator owns gets its
+        label once its holder is known to be alive.
         """
         released = []
-        for claim in await self._kube.list_claims():
+        for claim in await self._own_claims():
             namespace, name, uid = holder_of(claim)
             if (uid and self._known_alive(uid)) or await self._holder_alive(namespace, name, uid):
+                if account_of(claim) is None:
+                    await self._adopt(claim)
                 continue
             phone_id = claim["metadata"]["name"]
             try:
@@ -285,6 +340,24 @@ class ClaimService:
             if deleted:
                 released.append(phone_id)
         return released
+
+    async def _own_claims(self) -> list[dict[str, Any]]:
+        """The claims of this account, and the unlabelled ones it owns (services/accounts.py)."""
+        labelled = await self._kube.list_claims(self._scope.selector)
+        unlabelled = await self._kube.list_claims(UNLABELLED)
+        return labelled + [claim for claim in unlabelled if self._scope.owns(claim)]
+
+    async def _adopt(self, claim: Mapping[str, Any]) -> None:
+        """Label an unlabelled claim of ours with our account: the claims watch, which selects
+        by that label, then reports it. Nothing else changes; a lost race waits for the next
+        sweep."""
+        changes = {"metadata": {"labels": {LABEL_ACCOUNT: self._scope.account}}}
+        if await self._kube.patch_claim(claim, changes):
+            log.info(
+                "Labelled PhoneClaim %s with account %s (it was made by an older version)",
+                claim["metadata"]["name"],
+                self._scope.account,
+            )
 
     async def _sweep(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         """Apply the orphan's releasePolicy, then delete it; True when it was deleted.

@@ -27,21 +27,36 @@ Obj = dict[str, Any]
 
 
 class ObservedClaims:
-    """The holder uid of each phone's claim, as the claims watch last reported it."""
+    """The holder uid of each phone's claim, and the releasePolicy it records, as the claims
+    watch last reported it."""
 
     def __init__(self) -> None:
         self._holders: dict[str, str] = {}
+        # Phones whose claim records Keep; every other claim records Stop (a set, not a dict
+        # of strings: most claims say Stop, and the view holds one entry per phone).
+        self._keep: set[str] = set()
 
     def saw(self, claim: Mapping[str, Any]) -> None:
         """A claim was added or changed (or created by us)."""
-        holder = (claim.get("spec") or {}).get("holder") or {}
+        spec = claim.get("spec") or {}
+        holder = spec.get("holder") or {}
+        name = claim["metadata"]["name"]
         # A claim deleted by hand is nobody's any more: passes read it (services/claims.py).
         held = not claim["metadata"].get("deletionTimestamp")
-        self._holders[claim["metadata"]["name"]] = str(holder.get("uid", "")) if held else ""
+        self._holders[name] = str(holder.get("uid", "")) if held else ""
+        if spec.get("releasePolicy") == "Keep":
+            self._keep.add(name)
+        else:
+            self._keep.discard(name)
 
     def gone(self, phone_id: str) -> None:
         """The claim on ``phone_id`` was deleted."""
         self._holders.pop(phone_id, None)
+        self._keep.discard(phone_id)
+
+    def release_policy(self, phone_id: str) -> str:
+        """The releasePolicy the claim on ``phone_id`` records, as last seen (Stop if unseen)."""
+        return "Keep" if phone_id in self._keep else "Stop"
 
     def refresh(self, phone_id: str, claim: Mapping[str, Any] | None) -> None:
         """What the API server just said about the claim on ``phone_id`` (None: there is none)."""

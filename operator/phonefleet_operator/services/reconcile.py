@@ -192,7 +192,7 @@ class BindingReconciler:
         claim = await self._claims.acquire(
             me,
             phone.id,
-            build_claim(binding, phone.id, phone.serial_name),
+            build_claim(binding, phone.id, phone.serial_name, account=self._settings.account),
             waiters.get(phone.id, ()),
         )
         if not claim.held:

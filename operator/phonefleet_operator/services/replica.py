@@ -16,6 +16,7 @@ import asyncio
 import base64
 import functools
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, PoolGateway, load_api_client
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient
+from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
 from phonefleet_operator.services.geelark_health import GeelarkHealth, RecordedGeelarkClient
@@ -60,6 +62,9 @@ class Replica:
     jobs: JobService
     #: The pools and namespaces' labels admission judges by (its own watches keep them).
     admission_view: TenancyView
+    #: The account and namespaces this operator serves: its webhooks review only those
+    #: namespaces (docs/accounts.md).
+    scope: AccountScope = field(default_factory=AccountScope)
     _watches: list[ObjectWatch] = field(default_factory=list)
     _watch_client: WatchClient | None = None
 
@@ -69,8 +74,11 @@ class Replica:
         settings: OperatorSettings,
         geelark: GeelarkSettings,
         job_settings: JobSettings | None = None,
+        *,
+        namespaces: Iterable[str] = (),
     ) -> Replica:
-        """Build the parts; no I/O happens until they are used or the watches start."""
+        """Build the parts for the operator serving ``namespaces`` (empty: every one); no I/O
+        happens until they are used or the watches start."""
         health = GeelarkHealth()
         client = RecordedGeelarkClient(geelark, health)
         inventory = PhoneInventory(client, geelark)
@@ -101,8 +109,9 @@ class Replica:
             settings=job_settings,
             operator=settings,
         )
+        scope = AccountScope.of(settings.account, namespaces)
         return cls(
-            settings, geelark, health, client, inventory, caller, kube, admission, jobs, view
+            settings, geelark, health, client, inventory, caller, kube, admission, jobs, view, scope
         )
 
     # ------------------------------------------------------------ admission's views

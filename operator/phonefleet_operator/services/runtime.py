@@ -19,6 +19,7 @@ from phonefleet_operator.errors import PermanentFault, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.models import Phase, PhoneBinding
+from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.claims import BindingRef, ClaimService
 from phonefleet_operator.services.coordination import BindingLocks, Waiters, Wakeups
@@ -82,6 +83,7 @@ class Runtime:
     tenancy: Tenancy
     wakeups: Wakeups
     jobs: JobService
+    scope: AccountScope = field(default_factory=AccountScope)
     geelark_calls: GeelarkHealth = field(default_factory=GeelarkHealth)
     #: Where the client, inventory, API pool and admission come from; closed with the runtime
     #: only when the runtime built it (``owns_replica``), else by whoever did (leadership).
@@ -99,12 +101,13 @@ class Runtime:
         geelark: GeelarkSettings,
         job_settings: JobSettings | None = None,
         replica: Replica | None = None,
+        namespaces: Iterable[str] = (),
     ) -> Runtime:
-        """Build the runtime, on ``replica``'s parts if given; no I/O happens until the first
-        handler runs."""
+        """Build the runtime for the operator serving ``namespaces`` (empty: every one), on
+        ``replica``'s parts if given; no I/O happens until the first handler runs."""
         owns_replica = replica is None
         if replica is None:
-            replica = Replica.create(settings, geelark, job_settings)
+            replica = Replica.create(settings, geelark, job_settings, namespaces=namespaces)
         health, client, inventory = replica.health, replica.geelark, replica.inventory
         caller, kube = replica.caller, replica.kube
         phones = PhoneGateway(client, geelark)
@@ -120,7 +123,12 @@ class Runtime:
             power=phones,
         )
         wakeups = Wakeups()
-        claims = ClaimService(kube, observed_claims, power=phones, known_alive=wakeups.__contains__)
+        scope = (
+            replica.scope
+        )  # the namespaces it serves: the replica's, whose webhooks keep to them
+        claims = ClaimService(
+            kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
+        )
         tenancy = build_tenancy(
             caller=caller,
             inventory=inventory,
@@ -154,6 +162,7 @@ class Runtime:
             tenancy,
             wakeups,
             jobs,
+            scope,
             health,
             replica,
             owns_replica,

@@ -59,7 +59,9 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
     assert kinds == [
         "ClusterRole/phonefleet-operator",
+        "ClusterRole/phonefleet-operator-webhook",
         "ClusterRoleBinding/phonefleet-operator",
+        "ClusterRoleBinding/phonefleet-operator-webhook",
         "CustomResourceDefinition/phonebindings.phonefleet.dev",
         "CustomResourceDefinition/phoneclaims.phonefleet.dev",
         "CustomResourceDefinition/phonejobs.phonefleet.dev",

@@ -59,3 +59,12 @@ def test_claim_rendering_is_pure() -> None:
     first = build_claim(make_binding(), PHONE_ID, "checkout-01")
 
     assert build_claim(make_binding(), PHONE_ID, "checkout-01") == first
+
+
+def test_claim_carries_the_account_of_the_operator_that_made_it() -> None:
+    """Label phonefleet.dev/account: the operator of that account alone sweeps the claim."""
+    labels = build_claim(make_binding(), PHONE_ID, "checkout-01", account="team-b")["metadata"][
+        "labels"
+    ]
+
+    assert labels["phonefleet.dev/account"] == "team-b"

@@ -65,3 +65,19 @@ def test_bad_settings_fail_at_start_up(overrides: dict[str, object]) -> None:
     """Root uids, clashing or out-of-range ports and bad values are refused when loading."""
     with pytest.raises(ValidationError):
         OperatorSettings(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("account", "configuration"),
+    [("default", "phonefleet.dev"), ("shop-b", "shop-b.phonefleet.dev")],
+)
+def test_each_account_keeps_its_own_webhook_configuration(account: str, configuration: str) -> None:
+    """Two accounts' operators never write the same ValidatingWebhookConfiguration."""
+    assert OperatorSettings(account=account).webhook_configuration_name == configuration
+
+
+@pytest.mark.parametrize("account", ["", "Shop", "shop_b", "-b", "a" * 33])
+def test_an_account_name_must_be_a_short_label_value(account: str) -> None:
+    """It becomes a label value and part of the webhook configuration's name."""
+    with pytest.raises(ValidationError):
+        OperatorSettings(account=account)

@@ -30,6 +30,8 @@ class FakeKube:
     reads: Counter[str] = field(default_factory=Counter)
     creates: Counter[str] = field(default_factory=Counter)  # attempts, refused ones included
     events: Counter[str] = field(default_factory=Counter)
+    #: The API server refuses every claim patch but the finalizer's (an older CRD or policy).
+    refuse_claim_patches: bool = False
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
@@ -120,8 +122,42 @@ class FakeKube:
         }
         return True
 
-    async def list_claims(self) -> list[Obj]:
-        return copy.deepcopy(list(self.claims.values()))
+    async def list_claims(self, label_selector: str | None = None) -> list[Obj]:
+        """Every claim, or those matching a selector of ``key=value`` and ``!key`` terms."""
+        self.reads["claim list"] += 1
+        return copy.deepcopy(
+            [c for c in self.claims.values() if _selected(c, label_selector or "")]
+        )
+
+    async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
+        """A merge patch of labels or spec with a uid and resourceVersion: refused (409) when
+        the claim changed; spec fields other than releasePolicy are immutable (the CRD)."""
+        phone_id = claim["metadata"]["name"]
+        stored = self.claims.get(phone_id)
+        if (
+            self.refuse_claim_patches
+            or stored is None
+            or any(
+                stored["metadata"].get(key) != claim["metadata"].get(key)
+                for key in ("uid", "resourceVersion")
+            )
+        ):
+            return False
+        assert set(changes.get("spec") or {}) <= {"releasePolicy"}, "spec is immutable"
+        labels = {
+            **(stored["metadata"].get("labels") or {}),
+            **((changes.get("metadata") or {}).get("labels") or {}),
+        }
+        self.claims[phone_id] = {
+            **stored,
+            "metadata": {
+                **stored["metadata"],
+                "labels": labels,
+                "resourceVersion": str(next(_uids)),
+            },
+            "spec": {**stored["spec"], **(changes.get("spec") or {})},
+        }
+        return True
 
     async def list_pods(self, label_selector: str) -> list[Obj]:
         wanted = dict(term.split("=", 1) for term in label_selector.split(","))
@@ -233,3 +269,17 @@ def _merged(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, An
         else:
             result[key] = value
     return result
+
+
+def _selected(obj: Mapping[str, Any], selector: str) -> bool:
+    """Whether ``obj``'s labels match ``selector`` (``key=value`` and ``!key`` terms)."""
+    labels = obj["metadata"].get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        if term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        else:
+            key, value = term.split("=", 1)
+            if labels.get(key) != value:
+                return False
+    return True

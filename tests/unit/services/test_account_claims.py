@@ -1,0 +1,212 @@
+"""Specifications of claims under several Geelark accounts: an operator releases, stops and
+adopts only claims of its own account, and a claim keeps its holder's current releasePolicy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes import FakeKube, FakePhones
+
+from conftest import make_binding, step
+from phonefleet_operator.models import PhoneBinding
+from phonefleet_operator.render import build_claim
+from phonefleet_operator.services.accounts import AccountScope
+from phonefleet_operator.services.claims import ClaimService, binding_ref
+from phonefleet_operator.services.observed import ObservedClaims
+from phonefleet_operator.services.reconcile import BindingReconciler
+
+ACCOUNT = "phonefleet.dev/account"
+
+
+def binding_in(namespace: str, name: str = "alpha", **spec: Any) -> PhoneBinding:
+    """A binding like conftest's, in ``namespace``."""
+    body = make_binding(name, **spec).to_dict()
+    body["metadata"]["namespace"] = namespace
+    return PhoneBinding.from_body(body)
+
+
+def unlabelled(claim: dict[str, Any]) -> dict[str, Any]:
+    """``claim`` as an older version made it: no account label."""
+    labels = {k: v for k, v in claim["metadata"]["labels"].items() if k != ACCOUNT}
+    return {**claim, "metadata": {**claim["metadata"], "labels": labels}}
+
+
+@pytest.mark.parametrize(
+    ("labels", "holder_namespace", "scope", "owned"),
+    [
+        ({ACCOUNT: "a"}, "team-a", AccountScope.of("a", ["team-a"]), True),
+        ({ACCOUNT: "b"}, "team-a", AccountScope.of("a", ["team-a"]), False),
+        ({ACCOUNT: "b"}, "team-b", AccountScope.of("a"), False),
+        ({}, "team-a", AccountScope.of("a", ["team-a"]), True),
+        ({}, "team-b", AccountScope.of("a", ["team-a"]), False),
+        ({}, "team-b", AccountScope.of("a"), True),
+    ],
+    ids=[
+        "its-account",
+        "another-account-in-its-namespace",
+        "another-account-cluster-wide",
+        "unlabelled-holder-in-its-namespace",
+        "unlabelled-holder-elsewhere",
+        "unlabelled-cluster-wide",
+    ],
+)
+def test_an_operator_owns_its_accounts_claims_and_unlabelled_ones_of_its_namespaces(
+    labels: dict[str, str], holder_namespace: str, scope: AccountScope, owned: bool
+) -> None:
+    """The label decides; without one, the holder's namespace does (every one, unrestricted)."""
+    claim = {
+        "metadata": {"name": "100", "labels": labels},
+        "spec": {"holder": {"namespace": holder_namespace, "name": "x", "uid": "u"}},
+    }
+    assert scope.owns(claim) is owned
+
+
+async def test_the_sweep_leaves_another_accounts_orphaned_claim_and_phone_alone(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """A claim of account b whose holder is gone: a's sweep neither stops the phone (a's
+    Geelark does not know it) nor deletes the claim (b's operator must stop the phone first)."""
+    gone = binding_in("team-b")
+    await kube.create_claim(build_claim(gone, "200", "phone-b", account="b"))
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == []
+
+    assert "200" in kube.claims
+    assert ("stop", "200") not in phones.calls
+
+
+async def test_the_sweep_releases_its_own_accounts_orphan_and_stops_its_phone(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """Its own account's orphan goes as before: phone stopped, claim deleted."""
+    gone = binding_in("team-a")
+    await kube.create_claim(build_claim(gone, "100", "phone-a", account="a"))
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == ["100"]
+
+    assert phones.calls == [("stop", "100")]
+    assert not kube.claims
+
+
+async def test_an_unlabelled_orphan_is_released_only_by_the_operator_of_its_namespace(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """A claim an older version made, whose holder is gone: the operator serving team-b leaves
+    it; the one serving team-a, where its holder was, releases it as the old version would."""
+    gone = binding_in("team-a")
+    await kube.create_claim(unlabelled(build_claim(gone, "100", "phone-a")))
+
+    other = ClaimService(kube, power=phones, scope=AccountScope.of("b", ["team-b"]))
+    assert await other.release_orphans() == []
+    assert "100" in kube.claims
+    assert phones.calls == []
+
+    own = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+    assert await own.release_orphans() == ["100"]
+    assert phones.calls == [("stop", "100")]
+
+
+async def test_an_unlabelled_claim_of_a_live_binding_is_labelled_and_kept(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """Upgrade: the claim stays, its phone runs on, and it gets its operator's account label
+    (so that the claims watch, which selects by label, reports it); its spec is unchanged."""
+    holder = binding_in("team-a")
+    await kube.create_claim(unlabelled(build_claim(holder, "100", "phone-a")))
+    kube.bindings[("team-a", "alpha")] = {"metadata": {"uid": holder.uid}}
+    before = kube.claims["100"]["spec"]
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == []
+
+    assert kube.claims["100"]["metadata"]["labels"][ACCOUNT] == "a"
+    assert kube.claims["100"]["spec"] == before
+    assert phones.calls == []
+
+
+async def test_a_phone_claimed_under_another_account_is_a_conflict_never_released(
+    kube: FakeKube, phones: FakePhones
+) -> None:
+    """Account b holds a claim on phone id 100 (ids are unique per account only) and its holder
+    is gone: a binding of account a waits behind it; the claim is b's operator's to release."""
+    gone = binding_in("team-b", "beta")
+    await kube.create_claim(build_claim(gone, "100", "phone-b", account="b"))
+    me = binding_in("team-a")
+    claims = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    result = await claims.acquire(
+        binding_ref(me), "100", build_claim(me, "100", "phone-a", account="a"), ()
+    )
+
+    assert not result.held
+    assert result.holder == "team-b/beta"
+    assert kube.claims["100"]["spec"]["holder"]["uid"] == gone.uid
+    assert phones.calls == []
+
+
+async def test_a_changed_release_policy_reaches_the_claim_so_the_sweep_keeps_the_phone(
+    kube: FakeKube, phones: FakePhones, reconciler: BindingReconciler
+) -> None:
+    """A binding claimed its phone with Stop, then changed to Keep: its next pass writes Keep
+    into the claim, so when the binding vanishes without its own release (its finalizer removed
+    by hand), the orphan sweep leaves the phone running as the binding last asked."""
+    binding = make_binding()
+    binding, _, _ = await step(reconciler, binding)
+    assert kube.claims["100"]["spec"]["releasePolicy"] == "Stop"
+
+    body = binding.to_dict()
+    body["spec"]["releasePolicy"] = "Keep"
+    body["metadata"]["generation"] = 2
+    await step(reconciler, PhoneBinding.from_body(body))
+
+    assert kube.claims["100"]["spec"]["releasePolicy"] == "Keep"
+    phones.calls.clear()
+    assert await ClaimService(kube, power=phones).release_orphans() == ["100"]
+    assert ("stop", "100") not in phones.calls
+
+
+async def test_a_claim_seen_with_a_stale_policy_is_read_before_it_is_written(
+    kube: FakeKube,
+) -> None:
+    """The view is only a hint: the policy is written on the claim a read returned (its
+    resourceVersion the precondition), and only while the binding still holds it."""
+    holder = make_binding()
+    observed = ObservedClaims()
+    claims = ClaimService(kube, observed)
+    stop = build_claim(holder, "100", "phone-a")
+    assert (await claims.acquire(binding_ref(holder), "100", stop, ())).created
+
+    keep = build_claim(holder, "100", "phone-a")
+    keep["spec"]["releasePolicy"] = "Keep"
+    reads = kube.reads["claim"]
+    assert (await claims.acquire(binding_ref(holder), "100", keep, ())).held
+
+    assert kube.reads["claim"] == reads + 1
+    assert kube.claims["100"]["spec"]["releasePolicy"] == "Keep"
+    assert observed.release_policy("100") == "Keep"
+    assert (await claims.acquire(binding_ref(holder), "100", keep, ())).held
+    assert kube.reads["claim"] == reads + 1  # current now: no read
+
+
+async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
+    kube: FakeKube, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An API server with an older CRD refuses the write: the binding still holds its phone,
+    the operator says what to apply, and the next pass tries again."""
+    holder = make_binding()
+    claims = ClaimService(kube, ObservedClaims())
+    await claims.acquire(binding_ref(holder), "100", build_claim(holder, "100", "phone-a"), ())
+    kube.refuse_claim_patches = True
+    keep = build_claim(holder, "100", "phone-a")
+    keep["spec"]["releasePolicy"] = "Keep"
+
+    for _ in range(2):
+        assert (await claims.acquire(binding_ref(holder), "100", keep, ())).held
+
+    assert kube.claims["100"]["spec"]["releasePolicy"] == "Stop"
+    refused = [r for r in caplog.records if "Could not update the releasePolicy" in r.message]
+    assert len(refused) == 2
+    assert "apply this version's CRDs" in refused[0].message
