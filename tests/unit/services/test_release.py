@@ -322,6 +322,24 @@ async def test_a_force_released_binding_whose_stop_fails_keeps_its_finalizer(
     assert phones.power["100"] is PhoneStatus.SHUT_DOWN
 
 
+async def test_a_force_released_binding_moved_to_another_phone_stops_the_old_one(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """spec.phoneId names another phone before the binding took its old one again: the old
+    phone, which nobody holds, is stopped as the binding lets it go."""
+    phones.add("200", "phone-b")
+    binding = await force_released(kube, phones, observed, reconciler)
+    moved = binding.model_copy(
+        update={"spec": binding.spec.model_copy(update={"phone_id": "phone-b"})}
+    )
+
+    after, _, _ = await step(reconciler, moved)
+
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert after.status.phone is not None
+    assert after.status.phone.id == "200"
+
+
 async def test_a_force_released_binding_then_suspended_stops_its_phone(
     kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
 ) -> None:
