@@ -160,8 +160,9 @@ class Release:
         """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
 
         Returns False while the pod is still terminating (call again); the phone is stopped only
-        after its worker is gone, and only if this binding holds its claim. A stop that fails
-        raises, and the claim stays.
+        after its worker is gone, and only if this binding holds its claim, or last ran the phone
+        and nobody holds it (its claim was deleted by hand). A stop that fails raises, and the
+        claim stays.
         """
         name = pod_name(binding.name)
         pod = await self._kube.get_pod(binding.namespace, name)
@@ -190,7 +191,11 @@ class Release:
         try:
             await self._power.stop(phone_id)
         except PhoneNotFound:
-            log.info("Phone %s %s last ran is gone from Geelark: nothing to stop", phone_id, me.key)
+            log.info(
+                "Phone %s, which %s last ran, is gone from Geelark: nothing to stop",
+                phone_id,
+                me.key,
+            )
         else:
             log.info("Stopped phone %s, which %s last ran and nobody holds", phone_id, me.key)
         self._forget_power(phone_id)
