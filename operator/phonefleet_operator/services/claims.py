@@ -259,6 +259,13 @@ class ClaimService:
         self._observed.refresh(phone_id, claim)
         return claim is not None and holder_of(claim)[2] == me.uid
 
+    async def free(self, phone_id: str) -> bool:
+        """Whether no claim at all is on ``phone_id`` right now, of any holder or account (one
+        being deleted counts as a claim): a read, never the view."""
+        claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
+        return claim is None
+
     async def release(self, me: BindingRef, phone_id: str) -> bool:
         """Delete the claim if ``me`` holds it, finalizer included; True when a claim of ours
         was let go.

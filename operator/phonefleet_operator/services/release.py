@@ -12,6 +12,10 @@ hurting anyone else or leaking money:
   stop (a success reply to the stop call, or "no such phone"). Until then the tries back off
   and the binding says why (condition ``Released``, a Warning Event); a person may give up on
   purpose with the annotation ``phonefleet.dev/abandon-phone: "true"`` (see docs/safety.md).
+
+A binding whose claim was deleted by hand and which lets its phone go before taking it again
+holds no claim, yet may be the last to have run the phone: it stops the phone when its status
+says so and a read shows no claim on the phone at all (nobody else may be using it then).
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
-__all__ = ["PhoneNotStopped", "Release", "stops"]
+__all__ = ["PhoneNotStopped", "Release", "last_ran", "stops"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,19 @@ class RemovePod(Protocol):
 def stops(binding: PhoneBinding) -> bool:
     """The binding's phone is stopped when the binding lets it go (releasePolicy Stop)."""
     return binding.spec.release_policy == "Stop"
+
+
+def last_ran(binding: PhoneBinding, phone_id: str) -> bool:
+    """Whether the binding's status says it was the last to run ``phone_id``: it reported the
+    phone Running or Starting (only a holder's pass does) and has not since seen another binding
+    hold it (condition Claimed is True, or False only because its own claim was deleted)."""
+    phone = binding.status.phone
+    if phone is None or phone.id != phone_id:
+        return False
+    if phone.status not in (PhoneStatus.RUNNING, PhoneStatus.STARTING):
+        return False
+    claimed = condition(binding.status.conditions, ConditionType.CLAIMED)
+    return claimed is not None and (claimed.status == "True" or claimed.reason == "ClaimDeleted")
 
 
 class Release:
@@ -143,8 +160,9 @@ class Release:
         """Give up ``phone_id``: no pod, no Secret, the phone stopped (if asked), the claim gone.
 
         Returns False while the pod is still terminating (call again); the phone is stopped only
-        after its worker is gone, and only if this binding holds its claim. A stop that fails
-        raises, and the claim stays.
+        after its worker is gone, and only if this binding holds its claim, or last ran the phone
+        and nobody holds it (its claim was deleted by hand). A stop that fails raises, and the
+        claim stays.
         """
         name = pod_name(binding.name)
         pod = await self._kube.get_pod(binding.namespace, name)
@@ -160,7 +178,27 @@ class Release:
         )
         if held:
             await self._claims.release(me, phone_id)
+        elif stop_phone and last_ran(binding, phone_id):
+            await self._stop_unclaimed(me, phone_id)
         return True
+
+    async def _stop_unclaimed(self, me: BindingRef, phone_id: str) -> None:
+        """Stop a phone ``me`` last ran, whose claim was deleted by hand and let go, if a read
+        right before the call shows no claim on it: no binding may be using it then, and
+        nothing else would ever stop it (the orphan sweep works from claims)."""
+        if not await self._claims.free(phone_id):
+            return  # another binding holds it now: its phone, its call
+        try:
+            await self._power.stop(phone_id)
+        except PhoneNotFound:
+            log.info(
+                "Phone %s, which %s last ran, is gone from Geelark: nothing to stop",
+                phone_id,
+                me.key,
+            )
+        else:
+            log.info("Stopped phone %s, which %s last ran and nobody holds", phone_id, me.key)
+        self._forget_power(phone_id)
 
     async def claim_deleted(self, binding: PhoneBinding, phone_id: str, report: Report) -> float:
         """The holder's side of a claim deleted by hand (its pod removal already asked for).

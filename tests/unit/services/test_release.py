@@ -220,6 +220,140 @@ async def test_a_deleted_binding_does_not_stop_a_phone_another_binding_now_holds
     assert kube.claims["100"]["spec"]["holder"]["uid"] == other.uid
 
 
+# ---------------------------------------------------------------------- a force-released holder
+
+
+async def force_released(
+    kube: FakeKube,
+    phones: FailingPhones,
+    observed: ObservedClaims,
+    reconciler: BindingReconciler,
+    **spec: object,
+) -> PhoneBinding:
+    """A binding that ran its phone, then ``kubectl delete phoneclaim 100``: after its next
+    pass its pod is gone and its claim let go, and it has not taken the phone again."""
+    binding = await bring_up(reconciler, phones)
+    if spec:
+        binding = binding.model_copy(update={"spec": binding.spec.model_copy(update=spec)})
+    live(kube, binding)
+    kube.delete_claim_by_hand("100")
+    observed.saw(kube.claims["100"])  # the MODIFIED event the deletion makes
+    after, _, _ = await step(reconciler, binding)
+    assert "100" not in kube.claims
+    assert not kube.pods
+    assert after.status.phone is not None
+    assert after.status.phone.status == "Running"
+    return after
+
+
+async def test_a_binding_deleted_after_its_claim_was_force_released_stops_its_phone(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """No claim on the phone, and the binding's status says it ran it: its deletion stops the
+    phone, as its holder's would. Before the fix the phone was left running for nobody."""
+    binding = await force_released(kube, phones, observed, reconciler)
+
+    assert await reconciler.finalize(binding)
+
+    assert phones.count("stop") == 1
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert not kube.claims
+
+
+async def test_a_force_released_binding_whose_phone_another_took_does_not_stop_it(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """Another binding created the claim meanwhile (the deleted one's status still says it ran
+    the phone): the read before the stop names that holder, so nothing is stopped."""
+    binding = await force_released(kube, phones, observed, reconciler)
+    other = make_binding("other")
+    live(kube, other)
+    await kube.create_claim(build_claim(other, "100", "phone-a"))
+
+    assert await reconciler.finalize(binding)
+
+    assert phones.count("stop") == 0
+    assert phones.power["100"] is PhoneStatus.RUNNING
+    assert kube.claims["100"]["spec"]["holder"]["uid"] == other.uid
+
+
+async def test_a_force_released_binding_that_saw_another_holder_stops_nothing(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """Its last pass saw another binding hold the phone (which has let it go since): that
+    binding ran the phone last, so the deleted one does not stop it."""
+    binding = await force_released(kube, phones, observed, reconciler)
+    other = make_binding("other")
+    live(kube, other)
+    await kube.create_claim(build_claim(other, "100", "phone-a"))
+    binding, _, _ = await step(reconciler, binding)
+    assert binding.status.phase == "Conflict"
+    del kube.claims["100"]
+
+    assert await reconciler.finalize(binding)
+
+    assert phones.count("stop") == 0
+
+
+async def test_a_force_released_keep_binding_leaves_its_phone_running(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """releasePolicy Keep: the deletion leaves the phone on, as it would for a holder."""
+    binding = await force_released(kube, phones, observed, reconciler, release_policy="Keep")
+
+    assert await reconciler.finalize(binding)
+
+    assert phones.count("stop") == 0
+    assert phones.power["100"] is PhoneStatus.RUNNING
+
+
+async def test_a_force_released_binding_whose_stop_fails_keeps_its_finalizer(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """A refused stop keeps the finalizer (kopf retries), as for a holder; the next try stops."""
+    binding = await force_released(kube, phones, observed, reconciler)
+    phones.stop_error = GeelarkAuthError("token rejected", code=40003)
+
+    with pytest.raises(PhoneNotStopped):
+        await reconciler.finalize(binding)
+    phones.stop_error = None
+
+    assert await reconciler.finalize(binding)
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+
+
+async def test_a_force_released_binding_moved_to_another_phone_stops_the_old_one(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """spec.phoneId names another phone before the binding took its old one again: the old
+    phone, which nobody holds, is stopped as the binding lets it go."""
+    phones.add("200", "phone-b")
+    binding = await force_released(kube, phones, observed, reconciler)
+    moved = binding.model_copy(
+        update={"spec": binding.spec.model_copy(update={"phone_id": "phone-b"})}
+    )
+
+    after, _, _ = await step(reconciler, moved)
+
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert after.status.phone is not None
+    assert after.status.phone.id == "200"
+
+
+async def test_a_force_released_binding_then_suspended_stops_its_phone(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """Suspended instead of deleted: the pass takes the free phone again and stops it, keeping
+    the claim (the suspend step)."""
+    binding = await force_released(kube, phones, observed, reconciler, suspend=True)
+
+    after, _, _ = await step(reconciler, binding)
+
+    assert after.status.phase == "Suspended"
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert kube.claims["100"]["spec"]["holder"]["uid"] == binding.uid
+
+
 # ---------------------------------------------------------------------- the finalizer rule (2)
 
 STOP_FAULTS = [
