@@ -14,7 +14,7 @@ from fakes import FakeKube
 
 from conftest import NOW, apply_merge_patch
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.service import ACCOUNT_HOLD_ANNOTATION, JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.settings import JobSettings, OperatorSettings
@@ -28,6 +28,7 @@ class FakeJobApi:
 
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], Obj] = {}
+        self.conditions: list[tuple[str, list[Obj]]] = []
 
     def add(self, job: Obj) -> Obj:
         job["metadata"]["resourceVersion"] = str(next(_versions))
@@ -55,7 +56,10 @@ class FakeJobApi:
     async def annotate_binding(self, *_: Any) -> None:
         raise AssertionError("no job here ends with an account error")
 
-    async def patch_binding_conditions(self, *_: Any) -> bool:
+    async def patch_binding_conditions(
+        self, namespace: str, name: str, resource_version: str, conditions: list[Obj]
+    ) -> bool:
+        self.conditions.append((name, conditions))
         return True
 
 
@@ -240,4 +244,29 @@ async def test_deleting_the_binding_ends_its_loop_and_state(world: World) -> Non
     world.service.saw_binding("DELETED", world.kube.bindings.pop(("ns", "b")))
     await asyncio.gather(loop, return_exceptions=True)
     assert loop.cancelled()
+    assert not world.service.keeps_state_of("ns", "b")
+
+
+async def test_clearing_the_hold_of_a_binding_whose_jobs_are_done_still_reaches_its_condition(
+    world: World,
+) -> None:
+    """The job that held the account finished, so no loop runs; removing the annotation still
+    turns AccountHealthy True (one pass), and the binding then keeps no job state."""
+    held = binding_body("b")
+    held["metadata"]["annotations"] = {ACCOUNT_HOLD_ANNOTATION: "job j: banned"}
+    world.kube.bindings["ns", "b"] = held
+    world.job_event("ADDED", world.api.add(job_body("j", "b")))
+    await until(lambda: world.status_of("j").get("reason") == "AccountHeld")
+    assert {c["status"] for _, conditions in world.api.conditions for c in conditions} == {"False"}
+    world.job_event("MODIFIED", world.api.add(job_body("j", "b", phase="Failed")))
+    await until(lambda: not world.loops())
+
+    cleared = binding_body("b")
+    cleared["metadata"]["resourceVersion"] = "8"
+    cleared["status"]["conditions"] = world.api.conditions[-1][1]
+    world.service.saw_binding("MODIFIED", cleared)
+    await until(lambda: world.api.conditions[-1][1][0]["status"] == "True")
+    await until(lambda: not world.loops())
+    world.service.saw_binding("MODIFIED", cleared)
+    assert world.loops() == []
     assert not world.service.keeps_state_of("ns", "b")

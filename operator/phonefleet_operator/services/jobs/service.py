@@ -422,11 +422,13 @@ class JobService:
         try:
             if key not in self._bindings:
                 body = await self._kube.get_binding(*key)
-                if body is None:
+                if body is not None:
+                    self._keep_newer(key, body)
+                else:
                     for job in self.jobs.of_binding(*key):
                         await self.check_orphan(job, read=False)
-                    return  # the binding's ADDED event starts the loop again
-                self._keep_newer(key, body)
+                    if key not in self._bindings:  # else its ADDED event came meanwhile
+                        return  # that event starts the loop again
             while True:
                 try:
                     delay = await self.pass_once(self._bindings[key])
