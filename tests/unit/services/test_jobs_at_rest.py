@@ -13,6 +13,7 @@ import pytest
 from fakes import FakeKube
 
 from conftest import NOW, apply_merge_patch
+from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.jobs.service import ACCOUNT_HOLD_ANNOTATION, JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
@@ -270,3 +271,24 @@ async def test_clearing_the_hold_of_a_binding_whose_jobs_are_done_still_reaches_
     world.service.saw_binding("MODIFIED", cleared)
     assert world.loops() == []
     assert not world.service.keeps_state_of("ns", "b")
+
+
+async def test_a_failed_read_of_the_binding_is_retried_not_the_end_of_the_loop(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server refuses the loop's first read of its binding: the loop tries again."""
+    world.kube.bindings["ns", "b"] = binding_body("b")
+    answers: list[Obj | None] = []
+    read = world.kube.get_binding
+
+    async def flaky(namespace: str, name: str) -> Obj | None:
+        if not answers:
+            answers.append(None)
+            raise KubernetesUnavailable("the API server answered 503")
+        return await read(namespace, name)
+
+    monkeypatch.setattr(world.kube, "get_binding", flaky)
+    monkeypatch.setattr("phonefleet_operator.services.jobs.service.RETRY_SECONDS", 0.01)
+    world.job_event("ADDED", world.api.add(job_body("j", "b")))
+    await until(lambda: world.status_of("j").get("reason") == "BindingNotRunning")
+    assert answers == [None]

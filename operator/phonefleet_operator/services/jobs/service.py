@@ -69,6 +69,9 @@ _FINAL = {
 
 Obj = dict[str, Any]
 
+#: Wait of a binding's loop after a pass failed (the API server or a bug), before it tries again.
+RETRY_SECONDS = 5.0
+
 # The worker's answers when the token it reads from its Secret is missing (503) or another (401).
 _NO_TOKEN = frozenset({401, 503})
 
@@ -420,24 +423,17 @@ class JobService:
         wake = binding_key(*key)
         me = asyncio.current_task()
         try:
-            if key not in self._bindings:
-                body = await self._kube.get_binding(*key)
-                if body is not None:
-                    self._keep_newer(key, body)
-                else:
-                    for job in self.jobs.of_binding(*key):
-                        await self.check_orphan(job, read=False)
-                    if key not in self._bindings:  # else its ADDED event came meanwhile
-                        return  # that event starts the loop again
             while True:
                 try:
+                    if key not in self._bindings and not await self._read_binding(key):
+                        return  # the binding does not exist: its ADDED event starts the loop
                     delay = await self.pass_once(self._bindings[key])
                 except PhonefleetError as error:
                     log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
-                    delay = 5.0
+                    delay = RETRY_SECONDS
                 except Exception:  # a bug must not end the binding's jobs for good
                     log.exception("Job pass of PhoneBinding %s/%s failed", *key)
-                    delay = 5.0
+                    delay = RETRY_SECONDS
                 # Checked and dropped with no await in between: a job seen after this starts a
                 # new loop, one seen before keeps this one.
                 if not self.jobs.has_work(*key):
@@ -446,6 +442,16 @@ class JobService:
         finally:
             if self._tasks.get(key) is me:
                 self._drop(key)
+
+    async def _read_binding(self, key: tuple[str, str]) -> bool:
+        """Read the binding of a loop a job started; False (its jobs told) when it is missing."""
+        body = await self._kube.get_binding(*key)
+        if body is not None:
+            self._keep_newer(key, body)
+            return True
+        for job in self.jobs.of_binding(*key):
+            await self.check_orphan(job, read=False)
+        return key in self._bindings  # its ADDED event came meanwhile
 
     async def pass_once(self, body: Mapping[str, Any]) -> float:
         """One pass over a binding's jobs; the seconds until the next is due."""
