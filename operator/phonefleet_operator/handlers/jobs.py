@@ -23,18 +23,16 @@ QUIET_IDS = (JOB_SEEN_ID, BINDING_CHANGED_ID)
 
 @kopf.on.event(*_JOBS, id=JOB_SEEN_ID)
 async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the jobs view current and wake the job's binding; report a job without binding."""
+    """Keep the jobs view current; wake the job's binding loop, or start it (the loop reports a
+    job whose binding does not exist)."""
     runtime: Runtime = memo.runtime
-    body = event["object"]
-    kind = event["type"] or ""
-    if not runtime.jobs.saw(kind, body) and kind != "DELETED":
-        await runtime.jobs.check_orphan(body)
+    runtime.jobs.saw(event["type"] or "", event["object"])
 
 
 @kopf.on.event(*_BINDINGS, id=BINDING_CHANGED_ID)
 async def binding_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Start, wake or stop the binding's job loop; when the binding was deleted, its jobs say
-    so (and a running attempt there ends Lost: its pod is gone)."""
+    """Wake or stop the binding's job loop (a binding without jobs has none); when the binding
+    was deleted, its jobs say so (and a running attempt there ends Lost: its pod is gone)."""
     runtime: Runtime = memo.runtime
     body = event["object"]
     runtime.jobs.saw_binding(event["type"] or "", body)

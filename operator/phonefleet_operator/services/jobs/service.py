@@ -1,7 +1,9 @@
 """The job loop of each binding: start the next job, follow the running one, write the ledger.
 
-One loop per PhoneBinding (a task started by the bindings watch, see handlers/jobs.py) runs
-``pass_once`` whenever a
+A binding has a loop (a task, see handlers/jobs.py) only while it has work: a job that has not
+finished, or a finished one whose TTL has yet to pass. The jobs watch starts it when such a job
+appears; it ends when none remains, and the binding then keeps no job state at all, so a fleet
+without PhoneJobs costs one dict lookup per binding event. The loop runs ``pass_once`` whenever a
 job or the binding changes, when a running attempt is due for a poll, or when a waiting job
 comes due. Jobs are read from an in-memory view fed by the PhoneJob watch and by the answers to
 our own writes; every status write is conditional on the job's resourceVersion, so a stale view
@@ -68,6 +70,9 @@ _FINAL = {
 
 Obj = dict[str, Any]
 
+#: Wait of a binding's loop after a pass failed (the API server or a bug), before it tries again.
+RETRY_SECONDS = 5.0
+
 # The worker's answers when the token it reads from its Secret is missing (503) or another (401).
 _NO_TOKEN = frozenset({401, 503})
 
@@ -82,6 +87,8 @@ class ObservedJobs:
 
     def __init__(self) -> None:
         self._by_binding: dict[tuple[str, str], dict[str, Obj]] = {}
+        # Names of the jobs that still need their binding's loop, by binding (none: no entry).
+        self._live: dict[tuple[str, str], set[str]] = {}
 
     def saw(self, job: Mapping[str, Any]) -> None:
         """A job was added or changed (a newer resourceVersion never loses to an older one)."""
@@ -92,12 +99,32 @@ class ObservedJobs:
         if old is not None and _newer(old, job):
             return
         jobs[metadata["name"]] = _essentials(job)
+        if _needs_loop(job):
+            self._live.setdefault(key, set()).add(metadata["name"])
+        else:
+            self._forget_live(key, metadata["name"])
 
     def gone(self, job: Mapping[str, Any]) -> None:
         """The job was deleted."""
         metadata = job["metadata"]
         key = (metadata["namespace"], (job.get("spec") or {}).get("bindingName", ""))
-        self._by_binding.get(key, {}).pop(metadata["name"], None)
+        jobs = self._by_binding.get(key)
+        if jobs is not None:
+            jobs.pop(metadata["name"], None)
+            if not jobs:
+                del self._by_binding[key]
+        self._forget_live(key, metadata["name"])
+
+    def has_work(self, namespace: str, name: str) -> bool:
+        """Whether a job of this binding needs its loop (one dict lookup)."""
+        return (namespace, name) in self._live
+
+    def _forget_live(self, key: tuple[str, str], name: str) -> None:
+        live = self._live.get(key)
+        if live is not None:
+            live.discard(name)
+            if not live:
+                del self._live[key]
 
     def of_binding(self, namespace: str, name: str) -> list[Obj]:
         """Every known job naming this binding."""
@@ -123,6 +150,24 @@ def _essentials(job: Mapping[str, Any]) -> Obj:
         "spec": dict(job.get("spec") or {}),
         "status": dict(job.get("status") or {}),
     }
+
+
+_FINISHED = frozenset({JobPhase.SUCCEEDED.value, JobPhase.FAILED.value})
+
+
+def _needs_loop(job: Mapping[str, Any]) -> bool:
+    """Whether the job still needs its binding's loop, read from the raw body (no parse).
+
+    It does until it has finished with no attempt left running, and, with a TTL, until the
+    loop has deleted it.
+    """
+    status = job.get("status") or {}
+    if status.get("phase") not in _FINISHED:
+        return True
+    attempts = status.get("attempts") or []
+    if attempts and (attempts[-1] or {}).get("outcome") == AttemptOutcome.RUNNING.value:
+        return True
+    return (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
 
 
 def _newer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -164,9 +209,13 @@ class JobService:
         )
         self.jobs = ObservedJobs()
         self.wakeups = Wakeups()
-        self._loops: set[tuple[str, str]] = set()
-        self._bindings: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # Per binding, only while its loop runs: the loop's task and the binding's latest body
+        # (absent until the loop has read it, when a job started the loop).
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._bindings: dict[tuple[str, str], Mapping[str, Any]] = {}
+        # Bindings whose last pass saw an account hold: clearing it must reach the condition
+        # even when no job is left to run a loop for it.
+        self._held: set[tuple[str, str]] = set()
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -241,28 +290,30 @@ class JobService:
 
     # ------------------------------------------------------------ watch events
 
-    def saw(self, event_type: str, job: Mapping[str, Any]) -> bool:
-        """Record a job event and wake its binding's loop; False when no loop runs for it."""
+    def saw(self, event_type: str, job: Mapping[str, Any]) -> None:
+        """Record a job event; wake its binding's loop, or start it when the job needs one."""
         if event_type == "DELETED":
             self.jobs.gone(job)
         else:
             self.jobs.saw(job)
-        namespace = job["metadata"]["namespace"]
-        binding = (job.get("spec") or {}).get("bindingName", "")
-        self.wakeups.wake(binding_key(namespace, binding))
-        return (namespace, binding) in self._loops
+        key = (job["metadata"]["namespace"], (job.get("spec") or {}).get("bindingName", ""))
+        if key in self._tasks:
+            self.wake(*key)
+        elif key[1] and self.jobs.has_work(*key):
+            self._start_loop(key, None)
 
     def wake(self, namespace: str, name: str) -> None:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
         self.wakeups.wake(binding_key(namespace, name))
 
-    async def check_orphan(self, body: Mapping[str, Any]) -> None:
-        """A job whose binding has no loop here: say so in its status if the binding is gone."""
+    async def check_orphan(self, body: Mapping[str, Any], *, read: bool = True) -> None:
+        """A job whose binding was deleted: say so in its status if the binding is still gone
+        (``read``; False when the caller has just read that it is)."""
         job = _parse(body)
         if job is None or job.status.finished:
             return
-        if await self._kube.get_binding(job.namespace, job.spec.binding_name) is not None:
-            return  # its loop is starting, or another operator runs it
+        if read and await self._kube.get_binding(job.namespace, job.spec.binding_name):
+            return  # created again meanwhile: its loop runs the job
         current = job.status.current
         if current is not None and not current.ended:
             # The binding is gone, and with it (its finalizer waits for that) the worker pod.
@@ -322,49 +373,90 @@ class JobService:
     # ------------------------------------------------------------ the loop
 
     def saw_binding(self, event_type: str, body: Mapping[str, Any]) -> None:
-        """Keep the binding's latest body; start its job loop on first sight, stop it when the
-        binding is gone, and wake it on every change (its phase, pod or annotations)."""
+        """Wake the binding's loop on a change (its phase, pod or annotations), stop it when the
+        binding is gone, or start it when jobs were waiting for the binding to exist.
+
+        A binding without jobs costs a lookup or two: no parse, no task, no body kept.
+        """
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
         if event_type == "DELETED":
-            self._bindings.pop(key, None)
-            if self._backfill is not None:
-                self._backfill.forget(str(metadata.get("uid", "")))
-            task = self._tasks.pop(key, None)
+            self._held.discard(key)
+            task = self._tasks.get(key)
             if task is not None:
+                self._drop(key)
                 task.cancel()
             return
-        self._bindings[key] = body
-        if key not in self._tasks:
-            self._tasks[key] = asyncio.create_task(
-                self._loop(key), name=f"jobs of {key[0]}/{key[1]}"
-            )
-        self.wake(*key)
+        if key in self._tasks:
+            self._keep_newer(key, body)
+            self.wake(*key)
+        elif key in self._held or self.jobs.has_work(*key):
+            self._start_loop(key, body)
+
+    def keeps_state_of(self, namespace: str, name: str) -> bool:
+        """Whether the binding has a job loop or any job state here (a body, a wake-up)."""
+        key = (namespace, name)
+        return key in self._tasks or key in self._bindings or binding_key(*key) in self.wakeups
+
+    def _start_loop(self, key: tuple[str, str], body: Mapping[str, Any] | None) -> None:
+        if body is not None:
+            self._bindings[key] = body
+        self.wakeups.register(binding_key(*key))
+        self._tasks[key] = asyncio.create_task(self._loop(key), name=f"jobs of {key[0]}/{key[1]}")
+
+    def _keep_newer(self, key: tuple[str, str], body: Mapping[str, Any]) -> None:
+        old = self._bindings.get(key)
+        if old is None or not _newer(old, body):
+            self._bindings[key] = body
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        """Forget every piece of the binding's job state (its loop ended or is cancelled)."""
+        self._tasks.pop(key, None)
+        body = self._bindings.pop(key, None)
+        self.wakeups.forget(binding_key(*key))
+        if self._backfill is not None and body is not None:
+            self._backfill.forget(str(body["metadata"].get("uid", "")))
 
     async def _loop(self, key: tuple[str, str]) -> None:
-        """The job loop of one binding, while the binding exists.
+        """The job loop of one binding, while it has work and exists.
 
-        A plain task fed by the bindings watch rather than a second kopf daemon per binding:
-        it needs no kopf progress storage or daemon bookkeeping, and it reads the binding's
-        latest body from the watch each pass.
+        A plain task rather than a kopf daemon per binding: it needs no kopf progress storage or
+        daemon bookkeeping, and it reads the binding's latest body from the watch each pass.
+        Started by a job, it reads the binding once: bodies of bindings without jobs are not
+        kept, as most bindings of a fleet may never have one.
         """
-        self._loops.add(key)
         wake = binding_key(*key)
-        self.wakeups.register(wake)
+        me = asyncio.current_task()
         try:
-            while (body := self._bindings.get(key)) is not None:
+            while True:
                 try:
-                    delay = await self.pass_once(body)
+                    if key not in self._bindings and not await self._read_binding(key):
+                        return  # the binding does not exist: its ADDED event starts the loop
+                    delay = await self.pass_once(self._bindings[key])
                 except PhonefleetError as error:
                     log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
-                    delay = 5.0
+                    delay = RETRY_SECONDS
                 except Exception:  # a bug must not end the binding's jobs for good
                     log.exception("Job pass of PhoneBinding %s/%s failed", *key)
-                    delay = 5.0
+                    delay = RETRY_SECONDS
+                # Checked and dropped with no await in between: a job seen after this starts a
+                # new loop, one seen before keeps this one.
+                if not self.jobs.has_work(*key):
+                    return
                 await self.wakeups.wait(wake, delay, asyncio.sleep)
         finally:
-            self._loops.discard(key)
-            self.wakeups.forget(wake)
+            if self._tasks.get(key) is me:
+                self._drop(key)
+
+    async def _read_binding(self, key: tuple[str, str]) -> bool:
+        """Read the binding of a loop a job started; False (its jobs told) when it is missing."""
+        body = await self._kube.get_binding(*key)
+        if body is not None:
+            self._keep_newer(key, body)
+            return True
+        for job in self.jobs.of_binding(*key):
+            await self.check_orphan(job, read=False)
+        return key in self._bindings  # its ADDED event came meanwhile
 
     async def pass_once(self, body: Mapping[str, Any]) -> float:
         """One pass over a binding's jobs; the seconds until the next is due."""
@@ -373,6 +465,10 @@ class JobService:
         await self._know_pod(binding)
         view = self._binding_view(binding, body)
         await self._sync_account_condition(binding, body, view.account_hold)
+        if view.account_hold is None:
+            self._held.discard(_key(binding))
+        else:
+            self._held.add(_key(binding))
         jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := _parse(raw))]
         decided = plan(view, jobs, now)
         for job in decided.expired:
