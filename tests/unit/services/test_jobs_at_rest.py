@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import itertools
-import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -22,6 +21,9 @@ from phonefleet_operator.settings import JobSettings, OperatorSettings
 
 Obj = dict[str, Any]
 _versions = itertools.count(100)
+
+#: The loops' delays run on a virtual clock (looptime): no test waits on the wall clock.
+pytestmark = pytest.mark.looptime
 
 
 class FakeJobApi:
@@ -151,10 +153,12 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 async def until(check: Callable[[], bool]) -> None:
-    """Let the loops run until ``check`` holds, within a deadline."""
-    deadline = time.monotonic() + 10.0
+    """Let the loops run until ``check`` holds, within a deadline on the loop's clock (virtual
+    under looptime: the loops' own delays pass at once, nothing waits on the wall clock)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 10.0
     while not check():
-        assert time.monotonic() < deadline, "timed out"
+        assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.001)
 
 
