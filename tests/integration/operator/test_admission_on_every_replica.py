@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import ssl
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 import uuid
@@ -27,6 +25,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.rbac import OPERATOR_NAMESPACE
+from phonefleet_testbed.replicas import replica_processes
 from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
@@ -112,9 +111,6 @@ def start_replica(
 ) -> Iterator[Callable[[str], Replica]]:
     """Start replicas with leader election and the webhook on loopback (each on its own port,
     no Service); bindings are released, replicas stopped and the configuration deleted after."""
-    kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
-    logs = Path(tempfile.mkdtemp(prefix="phonefleet-admission-"))
-    started: list[ManagedProcess] = []
     env = {
         **operator_env(control_plane, fleet.simulator),
         "KUBECONFIG": str(operator_credentials),
@@ -138,20 +134,14 @@ def start_replica(
         started.append(process)
         return Replica(process, f"https://127.0.0.1:{port}")
 
-    try:
+    with replica_processes(
+        kubectl,
+        namespace,
+        lease=LEASE,
+        log_prefix="phonefleet-admission-",
+        leftovers=[("validatingwebhookconfiguration", CONFIGURATION)],
+    ) as (logs, started):
         yield start
-        kubectl("delete", "phonebindings", "--all", "-n", namespace, "--wait=false")
-        wait_for(
-            lambda: not kubectl.list("phonebindings", namespace),
-            90,
-            message=lambda: "bindings released\n" + "\n".join(p.log_tail() for p in started),
-        )
-    finally:
-        for process in started:
-            process.stop()
-        kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
-        kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def _send_to(kubectl: Kubectl, replica: Replica) -> None:

@@ -4,10 +4,8 @@ bindings converge and the standby finishes the work, with every invariant intact
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,6 +18,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.rbac import OPERATOR_NAMESPACE
+from phonefleet_testbed.replicas import replica_processes
 from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env
 from phonefleet_testbed.waiting import wait_for
 
@@ -69,9 +68,6 @@ def start_replica(
 ) -> Iterator[Callable[[str], Replica]]:
     """Start `phonefleet-operator` replicas with leader election (production lease timings);
     each serves /metrics. Bindings are released and replicas stopped afterwards."""
-    kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
-    logs = Path(tempfile.mkdtemp(prefix="phonefleet-standby-"))
-    started: list[ManagedProcess] = []
     env = {
         **operator_env(control_plane, fleet.simulator),
         "KUBECONFIG": str(operator_credentials),
@@ -96,19 +92,11 @@ def start_replica(
         started.append(process)
         return Replica(process, liveness, f"http://127.0.0.1:{port}/metrics")
 
-    try:
+    with replica_processes(kubectl, namespace, lease=LEASE, log_prefix="phonefleet-standby-") as (
+        logs,
+        started,
+    ):
         yield start
-        kubectl("delete", "phonebindings", "--all", "-n", namespace, "--wait=false")
-        wait_for(
-            lambda: not kubectl.list("phonebindings", namespace),
-            90,
-            message=lambda: "bindings released\n" + "\n".join(p.log_tail() for p in started),
-        )
-    finally:
-        for process in started:
-            process.stop()
-        kubectl("delete", "lease", LEASE, "-n", OPERATOR_NAMESPACE, "--ignore-not-found")
-        shutil.rmtree(logs, ignore_errors=True)
 
 
 def holder(kubectl: Kubectl) -> str | None:
