@@ -46,7 +46,7 @@ from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import POWER_TEXT, PowerStep
-from phonefleet_operator.services.release import Release, stops
+from phonefleet_operator.services.release import Release, last_ran, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.status_memo import WrittenStatuses
 from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, conflict_for_reader
@@ -172,11 +172,8 @@ class BindingReconciler:
         report.geelark_answered()
         previous = binding.status.phone.id if binding.status.phone else None
         gate = await self._tenancy.admit(binding, phone, report)  # PhonePools: docs/tenancy.md
-        if gate is not None:  # Forbidden or Queued: no claim now, and a phone held is let go
-            stop = stops(binding)
-            gone = not (gate.release and previous) or await self._release.let_go(
-                binding, previous, stop_phone=stop
-            )
+        if gate is not None:  # Forbidden or Queued: no claim now, and a phone run is let go
+            gone = await self._release.gated(binding, phone.id, report, held=gate.release)
             return gate.delay if gone else s.pod_poll_seconds
 
         if previous and previous != phone.id:
@@ -218,18 +215,32 @@ class BindingReconciler:
             # The slot stays: the phone still runs (billed) until this binding takes it again
             # or another binding of the pool takes it, with a slot of its own.
             return await self._release.claim_deleted(binding, phone.id, report)
-        await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
+        # The phone is free, an older binding goes first, and this one ran it last (its claim
+        # was deleted by hand): until someone holds the phone it still runs for this binding,
+        # which keeps its pool slot and the record that makes its deletion stop the phone.
+        owed = claim.waiting_behind is not None and last_ran(binding, phone.id)
+        if not owed:
+            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
         other = claim.holder or claim.waiting_behind
         # Another namespace's binding is never named (tenants must not learn of each other).
         shown = conflict_for_reader(binding.namespace, other) if other else None
         holder = shown or "another binding"
         report.status.conflict_with = shown
-        report.condition(
-            ConditionType.CLAIMED,
-            "False",
-            "HeldByAnother",
-            f"Phone {phone.id} is held by {holder}",
-        )
+        if owed:
+            report.condition(
+                ConditionType.CLAIMED,
+                "False",
+                "ClaimDeleted",
+                f"The PhoneClaim of phone {phone.id} was deleted and {holder}, waiting longer, "
+                "takes the phone first",
+            )
+        else:
+            report.condition(
+                ConditionType.CLAIMED,
+                "False",
+                "HeldByAnother",
+                f"Phone {phone.id} is held by {holder}",
+            )
         report.phase(
             Phase.CONFLICT,
             "Conflict",

@@ -14,8 +14,10 @@ hurting anyone else or leaking money:
   purpose with the annotation ``phonefleet.dev/abandon-phone: "true"`` (see docs/safety.md).
 
 A binding whose claim was deleted by hand and which lets its phone go before taking it again
-holds no claim, yet may be the last to have run the phone: it stops the phone when its status
-says so and a read shows no claim on the phone at all (nobody else may be using it then).
+(it is deleted, moved to another phone, queued or forbidden by its pool) holds no claim, yet may
+be the last to have run the phone: it stops the phone when its status says so and a read shows
+no claim on the phone at all (nobody else may be using it then). Until that stop is confirmed
+its status keeps saying so: it is the only record that the phone runs for nobody.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from enum import Enum, auto
 from typing import Protocol
 
 from phonefleet_operator.constants import ANNOTATION_ABANDON_PHONE
@@ -47,7 +50,7 @@ from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
-__all__ = ["PhoneNotStopped", "Release", "last_ran", "stops"]
+__all__ = ["LetGo", "PhoneNotStopped", "Release", "last_ran", "stops"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +65,19 @@ class RemovePod(Protocol):
     """Deletes a binding's worker pod if it has one, noting ``why`` in an Event."""
 
     async def __call__(self, binding: PhoneBinding, report: Report, *, why: str) -> None: ...
+
+
+class LetGo(Enum):
+    """How a binding let a phone go (:meth:`Release.let_go`)."""
+
+    #: The binding's worker pod is still terminating: nothing else was done, call again.
+    TERMINATING = auto()
+    #: The binding held the claim: the phone is stopped (unless Keep) and the claim gone.
+    RELEASED = auto()
+    #: Nobody held the phone and this binding last ran it: the phone is stopped.
+    STOPPED_UNCLAIMED = auto()
+    #: Nothing to stop: another binding holds the phone, it ran it last, or Keep.
+    LEFT = auto()
 
 
 def stops(binding: PhoneBinding) -> bool:
@@ -164,11 +180,15 @@ class Release:
         and nobody holds it (its claim was deleted by hand). A stop that fails raises, and the
         claim stays.
         """
+        outcome = await self._let_go(binding, phone_id, stop_phone=stop_phone)
+        return outcome is not LetGo.TERMINATING
+
+    async def _let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> LetGo:
         name = pod_name(binding.name)
         pod = await self._kube.get_pod(binding.namespace, name)
         if pod is not None:
             await self._kube.delete_pod(binding.namespace, name)
-            return False
+            return LetGo.TERMINATING
         await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
         me = binding_ref(binding)
         held = (
@@ -178,16 +198,18 @@ class Release:
         )
         if held:
             await self._claims.release(me, phone_id)
-        elif stop_phone and last_ran(binding, phone_id):
-            await self._stop_unclaimed(me, phone_id)
-        return True
+            return LetGo.RELEASED
+        if stop_phone and last_ran(binding, phone_id) and await self._stop_unclaimed(me, phone_id):
+            return LetGo.STOPPED_UNCLAIMED
+        return LetGo.LEFT
 
-    async def _stop_unclaimed(self, me: BindingRef, phone_id: str) -> None:
+    async def _stop_unclaimed(self, me: BindingRef, phone_id: str) -> bool:
         """Stop a phone ``me`` last ran, whose claim was deleted by hand and let go, if a read
         right before the call shows no claim on it: no binding may be using it then, and
-        nothing else would ever stop it (the orphan sweep works from claims)."""
+        nothing else would ever stop it (the orphan sweep works from claims). Returns whether
+        it stopped the phone (or found it gone from Geelark)."""
         if not await self._claims.free(phone_id):
-            return  # another binding holds it now: its phone, its call
+            return False  # another binding holds it now: its phone, its call
         try:
             await self._power.stop(phone_id)
         except PhoneNotFound:
@@ -199,6 +221,55 @@ class Release:
         else:
             log.info("Stopped phone %s, which %s last ran and nobody holds", phone_id, me.key)
         self._forget_power(phone_id)
+        return True
+
+    async def gated(
+        self, binding: PhoneBinding, phone_id: str, report: Report, *, held: bool
+    ) -> bool:
+        """The PhonePools keep the binding from ``phone_id`` now (``report`` already says
+        Forbidden or Queued); let go of what it ran. False while its pod is still terminating.
+
+        A phone the binding ``held`` (its pool revoked it) is let go as on any release. So is a
+        phone the binding ran before ``spec.phoneId`` named ``phone_id``. A phone whose claim was
+        deleted by hand and which the binding last ran is stopped as its releasePolicy says,
+        when a read shows nobody holds it: no other pass and no sweep would stop it. Until the
+        stop is done, the status keeps what it said of the phone (the gate may have cleared it):
+        a failed stop is tried again at the next pass, or by the binding's deletion.
+        """
+        known = binding.status.phone
+        previous = known.id if known else None
+        if previous is None:
+            return True
+        moved = previous != phone_id
+        if held and not moved:
+            return await self.let_go(binding, previous, stop_phone=stops(binding))
+        if not moved and not (stops(binding) and last_ran(binding, previous)):
+            return True  # nothing of the phone is this binding's to stop
+        try:
+            outcome = await self._let_go(binding, previous, stop_phone=stops(binding))
+        except PhonefleetError:
+            _keep_record(binding, report)
+            raise
+        if outcome is LetGo.TERMINATING:
+            _keep_record(binding, report)
+            return False
+        if outcome is LetGo.STOPPED_UNCLAIMED:
+            report.event(
+                "StoppedPhone",
+                f"Stopped phone {previous}: its PhoneClaim was deleted by hand and this binding "
+                f"does not take it again now ({report.status.phase})",
+            )
+        if moved:
+            report.status.phone = None
+        elif report.status.phone is not None:
+            stopped = outcome is LetGo.STOPPED_UNCLAIMED
+            report.phone(
+                status=PhoneStatus.STOPPED if stopped else None,
+                adb_provisioned_at=None,
+                live_view_url=None,
+            )
+        report.status.pod_name = None
+        return True
 
     async def claim_deleted(self, binding: PhoneBinding, phone_id: str, report: Report) -> float:
         """The holder's side of a claim deleted by hand (its pod removal already asked for).
@@ -323,3 +394,16 @@ class Release:
             since = datetime.fromisoformat(failing.last_transition_time.replace("Z", "+00:00"))
             waited = (report.now - since).total_seconds()
         return min(max(s.geelark_retry_seconds, waited), s.error_recheck_seconds)
+
+
+def _keep_record(binding: PhoneBinding, report: Report) -> None:
+    """Keep in the status what the binding said of its phone before this pass (the phone, and
+    how its claim went): the record that it still has a phone to let go, whatever the pass
+    wrote over it (a Forbidden status shows no phone)."""
+    report.status.phone = binding.status.phone.model_copy() if binding.status.phone else None
+    before = condition(binding.status.conditions, ConditionType.CLAIMED)
+    if before is not None:
+        report.status.conditions = [
+            before.model_copy() if c.type == ConditionType.CLAIMED else c
+            for c in report.status.conditions
+        ]
