@@ -1,10 +1,15 @@
-"""A binding deleted after its PhoneClaim was force-released, before it took the phone again,
-still stops the phone it ran; it leaves alone a phone another binding holds by then
+"""A binding whose PhoneClaim was force-released, and which lets the phone go before it took it
+again, still stops the phone it ran; it leaves alone a phone another binding holds by then
 (docs/safety.md, "A force-released binding that goes").
 
-"Before it took the phone again" is made to last in two ways: the operator is down while the
-claim goes (its finalizer removed by hand) and the binding is deleted, or a ValidatingAdmission
-Policy of the test refuses the binding's new claim while the operator lets the old one go.
+It lets the phone go by being deleted, or because its PhonePool queues it (its slot is gone and
+the pool is full) or forbids it (its namespace lost access). "Before it took the phone again" is
+made to last in two ways: the operator is down while the claim goes (its finalizer removed by
+hand) and the binding is deleted, or a ValidatingAdmissionPolicy of the test refuses the
+binding's new claim while the operator lets the old one go.
+
+"Runs for nobody" is what ``phonefleet phones list --billing`` reports: a phone the simulator
+has on that no claim of a live binding and no Bound or Running binding accounts for.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from phonefleet_operator.geelark import Phone, PhoneStatus
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.render import build_claim
+from phonefleet_operator.services.billing import held_phone_ids, unbound_running
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim.endpoints import PHONE_STOP
 from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
+from phonefleet_testbed.tenants import CLIENT_LABEL, Tenant
 from phonefleet_testbed.waiting import wait_for
 
 
@@ -222,3 +230,152 @@ def test_a_binding_deleted_while_it_waits_to_take_its_phone_again_stops_it(
 
     assert phone_id not in fleet.running()
     assert kubectl.get("phoneclaim", phone_id) is None
+
+
+# ---------------------------------------------------------------------- queued or forbidden
+
+
+def _runs_for_nobody(kubectl: Kubectl, namespace: str, fleet: Fleet) -> list[str]:
+    """The phones ``phonefleet phones list --billing`` would report: on in the test's
+    simulator, held by no claim of a live binding and by no Bound or Running binding (of the
+    test's namespace: other tests' bindings may name phones of the same id)."""
+    bindings = kubectl.list("phonebindings", namespace)
+    claims = [
+        claim
+        for claim in kubectl.list("phoneclaims")
+        if claim["spec"]["holder"].get("namespace") == namespace
+    ]
+    on = [Phone(id=i, serial_name=i, status=PhoneStatus.RUNNING) for i in fleet.running()]
+    return [phone.id for phone in unbound_running(on, held_phone_ids(bindings, claims))]
+
+
+def _power_changes(fleet: Fleet, phone_id: str) -> list[bool]:
+    """The simulator's power journal of one phone: True for each switch on, False for off."""
+    return [change.on for change in fleet.simulator.admin.power_log() if change.id == phone_id]
+
+
+def _force_released_while_running(
+    kubectl: Kubectl, namespace: str, name: str, phone_id: str
+) -> None:
+    """``kubectl delete phoneclaim`` of the running binding's phone; returns once the operator
+    let the claim go after the worker (Claimed=False, ClaimDeleted). The caller keeps the
+    binding from taking the phone again (``_no_new_claims_for``)."""
+    kubectl("delete", "phoneclaim", phone_id, "--wait=false")
+    wait_for(
+        lambda: (
+            kubectl.get("phoneclaim", phone_id) is None
+            and _claim_reason(kubectl, namespace, name) == "ClaimDeleted"
+        ),
+        60,
+        message="the operator to let the claim go after the worker",
+    )
+    assert kubectl.get("pod", f"{name}-worker", namespace) is None
+
+
+def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
+    kubectl: Kubectl,
+    tenants: tuple[Tenant, Tenant],
+    pools: Callable[..., str],
+    fleet: Fleet,
+    operator: Operator,
+) -> None:
+    """Pool of maxRunning 1: "first" runs phone A, the older "waiting" is queued for phone B.
+    A's claim is deleted by hand and "first" cannot take A again (the policy); the pool's
+    ledger is then reset (as a person, or a re-created pool, would), so "waiting" gets the slot
+    and "first" is queued. By the time "first" reads Queued, A is off (the pass that queued it
+    stopped it), nothing runs for nobody, and B runs for "waiting". Before the fix A ran on,
+    held by nobody, until "first" was admitted again."""
+    ns = tenants[0].namespace
+    phone_a = fleet.add_phone(group_name="grp-gaps")
+    phone_b = fleet.add_phone(group_name="grp-gaps")
+    pool = pools("gaps", phones={"groups": ["grp-gaps"]}, namespaces={"names": [ns]}, maxRunning=1)
+    kubectl.apply(make_binding("waiting", phone_b, ns, suspend=True))
+    wait_phase(kubectl, ns, "waiting", "Suspended")
+    kubectl.apply(make_binding("first", phone_a, ns))
+    wait_phase(kubectl, ns, "first", "Running")
+    kubectl("patch", "pb", "waiting", "-n", ns, "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    wait_phase(kubectl, ns, "waiting", "Queued")
+
+    with _no_new_claims_for(kubectl, ns, "first"):
+        _force_released_while_running(kubectl, ns, "first", phone_a)
+        assert phone_a in fleet.running()
+        kubectl(
+            "patch",
+            "phonepool",
+            pool,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": {"holders": []}}),
+        )
+        wait_phase(kubectl, ns, "first", "Queued", timeout=60)
+        assert phone_a not in fleet.running()
+
+        wait_phase(kubectl, ns, "waiting", "Running", timeout=90)
+        assert _runs_for_nobody(kubectl, ns, fleet) == []
+        assert _power_changes(fleet, phone_a)[-1] is False
+        assert phone_b in fleet.running()
+        first = binding(kubectl, ns, "first")
+        assert first is not None
+        assert first["status"]["phone"]["status"] == "Stopped"
+
+
+def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_lets_it(
+    kubectl: Kubectl,
+    tenants: tuple[Tenant, Tenant],
+    pools: Callable[..., str],
+    fleet: Fleet,
+    operator: Operator,
+) -> None:
+    """ "first" runs phone A in a pool of its client's namespaces; A's claim is deleted by hand,
+    "first" cannot take A again (the policy), Geelark fails every stop (503), and the namespace
+    loses its client label: "first" is Forbidden and A still runs, yet its status keeps the
+    phone. "first" is then deleted: it stays (finalizer) until Geelark accepts the stop, then
+    goes, and A is off with nothing left running for nobody. Before the fix the Forbidden status
+    dropped status.phone: the deletion stopped nothing and A ran on with no binding."""
+    acme = tenants[0]
+    ns = acme.namespace
+    phone_a = fleet.add_phone(group_name="grp-gaps")
+    pools(
+        "gaps",
+        phones={"groups": ["grp-gaps"]},
+        namespaces={"selector": {"matchLabels": {CLIENT_LABEL: acme.client}}},
+    )
+    kubectl.apply(make_binding("first", phone_a, ns))
+    wait_phase(kubectl, ns, "first", "Running")
+
+    with _no_new_claims_for(kubectl, ns, "first"):
+        _force_released_while_running(kubectl, ns, "first", phone_a)
+        fleet.simulator.admin.set_faults(PHONE_STOP, http_status=503)
+        refusals = fleet.simulator.admin.counters().calls(PHONE_STOP)
+        kubectl("label", "namespace", ns, f"{CLIENT_LABEL}=nobody", "--overwrite")
+        wait_phase(kubectl, ns, "first", "Forbidden", timeout=60)
+        wait_for(
+            lambda: fleet.simulator.admin.counters().calls(PHONE_STOP) > refusals,
+            60,
+            message="the forbidden binding to try to stop its phone",
+        )
+        first = binding(kubectl, ns, "first")
+        assert first is not None
+        assert first["status"]["phone"]["id"] == phone_a
+        assert phone_a in fleet.running()
+
+        kubectl("delete", "pb", "first", "-n", ns, "--wait=false")
+        wait_for(
+            lambda: _released_reason(kubectl, ns, "first") is not None,
+            60,
+            message="the deletion to report the refused stop",
+        )
+        assert phone_a in fleet.running()
+        fleet.simulator.admin.clear_faults(PHONE_STOP)
+        _gone(kubectl, ns, "first")
+
+    assert phone_a not in fleet.running()
+    assert _runs_for_nobody(kubectl, ns, fleet) == []
+
+
+def _released_reason(kubectl: Kubectl, namespace: str, name: str) -> str | None:
+    for item in (binding(kubectl, namespace, name) or {}).get("status", {}).get("conditions") or ():
+        if item["type"] == "Released":
+            return str(item["reason"])
+    return None
