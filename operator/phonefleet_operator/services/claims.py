@@ -259,6 +259,25 @@ class ClaimService:
         self._observed.refresh(phone_id, claim)
         return claim is not None and holder_of(claim)[2] == me.uid
 
+    async def confirm(self, me: BindingRef, phone_id: str) -> None:
+        """Read the claim on ``phone_id`` when the view does not show ``me`` holding it, so
+        that what is judged from the view next (the pools' gate) is what the API server says.
+
+        For a binding whose status says it runs the phone: right after a restart the view is
+        empty until the claims watch has listed, and a holder must not be judged as holding
+        nothing (it would be forbidden and its phone forgotten). A holder the view shows costs
+        no read.
+        """
+        if self._observed.holder_uid(phone_id) != me.uid:
+            await self.holds(me, phone_id)
+
+    async def holder(self, phone_id: str) -> str | None:
+        """The uid of the binding a claim on ``phone_id`` names right now (one of another
+        account, or one being deleted, included), None when there is no claim: a read."""
+        claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
+        return holder_of(claim)[2] if claim is not None else None
+
     async def free(self, phone_id: str) -> bool:
         """Whether no claim at all is on ``phone_id`` right now, of any holder or account (one
         being deleted counts as a claim): a read, never the view."""

@@ -171,6 +171,8 @@ class BindingReconciler:
             return s.not_found_recheck_seconds
         report.geelark_answered()
         previous = binding.status.phone.id if binding.status.phone else None
+        if previous == phone.id and last_ran(binding, phone.id):
+            await self._claims.confirm(me, phone.id)  # the gate judges "holds" by the view
         gate = await self._tenancy.admit(binding, phone, report)  # PhonePools: docs/tenancy.md
         if gate is not None:  # Forbidden or Queued: no claim now, and a phone run is let go
             gone = await self._release.gated(binding, phone.id, report, held=gate.release)

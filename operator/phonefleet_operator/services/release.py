@@ -243,8 +243,8 @@ class Release:
         moved = previous != phone_id
         if held and not moved:
             return await self.let_go(binding, previous, stop_phone=stops(binding))
-        if not moved and not (stops(binding) and last_ran(binding, previous)):
-            return True  # nothing of the phone is this binding's to stop
+        if not moved and not await self._left_running(binding, previous, report):
+            return True
         try:
             outcome = await self._let_go(binding, previous, stop_phone=stops(binding))
         except PhonefleetError:
@@ -269,6 +269,21 @@ class Release:
                 live_view_url=None,
             )
         report.status.pod_name = None
+        return True
+
+    async def _left_running(self, binding: PhoneBinding, phone_id: str, report: Report) -> bool:
+        """Whether ``phone_id`` runs for nobody and is this binding's to stop: it last ran it,
+        says Stop, and a read finds no claim on it (a read before the worker pod is touched)."""
+        if not (stops(binding) and last_ran(binding, phone_id)):
+            return False
+        holder = await self._claims.holder(phone_id)
+        if holder == binding.uid:
+            _keep_record(binding, report)  # it holds the phone after all: judged again
+            return False
+        if holder is not None:  # another binding's phone now: not this one's to stop
+            if report.status.phone is not None:
+                report.phone(status=None, adb_provisioned_at=None, live_view_url=None)
+            return False
         return True
 
     async def claim_deleted(self, binding: PhoneBinding, phone_id: str, report: Report) -> float:

@@ -408,3 +408,36 @@ async def test_a_binding_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go
     assert phones.power["100"] is PhoneStatus.SHUT_DOWN
     assert "100" not in kube.claims
     assert first.status.phone is None
+
+
+# ---------------------------------------------------------------------- after a restart
+
+
+async def test_after_a_restart_a_revoked_holder_keeps_its_pod_and_phone(
+    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+) -> None:
+    """A holder whose namespace lost access runs on (PoolAccessRevoked). The operator restarts:
+    its claims view is empty until the watch has listed, and the first pass must not take the
+    binding for one that holds nothing (Forbidden, its phone forgotten or stopped): the pass
+    reads the claim first. Before the fix it went Forbidden with its pod left running and its
+    phone gone from the status."""
+    phones.power["100"] = PhoneStatus.RUNNING
+    phones.adb_on.add("100")
+    first = await wired.step(make_binding("first", "phone-a"))
+    kube.pods[("ns", "first-worker")]["status"] = {
+        "conditions": [{"type": "Ready", "status": "True"}]
+    }
+    first = await wired.step(first)
+    revoke(wired, store)
+    first = await wired.step(first)
+    assert first.status.phase == "Running"
+    assert condition(first.status.conditions, "PoolAccessRevoked") is not None
+
+    restarted = Wired(kube, phones, store)
+    first = await restarted.step(first)
+
+    assert first.status.phase == "Running"
+    assert ("ns", "first-worker") in kube.pods
+    assert phones.power["100"] is PhoneStatus.RUNNING
+    assert first.status.phone is not None
+    assert first.status.phone.id == "100"
