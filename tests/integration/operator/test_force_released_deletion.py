@@ -379,3 +379,71 @@ def _released_reason(kubectl: Kubectl, namespace: str, name: str) -> str | None:
         if item["type"] == "Released":
             return str(item["reason"])
     return None
+
+
+def test_a_force_released_binding_moved_to_another_phone_stops_the_old_one_in_that_pass(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator: Operator,
+) -> None:
+    """The claim of phone A is deleted by hand and the binding cannot take a phone again (the
+    policy); its spec.phoneId then names phone B: by the time its status names B, A is off
+    (the pass that moved it stopped A), and nothing runs for nobody."""
+    phone_a = fleet.add_phone()
+    phone_b = fleet.add_phone()
+    kubectl.apply(make_binding("first", phone_a, namespace))
+    wait_phase(kubectl, namespace, "first", "Running")
+
+    with _no_new_claims_for(kubectl, namespace, "first"):
+        _force_released_while_running(kubectl, namespace, "first", phone_a)
+        assert phone_a in fleet.running()
+        kubectl.apply(make_binding("first", phone_b, namespace))
+        wait_for(
+            lambda: (
+                (
+                    ((binding(kubectl, namespace, "first") or {}).get("status") or {}).get("phone")
+                    or {}
+                ).get("id")
+                == phone_b
+            ),
+            60,
+            message="the binding's status to name phone B",
+        )
+        assert phone_a not in fleet.running()
+        assert _power_changes(fleet, phone_a)[-1] is False
+        assert _runs_for_nobody(kubectl, namespace, fleet) == []
+
+
+def test_a_holder_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go(
+    kubectl: Kubectl,
+    tenants: tuple[Tenant, Tenant],
+    pools: Callable[..., str],
+    fleet: Fleet,
+    operator: Operator,
+) -> None:
+    """acme's binding runs phone A of acme's pool; its spec.phoneId then names phone C of
+    globex's pool: Forbidden, and A is let go as on any move (the worker pod, then the stop and
+    the claim), with nothing left running for nobody. Before the fix the Forbidden status
+    dropped phone A while its pod, its claim and the phone ran on."""
+    acme, globex = tenants
+    ns = acme.namespace
+    phone_a = fleet.add_phone(group_name="grp-acme")
+    phone_c = fleet.add_phone(group_name="grp-globex")
+    pools("acme", phones={"groups": ["grp-acme"]}, namespaces={"names": [ns]})
+    pools("globex", phones={"groups": ["grp-globex"]}, namespaces={"names": [globex.namespace]})
+    kubectl.apply(make_binding("first", phone_a, ns))
+    wait_phase(kubectl, ns, "first", "Running")
+
+    kubectl.apply(make_binding("first", phone_c, ns))
+    wait_phase(kubectl, ns, "first", "Forbidden", timeout=60)
+    wait_for(
+        lambda: kubectl.get("phoneclaim", phone_a) is None,
+        90,
+        message="the old phone's claim to be let go",
+    )
+
+    assert kubectl.get("pod", "first-worker", ns) is None
+    assert phone_a not in fleet.running()
+    assert _power_changes(fleet, phone_a)[-1] is False
+    assert _runs_for_nobody(kubectl, ns, fleet) == []
