@@ -5,8 +5,9 @@ most the next step towards the spec, writes the status if it changed and says wh
 Create, update, resume, operator restarts and periodic checks all run this same pass; nothing
 depends on which event came first. The steps live in modules of their own, each with the state it
 needs: ``power`` (is the phone running, boot polls), ``adb`` (the ADB Secret), ``worker_pod`` (the
-pod and stuck detection) and ``status_memo`` (the statuses this operator wrote). Letting a phone
-go (the suspend step, a deleted binding's release, every stop of a phone) is in ``release``.
+pod and stuck detection), ``conflict`` (a binding that does not hold its phone) and
+``status_memo`` (the statuses this operator wrote). Letting a phone go (the suspend step, a
+deleted binding's release, a binding its pools refuse, every stop of a phone) is in ``release``.
 """
 
 from __future__ import annotations
@@ -36,12 +37,8 @@ from phonefleet_operator.models import (
 from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.adb import AdbStep, AdbSwitchedOn
 from phonefleet_operator.services.admission import spec_problems
-from phonefleet_operator.services.claims import (
-    BindingRef,
-    ClaimResult,
-    ClaimService,
-    binding_ref,
-)
+from phonefleet_operator.services.claims import BindingRef, ClaimService, binding_ref
+from phonefleet_operator.services.conflict import ConflictStep
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
@@ -49,7 +46,7 @@ from phonefleet_operator.services.power import POWER_TEXT, PowerStep
 from phonefleet_operator.services.release import Release, last_ran, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.status_memo import WrittenStatuses
-from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, conflict_for_reader
+from phonefleet_operator.services.tenancy import NoTenancy, Tenancy
 from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
 from phonefleet_operator.settings import OperatorSettings
 
@@ -96,6 +93,12 @@ class BindingReconciler:
             remove_pod=self._remove_pod,
             drop_adb_secret=self._adb.drop_secret,
             forget_power=self._powers.stopped,
+        )
+        self._conflict = ConflictStep(
+            release=self._release,
+            tenancy=self._tenancy,
+            settings=settings,
+            remove_pod=self._remove_pod,
         )
 
     async def reconcile(
@@ -195,7 +198,7 @@ class BindingReconciler:
             waiters.get(phone.id, ()),
         )
         if not claim.held:
-            return await self._not_held(binding, phone, claim, report)
+            return await self._conflict.not_held(binding, phone, claim, report)
         report.status.conflict_with = None
         if claim.created:
             report.event("Claimed", f"Created PhoneClaim {phone.id}")
@@ -206,51 +209,6 @@ class BindingReconciler:
         if binding.spec.suspend:
             return await self._release.suspend(binding, phone, report)
         return await self._run(binding, phone, report)
-
-    async def _not_held(
-        self, binding: PhoneBinding, phone: Phone, claim: ClaimResult, report: Report
-    ) -> float:
-        """Another binding holds the phone (or this one's claim was deleted by hand): no pod."""
-        s = self._settings
-        await self._remove_pod(binding, report, why="the phone is not held by this binding")
-        if claim.deleted:  # by hand: it goes once this binding's worker is gone
-            # The slot stays: the phone still runs (billed) until this binding takes it again
-            # or another binding of the pool takes it, with a slot of its own.
-            return await self._release.claim_deleted(binding, phone.id, report)
-        # The phone is free, an older binding goes first, and this one ran it last (its claim
-        # was deleted by hand): until someone holds the phone it still runs for this binding,
-        # which keeps its pool slot and the record that makes its deletion stop the phone.
-        owed = claim.waiting_behind is not None and last_ran(binding, phone.id)
-        if not owed:
-            await self._tenancy.yield_slot(binding)  # a pool's running slot: this one runs nothing
-        other = claim.holder or claim.waiting_behind
-        # Another namespace's binding is never named (tenants must not learn of each other).
-        shown = conflict_for_reader(binding.namespace, other) if other else None
-        holder = shown or "another binding"
-        report.status.conflict_with = shown
-        if owed:
-            report.condition(
-                ConditionType.CLAIMED,
-                "False",
-                "ClaimDeleted",
-                f"The PhoneClaim of phone {phone.id} was deleted and {holder}, waiting longer, "
-                "takes the phone first",
-            )
-        else:
-            report.condition(
-                ConditionType.CLAIMED,
-                "False",
-                "HeldByAnother",
-                f"Phone {phone.id} is held by {holder}",
-            )
-        report.phase(
-            Phase.CONFLICT,
-            "Conflict",
-            f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
-            "this binding takes it when that one goes",
-            warning=True,
-        )
-        return s.conflict_recheck_seconds
 
     async def _resolve(self, binding: PhoneBinding, report: Report) -> Phone | None:
         """The phone the spec names; a phone already bound stays bound by its id (renames)."""
