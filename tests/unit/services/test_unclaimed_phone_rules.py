@@ -47,6 +47,8 @@ class Wired:
 
     def __init__(self, kube: FakeKube, phones: Phones, store: FakePoolStore) -> None:
         self.kube = kube
+        #: The Events the last pass posts (reason, message).
+        self.events: list[tuple[str, str]] = []
         self.claims = ObservedClaims()
         settings = OperatorSettings(geelark_retry_seconds=10, error_recheck_seconds=300)
         self.tenancy = Tenancy(
@@ -73,7 +75,8 @@ class Wired:
     ) -> PhoneBinding:
         """One pass; the binding's entry in the bindings view and in the fake API server
         follow its status."""
-        after, _, _ = await step(self.reconciler, binding, waiters)
+        after, report, _ = await step(self.reconciler, binding, waiters)
+        self.events = [(e.reason, e.message) for e in report.events]
         self.kube.bindings[(after.namespace, after.name)] = after.to_dict()
         self.tenancy.view.saw_binding(after.to_dict())
         await self.tenancy.binding_event("MODIFIED", after.to_dict())
@@ -170,6 +173,11 @@ async def test_a_force_released_binding_that_is_queued_stops_its_phone_in_that_p
     assert first.status.phone is not None
     assert first.status.phone.status == "Stopped"
     assert "100" not in wired.kube.claims
+    assert (
+        "StoppedPhone",
+        "Stopped phone 100: its PhoneClaim was deleted by hand and this binding does not take "
+        "it again now (Queued)",
+    ) in wired.events
 
 
 async def test_a_queued_binding_stops_the_phone_once(
