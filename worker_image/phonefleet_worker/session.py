@@ -259,7 +259,10 @@ class DeviceSession:
         deadline: float | None = getattr(job, "deadline_seconds", None)
         try:
             result = self._pacer.call(
-                lambda: job.run(context), name=f"task-{job.name}", deadline=deadline
+                lambda: job.run(context),
+                name=f"task-{job.name}",
+                deadline=deadline,
+                abandon=getattr(job, "abandon_reason", None),
             )
         except StopRequested:
             raise
@@ -267,12 +270,17 @@ class DeviceSession:
             cancel = getattr(job, "cancel", None)
             if cancel is not None:
                 cancel()
-            message = f"task {job.name} passed its deadline of {deadline:g} s and was cancelled"
+            message = (
+                f"task {job.name} passed its deadline of {deadline:g} s and was cancelled"
+                if exc.abandoned is None
+                else f"task {job.name} was stopped: {exc.abandoned}"
+            )
             self._jobs.report(
                 TaskResult(job.name, ok=False, detail={"error": message, "timedOut": True}),
                 self._pacer.now(),
             )
-            # A hung task may hold the driver: quit the session so the next job gets a clean one.
+            # A hung or superseded task may hold the driver: quit the session, so that it can
+            # drive the phone no more and the next job gets a clean one.
             raise TaskHung(message) from exc
         except Exception as exc:
             fault = classify_failure(exc)
