@@ -250,6 +250,66 @@ def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_o
     assert first["endTime"] <= second["startTime"]  # never two attempts at once
 
 
+def test_a_worker_pod_force_deleted_mid_job_is_stopped_there_before_the_ledger_moves_on(
+    node_kubectl: Kubectl,
+    node_namespace: str,
+    node_fleet: Fleet,
+    node_bed: NodeBed,
+    job_operator: Operator,
+) -> None:
+    """The pod is force-deleted while attempt 1 runs, with the kubelet paused (as on a node cut
+    off, or before the kubelet gets to kill the containers): the pod is gone from the API server
+    but its worker still runs, at the old pod IP. The operator tells that worker to stop: when the
+    ledger ends attempt 1, the old worker, asked directly, has ended it too (its Appium session
+    quit), and no attempt 2 has started. Once the kubelet resumes, attempt 2 runs on the
+    replacement pod. Before, attempt 1 ended Lost at once while the old worker still ran it."""
+    ns = node_namespace
+    pod = running_binding(node_kubectl, ns, node_fleet, "jobs-d")
+    steps = [{"action": "waitFor", "by": "id", "value": "never-there", "timeoutSeconds": 300}]
+    node_kubectl.apply(
+        make_job(
+            "post",
+            "jobs-d",
+            ns,
+            task="ui-steps",
+            params={"steps": steps},
+            maxAttempts=2,
+            retryDelaySeconds=0,
+        )
+    )
+    running = wait_job_phase(node_kubectl, ns, "post", "Running", timeout=60)
+    on_worker = worker_attempt(node_kubectl, pod, running["attempts"][0]["id"])
+    wait_for(lambda: on_worker()["state"] == "Running", 60, message=lambda: str(on_worker()))
+
+    with node_bed.node.paused("kubelet"):
+        node_kubectl("delete", "pod", "jobs-d-worker", "-n", ns, "--force", "--grace-period=0")
+        attempts = wait_for(
+            lambda: (
+                (a := job_status(node_kubectl, ns, "post").get("attempts", []))
+                and a[0]["outcome"] != "Running"
+                and a
+            ),
+            120,
+            message=lambda: f"attempt 1 to end; status {job_status(node_kubectl, ns, 'post')}",
+        )
+        old_worker = on_worker()  # the old containers still run: the kubelet is paused
+
+    first = attempts[0]
+    assert len(attempts) == 1
+    assert old_worker["state"] in ("Failed", "TimedOut"), old_worker
+    assert (first["outcome"], first["message"]) == (old_worker["state"], old_worker["message"])
+    assert "cancel" in first["message"]
+    attempts = wait_for(
+        lambda: len(a := job_status(node_kubectl, ns, "post").get("attempts", [])) == 2 and a,
+        300,
+        message=lambda: f"attempt 2 to start; status {job_status(node_kubectl, ns, 'post')}",
+    )
+    replacement = node_kubectl.get("pod", "jobs-d-worker", ns)
+    assert replacement is not None
+    assert attempts[1]["podUid"] == replacement["metadata"]["uid"] != pod["metadata"]["uid"]
+    assert attempts[0]["endTime"] <= attempts[1]["startTime"]
+
+
 def test_a_secret_written_before_the_job_token_gets_it_and_the_same_worker_runs_the_job(
     node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, job_operator: Operator
 ) -> None:

@@ -86,6 +86,8 @@ class AttemptRecord:
     result: dict[str, Any] | None = None
     cancelled: bool = False
     """The operator cancelled it: a running task is stopped, not just asked to return."""
+    told: bool = False
+    """The operator has read the record since it ended."""
 
     @property
     def final(self) -> bool:
@@ -191,6 +193,8 @@ class JobDesk(JobSource):
         self._clock = clock
         self._keep = keep
         self._lock = threading.Lock()
+        self._told = threading.Condition(self._lock)
+        self._stopping: str | None = None
         self._records: dict[str, AttemptRecord] = {}
         self._current: AttemptRecord | None = None
         self._running: AttemptTask | None = None
@@ -207,7 +211,10 @@ class JobDesk(JobSource):
                 if known.request != request:
                     return 409, {"message": f"attempt {request.id} was delivered with other data"}
                 self._renew(known)
+                self._note_told(known)
                 return 200, known.to_json()
+            if self._stopping is not None:
+                return 409, {"message": f"the worker is stopping ({self._stopping})"}
             problem = self.registry.problem(request.task, request.params)
             if problem is not None:
                 return 422, {"errorClass": "Permanent", "message": problem}
@@ -236,6 +243,7 @@ class JobDesk(JobSource):
                 return None
             if renew:
                 self._renew(record)
+                self._note_told(record)
             return record.to_json()
 
     def cancel(self, attempt_id: str) -> dict[str, Any] | None:
@@ -251,7 +259,27 @@ class JobDesk(JobSource):
                 record.cancelled = True
                 if self._running is not None and self._running.record is record:
                     self._running.cancel()
+            self._note_told(record)
             return record.to_json()
+
+    def stop(self, reason: str) -> None:
+        """The worker stops (its session has ended): take no attempt any more, and end a queued
+        one, so that the operator hears how the last attempt ended (see ``wait_told``)."""
+        with self._lock:
+            self._stopping = reason
+            current = self._current
+            if current is not None and current.state == "Queued":
+                message = f"the worker stopped ({reason}) before it started"
+                self._finish(current, "Failed", error_class="Retryable", message=message)
+
+    def wait_told(self, timeout: float) -> bool:
+        """Wait until the operator has read how the current attempt ended (True), or ``timeout``
+        seconds; True at once when there is nothing to tell."""
+        with self._told:
+            return self._told.wait_for(
+                lambda: self._current is None or not self._current.final or self._current.told,
+                timeout,
+            )
 
     # ------------------------------------------------------------ the session's side
 
@@ -312,6 +340,11 @@ class JobDesk(JobSource):
         return None if running is None else running.deadline_seconds
 
     # ------------------------------------------------------------ helpers
+
+    def _note_told(self, record: AttemptRecord) -> None:
+        if record.final and not record.told:
+            record.told = True
+            self._told.notify_all()
 
     def _renew(self, record: AttemptRecord) -> None:
         # A lease that has run out stays out: the operator may already count the attempt over.

@@ -116,6 +116,8 @@ class DeviceSession:
         self._connection: AdbConnection | None = None
         self._driver: WebDriver | None = None
         self._job: Task | None = None
+        # The task a stop interrupted: reported ended once the shutdown has quit the session.
+        self._interrupted: Task | None = None
         self._job_ends: float | None = None
         self._recovery_delay = 0.0
         self._next_secret_poll = 0.0
@@ -143,7 +145,16 @@ class DeviceSession:
                 self._pacer.beat()
                 self.step()
         except StopRequested as stop:
-            self._shutdown(str(stop) or "a stop was requested")
+            reason = str(stop) or "a stop was requested"
+            self._shutdown(reason)
+            interrupted, self._interrupted = self._interrupted, None
+            if interrupted is not None:
+                # Only now, with the Appium session quit and adb disconnected, has it ended.
+                message = f"the worker stopped ({reason}) and quit its Appium session"
+                self._jobs.report(
+                    TaskResult(interrupted.name, ok=False, detail={"error": message}),
+                    self._pacer.now(),
+                )
         return 0 if self._state is S.STOPPED else 1
 
     def step(self) -> None:
@@ -265,6 +276,7 @@ class DeviceSession:
                 abandon=getattr(job, "abandon_reason", None),
             )
         except StopRequested:
+            self._interrupted = job
             raise
         except CallTimedOut as exc:
             cancel = getattr(job, "cancel", None)

@@ -489,6 +489,70 @@ def test_a_cancel_stops_a_running_attempt_that_ignores_it() -> None:
     assert session.state is DeviceState.RECOVERING
 
 
+class StoppableCallPacer(RealCallPacer):
+    """RealCallPacer whose stop request also reaches the real calls (as SIGTERM does)."""
+
+    def request_stop(self, reason: str) -> None:
+        super().request_stop(reason)
+        self._lifecycle.request_stop(reason)
+
+
+def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told() -> None:
+    """SIGTERM while an attempt runs (an ordinary pod delete): the attempt is recorded Failed
+    (Retryable) only after the shutdown quit the Appium session, a queued one never starts, new
+    deliveries are refused, and the worker waits for the operator to read the outcome before its
+    job endpoint closes: the operator retries at once, rather than at the attempt's lease."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    pacer = StoppableCallPacer()
+    session = run_world(desk, pacer)
+    appium = session._appium  # type: ignore[attr-defined]
+    quits_when_reported: list[int] = []
+    report = desk.report
+
+    def recording_report(result: TaskResult, now: float) -> None:
+        quits_when_reported.append(appium.quits)
+        report(result, now)
+
+    desk.report = recording_report  # type: ignore[method-assign]
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    runner = threading.Thread(target=session.run, daemon=True)
+    runner.start()
+    wait_for(lambda: post.hung, 30, message="the task to run")
+    pacer.request_stop("received SIGTERM")
+    runner.join(30)
+    post.hang.set()
+
+    assert not runner.is_alive()
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert (record["state"], record["errorClass"]) == ("Failed", "Retryable")
+    assert record["message"] == (
+        "the worker stopped (received SIGTERM) and quit its Appium session"
+    )
+    assert quits_when_reported == [1]  # quit before the attempt was reported ended
+    assert desk.wait_told(0) is False  # nobody asked yet: the endpoint would stay up
+    desk.stop("STOPPED")
+    assert desk.offer(attempt(2))[0] == 409
+    desk.lookup("attempt-1", renew=True)  # the operator's poll
+    assert desk.wait_told(0) is True
+
+
+def test_a_stop_ends_a_queued_attempt_that_never_started() -> None:
+    """An attempt delivered but not started when the worker stops ends Failed (Retryable) with
+    the reason, so the operator need not wait for its lease."""
+    desk = JobDesk(registry())
+    desk.offer(attempt(1))
+
+    desk.stop("STOPPED")
+
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert record["state"] == "Failed"
+    assert record["message"] == "the worker stopped (STOPPED) before it started"
+    assert desk.next_job(0.0) is None
+
+
 def test_lifecycle_call_gives_up_at_its_deadline() -> None:
     """Lifecycle.call stops beating and raises CallTimedOut when the call overruns."""
     lifecycle = Lifecycle(slice_seconds=0.02)
