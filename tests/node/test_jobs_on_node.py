@@ -210,12 +210,13 @@ def test_a_job_runs_at_the_pod_ip_and_a_hung_task_ends_at_its_deadline_on_a_fres
     assert token not in log
 
 
-def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_on_its_successor(
+def test_a_worker_pod_deleted_mid_job_ends_the_attempt_in_its_words_and_the_retry_runs_after(
     node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, job_operator: Operator
 ) -> None:
     """The attempt runs (a ui-steps wait for an element that never comes) when its pod is
-    deleted: it ends Lost once the pod is gone, and attempt 2 runs on the replacement pod, started
-    after attempt 1 ended."""
+    deleted: the worker, stopping, quits its Appium session, ends the attempt (Failed, Retryable)
+    and keeps its job endpoint up until the operator has read that; attempt 2 runs on the
+    replacement pod, started after attempt 1 ended."""
     ns = node_namespace
     pod = running_binding(node_kubectl, ns, node_fleet, "jobs-b")
     old_uid = pod["metadata"]["uid"]
@@ -243,7 +244,10 @@ def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_o
     )
 
     first, second = attempts
-    assert (first["outcome"], first["podUid"]) == ("Lost", old_uid)
+    assert (first["outcome"], first["podUid"]) == ("Failed", old_uid)
+    assert first["message"] == (
+        "the worker stopped (received SIGTERM) and quit its Appium session"
+    ), first
     replacement = node_kubectl.get("pod", "jobs-b-worker", ns)
     assert replacement is not None
     assert second["podUid"] == replacement["metadata"]["uid"] != old_uid
