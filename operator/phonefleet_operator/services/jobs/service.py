@@ -762,21 +762,19 @@ class JobService:
 
     def _attempt_endpoint(self, binding: PhoneBinding, attempt: Attempt) -> str | None:
         """Where the worker that had ``attempt`` listens: its pod's recorded IP (that pod may
-        have left the API server while its containers still run)."""
+        have left the API server while its containers still run); None when not recorded (an
+        attempt started by an operator from before podIP was)."""
         override = self._settings.endpoint_overrides.get(binding.namespaced_name)
-        if override:
-            return override
-        if not attempt.pod_ip:
-            return None  # recorded by an operator before podIP was
-        host = f"[{attempt.pod_ip}]" if ":" in attempt.pod_ip else attempt.pod_ip
-        return f"http://{host}:{self._operator.worker_job_port}"
+        return override or self._job_url(attempt.pod_ip)
 
     def _endpoint(self, binding: PhoneBinding, pod: Obj | None = None) -> str | None:
         override = self._settings.endpoint_overrides.get(binding.namespaced_name)
         if override:
             return override
         pod = pod or self._pods.get(binding.namespace, pod_name(binding.name))
-        address = ((pod or {}).get("status") or {}).get("podIP")
+        return self._job_url(((pod or {}).get("status") or {}).get("podIP"))
+
+    def _job_url(self, address: str | None) -> str | None:
         if not address:
             return None
         host = f"[{address}]" if ":" in address else address
