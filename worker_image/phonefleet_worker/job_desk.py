@@ -16,8 +16,11 @@ them as its ``JobSource`` and reports how each went. The desk keeps the worker's
   quits the Appium session). A worker cut off from the operator (its pod force-deleted, its node
   partitioned) thus stops driving the phone within the lease, and the operator, which stopped
   renewing it, counts the attempt over after the lease plus a grace;
-- a cancel stops a running attempt the same way (the operator cancels an attempt whose pod went
-  away, before it starts the next one on the replacement pod).
+- a cancel stops a running attempt the same way. The operator cancels an attempt whose pod went
+  away (force-deleted while its containers still run) as ``superseded``, before it starts the
+  next one on the replacement pod: a worker that has that attempt is a leftover of a deleted
+  pod, and stops altogether (``on_superseded``), so it does not reopen an Appium session that
+  would fight the replacement's on the phone.
 
 While no attempt waits, the session's idle source (the periodic heartbeat) runs as before.
 """
@@ -180,6 +183,7 @@ class JobDesk(JobSource):
         media: MediaPusher | None = None,
         wall_clock: Callable[[], float] = time.time,
         clock: Callable[[], float] = time.monotonic,
+        on_superseded: Callable[[str], None] | None = None,
         keep: int = 100,
         delivery_poll: float = 0.5,
     ) -> None:
@@ -191,6 +195,7 @@ class JobDesk(JobSource):
         self._media = media
         self._wall = wall_clock
         self._clock = clock
+        self._on_superseded = on_superseded
         self._keep = keep
         self._lock = threading.Lock()
         self._told = threading.Condition(self._lock)
@@ -246,13 +251,16 @@ class JobDesk(JobSource):
                 self._note_told(record)
             return record.to_json()
 
-    def cancel(self, attempt_id: str) -> dict[str, Any] | None:
+    def cancel(self, attempt_id: str, *, superseded: bool = False) -> dict[str, Any] | None:
         """Cancel an attempt: a queued one never starts, a running one is stopped (its task is
-        asked to return, and the session abandons it at its next look)."""
+        asked to return, and the session abandons it at its next look). ``superseded``: its pod
+        is gone; this worker, which has the attempt, is told to stop altogether."""
         with self._lock:
             record = self._records.get(attempt_id)
             if record is None:
-                return None
+                return None  # another incarnation (such as the replacement pod): nothing to stop
+            if superseded and self._on_superseded is not None:
+                self._on_superseded("cancelled by the operator: its pod went away")
             if record.state == "Queued":
                 self._finish(record, "Failed", error_class="Retryable", message="cancelled")
             elif record.state == "Running":

@@ -108,6 +108,7 @@ class Worker:
                 tasks=[settings.task],
             ),
             media=media,
+            on_superseded=lifecycle.request_stop,
         )
         self.session = DeviceSession(
             phone_id=settings.phone_id,

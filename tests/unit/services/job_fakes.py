@@ -75,8 +75,11 @@ class FakeWorkers:
     async def attempt(self, base: str, token: str, attempt_id: str) -> Answer:
         return self._call("GET", base, f"/v1/attempts/{attempt_id}", token)
 
-    async def cancel(self, base: str, token: str, attempt_id: str) -> Answer:
-        return self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, {})
+    async def cancel(
+        self, base: str, token: str, attempt_id: str, *, superseded: bool = False
+    ) -> Answer:
+        body = {"reason": "superseded"} if superseded else {}
+        return self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, body)
 
     async def close(self) -> None:
         pass

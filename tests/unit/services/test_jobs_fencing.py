@@ -83,6 +83,8 @@ class World:
         }
         self.kube.bindings["ns", "alpha"] = self.binding
         self.desks: dict[str, JobDesk] = {}
+        self.stopped: list[tuple[str, str]] = []
+        """(address, why) of each worker told to stop altogether."""
         self.service = self.new_operator()
         self.put_pod("pod-1", "10.0.0.1")
         self.put_worker(OLD)
@@ -133,6 +135,7 @@ class World:
             TaskRegistry.from_entry_points(),
             wall_clock=self.clock.seconds,
             clock=self.clock.seconds,
+            on_superseded=lambda why: self.stopped.append((base, why)),
         )
         self.desks[base] = desk
         self.workers.at[base] = JobApi(desk, lambda: token)
@@ -182,6 +185,7 @@ async def test_the_old_worker_is_told_to_stop_and_the_next_attempt_waits_for_its
     assert "pod alpha-worker went away while it ran" in fencing["message"]
     assert fencing["attempts"][0]["outcome"] == "Running"
     assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
     assert world.attempts_on(NEW) == []
 
     world.clock.advance(10)
@@ -303,6 +307,8 @@ async def test_the_old_pods_own_answer_ends_the_attempt_at_once(
     await world.run_pass()
 
     assert world.status()["attempts"][0]["outcome"] == outcome
+    # A worker without the attempt is not the deleted pod's: it is not told to stop.
+    assert [base for base, _ in world.stopped] == ([] if restarted else [OLD])
 
 
 def _succeeded(task: Task) -> TaskResult:

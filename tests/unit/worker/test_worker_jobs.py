@@ -538,6 +538,41 @@ def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told
     assert desk.wait_told(0) is True
 
 
+def test_a_worker_told_its_pod_is_gone_stops_altogether_without_reopening_appium() -> None:
+    """The operator cancels the attempt as superseded (its pod was force-deleted, the containers
+    still run): the worker ends the attempt, quits Appium and stops (STOPPED), instead of
+    reopening a session that would fight the replacement pod's on the phone. A worker that does
+    not have the attempt (another incarnation) is not stopped."""
+    post = FakePost()
+    pacer = StoppableCallPacer()
+    desk = JobDesk(registry(post), on_superseded=pacer.request_stop)
+    session = run_world(desk, pacer)
+    appium = session._appium  # type: ignore[attr-defined]
+    opened = len(appium.opened)
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    runner = threading.Thread(target=session.run, daemon=True)
+    runner.start()
+    wait_for(lambda: post.hung, 30, message="the task to run")
+
+    assert desk.cancel("attempt-9", superseded=True) is None
+    assert not pacer.stop_event.is_set()
+    desk.cancel("attempt-1", superseded=True)
+    runner.join(30)
+    post.hang.set()
+
+    assert not runner.is_alive()
+    assert session.state is DeviceState.STOPPED
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert (record["state"], record["message"]) == (
+        "Failed",
+        "the worker stopped (cancelled by the operator: its pod went away) and quit its Appium "
+        "session",
+    )
+    assert appium.quits >= 1
+    assert len(appium.opened) == opened
+
+
 def test_a_stop_ends_a_queued_attempt_that_never_started() -> None:
     """An attempt delivered but not started when the worker stops ends Failed (Retryable) with
     the reason, so the operator need not wait for its lease."""

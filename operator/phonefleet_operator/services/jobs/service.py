@@ -652,7 +652,9 @@ class JobService:
         if base is not None:
             # A cancel, not a GET: it does not renew the lease of a worker we lose again.
             with contextlib.suppress(WorkerUnreachable):
-                answer = await self._workers.cancel(base, self._token(binding), attempt.id)
+                answer = await self._workers.cancel(
+                    base, self._token(binding), attempt.id, superseded=True
+                )
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             await self._write(job, ledger.fencing(job, pod_name(binding.name), until))
