@@ -184,6 +184,7 @@ async def test_the_old_worker_is_told_to_stop_and_the_next_attempt_waits_for_its
     assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
     assert "pod alpha-worker went away while it ran" in fencing["message"]
     assert fencing["attempts"][0]["outcome"] == "Running"
+    assert world.kube.events["FencingAttempt"] == 2  # on the job and on its binding
     assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
     assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
     assert world.attempts_on(NEW) == []
@@ -192,6 +193,7 @@ async def test_the_old_worker_is_told_to_stop_and_the_next_attempt_waits_for_its
     await world.run_pass()
     assert world.status()["reason"] == "Fencing"  # the old worker still says Running
     assert world.attempts_on(NEW) == []
+    assert world.kube.events["FencingAttempt"] == 2  # once, not on every pass
 
     world.desks[OLD].report(  # what its session reports once it abandoned the task
         TaskResult(

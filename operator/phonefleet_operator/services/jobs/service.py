@@ -657,7 +657,16 @@ class JobService:
                 )
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
-            await self._write(job, ledger.fencing(job, pod_name(binding.name), until))
+            status = ledger.fencing(job, pod_name(binding.name), until)
+            written = await self._write(job, status)
+            if written is not None and job.status.reason != "Fencing":
+                self._event(
+                    written,
+                    binding,
+                    warning=True,
+                    reason="FencingAttempt",
+                    message=f"PhoneJob {job.name}: {status.message}",
+                )
             return
         await self._end(binding, job, attempt.id, ending)
 
