@@ -491,6 +491,17 @@ class JobSettings(BaseSettings):
             "counts as TimedOut (covers clock skew and the delivery's own timeout)."
         ),
     )
+    lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description=(
+            "An attempt's lease: its worker stops it when the operator has not asked about it "
+            "for this long (its pod force-deleted, its node cut off), and the operator counts an "
+            "attempt whose pod vanished and whose worker cannot be reached over this long (plus "
+            "grace_seconds) after it last heard of it. Longer than any pause of the operator "
+            "(a restart, a leader hand-over), or running attempts are stopped."
+        ),
+    )
     request_timeout_seconds: float = Field(
         10.0, gt=0, description="Timeout of one call to a worker's job endpoint."
     )

@@ -210,12 +210,13 @@ def test_a_job_runs_at_the_pod_ip_and_a_hung_task_ends_at_its_deadline_on_a_fres
     assert token not in log
 
 
-def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_on_its_successor(
+def test_a_worker_pod_deleted_mid_job_ends_the_attempt_in_its_words_and_the_retry_runs_after(
     node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, job_operator: Operator
 ) -> None:
     """The attempt runs (a ui-steps wait for an element that never comes) when its pod is
-    deleted: it ends Lost once the pod is gone, and attempt 2 runs on the replacement pod, started
-    after attempt 1 ended."""
+    deleted: the worker, stopping, quits its Appium session, ends the attempt (Failed, Retryable)
+    and keeps its job endpoint up until the operator has read that; attempt 2 runs on the
+    replacement pod, started after attempt 1 ended."""
     ns = node_namespace
     pod = running_binding(node_kubectl, ns, node_fleet, "jobs-b")
     old_uid = pod["metadata"]["uid"]
@@ -243,11 +244,87 @@ def test_a_worker_pod_deleted_mid_job_ends_the_attempt_lost_and_the_retry_runs_o
     )
 
     first, second = attempts
-    assert (first["outcome"], first["podUid"]) == ("Lost", old_uid)
+    assert (first["outcome"], first["podUid"]) == ("Failed", old_uid)
+    assert first["message"] == (
+        "the worker stopped (received SIGTERM) and quit its Appium session"
+    ), first
     replacement = node_kubectl.get("pod", "jobs-b-worker", ns)
     assert replacement is not None
     assert second["podUid"] == replacement["metadata"]["uid"] != old_uid
     assert first["endTime"] <= second["startTime"]  # never two attempts at once
+
+
+def container_state(bed: NodeBed, container: str) -> str:
+    """The containerd task state of a container (RUNNING, STOPPED, ...; GONE without a task)."""
+    listing = bed.node.ctr("tasks", "ls").stdout.decode().splitlines()
+    states = {line.split()[0]: line.split()[-1] for line in listing[1:] if line.strip()}
+    return states.get(container, "GONE")
+
+
+def test_a_worker_pod_force_deleted_mid_job_is_stopped_there_before_the_ledger_moves_on(
+    node_kubectl: Kubectl,
+    node_namespace: str,
+    node_fleet: Fleet,
+    node_bed: NodeBed,
+    job_operator: Operator,
+) -> None:
+    """The pod is force-deleted while attempt 1 runs, with the kubelet paused (as on a node cut
+    off, or before the kubelet gets to kill the containers): the pod is gone from the API server
+    but its worker still runs, at the old pod IP. The operator tells that worker its attempt is
+    superseded: the worker ends it (its words are attempt 1's outcome), quits Appium and exits,
+    while the kubelet is still paused and before any attempt 2. Once the kubelet resumes,
+    attempt 2 runs on the replacement pod. Before, attempt 1 ended Lost at once while the old
+    worker still ran it."""
+    ns = node_namespace
+    pod = running_binding(node_kubectl, ns, node_fleet, "jobs-d")
+    old_worker = container_id(node_kubectl, ns, "jobs-d-worker", "worker")
+    steps = [{"action": "waitFor", "by": "id", "value": "never-there", "timeoutSeconds": 300}]
+    node_kubectl.apply(
+        make_job(
+            "post",
+            "jobs-d",
+            ns,
+            task="ui-steps",
+            params={"steps": steps},
+            maxAttempts=2,
+            retryDelaySeconds=0,
+        )
+    )
+    running = wait_job_phase(node_kubectl, ns, "post", "Running", timeout=60)
+    on_worker = worker_attempt(node_kubectl, pod, running["attempts"][0]["id"])
+    wait_for(lambda: on_worker()["state"] == "Running", 60, message=lambda: str(on_worker()))
+
+    with node_bed.node.paused("kubelet"):
+        node_kubectl("delete", "pod", "jobs-d-worker", "-n", ns, "--force", "--grace-period=0")
+        attempts = wait_for(
+            lambda: (
+                (a := job_status(node_kubectl, ns, "post").get("attempts", []))
+                and a[0]["outcome"] != "Running"
+                and a
+            ),
+            120,
+            message=lambda: f"attempt 1 to end; status {job_status(node_kubectl, ns, 'post')}",
+        )
+        # Nobody but the worker itself ends its container while the kubelet is paused.
+        wait_for(
+            lambda: container_state(node_bed, old_worker) != "RUNNING",
+            60,
+            message=lambda: f"the old worker to exit ({container_state(node_bed, old_worker)})",
+        )
+
+    first = attempts[0]
+    assert len(attempts) == 1
+    assert first["outcome"] in ("Failed", "TimedOut"), first
+    assert "cancel" in first["message"], first  # the old worker's own words
+    attempts = wait_for(
+        lambda: len(a := job_status(node_kubectl, ns, "post").get("attempts", [])) == 2 and a,
+        300,
+        message=lambda: f"attempt 2 to start; status {job_status(node_kubectl, ns, 'post')}",
+    )
+    replacement = node_kubectl.get("pod", "jobs-d-worker", ns)
+    assert replacement is not None
+    assert attempts[1]["podUid"] == replacement["metadata"]["uid"] != pod["metadata"]["uid"]
+    assert attempts[0]["endTime"] <= attempts[1]["startTime"]
 
 
 def test_a_secret_written_before_the_job_token_gets_it_and_the_same_worker_runs_the_job(

@@ -9,7 +9,18 @@ them as its ``JobSource`` and reports how each went. The desk keeps the worker's
   result is recorded only for the attempt it belongs to;
 - an attempt is never started after its ``notAfter`` time, and runs at most its deadline, so the
   operator can count an attempt it has not heard from as over once ``notAfter`` (plus a grace)
-  has passed.
+  has passed;
+- an attempt delivered with a lease (``leaseSeconds``) runs only while the operator keeps asking
+  about it: each delivery or ``GET`` of the attempt renews the lease, and once it has run out
+  the attempt is not started, or a running one is stopped (the session abandons its task and
+  quits the Appium session). A worker cut off from the operator (its pod force-deleted, its node
+  partitioned) thus stops driving the phone within the lease, and the operator, which stopped
+  renewing it, counts the attempt over after the lease plus a grace;
+- a cancel stops a running attempt the same way. The operator cancels an attempt whose pod went
+  away (force-deleted while its containers still run) as ``superseded``, before it starts the
+  next one on the replacement pod: a worker that has that attempt is a leftover of a deleted
+  pod, and stops altogether (``on_superseded``), so it does not reopen an Appium session that
+  would fight the replacement's on the phone.
 
 While no attempt waits, the session's idle source (the periodic heartbeat) runs as before.
 """
@@ -55,6 +66,14 @@ class AttemptRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="The task's params.")
     deadline_seconds: float = Field(gt=0, description="Longest the attempt may run.")
     not_after: float = Field(description="Unix time after which the attempt must not start.")
+    lease_seconds: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Stop the attempt when the operator has not asked about it for this long (each "
+            "delivery or GET of it renews the lease); None: no lease."
+        ),
+    )
 
 
 @dataclasses.dataclass
@@ -62,10 +81,16 @@ class AttemptRecord:
     """What the worker knows of one attempt; ``state`` moves Queued -> Running -> a final one."""
 
     request: AttemptRequest
+    renewed: float
+    """When the operator last delivered or asked about it (the desk's monotonic clock)."""
     state: str = "Queued"
     error_class: str | None = None
     message: str | None = None
     result: dict[str, Any] | None = None
+    cancelled: bool = False
+    """The operator cancelled it: a running task is stopped, not just asked to return."""
+    told: bool = False
+    """The operator has read the record since it ended."""
 
     @property
     def final(self) -> bool:
@@ -100,6 +125,7 @@ class AttemptTask:
         *,
         deadline_seconds: float,
         media: MediaPusher | None,
+        stop_reason: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.record = record
         self.name = record.request.task
@@ -107,10 +133,18 @@ class AttemptTask:
         self._task = task
         self._media = media
         self._cancel = threading.Event()
+        self._stop_reason = stop_reason
 
     def cancel(self) -> None:
         """Ask the task to return at once (its deadline passed or the operator cancelled it)."""
         self._cancel.set()
+
+    def abandon_reason(self) -> str | None:
+        """Why the session must stop this attempt now (cancelled, lease run out), else None."""
+        reason = self._stop_reason()
+        if reason is not None:
+            self._cancel.set()  # a task that watches its cancel event may still return in time
+        return reason
 
     def run(self, context: TaskContext) -> TaskResult:
         """Run the attempt; every outcome, failures included, comes back as a TaskResult."""
@@ -148,6 +182,8 @@ class JobDesk(JobSource):
         idle: JobSource | None = None,
         media: MediaPusher | None = None,
         wall_clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        on_superseded: Callable[[str], None] | None = None,
         keep: int = 100,
         delivery_poll: float = 0.5,
     ) -> None:
@@ -158,8 +194,12 @@ class JobDesk(JobSource):
         self._delivery_poll = delivery_poll
         self._media = media
         self._wall = wall_clock
+        self._clock = clock
+        self._on_superseded = on_superseded
         self._keep = keep
         self._lock = threading.Lock()
+        self._told = threading.Condition(self._lock)
+        self._stopping: str | None = None
         self._records: dict[str, AttemptRecord] = {}
         self._current: AttemptRecord | None = None
         self._running: AttemptTask | None = None
@@ -175,7 +215,11 @@ class JobDesk(JobSource):
             if known is not None:
                 if known.request != request:
                     return 409, {"message": f"attempt {request.id} was delivered with other data"}
+                self._renew(known)
+                self._note_told(known)
                 return 200, known.to_json()
+            if self._stopping is not None:
+                return 409, {"message": f"the worker is stopping ({self._stopping})"}
             problem = self.registry.problem(request.task, request.params)
             if problem is not None:
                 return 422, {"errorClass": "Permanent", "message": problem}
@@ -186,30 +230,64 @@ class JobDesk(JobSource):
                     f"{current.request.job}",
                     "current": current.to_json(),
                 }
-            record = AttemptRecord(request)
+            record = AttemptRecord(request, renewed=self._clock())
             self._records[request.id] = record
             self._current = record
             self._forget_old()
             log.info("Accepted attempt %d of job %s (%s)", request.number, request.job, request.id)
             return 202, record.to_json()
 
-    def lookup(self, attempt_id: str) -> dict[str, Any] | None:
-        """The record of an attempt, or None when this worker never had it (or forgot it)."""
-        with self._lock:
-            record = self._records.get(attempt_id)
-            return None if record is None else record.to_json()
+    def lookup(self, attempt_id: str, *, renew: bool = False) -> dict[str, Any] | None:
+        """The record of an attempt, or None when this worker never had it (or forgot it).
 
-    def cancel(self, attempt_id: str) -> dict[str, Any] | None:
-        """Cancel an attempt: a queued one never starts, a running one is asked to return."""
+        ``renew``: the operator asks (``GET /v1/attempts/{id}``), which renews the lease.
+        """
         with self._lock:
             record = self._records.get(attempt_id)
             if record is None:
                 return None
+            if renew:
+                self._renew(record)
+                self._note_told(record)
+            return record.to_json()
+
+    def cancel(self, attempt_id: str, *, superseded: bool = False) -> dict[str, Any] | None:
+        """Cancel an attempt: a queued one never starts, a running one is stopped (its task is
+        asked to return, and the session abandons it at its next look). ``superseded``: its pod
+        is gone; this worker, which has the attempt, is told to stop altogether."""
+        with self._lock:
+            record = self._records.get(attempt_id)
+            if record is None:
+                return None  # another incarnation (such as the replacement pod): nothing to stop
+            if superseded and self._on_superseded is not None:
+                self._on_superseded("cancelled by the operator: its pod went away")
             if record.state == "Queued":
                 self._finish(record, "Failed", error_class="Retryable", message="cancelled")
-            elif record.state == "Running" and self._running is not None:
-                self._running.cancel()
+            elif record.state == "Running":
+                record.cancelled = True
+                if self._running is not None and self._running.record is record:
+                    self._running.cancel()
+            self._note_told(record)
             return record.to_json()
+
+    def stop(self, reason: str) -> None:
+        """The worker stops (its session has ended): take no attempt any more, and end a queued
+        one, so that the operator hears how the last attempt ended (see ``wait_told``)."""
+        with self._lock:
+            self._stopping = reason
+            current = self._current
+            if current is not None and current.state == "Queued":
+                message = f"the worker stopped ({reason}) before it started"
+                self._finish(current, "Failed", error_class="Retryable", message=message)
+
+    def wait_told(self, timeout: float) -> bool:
+        """Wait until the operator has read how the current attempt ended (True), or ``timeout``
+        seconds; True at once when there is nothing to tell."""
+        with self._told:
+            return self._told.wait_for(
+                lambda: self._current is None or not self._current.final or self._current.told,
+                timeout,
+            )
 
     # ------------------------------------------------------------ the session's side
 
@@ -219,12 +297,13 @@ class JobDesk(JobSource):
             record = self._current
             if record is not None and record.state == "Queued":
                 left = record.request.not_after - self._wall()
-                if left <= 0:
+                lapsed = self._lease_lapsed(record)
+                if left <= 0 or lapsed is not None:
                     self._finish(
                         record,
                         "TimedOut",
                         error_class="Retryable",
-                        message="not started before its deadline",
+                        message=f"not started: {lapsed or 'its deadline passed'}",
                     )
                 else:
                     task = self.registry.tasks[record.request.task]
@@ -232,7 +311,11 @@ class JobDesk(JobSource):
                     record.state = "Running"
                     self.runs.append(record.request.id)
                     self._running = AttemptTask(
-                        record, task, deadline_seconds=deadline, media=self._media
+                        record,
+                        task,
+                        deadline_seconds=deadline,
+                        media=self._media,
+                        stop_reason=lambda: self._stop_reason(record),
                     )
                     return self._running
         return self._idle.next_job(now) if self._idle is not None else None
@@ -265,6 +348,29 @@ class JobDesk(JobSource):
         return None if running is None else running.deadline_seconds
 
     # ------------------------------------------------------------ helpers
+
+    def _note_told(self, record: AttemptRecord) -> None:
+        if record.final and not record.told:
+            record.told = True
+            self._told.notify_all()
+
+    def _renew(self, record: AttemptRecord) -> None:
+        # A lease that has run out stays out: the operator may already count the attempt over.
+        if not record.final and self._lease_lapsed(record) is None:
+            record.renewed = self._clock()
+
+    def _lease_lapsed(self, record: AttemptRecord) -> str | None:
+        lease = record.request.lease_seconds
+        if lease is None or self._clock() - record.renewed <= lease:
+            return None
+        return f"its lease ran out (no word from the operator for {lease:g} s)"
+
+    def _stop_reason(self, record: AttemptRecord) -> str | None:
+        """Why a running attempt must stop now, else None (asked by the session's wait)."""
+        with self._lock:
+            if record.cancelled:
+                return "cancelled by the operator"
+            return self._lease_lapsed(record)
 
     def _record_outcome(self, record: AttemptRecord, result: TaskResult) -> None:
         detail = dict(result.detail)

@@ -8,8 +8,9 @@ the worker then takes no jobs. The token is never logged. Routes (JSON bodies, d
     GET  /v1/tasks                  the registered tasks: description, deadline, params schema
     POST /v1/validate               {task, params} -> {ok, message}
     POST /v1/attempts               deliver an attempt (AttemptRequest): 202, 200, 409 or 422
-    GET  /v1/attempts/{id}          the attempt's record; 404 when this worker does not know it
-    POST /v1/attempts/{id}/cancel   cancel it (queued: never starts; running: asked to return)
+    GET  /v1/attempts/{id}          the attempt's record (renews its lease); 404 when unknown
+    POST /v1/attempts/{id}/cancel   cancel it (queued: never starts; running: stopped); with
+                                    {reason: superseded} (its pod is gone) the worker stops
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ class JobApi:
         if route == ["tasks"]:
             return HTTPStatus.OK, self.desk.registry.catalog()
         if len(route) == 2 and route[0] == "attempts":
-            record = self.desk.lookup(route[1])
+            record = self.desk.lookup(route[1], renew=True)
             if record is None:
                 return HTTPStatus.NOT_FOUND, {"message": f"no attempt {route[1]} on this worker"}
             return HTTPStatus.OK, record
@@ -106,7 +107,7 @@ class JobApi:
                 return HTTPStatus.BAD_REQUEST, {"message": describe_validation_error(exc)}
             return self.desk.offer(attempt)
         if len(route) == 3 and route[0] == "attempts" and route[2] == "cancel":
-            record = self.desk.cancel(route[1])
+            record = self.desk.cancel(route[1], superseded=body.get("reason") == "superseded")
             if record is None:
                 return HTTPStatus.NOT_FOUND, {"message": f"no attempt {route[1]} on this worker"}
             return HTTPStatus.ACCEPTED, record

@@ -26,7 +26,12 @@ class StopRequested(Exception):
 
 
 class CallTimedOut(Exception):
-    """Raised when a call given a deadline did not return in time (the call is abandoned)."""
+    """Raised when a call given a deadline did not return in time, or was told to stop (the
+    call is abandoned); ``abandoned`` says why in the second case."""
+
+    def __init__(self, message: str, *, abandoned: str | None = None) -> None:
+        super().__init__(message)
+        self.abandoned = abandoned
 
 
 class Pacer(Protocol):
@@ -48,9 +53,17 @@ class Pacer(Protocol):
         """Record that the main loop turned (for ``/livez``)."""
         ...
 
-    def call(self, func: Callable[[], T], *, name: str, deadline: float | None = None) -> T:
+    def call(
+        self,
+        func: Callable[[], T],
+        *,
+        name: str,
+        deadline: float | None = None,
+        abandon: Callable[[], str | None] | None = None,
+    ) -> T:
         """Run a long blocking call; give up on it (StopRequested) when a stop is requested,
-        and (CallTimedOut) after ``deadline`` seconds when one is given."""
+        and (CallTimedOut) after ``deadline`` seconds when one is given, or as soon as
+        ``abandon`` names a reason."""
         ...
 
     @property
@@ -134,7 +147,14 @@ class Lifecycle:
                 return
             self._stop.wait(min(remaining, self._slice))
 
-    def call(self, func: Callable[[], T], *, name: str, deadline: float | None = None) -> T:
+    def call(
+        self,
+        func: Callable[[], T],
+        *,
+        name: str,
+        deadline: float | None = None,
+        abandon: Callable[[], str | None] | None = None,
+    ) -> T:
         """Run ``func`` in a helper thread and wait for it while beating and watching for a stop.
 
         On a stop the helper thread is abandoned (it is a daemon): the worker is exiting, and its
@@ -142,6 +162,8 @@ class Lifecycle:
         The beat goes on only until ``deadline`` (seconds): a hung call must not keep ``/livez``
         green for the Appium client's full timeout. Past it, the thread is abandoned and
         CallTimedOut raised; the caller then tears the session down, which ends the thread.
+        ``abandon``, asked on every slice, does the same before the deadline when it names a
+        reason (the attempt was superseded, or its lease ran out).
         """
         outcome: list[T] = []
         failure: list[BaseException] = []
@@ -166,6 +188,10 @@ class Lifecycle:
             if ends is not None and self._clock() >= ends and not done.is_set():
                 log.warning("Abandoned %s: it passed its deadline of %g s", name, deadline)
                 raise CallTimedOut(f"{name} passed its deadline of {deadline:g} s")
+            why = abandon() if abandon is not None else None
+            if why is not None and not done.is_set():
+                log.warning("Abandoned %s: %s", name, why)
+                raise CallTimedOut(f"{name} was stopped: {why}", abandoned=why)
         self.beat()
         if failure:
             raise failure[0]

@@ -116,6 +116,8 @@ class DeviceSession:
         self._connection: AdbConnection | None = None
         self._driver: WebDriver | None = None
         self._job: Task | None = None
+        # The task a stop interrupted: reported ended once the shutdown has quit the session.
+        self._interrupted: Task | None = None
         self._job_ends: float | None = None
         self._recovery_delay = 0.0
         self._next_secret_poll = 0.0
@@ -143,7 +145,16 @@ class DeviceSession:
                 self._pacer.beat()
                 self.step()
         except StopRequested as stop:
-            self._shutdown(str(stop) or "a stop was requested")
+            reason = str(stop) or "a stop was requested"
+            self._shutdown(reason)
+            interrupted, self._interrupted = self._interrupted, None
+            if interrupted is not None:
+                # Only now, with the Appium session quit and adb disconnected, has it ended.
+                message = f"the worker stopped ({reason}) and quit its Appium session"
+                self._jobs.report(
+                    TaskResult(interrupted.name, ok=False, detail={"error": message}),
+                    self._pacer.now(),
+                )
         return 0 if self._state is S.STOPPED else 1
 
     def step(self) -> None:
@@ -259,20 +270,29 @@ class DeviceSession:
         deadline: float | None = getattr(job, "deadline_seconds", None)
         try:
             result = self._pacer.call(
-                lambda: job.run(context), name=f"task-{job.name}", deadline=deadline
+                lambda: job.run(context),
+                name=f"task-{job.name}",
+                deadline=deadline,
+                abandon=getattr(job, "abandon_reason", None),
             )
         except StopRequested:
+            self._interrupted = job
             raise
         except CallTimedOut as exc:
             cancel = getattr(job, "cancel", None)
             if cancel is not None:
                 cancel()
-            message = f"task {job.name} passed its deadline of {deadline:g} s and was cancelled"
+            message = (
+                f"task {job.name} passed its deadline of {deadline:g} s and was cancelled"
+                if exc.abandoned is None
+                else f"task {job.name} was stopped: {exc.abandoned}"
+            )
             self._jobs.report(
                 TaskResult(job.name, ok=False, detail={"error": message, "timedOut": True}),
                 self._pacer.now(),
             )
-            # A hung task may hold the driver: quit the session so the next job gets a clean one.
+            # A hung or superseded task may hold the driver: quit the session, so that it can
+            # drive the phone no more and the next job gets a clean one.
             raise TaskHung(message) from exc
         except Exception as exc:
             fault = classify_failure(exc)

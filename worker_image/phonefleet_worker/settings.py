@@ -54,6 +54,11 @@ class WorkerSettings(BaseSettings):
     job_token_file: Path | None = None
     """The file holding the binding's job token; unset: ``jobToken`` in ``adb_secret_dir``."""
 
+    job_linger_seconds: float = Field(default=10.0, ge=0)
+    """On a stop, how long the job endpoint stays up after the session ended for the operator to
+    read how the last attempt ended (within the pod's termination grace, 30 s by default): the
+    operator then retries at once instead of waiting for the attempt's lease."""
+
     system_port: int = Field(default=8200, ge=1024, le=65535)
     """UiAutomator2's systemPort: unique per Appium server on a host."""
 

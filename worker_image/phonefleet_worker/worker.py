@@ -108,6 +108,7 @@ class Worker:
                 tasks=[settings.task],
             ),
             media=media,
+            on_superseded=lifecycle.request_stop,
         )
         self.session = DeviceSession(
             phone_id=settings.phone_id,
@@ -167,6 +168,11 @@ class Worker:
         try:
             with handle_signals(self.lifecycle):
                 code = self.session.run()
+                # The operator ends an attempt whose pod went away only once it hears that it
+                # ended (or its lease ran out): it asks within its poll, 2 s by default.
+                self.desk.stop(self.session.state.value)
+                if not self.desk.wait_told(self.settings.job_linger_seconds):
+                    log.info("Stopped serving the job endpoint: the operator did not ask")
             write_termination_message(self.session)
         finally:
             self.job_server.close()

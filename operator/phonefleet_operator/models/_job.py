@@ -145,6 +145,18 @@ class Attempt(StatusModel):
     )
     message: str | None = Field(None, description="What happened, in one line.")
     pod_uid: str | None = Field(None, description="uid of the worker pod that ran it.")
+    pod_ip: str | None = Field(
+        None,
+        alias="podIP",
+        description="IP of that pod: where its worker is asked to stop should the pod vanish.",
+    )
+    lease_seconds: float | None = Field(
+        None,
+        description=(
+            "The worker stops the attempt when the operator has not asked about it for this "
+            "long; the operator counts an unreachable one over after it (plus a grace)."
+        ),
+    )
     result: dict[str, Any] | None = Field(
         None,
         json_schema_extra=_PRESERVE,

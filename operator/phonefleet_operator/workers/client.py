@@ -59,9 +59,13 @@ class WorkerClient:
         """``GET /v1/attempts/{id}``: where the attempt stands on the worker."""
         return await self._call("GET", base, f"/v1/attempts/{attempt_id}", token)
 
-    async def cancel(self, base: str, token: str, attempt_id: str) -> Answer:
-        """``POST /v1/attempts/{id}/cancel``."""
-        return await self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, {})
+    async def cancel(
+        self, base: str, token: str, attempt_id: str, *, superseded: bool = False
+    ) -> Answer:
+        """``POST /v1/attempts/{id}/cancel``; ``superseded``: the attempt's pod is gone, and the
+        worker that still has the attempt stops altogether."""
+        body = {"reason": "superseded"} if superseded else {}
+        return await self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, body)
 
     async def close(self) -> None:
         """Close the connections."""

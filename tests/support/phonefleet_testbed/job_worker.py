@@ -134,7 +134,10 @@ def serve(port: int, token_file: Path, state: Path, lifecycle: Lifecycle) -> Non
             deadline = getattr(job, "deadline_seconds", None)
             try:
                 result = lifecycle.call(
-                    functools.partial(job.run, context), name=job.name, deadline=deadline
+                    functools.partial(job.run, context),
+                    name=job.name,
+                    deadline=deadline,
+                    abandon=getattr(job, "abandon_reason", None),
                 )
             except StopRequested:
                 return

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-import itertools
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 from fakes import FakeKube
+from job_fakes import FakeJobApi
 
-from conftest import NOW, apply_merge_patch
+from conftest import NOW
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.jobs.service import ACCOUNT_HOLD_ANNOTATION, JobService
@@ -20,50 +19,9 @@ from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.settings import JobSettings, OperatorSettings
 
 Obj = dict[str, Any]
-_versions = itertools.count(100)
 
 #: The loops' delays run on a virtual clock (looptime): no test waits on the wall clock.
 pytestmark = pytest.mark.looptime
-
-
-class FakeJobApi:
-    """PhoneJobs in memory, with the API server's conditional status writes (409 -> None)."""
-
-    def __init__(self) -> None:
-        self.jobs: dict[tuple[str, str], Obj] = {}
-        self.conditions: list[tuple[str, list[Obj]]] = []
-
-    def add(self, job: Obj) -> Obj:
-        job["metadata"]["resourceVersion"] = str(next(_versions))
-        self.jobs[job["metadata"]["namespace"], job["metadata"]["name"]] = job
-        return copy.deepcopy(job)
-
-    async def get_job(self, namespace: str, name: str) -> Obj | None:
-        return copy.deepcopy(self.jobs.get((namespace, name)))
-
-    async def patch_job_status(
-        self, namespace: str, name: str, resource_version: str, status: Mapping[str, Any]
-    ) -> Obj | None:
-        job = self.jobs.get((namespace, name))
-        if job is None or job["metadata"]["resourceVersion"] != resource_version:
-            return None
-        job["status"] = apply_merge_patch(job.get("status") or {}, dict(status))
-        job["metadata"]["resourceVersion"] = str(next(_versions))
-        return copy.deepcopy(job)
-
-    async def delete_job(self, namespace: str, name: str, uid: str) -> None:
-        job = self.jobs.get((namespace, name))
-        if job is not None and job["metadata"]["uid"] == uid:
-            del self.jobs[namespace, name]
-
-    async def annotate_binding(self, *_: Any) -> None:
-        raise AssertionError("no job here ends with an account error")
-
-    async def patch_binding_conditions(
-        self, namespace: str, name: str, resource_version: str, conditions: list[Obj]
-    ) -> bool:
-        self.conditions.append((name, conditions))
-        return True
 
 
 def binding_body(name: str) -> Obj:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import EntryPoint
 from typing import Any
 
@@ -15,6 +15,7 @@ import requests
 from pydantic import BaseModel, ConfigDict
 from worker_fakes import PHONE_ID, FakePacer, RecordingJobs, make_world
 
+from phonefleet_testbed.waiting import wait_for
 from phonefleet_worker.builtin_tasks import UiSteps, UiStepsParams
 from phonefleet_worker.job_desk import AttemptRequest, JobDesk
 from phonefleet_worker.job_server import JobServer
@@ -73,6 +74,10 @@ class FakePost(JobTask[PostParams]):
         if params.fail == "hang":
             self.hung = True
             context.cancel.wait(30)  # a task that ignores everything until it is cancelled
+            return {}
+        if params.fail == "stubborn":
+            self.hung = True
+            self.hang.wait(30)  # a task that does not even watch its cancel event
             return {}
         if params.fail == "lose-answer":
             self.posted[context.attempt.job_uid] = "https://example.invalid/p/1"
@@ -303,8 +308,15 @@ class RealCallPacer(FakePacer):
         super().__init__()
         self._lifecycle = Lifecycle(slice_seconds=0.02)
 
-    def call(self, func: Any, *, name: str, deadline: float | None = None) -> Any:
-        return self._lifecycle.call(func, name=name, deadline=deadline)
+    def call(
+        self,
+        func: Any,
+        *,
+        name: str,
+        deadline: float | None = None,
+        abandon: Callable[[], str | None] | None = None,
+    ) -> Any:
+        return self._lifecycle.call(func, name=name, deadline=deadline, abandon=abandon)
 
 
 def test_a_hung_task_is_cancelled_at_its_deadline_and_the_session_reopens() -> None:
@@ -357,6 +369,223 @@ def test_after_a_hung_task_an_appium_that_never_answers_does_not_hold_the_main_l
     assert not stepper.is_alive(), "the recovery still waits for the hung quit"
     assert quits == ["asked"]
     assert session.state is DeviceState.ADB_CONNECTING
+
+
+class Ticks:
+    """A monotonic clock the test moves by hand (the desk's lease clock)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_each_question_of_the_operator_renews_the_lease_and_a_cancel_does_not() -> None:
+    """An attempt with a 10 s lease: a GET at 8 s renews it (alive at 15 s); with no question
+    after that it has run out at 18.5 s. A cancel is no question: it never renews."""
+    ticks = Ticks()
+    desk = JobDesk(registry(), clock=ticks)
+    desk.offer(attempt(1, lease_seconds=10))
+    task = desk.next_job(0.0)
+    assert task is not None
+    reason = task.abandon_reason  # type: ignore[attr-defined]
+
+    ticks.now += 8
+    desk.lookup("attempt-1", renew=True)
+    ticks.now += 7
+    assert reason() is None
+    ticks.now += 3.5
+    assert reason() == "its lease ran out (no word from the operator for 10 s)"
+
+    fresh = JobDesk(registry(), clock=ticks)
+    fresh.offer(attempt(1, lease_seconds=10))
+    ticks.now += 6
+    fresh.cancel("attempt-9")  # not this attempt; and a cancel of it renews nothing either
+    fresh.lookup("attempt-1")  # a read of the worker's own, not the operator's question
+    ticks.now += 5
+    assert fresh.next_job(0.0) is None
+    record = fresh.lookup("attempt-1")
+    assert record is not None
+    assert record["state"] == "TimedOut"
+    assert "lease ran out" in record["message"]
+
+
+def test_an_attempt_without_a_lease_runs_to_its_deadline_unasked() -> None:
+    """An operator that sends no lease (an older one) gets the old behaviour: no lease."""
+    ticks = Ticks()
+    desk = JobDesk(registry(), clock=ticks)
+    desk.offer(attempt(1))
+    task = desk.next_job(0.0)
+    ticks.now += 3600
+    assert task is not None
+    assert task.abandon_reason() is None  # type: ignore[attr-defined]
+
+
+def test_a_lapsed_lease_is_not_renewed_by_a_late_question() -> None:
+    """Once the lease has run out the operator may already count the attempt over: a late GET
+    cannot bring it back."""
+    ticks = Ticks()
+    desk = JobDesk(registry(), clock=ticks)
+    desk.offer(attempt(1, lease_seconds=10))
+    task = desk.next_job(0.0)
+    assert task is not None
+    ticks.now += 11
+    desk.lookup("attempt-1", renew=True)
+    assert task.abandon_reason() is not None  # type: ignore[attr-defined]
+
+
+def test_a_running_attempt_whose_lease_runs_out_is_stopped_and_appium_quit() -> None:
+    """Cut off from the operator (its pod force-deleted, its node partitioned), the worker stops
+    the attempt once nobody asked about it for its lease: it ends TimedOut with the reason, the
+    task's thread is abandoned and the Appium session quit (RECOVERING), so this worker drives
+    the phone no more; then it opens a fresh session."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session = run_world(desk, RealCallPacer())
+    opened = len(session._appium.opened)  # type: ignore[attr-defined]
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}, lease_seconds=0.2))
+
+    record = step_until_final(session, desk, "attempt-1")
+    post.hang.set()
+
+    assert record["state"] == "TimedOut"
+    assert record["message"] == (
+        "task fake-post was stopped: its lease ran out (no word from the operator for 0.2 s)"
+    )
+    assert post.hung
+    assert session.state is DeviceState.RECOVERING
+    for _ in range(20):
+        if session.state is DeviceState.IDLE:
+            break
+        session.step()
+    assert len(session._appium.opened) == opened + 1  # type: ignore[attr-defined]
+
+
+def test_a_cancel_stops_a_running_attempt_that_ignores_it() -> None:
+    """The operator cancels an attempt whose pod went away: even a task that does not watch its
+    cancel event is abandoned at once (not at its deadline, 60 s here) and Appium is quit."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session = run_world(desk, RealCallPacer())
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    desk.cancel("attempt-1")  # still queued: it never starts
+    assert desk.lookup("attempt-1")["state"] == "Failed"  # type: ignore[index]
+    desk.offer(attempt(2, params={"caption": "x", "fail": "stubborn"}))
+    session.step()  # IDLE -> JOB_RUNNING
+    assert session.state is DeviceState.JOB_RUNNING
+    runner = threading.Thread(target=session.step, daemon=True)
+    runner.start()
+    wait_for(lambda: post.hung, 30, message="the task to run")
+    desk.cancel("attempt-2")
+    runner.join(30)  # a deadline for the test: the abandon comes within a slice
+    post.hang.set()
+
+    assert not runner.is_alive()
+    record = desk.lookup("attempt-2")
+    assert record is not None
+    assert record["state"] == "TimedOut"
+    assert record["message"] == "task fake-post was stopped: cancelled by the operator"
+    assert session.state is DeviceState.RECOVERING
+
+
+class StoppableCallPacer(RealCallPacer):
+    """RealCallPacer whose stop request also reaches the real calls (as SIGTERM does)."""
+
+    def request_stop(self, reason: str) -> None:
+        super().request_stop(reason)
+        self._lifecycle.request_stop(reason)
+
+
+def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told() -> None:
+    """SIGTERM while an attempt runs (an ordinary pod delete): the attempt is recorded Failed
+    (Retryable) only after the shutdown quit the Appium session, a queued one never starts, new
+    deliveries are refused, and the worker waits for the operator to read the outcome before its
+    job endpoint closes: the operator retries at once, rather than at the attempt's lease."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    pacer = StoppableCallPacer()
+    session = run_world(desk, pacer)
+    appium = session._appium  # type: ignore[attr-defined]
+    quits_when_reported: list[int] = []
+    report = desk.report
+
+    def recording_report(result: TaskResult, now: float) -> None:
+        quits_when_reported.append(appium.quits)
+        report(result, now)
+
+    desk.report = recording_report  # type: ignore[method-assign]
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    runner = threading.Thread(target=session.run, daemon=True)
+    runner.start()
+    wait_for(lambda: post.hung, 30, message="the task to run")
+    pacer.request_stop("received SIGTERM")
+    runner.join(30)
+    post.hang.set()
+
+    assert not runner.is_alive()
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert (record["state"], record["errorClass"]) == ("Failed", "Retryable")
+    assert record["message"] == (
+        "the worker stopped (received SIGTERM) and quit its Appium session"
+    )
+    assert quits_when_reported == [1]  # quit before the attempt was reported ended
+    assert desk.wait_told(0) is False  # nobody asked yet: the endpoint would stay up
+    desk.stop("STOPPED")
+    assert desk.offer(attempt(2))[0] == 409
+    desk.lookup("attempt-1", renew=True)  # the operator's poll
+    assert desk.wait_told(0) is True
+
+
+def test_a_worker_told_its_pod_is_gone_stops_altogether_without_reopening_appium() -> None:
+    """The operator cancels the attempt as superseded (its pod was force-deleted, the containers
+    still run): the worker ends the attempt, quits Appium and stops (STOPPED), instead of
+    reopening a session that would fight the replacement pod's on the phone. A worker that does
+    not have the attempt (another incarnation) is not stopped."""
+    post = FakePost()
+    pacer = StoppableCallPacer()
+    desk = JobDesk(registry(post), on_superseded=pacer.request_stop)
+    session = run_world(desk, pacer)
+    appium = session._appium  # type: ignore[attr-defined]
+    opened = len(appium.opened)
+    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    runner = threading.Thread(target=session.run, daemon=True)
+    runner.start()
+    wait_for(lambda: post.hung, 30, message="the task to run")
+
+    assert desk.cancel("attempt-9", superseded=True) is None
+    assert not pacer.stop_event.is_set()
+    desk.cancel("attempt-1", superseded=True)
+    runner.join(30)
+    post.hang.set()
+
+    assert not runner.is_alive()
+    assert session.state is DeviceState.STOPPED
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert (record["state"], record["message"]) == (
+        "Failed",
+        "the worker stopped (cancelled by the operator: its pod went away) and quit its Appium "
+        "session",
+    )
+    assert appium.quits >= 1
+    assert len(appium.opened) == opened
+
+
+def test_a_stop_ends_a_queued_attempt_that_never_started() -> None:
+    """An attempt delivered but not started when the worker stops ends Failed (Retryable) with
+    the reason, so the operator need not wait for its lease."""
+    desk = JobDesk(registry())
+    desk.offer(attempt(1))
+
+    desk.stop("STOPPED")
+
+    record = desk.lookup("attempt-1")
+    assert record is not None
+    assert record["state"] == "Failed"
+    assert record["message"] == "the worker stopped (STOPPED) before it started"
+    assert desk.next_job(0.0) is None
 
 
 def test_lifecycle_call_gives_up_at_its_deadline() -> None:

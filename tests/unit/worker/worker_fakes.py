@@ -77,7 +77,14 @@ class FakePacer:
     def beat(self) -> None:
         self.beats += 1
 
-    def call(self, func: Callable[[], Any], *, name: str, deadline: float | None = None) -> Any:
+    def call(
+        self,
+        func: Callable[[], Any],
+        *,
+        name: str,
+        deadline: float | None = None,
+        abandon: Callable[[], str | None] | None = None,
+    ) -> Any:
         self.check()
         return func()
 

@@ -28,6 +28,7 @@ __all__ = [
     "begin_attempt",
     "delivery",
     "end_attempt",
+    "fencing",
     "not_after",
     "refuse",
     "status_patch",
@@ -91,7 +92,14 @@ def refuse(job: PhoneJob, reason: str, message: str, now: datetime) -> PhoneJobS
 
 
 def begin_attempt(
-    job: PhoneJob, *, pod_uid: str, pod_name: str, now: datetime, token: str | None = None
+    job: PhoneJob,
+    *,
+    pod_uid: str,
+    pod_name: str,
+    now: datetime,
+    pod_ip: str | None = None,
+    lease_seconds: float | None = None,
+    token: str | None = None,
 ) -> PhoneJobStatus:
     """Record a new attempt as Running; it is written before the worker hears of it."""
     status = _copy(job)
@@ -105,6 +113,8 @@ def begin_attempt(
             start_time=rfc3339(now),
             outcome=AttemptOutcome.RUNNING,
             pod_uid=pod_uid,
+            pod_ip=pod_ip,
+            lease_seconds=lease_seconds,
         ),
     ]
     status.attempt_count = number
@@ -123,8 +133,10 @@ def not_after(job: PhoneJob, attempt: Attempt) -> datetime:
 
 
 def delivery(job: PhoneJob, attempt: Attempt) -> dict[str, Any]:
-    """The body of ``POST /v1/attempts``: the same bytes for every re-delivery of one attempt."""
-    return {
+    """The body of ``POST /v1/attempts``: the same bytes for every re-delivery of one attempt
+    (the lease is the attempt's own, so an operator restarted with another setting delivers the
+    same)."""
+    body: dict[str, Any] = {
         "job": job.namespaced_name,
         "jobUid": job.metadata.uid,
         "number": attempt.number,
@@ -134,6 +146,23 @@ def delivery(job: PhoneJob, attempt: Attempt) -> dict[str, Any]:
         "deadlineSeconds": job.spec.active_deadline_seconds,
         "notAfter": not_after(job, attempt).timestamp(),
     }
+    if attempt.lease_seconds is not None:
+        body["leaseSeconds"] = attempt.lease_seconds
+    return body
+
+
+def fencing(job: PhoneJob, pod_name: str, until: datetime) -> PhoneJobStatus:
+    """The running attempt's pod went away: the job stays Running (reason ``Fencing``) until the
+    attempt cannot run any more, so nothing else starts on the binding meanwhile."""
+    status = _copy(job)
+    current = status.current
+    number = current.number if current is not None else status.attempt_count
+    status.reason = "Fencing"
+    status.message = (
+        f"attempt {number}/{job.spec.max_attempts}: pod {pod_name} went away while it ran; "
+        f"waiting for its worker to stop it (at the latest {rfc3339(until)})"
+    )
+    return status
 
 
 def end_attempt(

@@ -43,6 +43,8 @@ class BindingView:
     phase: str | None
     pod_uid: str | None
     """uid of its worker pod when that pod is ready, else None."""
+    pod_ip: str | None = None
+    """IP of that pod (recorded with each attempt), else None."""
     max_per_day: int | None = None
     time_zone: str = "UTC"
     account_hold: str | None = None

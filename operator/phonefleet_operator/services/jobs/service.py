@@ -31,6 +31,7 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import (
+    Attempt,
     AttemptOutcome,
     ConditionStatus,
     ConditionType,
@@ -45,7 +46,7 @@ from phonefleet_operator.models import (
 )
 from phonefleet_operator.render import adb_secret_name, pod_name
 from phonefleet_operator.services.coordination import Wakeups
-from phonefleet_operator.services.jobs import ledger
+from phonefleet_operator.services.jobs import fencing, ledger
 from phonefleet_operator.services.jobs.backfill import TokenBackfill
 from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
@@ -60,13 +61,6 @@ log = logging.getLogger(__name__)
 
 #: On a PhoneBinding: why its account is held; jobs wait until a person removes it.
 ACCOUNT_HOLD_ANNOTATION = "phonefleet.dev/account-hold"
-
-_FINAL = {
-    "Succeeded": AttemptOutcome.SUCCEEDED,
-    "AlreadyDone": AttemptOutcome.ALREADY_DONE,
-    "Failed": AttemptOutcome.FAILED,
-    "TimedOut": AttemptOutcome.TIMED_OUT,
-}
 
 Obj = dict[str, Any]
 
@@ -216,6 +210,9 @@ class JobService:
         # Bindings whose last pass saw an account hold: clearing it must reach the condition
         # even when no job is left to run a loop for it.
         self._held: set[tuple[str, str]] = set()
+        # Per binding with a running attempt: its id and when its worker last answered for it
+        # (or when this process first followed it), the base of its lease (services/jobs/fencing).
+        self._heard: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -412,6 +409,7 @@ class JobService:
     def _drop(self, key: tuple[str, str]) -> None:
         """Forget every piece of the binding's job state (its loop ended or is cancelled)."""
         self._tasks.pop(key, None)
+        self._heard.pop(key, None)
         body = self._bindings.pop(key, None)
         self.wakeups.forget(binding_key(*key))
         if self._backfill is not None and body is not None:
@@ -530,7 +528,12 @@ class JobService:
         started = await self._write(
             job,
             ledger.begin_attempt(
-                job, pod_uid=view.pod_uid, pod_name=pod_name(binding.name), now=now
+                job,
+                pod_uid=view.pod_uid,
+                pod_name=pod_name(binding.name),
+                now=now,
+                pod_ip=view.pod_ip,
+                lease_seconds=self._settings.lease_seconds,
             ),
         )
         if started is None:
@@ -538,6 +541,7 @@ class JobService:
         attempt = started.status.current
         if attempt is None:
             raise RuntimeError(f"PhoneJob {started.namespaced_name} lost the attempt it started")
+        self._heard[_key(binding)] = (attempt.id, now)
         self._event(
             started,
             binding,
@@ -558,6 +562,8 @@ class JobService:
         except WorkerUnreachable as error:
             log.info("Could not deliver attempt %s yet: %s", attempt.id, error)
             return  # it is still ours to deliver: the next poll finds the worker without it
+        if answer.status in (200, 202):
+            self._heard_of(binding, attempt)
         if answer.status == 422:
             ending = ledger.Ending(
                 AttemptOutcome.FAILED,
@@ -580,12 +586,7 @@ class JobService:
         live_uid = (pod or {}).get("metadata", {}).get("uid")
         if live_uid != attempt.pod_uid:
             # The pod that had the attempt is gone (deleted, or replaced by a new incarnation).
-            await self._end(
-                binding,
-                job,
-                attempt.id,
-                ledger.Ending(AttemptOutcome.LOST, message="the worker pod went away"),
-            )
+            await self._fence(binding, job, attempt, now)
             return
         deadline = ledger.not_after(job, attempt).timestamp() + self._settings.grace_seconds
         overdue = now.timestamp() > deadline
@@ -606,6 +607,8 @@ class JobService:
                     ),
                 )
             return
+        if answer.status == 200:
+            self._heard_of(binding, attempt)
         if answer.status == 404:
             if now < ledger.not_after(job, attempt):
                 await self._deliver(binding, job, base, token)  # the delivery did not arrive
@@ -617,15 +620,8 @@ class JobService:
                     ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
                 )
             return
-        state = str(answer.body.get("state", ""))
-        if state in _FINAL:
-            error_class = str(answer.body.get("errorClass", ""))
-            ending = ledger.Ending(
-                _FINAL[state],
-                error_class=ErrorClass(error_class) if error_class in set(ErrorClass) else None,
-                message=answer.body.get("message"),
-                result=answer.body.get("result"),
-            )
+        ending = fencing.outcome_of(answer)
+        if ending is not None:
             await self._end(binding, job, attempt.id, ending)
         elif overdue:
             await self._workers.cancel(base, token, attempt.id)
@@ -635,6 +631,55 @@ class JobService:
                 attempt.id,
                 ledger.Ending(AttemptOutcome.TIMED_OUT, message="still running past its deadline"),
             )
+
+    async def _fence(
+        self, binding: PhoneBinding, job: PhoneJob, attempt: Attempt, now: datetime
+    ) -> None:
+        """End an attempt whose pod went away only once it runs nowhere (see fencing.py).
+
+        The pod may have been force-deleted with its containers still running: the worker at
+        the attempt's address is told to stop it, and until it says the attempt ended (or does
+        not know it), or the attempt's lease or deadline has run out, the job stays Running, so
+        no attempt of any job starts on the replacement pod.
+        """
+        until = fencing.fenced_at(
+            job,
+            attempt,
+            last_heard=self._last_heard(binding, attempt, now),
+            grace=self._settings.grace_seconds,
+        )
+        base, answer = self._attempt_endpoint(binding, attempt), None
+        if base is not None:
+            # A cancel, not a GET: it does not renew the lease of a worker we lose again.
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(
+                    base, self._token(binding), attempt.id, superseded=True
+                )
+        ending = fencing.ending_of(answer, until=until, now=now)
+        if ending is None:
+            status = ledger.fencing(job, pod_name(binding.name), until)
+            written = await self._write(job, status)
+            if written is not None and job.status.reason != "Fencing":
+                self._event(
+                    written,
+                    binding,
+                    warning=True,
+                    reason="FencingAttempt",
+                    message=f"PhoneJob {job.name}: {status.message}",
+                )
+            return
+        await self._end(binding, job, attempt.id, ending)
+
+    def _last_heard(self, binding: PhoneBinding, attempt: Attempt, now: datetime) -> datetime:
+        heard = self._heard.get(_key(binding))
+        if heard is None or heard[0] != attempt.id:
+            # First look of this process: it cannot have renewed the lease before now.
+            heard = self._heard[_key(binding)] = (attempt.id, now)
+        return heard[1]
+
+    def _heard_of(self, binding: PhoneBinding, attempt: Attempt) -> None:
+        """The worker answered for the attempt, which renewed its lease there."""
+        self._heard[_key(binding)] = (attempt.id, self._clock())
 
     async def _end(
         self, binding: PhoneBinding, job: PhoneJob, attempt_id: str, ending: ledger.Ending
@@ -720,17 +765,27 @@ class JobService:
             uid=binding.uid,
             phase=binding.status.phase,
             pod_uid=pod["metadata"].get("uid") if ready and pod is not None else None,
+            pod_ip=((pod or {}).get("status") or {}).get("podIP") if ready else None,
             max_per_day=policy.max_per_day,
             time_zone=policy.time_zone,
             account_hold=annotations.get(ACCOUNT_HOLD_ANNOTATION),
         )
+
+    def _attempt_endpoint(self, binding: PhoneBinding, attempt: Attempt) -> str | None:
+        """Where the worker that had ``attempt`` listens: its pod's recorded IP (that pod may
+        have left the API server while its containers still run); None when not recorded (an
+        attempt started by an operator from before podIP was)."""
+        override = self._settings.endpoint_overrides.get(binding.namespaced_name)
+        return override or self._job_url(attempt.pod_ip)
 
     def _endpoint(self, binding: PhoneBinding, pod: Obj | None = None) -> str | None:
         override = self._settings.endpoint_overrides.get(binding.namespaced_name)
         if override:
             return override
         pod = pod or self._pods.get(binding.namespace, pod_name(binding.name))
-        address = ((pod or {}).get("status") or {}).get("podIP")
+        return self._job_url(((pod or {}).get("status") or {}).get("podIP"))
+
+    def _job_url(self, address: str | None) -> str | None:
         if not address:
             return None
         host = f"[{address}]" if ":" in address else address

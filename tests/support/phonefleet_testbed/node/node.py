@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -180,6 +181,18 @@ class RealNode:
             ("net", os.stat(proc / "net").st_ino),
             ("mnt", os.stat(proc / "mnt").st_ino),
         }
+
+    @contextlib.contextmanager
+    def paused(self, name: str) -> Iterator[None]:
+        """Freeze one of the node's daemons for the block (SIGSTOP; SIGCONT whatever happens): a
+        paused kubelet neither syncs pods nor kills their containers, as on a node cut off."""
+        pid = next(p.pid for p in self._processes if p.name == name)
+        assert pid is not None, f"{name} does not run"
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
     def in_node(self, argv: Sequence[str]) -> list[str]:
         """``argv`` run inside the node's network and mount namespaces."""

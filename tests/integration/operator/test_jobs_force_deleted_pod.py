@@ -1,0 +1,298 @@
+"""A worker pod force-deleted mid-attempt: the next attempt starts only once the old one stopped.
+
+`kubectl delete pod --force --grace-period=0` removes the pod from the API server at once while
+its containers (the old worker) may still run and drive the phone. The operator, on the real
+control plane, must not start another attempt on the replacement pod until the old one is fenced:
+the old worker said it stopped (it is told to), or its lease ran out (it could not be reached).
+
+KWOK pods do not run, so each pod's worker is a stand-in process with the worker's real job
+server and desk (phonefleet_testbed.job_worker): ``old`` for the pod that is force-deleted and
+``new`` for its replacement. The operator reaches a binding's job endpoint at one URL (the
+test-only endpoint override), so a small router on that URL plays the network: requests about
+the attempts of the old pod go to the old worker (or nowhere, when it is cut off), every other
+request to the pod of the moment. Both workers log each run's start and end on one monotonic
+clock, which is what "the next attempt started after the old one stopped" is checked against.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
+from phonefleet_testbed.waiting import wait_for
+
+pytestmark = pytest.mark.integration
+
+NAME = "fence"
+JOB_ENV = {
+    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
+    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
+    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
+    "PHONEFLEET_JOBS_LEASE_SECONDS": "4",
+}
+
+
+class Router:
+    """One URL for the binding's job endpoint; it forwards each request to the pod it is for."""
+
+    def __init__(self, current: str) -> None:
+        self.current = current
+        self.old = ""
+        self.old_attempts: set[str] = set()
+        self.cut = False
+        """The old pod is out of reach: its requests get no answer (the connection drops)."""
+        router = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                router.forward(self, "GET")
+
+            def do_POST(self) -> None:
+                router.forward(self, "POST")
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Router:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def forward(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        parts = request.path.split("/")
+        named = parts[3] if len(parts) > 3 and parts[2] == "attempts" else ""
+        if not named and body:
+            named = str(json.loads(body).get("id", ""))
+        target = self.current
+        if named in self.old_attempts:
+            if self.cut:
+                request.close_connection = True
+                return
+            target = self.old
+        try:
+            answer = requests.request(
+                method,
+                target + request.path,
+                data=body if method == "POST" else None,
+                headers={
+                    "Authorization": request.headers.get("Authorization", ""),
+                    "Content-Type": "application/json",
+                },
+                timeout=10,
+            )
+        except requests.RequestException:
+            request.close_connection = True  # the worker did not answer: neither do we
+            return
+        status, reply = answer.status_code, answer.content
+        request.send_response(status)
+        request.send_header("Content-Type", "application/json")
+        request.send_header("Content-Length", str(len(reply)))
+        request.end_headers()
+        request.wfile.write(reply)
+
+    def replace_pod(self, attempt_id: str, new: str) -> None:
+        """The pod was replaced: the attempt stays on the old pod's worker, the rest goes new."""
+        self.old, self.old_attempts = self.current, {attempt_id}
+        self.current = new
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[dict[str, StandInWorker]]:
+    """The old pod's worker and the new pod's, started."""
+    made = {}
+    for which in ("old", "new"):
+        folder = tmp_path / which
+        folder.mkdir()
+        made[which] = StandInWorker(f"{NAME}-{which}", free_port(), folder)
+        made[which].start()
+    yield made
+    for worker in made.values():
+        worker.stop()
+
+
+def job_status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    job = kubectl.get("phonejob", "post", namespace)
+    assert job is not None
+    return dict(job.get("status") or {})
+
+
+def wait_status(
+    kubectl: Kubectl, namespace: str, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    return wait_for(
+        lambda: (s := job_status(kubectl, namespace)) and check(s) and s,
+        90,
+        message=lambda: f"the job {what}; status now: {job_status(kubectl, namespace)}",
+    )
+
+
+def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
+    """When the worker started and ended its run of the attempt (monotonic, machine-wide)."""
+    return {line["event"]: line["t"] for line in worker.runs() if line["attempt"] == attempt_id}
+
+
+def start_attempt_then_force_delete(
+    *,
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    router: Router,
+    workers: dict[str, StandInWorker],
+) -> str:
+    """Binding and job running on the old pod's worker; then the pod force-deleted. Returns
+    attempt 1's id."""
+    operator_factory(
+        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
+        **JOB_ENV,
+    )
+    kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
+    wait_phase(kubectl, namespace, NAME, "Running")
+    secret = wait_for(
+        lambda: (
+            (s := kubectl.get("secret", f"{NAME}-adb", namespace))
+            and "jobToken" in s.get("data", {})
+            and s
+        ),
+        30,
+        message="the job token",
+    )
+    token = base64.b64decode(secret["data"]["jobToken"]).decode()
+    for worker in workers.values():
+        worker.mount_token(token)
+    kubectl.apply(
+        {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhoneJob",
+            "metadata": {"name": "post", "namespace": namespace},
+            "spec": {
+                "bindingName": NAME,
+                "task": "probe-post",
+                # Long enough to be running still when the pod goes; the new worker's attempt
+                # (the same params) is only waited for until it starts.
+                "params": {"caption": "x", "seconds": 120},
+                "retryDelaySeconds": 1,
+                "activeDeadlineSeconds": 600,
+            },
+        }
+    )
+    running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+    first = running["attempts"][0]["id"]
+    wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
+    old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
+
+    router.replace_pod(first, workers["new"].url)
+    kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
+    wait_for(
+        lambda: (
+            (p := kubectl.get("pod", f"{NAME}-worker", namespace))
+            and p["metadata"]["uid"] != old_uid
+        ),
+        60,
+        message="the replacement pod",
+    )
+    return str(first)
+
+
+def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """The pod is force-deleted while its worker still runs attempt 1. The operator tells that
+    worker to stop (at the old pod's address) and records its answer as attempt 1's end; only
+    then does attempt 2 start, on the new pod's worker. Before, attempt 1 ended Lost at once and
+    attempt 2 ran on the new pod while the old worker still ran attempt 1: two workers on one
+    phone."""
+    with Router(workers["old"].url) as router:
+        first = start_attempt_then_force_delete(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+        )
+        status = wait_status(
+            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
+        )
+        second = status["attempts"][1]["id"]
+        wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+
+    old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
+    assert "end" in old_run, "the old worker still runs attempt 1"
+    assert old_run["end"] < new_run["start"]
+    ended = status["attempts"][0]
+    # The task returned on its cancel event (Failed), or was abandoned (TimedOut): either way,
+    # in the old worker's own words.
+    assert (ended["outcome"], ended["message"]) in {
+        ("Failed", "cancelled"),
+        ("TimedOut", "task probe-post was stopped: cancelled by the operator"),
+    }
+    assert ended["endTime"] <= status["attempts"][1]["startTime"]
+    assert run_times(workers["new"], first) == {}
+
+
+def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_next_starts(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """As above, but the old pod is out of reach (its node cut off): the job waits, Fencing,
+    while the old worker, no longer asked about its attempt, stops it when its 4 s lease runs
+    out; the operator ends attempt 1 Lost after the lease plus the grace, and attempt 2 starts
+    on the new pod after the old worker stopped."""
+    with Router(workers["old"].url) as router:
+        router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
+        first = start_attempt_then_force_delete(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+        )
+        fencing = wait_status(
+            kubectl, namespace, lambda s: s.get("reason") == "Fencing", "to wait, Fencing"
+        )
+        status = wait_status(
+            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
+        )
+        second = status["attempts"][1]["id"]
+        wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+
+    assert "went away while it ran" in fencing["message"]
+    old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
+    assert "end" in old_run, "the old worker still runs attempt 1"
+    assert old_run["end"] < new_run["start"]
+    ended = status["attempts"][0]
+    assert ended["outcome"] == "Lost"
+    assert "lease or deadline has run out" in ended["message"]
+    assert "lease ran out" in workers["old"].log_tail()

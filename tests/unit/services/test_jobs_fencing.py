@@ -1,0 +1,319 @@
+"""An attempt whose worker pod left the API server (force-deleted, its node gone) ends only once
+it runs nowhere: no attempt of any job starts on the replacement pod before that.
+
+The operator's job service runs its passes against in-memory PhoneJobs (conditional writes) and
+two workers, the old pod's and the new pod's, each the worker's own job endpoint and desk at the
+pod's IP; the old one can be cut off. Every clock (the operator's, the desks' wall and lease
+clocks) is one clock the test moves.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from fakes import FakeKube
+from job_fakes import FakeJobApi, FakeWorkers
+
+from conftest import NOW
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.services.jobs.tokens import JobTokens
+from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.settings import JobSettings, OperatorSettings
+from phonefleet_worker.job_desk import JobDesk
+from phonefleet_worker.job_server import JobApi
+from phonefleet_worker.registry import TaskRegistry
+from phonefleet_worker.tasks import Task, TaskResult
+
+Obj = dict[str, Any]
+OLD, NEW = "http://10.0.0.1:8090", "http://10.0.0.2:8090"
+LEASE, GRACE = 30.0, 5.0
+
+
+class Clock:
+    """The one clock of the test, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def pod(uid: str, ip: str) -> Obj:
+    return {
+        "metadata": {"name": "alpha-worker", "namespace": "ns", "uid": uid},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+class World:
+    """Binding alpha, Running on pod-1 (10.0.0.1), with one job, ``post``."""
+
+    def __init__(self, **job_spec: Any) -> None:
+        self.clock = Clock()
+        self.kube = FakeKube()
+        self.api = FakeJobApi()
+        self.workers = FakeWorkers()
+        self.pods = ObservedPods()
+        self.tokens = JobTokens(b"k" * 32)
+        self.binding: Obj = {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhoneBinding",
+            "metadata": {
+                "name": "alpha",
+                "namespace": "ns",
+                "uid": "uid-alpha",
+                "resourceVersion": "7",
+                "generation": 1,
+            },
+            "spec": {"phoneId": "phone-a"},
+            "status": {"phase": "Running", "podName": "alpha-worker"},
+        }
+        self.kube.bindings["ns", "alpha"] = self.binding
+        self.desks: dict[str, JobDesk] = {}
+        self.stopped: list[tuple[str, str]] = []
+        """(address, why) of each worker told to stop altogether."""
+        self.service = self.new_operator()
+        self.put_pod("pod-1", "10.0.0.1")
+        self.put_worker(OLD)
+        self.service.saw(
+            "ADDED",
+            self.api.add(
+                {
+                    "apiVersion": "phonefleet.dev/v1alpha1",
+                    "kind": "PhoneJob",
+                    "metadata": {
+                        "name": "post",
+                        "namespace": "ns",
+                        "uid": "uid-post",
+                        "generation": 1,
+                        "creationTimestamp": "2026-11-28T11:00:00Z",
+                    },
+                    "spec": {"bindingName": "alpha", "task": "heartbeat", **job_spec},
+                    "status": {},
+                }
+            ),
+        )
+
+    def new_operator(self) -> JobService:
+        """An operator process (a restart forgets everything but the API server)."""
+        service = JobService(
+            kube=self.kube,
+            api=self.api,  # type: ignore[arg-type]
+            workers=self.workers,  # type: ignore[arg-type]
+            tokens=self.tokens,
+            pods=self.pods,
+            settings=JobSettings(lease_seconds=LEASE, grace_seconds=GRACE),
+            operator=OperatorSettings(),
+            clock=self.clock,
+        )
+        for raw in self.api.jobs.values():
+            service.saw("ADDED", raw)
+        return service
+
+    def put_pod(self, uid: str, ip: str) -> None:
+        body = pod(uid, ip)
+        self.kube.pods["ns", "alpha-worker"] = body
+        self.pods.saw(body)
+
+    def put_worker(self, base: str) -> JobDesk:
+        """A fresh worker process at ``base`` (a new pod's, or a restarted container's)."""
+        token = self.tokens.token_for("ns", "alpha", "uid-alpha")
+        desk = JobDesk(
+            TaskRegistry.from_entry_points(),
+            wall_clock=self.clock.seconds,
+            clock=self.clock.seconds,
+            on_superseded=lambda why: self.stopped.append((base, why)),
+        )
+        self.desks[base] = desk
+        self.workers.at[base] = JobApi(desk, lambda: token)
+        return desk
+
+    def force_delete(self) -> None:
+        """``kubectl delete pod --force --grace-period=0``: the pod leaves the API server at
+        once (its containers, the old worker, may still run); the operator makes pod-2."""
+        self.pods.gone("ns", "alpha-worker")
+        self.put_pod("pod-2", "10.0.0.2")
+        self.put_worker(NEW)
+
+    async def run_pass(self) -> None:
+        await self.service.pass_once(self.binding)
+
+    def status(self) -> Obj:
+        return dict(self.api.jobs["ns", "post"]["status"])
+
+    def attempts_on(self, base: str) -> list[tuple[str, str]]:
+        """The attempt calls the operator made to the worker at ``base``."""
+        return [(m, p) for m, b, p in self.workers.calls if b == base and "/attempts" in p]
+
+
+async def started(world: World) -> Task:
+    """Attempt 1 delivered to the old worker, whose session has started it."""
+    await world.run_pass()
+    task = world.desks[OLD].next_job(0.0)
+    assert task is not None, world.status()
+    return task
+
+
+async def test_the_old_worker_is_told_to_stop_and_the_next_attempt_waits_for_its_word() -> None:
+    """The pod is force-deleted while its worker still runs attempt 1: the operator cancels it on
+    the old pod's IP and keeps the job Running (Fencing), so nothing starts on pod-2. Once the
+    old worker says the attempt ended (its session abandoned the task), that outcome is the
+    ledger's, and attempt 2 goes to pod-2 after the backoff."""
+    world = World()
+    task = await started(world)
+    first = world.status()["attempts"][0]
+    assert (first["podUid"], first["podIP"], first["leaseSeconds"]) == ("pod-1", "10.0.0.1", LEASE)
+
+    world.force_delete()
+    await world.run_pass()
+
+    fencing = world.status()
+    assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    assert "pod alpha-worker went away while it ran" in fencing["message"]
+    assert fencing["attempts"][0]["outcome"] == "Running"
+    assert world.kube.events["FencingAttempt"] == 2  # on the job and on its binding
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+    assert world.attempts_on(NEW) == []
+
+    world.clock.advance(10)
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"  # the old worker still says Running
+    assert world.attempts_on(NEW) == []
+    assert world.kube.events["FencingAttempt"] == 2  # once, not on every pass
+
+    world.desks[OLD].report(  # what its session reports once it abandoned the task
+        TaskResult(
+            "heartbeat",
+            ok=False,
+            detail={
+                "error": "task heartbeat was stopped: cancelled by the operator",
+                "timedOut": True,
+            },
+        ),
+        0.0,
+    )
+    await world.run_pass()
+    ended = world.status()
+    assert ended["reason"] == "RetryBackoff"
+    assert ended["attempts"][0]["outcome"] == "TimedOut"
+    assert (
+        ended["attempts"][0]["message"] == "task heartbeat was stopped: cancelled by the operator"
+    )
+
+    world.clock.advance(61)
+    await world.run_pass()
+    second = world.status()["attempts"][1]
+    assert (second["podUid"], second["podIP"]) == ("pod-2", "10.0.0.2")
+    assert world.desks[NEW].lookup(second["id"]) is not None
+
+
+async def test_a_worker_out_of_reach_is_fenced_by_its_lease_which_it_honours_first() -> None:
+    """The old pod's worker cannot be reached (its node cut off): the job stays Fencing until
+    the lease has run out since the worker last answered, plus the grace; by then the worker,
+    asked by nobody, has stopped the attempt itself. Only then does attempt 1 end Lost."""
+    world = World()
+    task = await started(world)
+    world.clock.advance(10)
+    await world.run_pass()  # a poll: the worker renews the lease at NOW + 10 s
+    world.force_delete()
+    world.workers.at.pop(OLD)  # cut off, but still running
+
+    await world.run_pass()
+    fencing = world.status()
+    assert fencing["reason"] == "Fencing"
+    assert fencing["message"].endswith("(at the latest 2026-11-28T12:00:45Z)")
+
+    world.clock.advance(34)  # NOW + 44 s: the worker's lease ran out at NOW + 40 s
+    assert task.abandon_reason() is not None  # type: ignore[attr-defined]
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    assert world.attempts_on(NEW) == []
+
+    world.clock.advance(2)
+    await world.run_pass()
+    ended = world.status()
+    assert ended["attempts"][0]["outcome"] == "Lost"
+    assert "lease or deadline has run out" in ended["attempts"][0]["message"]
+    assert ended["reason"] == "RetryBackoff"
+    assert world.attempts_on(NEW) == []
+
+
+async def test_a_restarted_operator_counts_the_lease_from_its_own_first_look() -> None:
+    """An operator restarted after the pod vanished does not know when the worker last heard
+    from its predecessor: it counts the lease from its own first look, never earlier."""
+    world = World()
+    await started(world)
+    world.force_delete()
+    world.workers.at.pop(OLD)
+    world.clock.advance(100)  # the first operator is gone long before its fence time
+    world.service = world.new_operator()
+
+    await world.run_pass()
+    world.clock.advance(LEASE + GRACE - 1)
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+
+    world.clock.advance(2)
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Lost"
+
+
+async def test_the_deadline_bounds_the_fence_when_it_comes_before_the_lease() -> None:
+    """An attempt with a 20 s deadline runs nowhere after it: the fence is its notAfter plus
+    the grace, sooner than the lease."""
+    world = World(activeDeadlineSeconds=20)
+    await started(world)
+    world.force_delete()
+    world.workers.at.pop(OLD)
+
+    world.clock.advance(20 + GRACE - 1)
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    world.clock.advance(2)
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Lost"
+
+
+@pytest.mark.parametrize(
+    ("restarted", "outcome"),
+    [(True, "Lost"), (False, "Succeeded")],
+    ids=["a restarted worker does not know it", "the old worker finished it"],
+)
+async def test_the_old_pods_own_answer_ends_the_attempt_at_once(
+    restarted: bool, outcome: str
+) -> None:
+    """A worker at the old address that does not know the attempt (a restarted container: the
+    attempt runs nowhere) ends it Lost at once; one that finished it gives its outcome."""
+    world = World()
+    task = await started(world)
+    world.force_delete()
+    if restarted:
+        world.put_worker(OLD)
+    else:
+        world.desks[OLD].report(_succeeded(task), 0.0)
+
+    await world.run_pass()
+
+    assert world.status()["attempts"][0]["outcome"] == outcome
+    # A worker without the attempt is not the deleted pod's: it is not told to stop.
+    assert [base for base, _ in world.stopped] == ([] if restarted else [OLD])
+
+
+def _succeeded(task: Task) -> TaskResult:
+    record = task.record  # type: ignore[attr-defined]
+    detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}
+    return TaskResult(task.name, ok=True, detail=detail)
