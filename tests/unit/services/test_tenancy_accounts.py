@@ -286,9 +286,17 @@ async def test_a_restricted_operator_says_which_namespaces_of_its_pool_it_does_n
     store: FakePoolStore,
 ) -> None:
     """pool-b names team-a (served by account a's operator) and team-b: NAMESPACES shows team-b
-    only, and NamespacesServed=False names team-a. An operator serving every namespace sets no
-    such condition (a single-account cluster's pools look as before)."""
+    only, and NamespacesServed=False names team-a. A label selector that also matches team-a is
+    no mistake (one client, a pool in each account): True. An operator serving every namespace
+    sets no such condition (a single-account cluster's pools look as before)."""
+    store.namespaces = {"team-a": {"client": "acme"}, "team-b": {"client": "acme"}}
     _pool(store, "pool-b", account="b", namespaces={"names": ["team-a", "team-b"]})
+    store.create(
+        "pool-sel",
+        account="b",
+        phones={"groups": ["other"]},
+        namespaces={"selector": {"matchLabels": {"client": "acme"}}},
+    )
     _pool(store, "pool-all", namespaces={"names": ["team-a"]})
     b = Operator(store, "b", ("team-b",), phones=1)
     everywhere = Operator(store, "default", ("team-a",), phones=1)
@@ -306,6 +314,13 @@ async def test_a_restricted_operator_says_which_namespaces_of_its_pool_it_does_n
     assert (served["status"], served["reason"]) == ("False", "NotServedByThisAccount")
     assert "team-a" in served["message"]
     assert "team-b" not in served["message"]
+    by_selector = store.pools["pool-sel"]["status"]
+    assert by_selector["namespaces"] == "team-b"
+    assert [
+        (c["status"], c["reason"])
+        for c in by_selector["conditions"]
+        if c["type"] == "NamespacesServed"
+    ] == [("True", "AllServed")]
     unrestricted = store.pools["pool-all"]["status"]
     assert {c["type"] for c in unrestricted["conditions"]} == {"Overlapping"}
 

@@ -431,10 +431,10 @@ class Tenancy:
         name = str(body["metadata"]["name"])
         if event_type == "DELETED":
             self.view.namespace_gone(name)
-        elif self.view.saw_namespace(body) and self.view.pools:
+        elif self.view.saw_namespace(body) and (self.view.pools or self.view.foreign):
             for uid in self.view.uids(name):
                 self._wake(uid)
-            if self.reporter is not None:
+            if self.reporter is not None and self.view.pools:
                 self.reporter.poke()
 
     def namespaces_of(self, pool: PhonePool) -> list[str]:
@@ -446,16 +446,15 @@ class Tenancy:
         )
 
     def unserved_of(self, pool: PhonePool) -> list[str] | None:
-        """The namespaces the pool names or selects that this operator does not serve (another
-        account's, or none's); None when it serves every namespace."""
+        """The namespaces the pool names (``namespaces.names``) that this operator does not
+        serve; None when it serves every namespace. A label selector matching another
+        account's namespaces is no mistake (one client, a pool in each account, one selector),
+        a name is: it means that namespace and no other."""
         if not self.scope.namespaces:
             return None
-        selected = {
-            name
-            for name, labels in self.view.namespaces.items()
-            if matches_namespace(pool.spec.namespaces, name, labels)
-        } | set(pool.spec.namespaces.names)
-        return sorted(name for name in selected if not self.scope.serves(name))
+        return sorted(
+            name for name in set(pool.spec.namespaces.names) if not self.scope.serves(name)
+        )
 
 
 # ------------------------------------------------------------ what the binding is told

@@ -97,9 +97,9 @@ def pool_status(
             status="False" if unserved else "True",
             reason="NotServedByThisAccount" if unserved else "AllServed",
             message=(
-                f"Namespaces {_summary(unserved)} may use this pool, but the operator of account "
-                f"{account} does not serve them (its --namespace): bindings there never get "
-                "the pool's phones"
+                f"Namespaces {_summary(unserved)} are named by this pool, but the operator of "
+                f"account {account} does not serve them (its --namespace): bindings there never "
+                "get the pool's phones"
                 if unserved
                 else f"The operator of account {account} serves every namespace the pool names"
             ),
