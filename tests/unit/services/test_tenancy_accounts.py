@@ -348,3 +348,23 @@ async def test_the_sweep_frees_a_holder_in_a_namespace_the_operator_does_not_ser
         {"namespace": "team-b", "name": "waiting", "uid": waiting.uid}
     ]
     assert admitted_now.status.phase == "Bound"
+
+
+async def test_deleting_this_accounts_only_pool_wakes_every_binding_another_accounts_does_not(
+    store: FakePoolStore,
+) -> None:
+    """Deleting account a's only pool turns its tenancy off: every binding is judged again.
+    Deleting account b's pool changes nothing for a's admitted bindings."""
+    _pool(store, "pool-a", account="a", namespaces={"names": ["team-a"]})
+    _pool(store, "pool-b", account="b", namespaces={"names": ["team-b"]})
+    a = Operator(store, "a", ("team-a",), phones=1)
+    running = await a.step(a.binding("running", "phone-0"))
+    a.woken.clear()
+
+    a.tenancy.pool_event("DELETED", store.pools.pop("pool-b"))
+    woken_by_foreign = list(a.woken)
+    a.tenancy.pool_event("DELETED", store.pools.pop("pool-a"))
+
+    assert woken_by_foreign == []
+    assert a.woken == [running.uid]
+    assert not await a.tenancy.is_on()

@@ -393,15 +393,16 @@ class Tenancy:
         are judged again), another account's wakes only the refused ones (their message)."""
         name = str(body["metadata"]["name"])
         was_foreign = self.view.foreign.get(name)
+        was_invalid = name in self.view.invalid_pools  # still this account's: it turned tenancy on
         if event_type == "DELETED":
             old = self.view.pool_gone(name)
             new = None
             self.quota.forget(name)
-            mine = old is not None
+            mine = old is not None or was_invalid
         else:
             old = self.view.saw_pool(body)
             new = self.view.pools.get(name)
-            mine = old is not None or self.view.is_mine(body)
+            mine = old is not None or was_invalid or self.view.is_mine(body)
             if self.view.is_mine(body):
                 self.quota.observe(body)
                 if self.quota.free(name):
