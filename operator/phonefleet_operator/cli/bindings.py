@@ -23,6 +23,7 @@ from phonefleet_operator.cli.manifests import (
     parse_phone_list,
     read_bindings,
 )
+from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.services.assignments import (
     Assignment,
@@ -114,7 +115,15 @@ def generate(phones: str, namespace: str | None, name_prefix: str | None) -> Non
     help="With PhonePool manifests among PATHS: a phone in no pool is a problem (as the operator "
     "with PHONEFLEET_REQUIRE_POOLS=true).",
 )
-def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool) -> None:
+@click.option(
+    "--account",
+    envvar="PHONEFLEET_ACCOUNT",
+    default=DEFAULT_ACCOUNT,
+    show_default=True,
+    help="With PhonePool manifests among PATHS: judge by this Geelark account's pools only, as "
+    "its operator does (run once per account, with its namespaces' manifests).",
+)
+def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool, account: str) -> None:
     """Check PhoneBinding manifests before merging; exit 1 on problems.
 
     PATHS are files, directories (every *.yaml and *.yml below them) or - for standard input,
@@ -140,7 +149,7 @@ def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool) -> Non
         )
     problems.extend(find_duplicates(assignments))
     settings = None if offline else load_geelark_settings()
-    pools = read_pool_documents(reading.texts)  # tenancy: PhonePools among the manifests
+    pools = read_pool_documents(reading.texts, account)  # tenancy: this account's PhonePools
     problems.extend(pools.problems)
     if settings is not None and assignments:
         problems.extend(asyncio.run(_check_with_geelark(assignments, settings)))

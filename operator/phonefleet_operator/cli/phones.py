@@ -18,6 +18,7 @@ from phonefleet_operator.cli.geelark_access import (
     load_geelark_settings,
     open_inventory,
 )
+from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
@@ -74,7 +75,17 @@ def phones() -> None:
     show_default=True,
     help="With --billing: where the first sighting of each such phone is kept between runs.",
 )
-def list_phones(output: str, kubeconfig: str | None, billing: bool, state_file: Path) -> None:
+@click.option(
+    "--account",
+    envvar="PHONEFLEET_ACCOUNT",
+    default=DEFAULT_ACCOUNT,
+    show_default=True,
+    help="The account's name, as its operator's PHONEFLEET_ACCOUNT: POOL shows its PhonePools "
+    "only (docs/tenancy.md).",
+)
+def list_phones(
+    output: str, kubeconfig: str | None, billing: bool, state_file: Path, account: str
+) -> None:
     """List every phone: id, serial name, status, and the binding that holds it.
 
     The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
@@ -87,7 +98,7 @@ def list_phones(output: str, kubeconfig: str | None, billing: bool, state_file: 
     if settings is None:
         raise click.UsageError(MISSING_CREDENTIALS)
     try:
-        found, claims, pools = asyncio.run(_gather(settings, kubeconfig))
+        found, claims, pools = asyncio.run(_gather(settings, kubeconfig, account))
     except PhonefleetError as error:
         click.echo(f"Failed to list phones with Geelark: {error}", err=True)
         sys.exit(1)
@@ -112,11 +123,11 @@ phones.add_command(stop)
 
 
 async def _gather(
-    settings: GeelarkSettings, kubeconfig: str | None
+    settings: GeelarkSettings, kubeconfig: str | None, account: str
 ) -> tuple[list[Phone], dict[str, Holder] | str, list[PhonePool] | None]:
     async with open_inventory(settings) as inventory:
         _, claims, pools = await asyncio.gather(
-            inventory.refresh(), _read_claims(kubeconfig), read_pools(kubeconfig)
+            inventory.refresh(), _read_claims(kubeconfig), read_pools(kubeconfig, account)
         )
         listed = sorted(inventory.cached().values(), key=lambda p: (p.serial_name, p.id))
     return listed, claims, pools

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from phonefleet_operator.constants import DEFAULT_ACCOUNT
+
 from ._base import Resource, SpecModel, StatusModel
 from ._binding import ObjectMeta
 from ._conditions import Condition
@@ -98,6 +100,15 @@ class ImagePatterns(SpecModel):
 class PhonePoolSpec(SpecModel):
     """What an administrator declares: phones, namespaces, images, and a running limit."""
 
+    account: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        description=(
+            "The Geelark account whose phones the pool holds (the PHONEFLEET_ACCOUNT of the "
+            "operator that serves it); unset: the account default. Only that account's operator "
+            "judges bindings by the pool and writes its status. Set once: it cannot change later."
+        ),
+    )
     phones: PhoneSelector = Field(description="Which Geelark phones belong to the pool.")
     namespaces: NamespaceSelector = Field(
         default_factory=NamespaceSelector,
@@ -122,6 +133,11 @@ class PhonePoolSpec(SpecModel):
             "running (with a PoolAccessRevoked condition), Stop releases their phones."
         ),
     )
+
+    @property
+    def account_name(self) -> str:
+        """The account the pool belongs to (``default`` when unset)."""
+        return self.account or DEFAULT_ACCOUNT
 
     @field_validator("phones")
     @classmethod

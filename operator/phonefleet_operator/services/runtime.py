@@ -136,6 +136,7 @@ class Runtime:
             kube=kube,
             settings=settings,
             wake=wakeups.wake,
+            scope=scope,
         )
         reconciler = BindingReconciler(
             job_tokens=tokens,

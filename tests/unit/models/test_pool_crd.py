@@ -44,7 +44,8 @@ def test_pool_crd_is_cluster_scoped_with_short_name_pp() -> None:
 
 
 def test_pool_printer_columns() -> None:
-    """`kubectl get pp` shows PHONES, BOUND, RUNNING, MAX and NAMESPACES."""
+    """`kubectl get pp` shows PHONES, BOUND, RUNNING, MAX and NAMESPACES; `-o wide` the ACCOUNT
+    too (priority 1: a single-account cluster's table is unchanged)."""
     declared = version_of(load(POOL_CRD))["additionalPrinterColumns"]
 
     assert [(c["name"], c["jsonPath"]) for c in declared] == [
@@ -54,7 +55,9 @@ def test_pool_printer_columns() -> None:
         ("Max", ".spec.maxRunning"),
         ("Namespaces", ".status.namespaces"),
         ("Age", ".metadata.creationTimestamp"),
+        ("Account", ".spec.account"),
     ]
+    assert [c.get("priority", 0) for c in declared] == [0, 0, 0, 0, 0, 0, 1]
 
 
 @pytest.mark.parametrize(
@@ -106,6 +109,8 @@ def test_the_issue_example_passes_the_crd_and_the_model() -> None:
         pytest.param({"maxRunning": -1}, id="negative-maxRunning"),
         pytest.param({"onRevoke": "Delete"}, id="onRevoke"),
         pytest.param({"replicas": 2}, id="unknown-field"),
+        pytest.param({"account": "Shop_B"}, id="account-not-a-dns-label"),
+        pytest.param({"account": "a" * 33}, id="account-too-long"),
         pytest.param(
             {"namespaces": {"selector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}}},
             id="selector-operator",
@@ -129,3 +134,21 @@ def test_a_pool_without_phones_is_refused_by_the_model_and_a_cel_rule() -> None:
     assert "serialNames" in rule["rule"]
     with pytest.raises(ValueError, match="at least one group, tag or serialName"):
         PhonePoolSpec.model_validate({"phones": {}})
+
+
+def test_a_pool_without_an_account_is_the_default_accounts_and_its_account_is_set_once() -> None:
+    """Pools made before pools named their account stay valid and belong to ``default``; a CEL
+    transition rule lets an unset account be set once and never changed or unset afterwards."""
+    pool = make_pool()
+    spec = schema_of(load(POOL_CRD))["properties"]["spec"]
+    (rule,) = spec["x-kubernetes-validations"]
+
+    assert validation_errors(pool, schema_of(load(POOL_CRD))) == []
+    assert PhonePoolSpec.model_validate(pool["spec"]).account_name == "default"
+    assert PhonePoolSpec.model_validate({**pool["spec"], "account": "shop-b"}).account_name == (
+        "shop-b"
+    )
+    assert "default" not in spec["properties"]["account"]  # unset stays unset: set-once works
+    assert rule["rule"] == (
+        "!has(oldSelf.account) || (has(self.account) && self.account == oldSelf.account)"
+    )

@@ -112,3 +112,36 @@ def test_an_invalid_pool_is_a_problem_of_its_own() -> None:
     assert documents.pools == []
     (problem,) = documents.problems
     assert str(problem).startswith("bad.yaml:0 (PhonePool bad): spec.phones: ")
+
+
+SHOP_B = """
+apiVersion: phonefleet.dev/v1alpha1
+kind: PhonePool
+metadata: {name: shop-b-acme}
+spec:
+  account: shop-b
+  phones: {serialNames: ["acme-*"]}
+  namespaces: {names: [team-b]}
+"""
+
+
+def test_another_accounts_pools_neither_show_in_pool_nor_judge_bindings() -> None:
+    """A pool of account shop-b matching the same serialNames is no overlap for the default
+    account's phones and refuses none of its bindings; with --account shop-b, it alone judges."""
+    bodies = [
+        {**p, "metadata": {"name": p["metadata"]["name"], "uid": "u"}}
+        for p in yaml.safe_load_all(POOLS + "---" + SHOP_B)
+        if p["kind"] == "PhonePool"
+    ]
+    phone = Phone(id="1", serial_name="acme-01", group_name="acme")
+    texts = [("pools.yaml", POOLS + "---" + SHOP_B)]
+    default = read_pool_documents(texts)
+    shop_b = read_pool_documents(texts, "shop-b")
+    binding = doc("acme", "acme-01")
+
+    assert pool_of(phone, parse_pools(bodies)) == "client-acme"
+    assert pool_of(phone, parse_pools(bodies, "shop-b")) == "shop-b-acme"
+    assert [p.name for p in default.pools] == ["client-acme", "client-globex"]
+    assert check_pools([binding], default, phones={"acme-01": phone}) == []
+    (refused,) = check_pools([binding], shop_b, phones={"acme-01": phone})
+    assert "namespace acme" in refused.message

@@ -1,5 +1,6 @@
 """Tenancy: PhonePools say which namespaces may bind which phones, with which images, and how
-many may run at once. Off while no PhonePool exists (docs/tenancy.md).
+many may run at once. Off while no PhonePool of the operator's Geelark account exists; other
+accounts' pools are their operators' (docs/tenancy.md).
 
 - ``policy``: the pure verdict on one binding (Allowed, Forbidden naming the rule, Misconfigured);
 - ``quota``: the running limit, decided by the API server (conditional writes of a pool's status);
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from phonefleet_operator.k8s import ApiCaller, PoolGateway
+from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import Kube, PhoneDirectory
 from phonefleet_operator.services.tenancy.gate import Gate, NoTenancy, Tenancy
@@ -53,8 +55,12 @@ def build_tenancy(
     kube: Kube,
     settings: OperatorSettings,
     wake: Callable[[str], None],
+    scope: AccountScope | None = None,
 ) -> Tenancy:
-    """Tenancy for the operator, with its pools' status reporter (started by the first pool)."""
+    """Tenancy for the operator of ``scope`` (its account and namespaces; unset: the account of
+    ``settings``, every namespace), with its pools' status reporter (started by the first pool
+    of its account)."""
+    scope = scope or AccountScope(settings.account)
     store = PoolGateway(caller)
 
     async def binding_exists(namespace: str, name: str, uid: str) -> bool:
@@ -62,13 +68,14 @@ def build_tenancy(
         return body is not None and body["metadata"].get("uid") == uid
 
     tenancy = Tenancy(
-        view=TenancyView(),
+        view=TenancyView(scope.account),
         quota=Quota(store),
         store=store,
         directory=inventory,
         claims=claims,
         settings=settings,
         wake=wake,
+        scope=scope,
     )
     tenancy.reporter = PoolReporter(tenancy, inventory, binding_exists)
     return tenancy

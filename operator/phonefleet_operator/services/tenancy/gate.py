@@ -7,7 +7,11 @@ it may go on, and whether a phone it held must be let go.
 
 Choices (docs/tenancy.md explains them to administrators):
 
-* No PhonePool at all and ``require_pools`` off: tenancy is off, nothing changes (logged once).
+* Only pools of this operator's Geelark account count (``spec.account``; unset: ``default``):
+  another account's pools are judged, counted and written by that account's operator. No
+  PhonePool of this account and ``require_pools`` off: tenancy is off, nothing changes (logged
+  once). A binding refused here whose namespace another account's pool offers phones is told
+  so (reason ``PoolOfAnotherAccount``): namespaces, not pools, say which operator serves it.
 * A binding that already holds its phone and loses access (a pool or namespace label changed,
   pools now overlap) keeps running with a ``PoolAccessRevoked`` condition and a Warning Event,
   unless its pool says ``onRevoke: Stop``. An image outside the pool's patterns is never kept:
@@ -40,6 +44,7 @@ from phonefleet_operator.models import (
     PhoneStatus,
     rfc3339,
 )
+from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.ports import PhoneDirectory
@@ -131,9 +136,12 @@ class Tenancy:
         claims: ObservedClaims,
         settings: OperatorSettings,
         wake: Callable[[str], None],
+        scope: AccountScope | None = None,
         timeout: float = 5.0,
     ) -> None:
         self.view = view
+        #: This operator's account and namespaces: its pools are those of ``view.account``.
+        self.scope = scope or AccountScope(settings.account)
         self.quota = quota
         self._store = store
         self._directory = directory
@@ -164,18 +172,24 @@ class Tenancy:
                     )
                     self.view.load(pools, namespaces)
                     for body in pools:
-                        self.quota.observe(body)
+                        if self.view.is_mine(body):
+                            self.quota.observe(body)
         on = self._settings.require_pools or bool(self.view.pools or self.view.invalid_pools)
         if on != self._said_on:
             self._said_on = on
             if on:
                 log.info(
-                    "Tenancy is on: %d PhonePools%s",
+                    "Tenancy is on: %d PhonePools of account %s%s",
                     len(self.view.pools),
+                    self.view.account,
                     "; phones in no pool cannot be bound" if self._settings.require_pools else "",
                 )
             else:
-                log.info("Tenancy is off: no PhonePool exists, every namespace may bind any phone")
+                log.info(
+                    "Tenancy is off: no PhonePool of account %s exists, every namespace may bind "
+                    "any phone",
+                    self.view.account,
+                )
         return on
 
     # ------------------------------------------------------------ the reconcile hooks
@@ -201,6 +215,8 @@ class Tenancy:
             require_pools=s.require_pools,
         )
         holds = self._claims.holder_uid(phone.id) == binding.uid
+        if isinstance(verdict, Forbidden) and not holds:
+            verdict = self._elsewhere(verdict, binding.namespace)
         if isinstance(verdict, Allowed):
             return await self._allowed(binding, verdict.pool, holds, report)
         if isinstance(verdict, Misconfigured):
@@ -253,11 +269,42 @@ class Tenancy:
         return None
 
     async def conceals_missing(self, binding: PhoneBinding, report: Report) -> bool:
-        """With tenancy on, "no such phone" is told exactly as "not yours" is: True if it was."""
-        if not await self.is_on():
+        """With tenancy on, "no such phone" is told exactly as "not yours" is: True if it was.
+
+        Also with tenancy off when another account's pool offers the binding's namespace
+        phones: the binding most likely names one of them, and "not found" would hide why.
+        """
+        on = await self.is_on()
+        refusal = self._elsewhere(
+            not_available(binding.spec.phone_id, binding.namespace), binding.namespace
+        )
+        if not on and refusal.rule is not Rule.ANOTHER_ACCOUNT:
             return False
-        _forbid(report, not_available(binding.spec.phone_id, binding.namespace), holds=False)
+        _forbid(report, refusal, holds=False)
         return True
+
+    def _elsewhere(self, refusal: Forbidden, namespace: str) -> Forbidden:
+        """``refusal``, told that pools of other accounts offer ``namespace`` phones, if any do.
+
+        It depends on the namespace alone, never on the phone, so it tells nothing about which
+        phones exist; and the pools it names are ones this namespace may use.
+        """
+        if refusal.rule is not Rule.NOT_AVAILABLE:
+            return refusal
+        labels = self.view.namespaces.get(namespace)
+        offering = sorted(
+            f"{pool.name} (account {pool.spec.account_name})"
+            for pool in self.view.foreign.values()
+            if matches_namespace(pool.spec.namespaces, namespace, labels)
+        )
+        if not offering:
+            return refusal
+        message = (
+            f"{refusal.message}. PhonePool {', '.join(offering)} offers this namespace phones of "
+            f"another Geelark account, but namespace {namespace} is served by the operator of "
+            f"account {self.view.account}, which binds only that account's phones"
+        )
+        return Forbidden(Rule.ANOTHER_ACCOUNT, message, refusal.pool)
 
     async def yield_slot(self, binding: PhoneBinding) -> None:
         """The binding runs nothing after all (its phone is held by another): free its slot."""
@@ -293,7 +340,7 @@ class Tenancy:
                 return None
             phone = await asyncio.wait_for(self._directory.resolve(spec.phone_id), self._timeout)
         except PhoneNotFound:
-            return not_available(spec.phone_id, namespace).message
+            return self._elsewhere(not_available(spec.phone_id, namespace), namespace).message
         except (PhonefleetError, TimeoutError) as error:
             log.info("Admitted a binding for %s unchecked by the pools: %s", spec.phone_id, error)
             return None
@@ -310,7 +357,7 @@ class Tenancy:
             return None if holds else _overlap(spec.phone_id).message
         if not isinstance(verdict, Forbidden):
             return None
-        refusal = _with_images(verdict, spec) if holds else verdict
+        refusal = _with_images(verdict, spec) if holds else self._elsewhere(verdict, namespace)
         return refusal.message if not holds or refusal.rule is Rule.IMAGE_NOT_ALLOWED else None
 
     # ------------------------------------------------------------ watch events
@@ -342,22 +389,40 @@ class Tenancy:
             self.wake_queued(old.pool)
 
     def pool_event(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        """Keep the pools view; a changed spec wakes every binding (all are judged again)."""
+        """Keep the pools view; a changed spec of this account's pool wakes every binding (all
+        are judged again), another account's wakes only the refused ones (their message)."""
         name = str(body["metadata"]["name"])
+        was_foreign = self.view.foreign.get(name)
+        was_invalid = name in self.view.invalid_pools  # still this account's: it turned tenancy on
         if event_type == "DELETED":
             old = self.view.pool_gone(name)
+            new = None
             self.quota.forget(name)
-            changed = True
+            mine = old is not None or was_invalid
         else:
             old = self.view.saw_pool(body)
-            self.quota.observe(body)
             new = self.view.pools.get(name)
-            changed = old is None or new is None or old.spec != new.spec
-            if self.quota.free(name):
-                self.wake_queued(name)
-        if changed and self.view.loaded:
+            mine = old is not None or was_invalid or self.view.is_mine(body)
+            if self.view.is_mine(body):
+                self.quota.observe(body)
+                if self.quota.free(name):
+                    self.wake_queued(name)
+            else:  # another account's (or moved to one): not ours to count or write
+                self.quota.forget(name)
+        changed = mine and (old is None or new is None or old.spec != new.spec)
+        foreign = self.view.foreign.get(name)
+        offers_changed = (was_foreign or foreign) is not None and (
+            was_foreign is None
+            or foreign is None
+            or was_foreign.spec.namespaces != foreign.spec.namespaces
+        )
+        if self.view.loaded and changed:
             for uid in self.view.uids():
                 self._wake(uid)
+        elif self.view.loaded and offers_changed:
+            for phase in (Phase.FORBIDDEN, Phase.PHONE_NOT_FOUND):
+                for uid in self.view.uids(phase=phase):
+                    self._wake(uid)
         if self.reporter is not None and (self.view.pools or changed):
             self.reporter.start()
             self.reporter.poke()
@@ -367,18 +432,29 @@ class Tenancy:
         name = str(body["metadata"]["name"])
         if event_type == "DELETED":
             self.view.namespace_gone(name)
-        elif self.view.saw_namespace(body) and self.view.pools:
+        elif self.view.saw_namespace(body) and (self.view.pools or self.view.foreign):
             for uid in self.view.uids(name):
                 self._wake(uid)
-            if self.reporter is not None:
+            if self.reporter is not None and self.view.pools:
                 self.reporter.poke()
 
     def namespaces_of(self, pool: PhonePool) -> list[str]:
-        """The namespaces (as watched) that may bind the pool's phones."""
+        """The namespaces (as watched) this operator serves that may bind the pool's phones."""
         return sorted(
             name
             for name, labels in self.view.namespaces.items()
-            if matches_namespace(pool.spec.namespaces, name, labels)
+            if matches_namespace(pool.spec.namespaces, name, labels) and self.scope.serves(name)
+        )
+
+    def unserved_of(self, pool: PhonePool) -> list[str] | None:
+        """The namespaces the pool names (``namespaces.names``) that this operator does not
+        serve; None when it serves every namespace. A label selector matching another
+        account's namespaces is no mistake (one client, a pool in each account, one selector),
+        a name is: it means that namespace and no other."""
+        if not self.scope.namespaces:
+            return None
+        return sorted(
+            name for name in set(pool.spec.namespaces.names) if not self.scope.serves(name)
         )
 
 

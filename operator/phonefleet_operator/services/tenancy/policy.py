@@ -47,6 +47,9 @@ class Rule(StrEnum):
     """An image override is outside the pool's patterns."""
     POOLS_OVERLAP = "PoolsOverlap"
     """The phone matches more than one pool: an administrator must fix the pools."""
+    ANOTHER_ACCOUNT = "PoolOfAnotherAccount"
+    """Not available here, and a pool of another Geelark account offers this namespace phones:
+    its operator, not this namespace's, would bind them."""
 
 
 @dataclass(frozen=True)

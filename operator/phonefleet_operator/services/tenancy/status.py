@@ -1,6 +1,10 @@
 """The PhonePools' status: how many phones each matches, holds and runs, who may bind them, and
 which phones two pools both claim (a configuration error, also logged).
 
+Only the pools of this operator's Geelark account: each account's operator writes its own
+pools' status, so two operators never overwrite each other's counts. A restricted operator
+(``--namespace``) says on its pools which namespaces they name that it does not serve.
+
 One background task writes it when it changes, every ``interval`` seconds and soon after a pool
 or a namespace changed. The same task sweeps the pools' holders: a binding that is gone (or
 suspended, or lost its phone) and was missed by the watch stops counting.
@@ -54,8 +58,12 @@ def pool_status(
     bound: int,
     namespaces: list[str],
     now: datetime,
+    unserved: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-    """The pool's status fields (without holders) and its overlaps: phone id -> other pools."""
+    """The pool's status fields (without holders) and its overlaps: phone id -> other pools.
+
+    ``unserved``: namespaces the pool names that this operator does not serve (None: it serves
+    every namespace, and the pool gets no ``NamespacesServed`` condition)."""
     mine = [p for p in phones.values() if matches_phone(pool.spec.phones, p)]
     overlaps = {
         phone.id: sorted(
@@ -81,6 +89,23 @@ def pool_status(
         now=now,
         generation=pool.metadata.generation,
     )
+    if unserved is not None:
+        account = pool.spec.account_name
+        conditions = set_condition(
+            conditions,
+            type="NamespacesServed",
+            status="False" if unserved else "True",
+            reason="NotServedByThisAccount" if unserved else "AllServed",
+            message=(
+                f"Namespaces {_summary(unserved)} are named by this pool, but the operator of "
+                f"account {account} does not serve them (its --namespace): bindings there never "
+                "get the pool's phones"
+                if unserved
+                else f"The operator of account {account} serves every namespace the pool names"
+            ),
+            now=now,
+            generation=pool.metadata.generation,
+        )
     status = {
         "phones": len(mine),
         "bound": bound,
@@ -167,6 +192,7 @@ class PoolReporter:
                 bound=bound,
                 namespaces=self._tenancy.namespaces_of(pool),
                 now=now,
+                unserved=self._tenancy.unserved_of(pool),
             )
             self._log_overlaps(pool.name, overlaps)
             current = pool.status.to_dict()
@@ -180,10 +206,16 @@ class PoolReporter:
                 await self._tenancy.quota.write_status(pool.name, status)
 
     async def _sweep(self, pool: str) -> None:
-        """Free the slots of holders that no longer exist or run nothing."""
+        """Free the slots of holders that no longer exist or run nothing, and of holders in
+        namespaces this operator does not serve (left by the operator the pool had before its
+        account was set: no binding there can run one of this account's phones)."""
         view = self._tenancy.view
         body = self._tenancy.quota.body(pool)
         for holder in holders_of(body) if body else []:
+            if not self._tenancy.scope.serves(holder.get("namespace", "")):
+                if await self._tenancy.quota.release(pool, holder.get("uid", "")):
+                    self._tenancy.wake_queued(pool)
+                continue
             entry = view.bindings.get(holder.get("uid", ""))
             if entry is not None and entry.phase not in _RUNS_NOTHING:
                 continue

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
+from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.models import PhoneBindingSpec, PhonePool
@@ -67,8 +68,12 @@ def _kind(document: Any) -> str | None:
     return document.get("kind") if isinstance(document, dict) else None
 
 
-def read_pool_documents(texts: Iterable[tuple[str, str]]) -> PoolDocuments:
-    """Pools and namespaces of every (path, text); an invalid pool is a problem of its own."""
+def read_pool_documents(
+    texts: Iterable[tuple[str, str]], account: str = DEFAULT_ACCOUNT
+) -> PoolDocuments:
+    """Pools of ``account`` and namespaces of every (path, text); an invalid pool (of any
+    account) is a problem of its own. Another account's pools are its operator's: they judge
+    none of this account's bindings."""
     found = PoolDocuments()
     for path, text in texts:
         try:
@@ -84,13 +89,16 @@ def read_pool_documents(texts: Iterable[tuple[str, str]]) -> PoolDocuments:
                 name = (document.get("metadata") or {}).get("name")
                 body = {**document, "metadata": {"name": name, "uid": "-"}}
                 try:
-                    found.pools.append(PhonePool.from_body(body))
+                    pool = PhonePool.from_body(body)
                 except ValidationError as error:
                     first = error.errors()[0]
                     where = ".".join(map(str, first["loc"]))
                     found.problems.append(
                         Problem(f"{path}:{index} (PhonePool {name})", f"{where}: {first['msg']}")
                     )
+                else:
+                    if pool.spec.account_name == account:
+                        found.pools.append(pool)
     return found
 
 

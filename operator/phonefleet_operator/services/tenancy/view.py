@@ -1,6 +1,9 @@
 """What the watches of PhonePools, Namespaces and PhoneBindings last reported, for tenancy.
 
-The pools and the namespaces' labels decide the policy; the bindings give the quota its queue
+Only pools of this operator's Geelark account (``spec.account``, unset: ``default``) decide
+anything; other accounts' pools are kept apart, to tell a binding whose namespace one of them
+offers phones that another account's operator serves that pool. The pools of this account and
+the namespaces' labels decide the policy; the bindings give the quota its queue
 (who waits, oldest first) and tell it when a slot is free again (a binding deleted, suspended or
 without its phone). Like the other watch views these may lag by an event: the pools and
 namespaces are loaded by a list before the first decision, and the quota itself never trusts
@@ -15,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.models import Phase, PhonePool
 from phonefleet_operator.services.claims import BindingRef
 
@@ -50,35 +54,55 @@ def entry_of(body: Mapping[str, Any]) -> BindingEntry:
     )
 
 
+def account_of(body: Mapping[str, Any]) -> str:
+    """The account a pool body names (``default`` when unset), read before any validation."""
+    return str((body.get("spec") or {}).get("account") or DEFAULT_ACCOUNT)
+
+
 class TenancyView:
     """Pools by name, namespaces' labels, and the bindings' tenancy facts, as last watched."""
 
-    def __init__(self) -> None:
+    def __init__(self, account: str = DEFAULT_ACCOUNT) -> None:
+        #: The Geelark account of this operator: only its pools are in ``pools``.
+        self.account = account
         self.pools: dict[str, PhonePool] = {}
         self.invalid_pools: set[str] = set()
+        #: Pools of other accounts, by name: never judged by, counted or written here.
+        self.foreign: dict[str, PhonePool] = {}
         self.namespaces: dict[str, dict[str, str]] = {}
         self.bindings: dict[str, BindingEntry] = {}
         self.loaded = False
 
     # ------------------------------------------------------------ pools and namespaces
 
+    def is_mine(self, body: Mapping[str, Any]) -> bool:
+        """The pool belongs to this operator's account."""
+        return account_of(body) == self.account
+
     def saw_pool(self, body: Mapping[str, Any]) -> PhonePool | None:
-        """A pool was added or changed; returns the previous version (None if new or invalid)."""
+        """A pool was added or changed; returns the previous version of this account's pool
+        (None if new, invalid, or another account's until now)."""
         name = str(body["metadata"]["name"])
-        old = self.pools.get(name)
+        old = self.pools.pop(name, None)
+        self.invalid_pools.discard(name)
+        self.foreign.pop(name, None)
         try:
-            self.pools[name] = PhonePool.from_body(body)
+            pool = PhonePool.from_body(body)
         except ValidationError:
             # The CRD schema refuses what the model refuses; an invalid pool counts as none.
-            self.pools.pop(name, None)
-            self.invalid_pools.add(name)
+            if self.is_mine(body):
+                self.invalid_pools.add(name)
+            return old
+        if self.is_mine(body):
+            self.pools[name] = pool
         else:
-            self.invalid_pools.discard(name)
+            self.foreign[name] = pool
         return old
 
     def pool_gone(self, name: str) -> PhonePool | None:
-        """A pool was deleted; returns it."""
+        """A pool was deleted; returns it if it was this account's."""
         self.invalid_pools.discard(name)
+        self.foreign.pop(name, None)
         return self.pools.pop(name, None)
 
     def load(
@@ -128,10 +152,11 @@ class TenancyView:
         """How many bindings older than ``me`` wait for a slot of ``pool``."""
         return sum(1 for ref in self.queued(pool) if ref < me and ref.uid != me.uid)
 
-    def uids(self, namespace: str | None = None) -> list[str]:
-        """uids of every binding (or of those in ``namespace``)."""
+    def uids(self, namespace: str | None = None, phase: str | None = None) -> list[str]:
+        """uids of every binding (or of those in ``namespace``, or in ``phase``)."""
         return [
             e.ref.uid
             for e in self.bindings.values()
-            if namespace is None or e.ref.namespace == namespace
+            if (namespace is None or e.ref.namespace == namespace)
+            and (phase is None or e.phase == phase)
         ]
