@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -114,3 +116,98 @@ def test_with_the_webhook_unreachable_duplicates_are_admitted_but_never_both_hol
 
     wait_for(settled, 60, message="one Running and one Conflict")
     assert len(kubectl.list("pods", namespace)) == 1
+
+
+# ------------------------------------------------------------------ an older release's leftover
+
+
+def mutating_configuration(*groups: str) -> dict[str, Any]:
+    """The MutatingWebhookConfiguration phonefleet.dev: as kopf left it (no ``groups``: no
+    webhook), or filled by someone else with one webhook on ``groups`` (failurePolicy Ignore,
+    so it disturbs nothing while it exists)."""
+    body: dict[str, Any] = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": CONFIGURATION},
+    }
+    if groups:
+        body["webhooks"] = [
+            {
+                "name": f"defaults.{CONFIGURATION}",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {"url": f"https://127.0.0.1:{free_port()}/mutate"},
+                "rules": [
+                    {
+                        "apiGroups": list(groups),
+                        "apiVersions": ["*"],
+                        "resources": ["*"],
+                        "operations": ["CREATE"],
+                    }
+                ],
+            }
+        ]
+    return body
+
+
+@pytest.fixture
+def mutating(kubectl: Kubectl) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Create the MutatingWebhookConfiguration phonefleet.dev as an administrator; gone after."""
+
+    def create(*groups: str) -> dict[str, Any]:
+        kubectl("create", "-f", "-", input_text=json.dumps(mutating_configuration(*groups)))
+        created = kubectl.get("mutatingwebhookconfiguration", CONFIGURATION)
+        assert created is not None
+        return created
+
+    yield create
+    kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
+
+
+def test_the_empty_mutating_configuration_an_older_release_left_is_deleted_at_start(
+    kubectl: Kubectl,
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+    mutating: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Releases that served admission through kopf left an empty MutatingWebhookConfiguration
+    phonefleet.dev; a replica of this release, under its own ServiceAccount, deletes it when it
+    starts."""
+    caplog.set_level(logging.INFO, logger="phonefleet_operator")
+    mutating()  # what kopf made: the name, and no webhook
+    operator_factory(**webhook_env)
+    wait_for(
+        lambda: kubectl.get("mutatingwebhookconfiguration", CONFIGURATION) is None,
+        60,
+        message="the leftover MutatingWebhookConfiguration to be deleted",
+    )
+    wait_for(
+        lambda: f"Deleted MutatingWebhookConfiguration {CONFIGURATION}" in caplog.text,
+        30,
+        message="the operator's log line about the deletion",
+    )
+
+
+def test_a_mutating_configuration_of_that_name_with_webhooks_is_left_alone(
+    kubectl: Kubectl,
+    operator_factory: Callable[..., Operator],
+    mutating: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A configuration of the same name that holds webhooks phonefleet did not make is someone
+    else's: the operator looks at it and keeps it, unchanged (webhook on or off, it looks)."""
+    caplog.set_level(logging.INFO, logger="phonefleet_operator")
+    before = mutating("example.com")
+    operator_factory()
+    wait_for(
+        lambda: f"Kept MutatingWebhookConfiguration {CONFIGURATION}" in caplog.text,
+        60,
+        message="the operator to have looked at the configuration",
+    )
+    after = kubectl.get("mutatingwebhookconfiguration", CONFIGURATION)
+    assert after is not None
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["webhooks"] == before["webhooks"]
