@@ -17,21 +17,6 @@ from phonefleet_testbed.waiting import wait_for
 CONFIGURATION = "phonefleet.dev"
 
 
-@pytest.fixture
-def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    """Settings of an operator serving its webhook on loopback; its configuration goes after."""
-    kubectl("create", "namespace", "phonefleet-system", check=False)
-    yield {
-        "PHONEFLEET_WEBHOOK_ENABLED": "true",
-        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
-        "PHONEFLEET_WEBHOOK_SERVICE": "",
-    }
-    # A webhook configuration outlives the operator that registered it.
-    kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
-
-
 def wait_for_webhook(kubectl: Kubectl) -> None:
     """Until the operator has registered its webhook with a CA bundle."""
 
