@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.rbac import webhook_configuration
 from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
@@ -106,42 +106,14 @@ def test_with_the_webhook_unreachable_duplicates_are_admitted_but_never_both_hol
 # ------------------------------------------------------------------ an older release's leftover
 
 
-def mutating_configuration(*groups: str) -> dict[str, Any]:
-    """The MutatingWebhookConfiguration phonefleet.dev: as kopf left it (no ``groups``: no
-    webhook), or filled by someone else with one webhook on ``groups`` (failurePolicy Ignore,
-    so it disturbs nothing while it exists)."""
-    body: dict[str, Any] = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": CONFIGURATION},
-    }
-    if groups:
-        body["webhooks"] = [
-            {
-                "name": f"defaults.{CONFIGURATION}",
-                "admissionReviewVersions": ["v1"],
-                "sideEffects": "None",
-                "failurePolicy": "Ignore",
-                "clientConfig": {"url": f"https://127.0.0.1:{free_port()}/mutate"},
-                "rules": [
-                    {
-                        "apiGroups": list(groups),
-                        "apiVersions": ["*"],
-                        "resources": ["*"],
-                        "operations": ["CREATE"],
-                    }
-                ],
-            }
-        ]
-    return body
-
-
 @pytest.fixture
 def mutating(kubectl: Kubectl) -> Iterator[Callable[..., dict[str, Any]]]:
-    """Create the MutatingWebhookConfiguration phonefleet.dev as an administrator; gone after."""
+    """Create the MutatingWebhookConfiguration phonefleet.dev as an administrator: as kopf
+    left it (no ``groups``: no webhook), or filled by someone else; deleted after the test."""
 
     def create(*groups: str) -> dict[str, Any]:
-        kubectl("create", "-f", "-", input_text=json.dumps(mutating_configuration(*groups)))
+        manifest = webhook_configuration("MutatingWebhookConfiguration", CONFIGURATION, *groups)
+        kubectl("create", "-f", "-", input_text=json.dumps(manifest))
         created = kubectl.get("mutatingwebhookconfiguration", CONFIGURATION)
         assert created is not None
         return created
