@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import clocks
 import kopf
 import pytest
 from fakes import FakeKube, FakePhones
@@ -20,7 +20,8 @@ from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import OperatorSettings
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+#: When every service test starts (clocks.py owns it; the tests import it from here).
+NOW = clocks.NOW
 _counter = itertools.count(1)
 _KUBECONFIG = """\
 apiVersion: v1
@@ -123,13 +124,19 @@ def phones() -> FakePhones:
 
 
 @pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones) -> BindingReconciler:
-    """The reconciler wired to the fakes, its clock frozen at NOW."""
+def clock() -> clocks.Clock:
+    """Time starts at NOW and moves only when the test says so."""
+    return clocks.Clock()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, phones: FakePhones, clock: clocks.Clock) -> BindingReconciler:
+    """The reconciler wired to the fakes and the hand-moved clock."""
     return BindingReconciler(
         directory=phones,
         power=phones,
         kube=kube,
         claims=ClaimService(kube),
         settings=OperatorSettings(),
-        clock=lambda: NOW,
+        clock=clock,
     )
