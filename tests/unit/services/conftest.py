@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 import clocks
@@ -23,14 +22,6 @@ from phonefleet_operator.settings import OperatorSettings
 #: When every service test starts (clocks.py owns it; the tests import it from here).
 NOW = clocks.NOW
 _counter = itertools.count(1)
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> PhoneBinding:
@@ -98,15 +89,6 @@ def memo_of(runtime: Runtime) -> kopf.Memo:
     memo = kopf.Memo()
     memo.runtime = runtime
     return memo
-
-
-@pytest.fixture
-def kubeconfig(tmp_path: Path) -> Path:
-    """A kubeconfig naming an API server nobody serves (port 9): ``Runtime.create`` reads one,
-    and the tests that build a runtime make no Kubernetes call through it."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(_KUBECONFIG)
-    return path
 
 
 @pytest.fixture
