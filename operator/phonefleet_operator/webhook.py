@@ -164,6 +164,7 @@ async def _until_done(what: str, call: Callable[[], Awaitable[T]]) -> T:
 async def serve_admission(replica: Replica) -> AsyncIterator[AdmissionServer | None]:
     """Serve admission for as long as the block runs (nothing when the webhook is disabled)."""
     settings = replica.settings
+    await replica.remove_kopf_leftover()  # webhook on or off: it is an older release's
     if not settings.webhook_enabled:
         yield None
         return

@@ -17,7 +17,7 @@ import pytest
 from kopf.testing import KopfRunner
 
 from phonefleet_testbed.devenv import install_crds
-from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.fixtures import Kubectl, fresh_namespace
 from phonefleet_testbed.node import NodeBed, real_node_bed, real_node_unavailable
 from phonefleet_testbed.node.images import NodeImages, ensure_images
 from phonefleet_testbed.node.workload import node_operator_env, node_simulator
@@ -82,15 +82,8 @@ def node_operator_credentials(node_bed: NodeBed) -> Path:
 def node_namespace(node_kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace for one test."""
     base = request.node.name[5:30].replace("_", "-").strip("-")
-    name = f"node-{base}-{uuid.uuid4().hex[:4]}"
-    node_kubectl("create", "namespace", name)
-    wait_for(
-        lambda: node_kubectl.get("serviceaccount", "default", name),
-        30,
-        message=f"ServiceAccount default in {name}",
-    )
-    yield name
-    node_kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with fresh_namespace(node_kubectl, f"node-{base}-{uuid.uuid4().hex[:4]}") as name:
+        yield name
 
 
 @pytest.fixture

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import kopf
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.k8s.api import (
     ApiGateway,
     Conflict,
     NotFound,
-    is_conflict,
-    is_not_found,
     or_none,
     succeeded,
 )
@@ -113,35 +110,28 @@ class KubeGateway(ApiGateway):
     async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
         """Remove our finalizer from ``claim``, only if it is unchanged since it was read (its
         resourceVersion); False when it changed or is gone. A deleted claim then goes."""
-        metadata = claim["metadata"]
-        kept = [f for f in metadata.get("finalizers") or () if f != c.CLAIM_FINALIZER]
-        patch = {
-            "metadata": {
-                "uid": metadata["uid"],
-                "resourceVersion": metadata["resourceVersion"],
-                "finalizers": kept or None,
-            }
-        }
-        try:
-            await self._call(
-                self._custom.patch_cluster_custom_object,
-                c.GROUP,
-                c.VERSION,
-                c.CLAIM_PLURAL,
-                metadata["name"],
-                patch,
-            )
-        except ApiException as error:
-            if is_not_found(error) or is_conflict(error):
-                return False
-            raise
-        return True
+        finalizers = claim["metadata"].get("finalizers") or ()
+        kept = [f for f in finalizers if f != c.CLAIM_FINALIZER]
+        return await self._patch_unchanged_claim(claim, {"metadata": {"finalizers": kept or None}})
 
     async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
         """Merge ``changes`` (labels, spec.releasePolicy) into ``claim`` only if it is unchanged
         since it was read (its uid and resourceVersion); False when it changed or is gone, or
         when the API server refused the change (422 or 403: a CRD or scope policy older than
         the operator, which still forbid any change of a claim's spec)."""
+        return await self._patch_unchanged_claim(
+            claim, changes, refused=(NotFound, Conflict, 403, 422)
+        )
+
+    async def _patch_unchanged_claim(
+        self,
+        claim: Mapping[str, Any],
+        changes: Mapping[str, Any],
+        *,
+        refused: Collection[int] = (NotFound, Conflict),
+    ) -> bool:
+        """Merge ``changes`` into ``claim`` with its uid and resourceVersion as preconditions;
+        False when the API server answered one of ``refused``."""
         metadata = claim["metadata"]
         patch = {
             **changes,
@@ -151,20 +141,17 @@ class KubeGateway(ApiGateway):
                 "resourceVersion": metadata["resourceVersion"],
             },
         }
-        try:
-            await self._call(
+        return await succeeded(
+            self._call(
                 self._custom.patch_cluster_custom_object,
                 c.GROUP,
                 c.VERSION,
                 c.CLAIM_PLURAL,
                 metadata["name"],
                 patch,
-            )
-        except ApiException as error:
-            if is_not_found(error) or is_conflict(error) or error.status in (403, 422):
-                return False
-            raise
-        return True
+            ),
+            unless=refused,
+        )
 
     async def list_claims(self, label_selector: str | None = None) -> list[Obj]:
         """Every claim in the cluster, or those matching ``label_selector``."""

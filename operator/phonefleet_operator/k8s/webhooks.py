@@ -1,22 +1,37 @@
-"""The Kubernetes calls of the admission webhook: its ValidatingWebhookConfiguration."""
+"""The Kubernetes calls of the admission webhook: its ValidatingWebhookConfiguration, and the
+empty MutatingWebhookConfiguration an older release left behind."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.k8s.api import ApiCaller, is_conflict
+from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found, or_none
 
-__all__ = ["WebhookConfigurations"]
+__all__ = ["Leftover", "WebhookConfigurations"]
 
 Obj = dict[str, Any]
 
 
+class Leftover(Enum):
+    """What became of an older release's MutatingWebhookConfiguration."""
+
+    #: It held no webhook and is deleted now.
+    DELETED = "deleted"
+    #: There is none (never made, or deleted already, by another replica say).
+    ABSENT = "absent"
+    #: It holds webhooks, which phonefleet never made (it has no mutating webhook), or it
+    #: changed between the read and the delete: left alone.
+    KEPT = "kept"
+
+
 class WebhookConfigurations:
-    """Creates or patches one ValidatingWebhookConfiguration (create and patch are all the
-    operator may do to it: manifests/rbac)."""
+    """Creates or patches one ValidatingWebhookConfiguration, and removes the leftover
+    MutatingWebhookConfiguration of the same name (the only calls the operator may make on
+    them: manifests/rbac)."""
 
     def __init__(self, caller: ApiCaller) -> None:
         self._call = caller
@@ -48,3 +63,34 @@ class WebhookConfigurations:
                 {"webhooks": webhooks},
                 _content_type="application/merge-patch+json",
             )
+
+    async def remove_empty_mutating(self, name: str) -> Leftover:
+        """Delete the MutatingWebhookConfiguration ``name`` if it holds no webhook.
+
+        Releases that ran kopf's webhook server let kopf keep one of these, always empty.
+        One with webhooks is someone else's and stays. The delete carries the uid and
+        resourceVersion of the read, so a configuration that gained a webhook (or was made
+        again) since the read fails the precondition (409) and stays too.
+        """
+        live: Obj | None = await or_none(
+            self._call(self._api.read_mutating_webhook_configuration, name)
+        )
+        if live is None:
+            return Leftover.ABSENT
+        if live.get("webhooks"):
+            return Leftover.KEPT
+        metadata = live["metadata"]
+        preconditions = {"uid": metadata["uid"], "resourceVersion": metadata["resourceVersion"]}
+        try:
+            await self._call(
+                self._api.delete_mutating_webhook_configuration,
+                name,
+                body={"preconditions": preconditions},
+            )
+        except ApiException as error:
+            if is_not_found(error):
+                return Leftover.ABSENT
+            if is_conflict(error):
+                return Leftover.KEPT
+            raise
+        return Leftover.DELETED

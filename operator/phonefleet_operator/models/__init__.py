@@ -7,14 +7,12 @@ schemas in ``crds/`` do (a test keeps the two in step); statuses ignore them.
 from __future__ import annotations
 
 from ._adb import AdbConnection
-from ._base import SpecModel, StatusModel
+from ._base import NamespacedMeta, ObjectMeta, SpecModel, StatusModel
 from ._binding import (
     QUANTITY_PATTERN,
     ContainerOverrides,
     EnvVar,
     JobsPolicy,
-    NamespacedMeta,
-    ObjectMeta,
     Phase,
     PhoneBinding,
     PhoneBindingSpec,

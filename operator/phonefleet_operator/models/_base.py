@@ -1,15 +1,25 @@
 """Base classes of our models: camelCase on the wire, snake_case in Python, strict or lenient;
-and the shape every resource shares (parsed from a body, a missing status read as empty)."""
+and the shape every resource shares (parsed from a body, a missing status read as empty, the
+metadata the operator reads, and a namespaced object's name, namespace and uid)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-__all__ = ["Resource", "SpecModel", "StatusModel", "plain"]
+__all__ = [
+    "NamespacedMeta",
+    "NamespacedResource",
+    "ObjectMeta",
+    "Resource",
+    "SpecModel",
+    "StatusModel",
+    "plain",
+]
 
 
 class _CamelModel(BaseModel):
@@ -51,6 +61,51 @@ class Resource(StatusModel):
     def from_body(cls, body: Mapping[str, Any]) -> Self:
         """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
         return cls.model_validate(plain(body))
+
+
+class ObjectMeta(StatusModel):
+    """The parts of an object's metadata the operator reads."""
+
+    name: str = Field(description="Name of the object.")
+    uid: str = Field(description="Unique id Kubernetes gave this incarnation of the object.")
+    generation: int | None = Field(None, description="Sequence number of spec changes.")
+    creation_timestamp: datetime | None = Field(None, description="When the object was created.")
+    deletion_timestamp: datetime | None = Field(
+        None, description="When deletion was requested; set while finalizers run."
+    )
+
+
+class NamespacedMeta(ObjectMeta):
+    """Metadata of a namespaced object."""
+
+    namespace: str = Field(description="Namespace of the object.")
+
+
+class NamespacedResource(Resource):
+    """A namespaced object (a PhoneBinding, a PhoneJob), named as Events, logs and
+    ``status.conflictWith`` name it."""
+
+    metadata: NamespacedMeta = Field(description="Identity of the object.")
+
+    @property
+    def name(self) -> str:
+        """The object's name."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """The object's namespace."""
+        return self.metadata.namespace
+
+    @property
+    def uid(self) -> str:
+        """The object's uid."""
+        return self.metadata.uid
+
+    @property
+    def namespaced_name(self) -> str:
+        """``namespace/name``."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
 
 
 def plain(value: Any) -> Any:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, field_validator
 
-from ._base import Resource, SpecModel, StatusModel
+from ._base import NamespacedMeta, NamespacedResource, ObjectMeta, SpecModel, StatusModel
 from ._conditions import Condition
 
 __all__ = [
@@ -17,8 +16,7 @@ __all__ = [
     "ContainerOverrides",
     "EnvVar",
     "JobsPolicy",
-    "NamespacedMeta",
-    "ObjectMeta",
+    "ObjectMeta",  # defined in _base; _pool.py imports it from here
     "Phase",
     "PhoneBinding",
     "PhoneBindingSpec",
@@ -276,25 +274,7 @@ class PhoneBindingStatus(StatusModel):
     )
 
 
-class ObjectMeta(StatusModel):
-    """The parts of an object's metadata the operator reads."""
-
-    name: str = Field(description="Name of the object.")
-    uid: str = Field(description="Unique id Kubernetes gave this incarnation of the object.")
-    generation: int | None = Field(None, description="Sequence number of spec changes.")
-    creation_timestamp: datetime | None = Field(None, description="When the object was created.")
-    deletion_timestamp: datetime | None = Field(
-        None, description="When deletion was requested; set while finalizers run."
-    )
-
-
-class NamespacedMeta(ObjectMeta):
-    """Metadata of a namespaced object."""
-
-    namespace: str = Field(description="Namespace of the object.")
-
-
-class PhoneBinding(Resource):
+class PhoneBinding(NamespacedResource):
     """A PhoneBinding as the API server returns it: metadata, spec and status."""
 
     metadata: NamespacedMeta = Field(description="Identity of the binding.")
@@ -302,23 +282,3 @@ class PhoneBinding(Resource):
     status: PhoneBindingStatus = Field(
         default_factory=PhoneBindingStatus, description="What the operator last observed."
     )
-
-    @property
-    def name(self) -> str:
-        """The binding's name."""
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        """The binding's namespace."""
-        return self.metadata.namespace
-
-    @property
-    def uid(self) -> str:
-        """The binding's uid."""
-        return self.metadata.uid
-
-    @property
-    def namespaced_name(self) -> str:
-        """``namespace/name``, as status.conflictWith and Events name a binding."""
-        return f"{self.metadata.namespace}/{self.metadata.name}"

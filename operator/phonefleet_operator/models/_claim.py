@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from ._base import Resource, SpecModel
-from ._binding import ObjectMeta, ReleasePolicy
+from ._base import ObjectMeta, Resource, SpecModel
+from ._binding import ReleasePolicy
 
 __all__ = ["Holder", "PhoneClaim", "PhoneClaimSpec"]
 

@@ -14,8 +14,7 @@ from typing import Any
 from pydantic import Field
 from pydantic.config import JsonDict
 
-from ._base import Resource, SpecModel, StatusModel
-from ._binding import NamespacedMeta
+from ._base import NamespacedMeta, NamespacedResource, SpecModel, StatusModel
 
 __all__ = [
     "TASK_NAME_PATTERN",
@@ -219,24 +218,9 @@ class JobMeta(NamespacedMeta):
     )
 
 
-class PhoneJob(Resource):
+class PhoneJob(NamespacedResource):
     """A PhoneJob as the API server returns it: metadata, spec and status."""
 
     metadata: JobMeta = Field(description="Identity of the job.")
     spec: PhoneJobSpec = Field(description="What the job asks for.")
     status: PhoneJobStatus = Field(default_factory=PhoneJobStatus, description="The job's ledger.")
-
-    @property
-    def name(self) -> str:
-        """The job's name."""
-        return self.metadata.name
-
-    @property
-    def namespace(self) -> str:
-        """The job's namespace."""
-        return self.metadata.namespace
-
-    @property
-    def namespaced_name(self) -> str:
-        """``namespace/name``."""
-        return f"{self.metadata.namespace}/{self.metadata.name}"

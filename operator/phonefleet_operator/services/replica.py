@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, PoolGateway, load_api_client
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient
+from phonefleet_operator.k8s.webhooks import Leftover, WebhookConfigurations
 from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.certificates import CertificateAuthority, ServingFiles
@@ -210,6 +212,37 @@ class Replica:
             base = f"{s.webhook_service}.{s.operator_namespace}"
             hosts += [f"{base}.svc", f"{base}.svc.cluster.local", base]
         return authority.issue_serving(hosts or ["localhost"], directory, now)
+
+    async def remove_kopf_leftover(self) -> None:
+        """Delete the empty MutatingWebhookConfiguration ``phonefleet.dev`` of an older release.
+
+        Releases that served admission through kopf let it keep one, always empty (phonefleet
+        has no mutating webhook). Only the default account's operator ran those releases, and
+        only its RBAC may read and delete that one name. Harmless while it stays, so a failed
+        call is logged and the next start tries again.
+        """
+        if self.settings.webhook_configuration_name != c.GROUP:
+            return
+        try:
+            outcome = await WebhookConfigurations(self.caller).remove_empty_mutating(c.GROUP)
+        except PhonefleetError as error:
+            log.warning(
+                "Could not remove the MutatingWebhookConfiguration %s an older release left "
+                "(%s): it is harmless; `kubectl delete mutatingwebhookconfiguration %s` removes it",
+                c.GROUP,
+                error,
+                c.GROUP,
+            )
+            return
+        if outcome is Leftover.DELETED:
+            log.info(
+                "Deleted MutatingWebhookConfiguration %s, left empty by an older release", c.GROUP
+            )
+        elif outcome is Leftover.KEPT:
+            log.info(
+                "Kept MutatingWebhookConfiguration %s: it holds webhooks phonefleet did not make",
+                c.GROUP,
+            )
 
     @staticmethod
     def ca_bundle(files: ServingFiles) -> str:

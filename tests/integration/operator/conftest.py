@@ -14,9 +14,18 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
-from phonefleet_testbed.rbac import OPERATOR_USER, SCOPE_POLICY, operator_kubeconfig
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.rbac import (
+    OPERATOR_NAMESPACE,
+    OPERATOR_USER,
+    SCOPE_POLICY,
+    operator_kubeconfig,
+)
 from phonefleet_testbed.scenarios import Fleet, Operator, operator_env
 from phonefleet_testbed.waiting import wait_for
+
+#: The ValidatingWebhookConfiguration of the account "default" (the tests' operators').
+WEBHOOK_CONFIGURATION = "phonefleet.dev"
 
 
 @pytest.fixture(scope="session")
@@ -126,6 +135,21 @@ def _refused_calls(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         t for t in texts if "forbidden" in t.lower() and (OPERATOR_USER in t or SCOPE_POLICY in t)
     ]
+
+
+@pytest.fixture
+def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
+    """Settings of an operator serving its webhook on loopback (``operator_factory(**env)``);
+    the ValidatingWebhookConfiguration it registers outlives it, so it goes after the test."""
+    kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
+    yield {
+        "PHONEFLEET_WEBHOOK_ENABLED": "true",
+        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
+        "PHONEFLEET_WEBHOOK_SERVICE": "",
+    }
+    kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found")
 
 
 @pytest.fixture

@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.rbac import webhook_configuration
 from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
 CONFIGURATION = "phonefleet.dev"
-
-
-@pytest.fixture
-def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    """Settings of an operator serving its webhook on loopback; its configuration goes after."""
-    kubectl("create", "namespace", "phonefleet-system", check=False)
-    yield {
-        "PHONEFLEET_WEBHOOK_ENABLED": "true",
-        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
-        "PHONEFLEET_WEBHOOK_SERVICE": "",
-    }
-    # A webhook configuration outlives the operator that registered it.
-    kubectl("delete", "validatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
 
 
 def wait_for_webhook(kubectl: Kubectl) -> None:
@@ -114,3 +101,70 @@ def test_with_the_webhook_unreachable_duplicates_are_admitted_but_never_both_hol
 
     wait_for(settled, 60, message="one Running and one Conflict")
     assert len(kubectl.list("pods", namespace)) == 1
+
+
+# ------------------------------------------------------------------ an older release's leftover
+
+
+@pytest.fixture
+def mutating(kubectl: Kubectl) -> Iterator[Callable[..., dict[str, Any]]]:
+    """Create the MutatingWebhookConfiguration phonefleet.dev as an administrator: as kopf
+    left it (no ``groups``: no webhook), or filled by someone else; deleted after the test."""
+
+    def create(*groups: str) -> dict[str, Any]:
+        manifest = webhook_configuration("MutatingWebhookConfiguration", CONFIGURATION, *groups)
+        kubectl("create", "-f", "-", input_text=json.dumps(manifest))
+        created = kubectl.get("mutatingwebhookconfiguration", CONFIGURATION)
+        assert created is not None
+        return created
+
+    yield create
+    kubectl("delete", "mutatingwebhookconfiguration", CONFIGURATION, "--ignore-not-found")
+
+
+def test_the_empty_mutating_configuration_an_older_release_left_is_deleted_at_start(
+    kubectl: Kubectl,
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+    mutating: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Releases that served admission through kopf left an empty MutatingWebhookConfiguration
+    phonefleet.dev; a replica of this release, under its own ServiceAccount, deletes it when it
+    starts."""
+    caplog.set_level(logging.INFO, logger="phonefleet_operator")
+    mutating()  # what kopf made: the name, and no webhook
+    operator_factory(**webhook_env)
+    wait_for(
+        lambda: kubectl.get("mutatingwebhookconfiguration", CONFIGURATION) is None,
+        60,
+        message="the leftover MutatingWebhookConfiguration to be deleted",
+    )
+    wait_for(
+        lambda: f"Deleted MutatingWebhookConfiguration {CONFIGURATION}" in caplog.text,
+        30,
+        message="the operator's log line about the deletion",
+    )
+
+
+def test_a_mutating_configuration_of_that_name_with_webhooks_is_left_alone(
+    kubectl: Kubectl,
+    operator_factory: Callable[..., Operator],
+    mutating: Callable[..., dict[str, Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A configuration of the same name that holds webhooks phonefleet did not make is someone
+    else's: the operator looks at it and keeps it, unchanged (webhook on or off, it looks)."""
+    caplog.set_level(logging.INFO, logger="phonefleet_operator")
+    before = mutating("example.com")
+    operator_factory()
+    wait_for(
+        lambda: f"Kept MutatingWebhookConfiguration {CONFIGURATION}" in caplog.text,
+        60,
+        message="the operator to have looked at the configuration",
+    )
+    after = kubectl.get("mutatingwebhookconfiguration", CONFIGURATION)
+    assert after is not None
+    assert after["metadata"]["uid"] == before["metadata"]["uid"]
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert after["webhooks"] == before["webhooks"]

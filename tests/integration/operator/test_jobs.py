@@ -572,20 +572,6 @@ def test_a_post_whose_answer_was_lost_is_not_posted_again(
 # ------------------------------------------------------------ the admission webhook
 
 
-@pytest.fixture
-def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
-    """Settings of an operator serving its webhook on loopback; its configuration goes after."""
-    kubectl("create", "namespace", "phonefleet-system", check=False)
-    yield {
-        "PHONEFLEET_WEBHOOK_ENABLED": "true",
-        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
-        "PHONEFLEET_WEBHOOK_SERVICE": "",
-    }
-    kubectl("delete", "validatingwebhookconfiguration", "phonefleet.dev", "--ignore-not-found")
-
-
 def test_the_webhook_refuses_bad_jobs_at_apply_time(
     bed: JobBed, kubectl: Kubectl, namespace: str, webhook_env: dict[str, str]
 ) -> None:

@@ -61,7 +61,7 @@ def _compact_etcd(plane: ControlPlane) -> None:
 
 def _restart_apiserver(plane: ControlPlane, kubectl: Kubectl) -> None:
     """Stop and start kube-apiserver (same flags, port and certificates); wait until ready."""
-    (apiserver,) = [p for p in plane._processes if p.name == "kube-apiserver"]
+    apiserver = plane.component("kube-apiserver")
     apiserver.stop()
     apiserver.start()
 

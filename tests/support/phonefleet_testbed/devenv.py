@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, SimulatorConfig
+from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.waiting import wait_for
 
 __all__ = ["DevEnvironment", "install_crds", "install_operator_namespace"]
@@ -44,7 +44,7 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
     )
 
 
-class DevEnvironment:
+class DevEnvironment(StartStop):
     """Starts a control plane (CRDs installed) and a simulator; stops both on exit."""
 
     def __init__(
@@ -67,7 +67,8 @@ class DevEnvironment:
         self.token = DEFAULT_TOKEN
         self.startup_seconds = 0.0
 
-    def __enter__(self) -> DevEnvironment:
+    def start(self) -> None:
+        """Start the simulator and the control plane, and install the CRDs."""
         began = time.monotonic()
         try:
             self.simulator.start()
@@ -78,15 +79,6 @@ class DevEnvironment:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def stop(self) -> None:
         """Stop the control plane and the simulator."""

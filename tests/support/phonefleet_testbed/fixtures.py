@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import uuid
@@ -14,7 +15,7 @@ import pytest
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["Kubectl", "control_plane", "kubectl", "namespace"]
+__all__ = ["Kubectl", "control_plane", "fresh_namespace", "kubectl", "namespace"]
 
 
 class Kubectl:
@@ -86,7 +87,13 @@ def namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator[str]
     base = "".join(
         c for c in request.node.name.lower().replace("_", "-") if c.isalnum() or c == "-"
     )
-    name = f"{base[:40].strip('-')}-{uuid.uuid4().hex[:6]}"
+    with fresh_namespace(kubectl, f"{base[:40].strip('-')}-{uuid.uuid4().hex[:6]}") as name:
+        yield name
+
+
+@contextlib.contextmanager
+def fresh_namespace(kubectl: Kubectl, name: str) -> Iterator[str]:
+    """Namespace ``name``, ready for pods; deleted afterwards (without waiting for it to go)."""
     kubectl("create", "namespace", name)
     # Pods are refused until the service-account controller has made "default".
     wait_for(

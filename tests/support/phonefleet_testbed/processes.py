@@ -1,4 +1,5 @@
-"""Child processes of the test bed: started with their logs in files, stopped for sure."""
+"""Child processes of the test bed: started with their logs in files, waited for until they
+serve, stopped for sure."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-__all__ = ["ManagedProcess", "free_port"]
+from phonefleet_testbed.waiting import wait_for
+
+__all__ = ["ManagedProcess", "ProcessGroup", "free_port"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -93,3 +97,70 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout)
+
+
+class ProcessGroup:
+    """The children of one part of the test bed (a control plane, a node): each started with
+    its log in ``log_dir`` and waited for until it serves, all stopped newest first."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        #: Seconds each :meth:`step` took, by its name.
+        self.startup_seconds: dict[str, float] = {}
+        self._processes: list[ManagedProcess] = []
+
+    def __iter__(self) -> Iterator[ManagedProcess]:
+        """The children, oldest first."""
+        return iter(list(self._processes))
+
+    def __getitem__(self, name: str) -> ManagedProcess:
+        """The child called ``name``."""
+        for process in self._processes:
+            if process.name == name:
+                return process
+        raise KeyError(name)
+
+    def start(
+        self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None
+    ) -> ManagedProcess:
+        """Start ``argv`` as ``name``; its output goes to ``<log_dir>/<name>.log``."""
+        process = ManagedProcess(name, argv, self.log_dir, env=env)
+        process.start()
+        self._processes.append(process)
+        return process
+
+    def wait_ready(
+        self,
+        ready: Callable[[], object],
+        timeout: float,
+        *,
+        message: str,
+        interval: float = 0.1,
+        watching: Sequence[ManagedProcess] | None = None,
+    ) -> None:
+        """Until ``ready()`` is true, at most ``timeout`` seconds. Each try first checks that
+        the children ``watching`` (default: all) still run: a timeout then says which exited,
+        with its last log lines."""
+
+        def serves() -> object:
+            for process in self._processes if watching is None else watching:
+                process.check_running()
+            return ready()
+
+        wait_for(serves, timeout, interval=interval, message=message)
+
+    def step(self, name: str, start: Callable[[float], None], timeout: float) -> None:
+        """Run one start-up step (``start(timeout)``) and record how long it took."""
+        began = time.monotonic()
+        start(timeout)
+        self.startup_seconds[name] = time.monotonic() - began
+
+    def log_tails(self, lines: int = 15) -> list[str]:
+        """Each child's name and last log lines, for the notes of a failed start."""
+        return [f"--- {p.name} log ---\n{p.log_tail(lines)}" for p in self._processes]
+
+    def stop(self) -> None:
+        """Stop every child, newest first."""
+        for process in reversed(self._processes):
+            process.stop()
+        self._processes.clear()

@@ -1,9 +1,11 @@
-"""The operator's own identity on the test control plane: manifests/rbac and a token for it."""
+"""The operator's own identity on the test control plane: manifests/rbac and a token for it, and
+the webhook configurations its scope policy judges."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
@@ -16,6 +18,7 @@ __all__ = [
     "SCOPE_POLICY",
     "install_operator_rbac",
     "operator_kubeconfig",
+    "webhook_configuration",
 ]
 
 OPERATOR_NAMESPACE = "phonefleet-system"
@@ -79,3 +82,33 @@ def install_operator_rbac(plane: ControlPlane) -> Path:
 def operator_kubeconfig(plane: ControlPlane) -> Path:
     """A kubeconfig of the operator's ServiceAccount with manifests/rbac installed."""
     return install_operator_rbac(plane)
+
+
+def webhook_configuration(kind: str, name: str, *groups: str) -> dict[str, Any]:
+    """A Validating- or MutatingWebhookConfiguration ``name`` with one webhook on ``groups``
+    (none: no webhook, as kopf kept its mutating one). The webhook fails open and nothing
+    listens at its URL, so one really created disturbs no other request."""
+    body: dict[str, Any] = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": kind,
+        "metadata": {"name": name},
+    }
+    if groups:
+        body["webhooks"] = [
+            {
+                "name": f"snoop.{name}",
+                "admissionReviewVersions": ["v1"],
+                "sideEffects": "None",
+                "failurePolicy": "Ignore",
+                "clientConfig": {"url": "https://127.0.0.1:9/x"},
+                "rules": [
+                    {
+                        "apiGroups": list(groups),
+                        "apiVersions": ["*"],
+                        "resources": ["*"],
+                        "operations": ["CREATE"],
+                    }
+                ],
+            }
+        ]
+    return body

@@ -25,15 +25,6 @@ from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 from phonefleet_operator.webhook import AdmissionServer
 from phonefleet_testbed.processes import free_port
 
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
-
 
 class HeldPhones:
     """An AdmissionService that refuses every binding for phone ``held``."""
@@ -93,10 +84,8 @@ def review(phone_id: str) -> bytes:
 
 
 @pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+async def served(tmp_path: Path, kubeconfig: Path) -> AsyncIterator[Served]:
     """A replica's admission server on loopback, its certificate from a fresh CA."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(_KUBECONFIG)
     port = free_port()
     settings = OperatorSettings(
         kubeconfig=str(kubeconfig),

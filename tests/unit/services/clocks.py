@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from conftest import NOW
+#: When every service test starts.
+NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 
 
 class Clock:

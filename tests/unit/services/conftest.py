@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+import clocks
 import kopf
 import pytest
 from fakes import FakeKube, FakePhones
@@ -20,16 +19,9 @@ from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.settings import OperatorSettings
 
-NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+#: When every service test starts (clocks.py owns it; the tests import it from here).
+NOW = clocks.NOW
 _counter = itertools.count(1)
-_KUBECONFIG = """\
-apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:9"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-"""
 
 
 def make_binding(name: str = "alpha", phone: str = "phone-a", **spec: Any) -> PhoneBinding:
@@ -100,15 +92,6 @@ def memo_of(runtime: Runtime) -> kopf.Memo:
 
 
 @pytest.fixture
-def kubeconfig(tmp_path: Path) -> Path:
-    """A kubeconfig naming an API server nobody serves (port 9): ``Runtime.create`` reads one,
-    and the tests that build a runtime make no Kubernetes call through it."""
-    path = tmp_path / "kubeconfig"
-    path.write_text(_KUBECONFIG)
-    return path
-
-
-@pytest.fixture
 def kube() -> FakeKube:
     """Kubernetes objects in memory."""
     return FakeKube()
@@ -123,13 +106,19 @@ def phones() -> FakePhones:
 
 
 @pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones) -> BindingReconciler:
-    """The reconciler wired to the fakes, its clock frozen at NOW."""
+def clock() -> clocks.Clock:
+    """Time starts at NOW and moves only when the test says so."""
+    return clocks.Clock()
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, phones: FakePhones, clock: clocks.Clock) -> BindingReconciler:
+    """The reconciler wired to the fakes and the hand-moved clock."""
     return BindingReconciler(
         directory=phones,
         power=phones,
         kube=kube,
         claims=ClaimService(kube),
         settings=OperatorSettings(),
-        clock=lambda: NOW,
+        clock=clock,
     )

@@ -12,7 +12,6 @@ from fakes import FakeKube, FakePhones
 from conftest import make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.services.adb import ADB_ENABLE_SECONDS
-from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.power import BootClock
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
@@ -20,23 +19,6 @@ from phonefleet_operator.settings import OperatorSettings
 SETTINGS = OperatorSettings()
 POLL = SETTINGS.boot_poll_seconds
 LEARNED = 10.0  # what earlier boots taught (the simulator's boot in make bench)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingReconciler:
-    return BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube),
-        settings=SETTINGS,
-        clock=clock,
-    )
 
 
 async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_read(

@@ -16,29 +16,11 @@ from fakes import FakeKube, FakePhones
 from conftest import bring_up, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
 
 SECRET = ("ns", "alpha-adb")
 SETTINGS = OperatorSettings()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingReconciler:
-    return BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube),
-        settings=SETTINGS,
-        clock=clock,
-    )
 
 
 async def running(

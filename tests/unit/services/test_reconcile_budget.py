@@ -13,25 +13,6 @@ from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
 
 
-@pytest.fixture
-def clock() -> Clock:
-    """Time starts at NOW, on a whole minute."""
-    return Clock()
-
-
-@pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones, clock: Clock) -> BindingReconciler:
-    """The reconciler wired to the fakes and the hand-moved clock."""
-    return BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube),
-        settings=OperatorSettings(),
-        clock=clock,
-    )
-
-
 async def test_a_binding_coming_up_asks_once_whether_its_phone_runs(
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock
 ) -> None:

@@ -24,11 +24,6 @@ POD = ("ns", "alpha-worker")
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def pods(clock: Clock) -> ObservedPods:
     return ObservedPods(clock=clock.timestamp)
 

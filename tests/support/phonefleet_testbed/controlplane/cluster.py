@@ -9,9 +9,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 import requests
 
@@ -19,8 +17,8 @@ from phonefleet_testbed.binaries import Binaries
 from phonefleet_testbed.controlplane.certs import CertificateAuthority, write_service_account_keys
 from phonefleet_testbed.controlplane.kwok_stages import stages_document
 from phonefleet_testbed.kubeconfig import write_kubeconfig
-from phonefleet_testbed.processes import ManagedProcess, free_port
-from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.lifecycle import StartStop
+from phonefleet_testbed.processes import ManagedProcess, ProcessGroup, free_port
 
 __all__ = ["KWOK_NODE_NAME", "ControlPlane"]
 
@@ -52,7 +50,7 @@ _KWOK_NODE = {
 }
 
 
-class ControlPlane:
+class ControlPlane(StartStop):
     """Starts and stops one control plane; every file it writes lives in ``work_dir``.
 
     Use as a context manager. ``kubeconfig`` is an admin (system:masters) kubeconfig;
@@ -79,22 +77,11 @@ class ControlPlane:
         self.api_port = free_port()
         self.server = f"https://{bind_address}:{self.api_port}"
         self.kubeconfig = self.work_dir / "admin.kubeconfig"
-        self._processes: list[ManagedProcess] = []
-        self.startup_seconds: dict[str, float] = {}
+        self._processes = ProcessGroup(self.log_dir)
+        #: Seconds each component took to serve, and the ``total``.
+        self.startup_seconds = self._processes.startup_seconds
 
     # ----------------------------------------------------------------- lifecycle
-
-    def __enter__(self) -> ControlPlane:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self, timeout: float = 60.0) -> None:
         """Start every component and return once pods can be created and scheduled."""
@@ -108,9 +95,7 @@ class ControlPlane:
 
     def stop(self) -> None:
         """Stop every component, newest first, and remove the work dir if it was ours."""
-        for process in reversed(self._processes):
-            process.stop()
-        self._processes.clear()
+        self._processes.stop()
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
@@ -118,16 +103,10 @@ class ControlPlane:
         self.pki_dir.mkdir(exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self._write_pki()
-        self._timed("etcd", self._start_etcd, timeout)
-        self._timed("kube-apiserver", self._start_apiserver, timeout)
-        self._timed("controllers", self._start_controllers, timeout)
-        self._timed("kwok-node", self._start_kwok, timeout)
-
-    def _timed(self, name: str, step: object, timeout: float) -> None:
-        began = time.monotonic()
-        assert callable(step)
-        step(timeout)
-        self.startup_seconds[name] = time.monotonic() - began
+        self._processes.step("etcd", self._start_etcd, timeout)
+        self._processes.step("kube-apiserver", self._start_apiserver, timeout)
+        self._processes.step("controllers", self._start_controllers, timeout)
+        self._processes.step("kwok-node", self._start_kwok, timeout)
 
     # ----------------------------------------------------------------- components
 
@@ -156,16 +135,10 @@ class ControlPlane:
         )
         admin.write(self.pki_dir, "admin")
 
-    def _spawn(self, name: str, argv: Sequence[str]) -> ManagedProcess:
-        process = ManagedProcess(name, argv, self.log_dir)
-        process.start()
-        self._processes.append(process)
-        return process
-
     def _start_etcd(self, timeout: float) -> None:
         client, peer = free_port(), free_port()
         self.etcd_url = f"http://127.0.0.1:{client}"
-        etcd = self._spawn(
+        self._processes.start(
             "etcd",
             [
                 str(self.binaries.path("etcd")),
@@ -182,16 +155,15 @@ class ControlPlane:
         )
 
         def healthy() -> bool:
-            etcd.check_running()
             reply = requests.get(f"{self.etcd_url}/health", timeout=2)
             return bool(reply.ok and reply.json().get("health") == "true")
 
-        wait_for(healthy, timeout, message="etcd to report healthy")
+        self._processes.wait_ready(healthy, timeout, message="etcd to report healthy")
 
     def _start_apiserver(self, timeout: float) -> None:
         pki = self.pki_dir
         loopback = self.bind_address.startswith("127.")
-        apiserver = self._spawn(
+        self._processes.start(
             "kube-apiserver",
             [
                 str(self.binaries.path("kube-apiserver")),
@@ -225,14 +197,14 @@ class ControlPlane:
                 "--max-mutating-requests-inflight=400",
             ],
         )
-        self._wait_apiserver_ready(apiserver, timeout, "kube-apiserver /readyz")
+        self._wait_apiserver_ready(timeout, "kube-apiserver /readyz")
 
-    def _wait_apiserver_ready(self, apiserver: ManagedProcess, timeout: float, what: str) -> None:
-        """Return once kube-apiserver answers /readyz with 200 (failing at once if it exits)."""
+    def _wait_apiserver_ready(self, timeout: float, what: str) -> None:
+        """Return once kube-apiserver answers /readyz with 200 (while it and etcd run: other
+        components may have exited, see ``restart_exited``)."""
         pki = self.pki_dir
 
         def ready() -> bool:
-            apiserver.check_running()
             reply = requests.get(
                 f"{self.server}/readyz",
                 cert=(str(pki / "admin.crt"), str(pki / "admin.key")),
@@ -241,14 +213,15 @@ class ControlPlane:
             )
             return reply.status_code == 200
 
-        wait_for(ready, timeout, message=what)
+        watching = [self.component("etcd"), self.component("kube-apiserver")]
+        self._processes.wait_ready(ready, timeout, message=what, watching=watching)
 
     def _component_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         return self.mint_user_kubeconfig(user, groups)
 
     def _start_controllers(self, timeout: float) -> None:
         kcm_kubeconfig = self._component_kubeconfig("system:kube-controller-manager")
-        self._spawn(
+        self._processes.start(
             "kube-controller-manager",
             [
                 str(self.binaries.path("kube-controller-manager")),
@@ -270,7 +243,7 @@ class ControlPlane:
             ],
         )
         scheduler_kubeconfig = self._component_kubeconfig("system:kube-scheduler")
-        self._spawn(
+        self._processes.start(
             "kube-scheduler",
             [
                 str(self.binaries.path("kube-scheduler")),
@@ -287,7 +260,6 @@ class ControlPlane:
 
         # The service-account controller creating "default" proves the controllers are working.
         def default_service_account() -> bool:
-            self._check_processes()
             return (
                 self.kubectl(
                     "get", "serviceaccount", "default", "-n", "default", check=False
@@ -295,13 +267,15 @@ class ControlPlane:
                 == 0
             )
 
-        wait_for(default_service_account, timeout, message="the default ServiceAccount")
+        self._processes.wait_ready(
+            default_service_account, timeout, message="the default ServiceAccount"
+        )
 
     def _start_kwok(self, timeout: float) -> None:
         stages = self.work_dir / "kwok-stages.yaml"
         stages.write_text(stages_document(self.binaries.kwok_stages))
         kwok_kubeconfig = self._component_kubeconfig("kwok-controller", ("system:masters",))
-        self._spawn(
+        self._processes.start(
             "kwok",
             [
                 str(self.binaries.path("kwok")),
@@ -317,7 +291,6 @@ class ControlPlane:
         self.kubectl("apply", "-f", "-", input_text=json.dumps(_KWOK_NODE))
 
         def node_ready() -> bool:
-            self._check_processes()
             out = self.kubectl(
                 "get",
                 "node",
@@ -327,17 +300,19 @@ class ControlPlane:
             )
             return out.stdout.strip() == "True"
 
-        wait_for(node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready")
+        self._processes.wait_ready(
+            node_ready, timeout, message=f"node {KWOK_NODE_NAME} to be Ready"
+        )
 
     def restart_apiserver(self, *, kill: bool = False, timeout: float = 60.0) -> None:
         """Stop kube-apiserver (SIGTERM, or SIGKILL with ``kill``) and start it again on the same
         port, certificates and etcd; every client sees its watches end and must relist."""
-        apiserver = next(p for p in self._processes if p.name == "kube-apiserver")
+        apiserver = self.component("kube-apiserver")
         if kill and apiserver.pid is not None:
             os.kill(apiserver.pid, signal.SIGKILL)
         apiserver.stop()
         apiserver.start()
-        self._wait_apiserver_ready(apiserver, timeout, "kube-apiserver /readyz after a restart")
+        self._wait_apiserver_ready(timeout, "kube-apiserver /readyz after a restart")
 
     def restart_exited(self) -> list[str]:
         """Start every component that has exited again, as a kubelet restarts its static pods;
@@ -348,9 +323,9 @@ class ControlPlane:
             process.start()
         return [p.name for p in revived]
 
-    def _check_processes(self) -> None:
-        for process in self._processes:
-            process.check_running()
+    def component(self, name: str) -> ManagedProcess:
+        """The process of one component ("etcd", "kube-apiserver", "kwok", ...)."""
+        return self._processes[name]
 
     # ----------------------------------------------------------------- access
 

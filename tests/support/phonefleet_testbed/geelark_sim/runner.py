@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import TracebackType
+
+from phonefleet_testbed.lifecycle import StartStop
 
 from .adb_endpoints import AdbEndpoints
 from .admin import SimulatorAdmin
@@ -15,7 +16,7 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 
 
-class GeelarkSimulator:
+class GeelarkSimulator(StartStop):
     """A simulator served from a background thread.
 
         with GeelarkSimulator(SimulatorConfig(phones=3)) as sim:
@@ -86,18 +87,6 @@ class GeelarkSimulator:
         thread.join(STOP_TIMEOUT)
         if thread.is_alive():
             raise TimeoutError("the Geelark simulator did not stop")
-
-    def __enter__(self) -> GeelarkSimulator:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         loop = asyncio.new_event_loop()

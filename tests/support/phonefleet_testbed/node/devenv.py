@@ -27,7 +27,7 @@ class RealNodeEnvironment(DevEnvironment):
 
     def __init__(self, *, phones: int = 5, boot_seconds: float = 3.0) -> None:
         # No DevEnvironment.__init__: the control plane can only be made once the node's network
-        # exists (it listens on the veth's host end), in __enter__.
+        # exists (it listens on the veth's host end), in start().
         self._phones = phones
         self._boot_seconds = boot_seconds
         self._stack = contextlib.ExitStack()
@@ -36,7 +36,9 @@ class RealNodeEnvironment(DevEnvironment):
         self.images: NodeImages | None = None
         self.bed: NodeBed | None = None
 
-    def __enter__(self) -> RealNodeEnvironment:
+    def start(self) -> None:
+        """Make the node's network, the control plane and the node; import the images, install
+        the CRDs, start the simulator."""
         began = time.monotonic()
         try:
             self.images = ensure_images()
@@ -53,7 +55,6 @@ class RealNodeEnvironment(DevEnvironment):
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
-        return self
 
     def stop(self) -> None:
         """Stop the simulator, the node and the control plane; remove the node's network."""

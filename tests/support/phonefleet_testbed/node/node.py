@@ -18,12 +18,12 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import yaml
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.kubeconfig import write_kubeconfig
+from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.node.binaries import NodeBinaries
 from phonefleet_testbed.node.config import (
     PAUSE_IMAGE,
@@ -39,7 +39,7 @@ from phonefleet_testbed.node.teardown import (
     kill_pod_processes,
     remove_pod_cgroups,
 )
-from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.processes import ManagedProcess, ProcessGroup, free_port
 from phonefleet_testbed.waiting import wait_for
 
 __all__ = ["NODE_NAME", "RealNode"]
@@ -54,7 +54,7 @@ _FIXED_PATHS = (
 )
 
 
-class RealNode:
+class RealNode(StartStop):
     """One real node registered with ``plane``, on ``network`` (created by the caller).
 
     ``plane`` must listen on ``network.host_ip`` (``ControlPlane(bind_address=...)``): the kubelet,
@@ -77,52 +77,39 @@ class RealNode:
         self.work_dir = Path(tempfile.mkdtemp(prefix="pf-node-"))
         self.log_dir = self.work_dir / "logs"
         self.socket = self.work_dir / "containerd.sock"
-        self.startup_seconds: dict[str, float] = {}
-        self._processes: list[ManagedProcess] = []
+        self._processes = ProcessGroup(self.log_dir)
+        #: Seconds each daemon took to serve, and the ``total``.
+        self.startup_seconds = self._processes.startup_seconds
         self._holder: ManagedProcess | None = None
         self._namespace_inodes: set[tuple[str, int]] = set()
         self._made_dirs: list[Path] = []
 
     # ----------------------------------------------------------------- lifecycle
 
-    def __enter__(self) -> RealNode:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def start(self, timeout: float = 90.0) -> None:
         """Start the daemons and return once the node is Ready and kube-proxy serves."""
         began = time.monotonic()
         try:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self._timed("namespace", self._start_holder, timeout)
-            self._timed("containerd", self._start_containerd, timeout)
-            self._timed("kubelet", self._start_kubelet, timeout)
-            self._timed("kube-proxy", self._start_kube_proxy, timeout)
+            self._processes.step("namespace", self._start_holder, timeout)
+            self._processes.step("containerd", self._start_containerd, timeout)
+            self._processes.step("kubelet", self._start_kubelet, timeout)
+            self._processes.step("kube-proxy", self._start_kube_proxy, timeout)
         except BaseException as error:
-            for process in self._processes:  # the work dir (and the logs) go with stop()
-                error.add_note(f"--- {process.name} log ---\n{process.log_tail(15)}")
+            for note in self._processes.log_tails():  # the work dir (and logs) go with stop()
+                error.add_note(note)
             self.stop()
             raise
         self.startup_seconds["total"] = time.monotonic() - began
 
     def stop(self) -> None:
         """Stop everything the node started and remove every trace of it from the host."""
-        for process in reversed(self._processes):
+        for process in reversed(list(self._processes)):
             if process.name != "containerd":
                 process.stop()
         if self._namespace_inodes:
             kill_pod_processes()
-        for process in self._processes:
-            process.stop()
-        self._processes.clear()
+        self._processes.stop()
         if self._namespace_inodes:
             kill_namespace_processes(self._namespace_inodes)
             self._namespace_inodes.clear()
@@ -136,12 +123,6 @@ class RealNode:
         self._made_dirs.clear()
         self.plane.kubectl("delete", "node", self.name, "--ignore-not-found", check=False)
         shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def _timed(self, name: str, step: object, timeout: float) -> None:
-        began = time.monotonic()
-        assert callable(step)
-        step(timeout)
-        self.startup_seconds[name] = time.monotonic() - began
 
     # ----------------------------------------------------------------- daemons
 
@@ -200,13 +181,9 @@ class RealNode:
         assert self._holder.pid is not None
         return ["nsenter", f"--target={self._holder.pid}", "--mount", "--net", "--", *argv]
 
-    def _spawn(
-        self, name: str, argv: Sequence[str], env: dict[str, str] | None = None
-    ) -> ManagedProcess:
-        process = ManagedProcess(name, self.in_node(argv), self.log_dir, env=env)
-        process.start()
-        self._processes.append(process)
-        return process
+    def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        """Start a daemon inside the node's namespaces."""
+        self._processes.start(name, self.in_node(argv), env=env)
 
     def _start_containerd(self, timeout: float) -> None:
         work = self.work_dir / "containerd"
@@ -220,17 +197,16 @@ class RealNode:
         path = (
             f"{self.binaries.directory}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
         )
-        containerd = self._spawn(
+        self._spawn(
             "containerd",
             [str(self.binaries.path("containerd")), f"--config={config}", "--log-level=warn"],
             env={"PATH": path},
         )
 
         def answers() -> bool:
-            containerd.check_running()
             return self.ctr("version", check=False).returncode == 0
 
-        wait_for(answers, timeout, message="containerd to answer")
+        self._processes.wait_ready(answers, timeout, message="containerd to answer")
         archive = write_pause_archive(
             self.binaries.path("pause"), PAUSE_IMAGE, self.work_dir / "pause.tar"
         )
@@ -305,7 +281,7 @@ class RealNode:
             )
         )
         kubeconfig = self._kubeconfig(f"system:node:{self.name}", ("system:nodes",))
-        kubelet = self._spawn(
+        self._spawn(
             "kubelet",
             [
                 str(self.binaries.path("kubelet")),
@@ -320,7 +296,6 @@ class RealNode:
         )
 
         def ready() -> bool:
-            kubelet.check_running()
             out = self.plane.kubectl(
                 "get",
                 "node",
@@ -331,7 +306,9 @@ class RealNode:
             )
             return out.stdout.strip() == "True"
 
-        wait_for(ready, timeout, interval=0.2, message=f"node {self.name} to be Ready")
+        self._processes.wait_ready(
+            ready, timeout, interval=0.2, message=f"node {self.name} to be Ready"
+        )
 
     def _start_kube_proxy(self, timeout: float) -> None:
         kubeconfig = self._kubeconfig("system:kube-proxy", ())
@@ -347,7 +324,7 @@ class RealNode:
                 )
             )
         )
-        proxy = self._spawn(
+        self._spawn(
             "kube-proxy",
             [
                 str(self.binaries.path("kube-proxy")),
@@ -358,7 +335,6 @@ class RealNode:
         )
 
         def healthy() -> bool:
-            proxy.check_running()
             # /healthz answers 200 once kube-proxy has written the Services' rules.
             url = f"http://127.0.0.1:{port}/healthz"
             code = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=2)"
@@ -367,7 +343,7 @@ class RealNode:
                 subprocess.run(probe, capture_output=True, timeout=10, check=False).returncode == 0
             )
 
-        wait_for(healthy, timeout, interval=0.2, message="kube-proxy to serve")
+        self._processes.wait_ready(healthy, timeout, interval=0.2, message="kube-proxy to serve")
 
     def process_logs(self) -> dict[str, Path]:
         """Log file of each daemon, for debugging failed tests."""
