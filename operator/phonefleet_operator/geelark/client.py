@@ -137,10 +137,13 @@ def build_rate_limiter(settings: GeelarkSettings) -> AsyncLimiter:
     A leaky bucket of capacity ``rpm`` per 60 s would let ``2 * rpm`` through in the first minute
     (a full bucket, then a minute of leaking). Geelark counts per minute, so the bucket is kept at
     a sixth of the budget: any 60 s then sees at most ``7/6 * rpm`` (145 at the default 125, under
-    Geelark's 200) while the long-run rate stays ``rpm``.
+    Geelark's 200) while the long-run rate stays ``rpm``. A pace close to the account's limit
+    (``account_requests_per_minute``) gets a smaller bucket, so that a burst plus a minute of
+    leaking still fits in the limit (at 190: bursts of 10, never more than 200 in any 60 s); at or
+    above the limit the calls are only paced, one at a time.
     """
     rpm = float(settings.requests_per_minute)
-    burst = max(1.0, rpm / BURST_FRACTION)
+    burst = max(1.0, min(rpm / BURST_FRACTION, settings.account_requests_per_minute - rpm))
     return AsyncLimiter(max_rate=burst, time_period=burst * 60.0 / rpm)
 
 
