@@ -276,6 +276,15 @@ def table(result: Obj) -> str:
             f"({(floor.get('callsByEndpoint') or {}).get(endpoint, '-')})"
             for endpoint in sorted({*conv["byEndpoint"], *FLOOR_ENDPOINTS})
         ),
+        "phones per batch call (Geelark takes 100; start 200): "
+        + (
+            ", ".join(
+                f"{endpoint} {ids / conv['byEndpoint'][endpoint]:.1f}"
+                for endpoint, ids in (conv.get("idsByEndpoint") or {}).items()
+                if conv["byEndpoint"].get(endpoint)
+            )
+            or "-"
+        ),
     ]
     return "\n".join(lines)
 
