@@ -220,10 +220,12 @@ class GeelarkClient:
     def has_budget(self, *, keep_reserve: bool = False) -> bool:
         """Whether the rate limiter would let a call through now, without waiting.
 
-        ``keep_reserve``: only if half the burst would still be left afterwards.
+        ``keep_reserve``: only if the account is quiet, the burst spent by one call at most (so
+        a partial batch goes at once in a small fleet or at rest, and waits to fill while a
+        large fleet keeps the budget busy).
         """
         burst = self._limiter.max_rate
-        amount = min(burst, 1 + burst / 2) if keep_reserve else min(burst, 1)
+        amount = max(1.0, burst - 1) if keep_reserve else min(burst, 1)
         return self._limiter.has_capacity(amount)
 
     # ----------------------------------------------------------------------------- typed calls

@@ -92,7 +92,7 @@ class PhoneApi(Protocol):
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]: ...
 
     def has_budget(self, *, keep_reserve: bool = False) -> bool:
-        """Whether a call could be sent now without waiting (and leave half the burst spare)."""
+        """Whether a call could be sent now without waiting (and with the account quiet)."""
         ...
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
@@ -103,9 +103,11 @@ class PhoneApi(Protocol):
 class _BudgetQueue:
     """Hands the rate limiter's free slots to batches held back while the budget was spent.
 
-    A full batch goes as soon as one call fits; a partial one only while half the burst would
-    stay spare, so that under sustained demand partial batches keep gathering instead of taking
-    each slot as it frees up (with the burst full, as in a small fleet, nothing waits).
+    A full batch goes as soon as one call fits; a partial one only while the account is quiet
+    (the burst spent by one call at most), so that under sustained demand partial batches keep
+    gathering instead of taking each slot as it frees up (with the burst full, as in a small
+    fleet or at rest, nothing waits). ``make bench`` at N = 1,000 sent status and ADB batches
+    59-67 % full when half the burst spare was enough.
     """
 
     def __init__(self, has_budget: Callable[..., bool]) -> None:
@@ -115,7 +117,7 @@ class _BudgetQueue:
 
     def _room_for(self, batcher: _Batcher[Any]) -> bool:
         if batcher.deferrable:
-            # Only budget nobody else waits for: no batch held, half the burst left after it.
+            # Only budget nobody else waits for: no batch held, the account quiet.
             others = any(b.waiting and not b.deferrable for b in self._held)
             return not others and bool(self._has_budget(keep_reserve=True))
         return bool(self._has_budget(keep_reserve=not batcher.full))

@@ -150,7 +150,7 @@ class FakePhoneApi:
     budget_spent: bool = False
     """While True, ``has_budget`` says the rate limiter has no room."""
     reserve_spent: bool = False
-    """While True, there is room for a call but not with half the burst left after it."""
+    """While True, there is room for a call but the account is not quiet (no reserve)."""
 
     def _split(self, name: str, ids: Sequence[str], make: Outcome) -> BatchResult[Any]:
         self.calls.append((name, list(ids)))

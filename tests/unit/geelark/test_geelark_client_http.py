@@ -308,14 +308,17 @@ async def test_a_listing_keeps_each_phones_state_for_one_later_question(
         assert client.listed_status(seed_id(2), max_age=-1) is None  # older than asked for
 
 
-async def test_the_budget_can_be_asked_with_half_the_burst_kept_spare() -> None:
-    """Room for a call is not room for a call plus half the burst (what partial batches need)."""
-    settings = make_settings(requests_per_minute=60)  # a burst of 10
+async def test_the_budget_can_be_asked_whether_the_account_is_quiet() -> None:
+    """Room for a call is not a quiet account: a burst spent by more than one call is not quiet
+    (what partial batches wait for); one call spent still is."""
+    settings = make_settings(requests_per_minute=30)  # a burst of 5, 2 s per call
     limiter = build_rate_limiter(settings)
     client = make_client(settings, limiter=limiter)
     assert client.has_budget(keep_reserve=True)
 
-    await limiter.acquire(6)
+    await limiter.acquire(1)
+    assert client.has_budget(keep_reserve=True)
+    await limiter.acquire(1)
 
     assert client.has_budget()
     assert not client.has_budget(keep_reserve=True)
