@@ -221,6 +221,9 @@ async def _timeline(
                 "converged": tracker.converged_count,
                 "podsCreated": sum(i.pod_created is not None for i in tracker.items.values()),
                 "geelarkCalls": snapshot.total,
+                "geelarkCallsByEndpoint": {
+                    path.rsplit("/v1/", 1)[-1]: count for path, count in snapshot.requests.items()
+                },
                 "operatorRssMiB": round(rss / 1024),
             }
         )

@@ -398,3 +398,21 @@ async def test_a_phone_stopped_since_it_was_seen_running_is_polled_not_checked()
     waited = loop.time() - started
     assert waited == pytest.approx(gateway_module.MAX_GATHER_SECONDS, abs=WINDOW * 2)
     assert api.calls == [("stop", [phone]), ("status", [phone])]
+
+
+async def test_a_partial_batch_keeps_gathering_while_the_account_is_busy() -> None:
+    """Room for a call but the account not quiet: ADB switches of phones found running a few
+    windows apart share one call, sent once the account is quiet again."""
+    api = FakePhoneApi(reserve_spent=True)
+    gateway = make_gateway(api)
+    early, late = phone_ids(2)
+
+    first = asyncio.ensure_future(gateway.enable_adb(early))
+    await let_time_pass(WINDOW * 3)
+    second = asyncio.ensure_future(gateway.enable_adb(late))
+    await let_time_pass(WINDOW * 3)
+    assert api.calls == []
+    api.reserve_spent = False
+    await asyncio.gather(first, second)
+
+    assert api.calls == [("adb on", [early, late])]
