@@ -116,7 +116,7 @@ class GeelarkSettings(BaseSettings):
         description=(
             "The operator's pace: Geelark calls a minute on average, all its calls together. "
             "Bursts make any 60 s see at most 7/6 of it (145 at 125), and never more than "
-            "account_requests_per_minute. The default leaves a third of Geelark's 200 to whatever "
+            "account_requests_per_minute. The default leaves 75 of Geelark's 200 to whatever "
             "else uses the account; an operator that owns its account can set 190 (docs/scale.md)."
         ),
     )
