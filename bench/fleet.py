@@ -36,13 +36,16 @@ RATE_LIMITED = 40007
 def counters_json(snapshot: CounterSnapshot, before: CounterSnapshot | None = None) -> Obj:
     """Calls per endpoint (short names), total and replies per code, minus ``before``."""
     requests_by = Counter({k.rsplit("/v1/", 1)[-1]: v for k, v in snapshot.requests.items()})
+    ids_by = Counter({k.rsplit("/v1/", 1)[-1]: v for k, v in snapshot.ids.items()})
     codes = Counter(snapshot.codes)
     if before is not None:
         requests_by.subtract({k.rsplit("/v1/", 1)[-1]: v for k, v in before.requests.items()})
+        ids_by.subtract({k.rsplit("/v1/", 1)[-1]: v for k, v in before.ids.items()})
         codes.subtract(before.codes)
     return {
         "total": sum(requests_by.values()),
         "byEndpoint": {k: v for k, v in sorted(requests_by.items()) if v},
+        "idsByEndpoint": {k: v for k, v in sorted(ids_by.items()) if v},
         "byCode": {str(k): v for k, v in sorted(codes.items()) if v},
         "rateLimited40007": codes.get(RATE_LIMITED, 0),
     }
@@ -218,6 +221,9 @@ async def _timeline(
                 "converged": tracker.converged_count,
                 "podsCreated": sum(i.pod_created is not None for i in tracker.items.values()),
                 "geelarkCalls": snapshot.total,
+                "geelarkCallsByEndpoint": {
+                    path.rsplit("/v1/", 1)[-1]: count for path, count in snapshot.requests.items()
+                },
                 "operatorRssMiB": round(rss / 1024),
             }
         )

@@ -96,9 +96,11 @@ def write_plots(result: Obj, json_path: Path) -> list[Path]:
         align="edge",
         label="Geelark calls per 10 s",
     )
+    # The pace the operator ran with (results before it was recorded: the default then, 125).
+    pace = ((result.get("geelarkFloor") or {}).get("pace") or {}).get("callsPerMinute")
     for per_minute, style, what in (
         (GEELARK_LIMIT_PER_MINUTE, "--", "Geelark's limit"),
-        (OPERATOR_BUDGET_PER_MINUTE, ":", "operator's budget"),
+        (pace or OPERATOR_BUDGET_PER_MINUTE, ":", "operator's pace"),
     ):
         per_window = per_minute * WINDOW_SECONDS / 60
         axes.axhline(

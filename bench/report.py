@@ -7,9 +7,12 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from phonefleet_operator.settings import GeelarkSettings
 
 __all__ = ["machine_info", "table", "targets", "write_json"]
 
@@ -90,24 +93,37 @@ def machine_info(binaries_dir: Path) -> Obj:
 FLOOR_ENDPOINTS = ("phone/list", "phone/start", "phone/status", "adb/setStatus", "adb/getData")
 
 
-def geelark_floor(n: int, options: Obj) -> Obj:
+#: The operator's setting of its own pace, and its default (what production runs with).
+PACE_VARIABLE = "PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE"
+DEFAULT_PACE: int = GeelarkSettings.model_fields["requests_per_minute"].default
+
+
+def geelark_floor(n: int, options: Obj, operator_env: Mapping[str, str] | None = None) -> Obj:
     """The least time Geelark's limits allow to bring ``n`` phones up, as the simulator is set.
 
     Each phone needs, in batches of 100 ids: its listing page, a start, a status after the
     boot, ADB switched on and its data fetched (5 calls per 100 phones). Two bounds, the floor is
     the larger: the calls at the account's rate (``rateLimitPerMinute``), and one phone's own
     path (its calls' latency, the boot and the ADB delay), which no budget can shorten.
+
+    The operator keeps to a pace of its own (``PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE``, below
+    the account's rate by default): ``pace`` says which it ran with and whether it is the
+    default, ``paceSeconds`` how long the floor's calls take at that pace.
     """
     batches = -(-n // 100)
     calls = 5 * batches
     budget = calls * 60.0 / options["rateLimitPerMinute"]
     path = options["bootSeconds"] + options["adbEnableSeconds"] + 5 * options["latencyMs"] / 1000
+    configured = (operator_env or {}).get(PACE_VARIABLE)
+    pace = int(configured) if configured else DEFAULT_PACE
     return {
         "calls": calls,
         "callsByEndpoint": dict.fromkeys(FLOOR_ENDPOINTS, batches),
         "budgetSeconds": round(budget, 1),
         "pathSeconds": round(path, 1),
         "seconds": round(max(budget, path), 1),
+        "pace": {"callsPerMinute": pace, "default": pace == DEFAULT_PACE},
+        "paceSeconds": round(max(calls * 60.0 / pace, path), 1),
     }
 
 
@@ -251,6 +267,7 @@ def table(result: Obj) -> str:
         f"Geelark floor {floor.get('seconds', '-')} s (budget {floor.get('budgetSeconds', '-')} s"
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
+        _pace_line(floor),
         "Geelark side (every phone's ADB data read, i.e. every pod created) done at "
         f"{_fmt(floor.get('geelarkDoneSeconds'))} s: {_fmt(floor.get('geelarkDoneRatio'), 2)}x "
         "the floor; calls by endpoint (floor): "
@@ -259,8 +276,32 @@ def table(result: Obj) -> str:
             f"({(floor.get('callsByEndpoint') or {}).get(endpoint, '-')})"
             for endpoint in sorted({*conv["byEndpoint"], *FLOOR_ENDPOINTS})
         ),
+        "phones per batch call (Geelark takes 100; start 200): "
+        + (
+            ", ".join(
+                f"{endpoint} {ids / conv['byEndpoint'][endpoint]:.1f}"
+                for endpoint, ids in (conv.get("idsByEndpoint") or {}).items()
+                if conv["byEndpoint"].get(endpoint)
+            )
+            or "-"
+        ),
     ]
     return "\n".join(lines)
+
+
+def _pace_line(floor: Obj) -> str:
+    pace = floor.get("pace") or {}
+    if not pace:
+        return "operator's Geelark pace: -"
+    how = (
+        "the default"
+        if pace["default"]
+        else f"{PACE_VARIABLE} set for this run; the default is {DEFAULT_PACE}"
+    )
+    return (
+        f"operator's Geelark pace: {pace['callsPerMinute']} calls/min ({how}); the floor's calls "
+        f"at that pace take {floor.get('paceSeconds', '-')} s"
+    )
 
 
 def write_json(result: Obj, out: Path | None) -> Path:

@@ -90,7 +90,7 @@ def run(options: Options) -> Obj:
         plane = {k: v for k, v in child_processes().items() if not k.startswith("phonefleet")}
         result.update(asyncio.run(_phases(env, options, plane, work)))
     result["targets"] = targets(n, result["operator"], result["ceiling"])
-    floor = geelark_floor(n, result["options"])
+    floor = geelark_floor(n, result["options"], options.operator_env)
     converge = result["operator"].get("convergeSeconds")
     floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
     # The floor bounds the Geelark side: done once the last pod exists (its ADB data was read).

@@ -114,8 +114,18 @@ class GeelarkSettings(BaseSettings):
         125,
         gt=0,
         description=(
-            "Shared budget for the whole account, on average; bursts make any 60 s see at most "
-            "7/6 of it (145 at 125: never more than 150, with room under Geelark's 200/min)."
+            "The operator's pace: Geelark calls a minute on average, all its calls together. "
+            "Bursts make any 60 s see at most 7/6 of it (145 at 125), and never more than "
+            "account_requests_per_minute. The default leaves 75 of Geelark's 200 to whatever "
+            "else uses the account; an operator that owns its account can set 190 (docs/scale.md)."
+        ),
+    )
+    account_requests_per_minute: int = Field(
+        200,
+        gt=0,
+        description=(
+            "Geelark's limit for the account (200 a minute, documented): bursts are kept small "
+            "enough that no 60 s exceeds it, whatever requests_per_minute is."
         ),
     )
     max_attempts: int = Field(5, ge=1, description="Tries of a retryable call before giving up.")

@@ -137,10 +137,13 @@ def build_rate_limiter(settings: GeelarkSettings) -> AsyncLimiter:
     A leaky bucket of capacity ``rpm`` per 60 s would let ``2 * rpm`` through in the first minute
     (a full bucket, then a minute of leaking). Geelark counts per minute, so the bucket is kept at
     a sixth of the budget: any 60 s then sees at most ``7/6 * rpm`` (145 at the default 125, under
-    Geelark's 200) while the long-run rate stays ``rpm``.
+    Geelark's 200) while the long-run rate stays ``rpm``. A pace close to the account's limit
+    (``account_requests_per_minute``) gets a smaller bucket, so that a burst plus a minute of
+    leaking still fits in the limit (at 190: bursts of 10, never more than 200 in any 60 s); at or
+    above the limit the calls are only paced, one at a time.
     """
     rpm = float(settings.requests_per_minute)
-    burst = max(1.0, rpm / BURST_FRACTION)
+    burst = max(1.0, min(rpm / BURST_FRACTION, settings.account_requests_per_minute - rpm))
     return AsyncLimiter(max_rate=burst, time_period=burst * 60.0 / rpm)
 
 
@@ -217,10 +220,12 @@ class GeelarkClient:
     def has_budget(self, *, keep_reserve: bool = False) -> bool:
         """Whether the rate limiter would let a call through now, without waiting.
 
-        ``keep_reserve``: only if half the burst would still be left afterwards.
+        ``keep_reserve``: only if the account is quiet, the burst spent by one call at most (so
+        a partial batch goes at once in a small fleet or at rest, and waits to fill while a
+        large fleet keeps the budget busy).
         """
         burst = self._limiter.max_rate
-        amount = min(burst, 1 + burst / 2) if keep_reserve else min(burst, 1)
+        amount = max(1.0, burst - 1) if keep_reserve else min(burst, 1)
         return self._limiter.has_capacity(amount)
 
     # ----------------------------------------------------------------------------- typed calls

@@ -96,6 +96,18 @@ class BootClock:
             self.expected = max(self._floor, self.expected * 0.99)
 
 
+def _provisioned_at(binding: PhoneBinding) -> float:
+    """When the binding's ADB data was last read from Geelark (0 if it was not)."""
+    phone = binding.status.phone
+    text = phone.adb_provisioned_at if phone is not None else None
+    if not text:
+        return 0.0
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:  # not written by us: it vouches for nothing
+        return 0.0
+
+
 class PowerStep:
     """Asks Geelark whether phones run, sparingly; shared by every binding of the operator."""
 
@@ -116,14 +128,20 @@ class PowerStep:
         Until its pod is ready, a binding looks again every few seconds (ADB, then the pod).
         Asking Geelark each time whether the phone still runs would spend the account's budget on
         an answer known seconds ago: a "running" answer is trusted for ``running_recheck_seconds``,
-        which is as long as a Running binding waits between two checks anyway. A Running
+        which is as long as a Running binding waits between two checks anyway. Once the ADB
+        Secret is written, the binding waits only for its pod, and a pod that stays not ready
+        for ``worker_unready_threshold_seconds`` sends it to Geelark anyway (its ADB data is
+        fetched again): the answer is trusted that long, if longer (in a large fleet the pods
+        come up at the API server's pace, and each re-ask while they do is a call). The ADB
+        data read that the Secret was written from (``status.phone.adbProvisionedAt``) is
+        Geelark's word that the phone ran then, as good as a status answer. A Running
         binding's periodic pass always asks.
         """
         moment = now.timestamp()
         seen = self._running_seen_at.get(phone_id)
         if (
             seen is not None
-            and moment - seen < self._settings.running_recheck_seconds
+            and moment - max(seen, _provisioned_at(binding)) < self._running_trusted_for(binding)
             and binding.status.phase != Phase.RUNNING
         ):
             return Power.RUNNING
@@ -135,6 +153,14 @@ class PowerStep:
         else:
             self._running_seen_at.pop(phone_id, None)
         return power
+
+    def _running_trusted_for(self, binding: PhoneBinding) -> float:
+        """How long a "running" answer stands for a binding on its way (see :meth:`status`)."""
+        s = self._settings
+        phone = binding.status.phone
+        if phone is not None and phone.adb_provisioned_at:
+            return max(s.running_recheck_seconds, s.worker_unready_threshold_seconds)
+        return s.running_recheck_seconds
 
     def _forget_boots_before(self, horizon: float) -> None:
         """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)

@@ -51,6 +51,7 @@ def make_settings(**overrides: Any) -> GeelarkSettings:
         "token": DEFAULT_TOKEN,
         "timeout_seconds": 5.0,
         "requests_per_minute": 6000,
+        "account_requests_per_minute": 60_000,  # an account these tests never come near
         "max_attempts": 3,
         "batch_window_seconds": 0.05,
         "inventory_refresh_seconds": 300.0,
@@ -148,6 +149,8 @@ class FakePhoneApi:
     """Power states a fresh listing reported; each answers one status question."""
     budget_spent: bool = False
     """While True, ``has_budget`` says the rate limiter has no room."""
+    reserve_spent: bool = False
+    """While True, there is room for a call but the account is not quiet (no reserve)."""
 
     def _split(self, name: str, ids: Sequence[str], make: Outcome) -> BatchResult[Any]:
         self.calls.append((name, list(ids)))
@@ -186,8 +189,9 @@ class FakePhoneApi:
         )
 
     def has_budget(self, *, keep_reserve: bool = False) -> bool:
-        """The budget is spent while ``budget_spent`` is set (reserve or not)."""
-        return not self.budget_spent
+        """The budget is spent while ``budget_spent`` is set (reserve or not); the reserve
+        alone while ``reserve_spent`` is."""
+        return not self.budget_spent and not (keep_reserve and self.reserve_spent)
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
         """What ``listed`` says about the phone, once (as if a listing had just reported it)."""

@@ -320,3 +320,99 @@ def test_poll_interval_keeps_polls_within_half_the_budget() -> None:
     gateway = PhoneGateway(FakePhoneApi(), make_settings(requests_per_minute=125))
     assert gateway.poll_interval(0) == 0
     assert gateway.poll_interval(1000) == pytest.approx(1000 / (125 / 60 * 0.5 * 100))
+
+
+async def seen_running(gateway: PhoneGateway, api: FakePhoneApi, phones: list[str]) -> None:
+    """Let Geelark answer "running" for ``phones`` once, then forget the calls it took."""
+    await asyncio.gather(*(gateway.status(p) for p in phones))
+    api.calls.clear()
+
+
+async def test_a_phone_last_seen_running_is_checked_after_the_polls_of_booting_phones() -> None:
+    """With the budget contended, a poll of a booting phone goes first, the check after it."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    running, booting = phone_ids(2)
+    await seen_running(gateway, api, [running])
+    api.budget_spent = True
+
+    check = asyncio.ensure_future(gateway.status(running))
+    await let_time_pass(WINDOW * 2)  # the check's window closed first
+    poll = asyncio.ensure_future(gateway.status(booting))
+    await let_time_pass(WINDOW * 2)
+    api.budget_spent = False
+    await asyncio.gather(check, poll)
+
+    assert api.calls == [("status", [booting]), ("status", [running])]
+
+
+async def test_a_check_waits_for_spare_budget_and_gathers_meanwhile() -> None:
+    """Room for a call but none to spare: checks keep gathering into one call until there is."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    ids = phone_ids(3)
+    await seen_running(gateway, api, ids)
+    api.reserve_spent = True
+
+    checks = []
+    for phone in ids:
+        checks.append(asyncio.ensure_future(gateway.status(phone)))
+        await let_time_pass(WINDOW * 3)  # each caller after the last one's window closed
+    assert api.calls == []
+    api.reserve_spent = False
+    await asyncio.gather(*checks)
+
+    assert api.calls == [("status", ids)]
+
+
+async def test_a_check_waits_for_spare_budget_no_longer_than_the_deferral_limit() -> None:
+    """A budget never to spare holds a check back for CHECK_DEFER_SECONDS, then it goes."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    phone = phone_ids(1)[0]
+    await seen_running(gateway, api, [phone])
+    api.reserve_spent = True
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await gateway.status(phone)
+
+    waited = loop.time() - started
+    assert waited == pytest.approx(gateway_module.CHECK_DEFER_SECONDS, abs=WINDOW * 2)
+    assert api.calls == [("status", [phone])]
+
+
+async def test_a_phone_stopped_since_it_was_seen_running_is_polled_not_checked() -> None:
+    """After a stop, the next question is a poll: held no longer than MAX_GATHER_SECONDS."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    phone = phone_ids(1)[0]
+    await seen_running(gateway, api, [phone])
+    await gateway.stop(phone)
+    api.reserve_spent = True
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await gateway.status(phone)
+
+    waited = loop.time() - started
+    assert waited == pytest.approx(gateway_module.MAX_GATHER_SECONDS, abs=WINDOW * 2)
+    assert api.calls == [("stop", [phone]), ("status", [phone])]
+
+
+async def test_a_partial_batch_keeps_gathering_while_the_account_is_busy() -> None:
+    """Room for a call but the account not quiet: ADB switches of phones found running a few
+    windows apart share one call, sent once the account is quiet again."""
+    api = FakePhoneApi(reserve_spent=True)
+    gateway = make_gateway(api)
+    early, late = phone_ids(2)
+
+    first = asyncio.ensure_future(gateway.enable_adb(early))
+    await let_time_pass(WINDOW * 3)
+    second = asyncio.ensure_future(gateway.enable_adb(late))
+    await let_time_pass(WINDOW * 3)
+    assert api.calls == []
+    api.reserve_spent = False
+    await asyncio.gather(first, second)
+
+    assert api.calls == [("adb on", [early, late])]

@@ -192,6 +192,28 @@ def test_the_limiter_keeps_any_minute_near_the_configured_rate(rpm: int) -> None
     assert limiter.max_rate + rpm <= max(rpm * 7 / 6, rpm + 1)
 
 
+@pytest.mark.parametrize(("rpm", "burst"), [(125, 125 / 6), (170, 170 / 6), (190, 10), (199, 1)])
+def test_a_pace_near_the_accounts_limit_gets_bursts_that_keep_any_minute_within_it(
+    rpm: int, burst: float
+) -> None:
+    """At Geelark's 200: 125 keeps bursts of a sixth; 190 bursts of 10, so 60 s see <= 200."""
+    settings = make_settings(requests_per_minute=rpm, account_requests_per_minute=200)
+    limiter = build_rate_limiter(settings)
+
+    assert limiter.max_rate == pytest.approx(burst)
+    assert limiter.max_rate / limiter.time_period == pytest.approx(rpm / 60)
+    assert limiter.max_rate + rpm <= 200
+
+
+def test_a_pace_at_or_above_the_accounts_limit_is_paced_without_bursts() -> None:
+    """No bucket to spend at once: one call at a time, at the pace asked for."""
+    settings = make_settings(requests_per_minute=300, account_requests_per_minute=200)
+    limiter = build_rate_limiter(settings)
+
+    assert limiter.max_rate == 1
+    assert limiter.time_period == pytest.approx(0.2)
+
+
 @pytest.mark.looptime
 async def test_the_limiter_paces_calls_beyond_the_burst() -> None:
     """At 600/min the first 100 calls go at once and the next 15 take 1.5 s (virtual clock)."""
@@ -286,14 +308,17 @@ async def test_a_listing_keeps_each_phones_state_for_one_later_question(
         assert client.listed_status(seed_id(2), max_age=-1) is None  # older than asked for
 
 
-async def test_the_budget_can_be_asked_with_half_the_burst_kept_spare() -> None:
-    """Room for a call is not room for a call plus half the burst (what partial batches need)."""
-    settings = make_settings(requests_per_minute=60)  # a burst of 10
+async def test_the_budget_can_be_asked_whether_the_account_is_quiet() -> None:
+    """Room for a call is not a quiet account: a burst spent by more than one call is not quiet
+    (what partial batches wait for); one call spent still is."""
+    settings = make_settings(requests_per_minute=30)  # a burst of 5, 2 s per call
     limiter = build_rate_limiter(settings)
     client = make_client(settings, limiter=limiter)
     assert client.has_budget(keep_reserve=True)
 
-    await limiter.acquire(6)
+    await limiter.acquire(1)
+    assert client.has_budget(keep_reserve=True)
+    await limiter.acquire(1)
 
     assert client.has_budget()
     assert not client.has_budget(keep_reserve=True)

@@ -135,6 +135,21 @@ def test_counters_count_calls_and_reply_codes_per_endpoint(
     assert counters.max_per_minute == 3
 
 
+def test_counters_count_the_phone_ids_each_endpoint_was_asked_about(
+    api: OpenApiProbe, admin: SimulatorAdmin
+) -> None:
+    """ids per endpoint: with the calls, how full the batches were; a listing names none."""
+    api.call("phone/status", {"ids": [seed_id(1), seed_id(2)]})
+    api.call("phone/status", {"ids": [seed_id(3)]})
+    api.call("phone/list", {"page": 1, "pageSize": 1})
+
+    counters = admin.counters()
+
+    assert counters.ids == {"/open/v1/phone/status": 3}
+    admin.reset_counters()
+    assert admin.counters().ids == {}
+
+
 def test_reset_counters_starts_from_zero(api: OpenApiProbe, admin: SimulatorAdmin) -> None:
     """After reset_counters every count is zero."""
     api.call("phone/list", {})

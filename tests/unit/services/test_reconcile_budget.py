@@ -41,6 +41,51 @@ async def test_a_running_answer_is_trusted_no_longer_than_the_periodic_check(
     assert "StartedPhone" in [e.reason for e in report.events]
 
 
+async def test_a_binding_waiting_only_for_its_pod_trusts_running_until_the_pod_is_stuck(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """ADB Secret written, pod not ready: no re-ask after running_recheck_seconds, but once
+    worker_unready_threshold_seconds have passed since the "running" answer."""
+    settings = reconciler._settings
+    assert settings.worker_unready_threshold_seconds > settings.running_recheck_seconds
+    binding = await bring_up(reconciler, phones)
+    assert binding.status.phone is not None
+    assert binding.status.phone.adb_provisioned_at
+    asked = phones.count("status")
+
+    clock.advance(settings.running_recheck_seconds + 1)
+    binding, _, _ = await step(reconciler, binding)
+    assert phones.count("status") == asked
+
+    clock.advance(settings.worker_unready_threshold_seconds - settings.running_recheck_seconds)
+    await step(reconciler, binding)
+    assert phones.count("status") == asked + 1
+
+
+async def test_the_adb_read_behind_the_secret_counts_as_a_running_answer(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """ADB came up 50 s after Geelark said "running": the trust runs from the ADB read."""
+    settings = reconciler._settings
+    phones.power["100"] = PhoneStatus.RUNNING
+    binding, _, _ = await step(reconciler, make_binding())  # running; ADB not up yet
+    clock.advance(50)
+    phones.adb_on.add("100")
+    binding, _, _ = await step(reconciler, binding)
+    assert binding.status.phone is not None
+    assert binding.status.phone.adb_provisioned_at
+    asked = phones.count("status")
+    assert asked == 1
+
+    clock.advance(settings.worker_unready_threshold_seconds - 1)  # 169 s after the answer
+    binding, _, _ = await step(reconciler, binding)
+    assert phones.count("status") == asked
+
+    clock.advance(2)
+    await step(reconciler, binding)
+    assert phones.count("status") == asked + 1
+
+
 async def test_the_periodic_check_of_a_running_binding_always_asks(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -81,6 +81,8 @@ class CounterSnapshot:
     """Connections closed without a reply (outage)."""
     max_per_minute: int
     """The most calls received in any rolling 60 s."""
+    ids: dict[str, int] = field(default_factory=dict)
+    """Phone ids named per endpoint path (batch calls that got past the rate limit)."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> CounterSnapshot:
@@ -96,6 +98,7 @@ class CounterSnapshot:
             http_statuses={int(status): n for status, n in data["httpStatuses"].items()},
             dropped=data["dropped"],
             max_per_minute=data["maxPerMinute"],
+            ids=dict(data.get("ids") or {}),
         )
 
     def calls(self, endpoint: str) -> int:

@@ -17,6 +17,8 @@ class RequestCounters:
 
     def __init__(self) -> None:
         self.requests: Counter[str] = Counter()
+        # Phone ids named by the batch calls, per endpoint: with `requests`, how full batches are.
+        self.ids: Counter[str] = Counter()
         self.codes: Counter[int] = Counter()
         self.codes_by_endpoint: defaultdict[str, Counter[int]] = defaultdict(Counter)
         self.http_statuses: Counter[int] = Counter()
@@ -28,6 +30,10 @@ class RequestCounters:
         """A call to `endpoint` arrived at `now`."""
         self.requests[endpoint] += 1
         self.max_per_minute = max(self.max_per_minute, self._window.add(now))
+
+    def record_ids(self, endpoint: str, count: int) -> None:
+        """A call to `endpoint` named `count` phone ids."""
+        self.ids[endpoint] += count
 
     def record_code(self, endpoint: str, code: int) -> None:
         """A call was answered with HTTP 200 and envelope `code`."""
@@ -45,6 +51,7 @@ class RequestCounters:
     def reset(self) -> None:
         """Start counting from zero."""
         self.requests.clear()
+        self.ids.clear()
         self.codes.clear()
         self.codes_by_endpoint.clear()
         self.http_statuses.clear()
@@ -57,6 +64,7 @@ class RequestCounters:
         return {
             "total": sum(self.requests.values()),
             "requests": dict(self.requests),
+            "ids": dict(self.ids),
             "codes": {str(code): n for code, n in self.codes.items()},
             "codesByEndpoint": {
                 endpoint: {str(code): n for code, n in codes.items()}

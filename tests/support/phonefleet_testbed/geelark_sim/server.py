@@ -69,6 +69,9 @@ async def handle_open_api(request: web.Request) -> web.StreamResponse:
 
     try:
         body = _parse_body(await request.read())
+        ids = body.get("ids")
+        if isinstance(ids, list):
+            engine.counters.record_ids(endpoint, len(ids))
         context = CallContext(
             engine=engine,
             now=now,
