@@ -46,6 +46,8 @@ class FakeKube:
     #: The status with which the API server refuses every claim patch but the finalizer's:
     #: 422 from an older CRD (its spec wholly immutable), 403 from an older scope policy; 0 none.
     refuse_claim_patches: int = 0
+    #: The API server refuses worker pods (403: the scope policy); False: it takes them.
+    refuse_pods: bool = False
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
@@ -192,6 +194,14 @@ class FakeKube:
     async def create_pod(self, pod: Obj) -> bool:
         self.creates["pod"] += 1
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if self.refuse_pods:
+            raise KubernetesRefused(
+                f'Kubernetes refused create_namespaced_pod: 403 pods "{key[1]}" is forbidden: '
+                "ValidatingAdmissionPolicy 'phonefleet-operator-scope' with binding "
+                "'phonefleet-operator-scope' denied request: a worker pod mounts only emptyDirs "
+                "and its binding's ADB Secret",
+                status=403,
+            )
         if key in self.pods:
             return False
         self.pods[key] = {
