@@ -82,14 +82,15 @@ class KubernetesUnavailable(TemporaryFault):
 
 class KubernetesRefused(TemporaryFault):
     """The API server answered, and refused: 403 (RBAC, an admission policy) or 422 (the
-    CRD's validation). Asking again gets the same answer until someone applies other
-    manifests (usually this version's CRDs and manifests/rbac), so it is retried slowly, and
-    never given up for good: a binding's deletion must not end with its phone still running.
-    ``status`` is the HTTP status, the message the API server's own."""
+    CRD's validation). Usually someone must apply other manifests (this version's CRDs and
+    manifests/rbac), yet it is retried, and never given up for good: right after its restart
+    an API server answers 403 for a few seconds (RBAC not loaded yet), and a binding's
+    deletion must not end with its phone still running. ``status`` is the HTTP status, the
+    message the API server's own."""
 
     reason = "KubernetesRefused"
 
-    def __init__(self, message: str, *, status: int, delay: float = 30.0) -> None:
+    def __init__(self, message: str, *, status: int, delay: float = 10.0) -> None:
         super().__init__(message, delay=delay)
         self.status = status
 

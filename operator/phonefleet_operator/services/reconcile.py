@@ -20,7 +20,6 @@ from phonefleet_operator.errors import (
     GeelarkAuthError,
     GeelarkUnavailable,
     InvalidSpec,
-    KubernetesRefused,
     KubernetesUnavailable,
     PermanentFault,
     PhoneNotFound,
@@ -134,10 +133,6 @@ class BindingReconciler:
         except PermanentFault as error:
             report.phase(Phase.ERROR, error.reason, str(error), warning=True)
             delay = s.error_recheck_seconds
-        except KubernetesRefused as error:
-            # A person must apply other manifests: say so as an error, look again soon after.
-            report.phase(Phase.ERROR, error.reason, str(error), warning=True)
-            delay = float(error.delay or s.geelark_retry_seconds)
         except TemporaryFault as error:
             # Waiting (a busy phone, ADB coming up): keep what runs, say why, look again later.
             report.status.message = str(error)
