@@ -46,6 +46,9 @@ class FakeKube:
     #: The status with which the API server refuses every claim patch but the finalizer's:
     #: 422 from an older CRD (its spec wholly immutable), 403 from an older scope policy; 0 none.
     refuse_claim_patches: int = 0
+    #: RBAC without ``patch`` on PhoneClaims (manifests/rbac older than the claim finalizer):
+    #: the finalizer's removal is refused (403).
+    refuse_finalizer_drops: bool = False
     #: The API server refuses worker pods (403: the scope policy); False: it takes them.
     refuse_pods: bool = False
 
@@ -115,6 +118,14 @@ class FakeKube:
         """As a merge patch with a resourceVersion: refused (409) when the claim changed; the
         last finalizer of a deleted claim going deletes it."""
         phone_id = claim["metadata"]["name"]
+        if self.refuse_finalizer_drops:
+            raise KubernetesRefused(
+                f"Kubernetes refused patch_cluster_custom_object: 403 phoneclaims.phonefleet.dev "
+                f'"{phone_id}" is forbidden: User "system:serviceaccount:phonefleet-system:'
+                'phonefleet-operator" cannot patch resource "phoneclaims" in API group '
+                '"phonefleet.dev" at the cluster scope',
+                status=403,
+            )
         stored = self.claims.get(phone_id)
         if stored is None or (
             stored["metadata"]["resourceVersion"] != claim["metadata"]["resourceVersion"]
