@@ -372,6 +372,16 @@ class ClaimService:
             phone_id = claim["metadata"]["name"]
             try:
                 deleted = await self._sweep(phone_id, claim)
+            except KubernetesRefused as error:
+                log.warning(
+                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: the API server "
+                    "refused to let it go (%s)",
+                    phone_id,
+                    namespace,
+                    name,
+                    error,
+                )
+                continue
             except PhonefleetError as error:
                 log.warning(
                     "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: could not "

@@ -237,3 +237,22 @@ async def test_a_refused_account_label_does_not_stop_the_sweep_releasing_an_orph
     assert phones.calls == [("stop", "101")]
     assert ACCOUNT not in kube.claims["100"]["metadata"]["labels"]
     assert any("Could not label PhoneClaim 100" in r.message for r in caplog.records)
+
+
+async def test_an_orphan_whose_release_is_refused_is_kept_and_the_refusal_named(
+    kube: FakeKube, phones: FakePhones, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC without ``patch`` on PhoneClaims refuses the finalizer's removal: the orphan stays
+    for the next sweep, and the warning names the refusal, not a failed stop."""
+    gone = binding_in("team-a")
+    await kube.create_claim(build_claim(gone, "100", "phone-a", account="a"))
+    kube.refuse_finalizer_drops = True
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == []
+
+    assert "100" in kube.claims
+    kept = [r.getMessage() for r in caplog.records if "Kept PhoneClaim 100" in r.getMessage()]
+    assert len(kept) == 1
+    assert "the API server refused to let it go" in kept[0]
+    assert 'cannot patch resource "phoneclaims"' in kept[0]
