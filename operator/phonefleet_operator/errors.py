@@ -5,6 +5,7 @@
     │   ├── GeelarkUnavailable      Geelark unreachable, timing out, 5xx, 50000
     │   │   └── GeelarkRateLimited  40007 / 40017 / 40014: back off, never hammer
     │   ├── KubernetesUnavailable   the API server failed or timed out
+    │   ├── KubernetesRefused       the API server refused the request (403, 422)
     │   ├── PhoneBusy               Geelark says the phone is in use (43005, 43006, 43007)
     │   └── PhoneNotReady           the phone is starting; check again shortly
     └── PermanentFault (kopf.PermanentError: the user must change something)
@@ -28,6 +29,7 @@ __all__ = [
     "GeelarkRequestError",
     "GeelarkUnavailable",
     "InvalidSpec",
+    "KubernetesRefused",
     "KubernetesUnavailable",
     "PermanentFault",
     "PhoneBusy",
@@ -76,6 +78,21 @@ class KubernetesUnavailable(TemporaryFault):
     """The Kubernetes API server failed or timed out."""
 
     reason = "KubernetesUnavailable"
+
+
+class KubernetesRefused(TemporaryFault):
+    """The API server answered, and refused: 403 (RBAC, an admission policy) or 422 (the
+    CRD's validation). Usually someone must apply other manifests (this version's CRDs and
+    manifests/rbac), yet it is retried, and never given up for good: right after its restart
+    an API server answers 403 for a few seconds (RBAC not loaded yet), and a binding's
+    deletion must not end with its phone still running. ``status`` is the HTTP status, the
+    message the API server's own."""
+
+    reason = "KubernetesRefused"
+
+    def __init__(self, message: str, *, status: int, delay: float = 10.0) -> None:
+        super().__init__(message, delay=delay)
+        self.status = status
 
 
 class PhoneBusy(TemporaryFault):

@@ -1,5 +1,6 @@
 """Access to the Kubernetes API: one client, a thread pool for its blocking calls, fault mapping,
-and the two answers a gateway expects (404 "gone", 409 "exists or changed") turned into values."""
+and the answers a gateway expects (404 "gone", 409 "exists or changed", and where a caller says
+so 403/422 "refused") turned into values."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
 
 __all__ = [
     "ApiCaller",
     "ApiGateway",
     "Conflict",
+    "Forbidden",
+    "Invalid",
     "NotFound",
     "is_conflict",
     "is_not_found",
@@ -31,6 +34,8 @@ __all__ = [
 
 NotFound = 404
 Conflict = 409
+Forbidden = 403
+Invalid = 422
 
 T = TypeVar("T")
 
@@ -61,7 +66,9 @@ class ApiCaller:
     """Runs the official client's blocking calls in a dedicated pool, off the event loop.
 
     ``ApiException`` with a status the caller expects (404, 409) passes through for the caller to
-    decide; every other fault becomes :class:`KubernetesUnavailable`, which kopf retries.
+    decide; a refusal (403, 422) becomes :class:`KubernetesRefused` with the API server's
+    message, which names the policy or rule; every other fault becomes
+    :class:`KubernetesUnavailable`, which kopf retries.
     """
 
     def __init__(self, api_client: client.ApiClient, workers: int) -> None:
@@ -86,6 +93,11 @@ class ApiCaller:
         except ApiException as error:
             if error.status in (NotFound, Conflict):
                 raise
+            if error.status in (Forbidden, Invalid):
+                raise KubernetesRefused(
+                    f"Kubernetes refused {method.__name__}: {error.status} {_message(error)}",
+                    status=error.status,
+                ) from None
             raise KubernetesUnavailable(
                 f"Kubernetes API call {method.__name__} failed: {error.status} {error.reason}",
                 delay=5,
@@ -106,7 +118,7 @@ async def or_none(call: Awaitable[T], *, on: Collection[int] = (NotFound,)) -> T
     (by default 404: the object does not exist)."""
     try:
         return await call
-    except ApiException as error:
+    except (ApiException, KubernetesRefused) as error:
         if error.status in on:
             return None
         raise
@@ -114,10 +126,11 @@ async def or_none(call: Awaitable[T], *, on: Collection[int] = (NotFound,)) -> T
 
 async def succeeded(call: Awaitable[object], *, unless: Collection[int]) -> bool:
     """True when ``call`` went through, False when the API server answered one of the statuses
-    ``unless`` (404: no such object; 409: it exists already, or a precondition did not hold)."""
+    ``unless`` (404: no such object; 409: it exists already, or a precondition did not hold;
+    403/422: refused)."""
     try:
         await call
-    except ApiException as error:
+    except (ApiException, KubernetesRefused) as error:
         if error.status in unless:
             return False
         raise
@@ -139,6 +152,16 @@ class ApiGateway:
         result = await self._call(method, *args, **kwargs)
         items: list[dict[str, Any]] = result.get("items", [])
         return items
+
+
+def _message(error: ApiException) -> str:
+    """The API server's own words for a refusal (its Status message), else the HTTP reason."""
+    try:
+        status = json.loads(error.body or "")
+    except ValueError:
+        status = None
+    message = status.get("message") if isinstance(status, dict) else None
+    return str(message or error.reason)
 
 
 def _plain_json(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -109,29 +109,29 @@ class KubeGateway(ApiGateway):
 
     async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
         """Remove our finalizer from ``claim``, only if it is unchanged since it was read (its
-        resourceVersion); False when it changed or is gone. A deleted claim then goes."""
+        resourceVersion); False when it changed or is gone. A deleted claim then goes. Raises
+        KubernetesRefused when the API server refused (403: RBAC without ``patch`` on
+        PhoneClaims)."""
         finalizers = claim["metadata"].get("finalizers") or ()
         kept = [f for f in finalizers if f != c.CLAIM_FINALIZER]
         return await self._patch_unchanged_claim(claim, {"metadata": {"finalizers": kept or None}})
 
     async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
         """Merge ``changes`` (labels, spec.releasePolicy) into ``claim`` only if it is unchanged
-        since it was read (its uid and resourceVersion); False when it changed or is gone, or
-        when the API server refused the change (422 or 403: a CRD or scope policy older than
-        the operator, which still forbid any change of a claim's spec)."""
-        return await self._patch_unchanged_claim(
-            claim, changes, refused=(NotFound, Conflict, 403, 422)
-        )
+        since it was read (its uid and resourceVersion); False when it changed or is gone.
+
+        Raises KubernetesRefused when the API server refused the change itself: 422 from a CRD
+        older than the operator (its spec wholly immutable), 403 from an older scope policy or
+        RBAC without ``patch`` on PhoneClaims. Asking again gets the same answer, so the
+        caller decides what the refusal means (services/claims.py).
+        """
+        return await self._patch_unchanged_claim(claim, changes)
 
     async def _patch_unchanged_claim(
-        self,
-        claim: Mapping[str, Any],
-        changes: Mapping[str, Any],
-        *,
-        refused: Collection[int] = (NotFound, Conflict),
+        self, claim: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> bool:
         """Merge ``changes`` into ``claim`` with its uid and resourceVersion as preconditions;
-        False when the API server answered one of ``refused``."""
+        False when the claim changed (409) or is gone (404)."""
         metadata = claim["metadata"]
         patch = {
             **changes,
@@ -150,7 +150,7 @@ class KubeGateway(ApiGateway):
                 metadata["name"],
                 patch,
             ),
-            unless=refused,
+            unless=(NotFound, Conflict),
         )
 
     async def list_claims(self, label_selector: str | None = None) -> list[Obj]:

@@ -32,7 +32,12 @@ from phonefleet_operator.constants import (
     LABEL_PHONE_ID,
     MANAGED_BY,
 )
-from phonefleet_operator.errors import PhonefleetError, PhoneNotFound, TemporaryFault
+from phonefleet_operator.errors import (
+    KubernetesRefused,
+    PhonefleetError,
+    PhoneNotFound,
+    TemporaryFault,
+)
 from phonefleet_operator.models import PhoneBinding, rfc3339
 from phonefleet_operator.render import label_value
 from phonefleet_operator.services.accounts import UNLABELLED, AccountScope, account_of
@@ -220,18 +225,32 @@ class ClaimService:
         not be stopped then, nor a Stop binding's left running). A write that lost a race is
         retried by the next pass (the view still differs)."""
         phone_id = claim["metadata"]["name"]
-        if await self._kube.patch_claim(claim, {"spec": {"releasePolicy": policy}}):
+        try:
+            written = await self._kube.patch_claim(claim, {"spec": {"releasePolicy": policy}})
+        except KubernetesRefused as error:
+            # The binding still holds its phone: a refused record of its policy is no reason to
+            # fail the pass (and with it the power checks). Retrying costs one request a pass.
+            log.warning(
+                "Could not update the releasePolicy of PhoneClaim %s to %s for %s: the API "
+                "server refused (%s). Apply this version's CRDs and manifests/rbac; until then "
+                "the orphan sweep would apply the claim's %s, and every pass tries again",
+                phone_id,
+                policy,
+                me.key,
+                error,
+                release_policy_of(claim),
+            )
+            return
+        if written:
             self._observed.saw({**claim, "spec": {**claim["spec"], "releasePolicy": policy}})
             log.info(
                 "Updated PhoneClaim %s: releasePolicy %s, as %s says", phone_id, policy, me.key
             )
         else:
-            log.warning(
-                "Could not update the releasePolicy of PhoneClaim %s to %s (it changed meanwhile, "
-                "or the API server refused: apply this version's CRDs and manifests/rbac); the "
+            log.info(
+                "Did not update the releasePolicy of PhoneClaim %s: it changed meanwhile; the "
                 "next pass tries again",
                 phone_id,
-                policy,
             )
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
@@ -353,6 +372,16 @@ class ClaimService:
             phone_id = claim["metadata"]["name"]
             try:
                 deleted = await self._sweep(phone_id, claim)
+            except KubernetesRefused as error:
+                log.warning(
+                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: the API server "
+                    "refused to let it go (%s)",
+                    phone_id,
+                    namespace,
+                    name,
+                    error,
+                )
+                continue
             except PhonefleetError as error:
                 log.warning(
                     "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: could not "
@@ -378,7 +407,20 @@ class ClaimService:
         by that label, then reports it. Nothing else changes; a lost race waits for the next
         sweep."""
         changes = {"metadata": {"labels": {LABEL_ACCOUNT: self._scope.account}}}
-        if await self._kube.patch_claim(claim, changes):
+        try:
+            labelled = await self._kube.patch_claim(claim, changes)
+        except KubernetesRefused as error:
+            # Only the label is missing: its holder lives, and the sweep goes on with the
+            # other claims (an orphan among them must still be released).
+            log.warning(
+                "Could not label PhoneClaim %s with account %s: the API server refused (%s). "
+                "Apply this version's manifests/rbac; the next sweep tries again",
+                claim["metadata"]["name"],
+                self._scope.account,
+                error,
+            )
+            return
+        if labelled:
             log.info(
                 "Labelled PhoneClaim %s with account %s (it was made by an older version)",
                 claim["metadata"]["name"],

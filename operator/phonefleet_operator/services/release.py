@@ -31,6 +31,7 @@ from typing import Protocol
 from phonefleet_operator.constants import ANNOTATION_ABANDON_PHONE
 from phonefleet_operator.errors import (
     AmbiguousPhone,
+    KubernetesRefused,
     KubernetesUnavailable,
     PhonefleetError,
     PhoneNotFound,
@@ -331,6 +332,11 @@ class Release:
         try:
             return await self.let_go(binding, phone_id, stop_phone=stops(binding))
         except KubernetesUnavailable:
+            raise
+        except KubernetesRefused as error:
+            # Not a failed stop: the API server refused a write of the release (RBAC, policy).
+            message = f"Phone {phone_id} could not be let go: {error}"
+            report.condition(ConditionType.RELEASED, "False", error.reason, message)
             raise
         except PhonefleetError as error:
             if abandon:

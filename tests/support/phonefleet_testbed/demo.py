@@ -17,7 +17,7 @@ from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import seed_id
 from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
-from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.processes import ManagedProcess, ProcessExited, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
 __all__ = ["run_demo", "start_operator"]
@@ -130,20 +130,23 @@ def _play(
     # alpha first, so that it is the holder its duplicates conflict with.
     extra = env.binding_spec()
     plane.kubectl("apply", "-f", "-", input_text=_manifest("alpha", "phone-001", extra))
-    wait_for(
-        lambda: _phase(env, "alpha") in {"Bound", "Running"}, 60, message="alpha to hold phone-001"
-    )
-    for name, (phone, _) in BINDINGS.items():
-        plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone, extra))
     try:
+
+        def holds() -> bool:
+            operator.check_running()  # a crashed operator fails the demo at once
+            return _phase(env, "alpha") in {"Bound", "Running"}
+
+        wait_for(holds, 60, message="alpha to hold phone-001")
+        for name, (phone, _) in BINDINGS.items():
+            plane.kubectl("apply", "-f", "-", input_text=_manifest(name, phone, extra))
         for name, (_, phase) in BINDINGS.items():
 
             def reached(name: str = name, phase: str = phase) -> bool:
-                operator.check_running()  # a crashed operator fails the demo at once
+                operator.check_running()
                 return _phase(env, name) == phase
 
             wait_for(reached, 90, message=f"{name} to reach {phase}")
-    except (WaitTimeout, RuntimeError) as error:
+    except (WaitTimeout, ProcessExited) as error:
         echo(f"The demo did not settle: {error}\n--- operator log ---\n{operator.log_tail(40)}")
         return 1
     echo(f"\nAll bindings settled {time.monotonic() - began:.1f} s after start.\n")

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.waiting import StopWaiting, wait_for
 
-__all__ = ["ManagedProcess", "ProcessGroup", "free_port"]
+__all__ = ["ManagedProcess", "ProcessExited", "ProcessGroup", "free_port"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -26,6 +26,17 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+class ProcessExited(StopWaiting, RuntimeError):
+    """A child exited while something waited for it: every wait whose check asks
+    :meth:`ManagedProcess.check_running` ends with this at once, not at its deadline."""
+
+    def __init__(self, name: str, returncode: int, log_tail: str) -> None:
+        super().__init__(f"{name} exited with code {returncode}; last log lines:\n{log_tail}")
+        self.name = name
+        self.returncode = returncode
+        self.log_tail = log_tail
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -73,12 +84,10 @@ class ManagedProcess:
         return self._process is not None and self._process.poll() is None
 
     def check_running(self) -> None:
-        """Raise with the tail of the log if the child has exited."""
+        """Raise ProcessExited, with the exit code and the tail of the log, if the child has
+        exited: a wait that calls this in its check then ends at once."""
         if self._process is not None and self._process.poll() is not None:
-            raise RuntimeError(
-                f"{self.name} exited with code {self._process.returncode}; "
-                f"last log lines:\n{self.log_tail()}"
-            )
+            raise ProcessExited(self.name, self._process.returncode, self.log_tail())
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the child's log, for error messages."""
@@ -139,8 +148,8 @@ class ProcessGroup:
         watching: Sequence[ManagedProcess] | None = None,
     ) -> None:
         """Until ``ready()`` is true, at most ``timeout`` seconds. Each try first checks that
-        the children ``watching`` (default: all) still run: a timeout then says which exited,
-        with its last log lines."""
+        the children ``watching`` (default: all) still run: once one has exited the wait
+        ends at once with ProcessExited (its exit code and last log lines)."""
 
         def serves() -> object:
             for process in self._processes if watching is None else watching:

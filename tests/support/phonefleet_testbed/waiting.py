@@ -6,13 +6,18 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-__all__ = ["WaitTimeout", "wait_for", "wait_until"]
+__all__ = ["StopWaiting", "WaitTimeout", "wait_for", "wait_until"]
 
 T = TypeVar("T")
 
 
 class WaitTimeout(AssertionError):
     """The condition did not hold before the deadline."""
+
+
+class StopWaiting(Exception):
+    """Raised by a predicate when what it waits for can never come (the process that would
+    serve has exited): the wait ends with it at once instead of running out its deadline."""
 
 
 def wait_for(
@@ -26,12 +31,15 @@ def wait_for(
 
     Exceptions raised by the predicate count as "not yet" and the last one is chained to the
     timeout, so a probe against a server that is still starting needs no try/except of its own.
+    :class:`StopWaiting` is the exception: it ends the wait at once.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
         try:
             value = predicate()
+        except StopWaiting:
+            raise
         except Exception as error:
             last_error = error
             value = None

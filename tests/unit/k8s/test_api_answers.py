@@ -1,8 +1,10 @@
-"""A gateway's expected answers become values: 404 "gone" and 409 "exists or changed"; any other
-fault still reaches the caller, as the error kopf retries."""
+"""A gateway's expected answers become values: 404 "gone" and 409 "exists or changed", and a
+refusal (403, 422) where the caller names it; a refusal it does not name reaches it as
+KubernetesRefused with the API server's words, any other fault as KubernetesUnavailable."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -10,8 +12,9 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller, Conflict, NotFound, or_none, succeeded
+from phonefleet_operator.k8s.gateway import KubeGateway
 
 
 class Answer:
@@ -24,10 +27,33 @@ class Answer:
         """Nothing to release."""
 
 
+#: The Status body the API server sends with a refusal, as the client keeps it in ``body``.
+REFUSED = {
+    403: (
+        "Forbidden",
+        'phoneclaims.phonefleet.dev "100" is forbidden: ValidatingAdmissionPolicy '
+        "'phonefleet-operator-scope' with binding 'phonefleet-operator-scope' denied request: "
+        "the operator changes a PhoneClaim only by removing finalizers, setting releasePolicy "
+        "or labelling its account",
+    ),
+    422: (
+        "Unprocessable Entity",
+        'PhoneClaim.phonefleet.dev "100" is invalid: spec: Invalid value: "object": spec is '
+        "immutable but for releasePolicy: delete the PhoneClaim to release the phone",
+    ),
+}
+
+
 def answering(status: int) -> Callable[..., Answer]:
-    """A client method that answers ``status`` (200 with a small JSON body)."""
+    """A client method that answers ``status`` (200 with a small JSON body; a refusal with the
+    API server's Status body)."""
 
     def method(*_args: Any, **_kwargs: Any) -> Answer:
+        if status in REFUSED:
+            reason, message = REFUSED[status]
+            error = ApiException(status=status, reason=reason)
+            error.body = json.dumps({"kind": "Status", "status": "Failure", "message": message})
+            raise error
         if status != 200:
             raise ApiException(status=status, reason="as asked")
         return Answer(b'{"kind": "Thing"}')
@@ -62,10 +88,64 @@ async def test_succeeded_says_whether_the_call_went_through(caller: ApiCaller) -
     assert raised.value.status == NotFound
 
 
-@pytest.mark.parametrize("status", [403, 500, 503])
+@pytest.mark.parametrize("status", [500, 503])
 async def test_other_faults_stay_faults(caller: ApiCaller, status: int) -> None:
     """A status neither helper may absorb reaches the caller as KubernetesUnavailable."""
     with pytest.raises(KubernetesUnavailable):
         await or_none(caller(answering(status)), on=(NotFound, Conflict))
     with pytest.raises(KubernetesUnavailable):
         await succeeded(caller(answering(status)), unless=(NotFound, Conflict))
+
+
+@pytest.mark.parametrize("status", [403, 422])
+async def test_a_refusal_is_a_value_where_named_else_the_api_servers_words(
+    caller: ApiCaller, status: int
+) -> None:
+    """403 and 422 are the API server's answer, not its absence: False or None where the
+    caller names them, else KubernetesRefused carrying the status and the server's message
+    (never "unavailable")."""
+    assert await succeeded(caller(answering(status)), unless=(Conflict, status)) is False
+    assert await or_none(caller(answering(status)), on=(NotFound, status)) is None
+    with pytest.raises(KubernetesRefused) as raised:
+        await succeeded(caller(answering(status)), unless=(NotFound, Conflict))
+    assert raised.value.status == status
+    assert REFUSED[status][1] in str(raised.value)
+    assert not isinstance(raised.value, KubernetesUnavailable)
+
+
+class ClaimPatches:
+    """``patch_cluster_custom_object`` of a client whose API server answers ``status``."""
+
+    def __init__(self, status: int) -> None:
+        self.patch_cluster_custom_object = answering(status)
+
+
+def gateway_answering(caller: ApiCaller, status: int) -> KubeGateway:
+    """The real KubeGateway over a client whose claim patches get ``status``."""
+    caller.custom = ClaimPatches(status)  # type: ignore[assignment]
+    return KubeGateway(caller)
+
+
+CLAIM = {"metadata": {"name": "100", "uid": "u-1", "resourceVersion": "7"}, "spec": {}}
+
+
+@pytest.mark.parametrize("status", [NotFound, Conflict])
+async def test_a_claim_patch_that_lost_a_race_is_false(caller: ApiCaller, status: int) -> None:
+    """The claim went (404) or changed since it was read (409): False, for both claim patches."""
+    kube = gateway_answering(caller, status)
+    assert await kube.patch_claim(CLAIM, {"spec": {"releasePolicy": "Keep"}}) is False
+    assert await kube.drop_claim_finalizer(CLAIM) is False
+
+
+@pytest.mark.parametrize("status", [403, 422])
+async def test_a_refused_claim_patch_says_so_instead_of_kubernetes_unavailable(
+    caller: ApiCaller, status: int
+) -> None:
+    """An older scope policy (403) or CRD (422) refuses the patch: the gateway raises
+    KubernetesRefused with the API server's message for its caller to decide on; before,
+    that answer became "Kubernetes unavailable" and the False the caller handled never came."""
+    kube = gateway_answering(caller, status)
+    with pytest.raises(KubernetesRefused) as raised:
+        await kube.patch_claim(CLAIM, {"spec": {"releasePolicy": "Keep"}})
+    assert raised.value.status == status
+    assert REFUSED[status][1] in str(raised.value)

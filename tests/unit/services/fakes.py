@@ -11,11 +11,24 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from phonefleet_operator.errors import PhoneNotFound, PhoneNotReady
+from phonefleet_operator.errors import KubernetesRefused, PhoneNotFound, PhoneNotReady
 from phonefleet_operator.geelark import AdbEndpoint, Phone, PhoneStatus, StartResult
 
 Obj = dict[str, Any]
 _uids = itertools.count(1)
+
+#: What the API server says when it refuses a claim patch, by status (its messages' form).
+REFUSALS = {
+    403: (
+        'phoneclaims.phonefleet.dev "{}" is forbidden: ValidatingAdmissionPolicy '
+        "'phonefleet-operator-scope' with binding 'phonefleet-operator-scope' denied request: "
+        "the operator may not change a PhoneClaim"
+    ),
+    422: (
+        'PhoneClaim.phonefleet.dev "{}" is invalid: spec: Invalid value: "object": '
+        "spec is immutable: delete the PhoneClaim to release the phone"
+    ),
+}
 
 
 @dataclass
@@ -30,8 +43,14 @@ class FakeKube:
     reads: Counter[str] = field(default_factory=Counter)
     creates: Counter[str] = field(default_factory=Counter)  # attempts, refused ones included
     events: Counter[str] = field(default_factory=Counter)
-    #: The API server refuses every claim patch but the finalizer's (an older CRD or policy).
-    refuse_claim_patches: bool = False
+    #: The status with which the API server refuses every claim patch but the finalizer's:
+    #: 422 from an older CRD (its spec wholly immutable), 403 from an older scope policy; 0 none.
+    refuse_claim_patches: int = 0
+    #: RBAC without ``patch`` on PhoneClaims (manifests/rbac older than the claim finalizer):
+    #: the finalizer's removal is refused (403).
+    refuse_finalizer_drops: bool = False
+    #: The API server refuses worker pods (403: the scope policy); False: it takes them.
+    refuse_pods: bool = False
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
@@ -99,6 +118,14 @@ class FakeKube:
         """As a merge patch with a resourceVersion: refused (409) when the claim changed; the
         last finalizer of a deleted claim going deletes it."""
         phone_id = claim["metadata"]["name"]
+        if self.refuse_finalizer_drops:
+            raise KubernetesRefused(
+                f"Kubernetes refused patch_cluster_custom_object: 403 phoneclaims.phonefleet.dev "
+                f'"{phone_id}" is forbidden: User "system:serviceaccount:phonefleet-system:'
+                'phonefleet-operator" cannot patch resource "phoneclaims" in API group '
+                '"phonefleet.dev" at the cluster scope',
+                status=403,
+            )
         stored = self.claims.get(phone_id)
         if stored is None or (
             stored["metadata"]["resourceVersion"] != claim["metadata"]["resourceVersion"]
@@ -131,16 +158,20 @@ class FakeKube:
 
     async def patch_claim(self, claim: Mapping[str, Any], changes: Mapping[str, Any]) -> bool:
         """A merge patch of labels or spec with a uid and resourceVersion: refused (409) when
-        the claim changed; spec fields other than releasePolicy are immutable (the CRD)."""
+        the claim changed; spec fields other than releasePolicy are immutable (the CRD); an
+        older CRD or policy (``refuse_claim_patches``) refuses it whole."""
         phone_id = claim["metadata"]["name"]
         stored = self.claims.get(phone_id)
-        if (
-            self.refuse_claim_patches
-            or stored is None
-            or any(
-                stored["metadata"].get(key) != claim["metadata"].get(key)
-                for key in ("uid", "resourceVersion")
+        if self.refuse_claim_patches:
+            # As the real gateway raises it (k8s/api.py), with the API server's own words.
+            raise KubernetesRefused(
+                f"Kubernetes refused patch_cluster_custom_object: {self.refuse_claim_patches} "
+                f"{REFUSALS[self.refuse_claim_patches].format(phone_id)}",
+                status=self.refuse_claim_patches,
             )
+        if stored is None or any(
+            stored["metadata"].get(key) != claim["metadata"].get(key)
+            for key in ("uid", "resourceVersion")
         ):
             return False
         assert set(changes.get("spec") or {}) <= {"releasePolicy"}, "spec is immutable"
@@ -174,6 +205,14 @@ class FakeKube:
     async def create_pod(self, pod: Obj) -> bool:
         self.creates["pod"] += 1
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if self.refuse_pods:
+            raise KubernetesRefused(
+                f'Kubernetes refused create_namespaced_pod: 403 pods "{key[1]}" is forbidden: '
+                "ValidatingAdmissionPolicy 'phonefleet-operator-scope' with binding "
+                "'phonefleet-operator-scope' denied request: a worker pod mounts only emptyDirs "
+                "and its binding's ADB Secret",
+                status=403,
+            )
         if key in self.pods:
             return False
         self.pods[key] = {

@@ -191,15 +191,17 @@ async def test_a_claim_seen_with_a_stale_policy_is_read_before_it_is_written(
     assert kube.reads["claim"] == reads + 1  # current now: no read
 
 
+@pytest.mark.parametrize("status", [403, 422], ids=["older-scope-policy", "older-crd"])
 async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
-    kube: FakeKube, caplog: pytest.LogCaptureFixture
+    kube: FakeKube, caplog: pytest.LogCaptureFixture, status: int
 ) -> None:
-    """An API server with an older CRD refuses the write: the binding still holds its phone,
-    the operator says what to apply, and the next pass tries again."""
+    """An API server with an older CRD (422) or scope policy (403) refuses the write: the
+    binding still holds its phone, the operator says what the API server said and what to
+    apply, and the next pass tries again."""
     holder = make_binding()
     claims = ClaimService(kube, ObservedClaims())
     await claims.acquire(binding_ref(holder), "100", build_claim(holder, "100", "phone-a"), ())
-    kube.refuse_claim_patches = True
+    kube.refuse_claim_patches = status
     keep = build_claim(holder, "100", "phone-a")
     keep["spec"]["releasePolicy"] = "Keep"
 
@@ -209,4 +211,48 @@ async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
     assert kube.claims["100"]["spec"]["releasePolicy"] == "Stop"
     refused = [r for r in caplog.records if "Could not update the releasePolicy" in r.message]
     assert len(refused) == 2
-    assert "apply this version's CRDs" in refused[0].message
+    assert f"refused (Kubernetes refused patch_cluster_custom_object: {status} " in (
+        refused[0].message
+    )
+    assert "Apply this version's CRDs" in refused[0].message
+    assert "Unavailable" not in refused[0].message
+
+
+async def test_a_refused_account_label_does_not_stop_the_sweep_releasing_an_orphan(
+    kube: FakeKube, phones: FakePhones, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An older scope policy refuses the account label of a live binding's unlabelled claim
+    (403): that claim is kept as it is, and the sweep still stops and releases the orphan it
+    lists after it."""
+    holder = binding_in("team-a")
+    await kube.create_claim(unlabelled(build_claim(holder, "100", "phone-a")))
+    kube.bindings[("team-a", "alpha")] = {"metadata": {"uid": holder.uid}}
+    gone = binding_in("team-a", "beta")
+    await kube.create_claim(unlabelled(build_claim(gone, "101", "phone-b")))
+    kube.refuse_claim_patches = 403
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == ["101"]
+
+    assert phones.calls == [("stop", "101")]
+    assert ACCOUNT not in kube.claims["100"]["metadata"]["labels"]
+    assert any("Could not label PhoneClaim 100" in r.message for r in caplog.records)
+
+
+async def test_an_orphan_whose_release_is_refused_is_kept_and_the_refusal_named(
+    kube: FakeKube, phones: FakePhones, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RBAC without ``patch`` on PhoneClaims refuses the finalizer's removal: the orphan stays
+    for the next sweep, and the warning names the refusal, not a failed stop."""
+    gone = binding_in("team-a")
+    await kube.create_claim(build_claim(gone, "100", "phone-a", account="a"))
+    kube.refuse_finalizer_drops = True
+    sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
+
+    assert await sweeper.release_orphans() == []
+
+    assert "100" in kube.claims
+    kept = [r.getMessage() for r in caplog.records if "Kept PhoneClaim 100" in r.getMessage()]
+    assert len(kept) == 1
+    assert "the API server refused to let it go" in kept[0]
+    assert 'cannot patch resource "phoneclaims"' in kept[0]
