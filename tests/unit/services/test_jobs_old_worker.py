@@ -1,0 +1,286 @@
+"""An operator of this release and a worker image of the previous one (main at f90bf98, before
+job leases): the worker is sent no field it does not know, its attempts run without a lease, and
+its binding is told that the image is old.
+
+Two kinds of old worker: the previous release's own job endpoint code, extracted from git at
+that commit and run as a process on loopback (the operator talks to it over HTTP with its real
+client), and, for the passes that need one clock, the current desk behind the previous release's
+answers (``PreviousReleaseApi``: its validate names no features, its delivery model refuses
+fields it does not know), a frozen copy of what that release checked.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+from test_jobs_fencing import GRACE, LEASE, OLD, World, started
+
+from phonefleet_operator.services.jobs.service import JobService
+from phonefleet_operator.settings import JobSettings, OperatorSettings
+from phonefleet_operator.workers import WorkerClient
+from phonefleet_worker.job_desk import AttemptRequest
+from phonefleet_worker.job_server import JobApi
+from phonefleet_worker.registry import describe_validation_error
+
+PREVIOUS_RELEASE = "f90bf98"
+"""main before job leases: its worker refuses a delivery with ``leaseSeconds`` (400)."""
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+class PreviousReleaseDelivery(BaseModel):
+    """Frozen copy of the previous release's ``AttemptRequest`` checks (f90bf98): no lease, and
+    ``extra="forbid"``. It pins what a worker image built then refuses; do not update it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    job: str = Field(min_length=1)
+    job_uid: str = Field(min_length=1)
+    number: int = Field(ge=1)
+    id: str = Field(min_length=1, max_length=128)
+    task: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    deadline_seconds: float = Field(gt=0)
+    not_after: float
+
+
+class PreviousReleaseApi(JobApi):
+    """The current desk behind the previous release's answers: validate names no features, a
+    delivery is checked by the frozen model, and a cancel knows no ``superseded``."""
+
+    def handle(
+        self, method: str, path: str, authorization: str, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        parsed = json.loads(body or b"{}")
+        if method == "POST" and path == "/v1/attempts":
+            try:
+                PreviousReleaseDelivery.model_validate(parsed)
+            except ValidationError as exc:
+                return 400, {"message": describe_validation_error(exc)}
+        if method == "POST" and path.endswith("/cancel"):
+            body = b"{}"
+        status, answer = super().handle(method, path, authorization, body)
+        answer.pop("features", None)
+        return status, answer
+
+
+class OldWorldInProcess(World):
+    """The fencing tests' world, with the previous release's worker on pod-1."""
+
+    def __init__(self, **job_spec: Any) -> None:
+        super().__init__(**job_spec)
+        api = self.workers.at[OLD]
+        self.workers.at[OLD] = PreviousReleaseApi(api.desk, api._token)
+
+
+async def test_a_worker_of_the_previous_release_gets_its_attempt_without_a_lease() -> None:
+    """The previous release's worker names no features when asked to validate: the attempt is
+    recorded and delivered without ``leaseSeconds`` (which it would refuse with a 400), and the
+    binding gets one OldWorkerImage Event for that pod, not one per pass."""
+    world = OldWorldInProcess()
+
+    await world.run_pass()
+    await world.run_pass()
+
+    attempt = world.status()["attempts"][0]
+    assert attempt["outcome"] == "Running"
+    assert "leaseSeconds" not in attempt
+    assert (world.desks[OLD].lookup(attempt["id"]) or {}).get("state") == "Queued"
+    assert ("POST", "/v1/attempts") in world.attempts_on(OLD)
+    assert world.kube.events["OldWorkerImage"] == 1
+
+
+async def test_an_old_workers_attempt_out_of_reach_is_fenced_by_its_deadline() -> None:
+    """Without a lease nothing stops the old worker before the attempt's deadline: when its pod
+    is force-deleted and it cannot be reached, the job stays Fencing past what a lease would
+    have allowed, and attempt 1 ends Lost only at its notAfter plus the grace."""
+    world = OldWorldInProcess(activeDeadlineSeconds=120)
+    await started(world)
+    world.force_delete()
+    world.workers.at.pop(OLD)
+
+    world.clock.advance(LEASE + GRACE + 1)
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    assert world.status()["message"].endswith("(at the latest 2026-11-28T12:02:05Z)")
+
+    world.clock.advance(120 - LEASE - 1)  # NOW + 125 s: notAfter + GRACE
+    await world.run_pass()
+    ended = world.status()
+    assert ended["attempts"][0]["outcome"] == "Lost"
+    assert ended["reason"] == "RetryBackoff"
+
+
+# ------------------------------------------------------------------ the previous release's code
+
+_SERVE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    source, token_file = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, source)
+    import phonefleet_worker
+    from phonefleet_worker.job_desk import JobDesk
+    from phonefleet_worker.job_server import JobServer, token_from_file
+    from phonefleet_worker.registry import TaskRegistry
+
+    where = Path(phonefleet_worker.__file__).resolve()
+    if not where.is_relative_to(Path(source).resolve()):
+        sys.exit(f"imported phonefleet_worker from {where}, not from {source}")
+    desk = JobDesk(TaskRegistry.from_entry_points())
+    server = JobServer(host="127.0.0.1", port=0, desk=desk, token=token_from_file(Path(token_file)))
+    server.start()
+    print(server.port, flush=True)
+    sys.stdin.read()  # serve until the test closes our stdin
+    server.close()
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def previous_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The previous release's job endpoint (its job_server, job_desk, registry and built-in
+    tasks, from git at f90bf98) serving on a loopback port: (base URL, its token file)."""
+    here = tmp_path_factory.mktemp("previous-worker")
+    found = subprocess.run(
+        ["git", "-C", str(REPO), "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"],
+        capture_output=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        pytest.fail(
+            f"commit {PREVIOUS_RELEASE} (the previous release, whose worker this test runs) is "
+            f"not in the clone at {REPO}: run the tests in a full clone (git fetch --unshallow)"
+        )
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "worker_image/phonefleet_worker"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(here)], input=archive.stdout, check=True)
+    token_file = here / "jobToken"
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SERVE, str(here / "worker_image"), str(token_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdin is not None
+    port = process.stdout.readline().strip()
+    if not port.isdigit():
+        process.kill()
+        pytest.fail(f"the previous release's job server did not start (exit {process.wait()})")
+    try:
+        yield f"http://127.0.0.1:{port}", token_file
+    finally:
+        process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class PreviousReleaseWorld(World):
+    """The fencing tests' world, but the operator reaches pod-1's worker, the previous release's
+    process, over HTTP with its real WorkerClient (through the test-only endpoint override)."""
+
+    def __init__(self, base: str, token_file: Path) -> None:
+        self.base = base
+        super().__init__()
+        token_file.write_text(self.tokens.token_for("ns", "alpha", "uid-alpha"))
+
+    def new_operator(self) -> JobService:
+        service = JobService(
+            kube=self.kube,
+            api=self.api,  # type: ignore[arg-type]
+            workers=WorkerClient(timeout_seconds=10),
+            tokens=self.tokens,
+            pods=self.pods,
+            settings=JobSettings(
+                lease_seconds=LEASE,
+                grace_seconds=GRACE,
+                endpoint_overrides={"ns/alpha": self.base},
+            ),
+            operator=OperatorSettings(),
+            clock=self.clock,
+        )
+        for raw in self.api.jobs.values():
+            service.saw("ADDED", raw)
+        return service
+
+
+async def test_the_previous_releases_worker_takes_the_attempt_and_its_cancel_ends_it(
+    previous_worker: tuple[str, Path],
+) -> None:
+    """The previous release's own worker code: it accepts the delivery (202, where the lease
+    field drew a 400), reports the attempt Queued; once its pod is force-deleted the operator's
+    cancel (whose ``superseded`` it does not know) ends the queued attempt there, and that is
+    the ledger's outcome."""
+    base, token_file = previous_worker
+    world = PreviousReleaseWorld(base, token_file)
+    try:
+        await world.run_pass()
+        attempt = world.status()["attempts"][0]
+        assert (attempt["outcome"], world.status()["phase"]) == ("Running", "Running")
+        assert "leaseSeconds" not in attempt
+        assert world.kube.events["OldWorkerImage"] == 1
+
+        answer = await world.service._workers.attempt(
+            base, world.tokens.token_for("ns", "alpha", "uid-alpha"), attempt["id"]
+        )
+        assert (answer.status, answer.body.get("state")) == (200, "Queued")
+
+        world.force_delete()
+        await world.run_pass()
+        ended = world.status()
+        assert ended["attempts"][0]["outcome"] == "Failed"
+        assert ended["attempts"][0]["message"] == "cancelled"
+        assert ended["reason"] == "RetryBackoff"
+    finally:
+        await world.service.close()
+
+
+def test_the_frozen_copy_refuses_what_the_previous_release_refused(
+    previous_worker: tuple[str, Path],
+) -> None:
+    """The frozen model is checked against the real previous release: both refuse a lease."""
+    body: Mapping[str, Any] = {
+        **json.loads(
+            AttemptRequest(
+                job="ns/post",
+                job_uid="u",
+                number=1,
+                id="a-1",
+                task="heartbeat",
+                deadline_seconds=60,
+                not_after=0,
+                lease_seconds=30,
+            ).model_dump_json(by_alias=True, exclude_none=True)
+        ),
+    }
+    with pytest.raises(ValidationError, match="leaseSeconds"):
+        PreviousReleaseDelivery.model_validate(body)
+    base, token_file = previous_worker
+    token_file.write_text("test-token")
+
+    refused = requests.post(
+        f"{base}/v1/attempts",
+        json=body,
+        headers={"Authorization": "Bearer test-token"},
+        timeout=10,
+    )
+    assert refused.status_code == 400
+    assert "leaseSeconds" in refused.json()["message"]
