@@ -1,6 +1,7 @@
-"""An operator of this release and a worker image of the previous one (main at f90bf98, before
-job leases): the worker is sent no field it does not know, its attempts run without a lease, and
-its binding is told that the image is old.
+"""The job protocol across releases. An operator of this release and a worker image of the
+previous one (main at f90bf98, before job leases): the worker is sent no field it does not know,
+its attempts run without a lease, and its binding is told that the image is old. And a worker of
+a later release: what this operator does not know in its answers is ignored, not refused.
 
 Two kinds of old worker: the previous release's own job endpoint code, extracted from git at
 that commit and run as a process on loopback (the operator talks to it over HTTP with its real
@@ -284,3 +285,69 @@ def test_the_frozen_copy_refuses_what_the_previous_release_refused(
     )
     assert refused.status_code == 400
     assert "leaseSeconds" in refused.json()["message"]
+
+
+# ------------------------------------------------------------------ a later worker
+
+
+class LaterReleaseApi(JobApi):
+    """A worker of a later release: it names features this operator does not know (in a form
+    it may not read), and its answers carry fields and a state this operator does not know."""
+
+    def __init__(self, api: JobApi, *, features: Any, state: str | None = None) -> None:
+        super().__init__(api.desk, api._token)
+        self.features = features
+        self.state = state
+
+    def handle(
+        self, method: str, path: str, authorization: str, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        status, answer = super().handle(method, path, authorization, body)
+        if path == "/v1/validate":
+            answer["features"] = self.features
+        elif self.state is not None and answer.get("state") == "Queued":
+            answer.update(state=self.state, progress={"step": 3}, etaSeconds=12)
+        return status, answer
+
+
+@pytest.mark.parametrize(
+    ("features", "lease"),
+    [
+        (["lease", "superseded", "checkpoints"], LEASE),
+        ({"lease": True}, None),
+        ("lease", None),
+    ],
+    ids=["more-features", "a-mapping", "a-string"],
+)
+async def test_the_lease_goes_only_to_a_worker_that_names_it_in_a_list(
+    features: Any, lease: float | None
+) -> None:
+    """Features this operator does not know are ignored; a features value it cannot read counts
+    as none (no lease, as for the previous release), never as an error."""
+    world = World()
+    world.workers.at[OLD] = LaterReleaseApi(world.workers.at[OLD], features=features)
+
+    await world.run_pass()
+
+    attempt = world.status()["attempts"][0]
+    assert attempt.get("leaseSeconds") == lease
+    assert (world.desks[OLD].lookup(attempt["id"]) or {}).get("state") == "Queued"
+    assert world.kube.events["OldWorkerImage"] == (0 if lease else 1)
+
+
+async def test_a_later_workers_unknown_state_and_fields_keep_the_attempt_running() -> None:
+    """A later worker reports a state this operator does not know (with more fields): the
+    attempt is not over for it, so it stays Running and is asked again; nothing is refused."""
+    world = World()
+    world.workers.at[OLD] = LaterReleaseApi(
+        world.workers.at[OLD], features=["lease", "superseded"], state="Paused"
+    )
+    await world.run_pass()
+
+    world.clock.advance(2)
+    await world.run_pass()
+
+    status = world.status()
+    assert (status["phase"], status["reason"]) == ("Running", "Running")
+    assert status["attempts"][0]["outcome"] == "Running"
+    assert world.attempts_on(OLD).count(("GET", f"/v1/attempts/{status['attempts'][0]['id']}")) == 1
