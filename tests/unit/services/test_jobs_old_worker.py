@@ -12,11 +12,13 @@ fields it does not know), a frozen copy of what that release checked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,8 @@ async def test_an_old_workers_attempt_out_of_reach_is_fenced_by_its_deadline() -
 _SERVE = textwrap.dedent(
     """
     import sys
+    import threading
+    import time
     from pathlib import Path
 
     source, token_file = sys.argv[1], sys.argv[2]
@@ -135,24 +139,55 @@ _SERVE = textwrap.dedent(
     from phonefleet_worker.job_desk import JobDesk
     from phonefleet_worker.job_server import JobServer, token_from_file
     from phonefleet_worker.registry import TaskRegistry
+    from phonefleet_worker.tasks import Device, TaskContext
 
     where = Path(phonefleet_worker.__file__).resolve()
     if not where.is_relative_to(Path(source).resolve()):
         sys.exit(f"imported phonefleet_worker from {where}, not from {source}")
+
+
+    class Driver:  # what the heartbeat task reads through Appium
+        def get_window_size(self):
+            return {"width": 720, "height": 1280}
+
+
     desk = JobDesk(TaskRegistry.from_entry_points())
     server = JobServer(host="127.0.0.1", port=0, desk=desk, token=token_from_file(Path(token_file)))
     server.start()
     print(server.port, flush=True)
-    sys.stdin.read()  # serve until the test closes our stdin
+    for line in sys.stdin:  # "run": the session runs the delivered attempt; EOF: stop
+        task = desk.next_job(time.time())
+        if task is None:
+            print("nothing to run", flush=True)
+            continue
+        context = TaskContext(Driver(), Device("phone-a", "serial"), threading.Event())
+        desk.report(task.run(context), time.time())
+        print("ran", flush=True)
     server.close()
     """
 )
 
 
+@dataclasses.dataclass
+class PreviousWorker:
+    """The previous release's worker process: its job endpoint, and a session run on demand."""
+
+    base: str
+    token_file: Path
+    process: subprocess.Popen[str]
+
+    def run_attempt(self) -> str:
+        """Let its session run the delivered attempt (with a stand-in Appium driver)."""
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write("run\n")
+        self.process.stdin.flush()
+        return self.process.stdout.readline().strip()
+
+
 @pytest.fixture(scope="module")
-def previous_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The previous release's job endpoint (its job_server, job_desk, registry and built-in
-    tasks, from git at f90bf98) serving on a loopback port: (base URL, its token file)."""
+def previous_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The previous release's worker package, from git at f90bf98."""
     here = tmp_path_factory.mktemp("previous-worker")
     found = subprocess.run(
         ["git", "-C", str(REPO), "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"],
@@ -170,9 +205,16 @@ def previous_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         check=True,
     )
     subprocess.run(["tar", "-x", "-C", str(here)], input=archive.stdout, check=True)
-    token_file = here / "jobToken"
+    return here / "worker_image"
+
+
+@pytest.fixture
+def previous_worker(previous_source: Path, tmp_path: Path) -> Iterator[PreviousWorker]:
+    """The previous release's job endpoint (its job_server, job_desk, registry and built-in
+    tasks) serving on a loopback port, in a process of its own."""
+    token_file = tmp_path / "jobToken"
     process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(here / "worker_image"), str(token_file)],
+        [sys.executable, "-c", _SERVE, str(previous_source), str(token_file)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -184,7 +226,7 @@ def previous_worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         process.kill()
         pytest.fail(f"the previous release's job server did not start (exit {process.wait()})")
     try:
-        yield f"http://127.0.0.1:{port}", token_file
+        yield PreviousWorker(f"http://127.0.0.1:{port}", token_file, process)
     finally:
         process.stdin.close()
         try:
@@ -198,10 +240,10 @@ class PreviousReleaseWorld(World):
     """The fencing tests' world, but the operator reaches pod-1's worker, the previous release's
     process, over HTTP with its real WorkerClient (through the test-only endpoint override)."""
 
-    def __init__(self, base: str, token_file: Path) -> None:
-        self.base = base
+    def __init__(self, worker: PreviousWorker) -> None:
+        self.base = worker.base
         super().__init__()
-        token_file.write_text(self.tokens.token_for("ns", "alpha", "uid-alpha"))
+        worker.token_file.write_text(self.tokens.token_for("ns", "alpha", "uid-alpha"))
 
     def new_operator(self) -> JobService:
         service = JobService(
@@ -224,14 +266,14 @@ class PreviousReleaseWorld(World):
 
 
 async def test_the_previous_releases_worker_takes_the_attempt_and_its_cancel_ends_it(
-    previous_worker: tuple[str, Path],
+    previous_worker: PreviousWorker,
 ) -> None:
     """The previous release's own worker code: it accepts the delivery (202, where the lease
     field drew a 400), reports the attempt Queued; once its pod is force-deleted the operator's
     cancel (whose ``superseded`` it does not know) ends the queued attempt there, and that is
     the ledger's outcome."""
-    base, token_file = previous_worker
-    world = PreviousReleaseWorld(base, token_file)
+    base = previous_worker.base
+    world = PreviousReleaseWorld(previous_worker)
     try:
         await world.run_pass()
         attempt = world.status()["attempts"][0]
@@ -254,8 +296,29 @@ async def test_the_previous_releases_worker_takes_the_attempt_and_its_cancel_end
         await world.service.close()
 
 
+async def test_the_previous_releases_worker_runs_the_new_operators_job_to_succeeded(
+    previous_worker: PreviousWorker,
+) -> None:
+    """The previous release's worker runs the attempt the new operator delivered (its session
+    runs the heartbeat task), and the operator records its result: the job Succeeds."""
+    world = PreviousReleaseWorld(previous_worker)
+    world.clock.now = datetime.now(UTC)  # that worker checks notAfter against its own clock
+    try:
+        await world.run_pass()
+        assert previous_worker.run_attempt() == "ran"
+
+        world.clock.advance(2)
+        await world.run_pass()
+
+        status = world.status()
+        assert (status["phase"], status["attemptCount"]) == ("Succeeded", 1)
+        assert status["attempts"][0]["result"] == {"width": 720, "height": 1280}
+    finally:
+        await world.service.close()
+
+
 def test_the_frozen_copy_refuses_what_the_previous_release_refused(
-    previous_worker: tuple[str, Path],
+    previous_worker: PreviousWorker,
 ) -> None:
     """The frozen model is checked against the real previous release: both refuse a lease."""
     body: Mapping[str, Any] = {
@@ -274,8 +337,8 @@ def test_the_frozen_copy_refuses_what_the_previous_release_refused(
     }
     with pytest.raises(ValidationError, match="leaseSeconds"):
         PreviousReleaseDelivery.model_validate(body)
-    base, token_file = previous_worker
-    token_file.write_text("test-token")
+    base = previous_worker.base
+    previous_worker.token_file.write_text("test-token")
 
     refused = requests.post(
         f"{base}/v1/attempts",
