@@ -35,7 +35,7 @@ def old_worker_message(pod: str) -> str:
     """The Event's words for a worker that takes no lease."""
     return (
         f"The worker of pod {pod} runs an image older than this operator (it takes no attempt "
-        "lease): its attempts run without one, so an attempt whose pod is force-deleted is "
-        "fenced until its deadline passes; rebuild the worker image (and task images FROM it) "
-        "on the current release"
+        "lease): its attempts run without one, so when the pod goes away mid-attempt and its "
+        "worker cannot be told, the retry waits for the attempt's deadline; rebuild the worker "
+        "image (and task images FROM it) on the current release"
     )
