@@ -4,10 +4,11 @@ its attempts run without a lease, and its binding is told that the image is old.
 a later release: what this operator does not know in its answers is ignored, not refused.
 
 Two kinds of old worker: the previous release's own job endpoint code, extracted from git at
-that commit and run as a process on loopback (the operator talks to it over HTTP with its real
-client), and, for the passes that need one clock, the current desk behind the previous release's
-answers (``PreviousReleaseApi``: its validate names no features, its delivery model refuses
-fields it does not know), a frozen copy of what that release checked.
+that commit and run as a process on loopback by ``tests/previous_release_worker.py`` (the
+operator talks to it over HTTP with its real client), and, for the passes that need one clock,
+the current desk behind the previous release's answers (``PreviousReleaseApi``: its validate
+names no features, its delivery model refuses fields it does not know), a frozen copy of what
+that release checked.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,9 +34,6 @@ from phonefleet_operator.workers import WorkerClient
 from phonefleet_worker.job_desk import AttemptRequest
 from phonefleet_worker.job_server import JobApi
 from phonefleet_worker.registry import describe_validation_error
-
-PREVIOUS_RELEASE = "f90bf98"
-"""main before job leases: its worker refuses a delivery with ``leaseSeconds`` (400)."""
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -126,46 +123,7 @@ async def test_an_old_workers_attempt_out_of_reach_is_fenced_by_its_deadline() -
 
 # ------------------------------------------------------------------ the previous release's code
 
-_SERVE = textwrap.dedent(
-    """
-    import sys
-    import threading
-    import time
-    from pathlib import Path
-
-    source, token_file = sys.argv[1], sys.argv[2]
-    sys.path.insert(0, source)
-    import phonefleet_worker
-    from phonefleet_worker.job_desk import JobDesk
-    from phonefleet_worker.job_server import JobServer, token_from_file
-    from phonefleet_worker.registry import TaskRegistry
-    from phonefleet_worker.tasks import Device, TaskContext
-
-    where = Path(phonefleet_worker.__file__).resolve()
-    if not where.is_relative_to(Path(source).resolve()):
-        sys.exit(f"imported phonefleet_worker from {where}, not from {source}")
-
-
-    class Driver:  # what the heartbeat task reads through Appium
-        def get_window_size(self):
-            return {"width": 720, "height": 1280}
-
-
-    desk = JobDesk(TaskRegistry.from_entry_points())
-    server = JobServer(host="127.0.0.1", port=0, desk=desk, token=token_from_file(Path(token_file)))
-    server.start()
-    print(server.port, flush=True)
-    for line in sys.stdin:  # "run": the session runs the delivered attempt; EOF: stop
-        task = desk.next_job(time.time())
-        if task is None:
-            print("nothing to run", flush=True)
-            continue
-        context = TaskContext(Driver(), Device("phone-a", "serial"), threading.Event())
-        desk.report(task.run(context), time.time())
-        print("ran", flush=True)
-    server.close()
-    """
-)
+SCRIPT = REPO / "tests" / "previous_release_worker.py"
 
 
 @dataclasses.dataclass
@@ -185,55 +143,46 @@ class PreviousWorker:
         return self.process.stdout.readline().strip()
 
 
-@pytest.fixture(scope="module")
-def previous_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The previous release's worker package, from git at f90bf98."""
-    here = tmp_path_factory.mktemp("previous-worker")
-    found = subprocess.run(
-        ["git", "-C", str(REPO), "cat-file", "-e", f"{PREVIOUS_RELEASE}^{{commit}}"],
-        capture_output=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        pytest.fail(
-            f"commit {PREVIOUS_RELEASE} (the previous release, whose worker this test runs) is "
-            f"not in the clone at {REPO}: run the tests in a full clone (git fetch --unshallow)"
+def start_previous_worker(folder: Path, *args: str) -> PreviousWorker:
+    """Start tests/previous_release_worker.py; fail with its words when it does not serve."""
+    token_file, errors = folder / "jobToken", folder / "previous-worker.stderr"
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), str(token_file), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
         )
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", PREVIOUS_RELEASE, "worker_image/phonefleet_worker"],
-        capture_output=True,
-        check=True,
-    )
-    subprocess.run(["tar", "-x", "-C", str(here)], input=archive.stdout, check=True)
-    return here / "worker_image"
-
-
-@pytest.fixture
-def previous_worker(previous_source: Path, tmp_path: Path) -> Iterator[PreviousWorker]:
-    """The previous release's job endpoint (its job_server, job_desk, registry and built-in
-    tasks) serving on a loopback port, in a process of its own."""
-    token_file = tmp_path / "jobToken"
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, str(previous_source), str(token_file)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     assert process.stdout is not None
-    assert process.stdin is not None
     port = process.stdout.readline().strip()
     if not port.isdigit():
         process.kill()
-        pytest.fail(f"the previous release's job server did not start (exit {process.wait()})")
+        process.wait()
+        pytest.fail(f"the previous release's worker did not start: {errors.read_text().strip()}")
+    return PreviousWorker(f"http://127.0.0.1:{port}", token_file, process)
+
+
+def stop_previous_worker(worker: PreviousWorker) -> None:
+    """End its stdin (it stops), or kill it."""
+    assert worker.process.stdin is not None
+    worker.process.stdin.close()
     try:
-        yield PreviousWorker(f"http://127.0.0.1:{port}", token_file, process)
+        worker.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.process.kill()
+        worker.process.wait()
+
+
+@pytest.fixture
+def previous_worker(tmp_path: Path) -> Iterator[PreviousWorker]:
+    """The previous release's job endpoint (its job_server, job_desk, registry and built-in
+    tasks, from git at f90bf98) serving on a loopback port, in a process of its own."""
+    worker = start_previous_worker(tmp_path)
+    try:
+        yield worker
     finally:
-        process.stdin.close()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_previous_worker(worker)
 
 
 class PreviousReleaseWorld(World):
