@@ -9,7 +9,7 @@ built-in tasks on a free loopback port, and prints the port. Then each line ``ru
 lets its session run the delivered attempt (with a stand-in Appium driver for the heartbeat
 task) and prints ``ran`` (or ``nothing to run``); with ``--autorun`` a thread does that for each
 attempt as soon as it is queued. End of stdin stops it. Without the commit (a shallow clone) it
-exits 2 and says so: the tests then fail with that message.
+exits 1 and says so: the tests then fail with that message.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Driver:
 
 
 def extract(into: Path) -> Path:
-    """The previous release's worker package under ``into``; exits 2 without the commit."""
+    """The previous release's worker package under ``into``; exits 1 without the commit."""
     archive = subprocess.run(
         ["git", "-C", str(REPO), "archive", COMMIT, "worker_image/phonefleet_worker"],
         capture_output=True,
