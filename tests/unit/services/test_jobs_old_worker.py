@@ -367,3 +367,34 @@ async def test_a_later_workers_unknown_state_and_fields_keep_the_attempt_running
     assert (status["phase"], status["reason"]) == ("Running", "Running")
     assert status["attempts"][0]["outcome"] == "Running"
     assert world.attempts_on(OLD).count(("GET", f"/v1/attempts/{status['attempts'][0]['id']}")) == 1
+
+
+class MisreportingApi(PreviousReleaseApi):
+    """The previous release's delivery checks behind an answer to validate that names the
+    lease (a worker that misreports, or an image swapped under a running pod)."""
+
+    def handle(
+        self, method: str, path: str, authorization: str, body: bytes
+    ) -> tuple[int, dict[str, Any]]:
+        status, answer = super().handle(method, path, authorization, body)
+        if path == "/v1/validate":
+            answer["features"] = ["lease"]
+        return status, answer
+
+
+async def test_a_delivery_the_worker_cannot_read_ends_the_attempt_at_once() -> None:
+    """A worker that answers a delivery 400 did not take it, and would answer every re-delivery
+    (the same bytes) the same: the attempt ends Failed (Retryable) with the worker's words at
+    once, rather than stay Running, re-delivered on every poll, until its deadline."""
+    world = World()
+    api = world.workers.at[OLD]
+    world.workers.at[OLD] = MisreportingApi(api.desk, api._token)
+
+    await world.run_pass()
+
+    status = world.status()
+    attempt = status["attempts"][0]
+    assert (attempt["outcome"], attempt["errorClass"]) == ("Failed", "Retryable")
+    assert "answered 400: leaseSeconds: Extra inputs are not permitted" in attempt["message"]
+    assert status["reason"] == "RetryBackoff"
+    assert world.desks[OLD].lookup(attempt["id"]) is None

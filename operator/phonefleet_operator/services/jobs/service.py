@@ -580,6 +580,16 @@ class JobService:
                 message=str(answer.body.get("message", "the worker refused the attempt")),
             )
             await self._end(binding, job, attempt.id, ending)
+        elif answer.status == 400:
+            # The worker cannot read the delivery (another release's protocol): it did not take
+            # the attempt, and every re-delivery, the same bytes, would draw the same answer.
+            ending = ledger.Ending(
+                AttemptOutcome.FAILED,
+                error_class=ErrorClass.RETRYABLE,
+                message=f"the worker could not read the delivery ({_refusal(answer)}); is its "
+                "image of another release than this operator?",
+            )
+            await self._end(binding, job, attempt.id, ending)
         elif answer.status not in (200, 202, 409):
             log.warning("Worker refused attempt %s: %s", attempt.id, _refusal(answer))
 
