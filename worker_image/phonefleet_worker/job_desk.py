@@ -41,7 +41,7 @@ from phonefleet_worker.registry import TaskRegistry
 from phonefleet_worker.task_api import AttemptInfo, JobContext, JobTask, MediaFile, TaskError
 from phonefleet_worker.tasks import JobSource, Task, TaskContext, TaskResult
 
-__all__ = ["AttemptRecord", "AttemptRequest", "JobDesk", "MediaPusher"]
+__all__ = ["FEATURES", "AttemptRecord", "AttemptRequest", "JobDesk", "MediaPusher"]
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,22 @@ MediaPusher = Callable[[str, Sequence[MediaFile]], Mapping[str, str]]
 
 FINAL_STATES = frozenset({"Succeeded", "AlreadyDone", "Failed", "TimedOut"})
 
+FEATURES = ("lease", "superseded")
+"""What this worker understands beyond the first protocol, advertised in its answer to
+``POST /v1/validate`` (which the operator asks before each attempt): ``lease``, an attempt's
+``leaseSeconds``; ``superseded``, a cancel that stops the worker altogether. The operator sends
+a feature's fields only to a worker that names it, so a worker image of an older release keeps
+working (docs/jobs.md, "Upgrading")."""
+
 
 class AttemptRequest(BaseModel):
     """``POST /v1/attempts``: one attempt of a PhoneJob, as the operator delivers it."""
 
+    # Fields of a later protocol are ignored (the job server logs their names), not refused:
+    # a worker image older than the operator must keep taking its deliveries. What a task
+    # takes is checked strictly, by the task's own Params model.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
     )
 
     job: str = Field(min_length=1, description="namespace/name of the PhoneJob.")
@@ -74,6 +84,14 @@ class AttemptRequest(BaseModel):
             "delivery or GET of it renews the lease); None: no lease."
         ),
     )
+
+    @classmethod
+    def unknown_fields(cls, body: Mapping[str, Any]) -> list[str]:
+        """The names in a delivery's body that this worker does not know (it ignores them)."""
+        known = set(cls.model_fields) | {
+            field.alias for field in cls.model_fields.values() if field.alias
+        }
+        return sorted(str(key) for key in body if key not in known)
 
 
 @dataclasses.dataclass

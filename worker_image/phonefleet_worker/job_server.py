@@ -3,10 +3,12 @@
 Every request carries ``Authorization: Bearer <token>``; the token is the binding's, read from
 the file ``jobToken`` of the mounted Secret at each request (so a rotated Secret takes effect
 without a restart) and compared in constant time. Without the file the endpoint answers 503:
-the worker then takes no jobs. The token is never logged. Routes (JSON bodies, docs/jobs.md)::
+the worker then takes no jobs. Bodies are read tolerantly: fields this worker does not know (a
+later operator's) are ignored and their names logged at debug, so an operator upgrade does not
+break the workers already built. The token is never logged. Routes (JSON bodies, docs/jobs.md)::
 
     GET  /v1/tasks                  the registered tasks: description, deadline, params schema
-    POST /v1/validate               {task, params} -> {ok, message}
+    POST /v1/validate               {task, params} -> {ok, message, features}
     POST /v1/attempts               deliver an attempt (AttemptRequest): 202, 200, 409 or 422
     GET  /v1/attempts/{id}          the attempt's record (renews its lease); 404 when unknown
     POST /v1/attempts/{id}/cancel   cancel it (queued: never starts; running: stopped); with
@@ -27,7 +29,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from phonefleet_worker.http_thread import ThreadedHttpServer
-from phonefleet_worker.job_desk import AttemptRequest, JobDesk
+from phonefleet_worker.job_desk import FEATURES, AttemptRequest, JobDesk
 from phonefleet_worker.registry import describe_validation_error
 
 __all__ = ["MAX_BODY", "JobApi", "JobServer", "serve_request", "token_from_file"]
@@ -99,8 +101,12 @@ class JobApi:
         if route == ["validate"]:
             params = body.get("params") or {}
             problem = self.desk.registry.problem(str(body.get("task", "")), params)
-            return HTTPStatus.OK, {"ok": problem is None, "message": problem or ""}
+            answer = {"ok": problem is None, "message": problem or "", "features": list(FEATURES)}
+            return HTTPStatus.OK, answer
         if route == ["attempts"]:
+            unknown = AttemptRequest.unknown_fields(body)
+            if unknown:  # names only: a value could be anything the operator sends
+                log.debug("Ignored fields of a delivery this worker does not know: %s", unknown)
             try:
                 attempt = AttemptRequest.model_validate(body)
             except ValidationError as exc:

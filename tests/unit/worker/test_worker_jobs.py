@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -650,6 +651,41 @@ def test_the_endpoint_delivers_validates_and_reports_attempts(
     assert call(url, "POST", "/v1/attempts", {"job": "x"}).status_code == 400
     cancelled = call(url, "POST", "/v1/attempts/attempt-1/cancel")
     assert (cancelled.status_code, cancelled.json()["state"]) == (202, "Failed")
+
+
+def test_a_delivery_with_fields_of_a_later_protocol_is_taken_and_their_names_logged(
+    endpoint: tuple[str, JobDesk, dict[str, str | None]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A later operator's delivery adds fields this worker does not know: the worker takes the
+    attempt (202, and the same record on re-delivery) and logs the fields' names at debug, never
+    their values. The task's own params stay strict."""
+    url, desk, _ = endpoint
+    body = json.loads(attempt(1).model_dump_json(by_alias=True))
+    later = {**body, "priority": "s3cr3t-value", "fencingToken": {"epoch": 7}}
+
+    with caplog.at_level(logging.DEBUG, logger="phonefleet_worker.job_server"):
+        assert call(url, "POST", "/v1/attempts", later).status_code == 202
+        assert call(url, "POST", "/v1/attempts", later).status_code == 200
+
+    assert desk.lookup("attempt-1") is not None
+    assert "['fencingToken', 'priority']" in caplog.text
+    assert "s3cr3t-value" not in caplog.text
+    strict = {**later, "params": {"caption": "hi", "colour": "red"}}
+    status, refusal = JobDesk(registry()).offer(AttemptRequest.model_validate(strict))
+    assert (status, refusal["errorClass"]) == (422, "Permanent")
+    assert "colour: Extra inputs" in refusal["message"]
+
+
+def test_the_worker_names_what_it_understands_in_its_answer_to_validate(
+    endpoint: tuple[str, JobDesk, dict[str, str | None]],
+) -> None:
+    """The operator reads the worker's features from the validate it asks before each attempt:
+    this worker takes leases and a superseded cancel."""
+    url, _, _ = endpoint
+
+    answer = call(url, "POST", "/v1/validate", {"task": "fake-post", "params": {"caption": "x"}})
+
+    assert answer.json() == {"ok": True, "message": "", "features": ["lease", "superseded"]}
 
 
 # ------------------------------------------------------------------ ui-steps and media

@@ -46,7 +46,7 @@ from phonefleet_operator.models import (
 )
 from phonefleet_operator.render import adb_secret_name, pod_name
 from phonefleet_operator.services.coordination import Wakeups
-from phonefleet_operator.services.jobs import fencing, ledger
+from phonefleet_operator.services.jobs import fencing, ledger, protocol
 from phonefleet_operator.services.jobs.backfill import TokenBackfill
 from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
@@ -213,6 +213,8 @@ class JobService:
         # Per binding with a running attempt: its id and when its worker last answered for it
         # (or when this process first followed it), the base of its lease (services/jobs/fencing).
         self._heard: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # Per binding with a loop: the worker pod last warned of as older than this operator.
+        self._old_workers: dict[tuple[str, str], str] = {}
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -410,6 +412,7 @@ class JobService:
         """Forget every piece of the binding's job state (its loop ended or is cancelled)."""
         self._tasks.pop(key, None)
         self._heard.pop(key, None)
+        self._old_workers.pop(key, None)
         body = self._bindings.pop(key, None)
         self.wakeups.forget(binding_key(*key))
         if self._backfill is not None and body is not None:
@@ -525,6 +528,11 @@ class JobService:
             if written is not None:
                 self._event(written, binding, warning=True, reason=reason, message=message)
             return
+        # A worker of an earlier release refuses a delivery with fields it does not know: send
+        # the lease only to one that names it (services/jobs/protocol.py).
+        leases = protocol.LEASE in protocol.features(checked.body)
+        if not leases:
+            self._warn_old_worker(binding, view.pod_uid)
         started = await self._write(
             job,
             ledger.begin_attempt(
@@ -533,7 +541,7 @@ class JobService:
                 pod_name=pod_name(binding.name),
                 now=now,
                 pod_ip=view.pod_ip,
-                lease_seconds=self._settings.lease_seconds,
+                lease_seconds=self._settings.lease_seconds if leases else None,
             ),
         )
         if started is None:
@@ -547,7 +555,8 @@ class JobService:
             binding,
             reason="StartedAttempt",
             message=f"Started attempt {attempt.number} of PhoneJob {started.name} "
-            f"({started.spec.task}) on pod {pod_name(binding.name)}",
+            f"({started.spec.task}) on pod {pod_name(binding.name)}"
+            + ("" if leases else " without a lease (the worker image predates them)"),
             # The binding hears how each attempt ended; its start is the job's own story.
             on_binding=False,
         )
@@ -569,6 +578,16 @@ class JobService:
                 AttemptOutcome.FAILED,
                 error_class=ErrorClass.PERMANENT,
                 message=str(answer.body.get("message", "the worker refused the attempt")),
+            )
+            await self._end(binding, job, attempt.id, ending)
+        elif answer.status == 400:
+            # The worker cannot read the delivery (another release's protocol): it did not take
+            # the attempt, and every re-delivery, the same bytes, would draw the same answer.
+            ending = ledger.Ending(
+                AttemptOutcome.FAILED,
+                error_class=ErrorClass.RETRYABLE,
+                message=f"the worker could not read the delivery ({_refusal(answer)}); is its "
+                "image of another release than this operator?",
             )
             await self._end(binding, job, attempt.id, ending)
         elif answer.status not in (200, 202, 409):
@@ -676,6 +695,17 @@ class JobService:
             # First look of this process: it cannot have renewed the lease before now.
             heard = self._heard[_key(binding)] = (attempt.id, now)
         return heard[1]
+
+    def _warn_old_worker(self, binding: PhoneBinding, pod_uid: str) -> None:
+        """Tell the binding, once per pod and process, that its worker image is old."""
+        if self._old_workers.get(_key(binding)) == pod_uid:
+            return
+        self._old_workers[_key(binding)] = pod_uid
+        message = protocol.old_worker_message(pod_name(binding.name))
+        self._kube.post_event(
+            _event_body(binding), warning=True, reason=protocol.OLD_WORKER_REASON, message=message
+        )
+        log.warning("%s PhoneBinding %s: %s", protocol.OLD_WORKER_REASON, binding.name, message)
 
     def _heard_of(self, binding: PhoneBinding, attempt: Attempt) -> None:
         """The worker answered for the attempt, which renewed its lease there."""
