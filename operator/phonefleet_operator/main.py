@@ -17,6 +17,7 @@ import kopf
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers import jobs, pools, watches
+from phonefleet_operator.k8s.events import COMPONENT
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
@@ -152,13 +153,15 @@ class InlineExecutor(concurrent.futures.Executor):
 
 
 def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
-    """kopf settings for a fleet of many bindings; each line says why."""
-    # Only the Events we post on purpose (one per transition), not one per log line.
+    """kopf settings for what kopf still handles (PhoneJobs, PhonePools, Namespaces, probes);
+    each line says why."""
+    # No Event per log line of kopf's handlers. Ours (one per transition) are posted by
+    # k8s/events.py, with the same source as below.
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
     # Our name in the Events' source (the "From" of `kubectl describe`), not kopf's; the
     # instance is the pod (its host name), so that replicas' Events can be told apart.
-    settings.posting.reporting_component = "phonefleet-operator"
+    settings.posting.reporting_component = COMPONENT
     settings.posting.reporting_instance = socket.gethostname()
     settings.posting.event_name_prefix = "phonefleet-"
     # PhoneBindings are not kopf's (handlers/binding_watch.py): their finalizer is ours, under
@@ -179,9 +182,10 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # At most 100 objects' events are handled at once, and an idle object worker frees its slot
-    # after 0.1 s. Unlimited, 1,000 new bindings meant 1,000 concurrent kopf patches, each on a
-    # new TLS connection (kopf's pool has no limit), and the operator's memory peaked at 470 MiB
-    # (make bench); the limit also makes the watch wait instead of piling up decoded events.
+    # after 0.1 s. Unlimited (measured when kopf still handled PhoneBindings), 1,000 new
+    # bindings meant 1,000 concurrent kopf patches, each on a new TLS connection (kopf's pool
+    # has no limit), and the operator's memory peaked at 470 MiB (make bench); the limit also
+    # makes the watch wait instead of piling up decoded events.
     # An idle worker keeps its slot until it exits: at 1 s, 100 slots handled about 100 objects
     # a second per resource, and the echoes of a fleet's status writes queued behind each other.
     settings.queueing.worker_limit = 100

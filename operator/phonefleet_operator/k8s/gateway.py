@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
-import kopf
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -19,6 +19,7 @@ from phonefleet_operator.k8s.api import (
     or_none,
     succeeded,
 )
+from phonefleet_operator.k8s.events import EventPoster
 from phonefleet_operator.telemetry import (
     CLAIMS_CREATED,
     CLAIMS_LOST,
@@ -248,12 +249,13 @@ class KubeGateway(ApiGateway):
 
     # ------------------------------------------------------------ Events
 
-    @staticmethod
-    def post_event(binding: Mapping[str, Any], *, warning: bool, reason: str, message: str) -> None:
-        """Queue an Event on the binding (kopf posts it in the background, with retries)."""
-        kopf.event(
-            dict(binding),  # type: ignore[arg-type]
-            type="Warning" if warning else "Normal",
-            reason=reason,
-            message=message,
-        )
+    def post_event(
+        self, binding: Mapping[str, Any], *, warning: bool, reason: str, message: str
+    ) -> None:
+        """Queue an Event on the binding (or job); it is posted in the background, in order."""
+        self._events.post(binding, warning=warning, reason=reason, message=message)
+
+    @functools.cached_property
+    def _events(self) -> EventPoster:
+        # Not kopf.event: bindings and job loops run outside kopf's handlers (k8s/events.py).
+        return EventPoster(self._call)

@@ -15,7 +15,6 @@ The HTTP stream and its JSON decoding run in the thread; each event is handed to
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
 import logging
 import random
@@ -166,7 +165,6 @@ class ObjectWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._context: contextvars.Context | None = None
         self._response: Any = None
         self._version = ""
         self.lists = 0  # how many full lists were made (1 + relists)
@@ -178,9 +176,6 @@ class ObjectWatch:
         changes are delivered on ``loop``."""
         self._stop.clear()
         self._loop = loop
-        # The callbacks run in the starter's context (kopf's: kopf.event needs it), not in the
-        # thread's empty one.
-        self._context = contextvars.copy_context()
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
 
@@ -303,7 +298,7 @@ class ObjectWatch:
 
     def _hand_over(self, change: Change) -> None:
         assert self._loop is not None  # noqa: S101 - started
-        self._loop.call_soon_threadsafe(self._deliver_safely, change, context=self._context)
+        self._loop.call_soon_threadsafe(self._deliver_safely, change)
 
     def _deliver_safely(self, change: Change) -> None:
         try:
