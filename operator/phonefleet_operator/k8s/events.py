@@ -22,14 +22,15 @@ from typing import Any
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller
 
-__all__ = ["COMPONENT", "EventPoster", "event_body"]
+__all__ = ["COMPONENT", "EVENT_LANES", "EventPoster", "event_body"]
 
 log = logging.getLogger(__name__)
 
 COMPONENT = "phonefleet-operator"
 _PREFIX = "phonefleet-"
 _MAX_MESSAGE = 1024
-_LANES = 8
+#: Events posted at once (one object's always in the same lane, in order).
+EVENT_LANES = 8
 _BACKOFFS = (1.0, 2.0)
 
 
@@ -73,9 +74,9 @@ class EventPoster:
         self._call = caller
         self._instance = instance or socket.gethostname()
         self._lanes: list[collections.deque[dict[str, Any]]] = [
-            collections.deque() for _ in range(_LANES)
+            collections.deque() for _ in range(EVENT_LANES)
         ]
-        self._workers: list[asyncio.Task[None] | None] = [None] * _LANES
+        self._workers: list[asyncio.Task[None] | None] = [None] * EVENT_LANES
 
     def post(self, obj: Mapping[str, Any], *, warning: bool, reason: str, message: str) -> None:
         """Queue an Event on ``obj``; it is posted in the background."""
@@ -87,7 +88,7 @@ class EventPoster:
             instance=self._instance,
         )
         key = str(body["involvedObject"]["uid"] or body["involvedObject"]["name"])
-        lane = zlib.crc32(key.encode()) % _LANES
+        lane = zlib.crc32(key.encode()) % EVENT_LANES
         self._lanes[lane].append(body)
         worker = self._workers[lane]
         if worker is None or worker.done():
