@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -261,5 +262,6 @@ class KubeGateway(ApiGateway):
         # Not kopf.event: bindings and job loops run outside kopf's handlers (k8s/events.py).
         # Threads and connections of their own, as kopf's poster had: on the passes' few API
         # threads, 4,000 Events for 1,000 new bindings lagged minutes behind (make bench).
-        configuration = self._call.api_client.configuration
+        configuration = copy.deepcopy(self._call.api_client.configuration)
+        configuration.connection_pool_maxsize = EVENT_LANES
         return EventPoster(ApiCaller(client.ApiClient(configuration), EVENT_LANES))
