@@ -16,7 +16,8 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.handlers import bindings, jobs, pools, watches
+from phonefleet_operator.handlers import jobs, pools, watches
+from phonefleet_operator.k8s.events import COMPONENT
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
 from phonefleet_operator.services.monitoring import Monitoring, stop_monitoring
@@ -36,14 +37,14 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (bindings, jobs, pools, watches)
+_REGISTERED = (jobs, pools, watches)
 
 #: The namespaces given with --namespace (empty: all), for the watches started at start-up.
 _NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(bindings.WAKE_ID, *pools.HANDLER_IDS, *jobs.QUIET_IDS)
+    return QuietWatchHandlers(*pools.HANDLER_IDS, *jobs.QUIET_IDS)
 
 
 @kopf.on.startup()
@@ -152,22 +153,24 @@ class InlineExecutor(concurrent.futures.Executor):
 
 
 def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
-    """kopf settings for a fleet of many bindings; each line says why."""
-    # Only the Events we post on purpose (one per transition), not one per log line.
+    """kopf settings for what kopf still handles (PhoneJobs, PhonePools, Namespaces, probes);
+    each line says why."""
+    # No Event per log line of kopf's handlers. Ours (one per transition) are posted by
+    # k8s/events.py, with the same source as below.
     settings.posting.level = logging.INFO
     settings.posting.loggers = False
     # Our name in the Events' source (the "From" of `kubectl describe`), not kopf's; the
     # instance is the pod (its host name), so that replicas' Events can be told apart.
-    settings.posting.reporting_component = "phonefleet-operator"
+    settings.posting.reporting_component = COMPONENT
     settings.posting.reporting_instance = socket.gethostname()
     settings.posting.event_name_prefix = "phonefleet-"
-    # Our own finalizer name and annotation keys, so `kubectl get -o yaml` explains itself,
-    # and no kopf progress in .status: the status belongs to the PhoneBinding's contract.
-    settings.persistence.finalizer = c.FINALIZER
+    # PhoneBindings are not kopf's (handlers/binding_watch.py): their finalizer is ours, under
+    # its own name. Our annotation keys for any kopf progress, and none in .status: the status
+    # belongs to each resource's contract (the bindings' annotations older versions left are
+    # read by nobody).
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=c.GROUP)
-    # No last-handled-configuration annotation: no handler of ours needs kopf's diffs (spec
-    # changes are found by comparing generations, see handlers.bindings), and storing it cost
-    # one PATCH and one more watch event per new binding.
+    # No last-handled-configuration annotation: no handler of ours needs kopf's diffs, and
+    # storing it cost one PATCH and one more watch event per object.
     settings.persistence.diffbase_storage = NoDiffBase()
     # Watches are re-established regularly so a silently dead connection cannot stall us.
     settings.watching.server_timeout = ours.watch_server_timeout_seconds
@@ -179,14 +182,15 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
     settings.networking.request_timeout = 60
     settings.networking.connect_timeout = 10
     # At most 100 objects' events are handled at once, and an idle object worker frees its slot
-    # after 0.1 s. Unlimited, 1,000 new bindings meant 1,000 concurrent kopf patches, each on a
-    # new TLS connection (kopf's pool has no limit), and the operator's memory peaked at 470 MiB
-    # (make bench); the limit also makes the watch wait instead of piling up decoded events.
+    # after 0.1 s. Unlimited (measured when kopf still handled PhoneBindings), 1,000 new
+    # bindings meant 1,000 concurrent kopf patches, each on a new TLS connection (kopf's pool
+    # has no limit), and the operator's memory peaked at 470 MiB (make bench); the limit also
+    # makes the watch wait instead of piling up decoded events.
     # An idle worker keeps its slot until it exits: at 1 s, 100 slots handled about 100 objects
     # a second per resource, and the echoes of a fleet's status writes queued behind each other.
     settings.queueing.worker_limit = 100
     settings.queueing.idle_timeout = 0.1
-    # Our sync handlers (the waiters index on every binding event, wake-ups, login) are tiny and
+    # Our sync handlers (the pools and namespaces views, login) are tiny and
     # never block: run them on the loop instead of a thread hop per event (measured: the hops
     # and their GIL hand-offs cost more than the handlers; see `make bench`).
     settings.execution.executor = InlineExecutor()

@@ -1,5 +1,6 @@
-"""kopf handlers of tenancy: the watches of PhonePools, Namespaces and PhoneBindings that keep
-the pools' view current, judge bindings again when a pool changes, and free running slots."""
+"""kopf handlers of tenancy: the watches of PhonePools and Namespaces that keep the pools' view
+current and judge bindings again when a pool changes. Binding events (which free running slots)
+come from the bindings watch (handlers/binding_watch.py)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,12 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["HANDLER_IDS", "binding_tenancy", "namespace_seen", "pool_seen"]
+__all__ = ["HANDLER_IDS", "namespace_seen", "pool_seen"]
 
 #: kopf's ids of the handlers below (their success lines are filtered out of the log).
 POOL_SEEN_ID = "pool_seen"
 NAMESPACE_SEEN_ID = "namespace_seen"
-BINDING_TENANCY_ID = "binding_tenancy"
-HANDLER_IDS = (POOL_SEEN_ID, NAMESPACE_SEEN_ID, BINDING_TENANCY_ID)
+HANDLER_IDS = (POOL_SEEN_ID, NAMESPACE_SEEN_ID)
 
 
 @kopf.on.event(c.GROUP, c.VERSION, c.POOL_PLURAL, id=POOL_SEEN_ID)
@@ -31,11 +31,3 @@ def namespace_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     """A namespace's labels decide which pools it may use: new labels, new judgement."""
     runtime: Runtime = memo.runtime
     runtime.tenancy.namespace_event(event["type"], event["object"])
-
-
-@kopf.on.event(c.GROUP, c.VERSION, c.BINDING_PLURAL, id=BINDING_TENANCY_ID)
-async def binding_tenancy(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the queue of each pool; a binding deleted, suspended or without its phone frees its
-    running slot, and the oldest waiter of that pool looks again."""
-    runtime: Runtime = memo.runtime
-    await runtime.tenancy.binding_event(event["type"], event["object"])

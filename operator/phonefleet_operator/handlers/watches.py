@@ -1,4 +1,4 @@
-"""The operator's own watches of PhoneClaims and worker pods (not kopf's), feeding the views.
+"""The operator's own watches of PhoneBindings, PhoneClaims and worker pods (not kopf's).
 
 kopf's per-object machinery is for objects with handlers to run and progress to store; claims and
 pods only update two in-memory views and wake bindings. A plain list-then-watch per collection
@@ -16,6 +16,7 @@ from typing import Any
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.handlers.binding_watch import BindingEvents, binding_watches
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
@@ -33,9 +34,10 @@ def _claim_kept(claim: dict[str, Any]) -> dict[str, Any]:
 
 
 def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = ()) -> None:
-    """Start the claims watch and the worker pods watch (one per namespace when restricted)."""
+    """Start the watches of bindings, claims and worker pods (bindings and pods: one per
+    namespace when restricted)."""
     runtime: Runtime = memo.runtime
-    api = WatchClient(len(namespaces) + 3, runtime.settings.kubeconfig)
+    api = WatchClient(2 * len(namespaces) + 4, runtime.settings.kubeconfig)
     core, custom = api.core, api.custom
     loop = asyncio.get_running_loop()
 
@@ -85,6 +87,8 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
     else:
         pods = functools.partial(core.list_pod_for_all_namespaces, label_selector=_SELECTOR)
         watches.append(ObjectWatch("worker pods", pods, on_pod, server_timeout=timeout))
+    memo.binding_events, bound = binding_watches(runtime, api, namespaces)
+    watches.extend(bound)
     for watch in watches:
         watch.start(loop)
     memo.watches = watches
@@ -92,10 +96,13 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
 
 
 @kopf.on.cleanup()
-def stop_watches(memo: kopf.Memo, **_: Any) -> None:
-    """End the watch threads."""
+async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
+    """End the watch threads, then the bindings' loops (each after its pass in flight)."""
     for watch in getattr(memo, "watches", ()):
         watch.stop()
+    events: BindingEvents | None = getattr(memo, "binding_events", None)
+    if events is not None:
+        await events.close()
     api: WatchClient | None = getattr(memo, "watch_client", None)
     if api is not None:
         api.close()

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.services.claims import BindingRef
 
 __all__ = ["BindingLocks", "Waiters", "Wakeups"]
@@ -27,8 +23,9 @@ class _Entry:
 class BindingLocks:
     """One lock per binding uid: the reconcile loop and the deletion handler never overlap.
 
-    kopf runs deletion handlers while it is still stopping a binding's daemon; without this lock
-    a reconcile could start a phone right after the deletion stopped it. An entry lives only
+    A deletion is released after the loop's pass in flight (services/binding_loops.py); the
+    lock also keeps any other caller of a pass or a release from overlapping them, so that a
+    reconcile never starts a phone right after the deletion stopped it. An entry lives only
     while someone holds or waits for its lock, so a fleet that churns leaves nothing behind; a
     reconcile that starts after the entry is gone finds the deletion in the binding's body.
     """
@@ -58,42 +55,21 @@ class BindingLocks:
         return len(self._entries)
 
 
-ListBindings = Callable[[], Awaitable[Iterable[Mapping[str, Any]]]]
-"""Lists every binding in the cluster (the API server's answer, not a view)."""
-
-
-@dataclass(frozen=True)
-class _Listing:
-    order: int
-    """Taken when the list was asked for: a loop registered earlier must be in it."""
-    began: float
-    uids: frozenset[str] | None
-    """The bindings listed; None when the list failed (nothing can be concluded)."""
-
-
 @dataclass
 class Wakeups:
     """The bindings whose loops run: lets a spec change or a released claim cut a binding's wait
-    before its next reconcile, and tells a loop whose binding is gone unseen to end.
+    before its next reconcile.
 
-    kopf learns of deletions from its watch only: when the watch was down it lists again and
-    reports nothing about what the list lacks. A binding deleted meanwhile, its finalizer removed
-    by hand, would keep its loop, its claim (the orphan sweep trusts a running loop) and its
-    running phone. So the loops check themselves against one list of every binding, made at most
-    once per period and shared by all of them (:meth:`listed`).
+    A binding that goes unseen (deleted during a watch gap, its finalizer removed by hand) is
+    reported DELETED by the bindings watch when it lists again (``k8s/watch.py``), which ends
+    its loop and forgets it here: no periodic list of bindings is needed.
     """
 
     _events: dict[str, asyncio.Event] = field(default_factory=dict)
-    _registered: dict[str, int] = field(default_factory=dict)
-    _order: Iterator[int] = field(default_factory=itertools.count)
-    _listing: _Listing | None = None
-    _listing_now: asyncio.Future[_Listing] | None = None
-    clock: Callable[[], float] = time.monotonic
 
     def register(self, uid: str) -> None:
         """The binding's loop runs from now on: wake-ups for it are kept until its next wait."""
         self._events.setdefault(uid, asyncio.Event())
-        self._registered.setdefault(uid, next(self._order))
 
     def wake(self, uid: str) -> None:
         """Make the binding's current or next wait return at once.
@@ -108,7 +84,7 @@ class Wakeups:
     async def wait(
         self, uid: str, delay: float, stopped: Callable[[float], Awaitable[object]]
     ) -> None:
-        """Wait ``delay`` seconds, or less if woken or ``stopped`` (kopf's daemon flag) fires.
+        """Wait ``delay`` seconds, or less if woken or ``stopped`` (the loop's halt) fires.
 
         A binding that is not registered (any more: it was released) is not registered again;
         its loop only waits for the delay or the stop.
@@ -129,39 +105,6 @@ class Wakeups:
     def forget(self, uid: str) -> None:
         """Drop the event of a binding that is gone."""
         self._events.pop(uid, None)
-        self._registered.pop(uid, None)
-
-    async def listed(self, uid: str, list_bindings: ListBindings, period: float) -> bool:
-        """False only when a list of every binding, asked for after the loop of ``uid``
-        registered, lacks it: the binding is gone. The list is made again once it is ``period``
-        seconds old, by whichever loop asks first; the others wait for that one. True when no
-        such list is known yet, the list failed, or ``uid`` is not registered (any more)."""
-        registered = self._registered.get(uid)
-        if registered is None:
-            return True
-        listing = self._listing
-        if listing is None or self.clock() - listing.began >= period:
-            listing = await self._list_again(list_bindings)
-        if listing.order <= registered or listing.uids is None:
-            return True
-        return uid in listing.uids
-
-    async def _list_again(self, list_bindings: ListBindings) -> _Listing:
-        if self._listing_now is None or self._listing_now.done():
-            self._listing_now = asyncio.ensure_future(self._list(list_bindings))
-        # Shielded: one loop being stopped must not cancel the list the others wait for.
-        return await asyncio.shield(self._listing_now)
-
-    async def _list(self, list_bindings: ListBindings) -> _Listing:
-        order, began = next(self._order), self.clock()
-        try:
-            bindings = await list_bindings()
-        except PhonefleetError:  # the API server failed: nothing is concluded for a period
-            uids = None
-        else:
-            uids = frozenset(str(b["metadata"]["uid"]) for b in bindings)
-        self._listing = _Listing(order, began, uids)
-        return self._listing
 
     def __contains__(self, uid: object) -> bool:
         return uid in self._events

@@ -178,8 +178,9 @@ class Runtime:
         """One reconcile pass of a binding; the seconds until the next, None once it is released."""
         binding = PhoneBinding.from_body(body)
         async with self.locks.hold(binding.uid) as active:
-            # kopf's body is live: a deletion that came while this pass waited for the lock is
-            # in it now, even when the lock's entry (and its "released" mark) is gone already.
+            # The body is live (services/binding_loops.py updates it in place): a deletion that
+            # came while this pass waited for the lock is in it now, even when the lock's entry
+            # (and its "released" mark) is gone already.
             deleted = (body.get("metadata") or {}).get("deletionTimestamp")
             if not active or deleted or binding.metadata.deletion_timestamp is not None:
                 return None

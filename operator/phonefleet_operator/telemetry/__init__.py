@@ -6,7 +6,7 @@ is a module attribute a decorator can reach), so the hooks in other modules are 
 * ``geelark/client.py``: ``@geelark_request`` on the one method that sends a request;
 * ``k8s/gateway.py``: ``@count_creates`` / ``@count_calls`` on claim and pod writes;
 * ``services/runtime.py``: ``@reconcile_pass`` on a binding's reconcile pass;
-* ``handlers/bindings.py``: ``bindings.saw(event)`` on every binding watch event;
+* ``handlers/binding_watch.py``: ``bindings.saw(event)`` on every binding watch event;
 * ``main.py``: ``serve`` at start-up, ``stop`` at clean-up.
 
 This package sits below every other layer: it imports none of them (it reads the objects it

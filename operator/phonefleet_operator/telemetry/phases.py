@@ -171,7 +171,7 @@ class BindingView(PhaseView):
         yield family
 
 
-#: PhoneBindings, fed by the bindings watch (handlers/bindings.py).
+#: PhoneBindings, fed by the bindings watch (handlers/binding_watch.py).
 bindings: Final = BindingView()
 REGISTRY.register(bindings)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from phonefleet_operator.handlers.bindings import wake_binding
+from phonefleet_operator.handlers.binding_watch import BindingEvents
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import worker_pod_seen
 from phonefleet_operator.main import QuietWatchHandlers
@@ -28,6 +28,23 @@ def memo() -> Any:
         waiters=Waiters(),
     )
     return SimpleNamespace(runtime=runtime)
+
+
+async def _nothing(*_: Any) -> None:
+    return None
+
+
+def wake_binding(event: dict[str, Any], memo: Any) -> None:
+    """The bindings watch's callback, on a runtime whose loops, jobs and tenancy do nothing."""
+    runtime = memo.runtime
+    runtime.jobs = SimpleNamespace(
+        saw_binding=lambda *_: None, jobs=SimpleNamespace(of_binding=lambda *_: ())
+    )
+    runtime.tenancy = SimpleNamespace(binding_event=_nothing)
+    if not hasattr(runtime, "forget"):
+        runtime.forget = lambda body: None
+    loops = SimpleNamespace(saw=lambda *_: None)
+    BindingEvents(runtime, loops)(event["type"], event["object"])  # type: ignore[arg-type]
 
 
 def clear(memo: Any) -> None:
@@ -104,7 +121,7 @@ def test_a_claim_deleted_by_hand_wakes_its_holder_and_is_nobodys_in_the_view(mem
     ("generation", "observed", "wakes"),
     [(2, 1, True), (2, 2, False), (1, None, False)],
 )
-def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
+async def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
     memo: Any, generation: int, observed: int | None, wakes: bool
 ) -> None:
     status = {} if observed is None else {"observedGeneration": observed}
@@ -114,14 +131,14 @@ def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
 
 
 def test_success_lines_of_the_per_event_handlers_are_dropped_and_failures_kept() -> None:
-    quiet = QuietWatchHandlers("wake_binding")
+    quiet = QuietWatchHandlers("pool_seen")
 
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
 
-    assert not quiet.filter(record("Handler 'wake_binding' succeeded."))
-    assert quiet.filter(record("Handler 'release_binding' succeeded."))
-    assert quiet.filter(record("Handler 'wake_binding' failed with an exception. Will retry."))
+    assert not quiet.filter(record("Handler 'pool_seen' succeeded."))
+    assert quiet.filter(record("Handler 'job_seen' succeeded."))
+    assert quiet.filter(record("Handler 'pool_seen' failed with an exception. Will retry."))
 
 
 def test_a_binding_without_a_running_loop_is_not_woken_and_leaves_nothing_behind(
@@ -151,7 +168,7 @@ def binding_event(kind: str, uid: str, created: str, phase: str, phone: str) -> 
     }
 
 
-def test_the_waiters_follow_the_bindings_events_oldest_first(memo: Any) -> None:
+async def test_the_waiters_follow_the_bindings_events_oldest_first(memo: Any) -> None:
     """A binding in Conflict waits for its phone until it leaves Conflict or is deleted; the
     waiters of a phone come oldest first."""
     waiters = memo.runtime.waiters

@@ -1,28 +1,32 @@
 """Bindings that come and go leave nothing behind in the operator's memory (issue 10, defect 9).
 
-2,000 bindings are created and deleted in four waves through the runtime, as kopf drives it: the
-daemon registers and runs passes, the deletion handler releases, then the watches report the
-pod, the claim and the binding DELETED (through the real handlers). The API server and Geelark
+2,000 bindings are created and deleted in four waves through the runtime, as the operator drives
+it: the loop registers and runs passes, the release, then the watches report the pod, the claim
+and the binding DELETED (through the real handlers). The API server and Geelark
 are the in-memory fakes; tests/integration/operator/test_health_endpoint.py churns bindings on
 the real control plane and reads the same counts from /healthz.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
 
 from conftest import memo_of
+from phonefleet_operator.constants import FINALIZER
 from phonefleet_operator.errors import TemporaryFault
 from phonefleet_operator.geelark import PhoneStatus
-from phonefleet_operator.handlers import bindings, claims, pods
+from phonefleet_operator.handlers import claims, pods
+from phonefleet_operator.handlers.binding_watch import BindingEvents, binding_kept
+from phonefleet_operator.k8s.watch import KeptState
+from phonefleet_operator.services.binding_loops import BindingLoops
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.coordination import Wakeups
 from phonefleet_operator.services.reconcile import BindingReconciler
@@ -96,8 +100,8 @@ async def come_up(runtime: Runtime, kube: FakeKube, phones: FakePhones, n: int) 
 
 
 async def go_away(runtime: Runtime, kube: FakeKube, body: dict[str, Any]) -> None:
-    """Delete the binding as kopf does: release (retried while the pod terminates), the
-    daemon's last pass, then the DELETED events of its pod, its claim and itself."""
+    """Delete the binding as the operator does: release (retried while the pod terminates),
+    the loop's last pass, then the DELETED events of its pod, its claim and itself."""
     memo = memo_of(runtime)
     body["metadata"]["deletionTimestamp"] = "2026-11-28T11:00:00Z"
     pod = kube.pods.get(("ns", f"{body['metadata']['name']}-worker"))
@@ -114,7 +118,7 @@ async def go_away(runtime: Runtime, kube: FakeKube, body: dict[str, Any]) -> Non
     if claim is not None and claim["metadata"]["name"] not in kube.claims:
         claims.claim_seen(event={"type": "DELETED", "object": claim}, memo=memo, phone_waiters={})
     del kube.bindings[("ns", body["metadata"]["name"])]
-    bindings.wake_binding(event={"type": "DELETED", "object": body}, memo=memo)
+    runtime.forget(body)  # what the bindings watch does with a DELETED event
 
 
 async def test_two_thousand_bindings_created_and_deleted_leave_every_map_empty(
@@ -146,53 +150,57 @@ async def test_a_wait_after_the_release_does_not_register_the_binding_again() ->
     assert len(wakeups) == 0
 
 
-class Stopped:
-    """kopf's DaemonStopped flag: its waits return at once, the first after ``meanwhile()``;
-    the test raises it after ``waits`` waits, so that a loop that never ends by itself ends."""
-
-    def __init__(self, waits: int, meanwhile: Callable[[], None]) -> None:
-        self.waits = waits
-        self.raised = False
-        self._meanwhile: Callable[[], None] | None = meanwhile
-
-    def __bool__(self) -> bool:
-        return self.raised
-
-    async def wait(self, delay: float) -> bool:
-        if self._meanwhile is not None:
-            self._meanwhile()
-            self._meanwhile = None
-        self.waits -= 1
-        self.raised = self.waits <= 0
-        return self.raised
-
-
 async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
     runtime: Runtime, kube: FakeKube, phones: FakePhones
 ) -> None:
-    """A binding deleted while kopf's watch was down, its finalizer removed by hand, sends no
-    event (kopf's relist reports no deletions). Its loop finds it missing from the next list of
-    bindings, ends and forgets it; the orphan sweep then stops its phone and drops its claim."""
+    """A binding deleted while the bindings watch was down, its finalizer removed by hand, sends
+    no event; the watch's relist reports it DELETED (its list lacks it). Its loop ends and it is
+    forgotten; the orphan sweep then stops its phone and drops its claim."""
     runtime.claims = ClaimService(
         kube, runtime.observed_claims, power=phones, known_alive=runtime.wakeups.__contains__
     )
     body = await come_up(runtime, kube, phones, 0)  # Running, releasePolicy Stop
     uid = body["metadata"]["uid"]
+    body["metadata"].update(finalizers=[FINALIZER], resourceVersion="1")
+    passes: list[str] = []
 
-    def deleted_in_a_watch_gap() -> None:
-        del kube.bindings[("ns", "b0")]  # gone from the API server, and nobody told kopf
-        pod = kube.pods.pop(("ns", "b0-worker"))  # the garbage collector takes its pod
-        pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo_of(runtime))
+    async def reconcile(current: dict[str, Any]) -> float | None:
+        passes.append(current["metadata"]["uid"])
+        return 60.0
 
-    stopped = Stopped(waits=5, meanwhile=deleted_in_a_watch_gap)
-    await bindings.reconcile_binding(
-        body=kopf.Body(body),
-        stopped=stopped,
-        memo=memo_of(runtime),  # type: ignore[arg-type]
+    loops = BindingLoops(
+        reconcile=reconcile,
+        release=runtime.release,
+        finalizers=None,  # type: ignore[arg-type]  # never needed: the finalizer is on
+        get_binding=kube.get_binding,
+        wakeups=runtime.wakeups,
+        waiters=runtime.waiters,
     )
+    events = BindingEvents(runtime, loops)
+    watch = KeptState(keep=binding_kept)
+    for change in watch.replace([body]):
+        events(change.type, change.object)
+    await wait_until(lambda: bool(passes))
 
-    assert not stopped, "the loop ran on until kopf stopped it: it never saw the binding go"
+    del kube.bindings[("ns", "b0")]  # gone from the API server, and no event came
+    pod = kube.pods.pop(("ns", "b0-worker"))  # the garbage collector takes its pod
+    pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo_of(runtime))
+    for change in watch.replace([]):  # the relist after the gap
+        events(change.type, change.object)
+    await wait_until(lambda: uid not in loops)
+
     assert uid not in runtime.wakeups
     assert await runtime.claims.release_orphans() == ["p0"]
     assert phones.power["p0"] == PhoneStatus.SHUT_DOWN
     assert runtime.tracked() == dict.fromkeys(runtime.tracked(), 0)
+    assert set(passes) == {uid}
+    await events.close()
+
+
+async def wait_until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
+    """Let the event loop run until ``condition`` holds (fails after ``deadline`` seconds)."""
+    loop = asyncio.get_running_loop()
+    limit = loop.time() + deadline
+    while not condition():
+        assert loop.time() < limit, "timed out"
+        await asyncio.sleep(0.001)

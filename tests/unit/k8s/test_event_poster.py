@@ -1,0 +1,78 @@
+"""Events posted by the operator itself (k8s/events.py): kopf's fields, one object's Events in
+the order they were queued, a failing API server tried again and then given up on."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.k8s.events import EventPoster
+
+#: The retry back-offs run on a virtual clock (looptime).
+pytestmark = pytest.mark.looptime
+
+BINDING = {
+    "apiVersion": "phonefleet.dev/v1alpha1",
+    "kind": "PhoneBinding",
+    "metadata": {"name": "b", "namespace": "ns", "uid": "u-1"},
+}
+
+
+class Caller:
+    """The API caller: records each Event created; fails the first ``failures`` calls."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.posted: list[tuple[str, dict[str, Any]]] = []
+        self.failures = failures
+        self.calls = 0
+        self.core = self
+
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+        raise AssertionError("called through the caller only")
+
+    async def __call__(self, method: Callable[..., Any], namespace: str, body: Any) -> None:
+        self.calls += 1
+        await asyncio.sleep(0)
+        if self.calls <= self.failures:
+            raise KubernetesUnavailable("Kubernetes API call failed: 503", delay=5)
+        self.posted.append((namespace, body))
+
+
+async def drained(poster: EventPoster) -> None:
+    await asyncio.gather(*(w for w in poster._workers if w is not None))
+
+
+async def test_an_event_has_kopfs_fields_and_one_objects_events_keep_their_order() -> None:
+    caller = Caller()
+    poster = EventPoster(caller, instance="pod-1")  # type: ignore[arg-type]
+    for n in range(20):
+        poster.post(BINDING, warning=n == 0, reason=f"R{n}", message="x" * 2000)
+    await drained(poster)
+    assert [body["reason"] for _, body in caller.posted] == [f"R{n}" for n in range(20)]
+    namespace, first = caller.posted[0]
+    assert namespace == "ns"
+    assert first["type"] == "Warning"
+    assert first["involvedObject"] == {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneBinding",
+        "name": "b",
+        "uid": "u-1",
+        "namespace": "ns",
+    }
+    assert first["source"] == {"component": "phonefleet-operator"}
+    assert first["reportingInstance"] == "pod-1"
+    assert first["metadata"]["generateName"] == "phonefleet-"
+    assert len(first["message"]) <= 1024
+
+
+async def test_a_failing_api_server_is_tried_three_times_then_the_event_is_dropped() -> None:
+    caller = Caller(failures=10)
+    poster = EventPoster(caller, instance="pod-1")  # type: ignore[arg-type]
+    poster.post(BINDING, warning=False, reason="R", message="m")
+    await drained(poster)
+    assert caller.calls == 3
+    assert caller.posted == []
