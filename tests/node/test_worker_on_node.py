@@ -77,6 +77,9 @@ def test_a_phone_stopped_behind_the_operators_back_is_restored_and_the_same_pod_
     worker reads the new Secret content and reconnects, with no container restart."""
     phone_id, pod = _bind_and_run(node_kubectl, node_namespace, node_fleet, "bravo")
     starts = node_fleet.simulator.admin.phone(phone_id).start_count
+    # Geelark refuses starts until the worker was seen not-ready: an operator that notices the
+    # stop first could otherwise restart the phone before the worker's own check ran.
+    node_fleet.simulator.admin.set_faults("phone/start", http_status=503)
     node_fleet.simulator.admin.update_phone(phone_id, status=2)  # stopped, out of band
 
     # The worker's own /readyz, from the host (routed to the pod network): the kubelet needs
@@ -89,6 +92,7 @@ def test_a_phone_stopped_behind_the_operators_back_is_restored_and_the_same_pod_
         return report if (reply.status_code == 200) is ready else None
 
     down = wait_for(lambda: worker_report(False), 120, message="the worker to turn not-ready")
+    node_fleet.simulator.admin.clear_faults("phone/start")
     assert down["ready"] is False
     assert down["reason"]
     wait_for(lambda: worker_report(True), 240, message="the same worker to be ready again")
