@@ -150,6 +150,7 @@ async def test_a_wait_after_the_release_does_not_register_the_binding_again() ->
     assert len(wakeups) == 0
 
 
+@pytest.mark.looptime  # wait_until's polls and deadline run on the loop's virtual clock
 async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
     runtime: Runtime, kube: FakeKube, phones: FakePhones
 ) -> None:
@@ -198,7 +199,8 @@ async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
 
 
 async def wait_until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Let the event loop run until ``condition`` holds (fails after ``deadline`` seconds)."""
+    """Let the event loop run until ``condition`` holds (fails after ``deadline`` seconds of the
+    loop's clock: virtual under looptime)."""
     loop = asyncio.get_running_loop()
     limit = loop.time() + deadline
     while not condition():
