@@ -16,7 +16,6 @@ clock, which is what "the next attempt started after the old one stopped" is che
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -30,7 +29,13 @@ import requests
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.processes import free_port
-from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    make_binding,
+    wait_job_token,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -171,16 +176,7 @@ def start_attempt_then_force_delete(
     )
     kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
     wait_phase(kubectl, namespace, NAME, "Running")
-    secret = wait_for(
-        lambda: (
-            (s := kubectl.get("secret", f"{NAME}-adb", namespace))
-            and "jobToken" in s.get("data", {})
-            and s
-        ),
-        30,
-        message="the job token",
-    )
-    token = base64.b64decode(secret["data"]["jobToken"]).decode()
+    token = wait_job_token(kubectl, namespace, NAME)
     for worker in workers.values():
         worker.mount_token(token)
     kubectl.apply(

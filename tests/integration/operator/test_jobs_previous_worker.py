@@ -9,7 +9,6 @@ the operator delivered ``leaseSeconds`` to it, which it refused (400) on every a
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import subprocess
@@ -21,7 +20,13 @@ from typing import Any
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    make_binding,
+    wait_job_token,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -85,16 +90,7 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     )
     kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
     wait_phase(kubectl, namespace, NAME, "Running")
-    secret = wait_for(
-        lambda: (
-            (s := kubectl.get("secret", f"{NAME}-adb", namespace))
-            and "jobToken" in s.get("data", {})
-            and s
-        ),
-        30,
-        message="the job token",
-    )
-    token = base64.b64decode(secret["data"]["jobToken"]).decode()
+    token = wait_job_token(kubectl, namespace, NAME)
     token_file.write_text(token)
     for name in ("beat-1", "beat-2"):
         kubectl.apply(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,16 @@ def wait_phase(
         return f"{namespace}/{name} to reach {phase}; status now: {(found or {}).get('status')}"
 
     return wait_for(reached, timeout, message=describe)
+
+
+def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 30) -> str:
+    """The job token the operator wrote into the binding's ADB Secret, once it is there."""
+
+    def written() -> str | None:
+        secret = kubectl.get("secret", f"{name}-adb", namespace)
+        return ((secret or {}).get("data") or {}).get("jobToken")
+
+    return base64.b64decode(wait_for(written, timeout, message="the job token")).decode()
 
 
 def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
