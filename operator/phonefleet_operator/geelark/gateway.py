@@ -315,39 +315,20 @@ class PhoneGateway:
                 self._last_power.pop(phone_id, None)
             return result
 
-        self._start = _Batcher[StartResult](
-            "start",
-            api.start_phones,
-            max_ids=MAX_IDS_PER_START,
-            window=window,
-            budget=budget,
-            on_failure=_start_failure,
-        )
-        self._stop = _Batcher[None](
-            "stop",
-            api.stop_phones,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("stop"),
-        )
-        self._status = _Batcher[PhoneState](
-            "status",
-            status,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("status"),
-        )
-        self._checks = _Batcher[PhoneState](
-            "status",
-            status,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("status"),
-            deferrable=True,
-        )
+        def batcher(
+            operation: Operation,
+            send: Callable[[list[str]], Awaitable[BatchResult[R]]],
+            **options: Any,
+        ) -> _Batcher[R]:
+            """A batcher on this gateway's window and budget: 100 ids a call and the operation's
+            own fault for a failed id, unless ``options`` say otherwise."""
+            return _Batcher(
+                operation,
+                send,
+                window=window,
+                budget=budget,
+                **{"max_ids": MAX_IDS_PER_CALL, "on_failure": _fault(operation), **options},
+            )
 
         async def enable(ids: list[str]) -> BatchResult[None]:
             return await api.set_adb(ids, True)
@@ -355,30 +336,15 @@ class PhoneGateway:
         async def disable(ids: list[str]) -> BatchResult[None]:
             return await api.set_adb(ids, False)
 
-        self._adb_on = _Batcher[None](
-            "enable ADB",
-            enable,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("enable ADB"),
+        self._start = batcher(
+            "start", api.start_phones, max_ids=MAX_IDS_PER_START, on_failure=_start_failure
         )
-        self._adb_off = _Batcher[None](
-            "disable ADB",
-            disable,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("disable ADB"),
-        )
-        self._adb_data = _Batcher[AdbEndpoint](
-            "read ADB data",
-            api.adb_data,
-            max_ids=MAX_IDS_PER_CALL,
-            window=window,
-            budget=budget,
-            on_failure=_fault("read ADB data"),
-        )
+        self._stop = batcher("stop", api.stop_phones)
+        self._status = batcher("status", status)
+        self._checks = batcher("status", status, deferrable=True)
+        self._adb_on = batcher("enable ADB", enable)
+        self._adb_off = batcher("disable ADB", disable)
+        self._adb_data = batcher("read ADB data", api.adb_data)
 
     def poll_interval(self, phones: int) -> float:
         """Seconds between two polls of each of ``phones`` phones that keeps all their polls
