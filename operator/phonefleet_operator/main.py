@@ -30,6 +30,7 @@ from phonefleet_operator.settings import (
     OperatorSettings,
     load_settings,
 )
+from phonefleet_operator.waiting import each_step
 from phonefleet_operator.webhook import serve_admission
 
 __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "run"]
@@ -82,14 +83,21 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def close(memo: kopf.Memo, **_: Any) -> None:
-    """Close the Geelark session and the Kubernetes connection pool."""
-    await stop_monitoring(getattr(memo, "monitoring", None))
+    """Close the Geelark session and the Kubernetes connection pool (every step runs; a
+    failure is logged, never raised: kopf would retry this handler every minute forever)."""
     admission: contextlib.AsyncExitStack | None = getattr(memo, "admission", None)
-    if admission is not None:
-        await admission.aclose()
     runtime: Runtime | None = getattr(memo, "runtime", None)
-    if runtime is not None:
-        await runtime.close()
+    await each_step(
+        [
+            ("monitoring", lambda: stop_monitoring(getattr(memo, "monitoring", None))),
+            ("admission", admission.aclose if admission is not None else _nothing),
+            ("the runtime", runtime.close if runtime is not None else _nothing),
+        ]
+    )
+
+
+async def _nothing() -> None:
+    return None
 
 
 @kopf.on.probe(id="geelark")

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kopf.testing import KopfRunner
 
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl, fresh_namespace
@@ -22,7 +21,7 @@ from phonefleet_testbed.node import NodeBed, real_node_bed, real_node_unavailabl
 from phonefleet_testbed.node.images import NodeImages, ensure_images
 from phonefleet_testbed.node.workload import node_operator_env, node_simulator
 from phonefleet_testbed.rbac import operator_kubeconfig
-from phonefleet_testbed.scenarios import Fleet, Operator
+from phonefleet_testbed.scenarios import Fleet, Operator, in_process_operator
 from phonefleet_testbed.waiting import wait_for
 
 
@@ -109,8 +108,8 @@ def node_operator(  # noqa: PLR0917 - fixtures arrive as arguments
     for name, value in node_operator_env(node_bed, node_images, node_fleet.simulator).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KUBECONFIG", str(node_operator_credentials))
-    runner = KopfRunner(
-        ["run", "--standalone", "--all-namespaces", "-m", "phonefleet_operator.main"], timeout=120
+    runner = in_process_operator(
+        "run", "--standalone", "--all-namespaces", "-m", "phonefleet_operator.main", timeout=120
     )
     runner.__enter__()
     try:

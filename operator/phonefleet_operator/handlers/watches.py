@@ -22,6 +22,7 @@ from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
 from phonefleet_operator.services.accounts import UNLABELLED, account_of
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
+from phonefleet_operator.waiting import each_step
 
 __all__ = ["start_watches"]
 
@@ -102,7 +103,7 @@ async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
         watch.stop()
     events: BindingEvents | None = getattr(memo, "binding_events", None)
     if events is not None:
-        await events.close()
+        await each_step([("the PhoneBindings' loops", events.close)])  # never raises
     api: WatchClient | None = getattr(memo, "watch_client", None)
     if api is not None:
         api.close()

@@ -7,7 +7,6 @@ both hold a phone.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from phonefleet_operator.models import PhoneBindingSpec
 from phonefleet_operator.services.claims import holder_of
 from phonefleet_operator.services.ports import Kube, PhoneDirectory
 from phonefleet_operator.services.tenancy import NoTenancy, Tenancy, holder_for_reader
+from phonefleet_operator.waiting import within
 
 __all__ = ["AdmissionService", "spec_problems"]
 
@@ -92,7 +92,7 @@ class AdmissionService:
         the operator reports it in the status, and the claim still decides.
         """
         try:
-            phone = await asyncio.wait_for(self._directory.resolve(reference), self._timeout)
+            phone = await within(self._directory.resolve(reference), self._timeout)
             claim = await self._kube.get_claim(phone.id)
             if claim is None:
                 return None

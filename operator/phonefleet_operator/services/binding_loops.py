@@ -23,7 +23,6 @@ release is done once, by whoever removes the finalizer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.coordination import Wakeups
+from phonefleet_operator.waiting import event_within
 
 __all__ = ["BindingLoops", "FinalizerWriter"]
 
@@ -68,14 +68,10 @@ class _Binding:
 
     async def halted(self, delay: float) -> bool:
         """Wait ``delay`` seconds or until halted; True when halted."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.halt.wait(), delay)
-        return self.halt.is_set()
+        return await event_within(self.halt, delay)
 
     async def stopped(self, delay: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), delay)
-        return self.stop.is_set()
+        return await event_within(self.stop, delay)
 
 
 def _has_ours(body: Mapping[str, Any]) -> bool:

@@ -7,9 +7,8 @@ The Geelark client, the inventory, the API pool and admission come from the proc
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,7 @@ from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.tenancy import Tenancy, build_tenancy
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 from phonefleet_operator.telemetry import reconcile_pass
+from phonefleet_operator.waiting import each_step
 
 __all__ = ["BackgroundTaskDied", "Runtime", "waiter_of"]
 
@@ -316,13 +316,21 @@ class Runtime:
         return self.geelark_calls.summary()
 
     async def close(self) -> None:
-        """Stop background work and close every connection."""
+        """Stop background work and close every connection; a step that fails is logged and
+        the others still run (never raises)."""
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("the PhoneClaim sweeper", self._stop_sweeper),
+            ("the job loops", self.jobs.close),
+            ("the PhonePools' reporter", self.tenancy.close),
+            ("the Geelark session", self.phones.aclose),
+        ]
+        if self.owns_replica and self.replica is not None:
+            steps.append(("the replica's watches and connections", self.replica.close))
+        await each_step(steps)
+
+    async def _stop_sweeper(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-        await self.jobs.close()
-        await self.tenancy.close()
-        await self.phones.aclose()
-        if self.owns_replica and self.replica is not None:
-            await self.replica.close()
+            (ended,) = await asyncio.gather(self._sweeper, return_exceptions=True)
+            if isinstance(ended, Exception):
+                log.error("The PhoneClaim sweeper had ended: %r", ended)

@@ -21,7 +21,7 @@ from phonefleet_testbed.rbac import (
     SCOPE_POLICY,
     operator_kubeconfig,
 )
-from phonefleet_testbed.scenarios import Fleet, Operator, operator_env
+from phonefleet_testbed.scenarios import Fleet, Operator, in_process_operator, operator_env
 from phonefleet_testbed.waiting import wait_for
 
 #: The ValidatingWebhookConfiguration of the account "default" (the tests' operators').
@@ -85,9 +85,8 @@ def operator_factory(
     def start(**env: str) -> Operator:
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        runner = KopfRunner(
-            ["run", "--standalone", "--all-namespaces", "-m", "phonefleet_operator.main"],
-            timeout=60,
+        runner = in_process_operator(
+            "run", "--standalone", "--all-namespaces", "-m", "phonefleet_operator.main"
         )
         runner.__enter__()
         runners.append(runner)

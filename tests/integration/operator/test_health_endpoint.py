@@ -14,12 +14,17 @@ from typing import Any
 
 import pytest
 import requests
-from kopf.testing import KopfRunner
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.processes import free_port
-from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    in_process_operator,
+    make_binding,
+    operator_env,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 
 CHURN_BINDINGS, CHURN_CYCLES = 10, 2
@@ -48,7 +53,7 @@ def liveness(
     monkeypatch.setenv("PHONEFLEET_GEELARK_MAX_ATTEMPTS", "1")
     url = f"http://127.0.0.1:{free_port()}/healthz"
     args = ["run", "--standalone", "--all-namespaces", "--liveness", url]
-    with KopfRunner([*args, "-m", "phonefleet_operator.main"], timeout=60) as runner:
+    with in_process_operator(*args, "-m", "phonefleet_operator.main") as runner:
         wait_for(lambda: health(url)[0] == 200, 60, message=f"{url} to answer 200")
         yield url
         for item in json.loads(kubectl("get", "pb", "-A", "-o", "json").stdout)["items"]:

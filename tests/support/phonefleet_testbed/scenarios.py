@@ -19,6 +19,7 @@ __all__ = [
     "Operator",
     "binding",
     "condition",
+    "in_process_operator",
     "make_binding",
     "operator_env",
     "wait_phase",
@@ -52,6 +53,18 @@ class Operator:
     def output(self) -> str:
         """Everything the operator logged so far."""
         return str(self.runner.output)
+
+
+def in_process_operator(*args: str, timeout: float = 60) -> KopfRunner:
+    """``kopf <args>`` in a thread of this process, for a ``with`` block (or __enter__/__exit__).
+
+    The thread is a daemon: an operator that does not stop fails its test (KopfRunner raises
+    "The operator didn't stop") instead of keeping pytest from exiting: a non-daemon thread is
+    joined at interpreter exit, and a stuck one once held a CI run for an hour.
+    """
+    runner = KopfRunner(list(args), timeout=timeout)
+    runner._thread.daemon = True  # KopfRunner makes its thread in __init__ and starts it later
+    return runner
 
 
 def operator_env(plane: ControlPlane, simulator: GeelarkSimulator) -> dict[str, str]:

@@ -63,6 +63,7 @@ from phonefleet_operator.services.tenancy.policy import (
 from phonefleet_operator.services.tenancy.quota import PoolStore, Quota
 from phonefleet_operator.services.tenancy.view import TenancyView
 from phonefleet_operator.settings import OperatorSettings
+from phonefleet_operator.waiting import within
 
 __all__ = ["Background", "Gate", "NoTenancy", "PoolLister", "Tenancy"]
 
@@ -338,7 +339,7 @@ class Tenancy:
         try:
             if not await self.is_on():
                 return None
-            phone = await asyncio.wait_for(self._directory.resolve(spec.phone_id), self._timeout)
+            phone = await within(self._directory.resolve(spec.phone_id), self._timeout)
         except PhoneNotFound:
             return self._elsewhere(not_available(spec.phone_id, namespace), namespace).message
         except (PhonefleetError, TimeoutError) as error:

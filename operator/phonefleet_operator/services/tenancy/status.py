@@ -13,7 +13,6 @@ suspended, or lost its phone) and was missed by the watch stops counting.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from phonefleet_operator.models import Phase, PhonePool, set_condition
 from phonefleet_operator.services.tenancy.gate import Tenancy
 from phonefleet_operator.services.tenancy.policy import matches_phone
 from phonefleet_operator.services.tenancy.quota import holders_of
+from phonefleet_operator.waiting import event_within
 
 __all__ = ["PhoneCatalog", "PoolReporter", "pool_status"]
 
@@ -150,11 +150,13 @@ class PoolReporter:
         self._soon.set()
 
     async def close(self) -> None:
-        """Stop the background task."""
+        """Stop the background task (what ended it is logged, never raised: the operator is
+        stopping either way)."""
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            (ended,) = await asyncio.gather(self._task, return_exceptions=True)
+            if isinstance(ended, Exception):
+                log.error("The PhonePools' status reporter had ended: %r", ended)
 
     async def _loop(self) -> None:
         while True:
@@ -162,11 +164,12 @@ class PoolReporter:
                 await self.report_once()
             except PhonefleetError as error:
                 log.warning("Could not report on the PhonePools: %s", error)
+            except Exception:  # a bug must not end the reports for good: the next one may work
+                log.exception("Reporting on the PhonePools failed")
             # At most one report per gap however many bindings change: each write of a pool's
             # status costs the quota's next write a 409 and a read.
             await asyncio.sleep(self._gap)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._soon.wait(), self._interval)
+            await event_within(self._soon, self._interval)
             self._soon.clear()
 
     async def report_once(self) -> None:
