@@ -221,7 +221,7 @@ class Runtime:
                 raise TemporaryFault(
                     f"Waiting for the worker pod of {binding.namespaced_name} to terminate "
                     f"before stopping its phone{f': {fencing}' if fencing else ''}",
-                    delay=self.jobs.poll_seconds if fencing else 1,
+                    delay=1,
                 )
             self.locks.mark_released(binding.uid)
         self.wakeups.forget(binding.uid)

@@ -315,11 +315,6 @@ class JobService:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
         self.wakeups.wake(binding_key(namespace, name))
 
-    @property
-    def poll_seconds(self) -> float:
-        """How often a running attempt, or one being fenced, is looked at."""
-        return self._settings.poll_seconds
-
     def unsettled(self, namespace: str, name: str) -> str | None:
         """Why the binding's worker pod must not be created, nor its phone let go, yet: an
         attempt of one of its jobs is still Running; None when none is (one dict lookup for a
@@ -584,7 +579,10 @@ class JobService:
         if decided.running is not None:
             await self._follow(binding, view, decided.running, now)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
+            seen = self._worker_images.get(_key(binding))
             await self._start(binding, view, decided.start, now)
+            if self._worker_images.get(_key(binding)) != seen:  # its worker was asked
+                await self._sync_conditions(binding, body, view.account_hold)
         return self._delay(decided, now)
 
     def _delay(self, decided: Plan, now: datetime) -> float:
@@ -634,9 +632,7 @@ class JobService:
         leases = protocol.LEASE in protocol.features(checked.body)
         if not leases:
             self._warn_old_worker(binding, view.pod_uid)
-        if self._worker_images.get(_key(binding)) != (leases, view.pod_uid):
-            self._worker_images[_key(binding)] = (leases, view.pod_uid)
-            await self._sync_conditions(binding, self._bindings.get(_key(binding)) or {}, None)
+        self._worker_images[_key(binding)] = (leases, view.pod_uid)
         started = await self._write(
             job,
             ledger.begin_attempt(
