@@ -219,8 +219,8 @@ class JobService:
         # Per binding with a loop: whether the worker last asked takes leases, and its pod (the
         # binding's WorkerImageCurrent condition follows it; services/jobs/protocol.py).
         self._worker_images: dict[tuple[str, str], tuple[bool, str]] = {}
-        # Per binding deleted while an attempt of its jobs ran: its uid (the job token) and
-        # whether the orphan's fence was announced, while that attempt is fenced.
+        # Per binding deleted while an attempt of its jobs ran: its uid (for the job token to
+        # tell the old worker with), while that attempt is fenced (check_orphan).
         self._gone: dict[tuple[str, str], str] = {}
         self.on_fenced: Callable[[str], object] = lambda uid: None
         """Told the uid of a binding whose attempt, run on a pod that went away, just ended:
