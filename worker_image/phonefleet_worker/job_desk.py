@@ -20,7 +20,14 @@ them as its ``JobSource`` and reports how each went. The desk keeps the worker's
   away (force-deleted while its containers still run) as ``superseded``, before it starts the
   next one on the replacement pod: a worker that has that attempt is a leftover of a deleted
   pod, and stops altogether (``on_superseded``), so it does not reopen an Appium session that
-  would fight the replacement's on the phone.
+  would fight the replacement's on the phone;
+- an attempt that ended because its lease ran out holds the worker off the phone (``held``):
+  the operator stopped asking, so the pod may have been deleted and its replacement may be
+  driving the phone (the operator creates it once the lease plus the grace has passed). The
+  session quits its Appium session, disconnects adb and does not connect again until the
+  operator is heard from (any request with the binding's token: it asks about the attempts of
+  the binding's current pod only) or the operator writes other ADB data into the Secret (a
+  re-provision, which it does only for the binding's current pod).
 
 While no attempt waits, the session's idle source (the periodic heartbeat) runs as before.
 """
@@ -221,6 +228,9 @@ class JobDesk(JobSource):
         self._records: dict[str, AttemptRecord] = {}
         self._current: AttemptRecord | None = None
         self._running: AttemptTask | None = None
+        # Why the worker keeps off the phone: an attempt's lease ran out and the operator has
+        # not been heard from since (see ``held``).
+        self._hold: str | None = None
         self.runs: list[str] = []
         """Ids of the attempts whose task was started, in order (the bench counts double runs)."""
 
@@ -307,7 +317,25 @@ class JobDesk(JobSource):
                 timeout,
             )
 
+    def heard(self) -> None:
+        """The operator made a request with the binding's token: it still runs this pod's jobs,
+        so a hold after a lapsed lease ends."""
+        with self._lock:
+            if self._hold is not None:
+                log.info("Heard from the operator again: the worker may drive the phone")
+            self._hold = None
+
     # ------------------------------------------------------------ the session's side
+
+    def held(self) -> str | None:
+        """Why the worker must not connect to the phone now (an attempt's lease ran out and the
+        operator has not been heard from since), else None."""
+        with self._lock:
+            return self._hold
+
+    def release_hold(self) -> None:
+        """The operator wrote other ADB data for this pod: the hold ends as on a request."""
+        self.heard()
 
     def next_job(self, now: float) -> Task | None:
         """The queued attempt (started now), else the idle task when it is due."""
@@ -406,6 +434,12 @@ class JobDesk(JobSource):
             self._finish(record, "Failed", error_class="Retryable", message=detail.get("error"))
 
     def _finish(self, record: AttemptRecord, state: str, **fields: Any) -> None:
+        lapsed = self._lease_lapsed(record)
+        if lapsed is not None:
+            self._hold = (
+                f"attempt {record.request.id} ended as {lapsed} and the operator has not asked "
+                "since: its pod may have been replaced"
+            )
         record.state = state
         record.error_class = fields.get("error_class")
         record.message = fields.get("message")

@@ -17,6 +17,10 @@ What each state does:
   failures fail the job. A task that passes its deadline is cancelled and abandoned, and the
   session is torn down (RECOVERING) so the next job starts on a clean one.
 - RECOVERING: quit the session, ``adb disconnect``, back off, read the connection data again.
+
+A hold (``JobHold``: an attempt's lease ran out, the operator has not been heard from since, and
+the pod may have been replaced) keeps the session in WAITING_FOR_PHONE, off the phone, until it
+ends; an idle session that finds one drops its connection (RECOVERING).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from phonefleet_worker import metrics
 from phonefleet_worker.adb import DEVICE, SERIALNO_PROPERTY, AdbGateway
@@ -50,7 +54,7 @@ if TYPE_CHECKING:
 
     from appium.webdriver.webdriver import WebDriver
 
-__all__ = ["DeviceSession", "SessionTimings", "Transition"]
+__all__ = ["DeviceSession", "JobHold", "SessionTimings", "Transition"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +81,18 @@ class SessionTimings:
     """How long each shutdown step (quit the session, disconnect adb) may take."""
 
 
+class JobHold(Protocol):
+    """Says when the worker must keep off the phone (the job desk)."""
+
+    def held(self) -> str | None:
+        """Why the worker must not drive the phone now, else None."""
+        ...
+
+    def release_hold(self) -> None:
+        """The operator wrote other connection data: the hold ends."""
+        ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Transition:
     """One move of the state machine."""
@@ -100,6 +116,7 @@ class DeviceSession:
         pacer: Pacer,
         backoff: Backoff,
         timings: SessionTimings | None = None,
+        hold: JobHold | None = None,
     ) -> None:
         if not phone_id or not phone_id.strip():
             raise ValueError("phone_id is required: a worker drives only the phone it is given")
@@ -111,6 +128,9 @@ class DeviceSession:
         self._pacer = pacer
         self._backoff = backoff
         self._timings = timings or SessionTimings()
+        self._hold = hold
+        # The connection data in use when a hold began: other data written since ends it.
+        self._held_with: AdbConnection | None = None
         self._state = S.WAITING_FOR_PHONE
         metrics.entered(self._state)
         self._connection: AdbConnection | None = None
@@ -185,6 +205,9 @@ class DeviceSession:
 
     def _wait_for_phone(self) -> None:
         connection = self._connections.current()
+        if self._held(connection):
+            self._pacer.sleep(min(self._timings.secret_poll_interval, 1.0))
+            return
         if connection is None:
             if not self._announced_waiting:
                 log.info(
@@ -231,6 +254,10 @@ class DeviceSession:
         self._move(S.IDLE, "the session takes jobs")
 
     def _idle(self) -> None:
+        if self._hold is not None and (held := self._hold.held()):
+            self._held_with = self._connection
+            self._enter_recovery(f"keeping off the phone: {held}", delay=0.0)
+            return
         now = self._pacer.now()
         if now >= self._next_secret_poll:
             self._next_secret_poll = now + self._timings.secret_poll_interval
@@ -334,6 +361,12 @@ class DeviceSession:
             )
             self._pacer.sleep(self._recovery_delay)
         connection = self._connections.current()
+        held = self._hold.held() if self._hold is not None else None
+        if held:
+            self._held_with = self._connection
+            self._connection = None
+            self._move(S.WAITING_FOR_PHONE, f"keeping off the phone: {held}")
+            return
         if connection is None:
             self._connection = None
             self._announced_waiting = False
@@ -343,6 +376,17 @@ class DeviceSession:
         self._move(S.ADB_CONNECTING, f"reconnecting to {connection.serial}")
 
     # Helpers.
+
+    def _held(self, connection: AdbConnection | None) -> bool:
+        """Whether a hold keeps the session off the phone; other connection data than when
+        it began (the operator re-provisioned this pod's ADB) ends it."""
+        if self._hold is None or not self._hold.held():
+            return False
+        if connection is not None and self._held_with is not None and connection != self._held_with:
+            log.info("Phone %s: new connection data ends the hold", self.phone_id)
+            self._hold.release_hold()
+            return False
+        return True
 
     def _use(self, connection: AdbConnection) -> None:
         if connection.phone_id and connection.phone_id != self.phone_id:

@@ -126,6 +126,7 @@ class Worker:
                 secret_poll_interval=settings.secret_poll_interval,
                 device_check_interval=settings.device_check_interval,
             ),
+            hold=self.desk,
         )
         self.probes = ProbeServer(
             host=settings.probe_host,

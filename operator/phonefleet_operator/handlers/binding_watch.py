@@ -64,7 +64,7 @@ class BindingEvents:
         runtime.jobs.saw_binding(event_type, body)
         self._then(functools.partial(runtime.tenancy.binding_event, event_type, body))
         if event_type == "DELETED":
-            # Its jobs say so (and a running attempt there ends Lost: its pod is gone).
+            # Its jobs say so (a running attempt there is fenced: JobService.check_orphan).
             for job in runtime.jobs.jobs.of_binding(metadata["namespace"], metadata["name"]):
                 self._then(functools.partial(runtime.jobs.check_orphan, job))
 

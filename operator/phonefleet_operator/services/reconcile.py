@@ -70,6 +70,7 @@ class BindingReconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         tenancy: Tenancy | NoTenancy | None = None,
         job_tokens: JobTokens | None = None,
+        unsettled: Callable[[str, str], str | None] = lambda namespace, name: None,
     ) -> None:
         self._tenancy = tenancy or NoTenancy()
         self._directory = directory
@@ -81,7 +82,7 @@ class BindingReconciler:
         self._powers = PowerStep(power, settings)
         self._adb = AdbStep(power, kube, settings, job_tokens)
         self._worker_pods = WorkerPodStep(
-            kube, pods if pods is not None else ObservedPods(), self._adb, settings
+            kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
         )
         self._written = WrittenStatuses()
         self._release = Release(
@@ -93,6 +94,7 @@ class BindingReconciler:
             remove_pod=self._remove_pod,
             drop_adb_secret=self._adb.drop_secret,
             forget_power=self._powers.stopped,
+            unsettled=unsettled,
         )
         self._conflict = ConflictStep(
             release=self._release,

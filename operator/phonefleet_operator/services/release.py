@@ -118,7 +118,9 @@ class Release:
         remove_pod: RemovePod,
         drop_adb_secret: Callable[[PhoneBinding, Report], Awaitable[None]],
         forget_power: Callable[[str], object],
+        unsettled: Callable[[str, str], str | None] = lambda namespace, name: None,
     ) -> None:
+        self._unsettled = unsettled  # an attempt that may still run where the pod went
         self._directory = directory
         self._power = power
         self._kube = kube
@@ -190,6 +192,8 @@ class Release:
         if pod is not None:
             await self._kube.delete_pod(binding.namespace, name)
             return LetGo.TERMINATING
+        if self._unsettled(binding.namespace, binding.name):
+            return LetGo.TERMINATING  # its worker may still drive the phone: fenced first
         await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
         me = binding_ref(binding)
         held = (

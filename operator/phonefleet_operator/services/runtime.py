@@ -123,6 +123,7 @@ class Runtime:
             power=phones,
         )
         wakeups = Wakeups()
+        jobs.on_fenced = wakeups.wake  # the pod it held back may be created now
         scope = (
             replica.scope
         )  # the namespaces it serves: the replica's, whose webhooks keep to them
@@ -147,6 +148,7 @@ class Runtime:
             settings=settings,
             pods=observed_pods,
             tenancy=tenancy,
+            unsettled=jobs.unsettled,
         )
         return cls(
             settings,
@@ -215,9 +217,10 @@ class Runtime:
             finally:
                 await self._publish(binding, body, report)
             if not done:
+                fencing = self.jobs.unsettled(binding.namespace, binding.name)
                 raise TemporaryFault(
-                    f"Waiting for the worker pod of {binding.namespaced_name} "
-                    "to terminate before stopping its phone",
+                    f"Waiting for the worker pod of {binding.namespaced_name} to terminate "
+                    f"before stopping its phone{f': {fencing}' if fencing else ''}",
                     delay=1,
                 )
             self.locks.mark_released(binding.uid)

@@ -9,6 +9,7 @@ binding's periodic pass trusts the view too: a fleet at rest reads no pod.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,8 +48,16 @@ class WorkerPodStep:
     """Creates, replaces and watches over each binding's worker pod."""
 
     def __init__(
-        self, kube: Kube, pods: ObservedPods, adb: AdbStep, settings: OperatorSettings
+        self,
+        kube: Kube,
+        pods: ObservedPods,
+        adb: AdbStep,
+        settings: OperatorSettings,
+        unsettled: Callable[[str, str], str | None] = lambda namespace, name: None,
     ) -> None:
+        # Why a binding's new pod must wait: an attempt of its jobs may still run on the pod
+        # that went away (services/jobs/service.py:JobService.unsettled).
+        self._unsettled = unsettled
         self._kube = kube
         self._pods = pods
         self._adb = adb
@@ -77,6 +86,11 @@ class WorkerPodStep:
             and self._pods.age(namespace, name) >= s.pod_poll_seconds
         ):
             live = await self._read(namespace, name)
+        held = self._unsettled(namespace, binding.name) if live is None else None
+        if held:
+            report.condition(ConditionType.WORKER_READY, "False", "FencingAttempt", held)
+            report.phase(Phase.BOUND, "FencingAttempt", f"Pod {name} is not created yet: {held}")
+            return s.pod_poll_seconds
         if live is None and await self._kube.create_pod(desired):
             report.event("CreatedPod", f"Created Pod {name}")
         elif live is None:

@@ -32,6 +32,8 @@ from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
+    binding,
+    condition,
     make_binding,
     wait_job_token,
     wait_phase,
@@ -204,13 +206,22 @@ def start_attempt_then_force_delete(
     kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
     wait_for(
         lambda: (
-            (p := kubectl.get("pod", f"{NAME}-worker", namespace))
-            and p["metadata"]["uid"] != old_uid
+            (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
+            or p["metadata"]["uid"] != old_uid
         ),
+        60,
+        message="the old pod to leave the API server",
+    )
+    return str(first)
+
+
+def replacement_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
+    """The binding's new worker pod, once it exists."""
+    return wait_for(
+        lambda: kubectl.get("pod", f"{NAME}-worker", namespace),
         60,
         message="the replacement pod",
     )
-    return str(first)
 
 
 def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
@@ -239,11 +250,14 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
         )
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+        pod = replacement_pod(kubectl, namespace)
 
     old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
     assert "end" in old_run, "the old worker still runs attempt 1"
     assert old_run["end"] < new_run["start"]
     ended = status["attempts"][0]
+    # The replacement pod was created only once attempt 1 had ended (RFC 3339 seconds).
+    assert pod["metadata"]["creationTimestamp"] >= ended["endTime"]
     # The task returned on its cancel event (Failed), or was abandoned (TimedOut): either way,
     # in the old worker's own words.
     assert (ended["outcome"], ended["message"]) in {
@@ -278,17 +292,157 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
         fencing = wait_status(
             kubectl, namespace, lambda s: s.get("reason") == "Fencing", "to wait, Fencing"
         )
+        # Meanwhile the binding has no pod: its worker would open ADB and Appium on the phone.
+        held = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and (condition(b, "WorkerReady") or {}).get("reason") == "FencingAttempt"
+                and b
+            ),
+            30,
+            message="the binding to hold its new pod back",
+        )
         status = wait_status(
             kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
         )
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+        pod = replacement_pod(kubectl, namespace)
 
     assert "went away while it ran" in fencing["message"]
+    assert held["status"]["phase"] == "Bound"
+    assert (
+        "attempt 1 of PhoneJob post ran on a worker pod that went away"
+        in (held["status"]["message"])
+    )
     old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
     assert "end" in old_run, "the old worker still runs attempt 1"
     assert old_run["end"] < new_run["start"]
     ended = status["attempts"][0]
     assert ended["outcome"] == "Lost"
+    assert pod["metadata"]["creationTimestamp"] >= ended["endTime"]
     assert "lease or deadline has run out" in ended["message"]
     assert "lease ran out" in workers["old"].log_tail()
+
+
+def start_attempt_out_of_reach(
+    *,
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    router: Router,
+    workers: dict[str, StandInWorker],
+) -> tuple[str, str]:
+    """Binding and job running on the old worker, which is then cut off (its attempt's requests
+    get no answer). Returns the phone's id and attempt 1's id."""
+    operator_factory(
+        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
+        **JOB_ENV,
+    )
+    phone = fleet.add_phone()
+    kubectl.apply(make_binding(NAME, phone, namespace))
+    wait_phase(kubectl, namespace, NAME, "Running")
+    workers["old"].mount_token(wait_job_token(kubectl, namespace, NAME))
+    kubectl.apply(
+        {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhoneJob",
+            "metadata": {"name": "post", "namespace": namespace},
+            "spec": {
+                "bindingName": NAME,
+                "task": "probe-post",
+                "params": {"caption": "x", "seconds": 120},
+                "activeDeadlineSeconds": 600,
+            },
+        }
+    )
+    running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+    first = str(running["attempts"][0]["id"])
+    wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
+    router.cut = True
+    router.replace_pod(first, workers["new"].url)
+    return phone, first
+
+
+def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is_fenced(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """The binding is deleted while its worker, now out of reach, runs attempt 1. The release
+    removes the pod but keeps the claim and the phone (the finalizer stays) until the attempt
+    is fenced: the worker stops it at its lease, the operator ends it Lost after the lease and
+    the grace, and only then is the phone stopped and the binding gone. Before, the phone was
+    stopped as soon as the pod was gone, with the attempt still running on the old worker, and
+    the attempt ended Lost "the binding and its pod are gone"."""
+    with Router(workers["old"].url) as router:
+        phone, first = start_attempt_out_of_reach(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+        )
+        kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
+        wait_for(lambda: phone not in fleet.running(), 90, message="the phone to be stopped")
+        # The phone stops after the old worker's run ended (at its lease), never before.
+        old_run = run_times(workers["old"], first)
+        wait_for(lambda: binding(kubectl, namespace, NAME) is None, 60, message="the binding to go")
+
+    assert "end" in old_run, "the phone was stopped while the old worker still ran attempt 1"
+    ended = job_status(kubectl, namespace)["attempts"][0]
+    assert ended["outcome"] == "Lost"
+    assert "lease or deadline has run out" in ended["message"]
+
+
+def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """The binding leaves the API server while its worker, out of reach, runs attempt 1 (its
+    finalizer removed by hand): the job stays Running (Fencing, naming the deleted binding)
+    until the attempt's lease and the grace ran out, then attempt 1 ends Lost, after the old
+    worker stopped it. Before, it ended Lost at once ("the binding and its pod are gone")."""
+    with Router(workers["old"].url) as router:
+        phone, first = start_attempt_out_of_reach(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+        )
+        # Its phone is then released by the sweep of orphaned claims, not in this test.
+        fleet.keep_running.add(phone)
+        kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
+        kubectl(
+            "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
+            "-p", '{"metadata":{"finalizers":null}}',
+        )  # fmt: skip
+        wait_for(lambda: binding(kubectl, namespace, NAME) is None, 30, message="the binding")
+        fencing = wait_status(
+            kubectl,
+            namespace,
+            lambda s: str(s.get("message", "")).startswith(f"PhoneBinding {NAME} was deleted"),
+            "to be fenced as its binding's",
+        )
+        status = wait_status(
+            kubectl,
+            namespace,
+            lambda s: s["attempts"][0]["outcome"] != "Running",
+            "to end attempt 1",
+        )
+        old_run = run_times(workers["old"], first)
+
+    assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    ended = status["attempts"][0]
+    assert ended["outcome"] == "Lost"
+    assert "lease or deadline has run out" in ended["message"]
+    assert "end" in old_run, "attempt 1 ended in the ledger while the old worker still ran it"

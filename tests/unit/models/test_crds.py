@@ -153,6 +153,7 @@ def test_only_the_binding_and_the_job_have_a_status_subresource() -> None:
                 ("Age", ".metadata.creationTimestamp", 0),
                 ("ID", ".status.phone.id", 1),
                 ("Serial", ".status.phone.serialName", 1),
+                ("Worker", '.status.conditions[?(@.type=="WorkerImageCurrent")].reason', 1),
             ],
         ),
         (

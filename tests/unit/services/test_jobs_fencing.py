@@ -9,6 +9,8 @@ clocks) is one clock the test moves.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -88,23 +90,24 @@ class World:
         self.service = self.new_operator()
         self.put_pod("pod-1", "10.0.0.1")
         self.put_worker(OLD)
-        self.service.saw(
-            "ADDED",
-            self.api.add(
-                {
-                    "apiVersion": "phonefleet.dev/v1alpha1",
-                    "kind": "PhoneJob",
-                    "metadata": {
-                        "name": "post",
-                        "namespace": "ns",
-                        "uid": "uid-post",
-                        "generation": 1,
-                        "creationTimestamp": "2026-11-28T11:00:00Z",
-                    },
-                    "spec": {"bindingName": "alpha", "task": "heartbeat", **job_spec},
-                    "status": {},
-                }
-            ),
+        self.service.saw("ADDED", self.add_job("post", **job_spec))
+
+    def add_job(self, name: str, **job_spec: Any) -> Obj:
+        """A heartbeat job for alpha, in the API server; returns its body."""
+        return self.api.add(
+            {
+                "apiVersion": "phonefleet.dev/v1alpha1",
+                "kind": "PhoneJob",
+                "metadata": {
+                    "name": name,
+                    "namespace": "ns",
+                    "uid": f"uid-{name}",
+                    "generation": 1,
+                    "creationTimestamp": "2026-11-28T11:00:00Z",
+                },
+                "spec": {"bindingName": "alpha", "task": "heartbeat", **job_spec},
+                "status": {},
+            }
         )
 
     def new_operator(self) -> JobService:
@@ -140,6 +143,11 @@ class World:
         self.desks[base] = desk
         self.workers.at[base] = JobApi(desk, lambda: token)
         return desk
+
+    def remove_pod(self) -> None:
+        """The pod leaves the API server (its containers may still run)."""
+        self.kube.pods.pop(("ns", "alpha-worker"), None)
+        self.pods.gone("ns", "alpha-worker")
 
     def force_delete(self) -> None:
         """``kubectl delete pod --force --grace-period=0``: the pod leaves the API server at
@@ -317,3 +325,110 @@ def _succeeded(task: Task) -> TaskResult:
     record = task.record  # type: ignore[attr-defined]
     detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}
     return TaskResult(task.name, ok=True, detail=detail)
+
+
+# ------------------------------------------------------------------ the replacement pod waits
+
+
+async def test_the_replacement_pod_waits_until_the_gone_pods_attempt_is_fenced() -> None:
+    """While attempt 1 may still run on the force-deleted pod, the binding's next pod must not
+    be created (``unsettled`` says why, which the pod step and the release ask); once the lease
+    and the grace ran out the attempt ends, the binding's reconcile is woken, and nothing holds
+    the pod any more."""
+    world = World()
+    fenced: list[str] = []
+    world.service.on_fenced = fenced.append
+    assert world.service.unsettled("ns", "alpha") is None  # no attempt yet
+    await started(world)
+    world.remove_pod()  # force-deleted; no replacement pod yet
+    world.workers.at.pop(OLD)
+
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    held = world.service.unsettled("ns", "alpha")
+    assert held is not None
+    assert held.startswith("attempt 1 of PhoneJob post ran on a worker pod that went away")
+    assert world.service.unsettled("ns", "other") is None
+    assert fenced == []
+
+    world.clock.advance(LEASE + GRACE + 1)
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Lost"
+    assert world.service.unsettled("ns", "alpha") is None
+    assert fenced == ["uid-alpha"]
+
+
+# ------------------------------------------------------------------ the binding deleted
+
+
+def delete_binding(world: World) -> None:
+    """The binding leaves the API server while attempt 1 runs (its finalizer removed by hand)."""
+    del world.kube.bindings["ns", "alpha"]
+    world.remove_pod()
+    world.service.saw_binding("DELETED", world.binding)
+
+
+async def until(check: Callable[[], bool]) -> None:
+    """Let the job loop run until ``check`` holds, within a deadline on the loop's clock
+    (virtual under looptime: the loop's own delays pass at once)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60.0
+    while not check():
+        assert loop.time() < deadline, "timed out"
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.looptime
+async def test_a_deleted_bindings_attempt_ends_in_its_old_workers_words() -> None:
+    """The binding is gone while its worker still runs attempt 1: the attempt is not ended Lost
+    at once (the worker may still drive the phone); the worker is told, with the binding's
+    token, that the attempt is superseded, and the attempt ends as the worker reports it."""
+    world = World()
+    task = await started(world)
+    delete_binding(world)
+
+    await world.service.check_orphan(world.api.jobs["ns", "post"])
+
+    fencing = world.status()
+    assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    assert fencing["message"].startswith("PhoneBinding alpha was deleted; attempt 1/3")
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"error": "stopped"}), 0.0)
+    await until(lambda: world.status()["attempts"][0]["outcome"] != "Running")
+    ended = world.status()
+    assert (ended["attempts"][0]["outcome"], ended["attempts"][0]["message"]) == (
+        "Failed",
+        "stopped",
+    )
+    await until(lambda: not world.service.keeps_state_of("ns", "alpha"))
+    assert world.status()["reason"] == "BindingNotFound"
+    await world.service.close()
+
+
+@pytest.mark.looptime
+async def test_a_deleted_bindings_attempt_out_of_reach_ends_lost_only_after_its_lease() -> None:
+    """As above with the worker out of reach: the job stays Fencing, its loop asking, until the
+    lease (counted from the worker's last answer) and the grace ran out; only then Lost."""
+    world = World()
+    await started(world)
+    world.workers.at.pop(OLD)
+    delete_binding(world)
+
+    await world.service.check_orphan(world.api.jobs["ns", "post"])
+    assert world.status()["reason"] == "Fencing"
+    world.clock.advance(LEASE + GRACE - 1)
+    await asyncio.sleep(10)  # the loop asks again (virtual time)
+    assert world.status()["attempts"][0]["outcome"] == "Running"
+    assert world.service.keeps_state_of("ns", "alpha")
+
+    world.clock.advance(2)
+    await until(lambda: world.status()["attempts"][0]["outcome"] != "Running")
+    ended = world.status()
+    assert ended["attempts"][0]["outcome"] == "Lost"
+    assert "lease or deadline has run out" in ended["attempts"][0]["message"]
+    await until(lambda: not world.service.keeps_state_of("ns", "alpha"))
+    assert world.status()["reason"] == "BindingNotFound"
+    assert world.kube.events["FencingAttempt"] == 1  # on the job: its binding is gone
+    await world.service.close()

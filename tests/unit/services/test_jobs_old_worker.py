@@ -34,6 +34,7 @@ from phonefleet_operator.workers import WorkerClient
 from phonefleet_worker.job_desk import AttemptRequest
 from phonefleet_worker.job_server import JobApi
 from phonefleet_worker.registry import describe_validation_error
+from phonefleet_worker.tasks import TaskResult
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -398,3 +399,36 @@ async def test_a_delivery_the_worker_cannot_read_ends_the_attempt_at_once() -> N
     assert "answered 400: leaseSeconds: Extra inputs are not permitted" in attempt["message"]
     assert status["reason"] == "RetryBackoff"
     assert world.desks[OLD].lookup(attempt["id"]) is None
+
+
+async def test_the_binding_shows_an_old_worker_image_until_a_current_worker_answers() -> None:
+    """An old worker's binding gets ``WorkerImageCurrent=False`` (reason OldWorkerImage, the
+    Event's words), beside its other conditions; once the pod is replaced by one whose worker
+    takes leases, the next job's validate turns it True (TakesLeases)."""
+    world = OldWorldInProcess()
+    task = await started(world)
+
+    _, conditions = world.api.conditions[-1]
+    old = {item["type"]: item for item in conditions}["WorkerImageCurrent"]
+    assert (old["status"], old["reason"]) == ("False", "OldWorkerImage")
+    assert old["message"].startswith("The worker of pod alpha-worker runs an image older")
+    world.binding["status"]["conditions"] = conditions  # as the watch then shows it
+    written = len(world.api.conditions)
+    await world.run_pass()
+    assert len(world.api.conditions) == written  # nothing new to say
+
+    attempt_id = task.record.request.id  # type: ignore[attr-defined]
+    world.desks[OLD].report(
+        TaskResult(task.name, ok=True, detail={"attemptId": attempt_id, "state": "Succeeded"}),
+        0.0,
+    )
+    await world.run_pass()
+    assert world.status()["phase"] == "Succeeded"
+    world.force_delete()  # a rebuilt image: pod-2's worker takes leases
+    world.service.saw("ADDED", world.add_job("post-2"))
+    await world.run_pass()
+
+    _, conditions = world.api.conditions[-1]
+    current = {item["type"]: item for item in conditions}["WorkerImageCurrent"]
+    assert (current["status"], current["reason"]) == ("True", "TakesLeases")
+    assert world.api.jobs["ns", "post-2"]["status"]["attempts"][0]["leaseSeconds"] == LEASE

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 import requests
 from pydantic import BaseModel, ConfigDict
-from worker_fakes import PHONE_ID, FakePacer, RecordingJobs, make_world
+from worker_fakes import PHONE_ID, FakePacer, RecordingJobs, make_connection, make_world
 
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_worker.builtin_tasks import UiSteps, UiStepsParams
 from phonefleet_worker.job_desk import AttemptRequest, JobDesk
-from phonefleet_worker.job_server import JobServer
+from phonefleet_worker.job_server import JobApi, JobServer
 from phonefleet_worker.lifecycle import CallTimedOut, Lifecycle
 from phonefleet_worker.registry import TaskRegistry
 from phonefleet_worker.session import DeviceSession
@@ -211,6 +211,7 @@ def run_world(desk: JobDesk, pacer: FakePacer | None = None) -> DeviceSession:
         pacer=pacer or world.pacer,
         backoff=world.session._backoff,
         timings=world.timings,
+        hold=desk,
     )
     for _ in range(20):
         if session.state is DeviceState.IDLE:
@@ -436,31 +437,91 @@ def test_a_lapsed_lease_is_not_renewed_by_a_late_question() -> None:
     assert task.abandon_reason() is not None  # type: ignore[attr-defined]
 
 
-def test_a_running_attempt_whose_lease_runs_out_is_stopped_and_appium_quit() -> None:
-    """Cut off from the operator (its pod force-deleted, its node partitioned), the worker stops
-    the attempt once nobody asked about it for its lease: it ends TimedOut with the reason, the
-    task's thread is abandoned and the Appium session quit (RECOVERING), so this worker drives
-    the phone no more; then it opens a fresh session."""
-    post = FakePost()
-    desk = JobDesk(registry(post))
+def lapse_a_running_attempt(post: FakePost, desk: JobDesk) -> tuple[DeviceSession, int]:
+    """A worker whose running attempt's 0.2 s lease ran out; (its session, sessions opened)."""
     session = run_world(desk, RealCallPacer())
     opened = len(session._appium.opened)  # type: ignore[attr-defined]
     desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}, lease_seconds=0.2))
-
     record = step_until_final(session, desk, "attempt-1")
     post.hang.set()
-
     assert record["state"] == "TimedOut"
     assert record["message"] == (
         "task fake-post was stopped: its lease ran out (no word from the operator for 0.2 s)"
     )
     assert post.hung
     assert session.state is DeviceState.RECOVERING
+    return session, opened
+
+
+def step_until(session: DeviceSession, state: DeviceState) -> None:
     for _ in range(20):
-        if session.state is DeviceState.IDLE:
-            break
+        if session.state is state:
+            return
         session.step()
+    assert session.state is state
+
+
+def test_a_running_attempt_whose_lease_runs_out_is_stopped_and_the_worker_keeps_off() -> None:
+    """Cut off from the operator (its pod force-deleted, its node partitioned), the worker stops
+    the attempt once nobody asked about it for its lease: it ends TimedOut with the reason, the
+    task's thread is abandoned and the Appium session quit. Its pod may have been replaced by
+    now, so it does not connect again (WAITING_FOR_PHONE, not ready) until the operator asks
+    with the binding's token (a wrong token does not count); then it opens a fresh session.
+    Before, it reconnected at once, beside the replacement pod's worker."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session, opened = lapse_a_running_attempt(post, desk)
+    adb = session._adb  # type: ignore[attr-defined]
+    connects = adb.count("connect")
+
+    for _ in range(5):
+        session.step()
+    assert session.state is DeviceState.WAITING_FOR_PHONE
+    assert "keeping off the phone: attempt attempt-1 ended as its lease ran out" in (
+        session.history[-1].reason
+    )
+    api = JobApi(desk, lambda: TOKEN)
+    assert api.handle("GET", "/v1/tasks", "Bearer wrong", b"")[0] == 401
+    session.step()
+    assert session.state is DeviceState.WAITING_FOR_PHONE
+    assert adb.count("connect") == connects
+    assert len(session._appium.opened) == opened  # type: ignore[attr-defined]
+
+    assert api.handle("GET", "/v1/attempts/attempt-1", f"Bearer {TOKEN}", b"")[0] == 200
+    step_until(session, DeviceState.IDLE)
     assert len(session._appium.opened) == opened + 1  # type: ignore[attr-defined]
+
+
+def test_other_connection_data_ends_the_hold_after_a_lapsed_lease() -> None:
+    """A worker kept off the phone connects again when the operator writes other ADB data into
+    its Secret (a re-provision of this pod's phone), even without a request."""
+    post = FakePost()
+    desk = JobDesk(registry(post))
+    session, opened = lapse_a_running_attempt(post, desk)
+    step_until(session, DeviceState.WAITING_FOR_PHONE)
+    connections = session._connections  # type: ignore[attr-defined]
+
+    session._adb.phone().password = "fresh"  # type: ignore[attr-defined]
+    connections.connection = make_connection(password="fresh")  # ADB switched on again
+    step_until(session, DeviceState.IDLE)
+
+    assert desk.held() is None
+    assert len(session._appium.opened) == opened + 1  # type: ignore[attr-defined]
+
+
+def test_an_attempt_that_ended_in_its_lease_holds_nothing_afterwards() -> None:
+    """Only a lapsed lease holds the worker: an attempt that ended while the operator asked
+    leaves none, however long nobody asks after it."""
+    ticks = Ticks()
+    desk = JobDesk(registry(), clock=ticks)
+    desk.offer(attempt(1, lease_seconds=10))
+    task = desk.next_job(0.0)
+    assert task is not None
+    desk.report(task.run(TaskContext(None, Device(PHONE_ID, "s"), threading.Event())), 0.0)  # type: ignore[arg-type]
+
+    ticks.now += 3600
+    assert desk.lookup("attempt-1")["state"] == "Succeeded"  # type: ignore[index]
+    assert desk.held() is None
 
 
 def test_a_cancel_stops_a_running_attempt_that_ignores_it() -> None:

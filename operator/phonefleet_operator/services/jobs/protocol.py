@@ -14,12 +14,31 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["LEASE", "OLD_WORKER_REASON", "features", "old_worker_message"]
+__all__ = [
+    "CURRENT_WORKER_REASON",
+    "LEASE",
+    "OLD_WORKER_REASON",
+    "WORKER_IMAGE_CURRENT",
+    "current_worker_message",
+    "features",
+    "old_worker_message",
+]
 
 LEASE = "lease"
 """The worker takes ``leaseSeconds`` with a delivery and stops an attempt nobody asks about."""
 
 OLD_WORKER_REASON = "OldWorkerImage"
+"""The reason of the Warning Event, and of ``WorkerImageCurrent=False``, for such a worker."""
+
+CURRENT_WORKER_REASON = "TakesLeases"
+"""The reason of ``WorkerImageCurrent=True``: the worker last asked takes attempt leases."""
+
+WORKER_IMAGE_CURRENT = "WorkerImageCurrent"
+"""A condition of the PhoneBinding, not of its PhoneJobs: the image is the binding's (its
+``spec.worker.image``, where a person fixes it), outlives every job, and ``kubectl describe pb``
+shows it beside the binding's other conditions. Absent until a worker took no lease; False
+(``OldWorkerImage``) while the binding's worker takes none; True (``TakesLeases``) once the
+worker asked before an attempt takes them (a rebuilt image)."""
 
 
 def features(validated: Mapping[str, Any]) -> frozenset[str]:
@@ -39,3 +58,8 @@ def old_worker_message(pod: str) -> str:
         "worker cannot be told, the retry waits for the attempt's deadline; rebuild the worker "
         "image (and task images FROM it) on the current release"
     )
+
+
+def current_worker_message(pod: str) -> str:
+    """The condition's words once the worker takes leases again."""
+    return f"The worker of pod {pod} takes attempt leases (its image is of this release or later)"

@@ -33,6 +33,7 @@ from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import (
     Attempt,
     AttemptOutcome,
+    Condition,
     ConditionStatus,
     ConditionType,
     ErrorClass,
@@ -215,6 +216,15 @@ class JobService:
         self._heard: dict[tuple[str, str], tuple[str, datetime]] = {}
         # Per binding with a loop: the worker pod last warned of as older than this operator.
         self._old_workers: dict[tuple[str, str], str] = {}
+        # Per binding with a loop: whether the worker last asked takes leases, and its pod (the
+        # binding's WorkerImageCurrent condition follows it; services/jobs/protocol.py).
+        self._worker_images: dict[tuple[str, str], tuple[bool, str]] = {}
+        # Per binding deleted while an attempt of its jobs ran: its uid (for the job token to
+        # tell the old worker with), while that attempt is fenced (check_orphan).
+        self._gone: dict[tuple[str, str], str] = {}
+        self.on_fenced: Callable[[str], object] = lambda uid: None
+        """Told the uid of a binding whose attempt, run on a pod that went away, just ended:
+        the binding's reconcile creates the pod it held back (:meth:`unsettled`)."""
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -305,9 +315,42 @@ class JobService:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
         self.wakeups.wake(binding_key(namespace, name))
 
+    def unsettled(self, namespace: str, name: str) -> str | None:
+        """Why the binding's worker pod must not be created, nor its phone let go, yet: an
+        attempt of one of its jobs is still Running; None when none is (one dict lookup for a
+        binding without jobs).
+
+        Asked only when the binding has no pod (it is about to create one, or to stop its phone):
+        an attempt still Running then ran on a pod that went away, force-deleted perhaps, whose
+        worker may still drive the phone until the attempt is fenced (see ``_fence``). As a
+        StatefulSet creates no replacement pod until the old one is gone, the new worker pod is
+        created only once the old attempt ended: two workers never hold the phone at once, and
+        this holds for worker images of every release (docs/jobs.md).
+        """
+        if not self.jobs.has_work(namespace, name):
+            return None
+        for raw in self.jobs.of_binding(namespace, name):
+            attempts = (raw.get("status") or {}).get("attempts") or []
+            last = attempts[-1] if attempts else {}
+            if last.get("outcome") == AttemptOutcome.RUNNING.value:
+                job = raw["metadata"]["name"]
+                return (
+                    f"attempt {last.get('number')} of PhoneJob {job} ran on a worker pod that "
+                    "went away and may still run there: waiting until it is fenced"
+                )
+        return None
+
     async def check_orphan(self, body: Mapping[str, Any], *, read: bool = True) -> None:
         """A job whose binding was deleted: say so in its status if the binding is still gone
-        (``read``; False when the caller has just read that it is)."""
+        (``read``; False when the caller has just read that it is).
+
+        An attempt still Running is fenced as one whose pod went away (``_fence``): its worker
+        may still run it (a binding's release waits for its attempts to end, so this is a
+        binding whose finalizer was removed by hand, or that went while no operator watched).
+        It ends when its worker says so or does not know it, or when its lease or deadline has
+        run out; until then the job stays Running (``Fencing``) and the binding's loop keeps
+        asking (:meth:`_loop`).
+        """
         job = _parse(body)
         if job is None or job.status.finished:
             return
@@ -315,15 +358,10 @@ class JobService:
             return  # created again meanwhile: its loop runs the job
         current = job.status.current
         if current is not None and not current.ended:
-            # The binding is gone, and with it (its finalizer waits for that) the worker pod.
-            status = ledger.end_attempt(
-                job,
-                current.id,
-                ledger.Ending(AttemptOutcome.LOST, message="the binding and its pod are gone"),
-                self._clock(),
-            )
-            if status is not None:
-                job = await self._write(job, status) or job
+            written = await self._fence_orphan(job, current)
+            if written is None or _running(written):
+                return  # still fenced (or changed meanwhile: the next look decides)
+            job = written
         if job.status.finished:
             return
         await self._write(
@@ -334,6 +372,50 @@ class JobService:
                 f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}",
             ),
         )
+
+    async def _fence_orphan(self, job: PhoneJob, attempt: Attempt) -> PhoneJob | None:
+        """Fence a running attempt of a job whose binding is gone; the job as written (None
+        when a write lost to a newer version)."""
+        key = (job.namespace, job.spec.binding_name)
+        now = self._clock()
+        heard = self._heard.get(key)
+        if heard is None or heard[0] != attempt.id:
+            heard = self._heard[key] = (attempt.id, now)  # first look: not renewed before
+        until = fencing.fenced_at(
+            job, attempt, last_heard=heard[1], grace=self._settings.grace_seconds
+        )
+        uid = self._gone.get(key)
+        base, answer = self._attempt_endpoint_of(key, attempt), None
+        if base is not None and uid:  # without the binding's uid there is no token to ask with
+            token = self._tokens.token_for(key[0], key[1], uid)
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
+        ending = fencing.ending_of(answer, until=until, now=now)
+        if ending is None:
+            status = ledger.fencing(job, pod_name(key[1]), until)
+            status.message = f"PhoneBinding {key[1]} was deleted; {status.message}"
+            written = await self._write(job, status)
+            if written is not None and job.status.reason != "Fencing":
+                self._post_job_event(
+                    written, warning=True, reason="FencingAttempt", message=status.message
+                )
+            if key not in self._tasks:
+                self._start_loop(key, None)  # asks again until the attempt is fenced
+            return written
+        ended = ledger.end_attempt(job, attempt.id, ending, now)
+        if ended is None:
+            return job
+        written = await self._write(job, ended)
+        if written is not None:
+            self._heard.pop(key, None)
+            self._post_job_event(
+                written,
+                warning=True,
+                reason=f"Attempt{ending.outcome}",
+                message=f"Attempt {attempt.number} of PhoneJob {written.name} {ending.outcome}"
+                f": {written.status.message}",
+            )
+        return written
 
     # ------------------------------------------------------------ admission
 
@@ -381,10 +463,18 @@ class JobService:
         key = (metadata["namespace"], metadata["name"])
         if event_type == "DELETED":
             self._held.discard(key)
+            heard = self._heard.get(key)
             task = self._tasks.get(key)
             if task is not None:
                 self._drop(key)
                 task.cancel()
+            if self.unsettled(*key) is not None:
+                # An attempt still runs (the finalizer was removed by hand, or the binding went
+                # while no operator watched): check_orphan fences it, with the binding's token
+                # and from when its worker last answered.
+                self._gone[key] = str(metadata.get("uid", ""))
+                if heard is not None:
+                    self._heard[key] = heard
             return
         if key in self._tasks:
             self._keep_newer(key, body)
@@ -413,6 +503,8 @@ class JobService:
         self._tasks.pop(key, None)
         self._heard.pop(key, None)
         self._old_workers.pop(key, None)
+        self._worker_images.pop(key, None)
+        self._gone.pop(key, None)
         body = self._bindings.pop(key, None)
         self.wakeups.forget(binding_key(*key))
         if self._backfill is not None and body is not None:
@@ -431,9 +523,13 @@ class JobService:
         try:
             while True:
                 try:
-                    if key not in self._bindings and not await self._read_binding(key):
+                    if key in self._bindings or await self._read_binding(key):
+                        delay = await self.pass_once(self._bindings[key])
+                    elif self.unsettled(*key) is not None:
+                        # Gone, with an attempt still fenced (check_orphan): ask again.
+                        delay = self._settings.poll_seconds
+                    else:
                         return  # the binding does not exist: its ADDED event starts the loop
-                    delay = await self.pass_once(self._bindings[key])
                 except PhonefleetError as error:
                     log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
                     delay = RETRY_SECONDS
@@ -465,7 +561,7 @@ class JobService:
         now = self._clock()
         await self._know_pod(binding)
         view = self._binding_view(binding, body)
-        await self._sync_account_condition(binding, body, view.account_hold)
+        await self._sync_conditions(binding, body, view.account_hold)
         if view.account_hold is None:
             self._held.discard(_key(binding))
         else:
@@ -483,7 +579,10 @@ class JobService:
         if decided.running is not None:
             await self._follow(binding, view, decided.running, now)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
+            seen = self._worker_images.get(_key(binding))
             await self._start(binding, view, decided.start, now)
+            if self._worker_images.get(_key(binding)) != seen:  # its worker was asked
+                await self._sync_conditions(binding, body, view.account_hold)
         return self._delay(decided, now)
 
     def _delay(self, decided: Plan, now: datetime) -> float:
@@ -533,6 +632,7 @@ class JobService:
         leases = protocol.LEASE in protocol.features(checked.body)
         if not leases:
             self._warn_old_worker(binding, view.pod_uid)
+        self._worker_images[_key(binding)] = (leases, view.pod_uid)
         started = await self._write(
             job,
             ledger.begin_attempt(
@@ -688,6 +788,7 @@ class JobService:
                 )
             return
         await self._end(binding, job, attempt.id, ending)
+        self.on_fenced(binding.uid)  # its reconcile may create the pod it held back now
 
     def _last_heard(self, binding: PhoneBinding, attempt: Attempt, now: datetime) -> datetime:
         heard = self._heard.get(_key(binding))
@@ -744,18 +845,36 @@ class JobService:
 
     # ------------------------------------------------------------ the binding's condition
 
-    async def _sync_account_condition(
+    async def _sync_conditions(
         self, binding: PhoneBinding, body: Mapping[str, Any], hold: str | None
     ) -> None:
-        status: ConditionStatus = "False" if hold else "True"
-        old = condition(binding.status.conditions, ConditionType.ACCOUNT_HEALTHY)
-        if old is None and hold is None:
-            return  # never held: no condition until something happens
-        if old is not None and old.status == status and (hold is None or old.message == hold):
+        """Write the binding's conditions the job loop owns, when they changed: AccountHealthy
+        (the account hold) and WorkerImageCurrent (whether its worker takes attempt leases)."""
+        conditions = self._account_condition(binding, binding.status.conditions, hold)
+        conditions = self._worker_image_condition(binding, conditions)
+        if conditions is binding.status.conditions:
             return
         version = str((body.get("metadata") or {}).get("resourceVersion", ""))
-        conditions = set_condition(
-            binding.status.conditions,
+        if not version:
+            return  # no body to write against yet: the next pass has one
+        await self._api.patch_binding_conditions(
+            binding.namespace,
+            binding.name,
+            version,
+            [item.to_dict() for item in conditions],
+        )
+
+    def _account_condition(
+        self, binding: PhoneBinding, conditions: list[Condition], hold: str | None
+    ) -> list[Condition]:
+        status: ConditionStatus = "False" if hold else "True"
+        old = condition(conditions, ConditionType.ACCOUNT_HEALTHY)
+        if old is None and hold is None:
+            return conditions  # never held: no condition until something happens
+        if old is not None and old.status == status and (hold is None or old.message == hold):
+            return conditions
+        return set_condition(
+            conditions,
             type=ConditionType.ACCOUNT_HEALTHY,
             status=status,
             reason="AccountError" if hold else "Cleared",
@@ -763,11 +882,37 @@ class JobService:
             now=self._clock(),
             generation=binding.metadata.generation,
         )
-        await self._api.patch_binding_conditions(
-            binding.namespace,
-            binding.name,
-            version,
-            [item.to_dict() for item in conditions],
+
+    def _worker_image_condition(
+        self, binding: PhoneBinding, conditions: list[Condition]
+    ) -> list[Condition]:
+        """WorkerImageCurrent: False (OldWorkerImage) while the worker last asked takes no lease,
+        True once a worker that does answers; absent until a worker took no lease (as the
+        account's condition, nothing is said until something happens)."""
+        seen = self._worker_images.get(_key(binding))
+        if seen is None:
+            return conditions
+        current = seen[0]
+        old = condition(conditions, protocol.WORKER_IMAGE_CURRENT)
+        if old is None and current:
+            return conditions
+        status: ConditionStatus = "True" if current else "False"
+        pod = pod_name(binding.name)
+        reason, message = (
+            (protocol.CURRENT_WORKER_REASON, protocol.current_worker_message(pod))
+            if current
+            else (protocol.OLD_WORKER_REASON, protocol.old_worker_message(pod))
+        )
+        if old is not None and (old.status, old.reason, old.message) == (status, reason, message):
+            return conditions
+        return set_condition(
+            conditions,
+            type=protocol.WORKER_IMAGE_CURRENT,
+            status=status,
+            reason=reason,
+            message=message,
+            now=self._clock(),
+            generation=binding.metadata.generation,
         )
 
     # ------------------------------------------------------------ helpers
@@ -805,7 +950,10 @@ class JobService:
         """Where the worker that had ``attempt`` listens: its pod's recorded IP (that pod may
         have left the API server while its containers still run); None when not recorded (an
         attempt started by an operator from before podIP was)."""
-        override = self._settings.endpoint_overrides.get(binding.namespaced_name)
+        return self._attempt_endpoint_of(_key(binding), attempt)
+
+    def _attempt_endpoint_of(self, key: tuple[str, str], attempt: Attempt) -> str | None:
+        override = self._settings.endpoint_overrides.get(f"{key[0]}/{key[1]}")
         return override or self._job_url(attempt.pod_ip)
 
     def _endpoint(self, binding: PhoneBinding, pod: Obj | None = None) -> str | None:
@@ -856,6 +1004,13 @@ class JobService:
         on_binding: bool = True,
     ) -> None:
         """One Event on the job and (unless told otherwise) one on its binding."""
+        self._post_job_event(job, warning=warning, reason=reason, message=message)
+        if on_binding:
+            self._kube.post_event(
+                _event_body(binding), warning=warning, reason=reason, message=message
+            )
+
+    def _post_job_event(self, job: PhoneJob, *, reason: str, message: str, warning: bool) -> None:
         job_body = {
             "apiVersion": c.API_VERSION,
             "kind": c.JOB_KIND,
@@ -866,7 +1021,6 @@ class JobService:
             },
         }
         self._kube.post_event(job_body, warning=warning, reason=reason, message=message)
-        self._kube.post_event(_event_body(binding), warning=warning, reason=reason, message=message)
         log.info("%s PhoneJob %s: %s", reason, job.namespaced_name, message)
 
 
@@ -881,6 +1035,12 @@ def _parse(body: Mapping[str, Any]) -> PhoneJob | None:
         name = (body.get("metadata") or {}).get("name")
         log.warning("Ignored PhoneJob %s: its body does not parse: %s", name, error)
         return None
+
+
+def _running(job: PhoneJob) -> bool:
+    """Whether the job's current attempt has not ended."""
+    current = job.status.current
+    return current is not None and not current.ended
 
 
 def _pod_ready(pod: Mapping[str, Any]) -> bool:
