@@ -18,15 +18,13 @@ from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.rbac import SCOPE_POLICY, install_operator_rbac
+from phonefleet_testbed.rbac import ACCOUNT_POLICY, SCOPE_POLICY, install_operator_rbac, serves
 from phonefleet_testbed.waiting import wait_for
 
 MANIFESTS = repo_root() / "manifests"
 SECOND = MANIFESTS / "accounts" / "second"
 FIRST = MANIFESTS / "accounts" / "first"
 HOME = "phonefleet-shop-b"
-#: The admission policy that keeps each account's operator to its own pools and claims.
-ACCOUNT_POLICY = "phonefleet-operator-account"
 #: Cluster-wide objects every account shares, installed by manifests/default alone.
 SHARED = {
     ("CustomResourceDefinition", None),
@@ -253,7 +251,7 @@ def account_objects(
         kubectl("create", "-f", "-", input_text=json.dumps(claim_manifest(name, labels)))
 
     def in_force() -> bool:
-        if not serves(second_operator, "shop-b"):
+        if not serves(control_plane, second_operator.kubeconfig, "shop-b"):
             return False
         written, message = pool_status_write(second_operator, names["pool-default"])
         return not written and ACCOUNT_POLICY in message
@@ -302,37 +300,18 @@ def pool_status_write(operator: Kubectl, pool: str) -> tuple[bool, str]:
     return True, ""
 
 
-def serves(operator: Kubectl, account: str) -> bool:
-    """What the authorizer answers the policy: may ``operator`` serve ``account``? (kubectl auth
-    can-i cannot ask it: accounts.phonefleet.dev is no resource it can discover.)"""
-    review = {
-        "apiVersion": "authorization.k8s.io/v1",
-        "kind": "SelfSubjectAccessReview",
-        "spec": {
-            "resourceAttributes": {
-                "group": "phonefleet.dev", "resource": "accounts", "name": account, "verb": "serve"
-            }
-        },
-    }  # fmt: skip
-    answer = operator(
-        "create", "--validate=false", "-o", "jsonpath={.status.allowed}", "-f", "-",
-        input_text=json.dumps(review),
-    )  # fmt: skip
-    return answer.stdout.strip() == "true"
-
-
 def test_each_operator_writes_the_status_of_its_own_accounts_pools_only(
-    account_objects: dict[str, Any], kubectl: Kubectl
+    account_objects: dict[str, Any], kubectl: Kubectl, control_plane: ControlPlane
 ) -> None:
     """The account policy: the first operator (account default) writes the pool without an
     account and not shop-b's; the second (shop-b) the other way round. The admin, who is no
     operator, writes both."""
     first, second = account_objects["first"], account_objects["second"]
     mine, theirs = account_objects["pool-default"], account_objects["pool-shop-b"]
-    assert serves(first, "default")
-    assert not serves(first, "shop-b")
-    assert serves(second, "shop-b")
-    assert not serves(second, "default")
+    assert serves(control_plane, first.kubeconfig, "default")
+    assert not serves(control_plane, first.kubeconfig, "shop-b")
+    assert serves(control_plane, second.kubeconfig, "shop-b")
+    assert not serves(control_plane, second.kubeconfig, "default")
 
     assert pool_status_write(first, mine) == (True, "")
     written, message = pool_status_write(first, theirs)

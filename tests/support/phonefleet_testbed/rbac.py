@@ -22,6 +22,7 @@ __all__ = [
     "install_account_identity",
     "install_operator_rbac",
     "operator_kubeconfig",
+    "serves",
     "webhook_configuration",
 ]
 
@@ -84,6 +85,11 @@ def install_operator_rbac(plane: ControlPlane) -> Path:
         return SCOPE_POLICY in result.stderr
 
     wait_for(has_its_rights, 30, message=f"{OPERATOR_USER} to get its rights")
+    wait_for(
+        lambda: serves(plane, kubeconfig, "default"),
+        30,
+        message=f"{OPERATOR_USER} to serve the account default (manifests/rbac/account_role.yaml)",
+    )
     wait_for(policy_enforced, 30, message=f"ValidatingAdmissionPolicy {SCOPE_POLICY} in force")
     return kubeconfig
 
@@ -104,30 +110,35 @@ def install_account_identity(plane: ControlPlane, account: str) -> tuple[Path, s
     plane.kubectl("apply", "-f", "-", input_text=manifest)
     home = f"phonefleet-{account}"
     kubeconfig = plane.mint_service_account_kubeconfig(home, OPERATOR_SERVICE_ACCOUNT)
-    review = json.dumps(
-        {
-            "apiVersion": "authorization.k8s.io/v1",
-            "kind": "SelfSubjectAccessReview",
-            "spec": {
-                "resourceAttributes": {
-                    "group": "phonefleet.dev",
-                    "resource": "accounts",
-                    "name": account,
-                    "verb": "serve",
-                }
-            },
-        }
+    wait_for(
+        lambda: serves(plane, kubeconfig, account),
+        30,
+        message=f"the operator of account {account} to serve it",
     )
-
-    def serves_its_account() -> bool:
-        answer = plane.kubectl(
-            "create", "--validate=false", "-o", "jsonpath={.status.allowed}", "-f", "-",
-            input_text=review, kubeconfig=kubeconfig, check=False,
-        )  # fmt: skip
-        return answer.stdout.strip() == "true"
-
-    wait_for(serves_its_account, 30, message=f"the operator of account {account} to serve it")
     return kubeconfig, home
+
+
+def serves(plane: ControlPlane, kubeconfig: Path, account: str) -> bool:
+    """Whether the authorizer lets the identity of ``kubeconfig`` serve ``account`` (the right
+    the account policy asks for; ``kubectl auth can-i`` cannot ask it, as no resource kind
+    accounts.phonefleet.dev is served)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {
+                "group": "phonefleet.dev",
+                "resource": "accounts",
+                "name": account,
+                "verb": "serve",
+            }
+        },
+    }
+    answer = plane.kubectl(
+        "create", "--validate=false", "-o", "jsonpath={.status.allowed}", "-f", "-",
+        input_text=json.dumps(review), kubeconfig=kubeconfig, check=False,
+    )  # fmt: skip
+    return answer.stdout.strip() == "true"
 
 
 def operator_kubeconfig(plane: ControlPlane) -> Path:
