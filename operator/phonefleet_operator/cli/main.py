@@ -8,6 +8,7 @@ from phonefleet_operator.cli.bindings import bindings
 from phonefleet_operator.cli.dev import dev
 from phonefleet_operator.cli.jobs import jobs
 from phonefleet_operator.cli.phones import phones
+from phonefleet_operator.cli.pools import pools
 
 __all__ = ["cli"]
 
@@ -22,3 +23,4 @@ cli.add_command(bindings)
 cli.add_command(phones)
 cli.add_command(dev)
 cli.add_command(jobs)
+cli.add_command(pools)

@@ -5,10 +5,12 @@ it, and the shared scope policy judges the second operator as it judges the firs
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 import yaml
 
@@ -16,7 +18,7 @@ from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.rbac import SCOPE_POLICY, install_operator_rbac
+from phonefleet_testbed.rbac import ACCOUNT_POLICY, SCOPE_POLICY, install_operator_rbac, serves
 from phonefleet_testbed.waiting import wait_for
 
 MANIFESTS = repo_root() / "manifests"
@@ -29,6 +31,8 @@ SHARED = {
     ("ClusterRole", "phonefleet-operator"),
     ("ValidatingAdmissionPolicy", "phonefleet-operator-scope"),
     ("ValidatingAdmissionPolicyBinding", "phonefleet-operator-scope"),
+    ("ValidatingAdmissionPolicy", "phonefleet-operator-account"),
+    ("ValidatingAdmissionPolicyBinding", "phonefleet-operator-account"),
 }
 
 
@@ -170,9 +174,9 @@ def claims(kubectl: Kubectl) -> Iterator[dict[str, str]]:
 def test_the_scope_policy_keeps_each_operator_to_its_own_account(
     second_operator: Kubectl, claims: dict[str, str]
 ) -> None:
-    """The second operator may label a claim an older version made and set a claim's
-    releasePolicy; it may not move another account's claim to its own, nor write the first
-    account's Secrets in phonefleet-system."""
+    """The second operator may label a claim an older version made; it may not move another
+    account's claim to its own (the scope policy), nor change its releasePolicy (the account
+    policy), nor write the first account's Secrets in phonefleet-system."""
 
     def patch(name: str, body: dict[str, Any]) -> tuple[bool, str]:
         result = second_operator(
@@ -185,7 +189,8 @@ def test_the_scope_policy_keeps_each_operator_to_its_own_account(
     accepted, stderr = patch(claims["unlabelled"], adopt)
     assert accepted, stderr
     accepted, stderr = patch(claims["a"], {"spec": {"releasePolicy": "Keep"}})
-    assert accepted, stderr
+    assert not accepted
+    assert ACCOUNT_POLICY in stderr
     accepted, stderr = patch(claims["a"], adopt)
     assert not accepted
     assert SCOPE_POLICY in stderr
@@ -206,3 +211,184 @@ def test_the_scope_policy_keeps_each_operator_to_its_own_account(
     )
     assert result.returncode != 0
     assert SCOPE_POLICY in result.stderr
+
+
+def refused_by_policy(result: Any) -> bool:
+    """A kubectl call the account policy refused (stderr names it)."""
+    return bool(result.returncode != 0 and ACCOUNT_POLICY in result.stderr)
+
+
+@pytest.fixture
+def account_objects(
+    control_plane: ControlPlane, second_operator: Kubectl, kubectl: Kubectl
+) -> Iterator[dict[str, Kubectl | str]]:
+    """Both accounts' operator identities (the first: manifests/rbac's, account default), a pool
+    and a claim of each account, made by the admin. Waits until the account policy is in force
+    (the API server applies a new policy shortly after it is stored)."""
+    first = kubectl.as_user(install_operator_rbac(control_plane))
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "pool-default": f"policy-pool-default-{suffix}",
+        "pool-shop-b": f"policy-pool-shop-b-{suffix}",
+        "claim-default": f"policy-claim-default-{suffix}",
+        "claim-shop-b": f"policy-claim-shop-b-{suffix}",
+        "claim-old": f"policy-claim-old-{suffix}",
+    }
+    for account in ("default", "shop-b"):
+        spec: dict[str, Any] = {"phones": {"serialNames": ["policy-*"]}, "maxRunning": 1}
+        if account != "default":
+            spec["account"] = account
+        pool = {
+            "apiVersion": "phonefleet.dev/v1alpha1",
+            "kind": "PhonePool",
+            "metadata": {"name": names[f"pool-{account}"]},
+            "spec": spec,
+        }
+        kubectl("create", "-f", "-", input_text=json.dumps(pool))
+    for account in ("default", "shop-b", "old"):
+        name = names[f"claim-{account}"]
+        labels = {} if account == "old" else {"phonefleet.dev/account": account}
+        kubectl("create", "-f", "-", input_text=json.dumps(claim_manifest(name, labels)))
+
+    def in_force() -> bool:
+        if not serves(control_plane, second_operator.kubeconfig, "shop-b"):
+            return False
+        written, message = pool_status_write(second_operator, names["pool-default"])
+        return not written and ACCOUNT_POLICY in message
+
+    try:
+        wait_for(in_force, 30, message=f"ValidatingAdmissionPolicy {ACCOUNT_POLICY} in force")
+        yield {"first": first, "second": second_operator, **names}
+    finally:
+        for key_, name in names.items():
+            kind = "phonepool" if key_.startswith("pool") else "phoneclaim"
+            kubectl("delete", kind, name, "--ignore-not-found", "--wait=false")
+
+
+def claim_manifest(name: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A PhoneClaim of a phone ``name`` with ``labels``, held by a binding in team-b."""
+    return {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneClaim",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "phoneId": name,
+            "serialName": "x",
+            "holder": {"namespace": "team-b", "name": "x", "uid": "uid-x"},
+        },
+    }
+
+
+def pool_status_write(operator: Kubectl, pool: str) -> tuple[bool, str]:
+    """The operator's own write of a pool's status (a merge patch of status.holders through the
+    Kubernetes client, as k8s/pools.py makes it: kubectl would GET the status first, which the
+    operator may not); True when stored, else False and the API server's message."""
+    api = kubernetes.client.CustomObjectsApi(
+        kubernetes.config.new_client_from_config(str(operator.kubeconfig))
+    )
+    try:
+        api.patch_cluster_custom_object_status(
+            "phonefleet.dev", "v1alpha1", "phonepools", pool,
+            {"status": {"holders": [], "running": 0}},
+        )  # fmt: skip
+    except kubernetes.client.ApiException as error:
+        if error.status != 403:
+            raise
+        return False, str(json.loads(error.body)["message"])
+    finally:
+        api.api_client.close()
+    return True, ""
+
+
+def test_each_operator_writes_the_status_of_its_own_accounts_pools_only(
+    account_objects: dict[str, Any], kubectl: Kubectl, control_plane: ControlPlane
+) -> None:
+    """The account policy: the first operator (account default) writes the pool without an
+    account and not shop-b's; the second (shop-b) the other way round. The admin, who is no
+    operator, writes both."""
+    first, second = account_objects["first"], account_objects["second"]
+    mine, theirs = account_objects["pool-default"], account_objects["pool-shop-b"]
+    assert serves(control_plane, first.kubeconfig, "default")
+    assert not serves(control_plane, first.kubeconfig, "shop-b")
+    assert serves(control_plane, second.kubeconfig, "shop-b")
+    assert not serves(control_plane, second.kubeconfig, "default")
+
+    assert pool_status_write(first, mine) == (True, "")
+    written, message = pool_status_write(first, theirs)
+    assert not written
+    assert ACCOUNT_POLICY in message
+    assert f"PhonePool {theirs} belongs to account shop-b" in message
+
+    assert pool_status_write(second, theirs) == (True, "")
+    written, message = pool_status_write(second, mine)
+    assert not written
+    assert ACCOUNT_POLICY in message
+    assert f"PhonePool {mine} belongs to account default" in message
+
+    for pool in (mine, theirs):
+        assert pool_status_write(kubectl, pool) == (True, "")
+
+
+def test_each_operator_creates_changes_and_releases_its_own_accounts_claims_only(
+    account_objects: dict[str, Any], kubectl: Kubectl
+) -> None:
+    """The account policy on PhoneClaims, for the second operator (shop-b): it creates claims
+    labelled shop-b only (not default's, not unlabelled ones); it may change and release its
+    own but not default's; an unlabelled claim it may label with shop-b only. The admin may
+    delete any claim."""
+    second: Kubectl = account_objects["second"]
+    theirs, old = account_objects["claim-default"], account_objects["claim-old"]
+
+    def create(name: str, labels: dict[str, str]) -> Any:
+        manifest = json.dumps(claim_manifest(name, labels))
+        return second("create", "--dry-run=server", "-f", "-", input_text=manifest, check=False)
+
+    def patch(name: str, body: dict[str, Any]) -> Any:
+        return second(
+            "patch", "phoneclaim", name, "--type=merge", "--dry-run=server",
+            "-p", json.dumps(body), check=False,
+        )  # fmt: skip
+
+    def delete(name: str) -> Any:
+        return second("delete", "phoneclaim", name, "--dry-run=server", check=False)
+
+    created = create("policy-claim-new", {"phonefleet.dev/account": "shop-b"})
+    assert created.returncode == 0, created.stderr
+    refused = create("policy-claim-new", {"phonefleet.dev/account": "default"})
+    assert refused_by_policy(refused), refused.stderr
+    assert "is of account default" in refused.stderr
+    refused = create("policy-claim-new", {})
+    assert refused_by_policy(refused), refused.stderr
+
+    own = account_objects["claim-shop-b"]
+    for name, allowed in ((own, True), (theirs, False)):
+        for result in (patch(name, {"spec": {"releasePolicy": "Keep"}}), delete(name)):
+            assert (result.returncode == 0) == allowed, result.stderr
+            assert allowed or refused_by_policy(result), result.stderr
+
+    relabel = patch(old, {"metadata": {"labels": {"phonefleet.dev/account": "default"}}})
+    assert refused_by_policy(relabel), relabel.stderr
+    adopted = patch(old, {"metadata": {"labels": {"phonefleet.dev/account": "shop-b"}}})
+    assert adopted.returncode == 0, adopted.stderr
+
+    for name in (own, theirs):
+        released = kubectl("delete", "phoneclaim", name, "--dry-run=server", check=False)
+        assert released.returncode == 0, released.stderr
+
+
+def test_the_first_operator_cannot_release_the_second_accounts_claims(
+    account_objects: dict[str, Any],
+) -> None:
+    """The same policy the other way round: account default's operator may release its own
+    claim, and may neither release nor change shop-b's."""
+    first: Kubectl = account_objects["first"]
+    mine, theirs = account_objects["claim-default"], account_objects["claim-shop-b"]
+    assert first("delete", "phoneclaim", mine, "--dry-run=server").returncode == 0
+    refused = first("delete", "phoneclaim", theirs, "--dry-run=server", check=False)
+    assert refused_by_policy(refused), refused.stderr
+    assert "releases the claims of its own account only" in refused.stderr
+    refused = first(
+        "patch", "phoneclaim", theirs, "--type=merge", "--dry-run=server",
+        "-p", '{"spec":{"releasePolicy":"Keep"}}', check=False,
+    )  # fmt: skip
+    assert refused_by_policy(refused), refused.stderr

@@ -59,8 +59,10 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
     kinds = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in objects)
     assert kinds == [
         "ClusterRole/phonefleet-operator",
+        "ClusterRole/phonefleet-operator-account",
         "ClusterRole/phonefleet-operator-webhook",
         "ClusterRoleBinding/phonefleet-operator",
+        "ClusterRoleBinding/phonefleet-operator-account",
         "ClusterRoleBinding/phonefleet-operator-webhook",
         "CustomResourceDefinition/phonebindings.phonefleet.dev",
         "CustomResourceDefinition/phoneclaims.phonefleet.dev",
@@ -73,7 +75,9 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
         "RoleBinding/phonefleet-operator",
         "Service/phonefleet-webhook",
         "ServiceAccount/phonefleet-operator",
+        "ValidatingAdmissionPolicy/phonefleet-operator-account",
         "ValidatingAdmissionPolicy/phonefleet-operator-scope",
+        "ValidatingAdmissionPolicyBinding/phonefleet-operator-account",
         "ValidatingAdmissionPolicyBinding/phonefleet-operator-scope",
     ]
     assert not [o for o in objects if o["kind"] == "Secret"], "a Secret must never be in Git"

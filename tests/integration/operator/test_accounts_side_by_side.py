@@ -28,6 +28,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
 from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.rbac import install_account_identity
 from phonefleet_testbed.scenarios import make_binding, operator_env, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
@@ -113,7 +114,8 @@ def force_delete(kubectl: Kubectl, account: Account, name: str) -> None:
 def accounts(
     control_plane: ControlPlane, operator_credentials: Path, kubectl: Kubectl
 ) -> Iterator[dict[str, Account]]:
-    """Accounts a and b, each with a simulator of two phones and a namespace; operators are
+    """Accounts a and b, each with a simulator of two phones, a namespace and its operator's
+    identity (``operator_credentials``: the shared manifests/rbac first); operators are
     started by the test. Afterwards every binding is released through its own operator and no
     phone of either account may be left running."""
     workdir = Path(tempfile.mkdtemp(prefix="phonefleet-accounts-"))
@@ -123,9 +125,13 @@ def accounts(
         for name, simulator in (("a", sim_a), ("b", sim_b)):
             namespace = f"account-{name}-{free_port()}"
             kubectl("create", "namespace", namespace)
+            # Each account's operator runs as its own ServiceAccount (manifests/accounts/second
+            # for the account), which the account policy lets write only its account's claims.
+            identity, home = install_account_identity(control_plane, name)
             env = {
                 **operator_env(control_plane, simulator),
-                "KUBECONFIG": str(operator_credentials),
+                "KUBECONFIG": str(identity),
+                "PHONEFLEET_OPERATOR_NAMESPACE": home,
                 "PHONEFLEET_ACCOUNT": name,
                 "PHONEFLEET_ORPHAN_SWEEP_SECONDS": "2",
             }

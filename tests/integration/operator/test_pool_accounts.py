@@ -14,10 +14,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_accounts_side_by_side import Account, accounts  # noqa: F401 - the fixture
+from test_accounts_side_by_side import Account, accounts, bind, claim  # noqa: F401 - the fixture
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.rbac import ACCOUNT_POLICY
 from phonefleet_testbed.scenarios import condition, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_testbed.watching import Watch
@@ -185,3 +186,58 @@ def test_each_accounts_operator_keeps_its_own_pools_limit_and_status(
         json.loads(kubectl("get", "phonepool", "pool-a", "-o", "json").stdout)["spec"]["account"]
         == "a"
     )
+
+
+def test_an_operator_whose_identity_serves_another_account_is_refused_and_says_so(
+    pool_names: list[str],
+    kubectl: Kubectl,
+    accounts: dict[str, Account],  # noqa: F811 - the fixture imported above
+) -> None:
+    """Account b's operator run with account a's ServiceAccount (a wrong Deployment or overlay):
+    the API server refuses its writes to pool-b's status and its claims (the account policy,
+    phonefleet-operator-account). Its binding keeps its phase and quotes the refusal in its
+    status message; no claim is made and no phone starts; the operator keeps running and tries
+    again. Given its own identity again, the same binding runs."""
+    a, b = accounts["a"], accounts["b"]
+    pool_names.append("pool-b")
+    kubectl.apply(pool("pool-b", "b", [b.namespace], 1))
+    own = dict(b.env)
+    b.env.update(
+        KUBECONFIG=a.env["KUBECONFIG"],
+        PHONEFLEET_OPERATOR_NAMESPACE=a.env["PHONEFLEET_OPERATOR_NAMESPACE"],
+    )
+    b.start()
+    name = bind(kubectl, b, 0)
+
+    def refusal() -> str | None:
+        assert b.process is not None
+        b.process.check_running()
+        found = kubectl.get("phonebinding", name, b.namespace) or {}
+        message = str((found.get("status") or {}).get("message", ""))
+        return message if ACCOUNT_POLICY in message else None
+
+    message = wait_for(refusal, 90, message=lambda: f"the refusal in {name}'s status\n{b.log()}")
+    assert "PhonePool pool-b belongs to account b" in message
+    assert "phonefleet-a:phonefleet-operator does not serve" in message
+    assert claim(kubectl, b.phones[0]) is None
+    assert not b.running()
+    assert ((kubectl.get("phonepool", "pool-b") or {}).get("status") or {}).get("holders") in (
+        None,
+        [],
+    )
+    wait_for(
+        lambda: "Could not report on the PhonePools" in b.log(),
+        60,
+        message=lambda: f"the pool report's refusal in the log\n{b.log()}",
+    )
+    assert b.process is not None
+    assert b.process.is_running(), b.log()
+
+    b.stop()
+    b.env.clear()
+    b.env.update(own)
+    b.start()
+    wait_phase(kubectl, b.namespace, name, "Running", timeout=90)
+    found = claim(kubectl, b.phones[0])
+    assert found is not None
+    assert found["metadata"]["labels"]["phonefleet.dev/account"] == "b"

@@ -7,17 +7,22 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
 
 __all__ = [
+    "ACCOUNT_POLICY",
     "OPERATOR_NAMESPACE",
     "OPERATOR_SERVICE_ACCOUNT",
     "OPERATOR_USER",
     "SCOPE_POLICY",
+    "install_account_identity",
     "install_operator_rbac",
     "operator_kubeconfig",
+    "serves",
     "webhook_configuration",
 ]
 
@@ -27,6 +32,11 @@ OPERATOR_SERVICE_ACCOUNT = "phonefleet-operator"
 OPERATOR_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
 #: The ValidatingAdmissionPolicy in manifests/rbac that keeps the operator to its own objects.
 SCOPE_POLICY = "phonefleet-operator-scope"
+#: The ValidatingAdmissionPolicy in manifests/rbac that keeps each account's operator to the
+#: PhonePools and PhoneClaims of its own account.
+ACCOUNT_POLICY = "phonefleet-operator-account"
+#: The account name and home namespace of manifests/accounts/second, replaced per account.
+_SECOND_ACCOUNT = "shop-b"
 
 _PROBE = json.dumps(
     {
@@ -75,8 +85,60 @@ def install_operator_rbac(plane: ControlPlane) -> Path:
         return SCOPE_POLICY in result.stderr
 
     wait_for(has_its_rights, 30, message=f"{OPERATOR_USER} to get its rights")
+    wait_for(
+        lambda: serves(plane, kubeconfig, "default"),
+        30,
+        message=f"{OPERATOR_USER} to serve the account default (manifests/rbac/account_role.yaml)",
+    )
     wait_for(policy_enforced, 30, message=f"ValidatingAdmissionPolicy {SCOPE_POLICY} in force")
     return kubeconfig
+
+
+def install_account_identity(plane: ControlPlane, account: str) -> tuple[Path, str]:
+    """The operator identity of another Geelark account: ``manifests/accounts/second`` with its
+    account (``shop-b``) renamed ``account``, its namespace, ServiceAccount and roles applied
+    (not its Deployment). Needs ``install_operator_rbac`` first (the shared ClusterRole and
+    policies). Returns a kubeconfig of its ServiceAccount, once it has its rights and serves
+    ``account``, and its home namespace (``phonefleet-<account>``: the operator's
+    PHONEFLEET_OPERATOR_NAMESPACE)."""
+    rendered = plane.kubectl("kustomize", str(repo_root() / "manifests" / "accounts" / "second"))
+    text = rendered.stdout.replace(_SECOND_ACCOUNT, account)
+    kinds = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"}
+    kinds.add("RoleBinding")
+    objects = [o for o in yaml.safe_load_all(text) if o and o["kind"] in kinds]
+    manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    plane.kubectl("apply", "-f", "-", input_text=manifest)
+    home = f"phonefleet-{account}"
+    kubeconfig = plane.mint_service_account_kubeconfig(home, OPERATOR_SERVICE_ACCOUNT)
+    wait_for(
+        lambda: serves(plane, kubeconfig, account),
+        30,
+        message=f"the operator of account {account} to serve it",
+    )
+    return kubeconfig, home
+
+
+def serves(plane: ControlPlane, kubeconfig: Path, account: str) -> bool:
+    """Whether the authorizer lets the identity of ``kubeconfig`` serve ``account`` (the right
+    the account policy asks for; ``kubectl auth can-i`` cannot ask it, as no resource kind
+    accounts.phonefleet.dev is served)."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SelfSubjectAccessReview",
+        "spec": {
+            "resourceAttributes": {
+                "group": "phonefleet.dev",
+                "resource": "accounts",
+                "name": account,
+                "verb": "serve",
+            }
+        },
+    }
+    answer = plane.kubectl(
+        "create", "--validate=false", "-o", "jsonpath={.status.allowed}", "-f", "-",
+        input_text=json.dumps(review), kubeconfig=kubeconfig, check=False,
+    )  # fmt: skip
+    return answer.stdout.strip() == "true"
 
 
 def operator_kubeconfig(plane: ControlPlane) -> Path:
