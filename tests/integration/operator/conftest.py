@@ -22,6 +22,7 @@ from phonefleet_testbed.rbac import (
     operator_kubeconfig,
 )
 from phonefleet_testbed.scenarios import Fleet, Operator, operator_env
+from phonefleet_testbed.tenants import Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
 
 #: The ValidatingWebhookConfiguration of the account "default" (the tests' operators').
@@ -156,3 +157,14 @@ def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
 def operator(operator_factory: Callable[..., Operator]) -> Operator:
     """One operator, running for the whole test."""
     return operator_factory()
+
+
+@pytest.fixture
+def tenancy(
+    tenants: tuple[Tenant, Tenant],
+    pools: Callable[..., str],
+    fleet: Fleet,
+    operator: Operator,
+) -> Tenancy:
+    """Two tenants, pools on demand and the fleet, with one operator running (the pool tests)."""
+    return Tenancy(tenants, pools, fleet)
