@@ -28,25 +28,15 @@ import requests
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.jobs import make_job, run_binding_with_job_endpoint
 from phonefleet_testbed.processes import free_port
-from phonefleet_testbed.scenarios import (
-    Fleet,
-    Operator,
-    make_binding,
-    wait_job_token,
-    wait_phase,
-)
+from phonefleet_testbed.scenarios import Fleet, Operator
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 NAME = "fence"
-JOB_ENV = {
-    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
-    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
-    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
-    "PHONEFLEET_JOBS_LEASE_SECONDS": "4",
-}
+LEASE_SECONDS = "4"
 
 
 class Router:
@@ -170,30 +160,28 @@ def start_attempt_then_force_delete(
 ) -> str:
     """Binding and job running on the old pod's worker; then the pod force-deleted. Returns
     attempt 1's id."""
-    operator_factory(
-        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
-        **JOB_ENV,
+    token = run_binding_with_job_endpoint(
+        kubectl=kubectl,
+        namespace=namespace,
+        name=NAME,
+        fleet=fleet,
+        operator_factory=operator_factory,
+        url=router.url,
+        PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS,
     )
-    kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
-    wait_phase(kubectl, namespace, NAME, "Running")
-    token = wait_job_token(kubectl, namespace, NAME)
     for worker in workers.values():
         worker.mount_token(token)
     kubectl.apply(
-        {
-            "apiVersion": "phonefleet.dev/v1alpha1",
-            "kind": "PhoneJob",
-            "metadata": {"name": "post", "namespace": namespace},
-            "spec": {
-                "bindingName": NAME,
-                "task": "probe-post",
-                # Long enough to be running still when the pod goes; the new worker's attempt
-                # (the same params) is only waited for until it starts.
-                "params": {"caption": "x", "seconds": 120},
-                "retryDelaySeconds": 1,
-                "activeDeadlineSeconds": 600,
-            },
-        }
+        make_job(
+            "post",
+            NAME,
+            namespace,
+            # Long enough to be running still when the pod goes; the new worker's attempt
+            # (the same params) is only waited for until it starts.
+            params={"caption": "x", "seconds": 120},
+            retryDelaySeconds=1,
+            activeDeadlineSeconds=600,
+        )
     )
     running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
     first = running["attempts"][0]["id"]

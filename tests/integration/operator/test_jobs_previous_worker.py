@@ -20,24 +20,14 @@ from typing import Any
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import (
-    Fleet,
-    Operator,
-    make_binding,
-    wait_job_token,
-    wait_phase,
-)
+from phonefleet_testbed.jobs import make_job, run_binding_with_job_endpoint
+from phonefleet_testbed.scenarios import Fleet, Operator
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 NAME = "elder"
 SCRIPT = Path(__file__).resolve().parents[2] / "previous_release_worker.py"
-JOB_ENV = {
-    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
-    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
-    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
-}
 
 
 @pytest.fixture
@@ -85,22 +75,17 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     (once), and no Event or log line holds the job token."""
     caplog.set_level(logging.INFO)
     url, token_file = previous_worker
-    operator_factory(
-        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": url}), **JOB_ENV
+    token = run_binding_with_job_endpoint(
+        kubectl=kubectl,
+        namespace=namespace,
+        name=NAME,
+        fleet=fleet,
+        operator_factory=operator_factory,
+        url=url,
     )
-    kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
-    wait_phase(kubectl, namespace, NAME, "Running")
-    token = wait_job_token(kubectl, namespace, NAME)
     token_file.write_text(token)
     for name in ("beat-1", "beat-2"):
-        kubectl.apply(
-            {
-                "apiVersion": "phonefleet.dev/v1alpha1",
-                "kind": "PhoneJob",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"bindingName": NAME, "task": "heartbeat"},
-            }
-        )
+        kubectl.apply(make_job(name, NAME, namespace, task="heartbeat", params={}))
 
     def succeeded(name: str) -> dict[str, Any] | None:
         status = (kubectl.get("phonejob", name, namespace) or {}).get("status") or {}
