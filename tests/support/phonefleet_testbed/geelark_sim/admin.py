@@ -25,6 +25,17 @@ class PowerChange:
 
 
 @dataclass(frozen=True)
+class ServedCall:
+    """One entry of the simulator's call log: an Open API call it served at ``at`` (its own
+    clock) to ``endpoint`` (the full path), naming phones ``ids``."""
+
+    seq: int
+    at: float
+    endpoint: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PhoneSnapshot:
     """A phone as the simulator sees it at one moment."""
 
@@ -224,6 +235,14 @@ class SimulatorAdmin:
         """Every power change numbered above ``after``, in the simulator's order."""
         entries = self._call("GET", "/power-log", params={"after": str(after)})["entries"]
         return [PowerChange(int(e["seq"]), str(e["id"]), bool(e["on"])) for e in entries]
+
+    def served_calls(self, after: int = 0) -> list[ServedCall]:
+        """Every Open API call served numbered above ``after``, in the order they were served."""
+        entries = self._call("GET", "/calls", params={"after": str(after)})["entries"]
+        return [
+            ServedCall(int(e["seq"]), float(e["at"]), str(e["endpoint"]), tuple(e["ids"]))
+            for e in entries
+        ]
 
     def set_faults(
         self,
