@@ -28,9 +28,8 @@ import requests
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
-from phonefleet_testbed.jobs import make_job, run_binding_with_job_endpoint
+from phonefleet_testbed.jobs import make_job
 from phonefleet_testbed.processes import free_port
-from phonefleet_testbed.scenarios import Fleet, Operator
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -150,25 +149,15 @@ def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
 
 
 def start_attempt_then_force_delete(
-    *,
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     router: Router,
     workers: dict[str, StandInWorker],
 ) -> str:
     """Binding and job running on the old pod's worker; then the pod force-deleted. Returns
     attempt 1's id."""
-    token = run_binding_with_job_endpoint(
-        kubectl=kubectl,
-        namespace=namespace,
-        name=NAME,
-        fleet=fleet,
-        operator_factory=operator_factory,
-        url=router.url,
-        PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS,
-    )
+    token = job_binding(NAME, router.url, PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS)
     for worker in workers.values():
         worker.mount_token(token)
     kubectl.apply(
@@ -204,8 +193,7 @@ def start_attempt_then_force_delete(
 def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     workers: dict[str, StandInWorker],
 ) -> None:
     """The pod is force-deleted while its worker still runs attempt 1. The operator tells that
@@ -214,14 +202,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
     attempt 2 ran on the new pod while the old worker still ran attempt 1: two workers on one
     phone."""
     with Router(workers["old"].url) as router:
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
         status = wait_status(
             kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
         )
@@ -245,8 +226,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
 def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_next_starts(
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     workers: dict[str, StandInWorker],
 ) -> None:
     """As above, but the old pod is out of reach (its node cut off): the job waits, Fencing,
@@ -255,14 +235,7 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     on the new pod after the old worker stopped."""
     with Router(workers["old"].url) as router:
         router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
         fencing = wait_status(
             kubectl, namespace, lambda s: s.get("reason") == "Fencing", "to wait, Fencing"
         )

@@ -20,8 +20,7 @@ from typing import Any
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.jobs import make_job, run_binding_with_job_endpoint
-from phonefleet_testbed.scenarios import Fleet, Operator
+from phonefleet_testbed.jobs import make_job
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -65,8 +64,7 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     *,
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     previous_worker: tuple[str, Path],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -75,14 +73,7 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     (once), and no Event or log line holds the job token."""
     caplog.set_level(logging.INFO)
     url, token_file = previous_worker
-    token = run_binding_with_job_endpoint(
-        kubectl=kubectl,
-        namespace=namespace,
-        name=NAME,
-        fleet=fleet,
-        operator_factory=operator_factory,
-        url=url,
-    )
+    token = job_binding(NAME, url)
     token_file.write_text(token)
     for name in ("beat-1", "beat-2"):
         kubectl.apply(make_job(name, NAME, namespace, task="heartbeat", params={}))

@@ -4,13 +4,12 @@ images; refusals tell another tenant nothing; a changed pool is judged again."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
 from phonefleet_testbed.tenants import CLIENT_LABEL, Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
@@ -274,33 +273,6 @@ def test_with_pools_required_a_phone_in_no_pool_cannot_be_bound(
 
     assert condition(body, "Admitted")["reason"] == "PhoneNotAvailable"  # type: ignore[index]
     assert "phones in no pool cannot be bound" in caplog.text
-
-
-@pytest.fixture
-def webhook_operator(
-    kubectl: Kubectl, operator_factory: Callable[..., Operator]
-) -> Iterator[Callable[[], Operator]]:
-    """Starts an operator serving its webhook on loopback, once registered; cleans up after."""
-    kubectl("create", "namespace", "phonefleet-system", check=False)
-
-    def start() -> Operator:
-        operator = operator_factory(
-            PHONEFLEET_WEBHOOK_ENABLED="true",
-            PHONEFLEET_WEBHOOK_ADDR="127.0.0.1",
-            PHONEFLEET_WEBHOOK_HOST="127.0.0.1",
-            PHONEFLEET_WEBHOOK_PORT=str(free_port()),
-            PHONEFLEET_WEBHOOK_SERVICE="",
-        )
-
-        def registered() -> bool:
-            config = kubectl.get("validatingwebhookconfiguration", "phonefleet.dev")
-            return bool(config and config["webhooks"][0]["clientConfig"].get("caBundle"))
-
-        wait_for(registered, 60, message="the ValidatingWebhookConfiguration with its CA")
-        return operator
-
-    yield start
-    kubectl("delete", "validatingwebhookconfiguration", "phonefleet.dev", "--ignore-not-found")
 
 
 def test_the_webhook_refuses_forbidden_bindings_and_names_no_other_tenant(

@@ -1,16 +1,12 @@
-"""Building blocks of the PhoneJob scenarios: the operator's job settings for tests, job
-manifests, and a Running binding whose job endpoint is a URL of the test's choosing."""
+"""Building blocks of the PhoneJob scenarios: the operator's job settings for tests and job
+manifests (the ``job_binding`` fixture of the operator scenarios runs a binding whose job
+endpoint is a URL of the test's choosing)."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
 from typing import Any
 
-from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, make_binding, wait_job_token, wait_phase
-
-__all__ = ["JOB_ENV", "make_job", "run_binding_with_job_endpoint"]
+__all__ = ["JOB_ENV", "make_job"]
 
 #: Job settings of an operator under test: quick polls, a short grace and request timeout.
 JOB_ENV = {
@@ -31,25 +27,3 @@ def make_job(name: str, binding: str, namespace: str, **spec: Any) -> dict[str, 
         "metadata": {"name": name, "namespace": namespace},
         "spec": body,
     }
-
-
-def run_binding_with_job_endpoint(
-    *,
-    kubectl: Kubectl,
-    namespace: str,
-    name: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
-    url: str,
-    **env: str,
-) -> str:
-    """Start an operator (:data:`JOB_ENV` and ``env``) that reaches binding ``namespace/name``'s
-    job endpoint at ``url`` (the test-only endpoint override), bind the binding to a new phone,
-    wait until it runs, and return the job token the operator wrote into its Secret."""
-    operator_factory(
-        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{name}": url}),
-        **{**JOB_ENV, **env},
-    )
-    kubectl.apply(make_binding(name, fleet.add_phone(), namespace))
-    wait_phase(kubectl, namespace, name, "Running")
-    return wait_job_token(kubectl, namespace, name)
