@@ -19,6 +19,7 @@ from phonefleet_testbed.scenarios import (
     Operator,
     binding,
     condition,
+    events,
     make_binding,
     wait_phase,
 )
@@ -69,18 +70,9 @@ def test_a_missing_phone_is_reported_and_bound_once_it_appears(
     assert "late-phone" in body["status"]["message"]
     assert kubectl.get("pod", "patient-worker", namespace) is None
     warnings = wait_for(
-        lambda: json.loads(
-            kubectl(
-                "get",
-                "events",
-                "-n",
-                namespace,
-                "--field-selector",
-                "involvedObject.name=patient,type=Warning,reason=PhoneNotFound",
-                "-o",
-                "json",
-            ).stdout
-        )["items"],
+        lambda: events(
+            kubectl, namespace, "involvedObject.name=patient,type=Warning,reason=PhoneNotFound"
+        ),
         30,
         message="a Warning Event PhoneNotFound about the binding",
     )
@@ -276,19 +268,8 @@ def test_a_worker_that_never_gets_ready_gets_fresh_adb_data_without_a_restart(
     assert again is not None
     assert again["metadata"]["uid"] == pod["metadata"]["uid"]
     assert body["status"]["phase"] == "Bound"  # type: ignore[index]
-    events = json.loads(
-        kubectl(
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            "reason=ReprovisioningAdb",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    assert [e["type"] for e in events][:1] == ["Warning"]
+    reprovisioned = events(kubectl, namespace, "reason=ReprovisioningAdb")
+    assert [e["type"] for e in reprovisioned][:1] == ["Warning"]
 
 
 def test_a_spec_change_is_acted_on_at_once_not_at_the_next_periodic_check(
