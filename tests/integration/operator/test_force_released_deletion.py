@@ -24,7 +24,14 @@ from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.billing import held_phone_ids, unbound_running
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim.endpoints import PHONE_STOP
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    make_claim,
+    wait_phase,
+)
 from phonefleet_testbed.tenants import CLIENT_LABEL, Tenancy
 from phonefleet_testbed.waiting import wait_for
 
@@ -168,16 +175,7 @@ def _no_new_claims_for(kubectl: Kubectl, namespace: str, name: str) -> Iterator[
             "spec": {"policyName": policy, "validationActions": ["Deny"]},
         }
     )
-    probe = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": "probe"},
-        "spec": {
-            "phoneId": "probe",
-            "serialName": "",
-            "holder": {"namespace": namespace, "name": name, "uid": "probe"},
-        },
-    }
+    probe = make_claim("probe", namespace, name, "probe")
     try:
         wait_for(
             lambda: (
