@@ -24,6 +24,7 @@ __all__ = [
     "make_binding",
     "make_claim",
     "operator_env",
+    "run_binding",
     "wait_phase",
 ]
 
@@ -135,6 +136,15 @@ def wait_phase(
         return f"{namespace}/{name} to reach {phase}; status now: {(found or {}).get('status')}"
 
     return wait_for(reached, timeout, message=describe)
+
+
+def run_binding(
+    kubectl: Kubectl, namespace: str, name: str, phone: str, **spec: Any
+) -> dict[str, Any]:
+    """Apply binding ``name`` for ``phone`` (its id or serialName; ``spec`` in the CRD's
+    camelCase) and return it once it is Running."""
+    kubectl.apply(make_binding(name, phone, namespace, **spec))
+    return wait_phase(kubectl, namespace, name, "Running")
 
 
 def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 30) -> str:
