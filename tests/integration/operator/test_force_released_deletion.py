@@ -24,6 +24,7 @@ from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.billing import held_phone_ids, unbound_running
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim.endpoints import PHONE_STOP
+from phonefleet_testbed.rbac import claim_policy
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -138,43 +139,12 @@ def _no_new_claims_for(kubectl: Kubectl, namespace: str, name: str) -> Iterator[
     ValidatingAdmissionPolicy), until the block ends; it is enforced once a server dry run of
     such a claim is refused."""
     policy = f"test-no-claims-{namespace}"
-    kubectl.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["phonefleet.dev"],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE"],
-                            "resources": ["phoneclaims"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": (
-                            f"!(object.spec.holder.namespace == '{namespace}'"
-                            f" && object.spec.holder.name == '{name}')"
-                        ),
-                        "message": "the test keeps this binding from taking a phone",
-                    }
-                ],
-            },
-        }
-    )
-    kubectl.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": policy},
-            "spec": {"policyName": policy, "validationActions": ["Deny"]},
-        }
-    )
+    holder = f"object.spec.holder.namespace == '{namespace}' && object.spec.holder.name == '{name}'"
+    refusal = {
+        "expression": f"!({holder})",
+        "message": "the test keeps this binding from taking a phone",
+    }
+    kubectl.apply(claim_policy(policy, "CREATE", refusal))
     probe = make_claim("probe", namespace, name, "probe")
     try:
         wait_for(
