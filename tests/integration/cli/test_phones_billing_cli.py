@@ -18,7 +18,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, SimulatorConfig
-from phonefleet_testbed.scenarios import make_binding
+from phonefleet_testbed.scenarios import make_binding, make_claim
 
 PHONEFLEET = Path(sys.executable).parent / "phonefleet"
 
@@ -54,18 +54,7 @@ class Scene:
             ("held", self.held, alpha["metadata"]["uid"]),
             ("orphaned", self.orphaned, "gone"),
         ):
-            kubectl.apply(
-                {
-                    "apiVersion": "phonefleet.dev/v1alpha1",
-                    "kind": "PhoneClaim",
-                    "metadata": {"name": phone_id},
-                    "spec": {
-                        "phoneId": phone_id,
-                        "serialName": name,
-                        "holder": {"namespace": namespace, "name": "alpha", "uid": uid},
-                    },
-                }
-            )
+            kubectl.apply(make_claim(phone_id, namespace, "alpha", uid, serial_name=name))
 
 
 @pytest.fixture

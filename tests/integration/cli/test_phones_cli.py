@@ -16,6 +16,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, SimulatorConfig
+from phonefleet_testbed.scenarios import make_claim
 
 PHONEFLEET = Path(sys.executable).parent / "phonefleet"
 
@@ -44,18 +45,8 @@ def claim(
 ) -> Iterator[str]:
     """A PhoneClaim making binding `alpha` of the test's namespace the holder of the first phone."""
     phone_id = phones[1][0]
-    kubectl.apply(
-        {
-            "apiVersion": "phonefleet.dev/v1alpha1",
-            "kind": "PhoneClaim",
-            "metadata": {"name": phone_id},
-            "spec": {
-                "phoneId": phone_id,
-                "serialName": "held-by-alpha",
-                "holder": {"namespace": namespace, "name": "alpha", "uid": str(uuid.uuid4())},
-            },
-        }
-    )
+    uid = str(uuid.uuid4())
+    kubectl.apply(make_claim(phone_id, namespace, "alpha", uid, serial_name="held-by-alpha"))
     yield phone_id
     kubectl("delete", "phoneclaim", phone_id, "--wait=false", check=False)
 

@@ -13,7 +13,7 @@ from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import make_binding
+from phonefleet_testbed.scenarios import make_binding, make_claim
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -62,16 +62,7 @@ def test_a_bad_phonebinding_is_rejected_with_a_clear_message(
 
 def test_a_phoneclaim_spec_cannot_be_changed_once_created(kubectl: Kubectl) -> None:
     """A claim's holder is immutable: re-pointing a claim is refused (delete it to release)."""
-    claim = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": "700000000000000001"},
-        "spec": {
-            "phoneId": "700000000000000001",
-            "serialName": "x",
-            "holder": {"namespace": "a", "name": "b", "uid": "c"},
-        },
-    }
+    claim = make_claim("700000000000000001", "a", "b", "c", serial_name="x")
     assert apply(kubectl, claim)[0] == 0
     claim["spec"]["holder"] = {"namespace": "a", "name": "thief", "uid": "d"}  # type: ignore[index]
     code, stderr = apply(kubectl, claim)

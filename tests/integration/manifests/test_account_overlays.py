@@ -19,6 +19,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.rbac import ACCOUNT_POLICY, SCOPE_POLICY, install_operator_rbac, serves
+from phonefleet_testbed.scenarios import make_claim
 from phonefleet_testbed.waiting import wait_for
 
 MANIFESTS = repo_root() / "manifests"
@@ -155,16 +156,8 @@ def claims(kubectl: Kubectl) -> Iterator[dict[str, str]]:
     made = {"a": "account-test-claim-a", "unlabelled": "account-test-claim-old"}
     for account, name in made.items():
         labels = {"phonefleet.dev/account": account} if account == "a" else {}
-        claim = {
-            "apiVersion": "phonefleet.dev/v1alpha1",
-            "kind": "PhoneClaim",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "phoneId": name,
-                "serialName": "x",
-                "holder": {"namespace": "team-b", "name": "x", "uid": "uid-x"},
-            },
-        }
+        claim = make_claim(name, "team-b", "x", "uid-x", serial_name="x")
+        claim["metadata"]["labels"] = labels
         kubectl("create", "-f", "-", input_text=json.dumps(claim))
     yield made
     for name in made.values():

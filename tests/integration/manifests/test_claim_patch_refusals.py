@@ -27,7 +27,7 @@ from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.rbac import SCOPE_POLICY, install_operator_rbac
+from phonefleet_testbed.rbac import SCOPE_POLICY, claim_policy, install_operator_rbac
 from phonefleet_testbed.waiting import wait_for
 
 ACCOUNT = "phonefleet.dev/account"
@@ -115,43 +115,14 @@ async def test_the_scope_policy_and_the_crd_refusals_reach_the_caller_as_refusal
 @pytest.fixture
 def older_policy(kubectl: Kubectl) -> Iterator[None]:
     """The stand-in for an older scope policy, bound to the claims labelled REFUSE_LABEL."""
-    policy = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicy",
-        "metadata": {"name": OLDER_POLICY},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": ["phonefleet.dev"],
-                        "apiVersions": ["*"],
-                        "operations": ["UPDATE"],
-                        "resources": ["phoneclaims"],
-                    }
-                ]
-            },
-            "validations": [
-                {
-                    "expression": "object.spec == oldObject.spec",
-                    "message": "the operator may not change a PhoneClaim's spec",
-                    "reason": "Forbidden",
-                }
-            ],
-        },
+    refusal = {
+        "expression": "object.spec == oldObject.spec",
+        "message": "the operator may not change a PhoneClaim's spec",
+        "reason": "Forbidden",
     }
-    binding_ = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingAdmissionPolicyBinding",
-        "metadata": {"name": OLDER_POLICY},
-        "spec": {
-            "policyName": OLDER_POLICY,
-            "validationActions": ["Deny"],
-            "matchResources": {"objectSelector": {"matchLabels": {REFUSE_LABEL: "spec"}}},
-        },
-    }
-    kubectl("apply", "-f", "-", input_text=json.dumps({"kind": "List", "apiVersion": "v1",
-                                                       "items": [policy, binding_]}))  # fmt: skip
+    kubectl.apply(
+        claim_policy(OLDER_POLICY, "UPDATE", refusal, match_labels={REFUSE_LABEL: "spec"})
+    )
     yield
     kubectl("delete", "validatingadmissionpolicybinding", OLDER_POLICY, "--ignore-not-found")
     kubectl("delete", "validatingadmissionpolicy", OLDER_POLICY, "--ignore-not-found")

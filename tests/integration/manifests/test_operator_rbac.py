@@ -24,6 +24,7 @@ from phonefleet_testbed.rbac import (
     install_operator_rbac,
     webhook_configuration,
 )
+from phonefleet_testbed.scenarios import make_claim
 from phonefleet_testbed.waiting import wait_for
 
 #: A namespace of some team using phonefleet (authorization does not need it to exist).
@@ -445,16 +446,8 @@ def test_the_operator_may_only_remove_a_claims_finalizers(
     policy) are refused."""
     install_crds(control_plane)
     name = "policy-test-phone"
-    claim = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": name, "finalizers": ["phonefleet.dev/worker-gone"]},
-        "spec": {
-            "phoneId": name,
-            "serialName": "shop",
-            "holder": {"namespace": TEAM, "name": "shop", "uid": "uid-shop"},
-        },
-    }
+    claim = make_claim(name, TEAM, "shop", "uid-shop", serial_name="shop")
+    claim["metadata"]["finalizers"] = ["phonefleet.dev/worker-gone"]
     kubectl("create", "-f", "-", input_text=json.dumps(claim))
     try:
         operator = kubectl.as_user(rbac)

@@ -14,6 +14,7 @@ from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
+from phonefleet_testbed.jobs import JOB_ENV
 from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.rbac import (
     OPERATOR_NAMESPACE,
@@ -21,7 +22,18 @@ from phonefleet_testbed.rbac import (
     SCOPE_POLICY,
     operator_kubeconfig,
 )
-from phonefleet_testbed.scenarios import Fleet, Operator, in_process_operator, operator_env
+from phonefleet_testbed.replicas import StartReplica, replica_processes
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    in_process_operator,
+    loopback_webhook_env,
+    make_binding,
+    operator_env,
+    wait_job_token,
+    wait_phase,
+)
+from phonefleet_testbed.tenants import Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
 
 #: The ValidatingWebhookConfiguration of the account "default" (the tests' operators').
@@ -141,17 +153,89 @@ def webhook_env(kubectl: Kubectl) -> Iterator[dict[str, str]]:
     """Settings of an operator serving its webhook on loopback (``operator_factory(**env)``);
     the ValidatingWebhookConfiguration it registers outlives it, so it goes after the test."""
     kubectl("create", "namespace", OPERATOR_NAMESPACE, check=False)
-    yield {
-        "PHONEFLEET_WEBHOOK_ENABLED": "true",
-        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_PORT": str(free_port()),
-        "PHONEFLEET_WEBHOOK_SERVICE": "",
-    }
+    yield loopback_webhook_env(free_port())
     kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "--ignore-not-found")
+
+
+@pytest.fixture
+def webhook_operator(
+    kubectl: Kubectl, operator_factory: Callable[..., Operator], webhook_env: dict[str, str]
+) -> Callable[[], Operator]:
+    """Starts an operator serving its webhook on loopback and returns it once the API server
+    has its ValidatingWebhookConfiguration with a CA bundle."""
+
+    def start() -> Operator:
+        operator = operator_factory(**webhook_env)
+
+        def registered() -> bool:
+            config = kubectl.get("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION)
+            return bool(config and config["webhooks"][0]["clientConfig"].get("caBundle"))
+
+        wait_for(registered, 60, message="the ValidatingWebhookConfiguration with its CA bundle")
+        return operator
+
+    return start
 
 
 @pytest.fixture
 def operator(operator_factory: Callable[..., Operator]) -> Operator:
     """One operator, running for the whole test."""
     return operator_factory()
+
+
+@pytest.fixture
+def tenancy(
+    tenants: tuple[Tenant, Tenant],
+    pools: Callable[..., str],
+    fleet: Fleet,
+    operator: Operator,
+) -> Tenancy:
+    """Two tenants, pools on demand and the fleet, with one operator running (the pool tests)."""
+    return Tenancy(tenants, pools, fleet)
+
+
+@pytest.fixture
+def job_binding(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+) -> Callable[..., str]:
+    """``job_binding(name, url, **env)`` starts an operator (JOB_ENV and ``env``) that reaches
+    the job endpoint of binding ``name`` in the test's namespace at ``url`` (the test-only
+    endpoint override), binds it to a new phone, waits until it runs and returns the job token
+    the operator wrote into its Secret."""
+
+    def run(name: str, url: str, **env: str) -> str:
+        operator_factory(
+            PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{name}": url}),
+            **{**JOB_ENV, **env},
+        )
+        kubectl.apply(make_binding(name, fleet.add_phone(), namespace))
+        wait_phase(kubectl, namespace, name, "Running")
+        return wait_job_token(kubectl, namespace, name)
+
+    return run
+
+
+@pytest.fixture
+def operator_replicas(
+    control_plane: ControlPlane,
+    operator_credentials: Path,
+    fleet: Fleet,
+    kubectl: Kubectl,
+    namespace: str,
+) -> Iterator[StartReplica]:
+    """Starts `phonefleet-operator` processes under leader election, watching the test's
+    namespace as the operator's ServiceAccount (see phonefleet_testbed.replicas); bindings are
+    released, the replicas stopped, and the Lease and webhook configuration deleted after."""
+    with replica_processes(
+        control_plane,
+        fleet.simulator,
+        operator_credentials,
+        kubectl,
+        namespace,
+        log_prefix="phonefleet-replicas-",
+        leftovers=[("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION)],
+    ) as start:
+        yield start

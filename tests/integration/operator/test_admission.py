@@ -17,26 +17,11 @@ from phonefleet_testbed.waiting import wait_for
 CONFIGURATION = "phonefleet.dev"
 
 
-def wait_for_webhook(kubectl: Kubectl) -> None:
-    """Until the operator has registered its webhook with a CA bundle."""
-
-    def registered() -> bool:
-        config = kubectl.get("validatingwebhookconfiguration", CONFIGURATION)
-        return bool(config and config["webhooks"][0]["clientConfig"].get("caBundle"))
-
-    wait_for(registered, 60, message="the ValidatingWebhookConfiguration with its CA bundle")
-
-
 def test_apply_is_refused_for_a_phone_another_binding_holds_even_by_alias(
-    kubectl: Kubectl,
-    namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
-    webhook_env: dict[str, str],
+    kubectl: Kubectl, namespace: str, fleet: Fleet, webhook_operator: Callable[[], Operator]
 ) -> None:
     """The API server calls the webhook over TLS and refuses the alias, naming the holder."""
-    operator_factory(**webhook_env)
-    wait_for_webhook(kubectl)
+    webhook_operator()
     phone_id = fleet.add_phone("guarded")
     kubectl.apply(make_binding("owner", "guarded", namespace))
     wait_phase(kubectl, namespace, "owner", "Running")
@@ -58,15 +43,10 @@ def test_apply_is_refused_for_a_phone_another_binding_holds_even_by_alias(
 
 
 def test_apply_is_refused_for_worker_args_that_would_point_at_another_phone(
-    kubectl: Kubectl,
-    namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
-    webhook_env: dict[str, str],
+    kubectl: Kubectl, namespace: str, fleet: Fleet, webhook_operator: Callable[[], Operator]
 ) -> None:
     """A binding overriding --phone-id in its worker args is refused (invariant 3)."""
-    operator_factory(**webhook_env)
-    wait_for_webhook(kubectl)
+    webhook_operator()
     fleet.add_phone("honest")
     manifest = make_binding("sneaky", "honest", namespace, worker={"args": ["--phone-id", "42"]})
     refused = kubectl("apply", "-f", "-", check=False, input_text=json.dumps(manifest))
@@ -79,11 +59,10 @@ def test_with_the_webhook_unreachable_duplicates_are_admitted_but_never_both_hol
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
-    webhook_env: dict[str, str],
+    webhook_operator: Callable[[], Operator],
 ) -> None:
     """failurePolicy Ignore: applies pass while the webhook is down; the claim still decides."""
-    first = operator_factory(**webhook_env)
-    wait_for_webhook(kubectl)
+    first = webhook_operator()
     operator_factory.stop(first)  # type: ignore[attr-defined]
     phone_id = fleet.add_phone("unguarded")
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import ssl
-import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,13 @@ from phonefleet_operator.handlers.admission import validating_webhooks
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.webhooks import WebhookConfigurations
 from phonefleet_operator.settings import OperatorSettings
-from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import ManagedProcess, free_port
+from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.rbac import OPERATOR_NAMESPACE
-from phonefleet_testbed.replicas import replica_processes
-from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env, wait_phase
+from phonefleet_testbed.replicas import ReplicaProcess, StartReplica
+from phonefleet_testbed.scenarios import Fleet, loopback_webhook_env, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 
-LEASE = "phonefleet-operator"
 CONFIGURATION = "phonefleet.dev"
 CA_SECRET = "phonefleet-webhook-ca"
 BINDING_WEBHOOK = "validate-phonebinding"
@@ -37,16 +34,11 @@ BINDING_WEBHOOK = "validate-phonebinding"
 ATTEMPTS = 5
 
 
-@dataclass
-class Replica:
+@dataclass(frozen=True)
+class Replica(ReplicaProcess):
     """One `phonefleet-operator` process and its webhook's base URL."""
 
-    process: ManagedProcess
     webhook: str
-
-    def holds_lease(self, kubectl: Kubectl) -> bool:
-        lease = kubectl.get("lease", LEASE, OPERATOR_NAMESPACE) or {}
-        return str((lease.get("spec") or {}).get("holderIdentity")).endswith(f"_{self.process.pid}")
 
 
 def _tls(kubectl: Kubectl) -> ssl.SSLContext:
@@ -102,46 +94,16 @@ def _review(
 
 
 @pytest.fixture
-def start_replica(
-    control_plane: ControlPlane,
-    operator_credentials: Path,
-    fleet: Fleet,
-    kubectl: Kubectl,
-    namespace: str,
-) -> Iterator[Callable[[str], Replica]]:
+def start_replica(operator_replicas: StartReplica) -> Callable[[str], Replica]:
     """Start replicas with leader election and the webhook on loopback (each on its own port,
-    no Service); bindings are released, replicas stopped and the configuration deleted after."""
-    env = {
-        **operator_env(control_plane, fleet.simulator),
-        "KUBECONFIG": str(operator_credentials),
-        "PHONEFLEET_LEADER_ELECTION": "true",
-        "PHONEFLEET_WEBHOOK_ENABLED": "true",
-        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
-        "PHONEFLEET_WEBHOOK_SERVICE": "",
-    }
+    no Service)."""
 
     def start(name: str) -> Replica:
         port = free_port()
-        script = str(Path(sys.executable).with_name("phonefleet-operator"))
-        process = ManagedProcess(
-            name,
-            [script, "-n", namespace, f"--liveness=http://127.0.0.1:{free_port()}/healthz"],
-            logs,
-            env={**env, "PHONEFLEET_WEBHOOK_PORT": str(port)},
-        )
-        process.start()
-        started.append(process)
-        return Replica(process, f"https://127.0.0.1:{port}")
+        started = operator_replicas(name, **loopback_webhook_env(port))
+        return Replica(started.process, started.liveness, f"https://127.0.0.1:{port}")
 
-    with replica_processes(
-        kubectl,
-        namespace,
-        lease=LEASE,
-        log_prefix="phonefleet-admission-",
-        leftovers=[("validatingwebhookconfiguration", CONFIGURATION)],
-    ) as (logs, started):
-        yield start
+    return start
 
 
 def _send_to(kubectl: Kubectl, replica: Replica) -> None:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    condition,
+    make_binding,
+    run_binding,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 
 
@@ -72,8 +79,7 @@ def test_deleting_a_binding_removes_its_pod_stops_its_phone_and_frees_the_claim(
 ) -> None:
     """Deletion leaves no pod, no Secret, no claim and no running phone behind."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("charlie", phone_id, namespace))
-    wait_phase(kubectl, namespace, "charlie", "Running")
+    run_binding(kubectl, namespace, "charlie", phone_id)
 
     kubectl("delete", "pb", "charlie", "-n", namespace, "--timeout=60s")
 
@@ -88,8 +94,7 @@ def test_release_policy_keep_leaves_the_phone_running_after_deletion(
 ) -> None:
     """With releasePolicy Keep the phone keeps running when its binding goes; the claim goes."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("keeper", phone_id, namespace, releasePolicy="Keep"))
-    wait_phase(kubectl, namespace, "keeper", "Running")
+    run_binding(kubectl, namespace, "keeper", phone_id, releasePolicy="Keep")
     fleet.keep_running.add(phone_id)
 
     kubectl("delete", "pb", "keeper", "-n", namespace, "--timeout=60s")
@@ -103,8 +108,7 @@ def test_a_deleted_pod_is_recreated_and_a_spec_change_replaces_it(
 ) -> None:
     """The operator recreates a deleted worker pod, and replaces it when the spec changes."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("delta", phone_id, namespace))
-    wait_phase(kubectl, namespace, "delta", "Running")
+    run_binding(kubectl, namespace, "delta", phone_id)
     first = kubectl.get("pod", "delta-worker", namespace)
     assert first is not None
 
@@ -135,6 +139,5 @@ def test_the_worker_pod_is_admitted_where_pod_security_restricted_is_enforced(
     """The rendered pod passes the restricted Pod Security profile."""
     kubectl("label", "namespace", namespace, "pod-security.kubernetes.io/enforce=restricted")
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("echo", phone_id, namespace))
-    wait_phase(kubectl, namespace, "echo", "Running")
+    run_binding(kubectl, namespace, "echo", phone_id)
     assert kubectl.get("pod", "echo-worker", namespace) is not None

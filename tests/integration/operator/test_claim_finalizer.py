@@ -8,7 +8,14 @@ from typing import Any
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    run_binding,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_testbed.watching import Watch, WatchEvent
 
@@ -49,8 +56,7 @@ def test_a_claim_deleted_by_hand_frees_the_phone_only_after_the_old_worker_is_go
     # sorts first too: creationTimestamps have whole seconds, and a tie goes by name.
     kubectl.apply(make_binding("elder", "no-such-phone", namespace))
     wait_phase(kubectl, namespace, "elder", "PhoneNotFound")
-    kubectl.apply(make_binding("holder", phone_id, namespace))
-    wait_phase(kubectl, namespace, "holder", "Running")
+    run_binding(kubectl, namespace, "holder", phone_id)
     _patch(kubectl, "pb", "elder", namespace, {"spec": {"phoneId": phone_id}})
     wait_phase(kubectl, namespace, "elder", "Conflict")
     old_pod = kubectl.get("pod", "holder-worker", namespace)

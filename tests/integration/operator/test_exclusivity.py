@@ -12,7 +12,10 @@ from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
     binding,
+    events,
     make_binding,
+    make_claim,
+    run_binding,
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
@@ -61,24 +64,14 @@ def test_an_alias_of_a_held_phone_is_a_conflict(
 ) -> None:
     """A binding naming the held phone by id, when another names it by serialName, conflicts."""
     phone_id = fleet.add_phone("aliased")
-    kubectl.apply(make_binding("by-name", "aliased", namespace))
-    wait_phase(kubectl, namespace, "by-name", "Running")
+    run_binding(kubectl, namespace, "by-name", "aliased")
     kubectl.apply(make_binding("by-id", phone_id, namespace))
 
     body = wait_phase(kubectl, namespace, "by-id", "Conflict")
     assert body["status"]["conflictWith"] == f"{namespace}/by-name"
     assert body["status"]["phone"]["id"] == phone_id
-    events = kubectl(
-        "get",
-        "events",
-        "-n",
-        namespace,
-        "--field-selector",
-        "involvedObject.name=by-id,type=Warning",
-        "-o",
-        "json",
-    ).stdout
-    assert "Conflict" in events
+    warnings = events(kubectl, namespace, "involvedObject.name=by-id,type=Warning")
+    assert "Conflict" in {e["reason"] for e in warnings}
     assert kubectl.get("pod", "by-id-worker", namespace) is None
 
 
@@ -87,8 +80,7 @@ def test_the_oldest_waiting_binding_takes_the_phone_when_the_holder_is_deleted(
 ) -> None:
     """After the holder goes, the oldest of the waiting bindings is promoted within seconds."""
     fleet.add_phone("queued")
-    kubectl.apply(make_binding("first", "queued", namespace))
-    wait_phase(kubectl, namespace, "first", "Running")
+    run_binding(kubectl, namespace, "first", "queued")
     for name in ("second", "third"):
         kubectl.apply(make_binding(name, "queued", namespace))
         wait_phase(kubectl, namespace, name, "Conflict")
@@ -110,8 +102,7 @@ def test_deleting_a_claim_by_hand_makes_the_holder_compete_again(
     """Force-release: the claim is gone, the holder competes again and takes a new claim, and
     (watched throughout) the phone never has more than one pod."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("forced", phone_id, namespace))
-    wait_phase(kubectl, namespace, "forced", "Running")
+    run_binding(kubectl, namespace, "forced", phone_id)
     old_claim = kubectl.get("phoneclaim", phone_id)
     assert old_claim is not None
 
@@ -149,19 +140,9 @@ def test_a_claim_whose_holder_is_gone_is_released(
 ) -> None:
     """A claim left by a binding that no longer exists does not block a new binding."""
     phone_id = fleet.add_phone()
-    orphan = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": phone_id},
-        "spec": {
-            "phoneId": phone_id,
-            "serialName": "ghost",
-            "holder": {"namespace": namespace, "name": "ghost", "uid": "0000-gone"},
-        },
-    }
+    orphan = make_claim(phone_id, namespace, "ghost", "0000-gone", serial_name="ghost")
     kubectl("apply", "-f", "-", input_text=json.dumps(orphan))
-    kubectl.apply(make_binding("heir", phone_id, namespace))
-    wait_phase(kubectl, namespace, "heir", "Running")
+    run_binding(kubectl, namespace, "heir", phone_id)
     claim = kubectl.get("phoneclaim", phone_id)
     assert claim is not None
     assert claim["spec"]["holder"]["name"] == "heir"

@@ -24,8 +24,16 @@ from phonefleet_operator.render import build_claim
 from phonefleet_operator.services.billing import held_phone_ids, unbound_running
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim.endpoints import PHONE_STOP
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
-from phonefleet_testbed.tenants import CLIENT_LABEL, Tenant
+from phonefleet_testbed.rbac import claim_policy
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    make_claim,
+    wait_phase,
+)
+from phonefleet_testbed.tenants import CLIENT_LABEL, Tenancy
 from phonefleet_testbed.waiting import wait_for
 
 
@@ -131,53 +139,13 @@ def _no_new_claims_for(kubectl: Kubectl, namespace: str, name: str) -> Iterator[
     ValidatingAdmissionPolicy), until the block ends; it is enforced once a server dry run of
     such a claim is refused."""
     policy = f"test-no-claims-{namespace}"
-    kubectl.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": policy},
-            "spec": {
-                "failurePolicy": "Fail",
-                "matchConstraints": {
-                    "resourceRules": [
-                        {
-                            "apiGroups": ["phonefleet.dev"],
-                            "apiVersions": ["*"],
-                            "operations": ["CREATE"],
-                            "resources": ["phoneclaims"],
-                        }
-                    ]
-                },
-                "validations": [
-                    {
-                        "expression": (
-                            f"!(object.spec.holder.namespace == '{namespace}'"
-                            f" && object.spec.holder.name == '{name}')"
-                        ),
-                        "message": "the test keeps this binding from taking a phone",
-                    }
-                ],
-            },
-        }
-    )
-    kubectl.apply(
-        {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding",
-            "metadata": {"name": policy},
-            "spec": {"policyName": policy, "validationActions": ["Deny"]},
-        }
-    )
-    probe = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": "probe"},
-        "spec": {
-            "phoneId": "probe",
-            "serialName": "",
-            "holder": {"namespace": namespace, "name": name, "uid": "probe"},
-        },
+    holder = f"object.spec.holder.namespace == '{namespace}' && object.spec.holder.name == '{name}'"
+    refusal = {
+        "expression": f"!({holder})",
+        "message": "the test keeps this binding from taking a phone",
     }
+    kubectl.apply(claim_policy(policy, "CREATE", refusal))
+    probe = make_claim("probe", namespace, name, "probe")
     try:
         wait_for(
             lambda: (
@@ -273,11 +241,7 @@ def _force_released_while_running(
 
 
 def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """Pool of maxRunning 1: "first" runs phone A, the older "waiting" is queued for phone B.
     A's claim is deleted by hand and "first" cannot take A again (the policy); the pool's
@@ -285,10 +249,12 @@ def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
     and "first" is queued. By the time "first" reads Queued, A is off (the pass that queued it
     stopped it), nothing runs for nobody, and B runs for "waiting". Before the fix A ran on,
     held by nobody, until "first" was admitted again."""
-    ns = tenants[0].namespace
-    phone_a = fleet.add_phone(group_name="grp-gaps")
-    phone_b = fleet.add_phone(group_name="grp-gaps")
-    pool = pools("gaps", phones={"groups": ["grp-gaps"]}, namespaces={"names": [ns]}, maxRunning=1)
+    ns = tenancy.tenants[0].namespace
+    phone_a = tenancy.fleet.add_phone(group_name="grp-gaps")
+    phone_b = tenancy.fleet.add_phone(group_name="grp-gaps")
+    pool = tenancy.pools(
+        "gaps", phones={"groups": ["grp-gaps"]}, namespaces={"names": [ns]}, maxRunning=1
+    )
     kubectl.apply(make_binding("waiting", phone_b, ns, suspend=True))
     wait_phase(kubectl, ns, "waiting", "Suspended")
     kubectl.apply(make_binding("first", phone_a, ns))
@@ -298,7 +264,7 @@ def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
 
     with _no_new_claims_for(kubectl, ns, "first"):
         _force_released_while_running(kubectl, ns, "first", phone_a)
-        assert phone_a in fleet.running()
+        assert phone_a in tenancy.fleet.running()
         kubectl(
             "patch",
             "phonepool",
@@ -309,23 +275,19 @@ def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
             json.dumps({"status": {"holders": []}}),
         )
         wait_phase(kubectl, ns, "first", "Queued", timeout=60)
-        assert phone_a not in fleet.running()
+        assert phone_a not in tenancy.fleet.running()
 
         wait_phase(kubectl, ns, "waiting", "Running", timeout=90)
-        assert _runs_for_nobody(kubectl, ns, fleet) == []
-        assert _power_changes(fleet, phone_a)[-1] is False
-        assert phone_b in fleet.running()
+        assert _runs_for_nobody(kubectl, ns, tenancy.fleet) == []
+        assert _power_changes(tenancy.fleet, phone_a)[-1] is False
+        assert phone_b in tenancy.fleet.running()
         first = binding(kubectl, ns, "first")
         assert first is not None
         assert first["status"]["phone"]["status"] == "Stopped"
 
 
 def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_lets_it(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """ "first" runs phone A in a pool of its client's namespaces; A's claim is deleted by hand,
     "first" cannot take A again (the policy), Geelark fails every stop (503), and the namespace
@@ -333,10 +295,10 @@ def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_
     phone. "first" is then deleted: it stays (finalizer) until Geelark accepts the stop, then
     goes, and A is off with nothing left running for nobody. Before the fix the Forbidden status
     dropped status.phone: the deletion stopped nothing and A ran on with no binding."""
-    acme = tenants[0]
+    acme = tenancy.tenants[0]
     ns = acme.namespace
-    phone_a = fleet.add_phone(group_name="grp-gaps")
-    pools(
+    phone_a = tenancy.fleet.add_phone(group_name="grp-gaps")
+    tenancy.pools(
         "gaps",
         phones={"groups": ["grp-gaps"]},
         namespaces={"selector": {"matchLabels": {CLIENT_LABEL: acme.client}}},
@@ -346,19 +308,19 @@ def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_
 
     with _no_new_claims_for(kubectl, ns, "first"):
         _force_released_while_running(kubectl, ns, "first", phone_a)
-        fleet.simulator.admin.set_faults(PHONE_STOP, http_status=503)
-        refusals = fleet.simulator.admin.counters().calls(PHONE_STOP)
+        tenancy.fleet.simulator.admin.set_faults(PHONE_STOP, http_status=503)
+        refusals = tenancy.fleet.simulator.admin.counters().calls(PHONE_STOP)
         kubectl("label", "namespace", ns, f"{CLIENT_LABEL}=nobody", "--overwrite")
         wait_phase(kubectl, ns, "first", "Forbidden", timeout=60)
         wait_for(
-            lambda: fleet.simulator.admin.counters().calls(PHONE_STOP) > refusals,
+            lambda: tenancy.fleet.simulator.admin.counters().calls(PHONE_STOP) > refusals,
             60,
             message="the forbidden binding to try to stop its phone",
         )
         first = binding(kubectl, ns, "first")
         assert first is not None
         assert first["status"]["phone"]["id"] == phone_a
-        assert phone_a in fleet.running()
+        assert phone_a in tenancy.fleet.running()
 
         kubectl("delete", "pb", "first", "-n", ns, "--wait=false")
         wait_for(
@@ -366,12 +328,12 @@ def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_
             60,
             message="the deletion to report the refused stop",
         )
-        assert phone_a in fleet.running()
-        fleet.simulator.admin.clear_faults(PHONE_STOP)
+        assert phone_a in tenancy.fleet.running()
+        tenancy.fleet.simulator.admin.clear_faults(PHONE_STOP)
         _gone(kubectl, ns, "first")
 
-    assert phone_a not in fleet.running()
-    assert _runs_for_nobody(kubectl, ns, fleet) == []
+    assert phone_a not in tenancy.fleet.running()
+    assert _runs_for_nobody(kubectl, ns, tenancy.fleet) == []
 
 
 def _released_reason(kubectl: Kubectl, namespace: str, name: str) -> str | None:
@@ -416,22 +378,20 @@ def test_a_force_released_binding_moved_to_another_phone_stops_the_old_one_in_th
 
 
 def test_a_holder_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """acme's binding runs phone A of acme's pool; its spec.phoneId then names phone C of
     globex's pool: Forbidden, and A is let go as on any move (the worker pod, then the stop and
     the claim), with nothing left running for nobody. Before the fix the Forbidden status
     dropped phone A while its pod, its claim and the phone ran on."""
-    acme, globex = tenants
+    acme, globex = tenancy.tenants
     ns = acme.namespace
-    phone_a = fleet.add_phone(group_name="grp-acme")
-    phone_c = fleet.add_phone(group_name="grp-globex")
-    pools("acme", phones={"groups": ["grp-acme"]}, namespaces={"names": [ns]})
-    pools("globex", phones={"groups": ["grp-globex"]}, namespaces={"names": [globex.namespace]})
+    phone_a = tenancy.fleet.add_phone(group_name="grp-acme")
+    phone_c = tenancy.fleet.add_phone(group_name="grp-globex")
+    tenancy.pools("acme", phones={"groups": ["grp-acme"]}, namespaces={"names": [ns]})
+    tenancy.pools(
+        "globex", phones={"groups": ["grp-globex"]}, namespaces={"names": [globex.namespace]}
+    )
     kubectl.apply(make_binding("first", phone_a, ns))
     wait_phase(kubectl, ns, "first", "Running")
 
@@ -444,6 +404,6 @@ def test_a_holder_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go(
     )
 
     assert kubectl.get("pod", "first-worker", ns) is None
-    assert phone_a not in fleet.running()
-    assert _power_changes(fleet, phone_a)[-1] is False
-    assert _runs_for_nobody(kubectl, ns, fleet) == []
+    assert phone_a not in tenancy.fleet.running()
+    assert _power_changes(tenancy.fleet, phone_a)[-1] is False
+    assert _runs_for_nobody(kubectl, ns, tenancy.fleet) == []

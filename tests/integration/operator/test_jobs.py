@@ -23,29 +23,19 @@ import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.jobs import JOB_ENV, make_job
 from phonefleet_testbed.processes import free_port
-from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    condition,
+    make_binding,
+    wait_job_token,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-JOB_ENV = {
-    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
-    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
-    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
-}
-
-
-def make_job(name: str, binding: str, namespace: str, **spec: Any) -> dict[str, Any]:
-    """A PhoneJob manifest for ``probe-post`` unless ``task`` says otherwise."""
-    body: dict[str, Any] = {"bindingName": binding, "task": "probe-post", **spec}
-    body.setdefault("params", {"caption": name})
-    return {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": body,
-    }
 
 
 def get_job(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
@@ -134,16 +124,7 @@ class JobBed:
     def running(self, name: str) -> None:
         """Wait until the binding runs, then mount its job token into its stand-in worker."""
         wait_phase(self.kubectl, self.namespace, name, "Running")
-        secret = wait_for(
-            lambda: (
-                (s := self.kubectl.get("secret", f"{name}-adb", self.namespace))
-                and "jobToken" in s.get("data", {})
-                and s
-            ),
-            30,
-            message=f"the job token in Secret {name}-adb",
-        )
-        token = base64.b64decode(secret["data"]["jobToken"]).decode()
+        token = wait_job_token(self.kubectl, self.namespace, name)
         self.tokens[name] = token
         self.worker(name).mount_token(token)
 

@@ -28,6 +28,7 @@ import requests
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.jobs import JOB_ENV, make_job
 from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.scenarios import (
     Fleet,
@@ -43,12 +44,7 @@ from phonefleet_testbed.waiting import wait_for
 pytestmark = pytest.mark.integration
 
 NAME = "fence"
-JOB_ENV = {
-    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
-    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
-    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
-    "PHONEFLEET_JOBS_LEASE_SECONDS": "4",
-}
+LEASE_SECONDS = "4"
 
 
 class Router:
@@ -162,40 +158,28 @@ def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
 
 
 def start_attempt_then_force_delete(
-    *,
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     router: Router,
     workers: dict[str, StandInWorker],
 ) -> str:
     """Binding and job running on the old pod's worker; then the pod force-deleted. Returns
     attempt 1's id."""
-    operator_factory(
-        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
-        **JOB_ENV,
-    )
-    kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
-    wait_phase(kubectl, namespace, NAME, "Running")
-    token = wait_job_token(kubectl, namespace, NAME)
+    token = job_binding(NAME, router.url, PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS)
     for worker in workers.values():
         worker.mount_token(token)
     kubectl.apply(
-        {
-            "apiVersion": "phonefleet.dev/v1alpha1",
-            "kind": "PhoneJob",
-            "metadata": {"name": "post", "namespace": namespace},
-            "spec": {
-                "bindingName": NAME,
-                "task": "probe-post",
-                # Long enough to be running still when the pod goes; the new worker's attempt
-                # (the same params) is only waited for until it starts.
-                "params": {"caption": "x", "seconds": 120},
-                "retryDelaySeconds": 1,
-                "activeDeadlineSeconds": 600,
-            },
-        }
+        make_job(
+            "post",
+            NAME,
+            namespace,
+            # Long enough to be running still when the pod goes; the new worker's attempt
+            # (the same params) is only waited for until it starts.
+            params={"caption": "x", "seconds": 120},
+            retryDelaySeconds=1,
+            activeDeadlineSeconds=600,
+        )
     )
     running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
     first = running["attempts"][0]["id"]
@@ -227,8 +211,7 @@ def replacement_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
 def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     workers: dict[str, StandInWorker],
 ) -> None:
     """The pod is force-deleted while its worker still runs attempt 1. The operator tells that
@@ -237,14 +220,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
     attempt 2 ran on the new pod while the old worker still ran attempt 1: two workers on one
     phone."""
     with Router(workers["old"].url) as router:
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
         status = wait_status(
             kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
         )
@@ -271,8 +247,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
 def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_next_starts(
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     workers: dict[str, StandInWorker],
 ) -> None:
     """As above, but the old pod is out of reach (its node cut off): the job waits, Fencing,
@@ -281,14 +256,7 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     on the new pod after the old worker stopped."""
     with Router(workers["old"].url) as router:
         router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
         fencing = wait_status(
             kubectl, namespace, lambda s: s.get("reason") == "Fencing", "to wait, Fencing"
         )
@@ -339,6 +307,7 @@ def start_attempt_out_of_reach(
     operator_factory(
         PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
         **JOB_ENV,
+        PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS,
     )
     phone = fleet.add_phone()
     kubectl.apply(make_binding(NAME, phone, namespace))

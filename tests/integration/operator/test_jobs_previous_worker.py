@@ -22,6 +22,7 @@ import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.jobs import JOB_ENV, make_job
 from phonefleet_testbed.scenarios import (
     Fleet,
     Operator,
@@ -37,11 +38,6 @@ pytestmark = pytest.mark.integration
 
 NAME = "elder"
 SCRIPT = Path(__file__).resolve().parents[2] / "previous_release_worker.py"
-JOB_ENV = {
-    "PHONEFLEET_JOBS_POLL_SECONDS": "0.3",
-    "PHONEFLEET_JOBS_GRACE_SECONDS": "2",
-    "PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS": "3",
-}
 
 
 @contextlib.contextmanager
@@ -86,8 +82,7 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     *,
     kubectl: Kubectl,
     namespace: str,
-    fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    job_binding: Callable[..., str],
     previous_worker: tuple[str, Path],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -96,22 +91,10 @@ def test_a_worker_image_of_the_previous_release_runs_its_jobs_without_a_lease(
     (once), and no Event or log line holds the job token."""
     caplog.set_level(logging.INFO)
     url, token_file = previous_worker
-    operator_factory(
-        PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": url}), **JOB_ENV
-    )
-    kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
-    wait_phase(kubectl, namespace, NAME, "Running")
-    token = wait_job_token(kubectl, namespace, NAME)
+    token = job_binding(NAME, url)
     token_file.write_text(token)
     for name in ("beat-1", "beat-2"):
-        kubectl.apply(
-            {
-                "apiVersion": "phonefleet.dev/v1alpha1",
-                "kind": "PhoneJob",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"bindingName": NAME, "task": "heartbeat"},
-            }
-        )
+        kubectl.apply(make_job(name, NAME, namespace, task="heartbeat", params={}))
 
     def succeeded(name: str) -> dict[str, Any] | None:
         status = (kubectl.get("phonejob", name, namespace) or {}).get("status") or {}

@@ -19,7 +19,9 @@ from phonefleet_testbed.scenarios import (
     Operator,
     binding,
     condition,
+    events,
     make_binding,
+    run_binding,
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
@@ -31,8 +33,7 @@ def test_suspend_stops_the_phone_and_removes_the_pod_and_resume_brings_both_back
 ) -> None:
     """suspend: true stops the phone, deletes the pod, keeps the claim; false starts it again."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("sleeper", phone_id, namespace))
-    wait_phase(kubectl, namespace, "sleeper", "Running")
+    run_binding(kubectl, namespace, "sleeper", phone_id)
 
     kubectl(
         "patch", "pb", "sleeper", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'
@@ -69,18 +70,9 @@ def test_a_missing_phone_is_reported_and_bound_once_it_appears(
     assert "late-phone" in body["status"]["message"]
     assert kubectl.get("pod", "patient-worker", namespace) is None
     warnings = wait_for(
-        lambda: json.loads(
-            kubectl(
-                "get",
-                "events",
-                "-n",
-                namespace,
-                "--field-selector",
-                "involvedObject.name=patient,type=Warning,reason=PhoneNotFound",
-                "-o",
-                "json",
-            ).stdout
-        )["items"],
+        lambda: events(
+            kubectl, namespace, "involvedObject.name=patient,type=Warning,reason=PhoneNotFound"
+        ),
         30,
         message="a Warning Event PhoneNotFound about the binding",
     )
@@ -105,8 +97,7 @@ def test_a_geelark_outage_never_tears_down_a_running_worker(
     start until Geelark is back) the pod is never replaced or unready and the binding never
     leaves Running."""
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("steady", phone_id, namespace))
-    wait_phase(kubectl, namespace, "steady", "Running")
+    run_binding(kubectl, namespace, "steady", phone_id)
     pod = kubectl.get("pod", "steady-worker", namespace)
     assert pod is not None
 
@@ -152,8 +143,7 @@ def test_a_renamed_phone_stays_bound_by_its_id(
 ) -> None:
     """Renaming the phone, even giving its old name to another phone, never moves the binding."""
     phone_id = fleet.add_phone("original-name")
-    kubectl.apply(make_binding("loyal", "original-name", namespace))
-    wait_phase(kubectl, namespace, "loyal", "Running")
+    run_binding(kubectl, namespace, "loyal", "original-name")
 
     fleet.simulator.admin.rename_phone(phone_id, "new-name")
     impostor = fleet.add_phone("original-name")
@@ -224,8 +214,7 @@ def test_secrets_never_reach_logs_events_status_or_the_pod_spec(
     """Neither the Geelark token nor the ADB password appears in logs, Events, status or pod."""
     caplog.set_level(logging.DEBUG)
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("discreet", phone_id, namespace))
-    wait_phase(kubectl, namespace, "discreet", "Running")
+    run_binding(kubectl, namespace, "discreet", phone_id)
     secret = kubectl.get("secret", "discreet-adb", namespace)
     assert secret is not None
     password = base64.b64decode(secret["data"]["password"]).decode()
@@ -276,19 +265,8 @@ def test_a_worker_that_never_gets_ready_gets_fresh_adb_data_without_a_restart(
     assert again is not None
     assert again["metadata"]["uid"] == pod["metadata"]["uid"]
     assert body["status"]["phase"] == "Bound"  # type: ignore[index]
-    events = json.loads(
-        kubectl(
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            "reason=ReprovisioningAdb",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    assert [e["type"] for e in events][:1] == ["Warning"]
+    reprovisioned = events(kubectl, namespace, "reason=ReprovisioningAdb")
+    assert [e["type"] for e in reprovisioned][:1] == ["Warning"]
 
 
 def test_a_spec_change_is_acted_on_at_once_not_at_the_next_periodic_check(
@@ -298,8 +276,7 @@ def test_a_spec_change_is_acted_on_at_once_not_at_the_next_periodic_check(
     metadata.generation than status.observedGeneration)."""
     operator_factory(PHONEFLEET_RUNNING_RECHECK_SECONDS="300")
     phone_id = fleet.add_phone()
-    kubectl.apply(make_binding("eager", phone_id, namespace))
-    wait_phase(kubectl, namespace, "eager", "Running")
+    run_binding(kubectl, namespace, "eager", phone_id)
 
     kubectl(
         "patch", "pb", "eager", "-n", namespace, "--type=merge", "-p", '{"spec":{"suspend":true}}'

@@ -17,7 +17,9 @@ from phonefleet_testbed.scenarios import (
     Operator,
     binding,
     condition,
+    events,
     make_binding,
+    make_claim,
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
@@ -28,19 +30,9 @@ IP_NOT_ALLOWED = 40016
 
 def warning_reasons(kubectl: Kubectl, namespace: str, name: str) -> list[str]:
     """Reasons of the Warning Events posted on one object of the namespace."""
-    events = json.loads(
-        kubectl(
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            f"involvedObject.name={name},type=Warning",
-            "-o",
-            "json",
-        ).stdout
-    )["items"]
-    return [e["reason"] for e in events]
+    return [
+        e["reason"] for e in events(kubectl, namespace, f"involvedObject.name={name},type=Warning")
+    ]
 
 
 def blocked(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:
@@ -118,17 +110,7 @@ def test_a_deletion_waits_for_geelark_to_confirm_the_stop_unless_the_phone_is_ab
 
 def orphan_claim(phone_id: str, namespace: str, policy: str) -> dict[str, Any]:
     """A claim whose holder never existed (as if its binding went without the operator)."""
-    return {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": phone_id},
-        "spec": {
-            "phoneId": phone_id,
-            "serialName": "",
-            "holder": {"namespace": namespace, "name": "gone", "uid": f"gone-{phone_id}"},
-            "releasePolicy": policy,
-        },
-    }
+    return make_claim(phone_id, namespace, "gone", f"gone-{phone_id}", releasePolicy=policy)
 
 
 def test_the_orphan_sweep_stops_the_phone_of_a_claim_recorded_with_stop(

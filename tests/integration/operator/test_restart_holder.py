@@ -16,7 +16,14 @@ import pytest
 
 from phonefleet_testbed.controlplane import NEVER_READY_IMAGE, ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    make_claim,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_testbed.watching import Watch
 
@@ -30,20 +37,7 @@ FLEET_CLAIMS = 300
 def claim_for(phone_id: str, holder: dict[str, Any]) -> dict[str, Any]:
     """The PhoneClaim a race leaves behind when ``holder`` (a binding body) won it."""
     metadata = holder["metadata"]
-    return {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": phone_id},
-        "spec": {
-            "phoneId": phone_id,
-            "serialName": "",
-            "holder": {
-                "namespace": metadata["namespace"],
-                "name": metadata["name"],
-                "uid": metadata["uid"],
-            },
-        },
-    }
+    return make_claim(phone_id, metadata["namespace"], metadata["name"], metadata["uid"])
 
 
 def fleet_claims(holder: dict[str, Any], count: int) -> dict[str, Any]:

@@ -5,35 +5,28 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import ManagedProcess, free_port
-from phonefleet_testbed.rbac import OPERATOR_NAMESPACE
-from phonefleet_testbed.replicas import replica_processes
-from phonefleet_testbed.scenarios import Fleet, make_binding, operator_env
+from phonefleet_testbed.processes import free_port
+from phonefleet_testbed.replicas import ReplicaProcess, StartReplica
+from phonefleet_testbed.scenarios import Fleet, make_binding
 from phonefleet_testbed.waiting import wait_for
 
-LEASE = "phonefleet-operator"
 N = 8
 #: The takeover the issue asks for; the production timings give lease 15 s + retry 2 s.
 TAKEOVER_LIMIT_SECONDS = 30
 
 
-@dataclass
-class Replica:
+@dataclass(frozen=True)
+class Replica(ReplicaProcess):
     """One operator process, its liveness URL and its /metrics URL."""
 
-    process: ManagedProcess
-    liveness: str
     metrics: str
 
     def leader_gauge(self) -> str | None:
@@ -59,49 +52,18 @@ def _phase(body: dict[str, object]) -> str | None:
 
 
 @pytest.fixture
-def start_replica(
-    control_plane: ControlPlane,
-    operator_credentials: Path,
-    fleet: Fleet,
-    kubectl: Kubectl,
-    namespace: str,
-) -> Iterator[Callable[[str], Replica]]:
+def start_replica(operator_replicas: StartReplica) -> Callable[[str], Replica]:
     """Start `phonefleet-operator` replicas with leader election (production lease timings);
-    each serves /metrics. Bindings are released and replicas stopped afterwards."""
-    env = {
-        **operator_env(control_plane, fleet.simulator),
-        "KUBECONFIG": str(operator_credentials),
-        "PHONEFLEET_LEADER_ELECTION": "true",
-    }
+    each serves /metrics."""
 
     def start(name: str) -> Replica:
-        liveness = f"http://127.0.0.1:{free_port()}/healthz"
         port = free_port()
-        script = str(Path(sys.executable).with_name("phonefleet-operator"))
-        process = ManagedProcess(
-            name,
-            [script, "-n", namespace, f"--liveness={liveness}"],
-            logs,
-            env={
-                **env,
-                "PHONEFLEET_METRICS_PORT": str(port),
-                "PHONEFLEET_METRICS_ADDR": "127.0.0.1",
-            },
+        started = operator_replicas(
+            name, PHONEFLEET_METRICS_PORT=str(port), PHONEFLEET_METRICS_ADDR="127.0.0.1"
         )
-        process.start()
-        started.append(process)
-        return Replica(process, liveness, f"http://127.0.0.1:{port}/metrics")
+        return Replica(started.process, started.liveness, f"http://127.0.0.1:{port}/metrics")
 
-    with replica_processes(kubectl, namespace, lease=LEASE, log_prefix="phonefleet-standby-") as (
-        logs,
-        started,
-    ):
-        yield start
-
-
-def holder(kubectl: Kubectl) -> str | None:
-    lease = kubectl.get("lease", LEASE, OPERATOR_NAMESPACE)
-    return None if lease is None else (lease.get("spec") or {}).get("holderIdentity")
+    return start
 
 
 def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging(
@@ -117,7 +79,7 @@ def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging
     fleet.simulator.admin.update_settings(boot_seconds=4.0)
     a = start_replica("operator-a")
     active = a.process
-    wait_for(lambda: str(holder(kubectl)).endswith(f"_{active.pid}"), 60, message="a to lead")
+    wait_for(lambda: a.holds_lease(kubectl), 60, message="a to lead")
     b = start_replica("operator-b")
     standby = b.process
     wait_for(lambda: "Waiting as standby" in standby.log_tail(), 60, message="b to wait as standby")
@@ -134,12 +96,12 @@ def test_the_standby_takes_over_within_30_s_of_a_sigkill_and_finishes_converging
         60,
         message="a binding booting its phone",
     )
-    assert str(holder(kubectl)).endswith(f"_{active.pid}")
+    assert a.holds_lease(kubectl)
     assert active.pid is not None
     os.kill(active.pid, signal.SIGKILL)
     killed = time.monotonic()
     wait_for(
-        lambda: str(holder(kubectl)).endswith(f"_{standby.pid}"),
+        lambda: b.holds_lease(kubectl),
         60,
         interval=0.2,
         message=lambda: f"b to take the Lease\n{standby.log_tail()}",

@@ -4,15 +4,14 @@ images; refusals tell another tenant nothing; a changed pool is judged again."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
-from phonefleet_testbed.tenants import CLIENT_LABEL, Tenant
+from phonefleet_testbed.tenants import CLIENT_LABEL, Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
 
 ANOTHER = "a binding in another namespace"
@@ -61,17 +60,13 @@ def test_without_any_pool_tenancy_is_off(
 
 
 def test_a_tenant_cannot_bind_another_tenants_phone_nor_learn_that_it_exists(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """globex asking for acme's phone gets exactly the answer it gets for a phone that does not
     exist; no claim is taken; nothing globex can read names the phone's id, pool or holder."""
-    acme, globex = tenants
-    phone_id = fleet.add_phone("p-7001", group_name="grp-a")
-    pool = pools("pool", phones={"groups": ["grp-a"]}, namespaces=for_client("acme"))
+    acme, globex = tenancy.tenants
+    phone_id = tenancy.fleet.add_phone("p-7001", group_name="grp-a")
+    pool = tenancy.pools("pool", phones={"groups": ["grp-a"]}, namespaces=for_client("acme"))
     acme.kubectl.apply(make_binding("mine", "p-7001", acme.namespace))
     mine = wait_phase(kubectl, acme.namespace, "mine", "Running")
     assert mine["status"]["pool"] == pool
@@ -114,17 +109,13 @@ def test_a_tenant_cannot_bind_another_tenants_phone_nor_learn_that_it_exists(
 
 
 def test_a_conflict_with_another_namespace_does_not_name_the_holder(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """A phone both tenants may use, held by acme: globex waits in Conflict told only that "a
     binding in another namespace" holds it (status, conditions, Events)."""
-    acme, globex = tenants
-    fleet.add_phone("p-shared", group_name="grp-shared")
-    pools(
+    acme, globex = tenancy.tenants
+    tenancy.fleet.add_phone("p-shared", group_name="grp-shared")
+    tenancy.pools(
         "shared",
         phones={"groups": ["grp-shared"]},
         namespaces={"names": [acme.namespace, globex.namespace]},
@@ -148,17 +139,13 @@ def test_a_conflict_with_another_namespace_does_not_name_the_holder(
 
 
 def test_an_image_override_outside_the_pools_patterns_is_forbidden_and_gets_no_pod(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """No pod (so no ADB data) for an image the pool does not allow; an allowed one runs."""
-    acme, _ = tenants
-    fleet.add_phone("p-img-1", tags=["ig"])
-    fleet.add_phone("p-img-2", tags=["ig"])
-    pools(
+    acme, _ = tenancy.tenants
+    tenancy.fleet.add_phone("p-img-1", tags=["ig"])
+    tenancy.fleet.add_phone("p-img-2", tags=["ig"])
+    tenancy.pools(
         "images",
         phones={"tags": ["ig"]},
         namespaces=for_client("acme"),
@@ -193,18 +180,14 @@ def test_an_image_override_outside_the_pools_patterns_is_forbidden_and_gets_no_p
 
 
 def test_a_revoked_namespace_keeps_its_running_worker_unless_the_pool_says_stop(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """Losing access: a Warning Event and PoolAccessRevoked, the worker runs on, new bindings
     are Forbidden; once the pool sets onRevoke: Stop, the worker goes and the phone is freed."""
-    acme, _ = tenants
-    phone_id = fleet.add_phone("p-rev-1", group_name="grp-rev")
-    fleet.add_phone("p-rev-2", group_name="grp-rev")
-    pool = pools("revocable", phones={"groups": ["grp-rev"]}, namespaces=for_client("acme"))
+    acme, _ = tenancy.tenants
+    phone_id = tenancy.fleet.add_phone("p-rev-1", group_name="grp-rev")
+    tenancy.fleet.add_phone("p-rev-2", group_name="grp-rev")
+    pool = tenancy.pools("revocable", phones={"groups": ["grp-rev"]}, namespaces=for_client("acme"))
     acme.kubectl.apply(make_binding("veteran", "p-rev-1", acme.namespace))
     wait_phase(kubectl, acme.namespace, "veteran", "Running")
 
@@ -236,23 +219,20 @@ def test_a_revoked_namespace_keeps_its_running_worker_unless_the_pool_says_stop(
         message="the revoked worker pod to go",
     )
     wait_for(lambda: kubectl.get("phoneclaim", phone_id) is None, 30, message="the claim to go")
-    wait_for(lambda: phone_id not in fleet.running(), 30, message="the phone to be stopped")
+    wait_for(lambda: phone_id not in tenancy.fleet.running(), 30, message="the phone to be stopped")
 
 
-@pytest.mark.usefixtures("operator")
 def test_a_phone_in_two_pools_is_bound_by_nobody_and_reported_on_both(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    caplog: pytest.LogCaptureFixture,
+    kubectl: Kubectl, tenancy: Tenancy, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No silent precedence: both pools report the phone, the log says so, and the binding waits
     in Forbidden (PoolsOverlap) until one pool lets go of the phone."""
-    acme, _ = tenants
-    phone_id = fleet.add_phone("p-both", group_name="grp-o", tags=["tag-o"])
-    by_group = pools("by-group", phones={"groups": ["grp-o"]}, namespaces=for_client("acme"))
-    by_tag = pools("by-tag", phones={"tags": ["tag-o"]}, namespaces=for_client("acme"))
+    acme, _ = tenancy.tenants
+    phone_id = tenancy.fleet.add_phone("p-both", group_name="grp-o", tags=["tag-o"])
+    by_group = tenancy.pools(
+        "by-group", phones={"groups": ["grp-o"]}, namespaces=for_client("acme")
+    )
+    by_tag = tenancy.pools("by-tag", phones={"tags": ["tag-o"]}, namespaces=for_client("acme"))
     acme.kubectl.apply(make_binding("torn", "p-both", acme.namespace))
 
     torn = wait_phase(kubectl, acme.namespace, "torn", "Forbidden")
@@ -293,33 +273,6 @@ def test_with_pools_required_a_phone_in_no_pool_cannot_be_bound(
 
     assert condition(body, "Admitted")["reason"] == "PhoneNotAvailable"  # type: ignore[index]
     assert "phones in no pool cannot be bound" in caplog.text
-
-
-@pytest.fixture
-def webhook_operator(
-    kubectl: Kubectl, operator_factory: Callable[..., Operator]
-) -> Iterator[Callable[[], Operator]]:
-    """Starts an operator serving its webhook on loopback, once registered; cleans up after."""
-    kubectl("create", "namespace", "phonefleet-system", check=False)
-
-    def start() -> Operator:
-        operator = operator_factory(
-            PHONEFLEET_WEBHOOK_ENABLED="true",
-            PHONEFLEET_WEBHOOK_ADDR="127.0.0.1",
-            PHONEFLEET_WEBHOOK_HOST="127.0.0.1",
-            PHONEFLEET_WEBHOOK_PORT=str(free_port()),
-            PHONEFLEET_WEBHOOK_SERVICE="",
-        )
-
-        def registered() -> bool:
-            config = kubectl.get("validatingwebhookconfiguration", "phonefleet.dev")
-            return bool(config and config["webhooks"][0]["clientConfig"].get("caBundle"))
-
-        wait_for(registered, 60, message="the ValidatingWebhookConfiguration with its CA")
-        return operator
-
-    yield start
-    kubectl("delete", "validatingwebhookconfiguration", "phonefleet.dev", "--ignore-not-found")
 
 
 def test_the_webhook_refuses_forbidden_bindings_and_names_no_other_tenant(

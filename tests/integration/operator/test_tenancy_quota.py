@@ -11,7 +11,7 @@ from kubernetes import client
 
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
-from phonefleet_testbed.tenants import MaxWatch, Tenant
+from phonefleet_testbed.tenants import MaxWatch, Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
 
 GROUP, VERSION = "phonefleet.dev", "v1alpha1"
@@ -137,19 +137,17 @@ def test_fifty_bindings_at_once_never_run_more_than_max_running(
 
 
 def test_a_freed_slot_promotes_the_waiter_and_a_lowered_limit_stops_nothing(
-    kubectl: Kubectl,
-    tenants: tuple[Tenant, Tenant],
-    pools: Callable[..., str],
-    fleet: Fleet,
-    operator: Operator,
+    kubectl: Kubectl, tenancy: Tenancy
 ) -> None:
     """maxRunning 2 lowered to 1 with two running: both run on, a third waits in Queued
     (position 1, reason shown) until the count is below the new limit, then runs."""
-    acme, _ = tenants
+    acme, _ = tenancy.tenants
     ns = acme.namespace
     for name in ("p-s1", "p-s2", "p-s3"):
-        fleet.add_phone(name, tags=["slot"])
-    pool = pools("slots", phones={"tags": ["slot"]}, namespaces={"names": [ns]}, maxRunning=2)
+        tenancy.fleet.add_phone(name, tags=["slot"])
+    pool = tenancy.pools(
+        "slots", phones={"tags": ["slot"]}, namespaces={"names": [ns]}, maxRunning=2
+    )
     for name in ("first", "second"):
         kubectl.apply(make_binding(name, f"p-s{1 if name == 'first' else 2}", ns))
         wait_phase(kubectl, ns, name, "Running")

@@ -7,7 +7,14 @@ from collections.abc import Callable
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    binding,
+    make_binding,
+    make_claim,
+    wait_phase,
+)
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_testbed.watching import Watch
 
@@ -31,20 +38,8 @@ def test_a_new_binding_by_alias_does_not_overtake_the_oldest_waiter(
     # A holder that holds the claim but never a pod: it names a phone that does not exist.
     kubectl.apply(make_binding("ghost-holder", "no-such-phone", namespace))
     ghost = wait_phase(kubectl, namespace, "ghost-holder", "PhoneNotFound")
-    claim = {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhoneClaim",
-        "metadata": {"name": phone_id},
-        "spec": {
-            "phoneId": phone_id,
-            "serialName": "queue-phone",
-            "holder": {
-                "namespace": namespace,
-                "name": "ghost-holder",
-                "uid": ghost["metadata"]["uid"],
-            },
-        },
-    }
+    uid = ghost["metadata"]["uid"]
+    claim = make_claim(phone_id, namespace, "ghost-holder", uid, serial_name="queue-phone")
     kubectl("apply", "-f", "-", input_text=json.dumps(claim))
     for name in ("a-oldest", "b-older"):
         kubectl.apply(make_binding(name, phone_id, namespace))

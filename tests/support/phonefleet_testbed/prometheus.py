@@ -14,13 +14,13 @@ import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import requests
 import yaml
 
 from phonefleet_testbed.binaries import repo_root
+from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.processes import ManagedProcess, free_port
 from phonefleet_testbed.waiting import wait_for
 
@@ -76,7 +76,7 @@ def selector_text(node: Mapping[str, Any]) -> str:
     return "{" + matchers + "}"
 
 
-class PrometheusServer:
+class PrometheusServer(StartStop):
     """``prometheus`` scraping ``targets`` (job -> host:port) every second, with our rules."""
 
     def __init__(self, targets: Mapping[str, Sequence[str]]) -> None:
@@ -106,17 +106,13 @@ class PrometheusServer:
             self._dir,
         )
 
-    def __enter__(self) -> Self:
+    def start(self) -> None:
+        """Start Prometheus and return once it is ready."""
         self._process.start()
         wait_for(self._ready, 60, message=lambda: f"Prometheus ready\n{self._process.log_tail()}")
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Stop Prometheus."""
         self._process.stop()
 
     def _ready(self) -> bool:

@@ -19,6 +19,7 @@ __all__ = [
     "OPERATOR_SERVICE_ACCOUNT",
     "OPERATOR_USER",
     "SCOPE_POLICY",
+    "claim_policy",
     "install_account_identity",
     "install_operator_rbac",
     "operator_kubeconfig",
@@ -174,3 +175,48 @@ def webhook_configuration(kind: str, name: str, *groups: str) -> dict[str, Any]:
             }
         ]
     return body
+
+
+def claim_policy(
+    name: str,
+    operation: str,
+    validation: dict[str, str],
+    *,
+    match_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A List of a ValidatingAdmissionPolicy ``name`` refusing (Deny) each PhoneClaim
+    ``operation`` (CREATE, UPDATE) that fails ``validation`` (expression, message, reason), and
+    its binding, to the claims with ``match_labels`` or to all: a test's stand-in for a policy
+    an administrator (or an older release) puts in the operator's way."""
+    binding: dict[str, Any] = {"policyName": name, "validationActions": ["Deny"]}
+    if match_labels:
+        binding["matchResources"] = {"objectSelector": {"matchLabels": match_labels}}
+    rule = {
+        "apiGroups": ["phonefleet.dev"],
+        "apiVersions": ["*"],
+        "operations": [operation],
+        "resources": ["phoneclaims"],
+    }
+    group = "admissionregistration.k8s.io/v1"
+    return {
+        "apiVersion": "v1",
+        "kind": "List",
+        "items": [
+            {
+                "apiVersion": group,
+                "kind": "ValidatingAdmissionPolicy",
+                "metadata": {"name": name},
+                "spec": {
+                    "failurePolicy": "Fail",
+                    "matchConstraints": {"resourceRules": [rule]},
+                    "validations": [validation],
+                },
+            },
+            {
+                "apiVersion": group,
+                "kind": "ValidatingAdmissionPolicyBinding",
+                "metadata": {"name": name},
+                "spec": binding,
+            },
+        ],
+    }

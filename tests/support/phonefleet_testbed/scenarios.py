@@ -19,9 +19,13 @@ __all__ = [
     "Operator",
     "binding",
     "condition",
+    "events",
     "in_process_operator",
+    "loopback_webhook_env",
     "make_binding",
+    "make_claim",
     "operator_env",
+    "run_binding",
     "wait_phase",
 ]
 
@@ -86,6 +90,18 @@ def operator_env(plane: ControlPlane, simulator: GeelarkSimulator) -> dict[str, 
     }
 
 
+def loopback_webhook_env(port: int) -> dict[str, str]:
+    """Settings of an operator serving its admission webhook on loopback at ``port``, registered
+    by URL (no Service)."""
+    return {
+        "PHONEFLEET_WEBHOOK_ENABLED": "true",
+        "PHONEFLEET_WEBHOOK_ADDR": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_HOST": "127.0.0.1",
+        "PHONEFLEET_WEBHOOK_PORT": str(port),
+        "PHONEFLEET_WEBHOOK_SERVICE": "",
+    }
+
+
 def make_binding(name: str, phone_id: str, namespace: str, **spec: Any) -> dict[str, Any]:
     """A PhoneBinding manifest; ``spec`` overrides use the CRD's camelCase names."""
     return {
@@ -93,6 +109,24 @@ def make_binding(name: str, phone_id: str, namespace: str, **spec: Any) -> dict[
         "kind": "PhoneBinding",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"phoneId": phone_id, **spec},
+    }
+
+
+def make_claim(
+    phone_id: str, namespace: str, holder: str, uid: str, *, serial_name: str = "", **spec: Any
+) -> dict[str, Any]:
+    """A PhoneClaim manifest for ``phone_id`` (and named after it), held by binding
+    ``namespace/holder`` of uid ``uid``; ``spec`` adds fields in the CRD's camelCase."""
+    return {
+        "apiVersion": "phonefleet.dev/v1alpha1",
+        "kind": "PhoneClaim",
+        "metadata": {"name": phone_id},
+        "spec": {
+            "phoneId": phone_id,
+            "serialName": serial_name,
+            "holder": {"namespace": namespace, "name": holder, "uid": uid},
+            **spec,
+        },
     }
 
 
@@ -117,6 +151,15 @@ def wait_phase(
     return wait_for(reached, timeout, message=describe)
 
 
+def run_binding(
+    kubectl: Kubectl, namespace: str, name: str, phone: str, **spec: Any
+) -> dict[str, Any]:
+    """Apply binding ``name`` for ``phone`` (its id or serialName; ``spec`` in the CRD's
+    camelCase) and return it once it is Running."""
+    kubectl.apply(make_binding(name, phone, namespace, **spec))
+    return wait_phase(kubectl, namespace, name, "Running")
+
+
 def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 30) -> str:
     """The job token the operator wrote into the binding's ADB Secret, once it is there."""
 
@@ -125,6 +168,12 @@ def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float =
         return ((secret or {}).get("data") or {}).get("jobToken")
 
     return base64.b64decode(wait_for(written, timeout, message="the job token")).decode()
+
+
+def events(kubectl: Kubectl, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+    """The namespace's Events, those matching the field ``selector`` when one is given (e.g.
+    ``"involvedObject.name=b,type=Warning"``)."""
+    return kubectl.list("events", namespace, *(["--field-selector", selector] if selector else []))
 
 
 def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:

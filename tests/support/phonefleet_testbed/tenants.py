@@ -15,9 +15,19 @@ from kubernetes import client, config, watch
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.scenarios import Fleet
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["CLIENT_LABEL", "MaxWatch", "Tenant", "make_pool", "make_tenant", "pools", "tenants"]
+__all__ = [
+    "CLIENT_LABEL",
+    "MaxWatch",
+    "Tenancy",
+    "Tenant",
+    "make_pool",
+    "make_tenant",
+    "pools",
+    "tenants",
+]
 
 #: The label the tests' pools choose namespaces by.
 CLIENT_LABEL = "phonefleet.dev/client"
@@ -30,6 +40,17 @@ class Tenant:
     namespace: str
     client: str
     kubectl: Kubectl
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """Where a pool test starts: two client namespaces (acme, globex), pools made on demand
+    (``pools(prefix, **spec)``, deleted after the test) and the Geelark fleet; the ``tenancy``
+    fixture of the operator scenarios also runs one operator."""
+
+    tenants: tuple[Tenant, Tenant]
+    pools: Callable[..., str]
+    fleet: Fleet
 
 
 def make_tenant(kubectl: Kubectl, plane: ControlPlane, client_name: str) -> Tenant:

@@ -63,6 +63,16 @@ def make_binding(
     return {"metadata": meta, "status": {"phase": phase, "phone": {"id": PHONE}}}
 
 
+def holder_with_its_pod() -> tuple[World, Checker, Obj]:
+    """alpha (uid-a) holds PHONE since 1.0 (its claim is returned) and has its pod since 2.0."""
+    world = World()
+    checker = Checker(world, GRACE)
+    claim = world.put_claim(make_claim("alpha", "uid-a"))
+    checker.claim_event("ADDED", claim, 1.0)
+    checker.pod_event("ADDED", world.put_pod(make_pod("alpha", "uid-a")), 2.0)
+    return world, checker, claim
+
+
 def invariants(checker: Checker) -> list[str]:
     return [v.invariant for v in checker.violations]
 
@@ -125,11 +135,7 @@ def test_a_pod_event_ahead_of_its_claim_event_is_no_violation() -> None:
 
 def test_a_claim_deleted_by_hand_leaves_the_old_holder_pod_a_bounded_grace() -> None:
     """Inside the grace the holder's pod may still live; past it, the same state is a violation."""
-    world = World()
-    checker = Checker(world, GRACE)
-    claim = world.put_claim(make_claim("alpha", "uid-a"))
-    checker.claim_event("ADDED", claim, 1.0)
-    checker.pod_event("ADDED", world.put_pod(make_pod("alpha", "uid-a")), 2.0)
+    world, checker, claim = holder_with_its_pod()
     checker.force_released(PHONE, 5.0)
     del world.claims[PHONE]
     checker.claim_event("DELETED", claim, 5.1)
@@ -157,11 +163,7 @@ def test_the_release_grace_runs_from_the_operator_coming_back() -> None:
 
 def test_an_open_api_stop_under_the_holder_live_pod_breaks_i3() -> None:
     """The stop counter rises between two polls while the holder's pod lived before and after."""
-    world = World()
-    checker = Checker(world, GRACE)
-    claim = world.put_claim(make_claim("alpha", "uid-a"))
-    checker.claim_event("ADDED", claim, 1.0)
-    checker.pod_event("ADDED", world.put_pod(make_pod("alpha", "uid-a")), 2.0)
+    _, checker, _ = holder_with_its_pod()
     checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 3.0)
     checker.phones_polled([PhoneReading(PHONE, status=2, stop_count=1)], 3.3)
     checker.evaluate(3.4)
@@ -170,12 +172,7 @@ def test_an_open_api_stop_under_the_holder_live_pod_breaks_i3() -> None:
 
 def test_a_stop_after_the_holder_deleted_its_pod_keeps_i3() -> None:
     """Suspension and deletion remove the pod first; the stop that follows is legitimate."""
-    world = World()
-    checker = Checker(world, GRACE)
-    claim = world.put_claim(make_claim("alpha", "uid-a"))
-    checker.claim_event("ADDED", claim, 1.0)
-    pod = make_pod("alpha", "uid-a")
-    checker.pod_event("ADDED", world.put_pod(pod), 2.0)
+    world, checker, _ = holder_with_its_pod()
     checker.phones_polled([PhoneReading(PHONE, status=0, stop_count=0)], 3.0)
     world.put_pod(make_pod("alpha", "uid-a", deleting=True))
     checker.phones_polled([PhoneReading(PHONE, status=2, stop_count=1)], 3.3)

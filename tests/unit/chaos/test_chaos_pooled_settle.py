@@ -55,29 +55,28 @@ def power(*on: int) -> dict[str, tuple[int, int]]:
 PHONES = power(1)
 
 
-def test_a_full_pool_with_the_rest_queued_is_settled() -> None:
-    """maxRunning 1, two phones: one Running holder counted, the other binding Queued."""
-    problems = pooled_settle_problems(
+def one_running_two_queued(ledger: str) -> list[str]:
+    """The problems of ``one`` Running (its claim, pod and phone) and ``two`` Queued, the pool's
+    ledger counting ``ledger``."""
+    return pooled_settle_problems(
         plan(ONE, TWO),
         [binding("one", "Running"), binding("two", "Queued")],
         [claim(1, "one")],
         [pod("one")],
         PHONES,
-        [pool("one")],
+        [pool(ledger)],
     )
+
+
+def test_a_full_pool_with_the_rest_queued_is_settled() -> None:
+    """maxRunning 1, two phones: one Running holder counted, the other binding Queued."""
+    problems = one_running_two_queued(ledger="one")
     assert problems == []
 
 
 def test_a_ledger_that_disagrees_with_the_running_holders_is_not_settled() -> None:
     """The pool counting a binding that does not run (or missing one that does) is reported."""
-    problems = pooled_settle_problems(
-        plan(ONE, TWO),
-        [binding("one", "Running"), binding("two", "Queued")],
-        [claim(1, "one")],
-        [pod("one")],
-        PHONES,
-        [pool("two")],
-    )
+    problems = one_running_two_queued(ledger="two")
     assert any("the ledger and the cluster disagree" in p for p in problems)
 
 

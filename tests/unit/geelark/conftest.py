@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
 from typing import Any
 
 import pytest
@@ -21,18 +21,13 @@ SimulatorFactory = Callable[..., GeelarkSimulator]
 @pytest.fixture
 def start_simulator() -> Iterator[SimulatorFactory]:
     """Start simulators with these config fields (instant boot unless given); stop them after."""
-    started: list[GeelarkSimulator] = []
+    with ExitStack() as started:
 
-    def start(**config: Any) -> GeelarkSimulator:
-        config.setdefault("boot_seconds", 0.0)
-        simulator = GeelarkSimulator(SimulatorConfig(**config))
-        simulator.start()
-        started.append(simulator)
-        return simulator
+        def start(**config: Any) -> GeelarkSimulator:
+            config.setdefault("boot_seconds", 0.0)
+            return started.enter_context(GeelarkSimulator(SimulatorConfig(**config)))
 
-    yield start
-    for simulator in started:
-        simulator.stop()
+        yield start
 
 
 @pytest.fixture

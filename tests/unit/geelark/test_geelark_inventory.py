@@ -10,6 +10,7 @@ from phonefleet_operator.errors import (
     AmbiguousPhone,
     GeelarkAuthError,
     GeelarkUnavailable,
+    PhonefleetError,
     PhoneNotFound,
 )
 from phonefleet_operator.geelark import Phone, PhoneInventory
@@ -216,12 +217,23 @@ async def test_a_stale_twin_is_confirmed_with_geelark_before_calling_it_ambiguou
     assert (await inventory.resolve("twin")).id == make_phone(1).id
 
 
-async def test_an_outage_before_the_first_listing_is_unavailable_not_not_found() -> None:
-    """ "Could not check" is never reported as "not found"."""
+@pytest.mark.parametrize(
+    "fault",
+    [
+        GeelarkUnavailable("Geelark could not be reached", delay=30),
+        GeelarkAuthError("fix the Secret ns/geelark", code=40003),
+    ],
+    ids=["outage", "bad-credentials"],
+)
+async def test_a_failed_first_listing_raises_its_own_fault_not_not_found(
+    fault: PhonefleetError,
+) -> None:
+    """ "Could not check" is never reported as "not found", and an auth failure is not
+    disguised as an outage or a missing phone: the lookup raises the listing's fault."""
     inventory, lister, _ = make_inventory(fleet(3))
-    lister.fail_with = GeelarkUnavailable("Geelark could not be reached", delay=30)
+    lister.fail_with = fault
 
-    with pytest.raises(GeelarkUnavailable):
+    with pytest.raises(type(fault)):
         await inventory.resolve("phone-001")
 
 
@@ -248,15 +260,6 @@ async def test_an_outage_at_refresh_time_serves_the_cached_list() -> None:
     assert (await inventory.resolve("phone-002")).id == make_phone(2).id
     assert (await inventory.resolve("phone-003")).id == make_phone(3).id
     assert len(lister.calls) == 2  # one failed refresh, then a pause before the next attempt
-
-
-async def test_bad_credentials_surface_as_the_auth_error() -> None:
-    """An auth failure is not disguised as an outage or a missing phone."""
-    inventory, lister, _ = make_inventory(fleet(3))
-    lister.fail_with = GeelarkAuthError("fix the Secret ns/geelark", code=40003)
-
-    with pytest.raises(GeelarkAuthError):
-        await inventory.resolve("phone-001")
 
 
 async def test_concurrent_first_lookups_share_one_listing() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing
 from typing import Any
 
 import pytest
@@ -28,37 +29,29 @@ def clock() -> ManualClock:
 @pytest.fixture
 def make_sim(clock: ManualClock) -> Iterator[Callable[..., GeelarkSimulator]]:
     """Start a simulator with SimulatorConfig overrides; every one is stopped after the test."""
-    started: list[GeelarkSimulator] = []
+    with ExitStack() as started:
 
-    def make(**overrides: Any) -> GeelarkSimulator:
-        settings: dict[str, Any] = {
-            "phones": SEEDED_PHONES,
-            "boot_seconds": BOOT_SECONDS,
-            "clock": clock,
-        }
-        simulator = GeelarkSimulator(SimulatorConfig(**(settings | overrides)))
-        simulator.start()
-        started.append(simulator)
-        return simulator
+        def make(**overrides: Any) -> GeelarkSimulator:
+            settings: dict[str, Any] = {
+                "phones": SEEDED_PHONES,
+                "boot_seconds": BOOT_SECONDS,
+                "clock": clock,
+            }
+            config = SimulatorConfig(**(settings | overrides))
+            return started.enter_context(GeelarkSimulator(config))
 
-    yield make
-    for simulator in started:
-        simulator.stop()
+        yield make
 
 
 @pytest.fixture
 def make_probe() -> Iterator[Callable[..., OpenApiProbe]]:
     """Make raw Open API callers (closed after the test)."""
-    probes: list[OpenApiProbe] = []
+    with ExitStack() as probes:
 
-    def make(simulator: GeelarkSimulator, **credentials: Any) -> OpenApiProbe:
-        probe = OpenApiProbe(simulator.base_url, **credentials)
-        probes.append(probe)
-        return probe
+        def make(simulator: GeelarkSimulator, **credentials: Any) -> OpenApiProbe:
+            return probes.enter_context(closing(OpenApiProbe(simulator.base_url, **credentials)))
 
-    yield make
-    for probe in probes:
-        probe.close()
+        yield make
 
 
 @pytest.fixture

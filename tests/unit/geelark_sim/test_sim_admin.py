@@ -10,6 +10,7 @@ import requests
 
 from phonefleet_testbed.geelark_sim import (
     GeelarkSimulator,
+    ManualClock,
     OpenApiProbe,
     SimulatorAdmin,
     SimulatorAdminError,
@@ -117,6 +118,28 @@ def test_power_log_numbers_every_power_change_in_order(
         (6, seed_id(3), False),
     ]
     assert [c.seq for c in admin.power_log(after=4)] == [5, 6]
+
+
+def test_served_calls_log_each_served_call_with_its_ids_and_clock_time(
+    api: OpenApiProbe, admin: SimulatorAdmin, clock: ManualClock
+) -> None:
+    """Served calls are numbered in order with the simulator clock's time and the ids they
+    named; a call refused by the rate limit is not served; ``after`` returns the newer ones."""
+    api.data("phone/status", {"ids": [seed_id(1), seed_id(2)]})
+    clock.advance(2.5)
+    api.data("phone/start", {"ids": [seed_id(3)]})
+    api.data("phone/list", {})
+    admin.update_settings(rate_limit_per_minute=3)
+    assert api.call("phone/stop", {"ids": [seed_id(3)]})["code"] == 40007
+
+    calls = admin.served_calls()
+    assert [(c.seq, c.endpoint.removeprefix("/open/v1/"), c.ids) for c in calls] == [
+        (1, "phone/status", (seed_id(1), seed_id(2))),
+        (2, "phone/start", (seed_id(3),)),
+        (3, "phone/list", ()),
+    ]
+    assert calls[1].at - calls[0].at == 2.5
+    assert [c.seq for c in admin.served_calls(after=2)] == [3]
 
 
 def test_counters_count_calls_and_reply_codes_per_endpoint(

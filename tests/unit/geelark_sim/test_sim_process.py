@@ -30,7 +30,7 @@ def test_process_prints_its_url_serves_and_exits_on_sigterm() -> None:
             assert url.startswith("http://127.0.0.1:")
             with (
                 closing(OpenApiProbe(url, token="process-token")) as probe,
-                SimulatorAdmin(url) as admin,
+                closing(SimulatorAdmin(url)) as admin,
             ):
                 data = probe.data("phone/list", {"page": 2, "pageSize": 10})
                 assert [item["serialName"] for item in data["items"]] == ["phone-011", "phone-012"]

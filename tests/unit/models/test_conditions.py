@@ -20,6 +20,21 @@ T0 = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)
 
 
+def set_ready_at_t1(
+    existing: list[Condition], status: str, reason: str, message: str = "", generation: int = 1
+) -> list[Condition]:
+    """``set_condition`` of the Ready condition at T1."""
+    return set_condition(
+        existing,
+        type=ConditionType.READY,
+        status=status,
+        reason=reason,
+        message=message,
+        now=T1,
+        generation=generation,
+    )
+
+
 def make_condition(**overrides: Any) -> Condition:
     """A Ready=False condition set at T0, with ``overrides`` applied."""
     fields: dict[str, Any] = {
@@ -57,15 +72,7 @@ def test_setting_a_new_type_appends_it_stamped_now() -> None:
     """A condition type not yet present is appended with lastTransitionTime = now."""
     existing = [make_condition(type="Claimed", status="True", reason="Claimed")]
 
-    result = set_condition(
-        existing,
-        type=ConditionType.READY,
-        status="False",
-        reason="PodStarting",
-        message="Waiting",
-        now=T1,
-        generation=2,
-    )
+    result = set_ready_at_t1(existing, "False", "PodStarting", "Waiting", generation=2)
 
     assert [item.type for item in result] == ["Claimed", "Ready"]
     assert result[1].last_transition_time == "2024-05-01T10:05:00Z"
@@ -74,14 +81,8 @@ def test_setting_a_new_type_appends_it_stamped_now() -> None:
 
 def test_same_status_keeps_the_transition_time_and_updates_the_rest() -> None:
     """Same status again: lastTransitionTime stays; reason, message and generation follow."""
-    result = set_condition(
-        [make_condition()],
-        type="Ready",
-        status="False",
-        reason="PhoneStarting",
-        message="Phone is starting",
-        now=T1,
-        generation=2,
+    result = set_ready_at_t1(
+        [make_condition()], "False", "PhoneStarting", "Phone is starting", generation=2
     )
 
     assert result == [
@@ -91,15 +92,7 @@ def test_same_status_keeps_the_transition_time_and_updates_the_rest() -> None:
 
 def test_changed_status_moves_the_transition_time() -> None:
     """A status change stamps lastTransitionTime with now."""
-    result = set_condition(
-        [make_condition()],
-        type="Ready",
-        status="True",
-        reason="WorkerReady",
-        message="",
-        now=T1,
-        generation=1,
-    )
+    result = set_ready_at_t1([make_condition()], "True", "WorkerReady")
 
     assert result[0].status == "True"
     assert result[0].last_transition_time == "2024-05-01T10:05:00Z"
@@ -114,15 +107,7 @@ def test_setting_keeps_order_and_leaves_the_input_untouched() -> None:
     ]
     before = [item.model_copy() for item in original]
 
-    result = set_condition(
-        original,
-        type="Ready",
-        status="True",
-        reason="WorkerReady",
-        message="",
-        now=T1,
-        generation=1,
-    )
+    result = set_ready_at_t1(original, "True", "WorkerReady")
 
     assert [item.type for item in result] == ["Claimed", "Ready", "PhoneReady"]
     assert original == before

@@ -11,7 +11,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from phonefleet_operator.errors import KubernetesRefused, PhoneNotFound, PhoneNotReady
+from phonefleet_operator.errors import (
+    KubernetesRefused,
+    PhonefleetError,
+    PhoneNotFound,
+    PhoneNotReady,
+)
 from phonefleet_operator.geelark import AdbEndpoint, Phone, PhoneStatus, StartResult
 
 Obj = dict[str, Any]
@@ -295,6 +300,19 @@ class FakePhones:
     def count(self, operation: str) -> int:
         """How many calls of one operation were made."""
         return sum(1 for op, _ in self.calls if op == operation)
+
+
+@dataclass
+class FailingPhones(FakePhones):
+    """Phones whose stop call fails with ``stop_error`` while it is set (as Geelark's would)."""
+
+    stop_error: PhonefleetError | None = None
+
+    async def stop(self, phone_id: str) -> None:
+        if self.stop_error is not None:
+            self.calls.append(("stop-failed", phone_id))
+            raise self.stop_error
+        await super().stop(phone_id)
 
 
 def _merged(target: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:

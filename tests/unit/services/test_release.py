@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
-from fakes import FakeKube, FakePhones
+from fakes import FailingPhones, FakeKube
 
 from conftest import NOW, bring_up, make_binding, step
 from phonefleet_operator.errors import (
@@ -28,19 +28,6 @@ from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.release import PhoneNotStopped
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
-
-
-@dataclass
-class FailingPhones(FakePhones):
-    """Phones whose stop call fails with ``stop_error`` while it is set (as Geelark's would)."""
-
-    stop_error: PhonefleetError | None = None
-
-    async def stop(self, phone_id: str) -> None:
-        if self.stop_error is not None:
-            self.calls.append(("stop-failed", phone_id))
-            raise self.stop_error
-        await super().stop(phone_id)
 
 
 @pytest.fixture

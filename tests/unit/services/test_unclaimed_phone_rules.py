@@ -9,15 +9,14 @@ pools' ledger with its resourceVersions, phones whose stop can be made to fail.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from fakes import FakeKube, FakePhones
+from fakes import FailingPhones, FakeKube
 from pool_fakes import FakePoolStore
 
 from conftest import NOW, make_binding, step
-from phonefleet_operator.errors import GeelarkUnavailable, PhonefleetError
+from phonefleet_operator.errors import GeelarkUnavailable
 from phonefleet_operator.geelark import Phone, PhoneStatus
 from phonefleet_operator.models import PhoneBinding, condition
 from phonefleet_operator.render import build_claim
@@ -28,24 +27,11 @@ from phonefleet_operator.services.tenancy import Quota, Tenancy, TenancyView
 from phonefleet_operator.settings import OperatorSettings
 
 
-@dataclass
-class Phones(FakePhones):
-    """Phones whose stop call fails with ``stop_error`` while it is set (as Geelark's would)."""
-
-    stop_error: PhonefleetError | None = None
-
-    async def stop(self, phone_id: str) -> None:
-        if self.stop_error is not None:
-            self.calls.append(("stop-failed", phone_id))
-            raise self.stop_error
-        await super().stop(phone_id)
-
-
 class Wired:
     """A reconciler with tenancy over the fakes; the claims view and the bindings view follow
     what each pass wrote, as the watches would."""
 
-    def __init__(self, kube: FakeKube, phones: Phones, store: FakePoolStore) -> None:
+    def __init__(self, kube: FakeKube, phones: FailingPhones, store: FakePoolStore) -> None:
         self.kube = kube
         #: The Events the last pass posts (reason, message).
         self.events: list[tuple[str, str]] = []
@@ -84,9 +70,9 @@ class Wired:
 
 
 @pytest.fixture
-def phones() -> Phones:
-    """Phones 100 (phone-a) and 200 (phone-b) in Geelark group acme, both stopped."""
-    fake = Phones()
+def phones() -> FailingPhones:
+    """FailingPhones 100 (phone-a) and 200 (phone-b) in Geelark group acme, both stopped."""
+    fake = FailingPhones()
     for phone_id, serial in (("100", "phone-a"), ("200", "phone-b")):
         fake.add(phone_id, serial)
         fake.phones[phone_id] = Phone(id=phone_id, serial_name=serial, group_name="acme")
@@ -103,7 +89,7 @@ def store() -> FakePoolStore:
 
 
 @pytest.fixture
-def wired(kube: FakeKube, phones: Phones, store: FakePoolStore) -> Wired:
+def wired(kube: FakeKube, phones: FailingPhones, store: FakePoolStore) -> Wired:
     """The reconciler, its tenancy and views."""
     return Wired(kube, phones, store)
 
@@ -117,7 +103,7 @@ def claimed_reason(binding: PhoneBinding) -> str | None:
     return found.reason if found else None
 
 
-async def force_released(wired: Wired, phones: Phones, **spec: Any) -> PhoneBinding:
+async def force_released(wired: Wired, phones: FailingPhones, **spec: Any) -> PhoneBinding:
     """Binding "first" runs phone 100 with the pool's one slot; then ``kubectl delete
     phoneclaim 100``: its next pass removes the pod and lets the claim go. The phone runs on,
     held by nobody, and "first" still counts in the pool."""
@@ -158,7 +144,7 @@ def revoke(wired: Wired, store: FakePoolStore) -> None:
 
 
 async def test_a_force_released_binding_that_is_queued_stops_its_phone_in_that_pass(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """Its slot is gone and the pool is full: the pass that queues it stops the phone it last
     ran (nobody holds it), and the status says the phone is stopped. Before the fix the phone
@@ -181,7 +167,7 @@ async def test_a_force_released_binding_that_is_queued_stops_its_phone_in_that_p
 
 
 async def test_a_queued_binding_stops_the_phone_once(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """Its later passes, still queued, make no second stop call and read no claim."""
     first = await force_released(wired, phones)
@@ -197,7 +183,7 @@ async def test_a_queued_binding_stops_the_phone_once(
 
 
 async def test_a_queued_keep_binding_leaves_its_phone_running(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """releasePolicy Keep never stops the phone."""
     first = await force_released(wired, phones, releasePolicy="Keep")
@@ -211,7 +197,7 @@ async def test_a_queued_keep_binding_leaves_its_phone_running(
 
 
 async def test_a_queued_binding_spares_a_phone_another_binding_took(
-    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+    wired: Wired, phones: FailingPhones, store: FakePoolStore, kube: FakeKube
 ) -> None:
     """Another binding created the claim on phone 100 meanwhile: no stop, and the queued
     binding's status no longer says it runs the phone (its deletion will not stop it)."""
@@ -232,7 +218,7 @@ async def test_a_queued_binding_spares_a_phone_another_binding_took(
 
 
 async def test_a_queued_binding_whose_stop_fails_tries_again_at_its_next_pass(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """Geelark does not answer: the status still says the binding ran the phone, and the next
     pass stops it."""
@@ -252,7 +238,7 @@ async def test_a_queued_binding_whose_stop_fails_tries_again_at_its_next_pass(
 
 
 async def test_a_queued_binding_whose_pod_is_left_removes_it_before_the_stop(
-    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+    wired: Wired, phones: FailingPhones, store: FakePoolStore, kube: FakeKube
 ) -> None:
     """The claim went without the operator (its finalizer removed by hand), so the worker pod
     is still there when the binding is queued: the pass deletes the pod, and the phone is
@@ -298,7 +284,7 @@ async def test_a_queued_binding_whose_pod_is_left_removes_it_before_the_stop(
 
 
 async def test_a_force_released_binding_that_is_forbidden_stops_its_phone_in_that_pass(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """The pool stops admitting its namespace before it took the phone again: the pass that
     forbids it stops the phone. Before the fix the phone ran on, held by nobody."""
@@ -314,7 +300,7 @@ async def test_a_force_released_binding_that_is_forbidden_stops_its_phone_in_tha
 
 
 async def test_a_forbidden_binding_whose_stop_fails_keeps_the_phone_in_its_status(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """Geelark refuses the stop: the status keeps the phone (and that its claim was deleted),
     so that its deletion still stops the phone. Before the fix the Forbidden status dropped
@@ -335,7 +321,7 @@ async def test_a_forbidden_binding_whose_stop_fails_keeps_the_phone_in_its_statu
 
 
 async def test_a_forbidden_keep_binding_leaves_its_phone_running(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """releasePolicy Keep never stops the phone."""
     first = await force_released(wired, phones, releasePolicy="Keep")
@@ -352,7 +338,7 @@ async def test_a_forbidden_keep_binding_leaves_its_phone_running(
 
 
 async def test_a_force_released_binding_behind_an_older_waiter_keeps_its_slot_and_its_stop(
-    wired: Wired, phones: Phones, store: FakePoolStore
+    wired: Wired, phones: FailingPhones, store: FakePoolStore
 ) -> None:
     """An older binding waits for phone 100 too and goes first: until it holds the phone, the
     force-released binding still counts in the pool (the phone runs) and still stops the phone
@@ -371,7 +357,7 @@ async def test_a_force_released_binding_behind_an_older_waiter_keeps_its_slot_an
 
 
 async def test_once_the_older_waiter_holds_the_phone_the_binding_lets_it_go_for_good(
-    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+    wired: Wired, phones: FailingPhones, store: FakePoolStore, kube: FakeKube
 ) -> None:
     """The older binding took the claim: the force-released binding gives its slot back and
     its deletion stops nothing."""
@@ -393,7 +379,7 @@ async def test_once_the_older_waiter_holds_the_phone_the_binding_lets_it_go_for_
 
 
 async def test_a_binding_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go(
-    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+    wired: Wired, phones: FailingPhones, store: FakePoolStore, kube: FakeKube
 ) -> None:
     """spec.phoneId now names a phone of another tenant's pool: Forbidden, and the phone it
     held is let go as on any move (pod, then the stop and the claim). Before the fix the old
@@ -422,7 +408,7 @@ async def test_a_binding_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go
 
 
 async def test_after_a_restart_a_revoked_holder_keeps_its_pod_and_phone(
-    wired: Wired, phones: Phones, store: FakePoolStore, kube: FakeKube
+    wired: Wired, phones: FailingPhones, store: FakePoolStore, kube: FakeKube
 ) -> None:
     """A holder whose namespace lost access runs on (PoolAccessRevoked). The operator restarts:
     its claims view is empty until the watch has listed, and the first pass must not take the

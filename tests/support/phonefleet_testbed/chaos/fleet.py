@@ -265,10 +265,26 @@ def settle_problems(
     expected_pods: set[tuple[str, str]] = set()
     for phone in plan.phones():
         problems += _phone_problems(plan, phone, world, expected_pods)
+    problems += untouched_problems(
+        phones, set(plan.phones()), "named by no binding", world, expected_pods
+    )
+    return problems
+
+
+def untouched_problems(
+    phones: Mapping[str, tuple[int | None, int]],
+    used: set[int],
+    unused_as: str,
+    world: World,
+    expected_pods: set[tuple[str, str]],
+) -> list[str]:
+    """What is wrong outside the phones in use: a phone not in ``used`` (described as
+    ``unused_as``) that was started or is not stopped, a pod that no holder should have."""
+    problems: list[str] = []
     for number in range(1, PHONES + 1):
         power, starts = phones.get(seed_id(number), (None, 0))
-        if number not in plan.phones() and (power != 2 or starts):
-            problems.append(f"phone {seed_id(number)}, named by no binding, was started")
+        if number not in used and (power != 2 or starts):
+            problems.append(f"phone {seed_id(number)}, {unused_as}, was started")
     stray = sorted(f"{ns}/{name}" for ns, name in set(world.live_pods) - expected_pods)
     if stray:
         problems.append(f"pods that no holder should have: {stray}")

@@ -12,6 +12,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +228,7 @@ class Observers:
         self.checker.evaluate(self._clock())  # the last suspects, now that nothing else reads
 
     def _poll_simulator(self) -> None:
-        with SimulatorAdmin(self._simulator_url) as admin:
+        with closing(SimulatorAdmin(self._simulator_url)) as admin:
             while not self._stop.is_set():
                 try:
                     phones = admin.phones()

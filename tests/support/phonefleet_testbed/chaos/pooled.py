@@ -23,13 +23,13 @@ from typing import Any
 
 from phonefleet_testbed.chaos.fleet import (
     ANOTHER_NAMESPACE,
-    PHONES,
     SUSPENDED_PHONE,
     FleetPlan,
     PlannedBinding,
     PlannedPool,
     World,
     pod_ready,
+    untouched_problems,
 )
 from phonefleet_testbed.geelark_sim import seed_id, seed_name
 from phonefleet_testbed.tenants import CLIENT_LABEL
@@ -126,14 +126,7 @@ def pooled_settle_problems(  # noqa: PLR0917 - the listings of one snapshot
     for pool in plan.pools:
         problems += _pool_problems(plan, pool, world, ledgers.get(pool.name), expected_pods)
     in_pools = {n for pool in plan.pools for n in pool.phones}
-    for number in range(1, PHONES + 1):
-        power, starts = phones.get(seed_id(number), (None, 0))
-        if number not in in_pools and (power != 2 or starts):
-            problems.append(f"phone {seed_id(number)}, in no pool, was started")
-    stray = sorted(f"{ns}/{name}" for ns, name in set(world.live_pods) - expected_pods)
-    if stray:
-        problems.append(f"pods that no holder should have: {stray}")
-    return problems
+    return problems + untouched_problems(phones, in_pools, "in no pool", world, expected_pods)
 
 
 def _pool_problems(

@@ -15,6 +15,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,7 @@ def run_chaos(
 
 def _pool_phones(plane: ControlPlane, admin: SimulatorAdmin, plan: FleetPlan) -> None:
     """Give each pool's phones its simulator group or tag, and apply the pools."""
-    with admin:
+    with closing(admin):
         for pool in plan.pools:
             for phone in pool.phones:
                 admin.update_phone(

@@ -219,18 +219,25 @@ class ControlPlane(StartStop):
     def _component_kubeconfig(self, user: str, groups: tuple[str, ...] = ()) -> Path:
         return self.mint_user_kubeconfig(user, groups)
 
+    def _controller_flags(self, user: str) -> list[str]:
+        """Flags every controller process takes: its own kubeconfig for each purpose, a
+        loopback port of its own, no leader election (one of each)."""
+        kubeconfig = self._component_kubeconfig(user)
+        return [
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            "--bind-address=127.0.0.1",
+            f"--secure-port={free_port()}",
+            "--leader-elect=false",
+        ]
+
     def _start_controllers(self, timeout: float) -> None:
-        kcm_kubeconfig = self._component_kubeconfig("system:kube-controller-manager")
         self._processes.start(
             "kube-controller-manager",
             [
                 str(self.binaries.path("kube-controller-manager")),
-                f"--kubeconfig={kcm_kubeconfig}",
-                f"--authentication-kubeconfig={kcm_kubeconfig}",
-                f"--authorization-kubeconfig={kcm_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                "--leader-elect=false",
+                *self._controller_flags("system:kube-controller-manager"),
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={self.pki_dir / 'sa.key'}",
                 f"--root-ca-file={self.pki_dir / 'ca.crt'}",
@@ -242,17 +249,11 @@ class ControlPlane(StartStop):
                 "--concurrent-gc-syncs=20",
             ],
         )
-        scheduler_kubeconfig = self._component_kubeconfig("system:kube-scheduler")
         self._processes.start(
             "kube-scheduler",
             [
                 str(self.binaries.path("kube-scheduler")),
-                f"--kubeconfig={scheduler_kubeconfig}",
-                f"--authentication-kubeconfig={scheduler_kubeconfig}",
-                f"--authorization-kubeconfig={scheduler_kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={free_port()}",
-                "--leader-elect=false",
+                *self._controller_flags("system:kube-scheduler"),
                 "--kube-api-qps=200",
                 "--kube-api-burst=400",
             ],

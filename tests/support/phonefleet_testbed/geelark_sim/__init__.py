@@ -12,6 +12,7 @@ from .admin import (
     CounterSnapshot,
     PhoneSnapshot,
     PowerChange,
+    ServedCall,
     SimulatorAdmin,
     SimulatorAdminError,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "PhoneSnapshot",
     "PhoneStatus",
     "PowerChange",
+    "ServedCall",
     "SimulatorAdmin",
     "SimulatorAdminError",
     "SimulatorConfig",

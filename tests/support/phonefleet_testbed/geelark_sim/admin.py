@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import requests
 
@@ -22,6 +21,17 @@ class PowerChange:
     seq: int
     id: str
     on: bool
+
+
+@dataclass(frozen=True)
+class ServedCall:
+    """One entry of the simulator's call log: an Open API call it served at ``at`` (its own
+    clock) to ``endpoint`` (the full path), naming phones ``ids``."""
+
+    seq: int
+    at: float
+    endpoint: str
+    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,24 @@ class CounterSnapshot:
         return self.codes_by_endpoint.get(normalize_endpoint(endpoint), {}).get(code, 0)
 
 
+class PhoneFields(TypedDict, total=False):
+    """What the admin API sets on a phone besides its serialName and id (None: leave it)."""
+
+    status: int | None
+    os_version: str | None
+    remark: str | None
+    group_name: str | None
+    tags: list[str] | None
+
+
+_PHONE_FIELD_NAMES = {
+    "status": "status",
+    "os_version": "osVersion",
+    "remark": "remark",
+    "group_name": "groupName",
+    "tags": "tags",
+}
+
 _SETTING_NAMES = {
     "boot_seconds": "bootSeconds",
     "adb_enable_seconds": "adbEnableSeconds",
@@ -134,17 +162,6 @@ class SimulatorAdmin:
         """Close the HTTP connections."""
         self._session.close()
 
-    def __enter__(self) -> SimulatorAdmin:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
     def is_healthy(self) -> bool:
         """Whether the simulator answers."""
         try:
@@ -161,26 +178,10 @@ class SimulatorAdmin:
         return PhoneSnapshot.from_json(self._call("GET", f"/phones/{phone_id}"))
 
     def create_phone(
-        self,
-        serial_name: str,
-        *,
-        phone_id: str | None = None,
-        os_version: str | None = None,
-        status: int | None = None,
-        remark: str | None = None,
-        group_name: str | None = None,
-        tags: list[str] | None = None,
+        self, serial_name: str, *, phone_id: str | None = None, **fields: Unpack[PhoneFields]
     ) -> PhoneSnapshot:
         """Add a phone; without `phone_id` it gets the next stable id. Status 3: expired."""
-        body = {
-            "serialName": serial_name,
-            "id": phone_id,
-            "osVersion": os_version,
-            "status": status,
-            "remark": remark,
-            "groupName": group_name,
-            "tags": tags,
-        }
+        body = {"serialName": serial_name, "id": phone_id, **_phone_body(fields)}
         return PhoneSnapshot.from_json(self._call("POST", "/phones", _without_none(body)))
 
     def rename_phone(self, phone_id: str, serial_name: str) -> PhoneSnapshot:
@@ -188,25 +189,10 @@ class SimulatorAdmin:
         return self.update_phone(phone_id, serial_name=serial_name)
 
     def update_phone(
-        self,
-        phone_id: str,
-        *,
-        serial_name: str | None = None,
-        status: int | None = None,
-        os_version: str | None = None,
-        remark: str | None = None,
-        group_name: str | None = None,
-        tags: list[str] | None = None,
+        self, phone_id: str, *, serial_name: str | None = None, **fields: Unpack[PhoneFields]
     ) -> PhoneSnapshot:
         """Change a phone out of band, e.g. `status=2` as if it stopped by itself."""
-        body = {
-            "serialName": serial_name,
-            "status": status,
-            "osVersion": os_version,
-            "remark": remark,
-            "groupName": group_name,
-            "tags": tags,
-        }
+        body = {"serialName": serial_name, **_phone_body(fields)}
         return PhoneSnapshot.from_json(
             self._call("PATCH", f"/phones/{phone_id}", _without_none(body))
         )
@@ -224,6 +210,14 @@ class SimulatorAdmin:
         """Every power change numbered above ``after``, in the simulator's order."""
         entries = self._call("GET", "/power-log", params={"after": str(after)})["entries"]
         return [PowerChange(int(e["seq"]), str(e["id"]), bool(e["on"])) for e in entries]
+
+    def served_calls(self, after: int = 0) -> list[ServedCall]:
+        """Every Open API call served numbered above ``after``, in the order they were served."""
+        entries = self._call("GET", "/calls", params={"after": str(after)})["entries"]
+        return [
+            ServedCall(int(e["seq"]), float(e["at"]), str(e["endpoint"]), tuple(e["ids"]))
+            for e in entries
+        ]
 
     def set_faults(
         self,
@@ -306,6 +300,11 @@ class SimulatorAdmin:
         if response.status_code == 204:
             return None
         return response.json()
+
+
+def _phone_body(fields: PhoneFields) -> dict[str, Any]:
+    """The admin API's camelCase body of ``fields``."""
+    return {_PHONE_FIELD_NAMES[name]: value for name, value in fields.items()}
 
 
 def _without_none(body: dict[str, Any]) -> dict[str, Any]:

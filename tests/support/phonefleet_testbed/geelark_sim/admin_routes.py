@@ -11,6 +11,8 @@
     GET    /_sim/running                {"ids": [...]}: phones that are on (starting or running)
     GET    /_sim/power-log[?after=N]    {"entries": [{seq, id, on}, ...]}: every power change
                                         numbered above N, in the simulator's order
+    GET    /_sim/calls[?after=N]        {"entries": [{seq, at, endpoint, ids}, ...]}: every Open
+                                        API call served, numbered above N (see CallLog)
     GET    /_sim/faults                 {endpoint: rule}
     PUT    /_sim/faults                 set {endpoint?="*", outage?, httpStatus?, code?,
                                         latencyMs?, times?, reply?: {data}}
@@ -62,6 +64,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("DELETE", "/phones/{id}", delete_phone),
         ("GET", "/power-log", power_log),
         ("GET", "/running", running_phones),
+        ("GET", "/calls", served_calls),
         ("GET", "/faults", get_faults),
         ("PUT", "/faults", set_faults),
         ("DELETE", "/faults", clear_faults),
@@ -169,11 +172,21 @@ async def running_phones(request: web.Request) -> web.StreamResponse:
 
 async def power_log(request: web.Request) -> web.StreamResponse:
     """The power changes numbered above ``after`` (see ``PowerJournal``)."""
-    try:
-        after = int(request.query.get("after", "0"))
-    except ValueError:
-        return web.json_response({"error": "after must be an integer"}, status=400)
+    after = _after(request)
     return web.json_response({"entries": _engine(request).fleet.journal.since(after)})
+
+
+async def served_calls(request: web.Request) -> web.StreamResponse:
+    """The Open API calls served, numbered above ``after`` (see ``CallLog``)."""
+    return web.json_response({"entries": _engine(request).calls.since(_after(request))})
+
+
+def _after(request: web.Request) -> int:
+    """The ``after`` query parameter of a numbered log (0 when absent)."""
+    try:
+        return int(request.query.get("after", "0"))
+    except ValueError:
+        raise BadRequest("after must be an integer") from None
 
 
 async def get_faults(request: web.Request) -> web.StreamResponse:

@@ -1,8 +1,9 @@
-"""What the simulator saw: calls per endpoint, replies per code, and the busiest rolling minute."""
+"""What the simulator saw: calls per endpoint, replies per code, the busiest rolling minute, and
+the log of the calls it served."""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from typing import Any
 
 from .limits import MINUTE, RollingWindow
@@ -74,3 +75,28 @@ class RequestCounters:
             "dropped": self.dropped,
             "maxPerMinute": self.max_per_minute,
         }
+
+
+class CallLog:
+    """Every Open API call the simulator served (past authentication, the rate limit and any
+    injected code), numbered in the order it served them, with the simulator-clock time and the
+    phone ids the call named. A test reads from it which phones were asked about when, and in
+    which order, without timing anything itself. The oldest entries are dropped beyond
+    ``limit``; a reader sees the gap in ``seq``."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: deque[tuple[int, float, str, tuple[str, ...]]] = deque(maxlen=limit)
+        self._seq = 0
+
+    def record(self, endpoint: str, at: float, ids: list[str]) -> None:
+        """A call to ``endpoint`` naming ``ids`` was served at ``at``."""
+        self._seq += 1
+        self._entries.append((self._seq, at, endpoint, tuple(ids)))
+
+    def since(self, after: int) -> list[dict[str, Any]]:
+        """The entries numbered above ``after``, oldest first."""
+        return [
+            {"seq": seq, "at": at, "endpoint": endpoint, "ids": list(ids)}
+            for seq, at, endpoint, ids in self._entries
+            if seq > after
+        ]

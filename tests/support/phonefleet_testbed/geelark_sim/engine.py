@@ -8,7 +8,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from .config import RuntimeSettings, SimulatorConfig
-from .counters import RequestCounters
+from .counters import CallLog, RequestCounters
 from .faults import FaultTable
 from .limits import RateLimiter
 from .state import Fleet, Phone, PhoneStatus
@@ -25,6 +25,7 @@ class SimulatorEngine:
         self.faults = FaultTable()
         self.limiter = RateLimiter(lock_seconds=config.hourly_lock_seconds)
         self.counters = RequestCounters()
+        self.calls = CallLog()
 
     def now(self) -> float:
         """The simulator clock."""

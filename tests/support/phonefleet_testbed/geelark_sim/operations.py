@@ -72,54 +72,36 @@ def phone_list(ctx: CallContext, body: JsonObject) -> JsonObject:
 
 def phone_status(ctx: CallContext, body: JsonObject) -> JsonObject:
     """`phone/status`: the status of each named phone."""
-    success: list[JsonObject] = []
-    fail: list[JsonObject] = []
-    for phone_id in _ids(body, MAX_STATUS_IDS):
-        phone = ctx.engine.fleet.get(phone_id)
-        if phone is None:
-            fail.append(_fail(Code.PHONE_NOT_FOUND, phone_id))
-        else:
-            success.append(_status_detail(phone, ctx.now))
-    return _batch(success, fail)
+    return _each_phone(ctx, body, MAX_STATUS_IDS, lambda phone: _status_detail(phone, ctx.now))
 
 
 def phone_start(ctx: CallContext, body: JsonObject) -> JsonObject:
     """`phone/start`: power on each named phone (a phone already on stays as it is)."""
     _optional_choice(body, "energySavingMode", (0, 1))
-    success: list[JsonObject] = []
-    fail: list[JsonObject] = []
-    for phone_id in _ids(body, MAX_BATCH_IDS):
-        phone = ctx.engine.fleet.get(phone_id)
-        if phone is None:
-            fail.append(_fail(Code.PHONE_NOT_FOUND, phone_id))
-        elif phone.expired:
-            fail.append(_fail(Code.PHONE_EXPIRED, phone_id))
-        else:
-            if phone.power_on(ctx.now, ctx.engine.settings.boot_seconds):
-                phone.start_count += 1
-            success.append(
-                {
-                    "id": phone.id,
-                    "url": ctx.live_view_base + phone.id,
-                    "chargingMethod": CHARGING_METHOD,
-                }
-            )
-    return _batch(success, fail)
+
+    def start(phone: Phone) -> JsonObject | Code:
+        if phone.expired:
+            return Code.PHONE_EXPIRED
+        if phone.power_on(ctx.now, ctx.engine.settings.boot_seconds):
+            phone.start_count += 1
+        return {
+            "id": phone.id,
+            "url": ctx.live_view_base + phone.id,
+            "chargingMethod": CHARGING_METHOD,
+        }
+
+    return _each_phone(ctx, body, MAX_BATCH_IDS, start)
 
 
 def phone_stop(ctx: CallContext, body: JsonObject) -> JsonObject:
     """`phone/stop`: shut down each named phone; stopping a stopped phone is harmless."""
-    success: list[JsonObject] = []
-    fail: list[JsonObject] = []
-    for phone_id in _ids(body, MAX_BATCH_IDS):
-        phone = ctx.engine.fleet.get(phone_id)
-        if phone is None:
-            fail.append(_fail(Code.PHONE_NOT_FOUND, phone_id))
-            continue
+
+    def stop(phone: Phone) -> JsonObject:
         if phone.power_off():
             phone.stop_count += 1
-        success.append(_status_detail(phone, ctx.now))
-    return _batch(success, fail)
+        return _status_detail(phone, ctx.now)
+
+    return _each_phone(ctx, body, MAX_BATCH_IDS, stop)
 
 
 def adb_set_status(ctx: CallContext, body: JsonObject) -> JsonObject:
@@ -127,17 +109,15 @@ def adb_set_status(ctx: CallContext, body: JsonObject) -> JsonObject:
     open_ = body.get("open")
     if not isinstance(open_, bool):
         raise ApiError(Code.BAD_PARAMETERS, "open must be true or false")
-    success: list[JsonObject] = []
-    fail: list[JsonObject] = []
-    for phone_id in _ids(body, MAX_BATCH_IDS):
-        phone = ctx.engine.fleet.get(phone_id)
-        refusal = Code.PHONE_NOT_FOUND if phone is None else _adb_refusal(phone, ctx.now)
-        if phone is None or refusal is not None:
-            fail.append(_fail(refusal or Code.PHONE_NOT_FOUND, phone_id))
-            continue
+
+    def switch(phone: Phone) -> JsonObject | Code:
+        refusal = _adb_refusal(phone, ctx.now)
+        if refusal is not None:
+            return refusal
         phone.set_adb(ctx.now, open_, ctx.engine.settings.adb_enable_seconds)
-        success.append({"id": phone.id})
-    return _batch(success, fail)
+        return {"id": phone.id}
+
+    return _each_phone(ctx, body, MAX_BATCH_IDS, switch)
 
 
 def adb_get_data(ctx: CallContext, body: JsonObject) -> JsonObject:
@@ -219,6 +199,26 @@ def _status_detail(phone: Phone, now: float) -> JsonObject:
 
 def _fail(code: Code, phone_id: str) -> JsonObject:
     return {"code": int(code), "id": phone_id, "msg": message_for(code)}
+
+
+def _each_phone(
+    ctx: CallContext,
+    body: JsonObject,
+    limit: int,
+    act: Callable[[Phone], JsonObject | Code],
+) -> JsonObject:
+    """A batch reply: ``act`` on each named phone, in order, gives its success detail or the
+    code it failed with; a phone the account does not have fails with 42001."""
+    success: list[JsonObject] = []
+    fail: list[JsonObject] = []
+    for phone_id in _ids(body, limit):
+        phone = ctx.engine.fleet.get(phone_id)
+        outcome = Code.PHONE_NOT_FOUND if phone is None else act(phone)
+        if isinstance(outcome, Code):
+            fail.append(_fail(outcome, phone_id))
+        else:
+            success.append(outcome)
+    return _batch(success, fail)
 
 
 def _batch(success: list[JsonObject], fail: list[JsonObject]) -> JsonObject:

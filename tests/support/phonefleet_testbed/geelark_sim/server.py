@@ -72,6 +72,7 @@ async def handle_open_api(request: web.Request) -> web.StreamResponse:
         ids = body.get("ids")
         if isinstance(ids, list):
             engine.counters.record_ids(endpoint, len(ids))
+        engine.calls.record(endpoint, now, [str(i) for i in ids] if isinstance(ids, list) else [])
         context = CallContext(
             engine=engine,
             now=now,

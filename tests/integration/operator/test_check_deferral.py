@@ -1,0 +1,124 @@
+"""Checks of running phones go last for the account's budget, on the real parts: the simulator's
+log of served calls shows a fleet's new phones served first and every check still made in time.
+
+A Running binding asks Geelark every ``RUNNING_RECHECK_SECONDS`` whether its phone still runs.
+The gateway holds such a check (a phone last seen running) back while the phones on their way
+spend the budget, gathers the held checks into one batch, and sends it after
+:data:`~phonefleet_operator.geelark.gateway.CHECK_DEFER_SECONDS` at the latest. Here 30 bindings
+run when 20 new ones arrive whose phones boot for 12 s, polled throughout on a small budget (60
+calls a minute): the running phones' checks come due during the boot and must wait for it.
+Every time compared is the simulator's own clock, read from its call log.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from itertools import pairwise
+
+from phonefleet_operator.geelark.gateway import CHECK_DEFER_SECONDS
+from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.geelark_sim import ServedCall
+from phonefleet_testbed.geelark_sim.endpoints import PHONE_START, PHONE_STATUS
+from phonefleet_testbed.scenarios import Fleet, Operator, make_binding
+from phonefleet_testbed.waiting import wait_for
+
+RUNNING, NEW = 30, 20
+#: As in the operator scenarios' settings (phonefleet_testbed.scenarios.operator_env).
+RUNNING_RECHECK_SECONDS = 5.0
+#: How long the new phones boot: longer than a recheck, so checks come due meanwhile.
+BOOT_SECONDS = 12.0
+#: What a check may take beyond its recheck and its longest deferral: the batch window, the
+#: pass around the status question, the rate limiter's queue once the check is sent.
+SLACK_SECONDS = 5.0
+
+
+def apply_bindings(kubectl: Kubectl, namespace: str, prefix: str, phone_ids: list[str]) -> None:
+    """One binding a phone, named ``prefix-NN``, in one apply."""
+    items = [
+        make_binding(f"{prefix}-{i:02d}", phone_id, namespace)
+        for i, phone_id in enumerate(phone_ids)
+    ]
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
+
+
+def running_bindings(kubectl: Kubectl, namespace: str, prefix: str) -> int:
+    """How many bindings named ``prefix-*`` are Running."""
+    return sum(
+        (b.get("status") or {}).get("phase") == "Running"
+        and b["metadata"]["name"].startswith(f"{prefix}-")
+        for b in kubectl.list("phonebindings", namespace)
+    )
+
+
+def checks_in(call: ServedCall) -> set[str]:
+    """The phones a served call asked the power state of."""
+    return set(call.ids) if call.endpoint == PHONE_STATUS else set()
+
+
+def checks_of(calls: list[ServedCall], phone_id: str) -> list[float]:
+    """When Geelark was asked whether the phone runs."""
+    return [c.at for c in calls if phone_id in checks_in(c)]
+
+
+def test_checks_of_running_phones_wait_for_the_new_phones_and_still_come_in_time(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+) -> None:
+    """While 20 new phones start and boot, the running phones' checks that come due wait: the
+    boot polls are served meanwhile and no check is; then one status call asks about all 30
+    running phones and no booting one. The first check due waited longer than a whole recheck,
+    and no longer than CHECK_DEFER_SECONDS (plus slack); no running phone went longer between
+    two checks than its recheck plus that bound, before, during or after the boot."""
+    admin = fleet.simulator.admin
+    running = [fleet.add_phone(status=0) for _ in range(RUNNING)]
+    operator_factory(PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE="60")
+    apply_bindings(kubectl, namespace, "up", running)
+    wait_for(
+        lambda: running_bindings(kubectl, namespace, "up") == RUNNING,
+        60,
+        message=f"the {RUNNING} bindings of running phones to run",
+    )
+    # Every running phone checked at least once since it ran: its next ask is a check.
+    wait_for(
+        lambda: all(len(checks_of(admin.served_calls(), p)) >= 2 for p in running),
+        30,
+        message="a periodic check of every running phone",
+    )
+
+    admin.update_settings(boot_seconds=BOOT_SECONDS)
+    new = [fleet.add_phone() for _ in range(NEW)]
+    apply_bindings(kubectl, namespace, "new", new)
+
+    def gathered() -> tuple[list[ServedCall], ServedCall] | None:
+        calls = admin.served_calls()
+        started = [c.seq for c in calls if c.endpoint == PHONE_START and set(c.ids) & set(new)]
+        return next(
+            (
+                (calls, c)
+                for c in calls
+                if started and c.seq > started[0] and set(running) <= set(checks_in(c))
+            ),
+            None,
+        )
+
+    calls, held = wait_for(
+        gathered,
+        BOOT_SECONDS + CHECK_DEFER_SECONDS + 30,
+        message="one status call after the new phones' start naming every running phone",
+    )
+    earlier = [c for c in calls if c.seq < held.seq]
+    due = min(max(checks_of(earlier, p)) for p in running) + RUNNING_RECHECK_SECONDS
+    meanwhile = [c for c in earlier if c.at > due]
+    polls = [c for c in meanwhile if c.endpoint == PHONE_STATUS and set(c.ids) & set(new)]
+    assert len(polls) >= 3, f"{len(polls)} polls of new phones while the checks waited"
+    assert not [c for c in meanwhile if checks_in(c) & set(running)], "a check went meanwhile"
+    assert not set(held.ids) & set(new), "the held checks went with polls of booting phones"
+    waited = held.at - due
+    assert RUNNING_RECHECK_SECONDS < waited <= CHECK_DEFER_SECONDS + SLACK_SECONDS, waited
+    bound = RUNNING_RECHECK_SECONDS + CHECK_DEFER_SECONDS + SLACK_SECONDS
+    for phone_id in running:
+        gaps = [b - a for a, b in pairwise(checks_of(calls, phone_id))]
+        assert max(gaps) <= bound, f"{phone_id} waited {max(gaps):.1f} s between checks"
