@@ -51,7 +51,7 @@ class AdbStep:
         seconds until ADB is asked about again (the binding stays Bound meanwhile)."""
         if report.provisioned_at() is None:
             try:
-                await self.provision(binding, phone, report)
+                await self._provision(binding, phone, report)
             except PhoneNotReady as error:
                 report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
                 report.phase(Phase.BOUND, "AdbStarting", f"ADB of phone {phone.id} is starting")
@@ -68,7 +68,7 @@ class AdbStep:
         )
         return None
 
-    async def provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
+    async def _provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
         """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
 
         Enabling takes Geelark about 3 s and asking again restarts that delay, so ADB is switched

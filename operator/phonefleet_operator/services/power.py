@@ -29,7 +29,7 @@ __all__ = ["POWER_TEXT", "PowerStep"]
 
 log = logging.getLogger(__name__)
 
-# A phone not polled for this long no longer counts as booting (see boot_poll_delay).
+# A phone not polled for this long no longer counts as booting (see _boot_poll_delay).
 _BOOTING_FORGOTTEN_SECONDS = 30.0
 
 #: How each Geelark power state is written into status.phone.status.
@@ -70,9 +70,9 @@ class PowerStep:
         self._clock = clock
         # When Geelark last said the phone runs, per phone (in memory: a restart asks again).
         self._running_seen_at: dict[str, float] = {}
-        # When each booting phone was last polled, oldest poll first (see boot_poll_delay).
+        # When each booting phone was last polled, oldest poll first (see _boot_poll_delay).
         self._booting: OrderedDict[str, float] = OrderedDict()
-        # When Geelark first said a phone with a working worker does not run (see confirmed_off).
+        # When Geelark first said a phone with a working worker does not run (see _confirmed_off).
         self._off_since: dict[str, float] = {}
         self.boots = BootClock(settings.boot_poll_seconds)
 
@@ -82,15 +82,15 @@ class PowerStep:
         A phone that does not run loses its binding's ADB Secret (the data does not survive a
         restart for sure) and is started if it is stopped; the binding is Bound until it runs.
         While the worker has its ADB data, one answer that the phone does not run changes
-        nothing (:meth:`confirmed_off`). An expired phone puts the binding in Error.
+        nothing (:meth:`_confirmed_off`). An expired phone puts the binding in Error.
         """
         s = self._settings
-        power = await self.status(binding, phone.id, report.now)
+        power = await self._status(binding, phone.id, report.now)
         if (
             power is not Power.RUNNING
             and power is not Power.EXPIRED
             and report.provisioned_at() is not None
-            and not self.confirmed_off(phone.id, report.now)
+            and not self._confirmed_off(phone.id, report.now)
         ):
             # The worker has its ADB data and may be working: one odd answer changes nothing.
             log.info(
@@ -113,17 +113,36 @@ class PowerStep:
                 self._adb.booting(phone.id)
             if power is Power.SHUT_DOWN:
                 started = await self._power.start(phone.id)
-                self.started(phone.id, self._clock())
+                self._started(phone.id, self._clock())
                 report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
                 report.event("StartedPhone", f"Started phone {phone.id}")
             message = f"Phone {phone.id} is starting"
             report.condition(ConditionType.PHONE_READY, "False", "PhoneStarting", message)
             report.phase(Phase.BOUND, "PhoneStarting", message)
-            return self.boot_poll_delay(phone.id, report.now)
-        self.booted(phone.id)
+            return self._boot_poll_delay(phone.id, report.now)
+        self._booted(phone.id)
         return None
 
-    async def status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
+    def stopped(self, phone_id: str) -> None:
+        """The phone was stopped by us: its last "running" answer no longer holds."""
+        self._running_seen_at.pop(phone_id, None)
+        self._off_since.pop(phone_id, None)
+        self.boots.forget(phone_id)
+
+    def forget(self, phone_id: str) -> None:
+        """No binding drives the phone any more: drop everything known about it."""
+        self._running_seen_at.pop(phone_id, None)
+        self._off_since.pop(phone_id, None)
+        self._booting.pop(phone_id, None)
+        self.boots.forget(phone_id)
+
+    def tracked(self) -> int:
+        """Entries kept about phones, all memories together (for the health report)."""
+        return (
+            len(self._running_seen_at) + len(self._off_since) + len(self._booting) + len(self.boots)
+        )
+
+    async def _status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
         """The phone's power state; a binding still coming up reuses a recent "running" answer.
 
         Until its pod is ready, a binding looks again every few seconds (ADB, then the pod).
@@ -156,46 +175,14 @@ class PowerStep:
         return power
 
     def _running_trusted_for(self, binding: PhoneBinding) -> float:
-        """How long a "running" answer stands for a binding on its way (see :meth:`status`)."""
+        """How long a "running" answer stands for a binding on its way (see :meth:`_status`)."""
         s = self._settings
         phone = binding.status.phone
         if phone is not None and phone.adb_provisioned_at:
             return max(s.running_recheck_seconds, s.worker_unready_threshold_seconds)
         return s.running_recheck_seconds
 
-    def _forget_boots_before(self, horizon: float) -> None:
-        """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)
-        amortised instead of a pass over every booting phone (1,000 at a fleet's start)."""
-        while self._booting:
-            phone_id, polled = next(iter(self._booting.items()))
-            if polled > horizon:
-                return
-            del self._booting[phone_id]
-
-    def forget(self, phone_id: str) -> None:
-        """No binding drives the phone any more: drop everything known about it."""
-        self._running_seen_at.pop(phone_id, None)
-        self._off_since.pop(phone_id, None)
-        self._booting.pop(phone_id, None)
-        self.boots.forget(phone_id)
-
-    def tracked(self) -> int:
-        """Entries kept about phones, all memories together (for the health report)."""
-        return (
-            len(self._running_seen_at) + len(self._off_since) + len(self._booting) + len(self.boots)
-        )
-
-    def stopped(self, phone_id: str) -> None:
-        """The phone was stopped by us: its last "running" answer no longer holds."""
-        self._running_seen_at.pop(phone_id, None)
-        self._off_since.pop(phone_id, None)
-        self.boots.forget(phone_id)
-
-    def started(self, phone_id: str, at: datetime) -> None:
-        """We started the phone; its start returned at ``at`` (its boot is timed from then)."""
-        self.boots.started(phone_id, at.timestamp())
-
-    def confirmed_off(self, phone_id: str, now: datetime) -> bool:
+    def _confirmed_off(self, phone_id: str, now: datetime) -> bool:
         """Whether "not running" is confirmed for a phone whose worker has its ADB data.
 
         Cutting a working worker off (its ADB Secret dropped, the binding back to Bound) on one
@@ -211,11 +198,15 @@ class PowerStep:
         del self._off_since[phone_id]
         return True
 
-    def booted(self, phone_id: str) -> None:
+    def _started(self, phone_id: str, at: datetime) -> None:
+        """We started the phone; its start returned at ``at`` (its boot is timed from then)."""
+        self.boots.started(phone_id, at.timestamp())
+
+    def _booted(self, phone_id: str) -> None:
         """The phone runs: it no longer counts as booting."""
         self._booting.pop(phone_id, None)
 
-    def boot_poll_delay(self, phone_id: str, now: datetime) -> float:
+    def _boot_poll_delay(self, phone_id: str, now: datetime) -> float:
         """Seconds until the next status poll of a booting phone: ``boot_poll_seconds``; longer
         while the boot of a phone started here is expected to go on (see :class:`BootClock`);
         longer still when so many phones boot at once that polling each that often would overrun
@@ -228,3 +219,12 @@ class PowerStep:
         return max(
             self._settings.boot_poll_seconds, interval, self.boots.remaining(phone_id, moment)
         )
+
+    def _forget_boots_before(self, horizon: float) -> None:
+        """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)
+        amortised instead of a pass over every booting phone (1,000 at a fleet's start)."""
+        while self._booting:
+            phone_id, polled = next(iter(self._booting.items()))
+            if polled > horizon:
+                return
+            del self._booting[phone_id]
