@@ -2,14 +2,15 @@
 
 The Secret is written, never read: the operator needs no right to read Secrets outside its own
 namespace. ``status.phone.adbProvisionedAt`` records that it was written for the phone's current
-power-on.
+power-on. The step runs once the power step (``power.py``) found the phone running, and ends with
+PhoneReady True; a pass that only switched ADB on writes no status (:func:`_hold_back`).
 """
 
 from __future__ import annotations
 
 from phonefleet_operator.errors import PhoneNotReady
 from phonefleet_operator.geelark import Phone
-from phonefleet_operator.models import AdbConnection, PhoneBinding, rfc3339
+from phonefleet_operator.models import AdbConnection, ConditionType, Phase, PhoneBinding, rfc3339
 from phonefleet_operator.render import adb_secret_name, build_adb_secret
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.ports import Kube, PhonePower
@@ -45,7 +46,29 @@ class AdbStep:
         # Phones seen booting whose ADB was not switched on since.
         self._off_after_boot: set[str] = set()
 
-    async def provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
+    async def ready(self, binding: PhoneBinding, phone: Phone, report: Report) -> float | None:
+        """The running phone's ADB Secret written: None once it is (PhoneReady True), else the
+        seconds until ADB is asked about again (the binding stays Bound meanwhile)."""
+        if report.provisioned_at() is None:
+            try:
+                await self._provision(binding, phone, report)
+            except PhoneNotReady as error:
+                report.condition(ConditionType.PHONE_READY, "False", "AdbStarting", str(error))
+                report.phase(Phase.BOUND, "AdbStarting", f"ADB of phone {phone.id} is starting")
+                if isinstance(error, AdbSwitchedOn):
+                    _hold_back(report)
+                # Enabling ADB takes Geelark about 3 s (the fault's delay): polling sooner only
+                # spends the account's budget on "not yet".
+                return max(self._settings.boot_poll_seconds, float(error.delay or 0))
+        report.condition(
+            ConditionType.PHONE_READY,
+            "True",
+            "PhoneRunning",
+            f"Phone {phone.id} runs and its ADB endpoint is provisioned",
+        )
+        return None
+
+    async def _provision(self, binding: PhoneBinding, phone: Phone, report: Report) -> None:
         """Write the phone's ADB endpoint into the binding's Secret, enabling ADB when it is off.
 
         Enabling takes Geelark about 3 s and asking again restarts that delay, so ADB is switched
@@ -112,3 +135,24 @@ class AdbStep:
         if report.provisioned_at() is not None:
             await self._kube.delete_secret(binding.namespace, adb_secret_name(binding.name))
             report.phone(adb_provisioned_at=None)
+
+
+def _hold_back(report: Report) -> None:
+    """Write nothing for a pass that only moved a phone from booting to "ADB switched on".
+
+    The next pass, a few seconds later, writes the ADB Secret, creates the pod and says so in
+    one status write. Each write is a watch event that every watcher of bindings decodes (kopf's
+    machinery, the job loops): a thousand bindings coming up at once pay for it a thousand times.
+    Held back only when the written status already names this phone, says Bound, observes this
+    generation and no Event is due; a pass that did anything else writes as usual.
+    """
+    base, status = report.base, report.status
+    if (
+        base.phase == Phase.BOUND
+        and base.phone is not None
+        and status.phone is not None
+        and base.phone.id == status.phone.id
+        and base.observed_generation == status.observed_generation
+        and not report.events
+    ):
+        report.status = base.model_copy(deep=True)

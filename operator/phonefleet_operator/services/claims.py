@@ -181,8 +181,7 @@ class ClaimService:
         """Who holds the phone, as the API server says; None when it is free (an orphaned
         claim of this account, whose holder no longer exists, is released: taking over keeps
         the phone on). ``policy``: the releasePolicy a claim of ``me`` should record."""
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         if claim is None:
             return None
         namespace, name, uid = holder_of(claim)
@@ -201,6 +200,13 @@ class ClaimService:
             return ClaimResult(held=False, holder=f"{namespace}/{name}")
         return None
 
+    async def _get(self, phone_id: str) -> dict[str, Any] | None:
+        """The claim on ``phone_id`` as the API server has it now (None: no claim); what it
+        reads also corrects the view, which a missed watch event may have left behind."""
+        claim = await self._kube.get_claim(phone_id)
+        self._observed.refresh(phone_id, claim)
+        return claim
+
     async def _create(self, me: BindingRef, claim_manifest: dict[str, Any]) -> bool:
         """Create the claim; False when one exists (another binding got there first)."""
         if not await self._kube.create_claim(claim_manifest):
@@ -212,8 +218,7 @@ class ClaimService:
     async def _record_policy(self, me: BindingRef, phone_id: str, policy: str) -> None:
         """The view says the claim of ``me`` records another releasePolicy than the binding's
         (it changed since the claim was made): read the claim and write the binding's."""
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         if claim is None or holder_of(claim)[2] != me.uid or deleting(claim):
             return  # not ours (any more): the pass learns so from the view it just corrected
         if release_policy_of(claim) != policy:
@@ -255,8 +260,7 @@ class ClaimService:
 
     async def _winner(self, me: BindingRef, phone_id: str) -> ClaimResult:
         """Who holds the phone after our create lost the race to another binding's."""
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         if claim is None:
             # Gone again before we could read it: nobody is known to hold it, so nothing of
             # ours is given up on this answer; the next pass tries again.
@@ -274,8 +278,7 @@ class ClaimService:
         pass after a claim was lost behind the watch's back sees the loss without waiting for
         the event.
         """
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         return claim is not None and holder_of(claim)[2] == me.uid
 
     async def confirm(self, me: BindingRef, phone_id: str) -> None:
@@ -293,15 +296,13 @@ class ClaimService:
     async def holder(self, phone_id: str) -> str | None:
         """The uid of the binding a claim on ``phone_id`` names right now (one of another
         account, or one being deleted, included), None when there is no claim: a read."""
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         return holder_of(claim)[2] if claim is not None else None
 
     async def free(self, phone_id: str) -> bool:
         """Whether no claim at all is on ``phone_id`` right now, of any holder or account (one
         being deleted counts as a claim): a read, never the view."""
-        claim = await self._kube.get_claim(phone_id)
-        self._observed.refresh(phone_id, claim)
+        claim = await self._get(phone_id)
         return claim is None
 
     async def release(self, me: BindingRef, phone_id: str) -> bool:
@@ -316,19 +317,23 @@ class ClaimService:
             return False
         if not await self._let_go(phone_id, claim):
             return False
-        self._observed.gone(phone_id)
         log.info("Deleted PhoneClaim %s of %s", phone_id, me.key)
         return True
 
     async def _let_go(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         """Remove our finalizer (as of the claim's resourceVersion), then delete the claim if
-        nobody has yet; False when the claim changed or went meanwhile."""
+        nobody has yet, and drop it from the view; False when the claim changed or went
+        meanwhile."""
         finalizers = claim["metadata"].get("finalizers") or ()
         if CLAIM_FINALIZER in finalizers and not await self._kube.drop_claim_finalizer(claim):
             return False
-        if deleting(claim):
-            return True  # deleted by hand: without the finalizer it is gone now
-        return await self._kube.delete_claim(phone_id, claim["metadata"]["uid"])
+        # Deleted by hand: without the finalizer it is gone now.
+        if not deleting(claim) and not await self._kube.delete_claim(
+            phone_id, claim["metadata"]["uid"]
+        ):
+            return False
+        self._observed.gone(phone_id)
+        return True
 
     async def _worker_left(self, phone_id: str) -> bool:
         """Whether any worker pod of ``phone_id`` still exists (terminating ones count: their
@@ -372,23 +377,18 @@ class ClaimService:
             phone_id = claim["metadata"]["name"]
             try:
                 deleted = await self._sweep(phone_id, claim)
-            except KubernetesRefused as error:
-                log.warning(
-                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: the API server "
-                    "refused to let it go (%s)",
-                    phone_id,
-                    namespace,
-                    name,
-                    error,
-                )
-                continue
             except PhonefleetError as error:
+                why = (
+                    "the API server refused to let it go"
+                    if isinstance(error, KubernetesRefused)
+                    else "could not stop the phone"
+                )
                 log.warning(
-                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: could not "
-                    "stop the phone (%s)",
+                    "Kept PhoneClaim %s of %s/%s, whose holder no longer exists: %s (%s)",
                     phone_id,
                     namespace,
                     name,
+                    why,
                     error,
                 )
                 continue
@@ -465,7 +465,6 @@ class ClaimService:
         namespace, name, _ = holder_of(claim)
         if not await self._let_go(phone_id, claim):
             return False
-        self._observed.gone(phone_id)
         log.warning(
             "Released PhoneClaim %s: its holder %s/%s no longer exists",
             phone_id,

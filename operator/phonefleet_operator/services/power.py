@@ -1,28 +1,36 @@
-"""The power step of a pass: whether the phone runs, and how often a booting phone is polled.
+"""The power step of a pass: the held phone running, started if it is stopped, boots polled.
 
 Geelark's answers cost budget (one shared rate limit for the whole account), so this step owns
 the memories that spare it: the last "running" answer per phone, reused while a binding comes
-up; the set of phones booting now, which stretches the boot polls of a large fleet; and how long
-Geelark's boots take (:class:`BootClock`), so that a phone started here is first asked about when
-it should be up, not every ``boot_poll_seconds`` from its start.
+up; the set of phones booting now, which stretches the boot polls of a large fleet; how long
+Geelark's boots take (``boot_clock.py``), so that a phone started here is first asked about when
+it should be up, not every ``boot_poll_seconds`` from its start; and the first "not running"
+answer about a phone whose worker has its ADB data, which a second one must confirm before
+anything is cut off (docs/reconcile.md, "A power state Geelark reports oddly").
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 
+from phonefleet_operator.geelark import Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
-from phonefleet_operator.models import Phase, PhoneBinding, PhoneStatus
+from phonefleet_operator.models import ConditionType, Phase, PhoneBinding, PhoneStatus
+from phonefleet_operator.services.adb import AdbStep
+from phonefleet_operator.services.boot_clock import BootClock
 from phonefleet_operator.services.ports import PhonePower
+from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["POWER_TEXT", "PowerStep"]
 
-# A phone not polled for this long no longer counts as booting (see boot_poll_delay).
+log = logging.getLogger(__name__)
+
+# A phone not polled for this long no longer counts as booting (see _boot_poll_delay).
 _BOOTING_FORGOTTEN_SECONDS = 30.0
-#: A started phone not seen running within this long no longer teaches the boot time.
-_BOOT_FORGOTTEN_SECONDS = 600.0
 
 #: How each Geelark power state is written into status.phone.status.
 POWER_TEXT = {
@@ -31,69 +39,6 @@ POWER_TEXT = {
     Power.SHUT_DOWN: PhoneStatus.STOPPED,
     Power.EXPIRED: PhoneStatus.EXPIRED,
 }
-
-
-class BootClock:
-    """How long a phone takes from its start to Geelark's first "running" answer, learned.
-
-    Each phone this operator starts is timed from the moment its start call returned. Its first
-    poll is due when the expected boot has passed: one status call per phone when the guess is
-    right, where polling every ``boot_poll_seconds`` from the start costs one per interval.
-
-    The expectation starts at ``floor`` (``boot_poll_seconds``: polls as often as before, so a
-    quick boot waits for nothing) and moves with what the polls find, the way a quantile is
-    tracked from a stream: a phone still starting when polled at or after the expected time
-    raises it towards what that phone took (by half the gap: a guess that is too short costs a
-    call per phone, so the first phones of a fleet teach the others), and a phone found running
-    on a timely first poll lowers it by a hundredth (a guess that is too long costs only
-    latency, and a hundred phones booted together must not halve it). A poll that came late (a
-    busy budget stretches boot polls) says nothing about a shorter boot and leaves it alone.
-    """
-
-    def __init__(self, floor: float, guess: float | None = None) -> None:
-        self._floor = floor
-        self.expected = max(floor, guess if guess is not None else floor)
-        # Per phone started here: when its start returned, and the latest elapsed time at
-        # which a poll still found it starting (0 if none did yet).
-        self._started: dict[str, tuple[float, float]] = {}
-
-    def __len__(self) -> int:
-        return len(self._started)
-
-    def started(self, phone_id: str, at: float) -> None:
-        """A start of the phone returned at ``at``: time its boot."""
-        self._started[phone_id] = (at, 0.0)
-
-    def forget(self, phone_id: str) -> None:
-        """The phone's boot is no longer timed (stopped, or let go)."""
-        self._started.pop(phone_id, None)
-
-    def remaining(self, phone_id: str, now: float) -> float:
-        """Seconds until the phone's boot is expected to be over (0 if not timed here)."""
-        timed = self._started.get(phone_id)
-        if timed is None:
-            return 0.0
-        return max(0.0, self.expected - (now - timed[0]))
-
-    def saw(self, phone_id: str, running: bool, now: float) -> None:
-        """A status poll found the phone running (or still starting) at ``now``."""
-        timed = self._started.get(phone_id)
-        if timed is None:
-            return
-        began, still_starting_at = timed
-        elapsed = now - began
-        if elapsed > _BOOT_FORGOTTEN_SECONDS:
-            del self._started[phone_id]
-            return
-        if not running:
-            self._started[phone_id] = (began, elapsed)
-            return
-        del self._started[phone_id]
-        if still_starting_at >= self.expected:
-            # Polled too early: this boot took between still_starting_at and elapsed.
-            self.expected += (min(elapsed, still_starting_at + self._floor) - self.expected) / 2
-        elif still_starting_at == 0.0 and elapsed <= self.expected + self._floor:
-            self.expected = max(self._floor, self.expected * 0.99)
 
 
 def _provisioned_at(binding: PhoneBinding) -> float:
@@ -109,20 +54,95 @@ def _provisioned_at(binding: PhoneBinding) -> float:
 
 
 class PowerStep:
-    """Asks Geelark whether phones run, sparingly; shared by every binding of the operator."""
+    """Brings held phones up, asking Geelark sparingly; shared by every binding of the operator."""
 
-    def __init__(self, power: PhonePower, settings: OperatorSettings) -> None:
+    def __init__(
+        self,
+        power: PhonePower,
+        settings: OperatorSettings,
+        adb: AdbStep,
+        clock: Callable[[], datetime],
+    ) -> None:
         self._power = power
         self._settings = settings
+        # A phone that does not run has no ADB data worth keeping, and needs ADB switched on.
+        self._adb = adb
+        self._clock = clock
         # When Geelark last said the phone runs, per phone (in memory: a restart asks again).
         self._running_seen_at: dict[str, float] = {}
-        # When each booting phone was last polled, oldest poll first (see boot_poll_delay).
+        # When each booting phone was last polled, oldest poll first (see _boot_poll_delay).
         self._booting: OrderedDict[str, float] = OrderedDict()
-        # When Geelark first said a phone with a working worker does not run (see confirmed_off).
+        # When Geelark first said a phone with a working worker does not run (see _confirmed_off).
         self._off_since: dict[str, float] = {}
         self.boots = BootClock(settings.boot_poll_seconds)
 
-    async def status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
+    async def bring_up(self, binding: PhoneBinding, phone: Phone, report: Report) -> float | None:
+        """The held phone running: None when it runs, else the seconds until the next pass.
+
+        A phone that does not run loses its binding's ADB Secret (the data does not survive a
+        restart for sure) and is started if it is stopped; the binding is Bound until it runs.
+        While the worker has its ADB data, one answer that the phone does not run changes
+        nothing (:meth:`_confirmed_off`). An expired phone puts the binding in Error.
+        """
+        s = self._settings
+        power = await self._status(binding, phone.id, report.now)
+        if (
+            power is not Power.RUNNING
+            and power is not Power.EXPIRED
+            and report.provisioned_at() is not None
+            and not self._confirmed_off(phone.id, report.now)
+        ):
+            # The worker has its ADB data and may be working: one odd answer changes nothing.
+            log.info(
+                "Geelark said phone %s of %s is %s: asking again before acting",
+                phone.id,
+                binding.namespaced_name,
+                power.name,
+            )
+            return s.boot_poll_seconds
+        report.phone(status=POWER_TEXT.get(power, PhoneStatus.UNKNOWN))
+        if power is Power.EXPIRED:
+            message = f"Phone {phone.id} has expired in Geelark: renew it, or bind another phone"
+            report.condition(ConditionType.PHONE_READY, "False", "PhoneExpired", message)
+            report.phase(Phase.ERROR, "PhoneExpired", message, warning=True)
+            return s.error_recheck_seconds
+        if power is not Power.RUNNING:
+            # ADB data does not survive a restart for sure: fetch it afresh once the phone runs.
+            await self._adb.drop_secret(binding, report)
+            if power is Power.SHUT_DOWN or power is Power.STARTING:
+                self._adb.booting(phone.id)
+            if power is Power.SHUT_DOWN:
+                started = await self._power.start(phone.id)
+                self._started(phone.id, self._clock())
+                report.phone(status=PhoneStatus.STARTING, live_view_url=started.url)
+                report.event("StartedPhone", f"Started phone {phone.id}")
+            message = f"Phone {phone.id} is starting"
+            report.condition(ConditionType.PHONE_READY, "False", "PhoneStarting", message)
+            report.phase(Phase.BOUND, "PhoneStarting", message)
+            return self._boot_poll_delay(phone.id, report.now)
+        self._booted(phone.id)
+        return None
+
+    def stopped(self, phone_id: str) -> None:
+        """The phone was stopped by us: its last "running" answer no longer holds."""
+        self._running_seen_at.pop(phone_id, None)
+        self._off_since.pop(phone_id, None)
+        self.boots.forget(phone_id)
+
+    def forget(self, phone_id: str) -> None:
+        """No binding drives the phone any more: drop everything known about it."""
+        self._running_seen_at.pop(phone_id, None)
+        self._off_since.pop(phone_id, None)
+        self._booting.pop(phone_id, None)
+        self.boots.forget(phone_id)
+
+    def tracked(self) -> int:
+        """Entries kept about phones, all memories together (for the health report)."""
+        return (
+            len(self._running_seen_at) + len(self._off_since) + len(self._booting) + len(self.boots)
+        )
+
+    async def _status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
         """The phone's power state; a binding still coming up reuses a recent "running" answer.
 
         Until its pod is ready, a binding looks again every few seconds (ADB, then the pod).
@@ -155,46 +175,14 @@ class PowerStep:
         return power
 
     def _running_trusted_for(self, binding: PhoneBinding) -> float:
-        """How long a "running" answer stands for a binding on its way (see :meth:`status`)."""
+        """How long a "running" answer stands for a binding on its way (see :meth:`_status`)."""
         s = self._settings
         phone = binding.status.phone
         if phone is not None and phone.adb_provisioned_at:
             return max(s.running_recheck_seconds, s.worker_unready_threshold_seconds)
         return s.running_recheck_seconds
 
-    def _forget_boots_before(self, horizon: float) -> None:
-        """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)
-        amortised instead of a pass over every booting phone (1,000 at a fleet's start)."""
-        while self._booting:
-            phone_id, polled = next(iter(self._booting.items()))
-            if polled > horizon:
-                return
-            del self._booting[phone_id]
-
-    def forget(self, phone_id: str) -> None:
-        """No binding drives the phone any more: drop everything known about it."""
-        self._running_seen_at.pop(phone_id, None)
-        self._off_since.pop(phone_id, None)
-        self._booting.pop(phone_id, None)
-        self.boots.forget(phone_id)
-
-    def tracked(self) -> int:
-        """Entries kept about phones, all memories together (for the health report)."""
-        return (
-            len(self._running_seen_at) + len(self._off_since) + len(self._booting) + len(self.boots)
-        )
-
-    def stopped(self, phone_id: str) -> None:
-        """The phone was stopped by us: its last "running" answer no longer holds."""
-        self._running_seen_at.pop(phone_id, None)
-        self._off_since.pop(phone_id, None)
-        self.boots.forget(phone_id)
-
-    def started(self, phone_id: str, at: datetime) -> None:
-        """We started the phone; its start returned at ``at`` (its boot is timed from then)."""
-        self.boots.started(phone_id, at.timestamp())
-
-    def confirmed_off(self, phone_id: str, now: datetime) -> bool:
+    def _confirmed_off(self, phone_id: str, now: datetime) -> bool:
         """Whether "not running" is confirmed for a phone whose worker has its ADB data.
 
         Cutting a working worker off (its ADB Secret dropped, the binding back to Bound) on one
@@ -210,11 +198,15 @@ class PowerStep:
         del self._off_since[phone_id]
         return True
 
-    def booted(self, phone_id: str) -> None:
+    def _started(self, phone_id: str, at: datetime) -> None:
+        """We started the phone; its start returned at ``at`` (its boot is timed from then)."""
+        self.boots.started(phone_id, at.timestamp())
+
+    def _booted(self, phone_id: str) -> None:
         """The phone runs: it no longer counts as booting."""
         self._booting.pop(phone_id, None)
 
-    def boot_poll_delay(self, phone_id: str, now: datetime) -> float:
+    def _boot_poll_delay(self, phone_id: str, now: datetime) -> float:
         """Seconds until the next status poll of a booting phone: ``boot_poll_seconds``; longer
         while the boot of a phone started here is expected to go on (see :class:`BootClock`);
         longer still when so many phones boot at once that polling each that often would overrun
@@ -227,3 +219,12 @@ class PowerStep:
         return max(
             self._settings.boot_poll_seconds, interval, self.boots.remaining(phone_id, moment)
         )
+
+    def _forget_boots_before(self, horizon: float) -> None:
+        """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)
+        amortised instead of a pass over every booting phone (1,000 at a fleet's start)."""
+        while self._booting:
+            phone_id, polled = next(iter(self._booting.items()))
+            if polled > horizon:
+                return
+            del self._booting[phone_id]

@@ -166,13 +166,7 @@ class Release:
         """
         if not await self._claims.holds(me, phone_id):
             return False
-        try:
-            await self._power.stop(phone_id)
-        except PhoneNotFound:
-            log.info("Phone %s of %s is gone from Geelark: nothing to stop", phone_id, me.key)
-        else:
-            log.info("Stopped phone %s of %s", phone_id, me.key)
-        self._forget_power(phone_id)
+        await self._stop(phone_id, f"of {me.key}")
         return True
 
     async def let_go(self, binding: PhoneBinding, phone_id: str, *, stop_phone: bool) -> bool:
@@ -215,18 +209,19 @@ class Release:
         it stopped the phone (or found it gone from Geelark)."""
         if not await self._claims.free(phone_id):
             return False  # another binding holds it now: its phone, its call
+        await self._stop(phone_id, f"({me.key} last ran it, and nobody holds it)")
+        return True
+
+    async def _stop(self, phone_id: str, whose: str) -> None:
+        """Stop the phone (one gone from Geelark needs no stop) and forget that it ran;
+        ``whose`` says in the log why it was this binding's to stop."""
         try:
             await self._power.stop(phone_id)
         except PhoneNotFound:
-            log.info(
-                "Phone %s, which %s last ran, is gone from Geelark: nothing to stop",
-                phone_id,
-                me.key,
-            )
+            log.info("Phone %s %s is gone from Geelark: nothing to stop", phone_id, whose)
         else:
-            log.info("Stopped phone %s, which %s last ran and nobody holds", phone_id, me.key)
+            log.info("Stopped phone %s %s", phone_id, whose)
         self._forget_power(phone_id)
-        return True
 
     async def gated(
         self, binding: PhoneBinding, phone_id: str, report: Report, *, held: bool

@@ -1,11 +1,23 @@
-"""What one reconcile pass found: the binding's next status and the Events worth posting."""
+"""What one reconcile pass found: the binding's next status and the Events worth posting.
+
+Also what a fault that ended the pass says in the status (:meth:`Report.fault`), and kstatus's
+``Reconciling`` / ``Stalled`` pair derived from the phase (docs/reconcile.md).
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from phonefleet_operator.errors import (
+    GeelarkAuthError,
+    GeelarkUnavailable,
+    KubernetesUnavailable,
+    PermanentFault,
+    TemporaryFault,
+)
 from phonefleet_operator.models import (
     ConditionStatus,
     ConditionType,
@@ -15,8 +27,11 @@ from phonefleet_operator.models import (
     PhoneInfo,
     set_condition,
 )
+from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["STALLED_REASONS", "Event", "Report", "merge_patch", "stalled"]
+
+log = logging.getLogger(__name__)
 
 #: Reasons (the Ready condition's) of a binding that cannot progress without a person: the
 #: phone is missing, expired, or ambiguous; the pools refuse it; Geelark refuses the
@@ -145,6 +160,38 @@ class Report:
     def geelark_answered(self) -> None:
         """Geelark answered this pass: GeelarkReachable True."""
         self.condition(ConditionType.GEELARK_REACHABLE, "True", "Answered", "Geelark answered.")
+
+    def fault(self, error: TemporaryFault | PermanentFault, settings: OperatorSettings) -> float:
+        """Say what a fault that ended the pass means; returns the seconds until the next pass.
+
+        Geelark refusing the credentials: GeelarkReachable False and phase Error. Geelark not
+        reachable: GeelarkReachable False, nothing else ("could not check" is not "not found":
+        the phase and the pod stay). The API server unavailable: logged only. Any other
+        permanent fault (the spec, the phone): phase Error, checked again periodically. Any
+        other temporary one (a busy phone, ADB coming up, a refused write): its message, the
+        phase stays.
+        """
+        if isinstance(error, GeelarkAuthError):
+            self.condition(ConditionType.GEELARK_REACHABLE, "False", error.reason, str(error))
+            self.phase(Phase.ERROR, error.reason, str(error), warning=True)
+            return settings.error_recheck_seconds
+        if isinstance(error, GeelarkUnavailable):
+            self.condition(
+                ConditionType.GEELARK_REACHABLE, "False", "GeelarkUnavailable", str(error)
+            )
+            log.warning("Geelark unavailable for %s: %s", self.binding.namespaced_name, error)
+            return max(float(error.delay or 0), settings.geelark_retry_seconds)
+        if isinstance(error, KubernetesUnavailable):
+            log.warning(
+                "Kubernetes API unavailable for %s: %s", self.binding.namespaced_name, error
+            )
+            return float(error.delay or settings.geelark_retry_seconds)
+        if isinstance(error, PermanentFault):
+            self.phase(Phase.ERROR, error.reason, str(error), warning=True)
+            return settings.error_recheck_seconds
+        # Waiting (a busy phone, ADB coming up): keep what runs, say why, look again later.
+        self.status.message = str(error)
+        return float(error.delay or settings.geelark_retry_seconds)
 
     # ------------------------------------------------------------ output
 

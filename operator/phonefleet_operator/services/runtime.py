@@ -124,9 +124,8 @@ class Runtime:
         )
         wakeups = Wakeups()
         jobs.on_fenced = wakeups.wake  # the pod it held back may be created now
-        scope = (
-            replica.scope
-        )  # the namespaces it serves: the replica's, whose webhooks keep to them
+        # The namespaces it serves: the replica's, whose webhooks keep to them.
+        scope = replica.scope
         claims = ClaimService(
             kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
         )
@@ -187,19 +186,7 @@ class Runtime:
             if not active or deleted or binding.metadata.deletion_timestamp is not None:
                 return None
             report, delay = await self.reconciler.reconcile(binding, waiters)
-            patch = report.status_patch()
-            if patch is not None:
-                try:
-                    await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
-                except BaseException:
-                    self.reconciler.forget_written(binding.uid)
-                    raise
-            for event in report.events:
-                log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
-            for event in report.postings():
-                self.kube.post_event(
-                    dict(body), warning=event.warning, reason=event.reason, message=event.message
-                )
+            await self._publish(binding, body, report)
         return delay
 
     async def release(self, body: Mapping[str, Any]) -> str | None:
@@ -230,10 +217,18 @@ class Runtime:
     async def _publish(
         self, binding: PhoneBinding, body: Mapping[str, Any], report: Report
     ) -> None:
-        """Write what a release found into the status and post its Events."""
+        """Write what a pass or a release found into the status and post its Events.
+
+        A status that could not be written is not remembered as written: the next pass trusts
+        the body again (a release remembers none).
+        """
         patch = report.status_patch()
         if patch is not None:
-            await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+            try:
+                await self.kube.patch_binding_status(binding.namespace, binding.name, patch)
+            except BaseException:
+                self.reconciler.forget_written(binding.uid)
+                raise
         for event in report.events:
             log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
         for event in report.postings():

@@ -96,11 +96,7 @@ class WorkerPodStep:
         elif live is None:
             live = await self._read(namespace, name)
         if live is None:
-            report.condition(
-                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
-            )
-            report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
-            return s.pod_poll_seconds
+            return self._starting(name, report)
         if live["metadata"].get("deletionTimestamp"):
             report.phase(Phase.BOUND, "PodReplacing", f"Waiting for the old Pod {name} to go")
             return s.pod_poll_seconds
@@ -153,11 +149,7 @@ class WorkerPodStep:
         s = self._settings
         name = live["metadata"]["name"]
         if (live.get("status") or {}).get("phase") in (None, "Pending"):
-            report.condition(
-                ConditionType.WORKER_READY, "False", "PodStarting", f"Pod {name} is starting"
-            )
-            report.phase(Phase.BOUND, "PodStarting", f"Pod {name} is starting")
-            return s.pod_poll_seconds
+            return self._starting(name, report)
         failure = worker_failure(live)  # the worker's own words, when it left any
         reason, why = (failure.reason, failure.message) if failure else ("PodNotReady", "")
         message = f"Pod {name} is not ready" + (f": {why}" if why else "")
@@ -177,6 +169,13 @@ class WorkerPodStep:
             return s.boot_poll_seconds  # the new ADB data is polled for next
         # Readiness changes wake the binding; the threshold passing does not, so look then.
         return s.pod_poll_seconds if stuck_in is None else min(s.pod_poll_seconds, stuck_in)
+
+    def _starting(self, name: str, report: Report) -> float:
+        """The pod ``name`` is starting: the binding is Bound and looks again in a poll."""
+        message = f"Pod {name} is starting"
+        report.condition(ConditionType.WORKER_READY, "False", "PodStarting", message)
+        report.phase(Phase.BOUND, "PodStarting", message)
+        return self._settings.pod_poll_seconds
 
     def _until_stuck(
         self, pod: dict[str, Any], provisioned: datetime | None, now: datetime

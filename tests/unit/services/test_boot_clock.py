@@ -12,7 +12,7 @@ from fakes import FakeKube, FakePhones
 from conftest import make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.services.adb import ADB_ENABLE_SECONDS
-from phonefleet_operator.services.power import BootClock
+from phonefleet_operator.services.boot_clock import BootClock
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
 

@@ -7,8 +7,24 @@ from typing import Any
 import pytest
 
 from conftest import NOW, make_binding
+from phonefleet_operator.errors import (
+    GeelarkAuthError,
+    GeelarkRateLimited,
+    GeelarkUnavailable,
+    InvalidSpec,
+    KubernetesRefused,
+    KubernetesUnavailable,
+    PermanentFault,
+    PhoneBusy,
+    TemporaryFault,
+)
 from phonefleet_operator.models import Phase
 from phonefleet_operator.services.report import Report, merge_patch
+from phonefleet_operator.settings import OperatorSettings
+
+SETTINGS = OperatorSettings()
+RETRY = SETTINGS.geelark_retry_seconds
+RECHECK = SETTINGS.error_recheck_seconds
 
 
 @pytest.mark.parametrize(
@@ -97,3 +113,34 @@ def test_settling_removes_the_condition_a_previous_pass_set() -> None:
     report.phase(Phase.RUNNING, "WorkerRunning", "runs")
     assert progress(report) == {}
     assert report.status.observed_generation == 1
+
+
+@pytest.mark.parametrize(
+    ("error", "phase", "reachable", "message", "delay"),
+    [
+        (GeelarkAuthError("token refused", code=40003), "Error", "False", "token refused", RECHECK),
+        (GeelarkUnavailable("timed out", delay=1), None, "False", None, RETRY),
+        (GeelarkRateLimited("slow down", code=40007, delay=60), None, "False", None, 60.0),
+        (KubernetesUnavailable("timed out", delay=7), None, None, None, 7.0),
+        (InvalidSpec("two pods"), "Error", None, "two pods", RECHECK),
+        (PhoneBusy("in use", delay=4), None, None, "in use", 4.0),
+        (KubernetesRefused("forbidden", status=403, delay=10), None, None, "forbidden", 10.0),
+    ],
+)
+def test_a_fault_that_ends_a_pass_says_what_it_means_and_when_to_look_again(
+    error: TemporaryFault | PermanentFault,
+    phase: str | None,
+    reachable: str | None,
+    message: str | None,
+    delay: float,
+) -> None:
+    """Refused credentials and permanent faults put the binding in Error; Geelark unreachable
+    sets GeelarkReachable False and keeps the phase and message, as does the API server
+    unavailable; a Geelark retry waits at least geelark_retry_seconds; any other temporary
+    fault keeps the phase, says why and waits its own delay."""
+    report = Report(make_binding(), NOW)
+    assert report.fault(error, SETTINGS) == delay
+    assert report.status.phase == phase
+    assert report.status.message == message
+    conditions = {c.type: c.status for c in report.status.conditions}
+    assert conditions.get("GeelarkReachable") == reachable

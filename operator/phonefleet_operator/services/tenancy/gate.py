@@ -202,7 +202,7 @@ class Tenancy:
             return None
         s = self._settings
         if not (phone.group_name or phone.tags):
-            # A bound binding's pass knows its phone by id only (see reconcile._resolve): its
+            # A bound binding's pass knows its phone by id only (see resolution.py): its
             # group and tags come from the inventory (cached: no Geelark call).
             with contextlib.suppress(PhoneNotFound):
                 phone = await self._directory.resolve(phone.id)
