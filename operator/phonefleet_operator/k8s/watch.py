@@ -9,16 +9,14 @@ whose resourceVersion changed, as ADDED the new ones, and nothing for the rest. 
 then trust their views without reading the API server now and then to catch a missed deletion.
 
 The HTTP stream and its JSON decoding run in the thread; the events are handed to the event loop
-in the order the API server sent them, in batches: the thread wakes the loop once for all the
-events that arrive before the loop takes them (``loop.call_soon_threadsafe`` writes to the loop's
-self-pipe and the thread then waits for the GIL: once per pod event, at N = 5,000 that was a
-third of the watch threads' samples, docs/scale.md round 4).
+in the order the API server sent them, in batches (``k8s/handoff.py``: one wake-up of the loop for
+all the events that arrive before it takes them).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import functools
 import json
 import logging
 import random
@@ -33,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator.k8s.api import _plain_json, load_api_client
+from phonefleet_operator.k8s.handoff import Handoff
 
 __all__ = [
     "Change",
@@ -57,9 +56,6 @@ _GONE = 410
 _PAGE = 500
 _MAX_BACKOFF = 30.0
 _MIN_CYCLE = 1.0
-#: Changes delivered in one turn of the event loop at most (a relist of thousands of objects
-#: leaves the loop to its other callbacks between batches).
-_BATCH = 500
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -171,12 +167,9 @@ class ObjectWatch:
         self._server_timeout = server_timeout
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._response: Any = None
         self._version = ""
-        self._pending: collections.deque[Change] = collections.deque()
-        self._pending_lock = threading.Lock()
-        self._drain_scheduled = False
+        self._handoff: Handoff | None = None
         self.lists = 0  # how many full lists were made (1 + relists)
 
     # ------------------------------------------------------------ lifecycle
@@ -185,11 +178,8 @@ class ObjectWatch:
         """Start the thread (again, after ``stop``: resuming from the last resourceVersion);
         changes are delivered on ``loop``."""
         self._stop.clear()
-        self._loop = loop
-        with self._pending_lock:  # changes queued for an earlier loop that never took them
-            self._drain_scheduled = bool(self._pending)
-        if self._drain_scheduled:
-            loop.call_soon_threadsafe(self._drain)
+        if self._handoff is None or self._handoff.loop is not loop:
+            self._handoff = Handoff(loop)
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
 
@@ -311,31 +301,8 @@ class ObjectWatch:
             self._hand_over(change)
 
     def _hand_over(self, change: Change) -> None:
-        """Queue ``change`` for the loop; wake the loop only if no drain is scheduled yet."""
-        assert self._loop is not None  # noqa: S101 - started
-        with self._pending_lock:
-            self._pending.append(change)
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        try:
-            self._loop.call_soon_threadsafe(self._drain)
-        except RuntimeError:  # the loop is closed: the next start's loop takes them
-            with self._pending_lock:
-                self._drain_scheduled = False
-            raise
-
-    def _drain(self) -> None:
-        """On the loop: deliver the queued changes in order, at most ``_BATCH`` per turn."""
-        with self._pending_lock:
-            batch = [self._pending.popleft() for _ in range(min(_BATCH, len(self._pending)))]
-            more = bool(self._pending)
-            self._drain_scheduled = more
-        for change in batch:
-            self._deliver_safely(change)
-        if more:
-            assert self._loop is not None  # noqa: S101 - started
-            self._loop.call_soon(self._drain)
+        assert self._handoff is not None  # noqa: S101 - started
+        self._handoff.post(functools.partial(self._deliver_safely, change))
 
     def _deliver_safely(self, change: Change) -> None:
         try:

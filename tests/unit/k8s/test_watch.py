@@ -210,7 +210,7 @@ async def test_changes_that_arrive_while_the_loop_is_busy_wake_it_once_and_come_
 
     seen: list[str] = []
     watch = ObjectWatch("pods", api, lambda t, o: seen.append(o["metadata"]["name"]))
-    loop.call_soon_threadsafe = counted  # type: ignore[method-assign]
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
     try:
         watch.start(loop)
         assert reached.wait(10), "the watch thread never finished its relist"
