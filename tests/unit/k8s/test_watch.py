@@ -226,3 +226,25 @@ async def test_changes_that_arrive_while_the_loop_is_busy_wake_it_once_and_come_
     assert turns == [500, 1000, 1200]
     assert seen == names
     assert wakeups == 1
+
+
+async def test_objects_come_without_their_managed_fields_from_the_list_and_the_watch() -> None:
+    """managedFields are half of a binding's or a pod's JSON and nothing reads them."""
+    managed = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
+    api = Collection([pod("a", 1, managedFields=managed, uid="u-a")], version=1)
+    api.watches = [
+        lambda _: Stream(
+            [{"type": "MODIFIED", "object": pod("a", 2, managedFields=managed, uid="u-a")}],
+            hold=True,
+        )
+    ]
+    seen: list[Obj] = []
+    watch = ObjectWatch("pods", api, lambda t, o: seen.append(o))
+    watch.start(asyncio.get_running_loop())
+    try:
+        await eventually(lambda: len(seen) == 2, "the listed and the watched change")
+    finally:
+        watch.stop()
+    assert [o["metadata"]["resourceVersion"] for o in seen] == ["1", "2"]
+    assert all("managedFields" not in o["metadata"] for o in seen)
+    assert all(o["metadata"]["uid"] == "u-a" for o in seen)
