@@ -79,7 +79,8 @@ class ApiCaller:
         self.custom = client.CustomObjectsApi(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
         self._handoff: Handoff | None = None
-        self._waiting: set[asyncio.Future[Any]] = set()
+        self._queued: set[asyncio.Future[Any]] = set()
+        """Answers of calls no thread has started yet (a thread takes its call out)."""
 
     async def __call__(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method(*args, **kwargs)`` in the pool and translate its faults.
@@ -95,8 +96,8 @@ class ApiCaller:
         kwargs.setdefault("_request_timeout", 30)
         answer: asyncio.Future[Any] = loop.create_future()
         call = functools.partial(_plain_json, method, *args, **kwargs)
-        self._pool.submit(_answer, self._handoff, answer, call)
-        self._waiting.add(answer)
+        self._queued.add(answer)
+        self._pool.submit(_answer, self._handoff, answer, call, self._queued.discard)
         try:
             return await answer
         except ApiException as error:
@@ -116,22 +117,29 @@ class ApiCaller:
                 f"Kubernetes API call {method.__name__} failed: {error}", delay=5
             ) from None
         finally:
-            self._waiting.discard(answer)
+            self._queued.discard(answer)
 
     def close(self) -> None:
-        """Release the pool and the connections; calls not answered yet are cancelled."""
+        """Release the pool and the connections; calls no thread has started are cancelled
+        (their callers get CancelledError), as the pool's own futures were."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for answer in list(self._waiting):
+        for answer in list(self._queued):
             with contextlib.suppress(RuntimeError):  # its loop is closed: nobody awaits it
                 answer.get_loop().call_soon_threadsafe(answer.cancel)
         self.api_client.close()  # type: ignore[no-untyped-call]
 
 
-def _answer(handoff: Handoff, answer: asyncio.Future[Any], call: Callable[[], Any]) -> None:
+def _answer(
+    handoff: Handoff,
+    answer: asyncio.Future[Any],
+    call: Callable[[], Any],
+    started: Callable[[asyncio.Future[Any]], None],
+) -> None:
     """In a pool thread: make the call (unless its caller gave up while it was queued) and
     hand its result or fault to the loop."""
     if answer.done():  # cancelled while queued
         return
+    started(answer)
     try:
         result = call()
     except BaseException as error:  # handed to the caller, who raises it

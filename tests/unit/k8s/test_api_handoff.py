@@ -106,7 +106,7 @@ async def test_a_call_cancelled_while_queued_is_never_made(one_thread: ApiCaller
     assert gate.calls == ["first"]
 
 
-async def test_closing_cancels_the_calls_still_queued() -> None:
+async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_flight() -> None:
     caller = ApiCaller(client.ApiClient(), 1)
     gate = Gate()
     first = asyncio.ensure_future(caller(gate, "first"))
@@ -117,5 +117,5 @@ async def test_closing_cancels_the_calls_still_queued() -> None:
     gate.open.set()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(queued, 10)
-    await asyncio.gather(first, return_exceptions=True)
+    assert (await asyncio.wait_for(first, 10)) == {"name": "first"}  # in flight: answered
     assert gate.calls == ["first"]
