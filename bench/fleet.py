@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.churn import CHURN_LABEL, run_churn
 from bench.kube import KubeApi, run_parallel
@@ -26,6 +27,7 @@ from phonefleet_operator.render import pod_name
 from phonefleet_testbed.demo import start_operator
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.geelark_sim import CounterSnapshot, SimulatorAdmin
+from phonefleet_testbed.processes import free_port
 
 __all__ = ["OperatorResult", "counters_json", "run_operator"]
 
@@ -79,6 +81,7 @@ class OperatorResult:
     log_summary: Obj = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     churn: Obj = field(default_factory=dict)
+    reconcile_passes: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> Obj:
         """The figures as JSON."""
@@ -108,6 +111,7 @@ class OperatorResult:
             "steadyRequestsPerBindingMinute": self.steady_requests_per_binding_minute,
             "operatorSettings": self.settings,
             "operatorLog": self.log_summary,
+            "reconcilePassesConvergence": self.reconcile_passes,
             "timeline": self.timeline,
             "churn": self.churn,
         }
@@ -149,6 +153,29 @@ async def _steady(
     if seconds > 0:
         await asyncio.sleep(seconds)
     return _difference(await api.request_counts(), before), time.monotonic() - began
+
+
+def _with_metrics(url: str, extra_env: dict[str, str]) -> dict[str, str]:
+    """The operator's environment with its metrics server at ``url`` (loopback), read at
+    convergence for the reconcile passes."""
+    port = url.rsplit(":", 1)[1].split("/", 1)[0]
+    env = {"PHONEFLEET_METRICS_PORT": port, "PHONEFLEET_METRICS_ADDR": "127.0.0.1"}
+    return {**env, **extra_env}
+
+
+def _reconcile_passes(url: str) -> dict[str, float]:
+    """The operator's reconcile passes so far, by outcome, from its own /metrics."""
+    try:
+        text = requests.get(url, timeout=10).text
+    except requests.RequestException:
+        return {}
+    passes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "phonefleet_reconcile_passes_total":
+                outcome = sample.labels.get("outcome", "")
+                passes[outcome] = passes.get(outcome, 0.0) + sample.value
+    return passes
 
 
 def _wait_healthy(url: str, operator: Any, wait_seconds: float) -> None:
@@ -272,7 +299,8 @@ async def run_operator(
     churned, kept = _split(bindings, churn_bindings)
     await api.create_namespace(namespace)
     sim.reset_counters()
-    operator = start_operator(env, log_dir, extra_env)
+    metrics = f"http://127.0.0.1:{free_port()}/metrics"
+    operator = start_operator(env, log_dir, _with_metrics(metrics, extra_env))
     assert operator.pid is not None  # noqa: S101 - just started
     sampler = ProcessSampler(operator.pid)
     sampler.start()
@@ -281,8 +309,10 @@ async def run_operator(
         liveness = operator.argv[operator.argv.index("--liveness") + 1]
         await asyncio.to_thread(_wait_healthy, liveness, operator, 60.0)
         tracker = Tracker([name for name, _ in bindings], pod_name, node, needs_ready=True)
-        base = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/phonebindings"
-        pods = f"/api/v1/namespaces/{namespace}/pods"
+        base, pods = (
+            f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/phonebindings",
+            f"/api/v1/namespaces/{namespace}/pods",
+        )
         timeline: list[Obj] = []
         async with (
             watch_into(api, base, tracker.on_binding) as bwatch,
@@ -298,7 +328,9 @@ async def run_operator(
                 applied = time.monotonic() - t0
                 converged = await wait_done(tracker, [bwatch, pwatch], wait_seconds)
                 t_end = tracker.last_converged if converged else time.monotonic()
-                at_convergence = await asyncio.to_thread(sim.counters)
+                at_convergence, passes = await asyncio.to_thread(
+                    lambda: (sim.counters(), _reconcile_passes(metrics))
+                )
                 plane_used = plane_cpu.read()
                 requests_after = await api.request_counts()
                 sampler.sample()
@@ -359,4 +391,5 @@ async def run_operator(
         log_summary=_log_summary(operator.log_path),
         settings=extra_env,
         churn=churn,
+        reconcile_passes=passes,
     )

@@ -267,6 +267,7 @@ def table(result: Obj) -> str:
         f"Geelark floor {floor.get('seconds', '-')} s (budget {floor.get('budgetSeconds', '-')} s"
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
+        _passes_line(op.get("reconcilePassesConvergence") or {}, n),
         _pace_line(floor),
         "Geelark side (every phone's ADB data read, i.e. every pod created) done at "
         f"{_fmt(floor.get('geelarkDoneSeconds'))} s: {_fmt(floor.get('geelarkDoneRatio'), 2)}x "
@@ -287,6 +288,18 @@ def table(result: Obj) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _passes_line(passes: dict[str, float], n: int) -> str:
+    """Reconcile passes until convergence (the operator's own counter): the work that grows
+    with the time a fleet takes, as each Running binding's periodic pass does."""
+    if not passes or not n:
+        return "reconcile passes to converge: -"
+    total = sum(passes.values())
+    return (
+        f"reconcile passes to converge: {total:.0f}, {total / n:.2f} per binding "
+        f"(failed {passes.get('error', 0):.0f})"
+    )
 
 
 def _pace_line(floor: Obj) -> str:

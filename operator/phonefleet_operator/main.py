@@ -16,6 +16,7 @@ import click
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.gc_tuning import tune_gc
 from phonefleet_operator.handlers import jobs, pools, watches
 from phonefleet_operator.k8s.events import COMPONENT
 from phonefleet_operator.k8s.in_cluster import service_account_login
@@ -244,6 +245,7 @@ def run(namespaces: tuple[str, ...], liveness: str, verbose: bool) -> None:
         standalone=True,
         liveness_endpoint=liveness,
     )
+    tune_gc()  # everything is imported: freeze it, collect less often (gc_tuning.py)
     # With PHONEFLEET_LEADER_ELECTION, kopf runs only while this replica holds the Lease;
     # admission is served by every replica from start-up to exit (leadership.py).
     sys.exit(

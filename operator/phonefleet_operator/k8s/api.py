@@ -5,6 +5,7 @@ so 403/422 "refused") turned into values."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable, Collection
@@ -17,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
+from phonefleet_operator.k8s.handoff import Handoff
 
 __all__ = [
     "ApiCaller",
@@ -76,20 +78,28 @@ class ApiCaller:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
+        self._handoff: Handoff | None = None
+        self._queued: set[asyncio.Future[Any]] = set()
+        """Answers of calls no thread has started yet (a thread takes its call out)."""
 
     async def __call__(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method(*args, **kwargs)`` in the pool and translate its faults.
 
         The answer comes back as plain JSON (dicts and lists, API field names), never as the
         client's model objects: turning a Pod into a V1Pod and back costs more CPU than the
-        request itself, and a thousand bindings make tens of thousands of requests.
+        request itself, and a thousand bindings make tens of thousands of requests. Answers
+        reach the event loop in batches (``k8s/handoff.py``), not one wake-up each.
         """
         loop = asyncio.get_running_loop()
+        if self._handoff is None or self._handoff.loop is not loop:
+            self._handoff = Handoff(loop)
         kwargs.setdefault("_request_timeout", 30)
+        answer: asyncio.Future[Any] = loop.create_future()
+        call = functools.partial(_plain_json, method, *args, **kwargs)
+        self._queued.add(answer)
+        self._pool.submit(_answer, self._handoff, answer, call, self._queued.discard)
         try:
-            return await loop.run_in_executor(
-                self._pool, functools.partial(_plain_json, method, *args, **kwargs)
-            )
+            return await answer
         except ApiException as error:
             if error.status in (NotFound, Conflict):
                 raise
@@ -106,11 +116,45 @@ class ApiCaller:
             raise KubernetesUnavailable(
                 f"Kubernetes API call {method.__name__} failed: {error}", delay=5
             ) from None
+        finally:
+            self._queued.discard(answer)
 
     def close(self) -> None:
-        """Release the pool and the connections."""
+        """Release the pool and the connections; calls no thread has started are cancelled
+        (their callers get CancelledError), as the pool's own futures were."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        for answer in list(self._queued):
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nobody awaits it
+                answer.get_loop().call_soon_threadsafe(answer.cancel)
         self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+def _answer(
+    handoff: Handoff,
+    answer: asyncio.Future[Any],
+    call: Callable[[], Any],
+    started: Callable[[asyncio.Future[Any]], None],
+) -> None:
+    """In a pool thread: make the call (unless its caller gave up while it was queued) and
+    hand its result or fault to the loop."""
+    if answer.done():  # cancelled while queued
+        return
+    started(answer)
+    try:
+        result = call()
+    except BaseException as error:  # handed to the caller, who raises it
+        handoff.post(functools.partial(_settle, answer, None, error))
+    else:
+        handoff.post(functools.partial(_settle, answer, result, None))
+
+
+def _settle(answer: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if answer.done():  # the caller was cancelled meanwhile
+        return
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(result)
 
 
 async def or_none(call: Awaitable[T], *, on: Collection[int] = (NotFound,)) -> T | None:

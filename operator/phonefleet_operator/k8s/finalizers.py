@@ -14,6 +14,7 @@ from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.k8s.api import ApiGateway, is_conflict, is_not_found
+from phonefleet_operator.k8s.watch import slim
 
 __all__ = ["BindingFinalizers"]
 
@@ -41,4 +42,4 @@ class BindingFinalizers(ApiGateway):
             if is_conflict(error) or is_not_found(error):
                 return None
             raise
-        return patched
+        return slim(patched)  # it runs the binding's loop until the watch's echo comes

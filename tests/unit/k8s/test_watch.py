@@ -184,3 +184,67 @@ async def test_a_watch_the_server_ended_resumes_from_the_last_version_without_a_
     finally:
         watch.stop()
     assert api.calls == ["list", "watch@1", "watch@5", "watch@6"]
+
+
+async def test_changes_that_arrive_while_the_loop_is_busy_wake_it_once_and_come_in_order() -> None:
+    """A relist of 1,200 objects made while the event loop is blocked: the thread wakes the loop
+    once (not once per object), and the loop takes them in order, 500 per turn at most, so its
+    other callbacks run between batches."""
+    names = [f"p{i:04d}" for i in range(1200)]
+    api = Collection([pod(n, 1) for n in names], version=1, page=500)
+    reached = threading.Event()
+
+    def held(_: str) -> Stream:  # the relist is handed over by the time the watch is asked
+        reached.set()
+        return Stream([], hold=True)
+
+    api.watches = [held]
+    loop = asyncio.get_running_loop()
+    wakeups = 0
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def counted(callback: Callable[..., Any], *args: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return call_soon_threadsafe(callback, *args)
+
+    seen: list[str] = []
+    watch = ObjectWatch("pods", api, lambda t, o: seen.append(o["metadata"]["name"]))
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+    try:
+        watch.start(loop)
+        assert reached.wait(10), "the watch thread never finished its relist"
+        assert seen == []  # the loop was busy (here) the whole time
+        turns = []
+        while len(seen) < len(names):
+            await asyncio.sleep(0)
+            turns.append(len(seen))
+            assert len(turns) < 10, turns
+    finally:
+        del loop.call_soon_threadsafe
+        watch.stop()
+    assert turns == [500, 1000, 1200]
+    assert seen == names
+    assert wakeups == 1
+
+
+async def test_objects_come_without_their_managed_fields_from_the_list_and_the_watch() -> None:
+    """managedFields are half of a binding's or a pod's JSON and nothing reads them."""
+    managed = [{"manager": "kubectl", "operation": "Update", "fieldsV1": {"f:spec": {}}}]
+    api = Collection([pod("a", 1, managedFields=managed, uid="u-a")], version=1)
+    api.watches = [
+        lambda _: Stream(
+            [{"type": "MODIFIED", "object": pod("a", 2, managedFields=managed, uid="u-a")}],
+            hold=True,
+        )
+    ]
+    seen: list[Obj] = []
+    watch = ObjectWatch("pods", api, lambda t, o: seen.append(o))
+    watch.start(asyncio.get_running_loop())
+    try:
+        await eventually(lambda: len(seen) == 2, "the listed and the watched change")
+    finally:
+        watch.stop()
+    assert [o["metadata"]["resourceVersion"] for o in seen] == ["1", "2"]
+    assert all("managedFields" not in o["metadata"] for o in seen)
+    assert all(o["metadata"]["uid"] == "u-a" for o in seen)

@@ -1,0 +1,121 @@
+"""The API threads hand their answers to the event loop in batches, and a call nobody waits for
+any more is not made: cancelled while queued, or queued when the caller closes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from phonefleet_operator.k8s.api import ApiCaller
+
+
+class Answer:
+    """A response as the client gives it with _preload_content=False."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def release_conn(self) -> None:
+        """Nothing to release."""
+
+
+class Gate:
+    """A client method that blocks until opened, and records each call it got."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.calls: list[str] = []
+
+    def __call__(self, name: str, **_kwargs: Any) -> Answer:
+        self.calls.append(name)
+        if not self.open.wait(10):
+            raise TimeoutError("the gate was never opened")
+        return Answer(b'{"name": "%s"}' % name.encode())
+
+
+def free(name: str, **_kwargs: Any) -> Answer:
+    return Answer(b'{"name": "%s"}' % name.encode())
+
+
+@pytest.fixture
+async def one_thread() -> AsyncIterator[ApiCaller]:
+    api = ApiCaller(client.ApiClient(), 1)
+    yield api
+    api.close()
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_answers_that_come_while_the_loop_is_busy_wake_it_once(
+    one_thread: ApiCaller,
+) -> None:
+    """Fifty calls answered while the event loop is blocked: one wake-up brings all fifty,
+    in order."""
+    loop = asyncio.get_running_loop()
+    wakeups = 0
+    call_soon_threadsafe = loop.call_soon_threadsafe
+
+    def counted(callback: Callable[..., Any], *args: Any) -> Any:
+        nonlocal wakeups
+        wakeups += 1
+        return call_soon_threadsafe(callback, *args)
+
+    names = [f"o{i}" for i in range(50)]
+    gate = Gate()
+    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
+    try:
+        calls = [asyncio.ensure_future(one_thread(gate, name)) for name in names]
+        await until(lambda: gate.calls == ["o0"], "the first call in flight")
+        before = wakeups
+        gate.open.set()
+        # Block the loop until the thread has answered every call (the answers queue up).
+        answered = threading.Event()
+        one_thread._pool.submit(answered.set)  # behind the fifty, in the pool's order
+        assert answered.wait(10)
+        answers = await asyncio.gather(*calls)
+    finally:
+        del loop.call_soon_threadsafe
+    assert [a["name"] for a in answers] == names
+    assert wakeups - before == 1
+
+
+async def test_a_call_cancelled_while_queued_is_never_made(one_thread: ApiCaller) -> None:
+    gate = Gate()
+    first = asyncio.ensure_future(one_thread(gate, "first"))
+    await until(lambda: gate.calls == ["first"], "the first call in flight")
+    second = asyncio.ensure_future(one_thread(gate, "second"))
+    await asyncio.sleep(0)  # queued behind the first
+    second.cancel()
+    gate.open.set()
+    assert (await first) == {"name": "first"}
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    # The pool's single thread runs one more call only after the cancelled one was skipped.
+    assert (await one_thread(free, "third")) == {"name": "third"}
+    assert gate.calls == ["first"]
+
+
+async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_flight() -> None:
+    caller = ApiCaller(client.ApiClient(), 1)
+    gate = Gate()
+    first = asyncio.ensure_future(caller(gate, "first"))
+    await until(lambda: gate.calls == ["first"], "the first call in flight")
+    queued = asyncio.ensure_future(caller(gate, "queued"))
+    await asyncio.sleep(0)
+    caller.close()
+    gate.open.set()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(queued, 10)
+    assert (await asyncio.wait_for(first, 10)) == {"name": "first"}  # in flight: answered
+    assert gate.calls == ["first"]
