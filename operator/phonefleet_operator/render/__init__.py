@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._claim import build_claim
 from ._names import adb_secret_name, claim_name, label_value, owner_reference, pod_name
-from ._pod import build_pod, needs_update
+from ._pod import build_pod, needs_update, outdated, pod_spec_hash
 from ._secret import adb_secret_changed, build_adb_secret
 
 __all__ = [
@@ -20,6 +20,8 @@ __all__ = [
     "claim_name",
     "label_value",
     "needs_update",
+    "outdated",
     "owner_reference",
     "pod_name",
+    "pod_spec_hash",
 ]

@@ -18,7 +18,7 @@ from ._hash import stable_hash
 from ._labels import object_labels
 from ._names import adb_secret_name, owner_reference, pod_name
 
-__all__ = ["build_pod", "needs_update"]
+__all__ = ["build_pod", "needs_update", "outdated", "pod_spec_hash"]
 
 _ADB_VOLUME = "adb"
 _WORKER_TMP_VOLUME = "worker-tmp"
@@ -40,6 +40,36 @@ def build_pod(binding: PhoneBinding, phone_id: str, settings: OperatorSettings) 
     binding's Secret, mounted read-only. The ``phonefleet.dev/spec-hash`` annotation digests the
     pod's labels and spec; :func:`needs_update` compares it.
     """
+    labels, spec = _labels_and_spec(binding, phone_id, settings)
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(binding.name),
+            "namespace": binding.namespace,
+            "labels": labels,
+            "annotations": {ANNOTATION_SPEC_HASH: stable_hash({"labels": labels, "spec": spec})},
+            "ownerReferences": [owner_reference(binding)],
+        },
+        "spec": spec,
+    }
+
+
+def pod_spec_hash(binding: PhoneBinding, phone_id: str, settings: OperatorSettings) -> str:
+    """The ``phonefleet.dev/spec-hash`` annotation :func:`build_pod` gives the pod, alone.
+
+    Its inputs are the binding's name, ``spec.worker`` and ``spec.appium``, the phone id and the
+    settings (see :func:`_labels_and_spec`): a caller that memoises it keys on those.
+    """
+    labels, spec = _labels_and_spec(binding, phone_id, settings)
+    return stable_hash({"labels": labels, "spec": spec})
+
+
+def _labels_and_spec(
+    binding: PhoneBinding, phone_id: str, settings: OperatorSettings
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """The pod's labels and spec: what its spec hash digests. They read the binding's name,
+    ``spec.worker``, ``spec.appium``, ``phone_id`` and ``settings``; nothing else."""
     if not phone_id:
         raise ValueError("phone_id must be the canonical Geelark id of the bound phone")
     labels = object_labels(binding, component=COMPONENT_WORKER, phone_id=phone_id)
@@ -70,18 +100,7 @@ def build_pod(binding: PhoneBinding, phone_id: str, settings: OperatorSettings) 
             {"name": _APPIUM_ANDROID_VOLUME, "emptyDir": {}},
         ],
     }
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": pod_name(binding.name),
-            "namespace": binding.namespace,
-            "labels": labels,
-            "annotations": {ANNOTATION_SPEC_HASH: stable_hash({"labels": labels, "spec": spec})},
-            "ownerReferences": [owner_reference(binding)],
-        },
-        "spec": spec,
-    }
+    return labels, spec
 
 
 def needs_update(live_pod: Mapping[str, Any], desired_pod: Mapping[str, Any]) -> bool:
@@ -90,7 +109,14 @@ def needs_update(live_pod: Mapping[str, Any], desired_pod: Mapping[str, Any]) ->
     Only the annotation counts: the API server adds defaults and status to a live pod, so comparing
     whole objects would always see a difference. A pod without the annotation is out of date.
     """
-    return _spec_hash(live_pod) is None or _spec_hash(live_pod) != _spec_hash(desired_pod)
+    desired = _spec_hash(desired_pod)
+    return desired is None or outdated(live_pod, desired)
+
+
+def outdated(live_pod: Mapping[str, Any], desired_hash: str) -> bool:
+    """Whether the live pod's spec-hash annotation is missing or not ``desired_hash`` (as
+    :func:`needs_update`, given the desired pod's hash from :func:`pod_spec_hash`)."""
+    return _spec_hash(live_pod) != desired_hash
 
 
 def _spec_hash(pod: Mapping[str, Any]) -> str | None:

@@ -113,6 +113,7 @@ class BindingReconciler:
     def forget(self, uid: str, phone_id: str | None) -> None:
         """The binding ``uid`` is gone (and drove ``phone_id``): drop all that is kept for it."""
         self._written.forget(uid)
+        self._worker_pods.forget(uid)
         if phone_id:
             self._powers.forget(phone_id)
             self._adb.forget(phone_id)
@@ -123,6 +124,7 @@ class BindingReconciler:
             "writtenStatuses": len(self._written),
             "powerMemories": self._powers.tracked(),
             "adbSwitchedOn": self._adb.tracked(),
+            "podSpecHashes": self._worker_pods.tracked(),
         }
 
     # ------------------------------------------------------------------ the steps
@@ -198,5 +200,6 @@ class BindingReconciler:
     ) -> bool:
         """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
         self._written.forget(binding.uid)
+        self._worker_pods.forget(binding.uid)
         report = report if report is not None else Report(binding, self._clock())
         return await self._release.finalize(binding, report, abandon=abandon)

@@ -15,7 +15,7 @@ from typing import Any
 
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.models import ConditionType, Phase, PhoneBinding
-from phonefleet_operator.render import build_pod, needs_update, pod_name
+from phonefleet_operator.render import build_pod, outdated, pod_name, pod_spec_hash
 from phonefleet_operator.services.adb import AdbStep
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.ports import Kube
@@ -62,6 +62,9 @@ class WorkerPodStep:
         self._pods = pods
         self._adb = adb
         self._settings = settings
+        # Per binding uid: the inputs of its pod's spec hash and that hash. Rendering and
+        # hashing the pod on every pass was a quarter of a pass's CPU (docs/scale.md, Round 4b).
+        self._hashes: dict[str, tuple[tuple[str, ...], str]] = {}
 
     async def ensure(
         self, binding: PhoneBinding, phone: Phone, report: Report, *, trust_view: bool
@@ -76,8 +79,7 @@ class WorkerPodStep:
         create says one exists.
         """
         s = self._settings
-        desired = build_pod(binding, phone.id, s)
-        namespace, name = binding.namespace, desired["metadata"]["name"]
+        namespace, name = binding.namespace, pod_name(binding.name)
         report.status.pod_name = name
         live = self._pods.get(namespace, name) if trust_view else None
         if (
@@ -91,7 +93,7 @@ class WorkerPodStep:
             report.condition(ConditionType.WORKER_READY, "False", "FencingAttempt", held)
             report.phase(Phase.BOUND, "FencingAttempt", f"Pod {name} is not created yet: {held}")
             return s.pod_poll_seconds
-        if live is None and await self._kube.create_pod(desired):
+        if live is None and await self._kube.create_pod(build_pod(binding, phone.id, s)):
             report.event("CreatedPod", f"Created Pod {name}")
         elif live is None:
             live = await self._read(namespace, name)
@@ -100,13 +102,37 @@ class WorkerPodStep:
         if live["metadata"].get("deletionTimestamp"):
             report.phase(Phase.BOUND, "PodReplacing", f"Waiting for the old Pod {name} to go")
             return s.pod_poll_seconds
-        if needs_update(live, desired):
+        if outdated(live, self._desired_hash(binding, phone.id)):
             return await self._replace(binding, phone, live, report, trust_view=trust_view)
         if pod_is_ready(live):
             report.condition(ConditionType.WORKER_READY, "True", "PodReady", f"Pod {name} is ready")
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return next_periodic_check(report.now, s.running_recheck_seconds)
         return await self._not_ready(live, phone, report)
+
+    def forget(self, uid: str) -> None:
+        """The binding ``uid`` is gone: drop its pod's memoised spec hash."""
+        self._hashes.pop(uid, None)
+
+    def tracked(self) -> int:
+        """How many bindings have a memoised pod spec hash."""
+        return len(self._hashes)
+
+    def _desired_hash(self, binding: PhoneBinding, phone_id: str) -> str:
+        """The spec hash :func:`build_pod` would give the binding's pod, memoised per binding.
+
+        The key holds every input the hash reads besides the settings (fixed for the life of
+        this step): the binding's name (labels, the ADB Secret's name), the phone id and the
+        worker and Appium overrides of its spec.
+        """
+        spec = binding.spec
+        key = (binding.name, phone_id, spec.worker.model_dump_json(), spec.appium.model_dump_json())
+        memo = self._hashes.get(binding.uid)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        value = pod_spec_hash(binding, phone_id, self._settings)
+        self._hashes[binding.uid] = (key, value)
+        return value
 
     async def remove(self, binding: PhoneBinding, report: Report, *, why: str) -> None:
         """Delete the binding's pod, if there is one."""
