@@ -6,7 +6,14 @@ import zoneinfo
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StringConstraints, WithJsonSchema, field_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+)
 
 from ._base import NamespacedMeta, NamespacedResource, ObjectMeta, SpecModel, StatusModel
 from ._conditions import Condition
@@ -215,6 +222,10 @@ class PhoneBindingSpec(SpecModel):
 
 class PhoneInfo(StatusModel):
     """The Geelark phone a binding resolved to."""
+
+    # Frozen, as Condition is: a pass replaces it (model_copy(update=)), so a status copied
+    # shallowly shares it safely with the status it was copied from (services/report.py).
+    model_config = ConfigDict(frozen=True)
 
     id: str | None = Field(None, description="Canonical Geelark phone id.")
     serial_name: str | None = Field(None, description="The phone's serialName in Geelark.")

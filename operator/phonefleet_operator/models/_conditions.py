@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from ._base import StatusModel
 
@@ -55,6 +55,10 @@ class ConditionType(StrEnum):
 
 class Condition(StatusModel):
     """One aspect of a binding's state, as in metav1.Condition."""
+
+    # Frozen: set_condition replaces a condition, never changes one in place, so a status copied
+    # shallowly shares its conditions safely with the status it was copied from (report.py).
+    model_config = ConfigDict(frozen=True)
 
     type: str = Field(
         min_length=1,

@@ -155,4 +155,4 @@ def _hold_back(report: Report) -> None:
         and base.observed_generation == status.observed_generation
         and not report.events
     ):
-        report.status = base.model_copy(deep=True)
+        report.status = base.model_copy()  # shallow: see Report.__post_init__

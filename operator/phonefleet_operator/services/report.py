@@ -83,7 +83,9 @@ class Report:
 
     def __post_init__(self) -> None:
         self.base = self.binding.status
-        self.status = self.binding.status.model_copy(deep=True)
+        # A shallow copy: a pass changes the status by assigning its fields, and the objects in
+        # them (the phone, the conditions) are frozen, so ``base`` never sees the pass's changes.
+        self.status = self.binding.status.model_copy()
         self.status.observed_generation = self.binding.metadata.generation
 
     # ------------------------------------------------------------ building blocks
