@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -57,10 +57,17 @@ class Resource(StatusModel):
     def _missing_status_is_empty(cls, value: object) -> object:
         return {} if value is None else value
 
+    #: Whether :meth:`from_body` copies the body first. Validation builds new containers for
+    #: typed fields (a ``list[str]``, a ``dict[str, str]``), so a model shares nothing mutable
+    #: with its body; only a free-form field (``Any`` values) would keep the body's own nested
+    #: objects, and a model with one sets this. Copying every body was a tenth of a reconcile
+    #: pass's CPU (docs/scale.md, Round 4b).
+    _copies_body: ClassVar[bool] = False
+
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Self:
         """Parse a body as kopf or the API returns it (any nested Mapping; unknown keys ignored)."""
-        return cls.model_validate(plain(body))
+        return cls.model_validate(plain(body) if cls._copies_body else body)
 
 
 class ObjectMeta(StatusModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field
 from pydantic.config import JsonDict
@@ -220,6 +220,9 @@ class JobMeta(NamespacedMeta):
 
 class PhoneJob(NamespacedResource):
     """A PhoneJob as the API server returns it: metadata, spec and status."""
+
+    # spec.params and status.result hold free-form JSON: parse a copy, not the body's objects.
+    _copies_body: ClassVar[bool] = True
 
     metadata: JobMeta = Field(description="Identity of the job.")
     spec: PhoneJobSpec = Field(description="What the job asks for.")
