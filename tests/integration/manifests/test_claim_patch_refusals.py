@@ -27,7 +27,12 @@ from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.rbac import SCOPE_POLICY, claim_policy, install_operator_rbac
+from phonefleet_testbed.rbac import (
+    ACCOUNT_POLICY,
+    SCOPE_POLICY,
+    claim_policy,
+    install_operator_rbac,
+)
 from phonefleet_testbed.waiting import wait_for
 
 ACCOUNT = "phonefleet.dev/account"
@@ -85,12 +90,14 @@ def create_claim(kubectl: Kubectl, claims: list[str], claim: dict[str, Any]) -> 
     claims.append(claim["metadata"]["name"])
 
 
-async def test_the_scope_policy_and_the_crd_refusals_reach_the_caller_as_refusals(
+async def test_the_admission_policies_and_the_crd_refusals_reach_the_caller_as_refusals(
     kubectl: Kubectl, as_operator: KubeGateway, claims: list[str]
 ) -> None:
-    """A claim of account b: moving it to account a is refused by the scope policy (403), handing
-    it to another binding by the CRD (422); each raises KubernetesRefused with its status and
-    the API server's reason. A patch of a claim that changed since it was read is False (409)."""
+    """A claim of account b: moving it to account a is refused by an admission policy (403: the
+    scope policy and the account policy both refuse it, and the API server names the one it
+    evaluated first), handing it to another binding by the CRD (422); each raises
+    KubernetesRefused with its status and the API server's reason. A patch of a claim that
+    changed since it was read is False (409)."""
     create_claim(kubectl, claims, build_claim(binding("refusal-a"), "refusal-a", "s", account="b"))
     claim = await as_operator.get_claim("refusal-a")
     assert claim is not None
@@ -98,7 +105,7 @@ async def test_the_scope_policy_and_the_crd_refusals_reach_the_caller_as_refusal
     with pytest.raises(KubernetesRefused) as forbidden:
         await as_operator.patch_claim(claim, {"metadata": {"labels": {ACCOUNT: "a"}}})
     assert forbidden.value.status == 403
-    assert SCOPE_POLICY in str(forbidden.value)
+    assert any(policy in str(forbidden.value) for policy in (SCOPE_POLICY, ACCOUNT_POLICY))
 
     thief = {"namespace": "some-team", "name": "thief", "uid": "uid-thief"}
     with pytest.raises(KubernetesRefused) as invalid:
