@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from kubernetes import client
+from thread_signals import Changes, counted_wakeups
 
 from phonefleet_operator.k8s.api import ApiCaller
 
@@ -30,9 +31,11 @@ class Gate:
     def __init__(self) -> None:
         self.open = threading.Event()
         self.calls: list[str] = []
+        self.changes = Changes()
 
     def __call__(self, name: str, **_kwargs: Any) -> Answer:
         self.calls.append(name)
+        self.changes.notify()
         if not self.open.wait(10):
             raise TimeoutError("the gate was never opened")
         return Answer(b'{"name": "%s"}' % name.encode())
@@ -49,51 +52,31 @@ async def one_thread() -> AsyncIterator[ApiCaller]:
     api.close()
 
 
-async def until(condition: Callable[[], bool], what: str) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 async def test_answers_that_come_while_the_loop_is_busy_wake_it_once(
     one_thread: ApiCaller,
 ) -> None:
     """Fifty calls answered while the event loop is blocked: one wake-up brings all fifty,
     in order."""
-    loop = asyncio.get_running_loop()
-    wakeups = 0
-    call_soon_threadsafe = loop.call_soon_threadsafe
-
-    def counted(callback: Callable[..., Any], *args: Any) -> Any:
-        nonlocal wakeups
-        wakeups += 1
-        return call_soon_threadsafe(callback, *args)
-
     names = [f"o{i}" for i in range(50)]
     gate = Gate()
-    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
-    try:
+    with counted_wakeups(asyncio.get_running_loop()) as wakeups:
         calls = [asyncio.ensure_future(one_thread(gate, name)) for name in names]
-        await until(lambda: gate.calls == ["o0"], "the first call in flight")
-        before = wakeups
+        await gate.changes.until(lambda: gate.calls == ["o0"], "the first call in flight")
+        before = wakeups.count
         gate.open.set()
         # Block the loop until the thread has answered every call (the answers queue up).
         answered = threading.Event()
         one_thread._pool.submit(answered.set)  # behind the fifty, in the pool's order
         assert answered.wait(10)
         answers = await asyncio.gather(*calls)
-    finally:
-        del loop.call_soon_threadsafe
     assert [a["name"] for a in answers] == names
-    assert wakeups - before == 1
+    assert wakeups.count - before == 1
 
 
 async def test_a_call_cancelled_while_queued_is_never_made(one_thread: ApiCaller) -> None:
     gate = Gate()
     first = asyncio.ensure_future(one_thread(gate, "first"))
-    await until(lambda: gate.calls == ["first"], "the first call in flight")
+    await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
     second = asyncio.ensure_future(one_thread(gate, "second"))
     await asyncio.sleep(0)  # queued behind the first
     second.cancel()
@@ -110,7 +93,7 @@ async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_fli
     caller = ApiCaller(client.ApiClient(), 1)
     gate = Gate()
     first = asyncio.ensure_future(caller(gate, "first"))
-    await until(lambda: gate.calls == ["first"], "the first call in flight")
+    await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
     queued = asyncio.ensure_future(caller(gate, "queued"))
     await asyncio.sleep(0)
     caller.close()

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from thread_signals import Changes, counted_wakeups
 
 from phonefleet_operator.k8s.watch import KeptState, ObjectWatch
 
@@ -66,13 +67,17 @@ class Collection:
         self.page = page
         self.watches: list[Callable[[str], Stream]] = []
         self.calls: list[str] = []
+        #: Notified on every call and by the tests' callbacks on every change they see.
+        self.changes = Changes()
 
     def __call__(self, **kwargs: Any) -> Any:
         if kwargs.get("watch"):
             self.calls.append(f"watch@{kwargs['resource_version']}")
+            self.changes.notify()
             answer = self.watches.pop(0) if self.watches else lambda _: Stream([], hold=True)
             return answer(kwargs["resource_version"])
         self.calls.append("list")
+        self.changes.notify()
         names = sorted(self.objects)
         start = int(kwargs.get("_continue") or 0)
         chunk = names[start : start + self.page]
@@ -81,13 +86,6 @@ class Collection:
             {"continue": str(start + self.page)} if more else {}
         )
         return Listed({"metadata": metadata, "items": [self.objects[n] for n in chunk]})
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 10.0
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
 
 
 def test_a_relist_reports_what_changed_and_what_is_gone_and_nothing_else() -> None:
@@ -149,10 +147,15 @@ async def test_after_410_gone_the_watch_lists_again_and_reports_the_deletions_it
 
     api.watches = [expired, live]
     seen: list[tuple[str, str]] = []
-    watch = ObjectWatch("pods", api, lambda t, o: seen.append((t, o["metadata"]["name"])))
+
+    def saw(event_type: str, obj: Obj) -> None:
+        seen.append((event_type, obj["metadata"]["name"]))
+        api.changes.notify()
+
+    watch = ObjectWatch("pods", api, saw)
     watch.start(asyncio.get_running_loop())
     try:
-        await eventually(lambda: len(seen) == 7, "seven changes")
+        await api.changes.until(lambda: len(seen) == 7, "seven changes")
     finally:
         watch.stop()
     assert seen == [
@@ -180,7 +183,7 @@ async def test_a_watch_the_server_ended_resumes_from_the_last_version_without_a_
     watch = ObjectWatch("pods", api, lambda t, o: None)
     watch.start(asyncio.get_running_loop())
     try:
-        await eventually(lambda: "watch@6" in api.calls, "a third watch")
+        await api.changes.until(lambda: "watch@6" in api.calls, "a third watch")
     finally:
         watch.stop()
     assert api.calls == ["list", "watch@1", "watch@5", "watch@6"]
@@ -200,32 +203,23 @@ async def test_changes_that_arrive_while_the_loop_is_busy_wake_it_once_and_come_
 
     api.watches = [held]
     loop = asyncio.get_running_loop()
-    wakeups = 0
-    call_soon_threadsafe = loop.call_soon_threadsafe
-
-    def counted(callback: Callable[..., Any], *args: Any) -> Any:
-        nonlocal wakeups
-        wakeups += 1
-        return call_soon_threadsafe(callback, *args)
-
     seen: list[str] = []
     watch = ObjectWatch("pods", api, lambda t, o: seen.append(o["metadata"]["name"]))
-    loop.call_soon_threadsafe = counted  # type: ignore[method-assign,assignment]
     try:
-        watch.start(loop)
-        assert reached.wait(10), "the watch thread never finished its relist"
-        assert seen == []  # the loop was busy (here) the whole time
-        turns = []
-        while len(seen) < len(names):
-            await asyncio.sleep(0)
-            turns.append(len(seen))
-            assert len(turns) < 10, turns
+        with counted_wakeups(loop) as wakeups:
+            watch.start(loop)
+            assert reached.wait(10), "the watch thread never finished its relist"
+            assert seen == []  # the loop was busy (here) the whole time
+            turns = []
+            while len(seen) < len(names):
+                await asyncio.sleep(0)
+                turns.append(len(seen))
+                assert len(turns) < 10, turns
     finally:
-        del loop.call_soon_threadsafe
         watch.stop()
     assert turns == [500, 1000, 1200]
     assert seen == names
-    assert wakeups == 1
+    assert wakeups.count == 1
 
 
 async def test_objects_come_without_their_managed_fields_from_the_list_and_the_watch() -> None:
@@ -239,10 +233,15 @@ async def test_objects_come_without_their_managed_fields_from_the_list_and_the_w
         )
     ]
     seen: list[Obj] = []
-    watch = ObjectWatch("pods", api, lambda t, o: seen.append(o))
+
+    def saw(_: str, obj: Obj) -> None:
+        seen.append(obj)
+        api.changes.notify()
+
+    watch = ObjectWatch("pods", api, saw)
     watch.start(asyncio.get_running_loop())
     try:
-        await eventually(lambda: len(seen) == 2, "the listed and the watched change")
+        await api.changes.until(lambda: len(seen) == 2, "the listed and the watched change")
     finally:
         watch.stop()
     assert [o["metadata"]["resourceVersion"] for o in seen] == ["1", "2"]
