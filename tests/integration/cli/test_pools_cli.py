@@ -17,6 +17,7 @@ import pytest
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.devenv import install_crds
 from phonefleet_testbed.fixtures import Kubectl
+from phonefleet_testbed.tenants import make_pool
 from phonefleet_testbed.waiting import wait_for
 
 PHONEFLEET = Path(sys.executable).parent / "phonefleet"
@@ -41,12 +42,7 @@ def pool_manifest(name: str, account: str | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"phones": {"serialNames": ["upgrade-*"]}, "maxRunning": 2}
     if account:
         spec["account"] = account
-    return {
-        "apiVersion": "phonefleet.dev/v1alpha1",
-        "kind": "PhonePool",
-        "metadata": {"name": name},
-        "spec": spec,
-    }
+    return make_pool(name, **spec)
 
 
 @pytest.fixture
