@@ -41,6 +41,7 @@ from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.lease import LeaseLock
+from phonefleet_operator.services.account_check import EXIT_NOT_SERVED, verify_account
 from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 from phonefleet_operator.webhook import serve_admission
@@ -70,6 +71,10 @@ async def run_elected(operator: Operator, liveness: str, namespaces: Iterable[st
         telemetry.LEADER.set(1)
         await operator(asyncio.Event(), None)
         return 0
+    # Before the Lease and before any work: an identity that may not serve its account would
+    # have every claim refused (services/account_check.py). Exiting shows on the pod.
+    if not await verify_account(settings):
+        return EXIT_NOT_SERVED
     replica = Replica.create(settings, geelark, jobs, namespaces=namespaces)
     try:
         async with serve_admission(replica):

@@ -18,7 +18,7 @@ from test_accounts_side_by_side import Account, accounts, bind, claim  # noqa: F
 
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.rbac import ACCOUNT_POLICY
+from phonefleet_testbed.processes import ProcessExited
 from phonefleet_testbed.scenarios import condition, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
 from phonefleet_testbed.watching import Watch
@@ -188,50 +188,52 @@ def test_each_accounts_operator_keeps_its_own_pools_limit_and_status(
     )
 
 
-def test_an_operator_whose_identity_serves_another_account_is_refused_and_says_so(
+def test_an_operator_whose_identity_serves_another_account_refuses_to_start_and_says_so(
     pool_names: list[str],
     kubectl: Kubectl,
     accounts: dict[str, Account],  # noqa: F811 - the fixture imported above
 ) -> None:
-    """Account b's operator run with account a's ServiceAccount (a wrong Deployment or overlay):
-    the API server refuses its writes to pool-b's status and its claims (the account policy,
-    phonefleet-operator-account). Its binding keeps its phase and quotes the refusal in its
-    status message; no claim is made and no phone starts; the operator keeps running and tries
-    again. Given its own identity again, the same binding runs."""
+    """Account b's operator run with account a's ServiceAccount (a wrong Deployment or overlay),
+    leader election on: at start-up it asks the API server whether its identity may serve
+    account b (a SelfSubjectAccessReview, the account policy's question), is told no, and exits
+    with status 3 before it asks for the Lease. One log line names the account and the
+    identity; a Warning Event AccountNotServed says the same in its namespace. It wrote
+    nothing: no Lease, no claim, no pool status, no phone started, the binding untouched. Given
+    its own identity again, the same binding runs."""
     a, b = accounts["a"], accounts["b"]
     pool_names.append("pool-b")
     kubectl.apply(pool("pool-b", "b", [b.namespace], 1))
     own = dict(b.env)
+    home = a.env["PHONEFLEET_OPERATOR_NAMESPACE"]
+    lease = f"refused-{b.namespace}"
     b.env.update(
         KUBECONFIG=a.env["KUBECONFIG"],
-        PHONEFLEET_OPERATOR_NAMESPACE=a.env["PHONEFLEET_OPERATOR_NAMESPACE"],
+        PHONEFLEET_OPERATOR_NAMESPACE=home,
+        PHONEFLEET_LEADER_ELECTION="true",
+        PHONEFLEET_LEASE_NAME=lease,
     )
-    b.start()
     name = bind(kubectl, b, 0)
+    b.start()
 
-    def refusal() -> str | None:
+    def exited() -> None:
         assert b.process is not None
         b.process.check_running()
-        found = kubectl.get("phonebinding", name, b.namespace) or {}
-        message = str((found.get("status") or {}).get("message", ""))
-        return message if ACCOUNT_POLICY in message else None
 
-    message = wait_for(refusal, 90, message=lambda: f"the refusal in {name}'s status\n{b.log()}")
-    assert "PhonePool pool-b belongs to account b" in message
-    assert "phonefleet-a:phonefleet-operator does not serve" in message
+    with pytest.raises(ProcessExited) as ended:
+        wait_for(exited, 60, message=lambda: f"b's operator to refuse\n{b.log()}")
+    assert ended.value.returncode == 3, ended.value.log_tail
+    refusal = (
+        "Refused to serve account b: system:serviceaccount:phonefleet-a:phonefleet-operator "
+        'may not serve it (no "serve" on accounts.phonefleet.dev/b)'
+    )
+    assert refusal in ended.value.log_tail
+    events = [e for e in kubectl.list("events", home) if e.get("reason") == "AccountNotServed"]
+    assert any(refusal in e["message"] for e in events), events
+    assert kubectl.get("lease", lease, home) is None
     assert claim(kubectl, b.phones[0]) is None
     assert not b.running()
-    assert ((kubectl.get("phonepool", "pool-b") or {}).get("status") or {}).get("holders") in (
-        None,
-        [],
-    )
-    wait_for(
-        lambda: "Could not report on the PhonePools" in b.log(),
-        60,
-        message=lambda: f"the pool report's refusal in the log\n{b.log()}",
-    )
-    assert b.process is not None
-    assert b.process.is_running(), b.log()
+    assert not (kubectl.get("phonepool", "pool-b") or {}).get("status")
+    assert not (kubectl.get("phonebinding", name, b.namespace) or {}).get("status")
 
     b.stop()
     b.env.clear()
