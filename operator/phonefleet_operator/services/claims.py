@@ -230,6 +230,9 @@ class ClaimService:
         not be stopped then, nor a Stop binding's left running). A write that lost a race is
         retried by the next pass (the view still differs)."""
         phone_id = claim["metadata"]["name"]
+        if account_of(claim) is None:
+            await self._adopt(claim)  # alone, as the account policy wants; the next pass writes
+            return
         try:
             written = await self._kube.patch_claim(claim, {"spec": {"releasePolicy": policy}})
         except KubernetesRefused as error:
@@ -324,6 +327,13 @@ class ClaimService:
         """Remove our finalizer (as of the claim's resourceVersion), then delete the claim if
         nobody has yet, and drop it from the view; False when the claim changed or went
         meanwhile."""
+        if account_of(claim) is None:
+            # The account policy lets an operator release a claim only as the claim's account:
+            # an unlabelled one (an older version's) is labelled first, then read again.
+            labelled = await self._get(phone_id) if await self._adopt(claim) else None
+            if labelled is None:
+                return False
+            claim = labelled
         finalizers = claim["metadata"].get("finalizers") or ()
         if CLAIM_FINALIZER in finalizers and not await self._kube.drop_claim_finalizer(claim):
             return False
@@ -402,10 +412,10 @@ class ClaimService:
         unlabelled = await self._kube.list_claims(UNLABELLED)
         return labelled + [claim for claim in unlabelled if self._scope.owns(claim)]
 
-    async def _adopt(self, claim: Mapping[str, Any]) -> None:
+    async def _adopt(self, claim: Mapping[str, Any]) -> bool:
         """Label an unlabelled claim of ours with our account: the claims watch, which selects
         by that label, then reports it. Nothing else changes; a lost race waits for the next
-        sweep."""
+        sweep. True when labelled."""
         changes = {"metadata": {"labels": {LABEL_ACCOUNT: self._scope.account}}}
         try:
             labelled = await self._kube.patch_claim(claim, changes)
@@ -419,13 +429,14 @@ class ClaimService:
                 self._scope.account,
                 error,
             )
-            return
+            return False
         if labelled:
             log.info(
                 "Labelled PhoneClaim %s with account %s (it was made by an older version)",
                 claim["metadata"]["name"],
                 self._scope.account,
             )
+        return bool(labelled)
 
     async def _sweep(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         """Apply the orphan's releasePolicy, then delete it; True when it was deleted.

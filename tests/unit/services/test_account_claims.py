@@ -218,12 +218,14 @@ async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
     assert "Unavailable" not in refused[0].message
 
 
-async def test_a_refused_account_label_does_not_stop_the_sweep_releasing_an_orphan(
+async def test_a_refused_account_label_keeps_the_sweep_going_and_the_orphan_until_labelled(
     kube: FakeKube, phones: FakePhones, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """An older scope policy refuses the account label of a live binding's unlabelled claim
-    (403): that claim is kept as it is, and the sweep still stops and releases the orphan it
-    lists after it."""
+    """An older scope policy refuses the account label (403). The live binding's unlabelled
+    claim is kept as it is; the orphan listed after it still has its phone stopped, but is
+    released only as its account (the account policy refuses writes of an unlabelled claim but
+    the one labelling it), so it is kept too. Once labelling is allowed, the next sweep labels
+    the first and releases the orphan."""
     holder = binding_in("team-a")
     await kube.create_claim(unlabelled(build_claim(holder, "100", "phone-a")))
     kube.bindings[("team-a", "alpha")] = {"metadata": {"uid": holder.uid}}
@@ -232,11 +234,17 @@ async def test_a_refused_account_label_does_not_stop_the_sweep_releasing_an_orph
     kube.refuse_claim_patches = 403
     sweeper = ClaimService(kube, power=phones, scope=AccountScope.of("a", ["team-a"]))
 
-    assert await sweeper.release_orphans() == ["101"]
+    assert await sweeper.release_orphans() == []
 
     assert phones.calls == [("stop", "101")]
     assert ACCOUNT not in kube.claims["100"]["metadata"]["labels"]
-    assert any("Could not label PhoneClaim 100" in r.message for r in caplog.records)
+    assert "101" in kube.claims
+    for phone_id in ("100", "101"):
+        assert any(f"Could not label PhoneClaim {phone_id}" in r.message for r in caplog.records)
+
+    kube.refuse_claim_patches = 0
+    assert await sweeper.release_orphans() == ["101"]
+    assert kube.claims["100"]["metadata"]["labels"][ACCOUNT] == "a"
 
 
 async def test_an_orphan_whose_release_is_refused_is_kept_and_the_refusal_named(
