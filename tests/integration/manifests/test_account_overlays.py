@@ -30,6 +30,7 @@ HOME = "phonefleet-shop-b"
 SHARED = {
     ("CustomResourceDefinition", None),
     ("ClusterRole", "phonefleet-operator"),
+    ("ClusterRole", "phonefleet-operator-tenant"),
     ("ValidatingAdmissionPolicy", "phonefleet-operator-scope"),
     ("ValidatingAdmissionPolicyBinding", "phonefleet-operator-scope"),
     ("ValidatingAdmissionPolicy", "phonefleet-operator-account"),
@@ -73,9 +74,12 @@ def test_a_second_account_shares_no_object_with_the_first(kubectl: Kubectl) -> N
         if (o["kind"], None) in SHARED or (o["kind"], o["metadata"]["name"]) in SHARED
     ]
     namespaced = [o for o in second if o["metadata"].get("namespace")]
-    assert {o["metadata"]["namespace"] for o in namespaced} == {HOME}
+    assert {o["metadata"]["namespace"] for o in namespaced} == {HOME, "team-b"}
+    assert [key(o) for o in namespaced if o["metadata"]["namespace"] == "team-b"] == [
+        ("RoleBinding", "team-b", "phonefleet-operator-tenant")
+    ]
     assert [o["metadata"]["name"] for o in second if o["kind"] == "Namespace"] == [HOME]
-    for binding in (o for o in second if o["kind"] == "ClusterRoleBinding"):
+    for binding in (o for o in second if o["kind"] in ("ClusterRoleBinding", "RoleBinding")):
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "phonefleet-operator", "namespace": HOME}
         ]
@@ -96,17 +100,39 @@ def test_each_account_names_its_operator_and_keeps_to_its_namespaces(kubectl: Ku
     assert "--namespace=team-a" in first["args"]
 
 
+@pytest.mark.parametrize(
+    ("folder", "served", "home"),
+    [(FIRST, "team-a", "phonefleet-system"), (SECOND, "team-b", HOME)],
+    ids=["first", "second"],
+)
+def test_each_account_writes_in_the_namespaces_it_serves_only(
+    kubectl: Kubectl, folder: Path, served: str, home: str
+) -> None:
+    """An account overlay grants the operator's namespaced writes (ClusterRole
+    phonefleet-operator-tenant) by one RoleBinding in its --namespace, and by no
+    ClusterRoleBinding (the default install's, for every namespace, is removed)."""
+    objects = rendered(kubectl, folder)
+    tenant = [
+        o for o in objects if o.get("roleRef", {}).get("name") == "phonefleet-operator-tenant"
+    ]
+    assert [(o["kind"], o["metadata"]["namespace"]) for o in tenant] == [("RoleBinding", served)]
+    assert tenant[0]["subjects"] == [
+        {"kind": "ServiceAccount", "name": "phonefleet-operator", "namespace": home}
+    ]
+    assert f"--namespace={served}" in operator_container(objects)["args"]
+
+
 @pytest.fixture(scope="module")
 def second_operator(control_plane: ControlPlane, kubectl: Kubectl) -> Iterator[Kubectl]:
     """The second account's namespace, ServiceAccount and cluster role bindings applied for real
     (beside manifests/rbac of the first); kubectl with a token of its ServiceAccount."""
     install_crds(control_plane)
     install_operator_rbac(control_plane)
-    objects = [
-        o
-        for o in rendered(kubectl, SECOND)
-        if o["kind"] in ("Namespace", "ServiceAccount", "ClusterRoleBinding", "ClusterRole")
-    ]
+    for namespace in ("team-a", "team-b"):  # the namespaces the overlays serve
+        kubectl("create", "namespace", namespace, check=False)
+    kinds = ("Namespace", "ServiceAccount", "ClusterRoleBinding", "ClusterRole", "Role")
+    kinds += ("RoleBinding",)
+    objects = [o for o in rendered(kubectl, SECOND) if o["kind"] in kinds]
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     kubectl("apply", "-f", "-", input_text=manifest)
     operator = kubectl.as_user(
@@ -121,6 +147,36 @@ def second_operator(control_plane: ControlPlane, kubectl: Kubectl) -> Iterator[K
     )
     yield operator
     kubectl("delete", "-f", "-", "--wait=false", input_text=manifest, check=False)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "create pods",
+        "delete pods",
+        "create secrets",
+        "update secrets",
+        "create events",
+        "patch phonebindings.phonefleet.dev",
+        "patch phonebindings.phonefleet.dev --subresource=status",
+        "delete phonejobs.phonefleet.dev",
+        "patch phonejobs.phonefleet.dev --subresource=status",
+    ],
+)
+def test_the_second_operator_writes_in_its_namespaces_and_not_the_firsts(
+    second_operator: Kubectl, write: str
+) -> None:
+    """With a real token of the second account's ServiceAccount: each namespaced write the
+    operator makes is allowed in team-b (its RoleBinding) and refused in team-a, the first
+    account's namespace (the default install's operator keeps it in every namespace)."""
+
+    def can(namespace: str) -> str:
+        answer = second_operator("auth", "can-i", *write.split(), "-n", namespace, check=False)
+        return str(answer.stdout.strip())
+
+    assert can("team-b") == "yes"
+    assert can("team-a") == "no"
+    assert can("some-other-team") == "no"
 
 
 def test_the_second_accounts_server_dry_run_succeeds(
@@ -169,7 +225,7 @@ def test_the_scope_policy_keeps_each_operator_to_its_own_account(
 ) -> None:
     """The second operator may label a claim an older version made; it may not move another
     account's claim to its own (the scope policy), nor change its releasePolicy (the account
-    policy), nor write the first account's Secrets in phonefleet-system."""
+    policy), nor write the first account's Secrets in phonefleet-system (RBAC)."""
 
     def patch(name: str, body: dict[str, Any]) -> tuple[bool, str]:
         result = second_operator(
@@ -205,7 +261,8 @@ def test_the_scope_policy_keeps_each_operator_to_its_own_account(
         "create", "--dry-run=server", "-f", "-", input_text=json.dumps(secret), check=False
     )
     assert result.returncode != 0
-    assert SCOPE_POLICY in result.stderr
+    # RBAC refuses it first: its namespaced writes are granted in team-b only (tenants.yaml).
+    assert 'cannot create resource "secrets"' in result.stderr
 
 
 def refused_by_policy(result: Any) -> bool:
@@ -427,3 +484,33 @@ def test_an_unlabelled_claim_is_written_only_by_labelling_it_with_the_writers_ac
 
     released = kubectl("delete", "phoneclaim", old, "--dry-run=server", check=False)
     assert released.returncode == 0, released.stderr
+
+
+def test_an_unlabelled_claim_of_another_accounts_namespace_cannot_be_labelled(
+    account_objects: dict[str, Any], kubectl: Kubectl
+) -> None:
+    """An older claim whose holder lives in team-a: the second operator (whose writes are
+    granted in team-b only) may not label it with its own account; the first (the default
+    install, serving every namespace) may. On the previous policy the second could."""
+    second: Kubectl = account_objects["second"]
+    first: Kubectl = account_objects["first"]
+    name = f"{account_objects['claim-old']}-team-a"
+    manifest = claim_manifest(name, {})
+    manifest["spec"]["holder"]["namespace"] = "team-a"
+    kubectl("create", "-f", "-", input_text=json.dumps(manifest))
+    try:
+
+        def label(operator: Kubectl, account: str) -> Any:
+            body = json.dumps({"metadata": {"labels": {"phonefleet.dev/account": account}}})
+            return operator(
+                "patch", "phoneclaim", name, "--type=merge", "--dry-run=server", "-p", body,
+                check=False,
+            )  # fmt: skip
+
+        refused = label(second, "shop-b")
+        assert refused_by_policy(refused), refused.stderr
+        assert f"PhoneClaim {name} is held by a binding in team-a" in refused.stderr
+        adopted = label(first, "default")
+        assert adopted.returncode == 0, adopted.stderr
+    finally:
+        kubectl("delete", "phoneclaim", name, "--ignore-not-found", "--wait=false")

@@ -60,9 +60,11 @@ def test_default_holds_every_part_and_no_secret_value(kubectl: Kubectl) -> None:
     assert kinds == [
         "ClusterRole/phonefleet-operator",
         "ClusterRole/phonefleet-operator-account",
+        "ClusterRole/phonefleet-operator-tenant",
         "ClusterRole/phonefleet-operator-webhook",
         "ClusterRoleBinding/phonefleet-operator",
         "ClusterRoleBinding/phonefleet-operator-account",
+        "ClusterRoleBinding/phonefleet-operator-tenant",
         "ClusterRoleBinding/phonefleet-operator-webhook",
         "CustomResourceDefinition/phonebindings.phonefleet.dev",
         "CustomResourceDefinition/phoneclaims.phonefleet.dev",

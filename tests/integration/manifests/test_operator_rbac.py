@@ -448,6 +448,9 @@ def test_the_operator_may_only_remove_a_claims_finalizers(
     name = "policy-test-phone"
     claim = make_claim(name, TEAM, "shop", "uid-shop", serial_name="shop")
     claim["metadata"]["finalizers"] = ["phonefleet.dev/worker-gone"]
+    # Of the operator's own account: the account policy refuses any write of an unlabelled
+    # claim but its labelling (test_account_overlays.py).
+    claim["metadata"]["labels"] = {"phonefleet.dev/account": "default"}
     kubectl("create", "-f", "-", input_text=json.dumps(claim))
     try:
         operator = kubectl.as_user(rbac)

@@ -127,7 +127,7 @@ def accounts(
             kubectl("create", "namespace", namespace)
             # Each account's operator runs as its own ServiceAccount (manifests/accounts/second
             # for the account), which the account policy lets write only its account's claims.
-            identity, home = install_account_identity(control_plane, name)
+            identity, home = install_account_identity(control_plane, name, [namespace])
             env = {
                 **operator_env(control_plane, simulator),
                 "KUBECONFIG": str(identity),

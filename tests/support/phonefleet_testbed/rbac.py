@@ -4,6 +4,7 @@ the webhook configurations its scope policy judges."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ SCOPE_POLICY = "phonefleet-operator-scope"
 ACCOUNT_POLICY = "phonefleet-operator-account"
 #: The account name and home namespace of manifests/accounts/second, replaced per account.
 _SECOND_ACCOUNT = "shop-b"
+#: The namespace manifests/accounts/second serves, replaced by the namespaces given.
+_SECOND_TENANT = "team-b"
 
 _PROBE = json.dumps(
     {
@@ -95,18 +98,29 @@ def install_operator_rbac(plane: ControlPlane) -> Path:
     return kubeconfig
 
 
-def install_account_identity(plane: ControlPlane, account: str) -> tuple[Path, str]:
+def install_account_identity(
+    plane: ControlPlane, account: str, namespaces: Sequence[str] = ()
+) -> tuple[Path, str]:
     """The operator identity of another Geelark account: ``manifests/accounts/second`` with its
     account (``shop-b``) renamed ``account``, its namespace, ServiceAccount and roles applied
-    (not its Deployment). Needs ``install_operator_rbac`` first (the shared ClusterRole and
-    policies). Returns a kubeconfig of its ServiceAccount, once it has its rights and serves
-    ``account``, and its home namespace (``phonefleet-<account>``: the operator's
-    PHONEFLEET_OPERATOR_NAMESPACE)."""
+    (not its Deployment), and its writes granted in ``namespaces`` (which must exist: the
+    overlay's RoleBinding in team-b, once per namespace). Needs ``install_operator_rbac`` first
+    (the shared ClusterRoles and policies). Returns a kubeconfig of its ServiceAccount, once it
+    has its rights and serves ``account``, and its home namespace (``phonefleet-<account>``:
+    the operator's PHONEFLEET_OPERATOR_NAMESPACE)."""
     rendered = plane.kubectl("kustomize", str(repo_root() / "manifests" / "accounts" / "second"))
     text = rendered.stdout.replace(_SECOND_ACCOUNT, account)
     kinds = {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role"}
     kinds.add("RoleBinding")
-    objects = [o for o in yaml.safe_load_all(text) if o and o["kind"] in kinds]
+    objects = []
+    for found in yaml.safe_load_all(text):
+        if not found or found["kind"] not in kinds:
+            continue
+        if found["kind"] == "RoleBinding" and found["metadata"]["namespace"] == _SECOND_TENANT:
+            for namespace in namespaces:
+                objects.append({**found, "metadata": {**found["metadata"], "namespace": namespace}})
+            continue
+        objects.append(found)
     manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
     plane.kubectl("apply", "-f", "-", input_text=manifest)
     home = f"phonefleet-{account}"
