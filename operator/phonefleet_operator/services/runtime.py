@@ -127,7 +127,12 @@ class Runtime:
         # The namespaces it serves: the replica's, whose webhooks keep to them.
         scope = replica.scope
         claims = ClaimService(
-            kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
+            kube,
+            observed_claims,
+            power=phones,
+            known_alive=wakeups.__contains__,
+            scope=scope,
+            unsettled=jobs.unsettled,  # an orphan's phone waits for its holder's attempt's fence
         )
         tenancy = build_tenancy(
             caller=caller,

@@ -358,6 +358,31 @@ async def test_the_replacement_pod_waits_until_the_gone_pods_attempt_is_fenced()
     assert fenced == ["uid-alpha"]
 
 
+async def test_a_suspended_bindings_attempt_end_wakes_it_to_stop_its_phone() -> None:
+    """Suspended mid-attempt, the binding keeps its phone running while ``unsettled`` says the
+    attempt may still run; the worker reports its end from the terminating pod, the attempt
+    ends, the binding is woken at once (not at its next recheck), and nothing holds it."""
+    world = World()
+    fenced: list[str] = []
+    world.service.on_fenced = fenced.append
+    await started(world)
+    world.binding["status"]["phase"] = "Suspended"
+    terminating = world.kube.pods["ns", "alpha-worker"]
+    terminating["metadata"]["deletionTimestamp"] = "2026-11-28T12:00:05Z"
+    world.pods.saw(terminating)
+
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Running"
+    assert world.service.unsettled("ns", "alpha") is not None
+    assert fenced == []
+
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"error": "SIGTERM"}), 0.0)
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Failed"
+    assert world.service.unsettled("ns", "alpha") is None
+    assert fenced == ["uid-alpha"]
+
+
 # ------------------------------------------------------------------ the binding deleted
 
 

@@ -21,6 +21,7 @@ from phonefleet_operator.models import (
     AttemptOutcome,
     ErrorClass,
     JobPhase,
+    Phase,
     PhoneBinding,
     PhoneJob,
 )
@@ -329,7 +330,10 @@ class Attempts:
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             status = ledger.fencing(job, pod_name(key[1]), until)
-            status.message = f"PhoneBinding {key[1]} was deleted; {status.message}"
+            status.message = (
+                f"PhoneBinding {key[1]} was deleted; {status.message}; its phone is stopped "
+                "(or handed on) and its claim released only then"
+            )
             written = await self._writes.write(job, status)
             if written is not None and job.status.reason != "Fencing":
                 self._writes.job_event(
@@ -386,6 +390,9 @@ class Attempts:
         written = await self._writes.write(job, status)
         if written is None:
             return
+        if binding.status.phase is not Phase.RUNNING:
+            # A suspended binding keeps its phone running until this end (services/release.py).
+            self._on_fenced(binding.uid)
         attempt = written.status.attempts[-1]
         warning = written.status.phase is not JobPhase.SUCCEEDED
         self._writes.event(
