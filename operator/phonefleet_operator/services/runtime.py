@@ -121,6 +121,7 @@ class Runtime:
             settings=job_settings,
             operator=settings,
             power=phones,
+            namespaces=tuple(sorted(replica.scope.namespaces)),
         )
         wakeups = Wakeups()
         jobs.on_fenced = wakeups.wake  # the pod it held back may be created now

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from fakes import FakeKube
 from job_fakes import FakeJobApi, FakeWorkers
+from pydantic import SecretStr
 
 from conftest import NOW
+from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
@@ -110,18 +112,24 @@ class World:
             }
         )
 
-    def new_operator(self) -> JobService:
-        """An operator process (a restart forgets everything but the API server)."""
+    def new_operator(self, *, listed: bool = True) -> JobService:
+        """An operator process (a restart forgets everything but the API server); ``listed``:
+        it has read the jobs as its start-up does (False: not yet, ``prepare`` does it)."""
         service = JobService(
             kube=self.kube,
             api=self.api,  # type: ignore[arg-type]
             workers=self.workers,  # type: ignore[arg-type]
             tokens=self.tokens,
             pods=self.pods,
-            settings=JobSettings(lease_seconds=LEASE, grace_seconds=GRACE),
+            settings=JobSettings(
+                lease_seconds=LEASE, grace_seconds=GRACE, token_key=SecretStr("6b" * 32)
+            ),
             operator=OperatorSettings(),
             clock=self.clock,
         )
+        if not listed:
+            return service
+        service.jobs.saw_all(self.api.jobs.values())  # what prepare() reads at its start
         for raw in self.api.jobs.values():
             service.saw("ADDED", raw)
         return service
@@ -381,6 +389,34 @@ async def test_a_suspended_bindings_attempt_end_wakes_it_to_stop_its_phone() -> 
     assert world.status()["attempts"][0]["outcome"] == "Failed"
     assert world.service.unsettled("ns", "alpha") is None
     assert fenced == ["uid-alpha"]
+
+
+@pytest.mark.looptime
+async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jobs() -> None:
+    """A restarted operator whose jobs view is still empty (its start-up list failed, the
+    watch has not listed) cannot know attempt 1 still runs: ``unsettled`` holds every pod-less
+    binding until a list of the jobs has been read (retried in the background), then names the
+    attempt. Before, the empty view answered "nothing runs" and the pod was replaced at once."""
+    world = World()
+    await started(world)
+    await world.service.close()
+    world.remove_pod()  # force-deleted while no operator ran
+    world.api.unlisted = KubernetesUnavailable("the API server did not answer")
+    restarted = world.new_operator(listed=False)
+
+    await restarted.prepare()
+    waiting = restarted.unsettled("ns", "alpha")
+    assert waiting is not None
+    assert waiting.startswith("the operator has not read the PhoneJobs since it started")
+    assert restarted.unsettled("ns", "other") == waiting  # no binding is known to be free
+
+    world.api.unlisted = None
+    await until(lambda: restarted.jobs.listed)
+    held = restarted.unsettled("ns", "alpha")
+    assert held is not None
+    assert held.startswith("attempt 1 of PhoneJob post ran on a worker pod that went away")
+    assert restarted.unsettled("ns", "other") is None
+    await restarted.close()
 
 
 # ------------------------------------------------------------------ the binding deleted

@@ -1,13 +1,14 @@
 """The jobs view: the latest body of each PhoneJob, grouped by the binding it names.
 
-Fed by the PhoneJob watch (handlers/jobs.py) and by the answers to the job loop's own writes;
+Fed by one list of every job at start-up (the gate of the replacement pod waits for it), by the
+PhoneJob watch (handlers/jobs.py) and by the answers to the job loop's own writes;
 it keeps only what the loop reads of each job (no managedFields), and which bindings have a job
 that still needs their loop, so that a binding without jobs costs one dict lookup.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from phonefleet_operator.models import AttemptOutcome, JobPhase
@@ -24,6 +25,15 @@ class ObservedJobs:
         self._by_binding: dict[tuple[str, str], dict[str, Obj]] = {}
         # Names of the jobs that still need their binding's loop, by binding (none: no entry).
         self._live: dict[tuple[str, str], set[str]] = {}
+        self.listed = False
+        """Whether every job the operator serves has been seen once (:meth:`saw_all`): until
+        then, that no job of a binding runs an attempt is not known."""
+
+    def saw_all(self, jobs: Iterable[Mapping[str, Any]]) -> None:
+        """Every job, as one list of them read from the API server, has been seen."""
+        for job in jobs:
+            self.saw(job)
+        self.listed = True
 
     def saw(self, job: Mapping[str, Any]) -> None:
         """A job was added or changed (a newer resourceVersion never loses to an older one)."""

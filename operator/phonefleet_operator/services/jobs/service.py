@@ -77,7 +77,10 @@ class JobService:
         operator: OperatorSettings,
         power: PhonePower | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        namespaces: tuple[str, ...] = (),
     ) -> None:
+        self._namespaces = namespaces  # the ones it serves (empty: every one)
+        self._lister: asyncio.Task[None] | None = None
         self._kube = kube
         self._api = api
         self._workers = workers
@@ -137,8 +140,10 @@ class JobService:
         settings: JobSettings | None,
         operator: OperatorSettings,
         power: PhonePower | None = None,
+        namespaces: tuple[str, ...] = (),
     ) -> JobService:
-        """The service with its own gateway and worker client (no I/O until used)."""
+        """The service with its own gateway and worker client (no I/O until used), for the
+        jobs of ``namespaces`` (empty: of every one)."""
         settings = settings or JobSettings()
         return cls(
             kube=kube,
@@ -149,11 +154,14 @@ class JobService:
             settings=settings,
             operator=operator,
             power=power,
+            namespaces=namespaces,
         )
 
     async def close(self) -> None:
         """Stop every job loop and close the connections to the workers."""
         tasks = list(self._tasks.values())
+        if self._lister is not None:
+            tasks.append(self._lister)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -163,6 +171,31 @@ class JobService:
     # ------------------------------------------------------------ start-up
 
     async def prepare(self) -> None:
+        """Load the job key, and list the jobs once (the replacement-pod gate waits for it).
+
+        A list that fails is tried again in the background every ``RETRY_SECONDS``: meanwhile
+        bindings without a pod wait (:meth:`unsettled`), as no API server means no pod anyway.
+        """
+        await self._load_key()
+        if not await self._list_jobs():
+            self._lister = asyncio.create_task(self._list_until_done(), name="PhoneJob list")
+
+    async def _list_jobs(self) -> bool:
+        """Read every job this operator serves into the view; False when the read failed."""
+        try:
+            self.jobs.saw_all(await self._api.list_served_jobs(self._namespaces))
+        except PhonefleetError as error:
+            log.warning("Could not list PhoneJobs (worker pods wait for it): %s", error)
+            return False
+        return True
+
+    async def _list_until_done(self) -> None:
+        listed = False
+        while not listed:  # bounded by the API server's return; close() cancels it
+            await asyncio.sleep(RETRY_SECONDS)
+            listed = await self._list_jobs()
+
+    async def _load_key(self) -> None:
         """Load the job key: from the settings, else the key Secret (made at the first start).
 
         Jobs must never keep the operator from running bindings: when the key cannot be had
@@ -224,7 +257,19 @@ class JobService:
         StatefulSet creates no replacement pod until the old one is gone, the new worker pod is
         created only once the old attempt ended: two workers never hold the phone at once, and
         this holds for worker images of every release (docs/jobs.md).
+
+        Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
+        attempt: it says so, and every binding without a pod waits for that list.
         """
+        if not self.jobs.listed:
+            return (
+                "the operator has not read the PhoneJobs since it started, and an attempt of "
+                "them may still run on a worker pod that went away: waiting until it has"
+            )
+        return self._running_attempt(namespace, name)
+
+    def _running_attempt(self, namespace: str, name: str) -> str | None:
+        """What :meth:`unsettled` says of the jobs in the view."""
         if not self.jobs.has_work(namespace, name):
             return None
         for raw in self.jobs.of_binding(namespace, name):
@@ -309,7 +354,7 @@ class JobService:
             if task is not None:
                 self._drop(key)
                 task.cancel()
-            if self.unsettled(*key) is not None:
+            if self._running_attempt(*key) is not None:
                 # An attempt still runs (the finalizer was removed by hand, or the binding went
                 # while no operator watched): check_orphan fences it, with the binding's token
                 # and from when its worker last answered.
@@ -363,7 +408,7 @@ class JobService:
                 try:
                     if key in self._bindings or await self._read_binding(key):
                         delay = await self.pass_once(self._bindings[key])
-                    elif self.unsettled(*key) is not None:
+                    elif self._running_attempt(*key) is not None:
                         # Gone, with an attempt still fenced (check_orphan): ask again.
                         delay = self._settings.poll_seconds
                     else:
