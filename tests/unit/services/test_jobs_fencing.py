@@ -419,6 +419,40 @@ async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jo
     await restarted.close()
 
 
+async def test_a_worker_held_by_a_lapsed_lease_is_asked_again_once_its_attempt_ended() -> None:
+    """The worker of the binding's current pod is cut off mid-attempt: its lease runs out (it
+    stops the attempt and keeps off the phone, not Ready), and the operator ends the attempt
+    TimedOut at its deadline. Once the worker can be reached again, the next pass asks it, which
+    ends its hold: it is not left off its phone until ADB is re-provisioned (2 minutes)."""
+    world = World(activeDeadlineSeconds=60)
+    await started(world)
+    cut_off = world.workers.at.pop(OLD)
+    world.clock.advance(LEASE + 1)
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"timedOut": True}), 0.0)
+    assert world.desks[OLD].held() is not None
+    unready = pod("pod-1", "10.0.0.1")
+    unready["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    world.pods.saw(unready)  # a held worker is not Ready: no job starts on it
+
+    world.clock.advance(60 + GRACE)
+    await world.run_pass()
+    ended = world.status()["attempts"][0]
+    assert (ended["outcome"], ended["message"]) == (
+        "TimedOut",
+        "the worker did not answer before the deadline passed",
+    )
+    await world.run_pass()
+    assert world.desks[OLD].held() is not None  # still out of reach: still held
+
+    world.workers.at[OLD] = cut_off  # reachable again
+    await world.run_pass()
+    assert world.desks[OLD].held() is None
+    assert world.attempts_on(OLD)[-1] == ("GET", f"/v1/attempts/{ended['id']}")
+    asked = len(world.workers.calls)
+    await world.run_pass()
+    assert len(world.workers.calls) == asked  # answered once: asked no more
+
+
 # ------------------------------------------------------------------ the binding deleted
 
 

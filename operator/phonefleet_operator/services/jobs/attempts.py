@@ -92,9 +92,14 @@ class Attempts:
         # Per binding deleted while an attempt of its jobs ran: its uid (for the job token to
         # tell the old worker with), while that attempt is fenced (JobService.check_orphan).
         self.gone: dict[tuple[str, str], str] = {}
+        # Per binding whose attempt was ended while its worker could not be reached: that
+        # pod's uid and the attempt's id. A worker whose lease ran out keeps off the phone until
+        # the operator asks it anything; it is asked each pass until it answers (release_held).
+        self.unreached: dict[tuple[str, str], tuple[str, str]] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended)."""
+        self.unreached.pop(key, None)
         self.heard.pop(key, None)
         self._old_workers.pop(key, None)
         self.worker_images.pop(key, None)
@@ -240,6 +245,7 @@ class Attempts:
                         message="the worker did not answer before the deadline passed",
                     ),
                 )
+                self.unreached[binding_key_of(binding)] = (live_uid, attempt.id)
             return
         if answer.status == 200:
             self._heard_of(binding, attempt)
@@ -265,6 +271,37 @@ class Attempts:
                 attempt.id,
                 ledger.Ending(AttemptOutcome.TIMED_OUT, message="still running past its deadline"),
             )
+
+    async def release_held(self, binding: PhoneBinding) -> bool:
+        """Ask the worker whose attempt ended unreached about it again: the question itself
+        ends the hold its lapsed lease put it in (any request with the binding's token), so it
+        drives the phone again as soon as it can be reached, not at the next re-provision of
+        ADB. True while it is still to be asked (its pod unchanged, not reached yet)."""
+        key = binding_key_of(binding)
+        unreached = self.unreached.get(key)
+        if unreached is None:
+            return False
+        pod_uid, attempt_id = unreached
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        if pod is None or pod["metadata"].get("uid") != pod_uid:
+            del self.unreached[key]  # another pod's worker: nothing holds it
+            return False
+        base = self._endpoints.of_binding(binding, pod)
+        if base is None:
+            return True
+        try:
+            await self._workers.attempt(base, self.token(binding), attempt_id)
+        except WorkerUnreachable:
+            return True
+        del self.unreached[key]
+        log.info(
+            "Reached the worker of Pod %s/%s again after attempt %s ended: it may drive the "
+            "phone again",
+            binding.namespace,
+            pod_name(binding.name),
+            attempt_id,
+        )
+        return False
 
     # ------------------------------------------------------------ fencing
 

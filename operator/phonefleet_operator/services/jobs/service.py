@@ -421,7 +421,7 @@ class JobService:
                     delay = RETRY_SECONDS
                 # Checked and dropped with no await in between: a job seen after this starts a
                 # new loop, one seen before keeps this one.
-                if not self.jobs.has_work(*key):
+                if not self.jobs.has_work(*key) and key not in self._attempts.unreached:
                     return
                 await self.wakeups.wait(wake, delay, asyncio.sleep)
         finally:
@@ -443,6 +443,7 @@ class JobService:
         binding = PhoneBinding.from_body(body)
         now = self._clock()
         await self._know_pod(binding)
+        asking = await self._attempts.release_held(binding)
         view = self._binding_view(binding, body)
         await self._sync_conditions(binding, body, view.account_hold)
         if view.account_hold is None:
@@ -466,7 +467,8 @@ class JobService:
             await self._attempts.start(binding, view, decided.start, now)
             if self._attempts.worker_images.get(_key(binding)) != seen:  # its worker was asked
                 await self._sync_conditions(binding, body, view.account_hold)
-        return self._delay(decided, now)
+        delay = self._delay(decided, now)
+        return min(delay, self._settings.poll_seconds) if asking else delay
 
     def _delay(self, decided: Plan, now: datetime) -> float:
         if decided.running is not None or decided.start is not None:
