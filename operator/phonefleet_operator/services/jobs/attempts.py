@@ -427,7 +427,11 @@ class Attempts:
         written = await self._writes.write(job, status)
         if written is None:
             return
-        if binding.status.phase is not Phase.RUNNING:
+        if (
+            binding.spec.suspend
+            or binding.metadata.deletion_timestamp is not None
+            or binding.status.phase is not Phase.RUNNING
+        ):
             # A suspended binding keeps its phone running until this end (services/release.py).
             self._on_fenced(binding.uid)
         attempt = written.status.attempts[-1]
