@@ -3,11 +3,14 @@ a binding holds (the orphan sweep stops phones whose holder is gone: see service
 
 Billing is per running minute, so a phone this operator started is stopped when its binding is
 suspended or deleted (unless the binding says ``releasePolicy: Keep``). Two rules keep that from
-hurting anyone else or leaking money:
+hurting anyone else or leaking money (and a third keeps it from cutting a job short):
 
 - A phone is stopped only when a read of its claim from the API server, made right before the
   stop call, shows this binding as the holder. The claims view is never enough: it can lag a
   force-release by a watch event.
+- A phone is stopped, and a claim let go, only once no attempt of the binding's PhoneJobs may
+  still run on its worker (``unsettled``: the attempt ended, or is fenced, at the latest at its
+  lease): deletion, suspension, a move and a pool's refusal all wait, saying why.
 - A deleted binding with ``releasePolicy: Stop`` keeps its finalizer until Geelark confirmed the
   stop (a success reply to the stop call, or "no such phone"). Until then the tries back off
   and the binding says why (condition ``Released``, a Warning Event); a person may give up on

@@ -120,8 +120,9 @@ class JobService:
         # even when no job is left to run a loop for it.
         self._held: set[tuple[str, str]] = set()
         self.on_fenced: Callable[[str], object] = lambda uid: None
-        """Told the uid of a binding whose attempt, run on a pod that went away, just ended:
-        the binding's reconcile creates the pod it held back (:meth:`unsettled`)."""
+        """Told the uid of a binding that may wait for an attempt which just ended (it ran on a
+        pod that went away, or the binding is suspended or deleted): the binding's reconcile
+        creates the pod it held back, or stops the phone it kept running (:meth:`unsettled`)."""
         self.disabled: str | None = None
         """Why PhoneJobs cannot run at all (no job key), or None."""
 
@@ -251,12 +252,14 @@ class JobService:
         attempt of one of its jobs is still Running; None when none is (one dict lookup for a
         binding without jobs).
 
-        Asked only when the binding has no pod (it is about to create one, or to stop its phone):
-        an attempt still Running then ran on a pod that went away, force-deleted perhaps, whose
-        worker may still drive the phone until the attempt is fenced (see ``_fence``). As a
-        StatefulSet creates no replacement pod until the old one is gone, the new worker pod is
-        created only once the old attempt ended: two workers never hold the phone at once, and
-        this holds for worker images of every release (docs/jobs.md).
+        Asked when the binding has no pod, or is letting it go (it is about to create one, or
+        to stop or hand on its phone: the pod step, the release, the suspend step, and the
+        orphan sweep for a binding that is gone): an attempt still Running then ran on a pod
+        that went away or is going, force-deleted perhaps, whose worker may still drive the
+        phone until the attempt ends or is fenced (see ``Attempts.follow``). As a StatefulSet
+        creates no replacement pod until the old one is gone, the new worker pod is created
+        only once the old attempt ended: two workers never hold the phone at once, and this
+        holds for worker images of every release (docs/jobs.md).
 
         Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
         attempt: it says so, and every binding without a pod waits for that list.
@@ -287,9 +290,10 @@ class JobService:
         """A job whose binding was deleted: say so in its status if the binding is still gone
         (``read``; False when the caller has just read that it is).
 
-        An attempt still Running is fenced as one whose pod went away (``_fence``): its worker
-        may still run it (a binding's release waits for its attempts to end, so this is a
-        binding whose finalizer was removed by hand, or that went while no operator watched).
+        An attempt still Running is fenced as one whose pod went away
+        (``Attempts.fence_orphan``): its worker may still run it (a binding's release waits for
+        its attempts to end, so this is a binding whose finalizer was removed by hand, or that
+        went while no operator watched).
         It ends when its worker says so or does not know it, or when its lease or deadline has
         run out; until then the job stays Running (``Fencing``) and the binding's loop keeps
         asking (:meth:`_loop`).
