@@ -64,6 +64,14 @@ class JobGateway(ApiGateway):
             self._custom.list_namespaced_custom_object, c.GROUP, c.VERSION, namespace, c.JOB_PLURAL
         )
 
+    async def list_served_jobs(self, namespaces: tuple[str, ...]) -> list[Obj]:
+        """Every job of ``namespaces`` (empty: of every namespace)."""
+        if not namespaces:
+            return await self._items(
+                self._custom.list_cluster_custom_object, c.GROUP, c.VERSION, c.JOB_PLURAL
+            )
+        return [job for namespace in namespaces for job in await self.list_jobs(namespace)]
+
     async def create_job(self, job: Obj) -> bool:
         """Create a job; False when a job of that name exists already."""
         return await succeeded(

@@ -125,8 +125,11 @@ class ClaimService:
         power: PhonePower | None = None,
         known_alive: Callable[[str], bool] = lambda uid: False,
         scope: AccountScope | None = None,
+        unsettled: Callable[[str, str], str | None] = lambda namespace, name: None,
     ) -> None:
         self._kube = kube
+        # Why an orphan's phone must wait (an attempt of its holder's jobs is not fenced yet).
+        self._unsettled = unsettled
         # The claims this operator may release: its account's (one operator per account).
         self._scope = scope if scope is not None else AccountScope()
         self._observed = observed if observed is not None else ObservedClaims()
@@ -444,7 +447,7 @@ class ClaimService:
         Nothing happens while a worker pod of the phone is left (a force-deleted binding's pod
         goes by garbage collection, after the binding): the next sweep looks again.
         """
-        if await self._worker_left(phone_id):
+        if self._fencing(claim) or await self._worker_left(phone_id):
             return False
         if release_policy_of(claim) == "Stop":
             if self._power is None:
@@ -468,9 +471,20 @@ class ClaimService:
 
     async def _release_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         """Delete an orphan once no worker pod of its phone is left; True when it went."""
-        if await self._worker_left(phone_id):
+        if self._fencing(claim) or await self._worker_left(phone_id):
             return False
         return await self._drop_orphan(phone_id, claim)
+
+    def _fencing(self, claim: Mapping[str, Any]) -> bool:
+        """Whether an attempt of the orphan's holder's jobs may still run on its worker: its
+        phone is neither stopped nor handed on until that attempt is fenced (docs/jobs.md)."""
+        namespace, name, _ = holder_of(claim)
+        why = self._unsettled(namespace, name) if namespace and name else None
+        if why:
+            log.info(
+                "Kept PhoneClaim %s of %s/%s: %s", claim["metadata"]["name"], namespace, name, why
+            )
+        return bool(why)
 
     async def _drop_orphan(self, phone_id: str, claim: Mapping[str, Any]) -> bool:
         namespace, name, _ = holder_of(claim)

@@ -3,11 +3,14 @@ a binding holds (the orphan sweep stops phones whose holder is gone: see service
 
 Billing is per running minute, so a phone this operator started is stopped when its binding is
 suspended or deleted (unless the binding says ``releasePolicy: Keep``). Two rules keep that from
-hurting anyone else or leaking money:
+hurting anyone else or leaking money (and a third keeps it from cutting a job short):
 
 - A phone is stopped only when a read of its claim from the API server, made right before the
   stop call, shows this binding as the holder. The claims view is never enough: it can lag a
   force-release by a watch event.
+- A phone is stopped, and a claim let go, only once no attempt of the binding's PhoneJobs may
+  still run on its worker (``unsettled``: the attempt ended, or is fenced, at the latest at its
+  lease): deletion, suspension, a move and a pool's refusal all wait, saying why.
 - A deleted binding with ``releasePolicy: Stop`` keeps its finalizer until Geelark confirmed the
   stop (a success reply to the stop call, or "no such phone"). Until then the tries back off
   and the binding says why (condition ``Released``, a Warning Event); a person may give up on
@@ -133,11 +136,19 @@ class Release:
     # ------------------------------------------------------------------ within a pass
 
     async def suspend(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
-        """The suspend step: no pod, no ADB Secret, the phone stopped, the claim kept."""
+        """The suspend step: no pod, no ADB Secret, the phone stopped, the claim kept.
+
+        The phone is stopped only once no attempt of the binding's jobs may still run on its
+        worker (it ended, or it is fenced: at the latest its lease after the worker was last
+        heard): until then the binding says why it waits (Suspended, reason FencingAttempt).
+        """
         s = self._settings
         await self._remove_pod(binding, report, why="the binding is suspended")
         await self._drop_adb_secret(binding, report)
         if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
+            fencing = self._unsettled(binding.namespace, binding.name)
+            if fencing:
+                return self._wait_for_fence(binding, phone, report, fencing)
             if not await self.stop_if_held(binding_ref(binding), phone.id):
                 # The pass thought it held the claim (the view), the API server says otherwise:
                 # the next pass reads the claim again and reports who holds it.
@@ -157,6 +168,19 @@ class Release:
             Phase.SUSPENDED, "Suspended", f"Phone {phone.id} is stopped and still reserved"
         )
         return s.running_recheck_seconds
+
+    def _wait_for_fence(
+        self, binding: PhoneBinding, phone: Phone, report: Report, fencing: str
+    ) -> float:
+        """Keep a suspended binding's phone running while an attempt may still run on its
+        worker, saying so; the attempt's end wakes the binding (JobService.on_fenced)."""
+        message = f"Phone {phone.id} is stopped once no job runs on it: {fencing}"
+        report.condition(ConditionType.PHONE_READY, "False", "FencingAttempt", message)
+        report.condition(
+            ConditionType.WORKER_READY, "False", "Suspended", "The binding is suspended"
+        )
+        report.phase(Phase.SUSPENDED, "FencingAttempt", message)
+        return self._settings.pod_poll_seconds
 
     async def stop_if_held(self, me: BindingRef, phone_id: str) -> bool:
         """Stop the phone if a read right before the call shows ``me`` as its holder.

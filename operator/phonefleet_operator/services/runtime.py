@@ -121,13 +121,19 @@ class Runtime:
             settings=job_settings,
             operator=settings,
             power=phones,
+            namespaces=tuple(sorted(replica.scope.namespaces)),
         )
         wakeups = Wakeups()
         jobs.on_fenced = wakeups.wake  # the pod it held back may be created now
         # The namespaces it serves: the replica's, whose webhooks keep to them.
         scope = replica.scope
         claims = ClaimService(
-            kube, observed_claims, power=phones, known_alive=wakeups.__contains__, scope=scope
+            kube,
+            observed_claims,
+            power=phones,
+            known_alive=wakeups.__contains__,
+            scope=scope,
+            unsettled=jobs.unsettled,  # an orphan's phone waits for its holder's attempt's fence
         )
         tenancy = build_tenancy(
             caller=caller,

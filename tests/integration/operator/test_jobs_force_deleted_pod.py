@@ -301,13 +301,15 @@ def start_attempt_out_of_reach(
     operator_factory: Callable[..., Operator],
     router: Router,
     workers: dict[str, StandInWorker],
+    **env: str,
 ) -> tuple[str, str]:
     """Binding and job running on the old worker, which is then cut off (its attempt's requests
-    get no answer). Returns the phone's id and attempt 1's id."""
+    get no answer); ``env``: more operator settings. Returns the phone's id and attempt 1's id."""
     operator_factory(
         PHONEFLEET_JOBS_ENDPOINT_OVERRIDES=json.dumps({f"{namespace}/{NAME}": router.url}),
         **JOB_ENV,
         PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS,
+        **env,
     )
     phone = fleet.add_phone()
     kubectl.apply(make_binding(NAME, phone, namespace))
@@ -368,6 +370,54 @@ def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is
     assert "lease or deadline has run out" in ended["message"]
 
 
+def test_a_binding_suspended_mid_attempt_stops_its_phone_only_after_the_attempt_is_fenced(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """The binding is suspended while its worker, now out of reach, runs attempt 1. Its pod
+    goes, but its phone keeps running, the binding saying why (Suspended; Ready and PhoneReady
+    with reason FencingAttempt, naming the attempt), until the attempt is fenced at its lease;
+    then the phone is stopped, after the old worker's run ended. Before, the phone was stopped
+    at the first suspended pass, with the attempt still running on the old worker."""
+    with Router(workers["old"].url) as router:
+        phone, first = start_attempt_out_of_reach(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+        )
+        kubectl(
+            "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
+            "-p", '{"spec":{"suspend":true}}',
+        )  # fmt: skip
+        waiting = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and (condition(b, "Ready") or {}).get("reason") == "FencingAttempt"
+                and b
+            ),
+            60,
+            message=lambda: (
+                f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
+            ),
+        )
+        wait_for(lambda: phone not in fleet.running(), 90, message="the phone to be stopped")
+        old_run = run_times(workers["old"], first)
+
+    assert "end" in old_run, "the phone was stopped while the old worker still ran attempt 1"
+    assert waiting["status"]["phase"] == "Suspended"
+    phone_ready = condition(waiting, "PhoneReady") or {}
+    assert (phone_ready.get("status"), phone_ready.get("reason")) == ("False", "FencingAttempt")
+    assert "attempt 1 of PhoneJob post" in phone_ready.get("message", "")
+    assert job_status(kubectl, namespace)["attempts"][0]["outcome"] == "Lost"
+    wait_phase(kubectl, namespace, NAME, "Suspended")
+
+
 def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
     kubectl: Kubectl,
     namespace: str,
@@ -378,7 +428,9 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
     """The binding leaves the API server while its worker, out of reach, runs attempt 1 (its
     finalizer removed by hand): the job stays Running (Fencing, naming the deleted binding)
     until the attempt's lease and the grace ran out, then attempt 1 ends Lost, after the old
-    worker stopped it. Before, it ended Lost at once ("the binding and its pod are gone")."""
+    worker stopped it. Before, it ended Lost at once ("the binding and its pod are gone").
+    The sweep of orphaned claims (every second here) stops the phone and deletes the claim only
+    after that; before, it stopped the phone as soon as the binding and its pod were gone."""
     with Router(workers["old"].url) as router:
         phone, first = start_attempt_out_of_reach(
             kubectl=kubectl,
@@ -387,9 +439,8 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
             operator_factory=operator_factory,
             router=router,
             workers=workers,
+            PHONEFLEET_ORPHAN_SWEEP_SECONDS="1",
         )
-        # Its phone is then released by the sweep of orphaned claims, not in this test.
-        fleet.keep_running.add(phone)
         kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
         kubectl(
             "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
@@ -402,6 +453,9 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
             lambda s: str(s.get("message", "")).startswith(f"PhoneBinding {NAME} was deleted"),
             "to be fenced as its binding's",
         )
+        wait_for(lambda: phone not in fleet.running(), 60, message="the sweep to stop the phone")
+        # The phone stops after the old worker's run ended (at its lease), never before.
+        stopped_run = run_times(workers["old"], first)
         status = wait_status(
             kubectl,
             namespace,
@@ -409,8 +463,11 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
             "to end attempt 1",
         )
         old_run = run_times(workers["old"], first)
+        wait_for(lambda: kubectl.get("phoneclaim", phone) is None, 30, message="the claim to go")
 
+    assert "end" in stopped_run, "the sweep stopped the phone while the old worker still ran"
     assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    assert "its phone is stopped (or handed on)" in fencing["message"]
     ended = status["attempts"][0]
     assert ended["outcome"] == "Lost"
     assert "lease or deadline has run out" in ended["message"]

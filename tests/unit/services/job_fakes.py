@@ -23,11 +23,22 @@ class FakeJobApi:
     def __init__(self) -> None:
         self.jobs: dict[tuple[str, str], Obj] = {}
         self.conditions: list[tuple[str, list[Obj]]] = []
+        self.unlisted: Exception | None = None
+        """What a list of the jobs raises (None: it answers)."""
 
     def add(self, job: Obj) -> Obj:
         job["metadata"]["resourceVersion"] = str(next(_versions))
         self.jobs[job["metadata"]["namespace"], job["metadata"]["name"]] = job
         return copy.deepcopy(job)
+
+    async def list_served_jobs(self, namespaces: tuple[str, ...]) -> list[Obj]:
+        if self.unlisted is not None:
+            raise self.unlisted
+        return [
+            copy.deepcopy(job)
+            for (namespace, _), job in self.jobs.items()
+            if not namespaces or namespace in namespaces
+        ]
 
     async def get_job(self, namespace: str, name: str) -> Obj | None:
         return copy.deepcopy(self.jobs.get((namespace, name)))

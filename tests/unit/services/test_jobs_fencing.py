@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from fakes import FakeKube
 from job_fakes import FakeJobApi, FakeWorkers
+from pydantic import SecretStr
 
 from conftest import NOW
+from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
@@ -110,18 +112,24 @@ class World:
             }
         )
 
-    def new_operator(self) -> JobService:
-        """An operator process (a restart forgets everything but the API server)."""
+    def new_operator(self, *, listed: bool = True) -> JobService:
+        """An operator process (a restart forgets everything but the API server); ``listed``:
+        it has read the jobs as its start-up does (False: not yet, ``prepare`` does it)."""
         service = JobService(
             kube=self.kube,
             api=self.api,  # type: ignore[arg-type]
             workers=self.workers,  # type: ignore[arg-type]
             tokens=self.tokens,
             pods=self.pods,
-            settings=JobSettings(lease_seconds=LEASE, grace_seconds=GRACE),
+            settings=JobSettings(
+                lease_seconds=LEASE, grace_seconds=GRACE, token_key=SecretStr("6b" * 32)
+            ),
             operator=OperatorSettings(),
             clock=self.clock,
         )
+        if not listed:
+            return service
+        service.jobs.saw_all(self.api.jobs.values())  # what prepare() reads at its start
         for raw in self.api.jobs.values():
             service.saw("ADDED", raw)
         return service
@@ -356,6 +364,93 @@ async def test_the_replacement_pod_waits_until_the_gone_pods_attempt_is_fenced()
     assert world.status()["attempts"][0]["outcome"] == "Lost"
     assert world.service.unsettled("ns", "alpha") is None
     assert fenced == ["uid-alpha"]
+
+
+async def test_a_suspended_bindings_attempt_end_wakes_it_to_stop_its_phone() -> None:
+    """Suspended mid-attempt, the binding keeps its phone running while ``unsettled`` says the
+    attempt may still run; the worker reports its end from the terminating pod, the attempt
+    ends, the binding is woken at once (not at its next recheck), and nothing holds it."""
+    world = World()
+    fenced: list[str] = []
+    world.service.on_fenced = fenced.append
+    await started(world)
+    world.binding["status"]["phase"] = "Suspended"
+    terminating = world.kube.pods["ns", "alpha-worker"]
+    terminating["metadata"]["deletionTimestamp"] = "2026-11-28T12:00:05Z"
+    world.pods.saw(terminating)
+
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Running"
+    assert world.service.unsettled("ns", "alpha") is not None
+    assert fenced == []
+
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"error": "SIGTERM"}), 0.0)
+    await world.run_pass()
+    assert world.status()["attempts"][0]["outcome"] == "Failed"
+    assert world.service.unsettled("ns", "alpha") is None
+    assert fenced == ["uid-alpha"]
+
+
+@pytest.mark.looptime
+async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jobs() -> None:
+    """A restarted operator whose jobs view is still empty (its start-up list failed, the
+    watch has not listed) cannot know attempt 1 still runs: ``unsettled`` holds every pod-less
+    binding until a list of the jobs has been read (retried in the background), then names the
+    attempt. Before, the empty view answered "nothing runs" and the pod was replaced at once."""
+    world = World()
+    await started(world)
+    await world.service.close()
+    world.remove_pod()  # force-deleted while no operator ran
+    world.api.unlisted = KubernetesUnavailable("the API server did not answer")
+    restarted = world.new_operator(listed=False)
+
+    await restarted.prepare()
+    waiting = restarted.unsettled("ns", "alpha")
+    assert waiting is not None
+    assert waiting.startswith("the operator has not read the PhoneJobs since it started")
+    assert restarted.unsettled("ns", "other") == waiting  # no binding is known to be free
+
+    world.api.unlisted = None
+    await until(lambda: restarted.jobs.listed)
+    held = restarted.unsettled("ns", "alpha")
+    assert held is not None
+    assert held.startswith("attempt 1 of PhoneJob post ran on a worker pod that went away")
+    assert restarted.unsettled("ns", "other") is None
+    await restarted.close()
+
+
+async def test_a_worker_held_by_a_lapsed_lease_is_asked_again_once_its_attempt_ended() -> None:
+    """The worker of the binding's current pod is cut off mid-attempt: its lease runs out (it
+    stops the attempt and keeps off the phone, not Ready), and the operator ends the attempt
+    TimedOut at its deadline. Once the worker can be reached again, the next pass asks it, which
+    ends its hold: it is not left off its phone until ADB is re-provisioned (2 minutes)."""
+    world = World(activeDeadlineSeconds=60)
+    await started(world)
+    cut_off = world.workers.at.pop(OLD)
+    world.clock.advance(LEASE + 1)
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"timedOut": True}), 0.0)
+    assert world.desks[OLD].held() is not None
+    unready = pod("pod-1", "10.0.0.1")
+    unready["status"]["conditions"] = [{"type": "Ready", "status": "False"}]
+    world.pods.saw(unready)  # a held worker is not Ready: no job starts on it
+
+    world.clock.advance(60 + GRACE)
+    await world.run_pass()
+    ended = world.status()["attempts"][0]
+    assert (ended["outcome"], ended["message"]) == (
+        "TimedOut",
+        "the worker did not answer before the deadline passed",
+    )
+    await world.run_pass()
+    assert world.desks[OLD].held() is not None  # still out of reach: still held
+
+    world.workers.at[OLD] = cut_off  # reachable again
+    await world.run_pass()
+    assert world.desks[OLD].held() is None
+    assert world.attempts_on(OLD)[-1] == ("GET", f"/v1/attempts/{ended['id']}")
+    asked = len(world.workers.calls)
+    await world.run_pass()
+    assert len(world.workers.calls) == asked  # answered once: asked no more
 
 
 # ------------------------------------------------------------------ the binding deleted

@@ -1,0 +1,467 @@
+"""A binding's attempts, from start to end: ask the worker, write the attempt, deliver it,
+follow it, fence it when its pod went away (or its binding did), and end it in the ledger.
+
+Each step writes the job's status through :class:`~.writes.JobWrites` (conditional on the
+version read) before the worker hears of what it wrote, and keeps per binding what this process
+heard of the running attempt: when its worker last answered for it (the base of its lease,
+services/jobs/fencing.py), and what the binding's worker image takes (services/jobs/protocol.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from phonefleet_operator.k8s import KubeGateway
+from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.models import (
+    Attempt,
+    AttemptOutcome,
+    ErrorClass,
+    JobPhase,
+    Phase,
+    PhoneBinding,
+    PhoneJob,
+)
+from phonefleet_operator.render import adb_secret_name, pod_name
+from phonefleet_operator.services.jobs import fencing, ledger, protocol
+from phonefleet_operator.services.jobs.backfill import TokenBackfill
+from phonefleet_operator.services.jobs.conditions import ACCOUNT_HOLD_ANNOTATION
+from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
+from phonefleet_operator.services.jobs.schedule import BindingView
+from phonefleet_operator.services.jobs.tokens import JobTokens
+from phonefleet_operator.services.jobs.writes import JobWrites
+from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.settings import JobSettings
+from phonefleet_operator.workers import Answer, WorkerClient, WorkerUnreachable
+
+__all__ = ["Attempts", "binding_key_of"]
+
+log = logging.getLogger(__name__)
+
+# The worker's answers when the token it reads from its Secret is missing (503) or another (401).
+_NO_TOKEN = frozenset({401, 503})
+
+
+def binding_key_of(binding: PhoneBinding) -> tuple[str, str]:
+    """(namespace, name) of the binding: the key of its job state."""
+    return binding.namespace, binding.name
+
+
+class Attempts:
+    """Starts, follows, fences and ends the attempts of every binding's jobs."""
+
+    def __init__(
+        self,
+        *,
+        kube: KubeGateway,
+        api: JobGateway,
+        workers: WorkerClient,
+        tokens: JobTokens,
+        pods: ObservedPods,
+        settings: JobSettings,
+        endpoints: WorkerEndpoints,
+        writes: JobWrites,
+        backfill: TokenBackfill | None,
+        clock: Callable[[], datetime],
+        disabled: Callable[[], str | None],
+        on_fenced: Callable[[str], object],
+    ) -> None:
+        self._kube = kube
+        self._api = api
+        self._workers = workers
+        self._tokens = tokens
+        self._pods = pods
+        self._settings = settings
+        self._endpoints = endpoints
+        self._writes = writes
+        self._backfill = backfill
+        self._clock = clock
+        self._disabled = disabled
+        self._on_fenced = on_fenced
+        # Per binding with a running attempt: its id and when its worker last answered for it
+        # (or when this process first followed it), the base of its lease (services/jobs/fencing).
+        self.heard: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # Per binding with a loop: the worker pod last warned of as older than this operator.
+        self._old_workers: dict[tuple[str, str], str] = {}
+        # Per binding with a loop: whether the worker last asked takes leases, and its pod (the
+        # binding's WorkerImageCurrent condition follows it; services/jobs/protocol.py).
+        self.worker_images: dict[tuple[str, str], tuple[bool, str]] = {}
+        # Per binding deleted while an attempt of its jobs ran: its uid (for the job token to
+        # tell the old worker with), while that attempt is fenced (JobService.check_orphan).
+        self.gone: dict[tuple[str, str], str] = {}
+        # Per binding whose attempt was ended while its worker could not be reached: that
+        # pod's uid and the attempt's id. A worker whose lease ran out keeps off the phone until
+        # the operator asks it anything; it is asked each pass until it answers (release_held).
+        self.unreached: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """Drop what was kept of the binding's attempts (its loop ended)."""
+        self.unreached.pop(key, None)
+        self.heard.pop(key, None)
+        self._old_workers.pop(key, None)
+        self.worker_images.pop(key, None)
+        self.gone.pop(key, None)
+
+    def token(self, binding: PhoneBinding) -> str:
+        """The binding's job token."""
+        return self._tokens.token_for(binding.namespace, binding.name, binding.uid)
+
+    # ------------------------------------------------------------ starting a job
+
+    async def start(
+        self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
+    ) -> None:
+        """Start the job's next attempt on the binding's worker, or say why it waits."""
+        write = self._writes.write
+        disabled = self._disabled()
+        if disabled is not None:
+            await write(job, ledger.wait(job, "JobsDisabled", disabled))
+            return
+        base, token = self._endpoints.of_binding(binding), self.token(binding)
+        if base is None or not token or view.pod_uid is None:
+            await write(job, ledger.wait(job, "BindingNotRunning", "worker not reachable"))
+            return
+        try:
+            checked = await self._workers.validate(base, token, job.spec.task, job.spec.params)
+        except WorkerUnreachable as error:
+            await write(job, ledger.wait(job, "WorkerUnreachable", str(error)))
+            return
+        if checked.status != 200:
+            message = _refusal(checked)
+            if checked.status in _NO_TOKEN and await self._write_token(binding):
+                message = (
+                    f"the worker has no job token, or another (it answered {checked.status}): "
+                    f"wrote it into Secret {adb_secret_name(binding.name)}; the worker reads it "
+                    "once the kubelet updates the mounted Secret"
+                )
+            await write(job, ledger.wait(job, "WorkerRefused", message))
+            return
+        if not checked.body.get("ok"):
+            message = str(checked.body.get("message") or "the worker refused the job")
+            reason = "UnknownTask" if message.startswith("unknown task") else "InvalidParams"
+            written = await write(job, ledger.refuse(job, reason, message, now))
+            if written is not None:
+                self._writes.event(written, binding, warning=True, reason=reason, message=message)
+            return
+        # A worker of an earlier release refuses a delivery with fields it does not know: send
+        # the lease only to one that names it (services/jobs/protocol.py).
+        leases = protocol.LEASE in protocol.features(checked.body)
+        if not leases:
+            self._warn_old_worker(binding, view.pod_uid)
+        self.worker_images[binding_key_of(binding)] = (leases, view.pod_uid)
+        started = await write(
+            job,
+            ledger.begin_attempt(
+                job,
+                pod_uid=view.pod_uid,
+                pod_name=pod_name(binding.name),
+                now=now,
+                pod_ip=view.pod_ip,
+                lease_seconds=self._settings.lease_seconds if leases else None,
+            ),
+        )
+        if started is None:
+            return  # the job changed meanwhile: decide again on the next pass
+        attempt = started.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {started.namespaced_name} lost the attempt it started")
+        self.heard[binding_key_of(binding)] = (attempt.id, now)
+        self._writes.event(
+            started,
+            binding,
+            reason="StartedAttempt",
+            message=f"Started attempt {attempt.number} of PhoneJob {started.name} "
+            f"({started.spec.task}) on pod {pod_name(binding.name)}"
+            + ("" if leases else " without a lease (the worker image predates them)"),
+            # The binding hears how each attempt ended; its start is the job's own story.
+            on_binding=False,
+        )
+        await self._deliver(binding, started, base, token)
+
+    async def _deliver(self, binding: PhoneBinding, job: PhoneJob, base: str, token: str) -> None:
+        attempt = job.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
+        try:
+            answer = await self._workers.deliver(base, token, ledger.delivery(job, attempt))
+        except WorkerUnreachable as error:
+            log.info("Could not deliver attempt %s yet: %s", attempt.id, error)
+            return  # it is still ours to deliver: the next poll finds the worker without it
+        if answer.status in (200, 202):
+            self._heard_of(binding, attempt)
+        if answer.status == 422:
+            ending = ledger.Ending(
+                AttemptOutcome.FAILED,
+                error_class=ErrorClass.PERMANENT,
+                message=str(answer.body.get("message", "the worker refused the attempt")),
+            )
+            await self._end(binding, job, attempt.id, ending)
+        elif answer.status == 400:
+            # The worker cannot read the delivery (another release's protocol): it did not take
+            # the attempt, and every re-delivery, the same bytes, would draw the same answer.
+            ending = ledger.Ending(
+                AttemptOutcome.FAILED,
+                error_class=ErrorClass.RETRYABLE,
+                message=f"the worker could not read the delivery ({_refusal(answer)}); is its "
+                "image of another release than this operator?",
+            )
+            await self._end(binding, job, attempt.id, ending)
+        elif answer.status not in (200, 202, 409):
+            log.warning("Worker refused attempt %s: %s", attempt.id, _refusal(answer))
+
+    # ------------------------------------------------------------ following a running job
+
+    async def follow(
+        self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
+    ) -> None:
+        """Ask the worker how the running attempt goes; end it, or fence it (its pod went)."""
+        attempt = job.status.current
+        if attempt is None:
+            raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        live_uid = (pod or {}).get("metadata", {}).get("uid")
+        if live_uid != attempt.pod_uid:
+            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation).
+            await self._fence(binding, job, attempt, now)
+            return
+        deadline = ledger.not_after(job, attempt).timestamp() + self._settings.grace_seconds
+        overdue = now.timestamp() > deadline
+        base, token = self._endpoints.of_binding(binding), self.token(binding)
+        if base is None:
+            return  # the pod has no address (yet); it is the same pod: keep waiting
+        try:
+            answer = await self._workers.attempt(base, token, attempt.id)
+        except WorkerUnreachable:
+            if overdue:
+                await self._end(
+                    binding,
+                    job,
+                    attempt.id,
+                    ledger.Ending(
+                        AttemptOutcome.TIMED_OUT,
+                        message="the worker did not answer before the deadline passed",
+                    ),
+                )
+                self.unreached[binding_key_of(binding)] = (live_uid, attempt.id)
+            return
+        if answer.status == 200:
+            self._heard_of(binding, attempt)
+        if answer.status == 404:
+            if now < ledger.not_after(job, attempt):
+                await self._deliver(binding, job, base, token)  # the delivery did not arrive
+            else:
+                await self._end(
+                    binding,
+                    job,
+                    attempt.id,
+                    ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+                )
+            return
+        ending = fencing.outcome_of(answer)
+        if ending is not None:
+            await self._end(binding, job, attempt.id, ending)
+        elif overdue:
+            await self._workers.cancel(base, token, attempt.id)
+            await self._end(
+                binding,
+                job,
+                attempt.id,
+                ledger.Ending(AttemptOutcome.TIMED_OUT, message="still running past its deadline"),
+            )
+
+    async def release_held(self, binding: PhoneBinding) -> bool:
+        """Ask the worker whose attempt ended unreached about it again: the question itself
+        ends the hold its lapsed lease put it in (any request with the binding's token), so it
+        drives the phone again as soon as it can be reached, not at the next re-provision of
+        ADB. True while it is still to be asked (its pod unchanged, not reached yet)."""
+        key = binding_key_of(binding)
+        unreached = self.unreached.get(key)
+        if unreached is None:
+            return False
+        pod_uid, attempt_id = unreached
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        if pod is None or pod["metadata"].get("uid") != pod_uid:
+            del self.unreached[key]  # another pod's worker: nothing holds it
+            return False
+        base = self._endpoints.of_binding(binding, pod)
+        if base is None:
+            return True
+        try:
+            await self._workers.attempt(base, self.token(binding), attempt_id)
+        except WorkerUnreachable:
+            return True
+        del self.unreached[key]
+        log.info(
+            "Reached the worker of Pod %s/%s again after attempt %s ended: it may drive the "
+            "phone again",
+            binding.namespace,
+            pod_name(binding.name),
+            attempt_id,
+        )
+        return False
+
+    # ------------------------------------------------------------ fencing
+
+    async def _fence(
+        self, binding: PhoneBinding, job: PhoneJob, attempt: Attempt, now: datetime
+    ) -> None:
+        """End an attempt whose pod went away only once it runs nowhere (see fencing.py).
+
+        The pod may have been force-deleted with its containers still running: the worker at
+        the attempt's address is told to stop it, and until it says the attempt ended (or does
+        not know it), or the attempt's lease or deadline has run out, the job stays Running, so
+        no attempt of any job starts on the replacement pod.
+        """
+        until = fencing.fenced_at(
+            job,
+            attempt,
+            last_heard=self._last_heard(binding_key_of(binding), attempt, now),
+            grace=self._settings.grace_seconds,
+        )
+        base, answer = self._endpoints.of_attempt(binding_key_of(binding), attempt), None
+        if base is not None:
+            # A cancel, not a GET: it does not renew the lease of a worker we lose again.
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(
+                    base, self.token(binding), attempt.id, superseded=True
+                )
+        ending = fencing.ending_of(answer, until=until, now=now)
+        if ending is None:
+            status = ledger.fencing(job, pod_name(binding.name), until)
+            written = await self._writes.write(job, status)
+            if written is not None and job.status.reason != "Fencing":
+                self._writes.event(
+                    written,
+                    binding,
+                    warning=True,
+                    reason="FencingAttempt",
+                    message=f"PhoneJob {job.name}: {status.message}",
+                )
+            return
+        await self._end(binding, job, attempt.id, ending)
+        self._on_fenced(binding.uid)  # its reconcile may create the pod it held back now
+
+    async def fence_orphan(
+        self, job: PhoneJob, attempt: Attempt, keep_asking: Callable[[tuple[str, str]], None]
+    ) -> PhoneJob | None:
+        """Fence a running attempt of a job whose binding is gone; the job as written (None
+        when a write lost to a newer version). While it is fenced, ``keep_asking`` is told the
+        binding's key (its loop asks again)."""
+        key = (job.namespace, job.spec.binding_name)
+        now = self._clock()
+        until = fencing.fenced_at(
+            job,
+            attempt,
+            last_heard=self._last_heard(key, attempt, now),
+            grace=self._settings.grace_seconds,
+        )
+        uid = self.gone.get(key)
+        base, answer = self._endpoints.of_attempt(key, attempt), None
+        if base is not None and uid:  # without the binding's uid there is no token to ask with
+            token = self._tokens.token_for(key[0], key[1], uid)
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
+        ending = fencing.ending_of(answer, until=until, now=now)
+        if ending is None:
+            status = ledger.fencing(job, pod_name(key[1]), until)
+            status.message = (
+                f"PhoneBinding {key[1]} was deleted; {status.message}; its phone is stopped "
+                "(or handed on) and its claim released only then"
+            )
+            written = await self._writes.write(job, status)
+            if written is not None and job.status.reason != "Fencing":
+                self._writes.job_event(
+                    written, warning=True, reason="FencingAttempt", message=status.message
+                )
+            keep_asking(key)
+            return written
+        ended = ledger.end_attempt(job, attempt.id, ending, now)
+        if ended is None:
+            return job
+        written = await self._writes.write(job, ended)
+        if written is not None:
+            self.heard.pop(key, None)
+            self._writes.job_event(
+                written,
+                warning=True,
+                reason=f"Attempt{ending.outcome}",
+                message=f"Attempt {attempt.number} of PhoneJob {written.name} {ending.outcome}"
+                f": {written.status.message}",
+            )
+        return written
+
+    def _last_heard(self, key: tuple[str, str], attempt: Attempt, now: datetime) -> datetime:
+        heard = self.heard.get(key)
+        if heard is None or heard[0] != attempt.id:
+            # First look of this process: it cannot have renewed the lease before now.
+            heard = self.heard[key] = (attempt.id, now)
+        return heard[1]
+
+    def _heard_of(self, binding: PhoneBinding, attempt: Attempt) -> None:
+        """The worker answered for the attempt, which renewed its lease there."""
+        self.heard[binding_key_of(binding)] = (attempt.id, self._clock())
+
+    def _warn_old_worker(self, binding: PhoneBinding, pod_uid: str) -> None:
+        """Tell the binding, once per pod and process, that its worker image is old."""
+        key = binding_key_of(binding)
+        if self._old_workers.get(key) == pod_uid:
+            return
+        self._old_workers[key] = pod_uid
+        message = protocol.old_worker_message(pod_name(binding.name))
+        self._writes.binding_event(
+            binding, warning=True, reason=protocol.OLD_WORKER_REASON, message=message
+        )
+        log.warning("%s PhoneBinding %s: %s", protocol.OLD_WORKER_REASON, binding.name, message)
+
+    # ------------------------------------------------------------ ending an attempt
+
+    async def _end(
+        self, binding: PhoneBinding, job: PhoneJob, attempt_id: str, ending: ledger.Ending
+    ) -> None:
+        status = ledger.end_attempt(job, attempt_id, ending, self._clock())
+        if status is None:
+            return  # not the current attempt any more: its answer changes nothing
+        written = await self._writes.write(job, status)
+        if written is None:
+            return
+        if (
+            binding.spec.suspend
+            or binding.metadata.deletion_timestamp is not None
+            or binding.status.phase is not Phase.RUNNING
+        ):
+            # A suspended binding keeps its phone running until this end (services/release.py).
+            self._on_fenced(binding.uid)
+        attempt = written.status.attempts[-1]
+        warning = written.status.phase is not JobPhase.SUCCEEDED
+        self._writes.event(
+            written,
+            binding,
+            warning=warning,
+            reason=f"Attempt{ending.outcome}",
+            message=f"Attempt {attempt.number} of PhoneJob {written.name} "
+            f"{ending.outcome}: {written.status.message}",
+        )
+        if ending.error_class is ErrorClass.ACCOUNT:
+            why = f"job {written.name}: {ending.message or 'account error'}"
+            await self._api.annotate_binding(
+                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
+            )
+            self._writes.binding_event(
+                binding,
+                warning=True,
+                reason="AccountHeld",
+                message=f"Held the jobs of {binding.name}: {why}",
+            )
+
+    async def _write_token(self, binding: PhoneBinding) -> bool:
+        """Put the binding's job token into its ADB Secret (written before it had one)."""
+        if self._backfill is None:
+            return False
+        return await self._backfill.write(binding)
+
+
+def _refusal(answer: Answer) -> str:
+    return f"the worker answered {answer.status}: {answer.body.get('message', '')}".strip()
