@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -43,6 +42,7 @@ from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.lease import LeaseLock
 from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+from phonefleet_operator.waiting import within
 from phonefleet_operator.webhook import serve_admission
 
 __all__ = ["identity", "run_elected"]
@@ -133,20 +133,26 @@ async def _lead(
     settings: OperatorSettings,
     operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
 ) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = settings.lease_renew_deadline_seconds
     stop = asyncio.Event()
     work = asyncio.create_task(operator(stop), name="kopf-operator")
-    renewed = time.monotonic()
+    renewed = loop.time()
     lost = False
     while not work.done():
         done, _ = await asyncio.wait({work}, timeout=settings.lease_retry_seconds)
         if done:
             break
         try:
-            if await lock.try_acquire_or_renew():
-                renewed = time.monotonic()
+            # A renewal that hangs (each call may take 30 s) must not outlast the deadline: a
+            # standby takes the Lease over while this replica would still work (as client-go).
+            if await within(lock.try_acquire_or_renew(), deadline - (loop.time() - renewed)):
+                renewed = loop.time()
+        except TimeoutError:
+            log.warning("Renewing Lease %s/%s took too long", lock.namespace, lock.name)
         except PhonefleetError as error:
             log.warning("Could not renew Lease %s/%s: %s", lock.namespace, lock.name, error)
-        if time.monotonic() - renewed > settings.lease_renew_deadline_seconds:
+        if loop.time() - renewed >= deadline:
             log.error(
                 "Lost Lease %s/%s (not renewed for %.0f s): stopping so another replica works",
                 lock.namespace,
