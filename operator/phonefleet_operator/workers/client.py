@@ -2,8 +2,9 @@
 
 Each call carries the binding's job token as a bearer token; the token is never logged and never
 part of an error message. A worker that cannot be reached (refused, timed out, reset) raises
-:class:`WorkerUnreachable`; every HTTP answer, error statuses included, comes back as an
-:class:`Answer` for the caller to decide. The protocol is in docs/jobs.md.
+:class:`WorkerUnreachable`; every HTTP answer, error statuses and redirects included (a redirect
+is never followed), comes back as an :class:`Answer` for the caller to decide. The protocol is
+in docs/jobs.md.
 """
 
 from __future__ import annotations
@@ -83,8 +84,10 @@ class WorkerClient:
         self.requests += 1
         headers = {"Authorization": f"Bearer {token}"}
         try:
+            # No redirects: a worker runs its tenant's image, and must not send the operator's
+            # request (the attempt, the job's params) to an address of its choosing.
             async with self._session.request(
-                method, base.rstrip("/") + path, json=body, headers=headers
+                method, base.rstrip("/") + path, json=body, headers=headers, allow_redirects=False
             ) as response:
                 try:
                     data = await response.json(content_type=None)
