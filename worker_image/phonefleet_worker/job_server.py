@@ -133,13 +133,17 @@ def _parse_body(data: bytes) -> dict[str, Any]:
 
 def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, path: str) -> None:
     """Read one request's body, let ``api`` answer it and write the JSON reply."""
-    length = int(request.headers.get("Content-Length") or 0)
     status: int
     body: dict[str, Any]
+    length = int(request.headers.get("Content-Length") or 0)
     if length > MAX_BODY:
         status, body = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "body too large"}
     else:
-        data = request.rfile.read(length) if length else b""
+        try:
+            data = request.rfile.read(length) if length else b""
+        except TimeoutError:  # the client went silent (the server's request timeout)
+            request.close_connection = True
+            return
         status, body = api.handle(method, path, request.headers.get("Authorization", ""), data)
     reply = json.dumps(body).encode()
     request.send_response(status)
@@ -153,7 +157,13 @@ class JobServer(ThreadedHttpServer):
     """Serves the job endpoint on ``host:port`` until ``close()``."""
 
     def __init__(
-        self, *, host: str, port: int, desk: JobDesk, token: Callable[[], str | None]
+        self,
+        *,
+        host: str,
+        port: int,
+        desk: JobDesk,
+        token: Callable[[], str | None],
+        request_timeout: float = 30.0,
     ) -> None:
         api = JobApi(desk, token)
 
@@ -167,7 +177,13 @@ class JobServer(ThreadedHttpServer):
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("Job endpoint %s", format % args)
 
-        super().__init__(host=host, port=port, handler=Handler, name="worker-jobs")
+        super().__init__(
+            host=host,
+            port=port,
+            handler=Handler,
+            name="worker-jobs",
+            request_timeout=request_timeout,
+        )
 
     def start(self) -> None:
         """Start serving in the background."""
