@@ -135,8 +135,11 @@ def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, pat
     """Read one request's body, let ``api`` answer it and write the JSON reply."""
     status: int
     body: dict[str, Any]
-    length = int(request.headers.get("Content-Length") or 0)
-    if length > MAX_BODY:
+    length = _content_length(request.headers.get("Content-Length"))
+    if length is None:  # a negative length would read to the end of the stream, unbounded
+        status, body = HTTPStatus.BAD_REQUEST, {"message": "Content-Length is not a length"}
+        request.close_connection = True
+    elif length > MAX_BODY:
         status, body = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "body too large"}
     else:
         try:
@@ -151,6 +154,17 @@ def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, pat
     request.send_header("Content-Length", str(len(reply)))
     request.end_headers()
     request.wfile.write(reply)
+
+
+def _content_length(text: str | None) -> int | None:
+    """The header's length (0 when absent); None when it is no length."""
+    if not text:
+        return 0
+    try:
+        length = int(text)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 class JobServer(ThreadedHttpServer):

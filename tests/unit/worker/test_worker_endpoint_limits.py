@@ -50,6 +50,15 @@ def _answer(conn: socket.socket) -> bytes:
     return received
 
 
+@pytest.mark.parametrize("length", ["-1", "ten"])
+def test_a_body_length_that_is_no_length_is_refused_without_reading(port: int, length: str) -> None:
+    """A negative Content-Length made the server read to the end of the stream (past its 1 MiB
+    limit, for as long as the client sends); a word made its thread fail without an answer."""
+    head = f"POST /v1/attempts HTTP/1.1\r\nHost: w\r\nContent-Length: {length}\r\n\r\n".encode()
+    conn = _send(port, head + b"{")  # the client keeps its side open
+    assert _answer(conn).startswith(b"HTTP/1.0 400 ")
+
+
 def test_a_client_that_stops_sending_loses_its_connection(port: int) -> None:
     """Headers promise 100 bytes and 10 come: the server's thread gives up on the client."""
     head = b"POST /v1/validate HTTP/1.1\r\nHost: w\r\nContent-Length: 100\r\n\r\n"
