@@ -163,13 +163,18 @@ async def _lead(
             telemetry.LEADER.set(0)
             stop.set()
             break
-    with contextlib.suppress(Exception):
+    failed = False
+    try:
         await work
+    except Exception:
+        # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
+        log.exception("The operator ended with an error")
+        failed = True
     if not lost:
         with contextlib.suppress(PhonefleetError):
             await lock.release()
             log.info("Released Lease %s/%s", lock.namespace, lock.name)
-    return 1 if lost else 0
+    return 1 if lost or failed else 0
 
 
 @contextlib.asynccontextmanager

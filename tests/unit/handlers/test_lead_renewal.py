@@ -74,3 +74,19 @@ async def test_a_holder_whose_renewals_hang_or_fail_stops_within_the_renew_deadl
     deadline = SETTINGS.lease_renew_deadline_seconds
     assert stopped_at - last_renewal <= deadline
     assert stopped_at - last_renewal < SETTINGS.lease_duration_seconds
+
+
+async def test_an_operator_that_fails_exits_non_zero_says_why_and_gives_the_lease_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kopf ending with an error must not look like a clean exit (0, nothing logged)."""
+    lock = Lock(renewals=100, then="fail")
+
+    async def operator(stop: asyncio.Event) -> None:
+        await asyncio.sleep(5)
+        raise RuntimeError("kopf fell over")
+
+    code = await within(leadership._lead(lock, SETTINGS, operator), 600)  # type: ignore[arg-type]
+    assert code == 1
+    assert lock.released  # the standby need not wait the Lease out
+    assert "kopf fell over" in caplog.text
