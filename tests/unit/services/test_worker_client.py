@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from phonefleet_operator.workers import WorkerClient
+from phonefleet_operator.workers import WorkerClient, WorkerUnreachable
+from phonefleet_operator.workers.client import MAX_ANSWER_BYTES
 
 
 @pytest.fixture
@@ -61,3 +62,37 @@ async def test_a_redirect_from_a_worker_is_not_followed(
     assert answer.status == 307
     assert answer.body.get("message") != "from elsewhere"
     assert elsewhere_hits == []
+
+
+async def test_an_answer_larger_than_the_limit_is_not_read_whole(
+    serve: Callable[[web.Application], TestServer],
+) -> None:
+    """A worker (its tenant's image) that answers without end must not fill the operator's
+    memory: the answer counts as no answer once it passes MAX_ANSWER_BYTES."""
+    sent: list[int] = []
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        await response.write(b'{"ok": true, "message": "')
+        chunk = b"x" * 65536
+        try:
+            for _ in range(1024):  # 64 MiB at most: a bound for the test, not a pause
+                await response.write(chunk)
+                sent.append(len(chunk))
+        except (ConnectionResetError, RuntimeError):  # the client hung up, as it should
+            pass
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/tasks", endless)
+    worker = serve(app)
+    await worker.start_server()
+
+    client = WorkerClient(timeout_seconds=10)
+    try:
+        with pytest.raises(WorkerUnreachable, match="more than"):
+            await client.tasks(str(worker.make_url("")), "job-token")
+    finally:
+        await client.close()
+    assert sum(sent) < 64 * MAX_ANSWER_BYTES
