@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import click
-from kopf.testing import KopfRunner
 
 from phonefleet_testbed.controlplane import KWOK_NODE_NAME
 from phonefleet_testbed.devenv import install_crds
@@ -26,7 +25,7 @@ from phonefleet_testbed.node.images import ensure_images
 from phonefleet_testbed.node.teardown import POD_CGROUP
 from phonefleet_testbed.node.workload import fake_driver_worker, node_operator_env, node_simulator
 from phonefleet_testbed.rbac import operator_kubeconfig
-from phonefleet_testbed.scenarios import make_binding
+from phonefleet_testbed.scenarios import in_process_operator, make_binding
 from phonefleet_testbed.waiting import wait_for
 
 # Small requests: the node has 2 cores, and the defaults (250m a pod) would cap it at 8 pods.
@@ -95,7 +94,8 @@ def _run(bed: NodeBed, count: int) -> dict[str, float]:
         os.environ.update(node_operator_env(bed, images, sim))
         os.environ["KUBECONFIG"] = str(credentials)
         command = ["run", "--standalone", "--all-namespaces", "-m", "phonefleet_operator.main"]
-        with KopfRunner(command, timeout=120):
+        # A daemon thread: an operator that does not stop fails the bench instead of holding it.
+        with in_process_operator(*command, timeout=120):
             for target, other in ((NODE_NAME, KWOK_NODE_NAME), (KWOK_NODE_NAME, NODE_NAME)):
                 kubectl("cordon", other)
                 kubectl("uncordon", target)

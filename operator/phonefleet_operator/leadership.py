@@ -29,7 +29,6 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +43,7 @@ from phonefleet_operator.k8s.lease import LeaseLock
 from phonefleet_operator.services.account_check import EXIT_NOT_SERVED, verify_account
 from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
+from phonefleet_operator.waiting import within
 from phonefleet_operator.webhook import serve_admission
 
 __all__ = ["identity", "run_elected"]
@@ -138,20 +138,26 @@ async def _lead(
     settings: OperatorSettings,
     operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
 ) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = settings.lease_renew_deadline_seconds
     stop = asyncio.Event()
     work = asyncio.create_task(operator(stop), name="kopf-operator")
-    renewed = time.monotonic()
+    renewed = loop.time()
     lost = False
     while not work.done():
         done, _ = await asyncio.wait({work}, timeout=settings.lease_retry_seconds)
         if done:
             break
         try:
-            if await lock.try_acquire_or_renew():
-                renewed = time.monotonic()
+            # A renewal that hangs (each call may take 30 s) must not outlast the deadline: a
+            # standby takes the Lease over while this replica would still work (as client-go).
+            if await within(lock.try_acquire_or_renew(), deadline - (loop.time() - renewed)):
+                renewed = loop.time()
+        except TimeoutError:
+            log.warning("Renewing Lease %s/%s took too long", lock.namespace, lock.name)
         except PhonefleetError as error:
             log.warning("Could not renew Lease %s/%s: %s", lock.namespace, lock.name, error)
-        if time.monotonic() - renewed > settings.lease_renew_deadline_seconds:
+        if loop.time() - renewed >= deadline:
             log.error(
                 "Lost Lease %s/%s (not renewed for %.0f s): stopping so another replica works",
                 lock.namespace,
@@ -162,13 +168,18 @@ async def _lead(
             telemetry.LEADER.set(0)
             stop.set()
             break
-    with contextlib.suppress(Exception):
+    failed = False
+    try:
         await work
+    except Exception:
+        # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
+        log.exception("The operator ended with an error")
+        failed = True
     if not lost:
         with contextlib.suppress(PhonefleetError):
             await lock.release()
             log.info("Released Lease %s/%s", lock.namespace, lock.name)
-    return 1 if lost else 0
+    return 1 if lost or failed else 0
 
 
 @contextlib.asynccontextmanager

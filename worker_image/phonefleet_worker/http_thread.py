@@ -16,12 +16,21 @@ class ThreadedHttpServer:
     """Serves ``handler`` on ``host:port`` from a daemon thread named ``name`` until ``close()``.
 
     The port is bound at construction (so ``port`` is known before ``start()``, useful with 0).
+    A client silent for ``request_timeout`` seconds loses its connection: each one holds a
+    thread, and anything in the cluster can connect.
     """
 
     def __init__(
-        self, *, host: str, port: int, handler: type[BaseHTTPRequestHandler], name: str
+        self,
+        *,
+        host: str,
+        port: int,
+        handler: type[BaseHTTPRequestHandler],
+        name: str,
+        request_timeout: float = 30.0,
     ) -> None:
-        self._server = ThreadingHTTPServer((host, port), handler)
+        timed = type(handler.__name__, (handler,), {"timeout": request_timeout})
+        self._server = ThreadingHTTPServer((host, port), timed)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever,

@@ -133,13 +133,20 @@ def _parse_body(data: bytes) -> dict[str, Any]:
 
 def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, path: str) -> None:
     """Read one request's body, let ``api`` answer it and write the JSON reply."""
-    length = int(request.headers.get("Content-Length") or 0)
     status: int
     body: dict[str, Any]
-    if length > MAX_BODY:
+    length = _content_length(request.headers.get("Content-Length"))
+    if length is None:  # a negative length would read to the end of the stream, unbounded
+        status, body = HTTPStatus.BAD_REQUEST, {"message": "Content-Length is not a length"}
+        request.close_connection = True
+    elif length > MAX_BODY:
         status, body = HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"message": "body too large"}
     else:
-        data = request.rfile.read(length) if length else b""
+        try:
+            data = request.rfile.read(length) if length else b""
+        except TimeoutError:  # the client went silent (the server's request timeout)
+            request.close_connection = True
+            return
         status, body = api.handle(method, path, request.headers.get("Authorization", ""), data)
     reply = json.dumps(body).encode()
     request.send_response(status)
@@ -149,11 +156,28 @@ def serve_request(request: BaseHTTPRequestHandler, method: str, api: JobApi, pat
     request.wfile.write(reply)
 
 
+def _content_length(text: str | None) -> int | None:
+    """The header's length (0 when absent); None when it is no length."""
+    if not text:
+        return 0
+    try:
+        length = int(text)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
 class JobServer(ThreadedHttpServer):
     """Serves the job endpoint on ``host:port`` until ``close()``."""
 
     def __init__(
-        self, *, host: str, port: int, desk: JobDesk, token: Callable[[], str | None]
+        self,
+        *,
+        host: str,
+        port: int,
+        desk: JobDesk,
+        token: Callable[[], str | None],
+        request_timeout: float = 30.0,
     ) -> None:
         api = JobApi(desk, token)
 
@@ -167,7 +191,13 @@ class JobServer(ThreadedHttpServer):
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("Job endpoint %s", format % args)
 
-        super().__init__(host=host, port=port, handler=Handler, name="worker-jobs")
+        super().__init__(
+            host=host,
+            port=port,
+            handler=Handler,
+            name="worker-jobs",
+            request_timeout=request_timeout,
+        )
 
     def start(self) -> None:
         """Start serving in the background."""

@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
+from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.jobs import JobGateway
 
@@ -168,7 +170,16 @@ def import_ledger(
     """
     rows = list(csv.DictReader(ledger))
     source = Path(ledger.name).name
-    created, existing, plan = asyncio.run(_run(rows, namespace, task, dry_run, kubeconfig))
+    try:
+        created, existing, plan = asyncio.run(_run(rows, namespace, task, dry_run, kubeconfig))
+    except _ImportStopped as stopped:
+        done = (
+            f"{stopped.created} jobs created, then stopped (importing again creates none twice)"
+            if stopped.created
+            else "nothing imported"
+        )
+        click.echo(f"{source}: {done}: {stopped.reason}", err=True)
+        sys.exit(1)
     if dry_run:
         click.echo(json.dumps(plan.jobs, indent=2))
     for problem in plan.problems:
@@ -189,15 +200,33 @@ async def _run(
     dry_run: bool,
     kubeconfig: str | None,
 ) -> tuple[int, int, ImportPlan]:
-    caller = ApiCaller(load_api_client(4, kubeconfig), 4)
+    try:
+        caller = ApiCaller(load_api_client(4, kubeconfig), 4)
+    except Exception as error:  # kubernetes' config errors
+        raise _ImportStopped(0, f"no usable kubeconfig ({error})") from None
+    created = 0
     try:
         gateway = JobGateway(caller)
         plan = plan_import(rows, await gateway.list_bindings(namespace), task=task)
         if dry_run:
             return 0, 0, plan
-        created = 0
         for job in plan.jobs:
             created += await gateway.create_job(job)
         return created, len(plan.jobs) - created, plan
+    except PhonefleetError as error:  # unreachable, refused (RBAC)
+        raise _ImportStopped(created, str(error)) from None
+    except ApiException as error:  # 404: no PhoneJob CRD in this cluster; 409 passes through
+        raise _ImportStopped(
+            created, f"Kubernetes answered {error.status} {error.reason}"
+        ) from None
     finally:
         caller.close()
+
+
+class _ImportStopped(Exception):
+    """The cluster could not be used: ``created`` jobs were created before, ``reason`` why."""
+
+    def __init__(self, created: int, reason: str) -> None:
+        super().__init__(reason)
+        self.created = created
+        self.reason = reason

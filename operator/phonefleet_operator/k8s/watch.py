@@ -186,7 +186,8 @@ class ObjectWatch:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """End the watch (interrupting a blocked read) and wait for the thread."""
+        """End the watch (interrupting a blocked read) and wait for the thread. Called on the
+        loop, it hands nothing more over from then on, even from a call still in flight."""
         self._stop.set()
         response = self._response
         if response is not None:
@@ -242,7 +243,8 @@ class ObjectWatch:
         try:
             if not self._version:
                 self._relist()
-            self._watch()
+            if not self._stop.is_set():
+                self._watch()
         except ApiException as error:
             if error.status == _GONE:  # a list's continue token or a watch's version expired
                 raise _Expired from None
@@ -276,6 +278,10 @@ class ObjectWatch:
         )
         self._response = response
         try:
+            if self._stop.is_set():
+                # stop() came while the call was in flight and found no response to interrupt:
+                # reading it would block until the API server ends the watch (minutes).
+                return
             for line in _lines(response):
                 if self._stop.is_set():
                     return
@@ -307,6 +313,9 @@ class ObjectWatch:
         self._handoff.post(functools.partial(self._deliver_safely, change))
 
     def _deliver_safely(self, change: Change) -> None:
+        if self._stop.is_set():
+            # Stopped (on this loop) after the thread posted it: its consumers may be closed.
+            return
         try:
             self._deliver(change.type, change.object)
         except Exception:

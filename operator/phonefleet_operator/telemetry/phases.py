@@ -72,7 +72,9 @@ class PhaseView(Collector):
 
     def counts(self) -> Mapping[tuple[str, str], int]:
         """How many objects per (namespace, phase)."""
-        return Tally(self._phases.values())
+        # A scrape runs in the metrics server's thread while the event loop records events:
+        # iterate a copy (list() copies in one step under the GIL), never the live dict.
+        return Tally(list(self._phases.values()))
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """The gauge, one sample per (namespace, phase) seen."""
@@ -150,7 +152,7 @@ class BindingView(PhaseView):
         """Per (namespace, phase) but Running: seconds since the oldest one's Ready left True."""
         now = self._clock()
         longest: dict[tuple[str, str], float] = {}
-        for b in self._seen.values():
+        for b in list(self._seen.values()):  # a copy: see counts()
             if b.phase == _RUNNING or b.not_ready_since is None:
                 continue
             key = (b.namespace, b.phase)

@@ -2,13 +2,15 @@
 
 Each call carries the binding's job token as a bearer token; the token is never logged and never
 part of an error message. A worker that cannot be reached (refused, timed out, reset) raises
-:class:`WorkerUnreachable`; every HTTP answer, error statuses included, comes back as an
-:class:`Answer` for the caller to decide. The protocol is in docs/jobs.md.
+:class:`WorkerUnreachable`; every HTTP answer, error statuses and redirects included (a redirect
+is never followed), comes back as an :class:`Answer` for the caller to decide. The protocol is
+in docs/jobs.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,7 +18,10 @@ import aiohttp
 
 from phonefleet_operator.errors import TemporaryFault
 
-__all__ = ["Answer", "WorkerClient", "WorkerUnreachable"]
+__all__ = ["MAX_ANSWER_BYTES", "Answer", "WorkerClient", "WorkerUnreachable"]
+
+#: The largest answer read from a worker (its job endpoint takes 1 MiB requests at most too).
+MAX_ANSWER_BYTES = 1 << 20
 
 
 class WorkerUnreachable(TemporaryFault):
@@ -83,12 +88,23 @@ class WorkerClient:
         self.requests += 1
         headers = {"Authorization": f"Bearer {token}"}
         try:
+            # No redirects: a worker runs its tenant's image, and must not send the operator's
+            # request (the attempt, the job's params) to an address of its choosing.
             async with self._session.request(
-                method, base.rstrip("/") + path, json=body, headers=headers
+                method, base.rstrip("/") + path, json=body, headers=headers, allow_redirects=False
             ) as response:
+                raw = bytearray()
+                async for chunk in response.content.iter_chunked(65536):
+                    raw += chunk
+                    if len(raw) > MAX_ANSWER_BYTES:  # its tenant's image: do not read on
+                        raise WorkerUnreachable(
+                            f"worker job endpoint {base} answered {method} {path} with more "
+                            f"than {MAX_ANSWER_BYTES} bytes",
+                            delay=5,
+                        )
                 try:
-                    data = await response.json(content_type=None)
-                except ValueError:
+                    data = json.loads(raw)
+                except ValueError:  # not JSON, or not UTF-8
                     data = None
                 return Answer(response.status, data if isinstance(data, dict) else {})
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
