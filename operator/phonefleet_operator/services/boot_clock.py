@@ -27,8 +27,8 @@ class BootClock:
     costs one per interval.
 
     The expectation starts at ``floor`` (``boot_poll_seconds``) and moves with what the first
-    polls find (later polls of a slow phone teach nothing: one outlier must not hold back the
-    fleet):
+    polls find, and while no boot was proven, with every poll of a timed phone (once proven,
+    later polls of a slow phone teach nothing: one outlier must not hold back the fleet):
 
     - a phone still starting on a timely first poll, made at ``elapsed`` into its boot, raises it
       to ``elapsed + floor`` at once, so the phones started with it (not yet polled) wait that long
@@ -92,7 +92,11 @@ class BootClock:
         if elapsed > _BOOT_FORGOTTEN_SECONDS:
             del self._started[phone_id]
             return
-        timely = still_starting_at == 0.0 and elapsed <= self.expected + self._floor
+        # A timely poll teaches: a first one, or any while the clock is a guess (the probes'
+        # members are asked round after round until a boot is seen to end; left untaught they
+        # would fall back to the slow polls of phones not timed here, round 4's tail).
+        first = still_starting_at == 0.0 or not self.proven(now)
+        timely = first and elapsed <= self.expected + self._floor
         if not running:
             self._started[phone_id] = (began, elapsed)
             if timely:

@@ -210,3 +210,24 @@ async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_
     assert phones.count("status") - asked_before == 1
     assert [delay for _, _, delay in results] == [POLL, POLL, POLL]
     assert [b.status.phone.status for b, _, _ in results if b.status.phone] == ["Starting"] * 3
+
+
+def test_while_the_clock_guesses_every_timely_poll_teaches_and_once_proven_only_first_ones() -> (
+    None
+):
+    """The probe's members are asked round after round until a boot ends: each round raises
+    the estimate (else they would fall back to slow polls and trail the fleet). Once a boot is
+    proven, a phone's second poll teaches nothing (an outlier must not hold the fleet back)."""
+    boots = BootClock(floor=POLL)
+    boots.started("a", at=0.0)
+    boots.saw("a", running=False, now=2.0)
+    boots.saw("a", running=False, now=4.0)
+    assert boots.expected == pytest.approx(6.0)
+    boots.saw("a", running=True, now=6.0)
+    assert boots.proven(now=6.0)
+
+    boots.started("b", at=10.0)
+    boots.saw("b", running=False, now=10.0 + boots.expected)
+    raised = boots.expected
+    boots.saw("b", running=False, now=10.0 + raised)
+    assert boots.expected == raised
