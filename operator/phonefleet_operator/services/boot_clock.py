@@ -92,20 +92,22 @@ class BootClock:
         if elapsed > _BOOT_FORGOTTEN_SECONDS:
             del self._started[phone_id]
             return
-        # A timely poll teaches: a first one, or any while the clock is a guess (the probes'
-        # members are asked round after round until a boot is seen to end; left untaught they
-        # would fall back to the slow polls of phones not timed here, round 4's tail).
-        first = still_starting_at == 0.0 or not self.proven(now)
-        timely = first and elapsed <= self.expected + self._floor
+        # While the clock guesses, every answer teaches: "starting" at any time is a boot longer
+        # than that (the probes' members are asked round after round; a busy event loop makes
+        # them late, and a late probe that taught nothing would be followed by another at once).
+        # Once a boot is proven, only a timely first poll does: an outlier, or a poll the budget
+        # stretched, must not move the estimate for the whole fleet.
+        guessing = not self.proven(now)
+        timely = still_starting_at == 0.0 and elapsed <= self.expected + self._floor
         if not running:
             self._started[phone_id] = (began, elapsed)
-            if timely:
+            if guessing or timely:
                 # Polled when expected and still booting: so are the phones started with it.
                 self.expected = max(self.expected, elapsed + self._floor)
             return
         del self._started[phone_id]
-        if timely:
+        if guessing or timely:
             self._proven_at = now
-            if self._lowered_at is None or now - self._lowered_at >= self._floor:
-                self._lowered_at = now
-                self.expected = max(self._floor, self.expected * _LOWER_FACTOR)
+        if timely and (self._lowered_at is None or now - self._lowered_at >= self._floor):
+            self._lowered_at = now
+            self.expected = max(self._floor, self.expected * _LOWER_FACTOR)

@@ -81,13 +81,18 @@ async def test_a_boot_that_outlasts_the_guess_is_polled_every_boot_poll_then_lea
     assert POLL < delay <= 2 * POLL
 
 
-def test_the_expected_boot_follows_the_first_polls() -> None:
-    """A timely first poll still starting: raised to that poll's time plus one poll interval,
-    at once. On time and running: lowered by a hundredth. Later polls of a slow phone, and a
-    first poll that came late, teach nothing."""
+def test_once_proven_the_expected_boot_follows_the_timely_first_polls() -> None:
+    """With a boot proven: a timely first poll still starting raises the estimate to that
+    poll's time plus one poll interval, at once; one running lowers it by a hundredth. Later
+    polls of a slow phone, and a first poll that came late, teach nothing."""
     boots = BootClock(floor=POLL, guess=10.0)
+    boots.started("proof", at=-20.0)
+    boots.saw("proof", running=True, now=-9.0)  # on time: proven, lowered once
+    assert boots.proven(now=0.0)
+    assert boots.expected == pytest.approx(9.9)
+
     boots.started("a", at=0.0)
-    assert boots.remaining("a", now=4.0) == 6.0
+    assert boots.remaining("a", now=4.0) == pytest.approx(5.9)
     boots.saw("a", running=False, now=10.0)
     assert boots.expected == pytest.approx(12.0)
     boots.saw("a", running=False, now=30.0)  # a slow phone's later polls
@@ -105,6 +110,18 @@ def test_the_expected_boot_follows_the_first_polls() -> None:
     boots.saw("d", running=False, now=360.0)  # nor of a long one
     assert boots.expected == before
     assert len(boots) == 1
+
+
+def test_while_the_clock_guesses_a_late_probe_still_teaches() -> None:
+    """No boot proven: a probe made late (a busy event loop) that finds its phones starting
+    raises the estimate past its own time all the same (round 5's first try left it, and the
+    next probe went at once: ten probes in six seconds)."""
+    boots = BootClock(floor=POLL)
+    boots.started("a", at=0.0)
+    boots.saw("a", running=False, now=4.5)  # due at 2, asked at 4.5
+    assert boots.expected == pytest.approx(6.5)
+    boots.saw("a", running=True, now=11.0)  # a late answer proves it too
+    assert boots.proven(now=11.0)
 
 
 def test_a_wave_answered_together_moves_the_expected_boot_once() -> None:
