@@ -175,6 +175,9 @@ class PowerStep:
         data read that the Secret was written from (``status.phone.adbProvisionedAt``) is
         Geelark's word that the phone ran then, as good as a status answer. A Running
         binding's periodic pass always asks.
+
+        A phone started here is "starting" without a call while the boot clock says its boot
+        goes on (a pass woken early asks nothing); its answers teach the clock (see :meth:`_ask`).
         """
         moment = now.timestamp()
         seen = self._running_seen_at.get(phone_id)
