@@ -82,6 +82,10 @@ class OperatorResult:
     settings: dict[str, str] = field(default_factory=dict)
     churn: Obj = field(default_factory=dict)
     reconcile_passes: dict[str, float] = field(default_factory=dict)
+    geelark_calls: list[list[Any]] = field(default_factory=list)
+    """The simulator's log of the calls served up to convergence: [seconds after the apply
+    began, endpoint, phones named], one per call (the timeline's 1 s samples stretch under load;
+    the simulator's clock is the same monotonic clock as the bench's)."""
 
     def to_json(self) -> Obj:
         """The figures as JSON."""
@@ -113,6 +117,7 @@ class OperatorResult:
             "operatorLog": self.log_summary,
             "reconcilePassesConvergence": self.reconcile_passes,
             "timeline": self.timeline,
+            "geelarkCalls": self.geelark_calls,
             "churn": self.churn,
         }
 
@@ -328,8 +333,8 @@ async def run_operator(
                 applied = time.monotonic() - t0
                 converged = await wait_done(tracker, [bwatch, pwatch], wait_seconds)
                 t_end = tracker.last_converged if converged else time.monotonic()
-                at_convergence, passes = await asyncio.to_thread(
-                    lambda: (sim.counters(), _reconcile_passes(metrics))
+                at_convergence, passes, served = await asyncio.to_thread(
+                    lambda: (sim.counters(), _reconcile_passes(metrics), sim.served_calls())
                 )
                 plane_used = plane_cpu.read()
                 requests_after = await api.request_counts()
@@ -392,4 +397,8 @@ async def run_operator(
         settings=extra_env,
         churn=churn,
         reconcile_passes=passes,
+        geelark_calls=[
+            [round(call.at - t0, 2), call.endpoint.removeprefix("/open/v1/"), len(call.ids)]
+            for call in served
+        ],
     )

@@ -286,8 +286,24 @@ def table(result: Obj) -> str:
             )
             or "-"
         ),
+        _call_spans_line(op.get("geelarkCalls") or []),
     ]
     return "\n".join(lines)
+
+
+def _call_spans_line(calls: list[list[Any]]) -> str:
+    """When each endpoint was called, from the simulator's log: first..last call, seconds after
+    the apply began (where the Geelark step chain spends its time)."""
+    spans: dict[str, list[float]] = {}
+    for at, endpoint, _ in calls:
+        spans.setdefault(endpoint, []).append(at)
+    return "Geelark calls served, first..last s after the apply: " + (
+        ", ".join(
+            f"{endpoint} {min(times):.1f}..{max(times):.1f}"
+            for endpoint, times in sorted(spans.items(), key=lambda kv: min(kv[1]))
+        )
+        or "-"
+    )
 
 
 def _passes_line(passes: dict[str, float], n: int) -> str:

@@ -73,6 +73,10 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
     # Read from the operator's own /metrics: every binding took at least one pass.
     assert operator["reconcilePassesConvergence"]["ok"] >= N
     assert "reconcile passes to converge:" in result.stdout
+    # The simulator's log of served calls: every start is in it, and the line says when.
+    served = operator["geelarkCalls"]
+    assert sum(ids for _, endpoint, ids in served if endpoint == "phone/start") == N
+    assert "Geelark calls served, first..last s after the apply: " in result.stdout
     assert figures["geelarkFloor"]["seconds"] > 0
     assert "steady API requests per binding per minute, by verb" in result.stdout
     assert set(operator["latencySeconds"]) == {"p50", "p95", "p99", "max"}

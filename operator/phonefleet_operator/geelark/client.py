@@ -217,15 +217,15 @@ class GeelarkClient:
             await self._session.close()
             self._session = None
 
-    def has_budget(self, *, keep_reserve: bool = False) -> bool:
-        """Whether the rate limiter would let a call through now, without waiting.
+    def has_budget(self, *, keep_reserve: bool = False, calls: int = 1) -> bool:
+        """Whether the rate limiter would let ``calls`` calls through now, without waiting.
 
         ``keep_reserve``: only if the account is quiet, the burst spent by one call at most (so
-        a partial batch goes at once in a small fleet or at rest, and waits to fill while a
-        large fleet keeps the budget busy).
+        a partial batch of polls goes at once in a small fleet or at rest, and waits to fill
+        while a large fleet keeps the budget busy).
         """
         burst = self._limiter.max_rate
-        amount = max(1.0, burst - 1) if keep_reserve else min(burst, 1)
+        amount = max(1.0, burst - 1) if keep_reserve else min(burst, float(calls))
         return self._limiter.has_capacity(amount)
 
     # ----------------------------------------------------------------------------- typed calls

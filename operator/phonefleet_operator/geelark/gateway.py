@@ -13,9 +13,13 @@ A window that closes while the account's budget is spent (the client's rate limi
 now) stays open: its call would only wait in the limiter, while its batch can still grow. Held
 batches get the limiter's free slots one at a time, calls that set something going (start, ADB
 on, stop) before polls (ADB data, then status), and go out when full or after
-:data:`MAX_GATHER_SECONDS` in any case. So when a thousand bindings poll at once, they share a few
-full calls instead of queueing many small ones behind the limiter, and a start is not kept
-waiting behind polls of phones that are still booting (measured by ``make bench``).
+:data:`MAX_GATHER_SECONDS` in any case. A partial batch of status polls (each booting phone
+comes on its own timer) also waits while the account is busy, to fill; a partial batch of any
+other call (a cohort: the phones one status answer found running, the ADB reads due together
+3 s later) goes as soon as the budget has room for it and for every batch already waiting.
+So when a thousand bindings poll at once, they share a few full calls instead of queueing many
+small ones behind the limiter, and a start is not kept waiting behind polls of phones that are
+still booting (measured by ``make bench``).
 
 A status question about a phone whose last answer was "running" is a *check* (a Running binding's
 periodic pass, a binding re-asking while its pod comes up): it has its own batcher, last in line.
@@ -91,8 +95,9 @@ class PhoneApi(Protocol):
 
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]: ...
 
-    def has_budget(self, *, keep_reserve: bool = False) -> bool:
-        """Whether a call could be sent now without waiting (and with the account quiet)."""
+    def has_budget(self, *, keep_reserve: bool = False, calls: int = 1) -> bool:
+        """Whether ``calls`` calls could be sent now without waiting (or one, with the account
+        quiet)."""
         ...
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
@@ -103,11 +108,16 @@ class PhoneApi(Protocol):
 class _BudgetQueue:
     """Hands the rate limiter's free slots to batches held back while the budget was spent.
 
-    A full batch goes as soon as one call fits; a partial one only while the account is quiet
-    (the burst spent by one call at most), so that under sustained demand partial batches keep
-    gathering instead of taking each slot as it frees up (with the burst full, as in a small
-    fleet or at rest, nothing waits). ``make bench`` at N = 1,000 sent status and ADB batches
-    59-67 % full when half the burst spare was enough.
+    A full batch goes as soon as one call fits. A partial batch of status polls only while the
+    account is quiet (the burst spent by one call at most), so that under sustained demand the
+    polls keep gathering instead of taking each slot as it frees up (with the burst full, as in
+    a small fleet or at rest, nothing waits): ``make bench`` at N = 1,000 sent status batches
+    59-67 % full when half the burst spare was enough. A partial batch of another call goes
+    when the budget has room for it and for every other batch held: its phones came together
+    (one status answer's running phones, or the ADB reads of one switch, due at the same
+    moment), so waiting would not fill it, and it takes no slot that another batch waits for.
+    ``make bench`` at N = 1,000 (round 4) showed the quiet account's price for them: ADB
+    switches one a second for 8 s while the budget had room (docs/scale.md, Round 5a).
     """
 
     def __init__(self, has_budget: Callable[..., bool]) -> None:
@@ -120,7 +130,12 @@ class _BudgetQueue:
             # Only budget nobody else waits for: no batch held, the account quiet.
             others = any(b.waiting and not b.deferrable for b in self._held)
             return not others and bool(self._has_budget(keep_reserve=True))
-        return bool(self._has_budget(keep_reserve=not batcher.full))
+        if batcher.full:
+            return bool(self._has_budget())
+        if batcher.fills_while_busy:
+            return bool(self._has_budget(keep_reserve=True))
+        ahead = sum(1 for b in self._held if b is not batcher and b.waiting and not b.deferrable)
+        return bool(self._has_budget(calls=1 + ahead))
 
     def ready(self, batcher: _Batcher[Any]) -> None:
         """``batcher`` has a batch to send: now if there is room and nothing waits, else later."""
@@ -173,6 +188,9 @@ class _Batcher(Generic[R]):
         #: Sent only with budget to spare (see :class:`_BudgetQueue`), for this long at most.
         self.deferrable = deferrable
         self.priority = _CHECK_PRIORITY if deferrable else _PRIORITY[operation]
+        #: Status polls come on each phone's own timer: a partial batch waits to fill while the
+        #: account is busy. Other calls come in cohorts (see :class:`_BudgetQueue`).
+        self.fills_while_busy = operation == "status" and not deferrable
         self._pending: dict[str, list[asyncio.Future[R]]] = {}
         self._opened_at: float | None = None
         self._last_joined = 0.0

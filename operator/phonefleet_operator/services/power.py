@@ -4,19 +4,23 @@ Geelark's answers cost budget (one shared rate limit for the whole account), so 
 the memories that spare it: the last "running" answer per phone, reused while a binding comes
 up; the set of phones booting now, which stretches the boot polls of a large fleet; how long
 Geelark's boots take (``boot_clock.py``), so that a phone started here is first asked about when
-it should be up, not every ``boot_poll_seconds`` from its start; and the first "not running"
-answer about a phone whose worker has its ADB data, which a second one must confirm before
-anything is cut off (docs/reconcile.md, "A power state Geelark reports oddly").
+it should be up, not every ``boot_poll_seconds`` from its start, and while that is still a
+guess, one batch of such polls at a time (a probe: "still starting" spares the others their
+call); and the first "not running" answer about a phone whose worker has its ADB data, which a
+second one must confirm before anything is cut off (docs/reconcile.md, "A power state Geelark
+reports oddly").
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from phonefleet_operator.geelark import Phone
+from phonefleet_operator.geelark import MAX_IDS_PER_CALL, Phone
 from phonefleet_operator.geelark import PhoneStatus as Power
 from phonefleet_operator.models import ConditionType, Phase, PhoneBinding, PhoneStatus
 from phonefleet_operator.services.adb import AdbStep
@@ -24,6 +28,7 @@ from phonefleet_operator.services.boot_clock import BootClock
 from phonefleet_operator.services.ports import PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
+from phonefleet_operator.waiting import event_within
 
 __all__ = ["POWER_TEXT", "PowerStep"]
 
@@ -31,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # A phone not polled for this long no longer counts as booting (see _boot_poll_delay).
 _BOOTING_FORGOTTEN_SECONDS = 30.0
+# Longest a first poll waits for the probe in flight before it asks Geelark itself (a probe's
+# call is bounded by the client's deadline and retries; this only keeps a stuck one from
+# holding the others).
+_PROBE_WAIT_SECONDS = 60.0
 
 #: How each Geelark power state is written into status.phone.status.
 POWER_TEXT = {
@@ -51,6 +60,14 @@ def _provisioned_at(binding: PhoneBinding) -> float:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:  # not written by us: it vouches for nothing
         return 0.0
+
+
+@dataclass
+class _Probe:
+    """First polls of phones started here, sent together while the boot clock is a guess."""
+
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    members: int = 0
 
 
 class PowerStep:
@@ -75,6 +92,8 @@ class PowerStep:
         # When Geelark first said a phone with a working worker does not run (see _confirmed_off).
         self._off_since: dict[str, float] = {}
         self.boots = BootClock(settings.boot_poll_seconds)
+        # The probe in flight (see _ask), if any.
+        self._probe: _Probe | None = None
 
     async def bring_up(self, binding: PhoneBinding, phone: Phone, report: Report) -> float | None:
         """The held phone running: None when it runs, else the seconds until the next pass.
@@ -156,6 +175,9 @@ class PowerStep:
         data read that the Secret was written from (``status.phone.adbProvisionedAt``) is
         Geelark's word that the phone ran then, as good as a status answer. A Running
         binding's periodic pass always asks.
+
+        A phone started here is "starting" without a call while the boot clock says its boot
+        goes on (a pass woken early asks nothing); its answers teach the clock (see :meth:`_ask`).
         """
         moment = now.timestamp()
         seen = self._running_seen_at.get(phone_id)
@@ -165,14 +187,50 @@ class PowerStep:
             and binding.status.phase != Phase.RUNNING
         ):
             return Power.RUNNING
-        power = await self._power.status(phone_id)
-        self.boots.saw(phone_id, power is Power.RUNNING, moment)
+        if self.boots.remaining(phone_id, self._now()) > 0:
+            return Power.STARTING  # started here, and its boot is not over by the clock yet
+        power = await self._ask(phone_id)
+        if power is None:
+            return Power.STARTING  # a probe of phones started with it found them booting
+        self.boots.saw(phone_id, power is Power.RUNNING, self._now())
         if power is Power.RUNNING:
             self._running_seen_at[phone_id] = moment
             self._off_since.pop(phone_id, None)
         else:
             self._running_seen_at.pop(phone_id, None)
         return power
+
+    async def _ask(self, phone_id: str) -> Power | None:
+        """Geelark's answer about the phone; None when a probe answered for it meanwhile.
+
+        While the boot clock is a guess (:meth:`BootClock.proven`), the first polls of phones
+        started here go one batch at a time: the first phones due form a probe (up to a full
+        status call), the others wait for its answer, and then ask only if their boot is still
+        due by the clock. A thousand phones started together cost one call per round of
+        "still starting", not ten (round 4: 18 status calls for 1,000 phones, where 10 do).
+        """
+        probe = None
+        while self.boots.timed(phone_id) and not self.boots.proven(self._now()):
+            if self.boots.remaining(phone_id, self._now()) > 0:
+                return None
+            current = self._probe
+            if current is None or current.answered.is_set():
+                probe = self._probe = _Probe()
+            elif current.members < MAX_IDS_PER_CALL:
+                probe = current
+            elif await event_within(current.answered, _PROBE_WAIT_SECONDS):
+                continue  # answered: ask the clock again
+            if probe is not None:
+                probe.members += 1
+            break
+        try:
+            return await self._power.status(phone_id)
+        finally:
+            if probe is not None:
+                probe.answered.set()
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
 
     def _running_trusted_for(self, binding: PhoneBinding) -> float:
         """How long a "running" answer stands for a binding on its way (see :meth:`_status`)."""
@@ -207,18 +265,22 @@ class PowerStep:
         self._booting.pop(phone_id, None)
 
     def _boot_poll_delay(self, phone_id: str, now: datetime) -> float:
-        """Seconds until the next status poll of a booting phone: ``boot_poll_seconds``; longer
-        while the boot of a phone started here is expected to go on (see :class:`BootClock`);
-        longer still when so many phones boot at once that polling each that often would overrun
-        the Geelark budget and hold back the ADB calls of the phones already up."""
+        """Seconds until the next status poll of a booting phone.
+
+        A phone started here whose boot is expected to go on: until the boot clock says it is
+        over (see :class:`BootClock`; its polls are spread by the starts, and while the clock is
+        a guess they go one batch at a time). Any other: ``boot_poll_seconds``, longer when so
+        many phones boot at once that polling each that often would overrun the Geelark budget
+        and hold back the ADB calls of the phones already up."""
         moment = now.timestamp()
         self._booting[phone_id] = moment
         self._booting.move_to_end(phone_id)
         self._forget_boots_before(moment - _BOOTING_FORGOTTEN_SECONDS)
+        remaining = self.boots.remaining(phone_id, self._now())
+        if remaining > 0:
+            return remaining
         interval = self._power.poll_interval(len(self._booting))
-        return max(
-            self._settings.boot_poll_seconds, interval, self.boots.remaining(phone_id, moment)
-        )
+        return max(self._settings.boot_poll_seconds, interval)
 
     def _forget_boots_before(self, horizon: float) -> None:
         """Drop phones not polled since ``horizon``: from the oldest end, so a poll costs O(1)

@@ -151,6 +151,8 @@ class FakePhoneApi:
     """While True, ``has_budget`` says the rate limiter has no room."""
     reserve_spent: bool = False
     """While True, there is room for a call but the account is not quiet (no reserve)."""
+    room: int | None = None
+    """Calls the rate limiter has room for now (None: as many as asked for, budget permitting)."""
 
     def _split(self, name: str, ids: Sequence[str], make: Outcome) -> BatchResult[Any]:
         self.calls.append((name, list(ids)))
@@ -188,9 +190,11 @@ class FakePhoneApi:
             lambda i: AdbEndpoint(id=i, ip="10.0.0.1", port=5555, password=f"pw-{i}"),
         )
 
-    def has_budget(self, *, keep_reserve: bool = False) -> bool:
+    def has_budget(self, *, keep_reserve: bool = False, calls: int = 1) -> bool:
         """The budget is spent while ``budget_spent`` is set (reserve or not); the reserve
-        alone while ``reserve_spent`` is."""
+        alone while ``reserve_spent`` is; room for ``room`` calls at most when it is set."""
+        if self.room is not None and calls > self.room:
+            return False
         return not self.budget_spent and not (keep_reserve and self.reserve_spent)
 
     def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:

@@ -400,19 +400,64 @@ async def test_a_phone_stopped_since_it_was_seen_running_is_polled_not_checked()
     assert api.calls == [("stop", [phone]), ("status", [phone])]
 
 
-async def test_a_partial_batch_keeps_gathering_while_the_account_is_busy() -> None:
-    """Room for a call but the account not quiet: ADB switches of phones found running a few
-    windows apart share one call, sent once the account is quiet again."""
+async def test_a_partial_batch_of_polls_keeps_gathering_while_the_account_is_busy() -> None:
+    """Room for a call but the account not quiet: polls of booting phones a few windows apart
+    share one call, sent once the account is quiet again."""
     api = FakePhoneApi(reserve_spent=True)
     gateway = make_gateway(api)
     early, late = phone_ids(2)
 
-    first = asyncio.ensure_future(gateway.enable_adb(early))
+    first = asyncio.ensure_future(gateway.status(early))
     await let_time_pass(WINDOW * 3)
-    second = asyncio.ensure_future(gateway.enable_adb(late))
+    second = asyncio.ensure_future(gateway.status(late))
     await let_time_pass(WINDOW * 3)
     assert api.calls == []
     api.reserve_spent = False
     await asyncio.gather(first, second)
 
-    assert api.calls == [("adb on", [early, late])]
+    assert api.calls == [("status", [early, late])]
+
+
+@pytest.mark.parametrize(
+    ("operation", "call"),
+    [("enable_adb", "adb on"), ("adb_endpoint", "adb data"), ("start", "start")],
+)
+async def test_a_partial_cohort_goes_once_its_window_closes_while_the_account_is_busy(
+    operation: str, call: str
+) -> None:
+    """Room for a call but the account not quiet: the ADB switches of the phones one answer
+    found running (or their ADB reads, or starts) go when their window closes, not seconds
+    later when the account is quiet again (round 4 sent them one a second for 8 s)."""
+    api = FakePhoneApi(reserve_spent=True)
+    gateway = make_gateway(api)
+    cohort = phone_ids(40)
+    loop = asyncio.get_running_loop()
+
+    began = loop.time()
+    await asyncio.gather(*(getattr(gateway, operation)(p) for p in cohort))
+
+    assert loop.time() - began == pytest.approx(WINDOW, abs=WINDOW / 2)
+    assert api.calls == [(call, cohort)]
+
+
+async def test_a_partial_cohort_leaves_the_last_slot_to_a_batch_held_before_it() -> None:
+    """Room for one call only, and a full batch of polls held for it: the partial ADB batch
+    waits (gathering) rather than take that slot."""
+    api = FakePhoneApi(budget_spent=True)
+    gateway = make_gateway(api)
+    polled = phone_ids(100)
+    switched = phone_ids(101)[100]
+
+    polls = [asyncio.ensure_future(gateway.status(p)) for p in polled]
+    await let_time_pass(WINDOW)  # the full poll batch is held for the budget
+    switch = asyncio.ensure_future(gateway.enable_adb(switched))
+    await let_time_pass(WINDOW * 3)  # the switch's window closed: held too
+    assert api.calls == []
+    api.budget_spent = False
+    api.room = 1
+    await let_time_pass(WINDOW)
+
+    assert api.calls == [("status", polled)]
+    api.room = None
+    await asyncio.gather(*polls, switch)
+    assert api.calls == [("status", polled), ("adb on", [switched])]

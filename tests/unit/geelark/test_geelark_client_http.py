@@ -323,3 +323,16 @@ async def test_the_budget_can_be_asked_whether_the_account_is_quiet() -> None:
     assert client.has_budget()
     assert not client.has_budget(keep_reserve=True)
     await client.close()
+
+
+async def test_the_budget_can_be_asked_for_room_for_several_calls() -> None:
+    """Room for ``calls`` calls is what a partial batch asks for: itself and the batches held."""
+    settings = make_settings(requests_per_minute=30)  # a burst of 5, 2 s per call
+    limiter = build_rate_limiter(settings)
+    client = make_client(settings, limiter=limiter)
+    for _ in range(3):
+        await limiter.acquire(1)
+
+    assert client.has_budget(calls=2)
+    assert not client.has_budget(calls=3)
+    await client.close()

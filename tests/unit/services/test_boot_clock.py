@@ -5,12 +5,15 @@ takes what was expected; the pass that switches ADB on writes no status (docs/sc
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
 
 from conftest import make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
+from phonefleet_operator.services import power as power_module
 from phonefleet_operator.services.adb import ADB_ENABLE_SECONDS
 from phonefleet_operator.services.boot_clock import BootClock
 from phonefleet_operator.services.reconcile import BindingReconciler
@@ -78,25 +81,81 @@ async def test_a_boot_that_outlasts_the_guess_is_polled_every_boot_poll_then_lea
     assert POLL < delay <= 2 * POLL
 
 
-def test_the_expected_boot_follows_the_boots_seen() -> None:
-    """Too early: raised by half the gap to what the boot took (at most one poll past the
-    last "starting"). On time and running: lowered by a hundredth. Late: left alone."""
+def test_once_proven_the_expected_boot_follows_the_timely_first_polls() -> None:
+    """With a boot proven: a timely first poll still starting raises the estimate to that
+    poll's time plus one poll interval, at once; one running lowers it by a hundredth. Later
+    polls of a slow phone, and a first poll that came late, teach nothing."""
     boots = BootClock(floor=POLL, guess=10.0)
+    boots.started("proof", at=-20.0)
+    boots.saw("proof", running=True, now=-9.0)  # on time: proven, lowered once
+    assert boots.proven(now=0.0)
+    assert boots.expected == pytest.approx(9.9)
+
     boots.started("a", at=0.0)
-    assert boots.remaining("a", now=4.0) == 6.0
+    assert boots.remaining("a", now=4.0) == pytest.approx(5.9)
     boots.saw("a", running=False, now=10.0)
-    boots.saw("a", running=True, now=30.0)  # took 10..30 s; 12 counts (one poll past 10)
-    assert boots.expected == pytest.approx(11.0)
+    assert boots.expected == pytest.approx(12.0)
+    boots.saw("a", running=False, now=30.0)  # a slow phone's later polls
+    boots.saw("a", running=True, now=40.0)
+    assert boots.expected == pytest.approx(12.0)
 
     boots.started("b", at=100.0)
-    boots.saw("b", running=True, now=111.5)  # on time
-    assert boots.expected == pytest.approx(11.0 * 0.99)
+    boots.saw("b", running=True, now=112.5)  # on time
+    assert boots.expected == pytest.approx(12.0 * 0.99)
 
     before = boots.expected
     boots.started("c", at=200.0)
     boots.saw("c", running=True, now=260.0)  # a stretched poll: says nothing of a short boot
+    boots.started("d", at=300.0)
+    boots.saw("d", running=False, now=360.0)  # nor of a long one
     assert boots.expected == before
-    assert len(boots) == 0
+    assert len(boots) == 1
+
+
+def test_while_the_clock_guesses_a_late_probe_still_teaches() -> None:
+    """No boot proven: a probe made late (a busy event loop) that finds its phones starting
+    raises the estimate past its own time all the same (round 5's first try left it, and the
+    next probe went at once: ten probes in six seconds)."""
+    boots = BootClock(floor=POLL)
+    boots.started("a", at=0.0)
+    boots.saw("a", running=False, now=4.5)  # due at 2, asked at 4.5
+    assert boots.expected == pytest.approx(6.5)
+    boots.saw("a", running=True, now=11.0)  # a late answer proves it too
+    assert boots.proven(now=11.0)
+
+
+def test_a_wave_answered_together_moves_the_expected_boot_once() -> None:
+    """A thousand phones started together and answered by the same polls are one lesson: found
+    starting, the estimate moves one poll interval past the poll (round 4's rule raised it phone
+    by phone); found running, it is lowered by a hundredth, not to the floor."""
+    boots = BootClock(floor=POLL)
+    for n in range(1000):
+        boots.started(str(n), at=n / 1000)
+    for n in range(1000):
+        boots.saw(str(n), running=False, now=2.5)
+    assert boots.expected == pytest.approx(2.5 + POLL, abs=0.01)
+
+    lowered = BootClock(floor=POLL, guess=10.0)
+    for n in range(1000):
+        lowered.started(str(n), at=n / 1000)
+    for n in range(1000):
+        lowered.saw(str(n), running=True, now=10.5)
+    assert lowered.expected == pytest.approx(10.0 * 0.99)
+
+
+def test_a_boot_seen_to_end_on_time_proves_the_clock_for_ten_minutes() -> None:
+    """Until a timely first poll finds a phone running, the clock is a guess (first polls are
+    probes); a proof is forgotten after 600 s without another."""
+    boots = BootClock(floor=POLL, guess=10.0)
+    assert not boots.proven(now=0.0)
+    boots.started("a", at=0.0)
+    boots.saw("a", running=False, now=10.0)
+    assert not boots.proven(now=10.0)
+    boots.started("b", at=20.0)
+    boots.saw("b", running=True, now=32.0)
+    assert boots.proven(now=32.0)
+    assert boots.proven(now=631.0)
+    assert not boots.proven(now=633.0)
 
 
 def test_a_fleet_of_slow_boots_teaches_the_expected_boot_within_a_few_phones() -> None:
@@ -129,3 +188,63 @@ def test_a_phone_not_started_here_is_not_timed() -> None:
     boots.saw("x", running=False, now=5.0)
     assert boots.remaining("x", now=5.0) == 0.0
     assert len(boots) == 0
+
+
+async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_clock_guesses(
+    reconciler: BindingReconciler, phones: FakePhones, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No boot proven yet: of three phones due together, the first ones due form a probe (a
+    status call's worth, made 1 phone here) and the others wait for its answer. "Still
+    starting" spares them their calls: one status question, where each phone asked before,
+    and all three come back one poll interval later."""
+    monkeypatch.setattr(power_module, "MAX_IDS_PER_CALL", 1)
+    phones.add("200", "phone-b")
+    phones.add("300", "phone-c")
+    bindings = []
+    for name, phone in (("alpha", "phone-a"), ("beta", "phone-b"), ("gamma", "phone-c")):
+        binding, _, delay = await step(reconciler, make_binding(name, phone))
+        assert delay == POLL
+        bindings.append(binding)
+    clock.advance(POLL)
+    asked_before = phones.count("status")
+    answer = asyncio.Event()
+    asked: list[str] = []
+    plain_status = phones.status
+
+    async def status_answered_later(phone_id: str) -> PhoneStatus:
+        asked.append(phone_id)
+        await answer.wait()
+        return await plain_status(phone_id)
+
+    monkeypatch.setattr(phones, "status", status_answered_later)
+    passes = [asyncio.ensure_future(step(reconciler, b)) for b in bindings]
+    for _ in range(100):  # let every pass reach Geelark or the probe (no time passes)
+        await asyncio.sleep(0)
+    assert asked == ["100"]
+    answer.set()
+    results = await asyncio.gather(*passes)
+
+    assert phones.count("status") - asked_before == 1
+    assert [delay for _, _, delay in results] == [POLL, POLL, POLL]
+    assert [b.status.phone.status for b, _, _ in results if b.status.phone] == ["Starting"] * 3
+
+
+def test_while_the_clock_guesses_every_timely_poll_teaches_and_once_proven_only_first_ones() -> (
+    None
+):
+    """The probe's members are asked round after round until a boot ends: each round raises
+    the estimate (else they would fall back to slow polls and trail the fleet). Once a boot is
+    proven, a phone's second poll teaches nothing (an outlier must not hold the fleet back)."""
+    boots = BootClock(floor=POLL)
+    boots.started("a", at=0.0)
+    boots.saw("a", running=False, now=2.0)
+    boots.saw("a", running=False, now=4.0)
+    assert boots.expected == pytest.approx(6.0)
+    boots.saw("a", running=True, now=6.0)
+    assert boots.proven(now=6.0)
+
+    boots.started("b", at=10.0)
+    boots.saw("b", running=False, now=10.0 + boots.expected)
+    raised = boots.expected
+    boots.saw("b", running=False, now=10.0 + raised)
+    assert boots.expected == raised

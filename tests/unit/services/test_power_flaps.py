@@ -128,8 +128,9 @@ async def test_a_phone_stopped_behind_our_back_loses_its_adb_data_until_it_runs_
 
     phones.power["100"] = PhoneStatus.RUNNING
     phones.adb_on.add("100")
-    for _ in range(3):
-        binding, _, _ = await step(reconciler, binding)
+    for _ in range(3):  # each pass when the last one said (the restart's boot is timed)
+        binding, _, delay = await step(reconciler, binding)
+        clock.advance(delay)
     assert ("ns", "alpha-adb") in kube.secrets
     assert binding.status.phone is not None
     assert binding.status.phone.adb_provisioned_at
