@@ -106,7 +106,7 @@ class BindingReconciler:
             delay = await self._converge(binding, waiters, report)
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
-        delay = self._held.settle(binding.uid, report, delay)
+        delay = self._held.settle(binding.uid, report, delay, self._clock().timestamp())
         self._written.remember(binding.uid, body_status, report)
         return report, delay
 

@@ -86,7 +86,7 @@ class _Held:
     status: PhoneBindingStatus
     events: tuple[Event, ...]
     since: float
-    """When the first pass of this hold ran (epoch seconds)."""
+    """When the first pass of this hold ended (epoch seconds)."""
 
 
 class HeldStatuses:
@@ -127,11 +127,11 @@ class HeldStatuses:
         report.events[:0] = held.events
         return binding.model_copy(update={"status": held.status})
 
-    def settle(self, uid: str, report: Report, delay: float) -> float:
+    def settle(self, uid: str, report: Report, delay: float, now: float) -> float:
         """Hold the pass's status back if it may wait; the seconds until the next pass (no
-        later than the end of the hold, when it is written)."""
+        later than the end of the hold, when it is written). ``now`` is the pass's end: a pass
+        that waited long for Geelark's answer starts its hold when it is done."""
         held = self._held.pop(uid, None)
-        now = report.now.timestamp()
         since = held.since if held is not None else now
         left = self._limit - (now - since)
         if left <= 0 or not _may_wait(report):

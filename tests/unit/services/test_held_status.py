@@ -9,7 +9,7 @@ from clocks import Clock
 from fakes import FakeKube, FakePhones
 
 from conftest import make_binding, ready, step
-from phonefleet_operator.geelark import PhoneStatus
+from phonefleet_operator.geelark import AdbEndpoint, PhoneStatus
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedPods
@@ -209,3 +209,35 @@ async def test_a_stale_body_during_the_hold_does_not_lose_it(
     assert binding.status.phone is not None
     assert binding.status.phone.adb_provisioned_at
     assert phones.count("adb_endpoint") == 1
+
+
+class _SlowAdb(FakePhones):
+    """Geelark's ADB read waits behind the account's pace: the clock moves during the call."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        super().__init__()
+        self._clock, self._seconds = clock, seconds
+
+    async def adb_endpoint(self, phone_id: str) -> AdbEndpoint:
+        self._clock.advance(self._seconds)
+        return await super().adb_endpoint(phone_id)
+
+
+async def test_a_hold_starts_when_its_pass_ends_not_when_it_began(
+    kube: FakeKube, pods: ObservedPods, clock: Clock
+) -> None:
+    """The ADB read waited 40 s for the account's budget: the pass that created the pod after it
+    holds its status for the whole limit from then, so the pod's next change still writes
+    nothing and Running writes everything once."""
+    phones = _SlowAdb(clock, 40)
+    phones.add("100", "phone-a")
+    reconciler = _reconciler(kube, phones, pods, clock)
+    binding, _, _, writes = await _to_the_pod(reconciler, phones, clock)
+    assert writes == 1
+    clock.advance(2)  # the pod scheduled
+    binding, report, _ = await step(reconciler, binding)
+    assert report.held
+    _running(kube, pods)
+    binding, report, _ = await step(reconciler, binding)
+    assert binding.status.phase == "Running"
+    assert [event.reason for event in report.postings()] == ["WorkerRunning"]
