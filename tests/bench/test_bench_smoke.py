@@ -73,6 +73,7 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
     # Read from the operator's own /metrics: every binding took at least one pass.
     assert operator["reconcilePassesConvergence"]["ok"] >= N
     assert "reconcile passes to converge:" in result.stdout
+    assert "API writes per binding to converge (all clients):" in result.stdout
     assert figures["geelarkFloor"]["seconds"] > 0
     assert "steady API requests per binding per minute, by verb" in result.stdout
     assert set(operator["latencySeconds"]) == {"p50", "p95", "p99", "max"}
