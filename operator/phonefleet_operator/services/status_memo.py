@@ -115,16 +115,17 @@ class HeldStatuses:
     def resume(self, binding: PhoneBinding, report: Report) -> PhoneBinding:
         """The binding with its held status, and the report starting from it, if the status
         it was to patch is still the one there (else the hold is dropped: the pass starts
-        afresh from what is written)."""
+        afresh from what is written). The held Events go with the pass either way: what they
+        say was done."""
         held = self._held.get(binding.uid)
         if held is None:
             return binding
+        report.events[:0] = held.events
         if report.base.to_dict() != held.base:
             del self._held[binding.uid]
             return binding
         report.status = held.status.model_copy()  # shallow: see Report.__post_init__
         report.status.observed_generation = binding.metadata.generation
-        report.events[:0] = held.events
         return binding.model_copy(update={"status": held.status})
 
     def settle(self, uid: str, report: Report, delay: float, now: float) -> float:

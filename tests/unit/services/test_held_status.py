@@ -241,3 +241,16 @@ async def test_a_hold_starts_when_its_pass_ends_not_when_it_began(
     binding, report, _ = await step(reconciler, binding)
     assert binding.status.phase == "Running"
     assert [event.reason for event in report.postings()] == ["WorkerRunning"]
+
+
+async def test_a_status_changed_by_someone_else_ends_the_hold_and_keeps_its_events(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """Someone rewrote the status during the hold (a person with kubectl): the pass starts from
+    what is written, so it writes the ADB Secret again, and the held Events are still posted."""
+    binding, _, _, _ = await _to_the_pod(reconciler, phones, clock)
+    body = binding.to_dict()
+    body["status"]["message"] = "edited by hand"
+    binding, report, _ = await step(reconciler, PhoneBinding.from_body(body))
+    assert phones.count("adb_endpoint") == 2
+    assert "CreatedPod" in [event.reason for event in report.events]
