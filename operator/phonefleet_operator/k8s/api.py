@@ -1,21 +1,13 @@
 """Access to the Kubernetes API: one client, a thread pool for its blocking calls, fault mapping,
 and the answers a gateway expects (404 "gone", 409 "exists or changed", and where a caller says
-so 403/422 "refused") turned into values.
-
-The pool serves status writes after the other calls waiting (:data:`_LATER`): a status write
-says what happened, the other writes (a claim, a Secret, a pod) make it happen, and when a fleet
-comes up at once they queue behind each other on the pool's few threads.
-"""
+so 403/422 "refused") turned into values."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-import heapq
-import itertools
 import json
-import threading
 from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -48,9 +40,6 @@ Forbidden = 403
 Invalid = 422
 
 T = TypeVar("T")
-
-#: Calls served after every other call waiting for a thread, by the client method's name suffix.
-_LATER = "_status"
 
 
 def load_api_client(pool_size: int, kubeconfig: str | None = None) -> client.ApiClient:
@@ -89,13 +78,6 @@ class ApiCaller:
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
-        # Calls waiting for a thread, best first by (rank, arrival). Each submit to the pool
-        # runs whichever is first when a thread takes it, so a status write that came first
-        # still waits behind the writes that came after it.
-        self._waiting: list[tuple[int, int]] = []
-        self._jobs: dict[int, Callable[[], None]] = {}
-        self._lock = threading.Lock()
-        self._arrivals = itertools.count()
         self._handoff: Handoff | None = None
         self._queued: set[asyncio.Future[Any]] = set()
         """Answers of calls no thread has started yet (a thread takes its call out)."""
@@ -115,13 +97,7 @@ class ApiCaller:
         answer: asyncio.Future[Any] = loop.create_future()
         call = functools.partial(_plain_json, method, *args, **kwargs)
         self._queued.add(answer)
-        job = functools.partial(_answer, self._handoff, answer, call, self._queued.discard)
-        rank = 1 if getattr(method, "__name__", "").endswith(_LATER) else 0
-        with self._lock:
-            arrival = next(self._arrivals)
-            self._jobs[arrival] = job
-            heapq.heappush(self._waiting, (rank, arrival))
-        self._pool.submit(self._next)
+        self._pool.submit(_answer, self._handoff, answer, call, self._queued.discard)
         try:
             return await answer
         except ApiException as error:
@@ -142,13 +118,6 @@ class ApiCaller:
             ) from None
         finally:
             self._queued.discard(answer)
-
-    def _next(self) -> None:
-        """In a pool thread: run the first call waiting (one was queued per submit)."""
-        with self._lock:
-            _, arrival = heapq.heappop(self._waiting)
-            job = self._jobs.pop(arrival)
-        job()
 
     def close(self) -> None:
         """Release the pool and the connections; calls no thread has started are cancelled

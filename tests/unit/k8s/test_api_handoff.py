@@ -102,36 +102,3 @@ async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_fli
         await asyncio.wait_for(queued, 10)
     assert (await asyncio.wait_for(first, 10)) == {"name": "first"}  # in flight: answered
     assert gate.calls == ["first"]
-
-
-async def test_status_writes_wait_behind_the_calls_queued_after_them(
-    one_thread: ApiCaller,
-) -> None:
-    """With the thread busy, a status patch queued first is made after a pod and a Secret
-    queued behind it; calls of one rank keep their order."""
-    gate = Gate()
-    made: list[str] = []
-
-    def method(name: str) -> Any:
-        def call(**_kwargs: Any) -> Answer:
-            made.append(name)
-            return free(name)
-
-        call.__name__ = name
-        return call
-
-    first = asyncio.ensure_future(one_thread(gate, "first"))
-    await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
-    waiting = [
-        asyncio.ensure_future(one_thread(method("patch_namespaced_custom_object_status"))),
-        asyncio.ensure_future(one_thread(method("create_namespaced_pod"))),
-        asyncio.ensure_future(one_thread(method("create_namespaced_secret"))),
-    ]
-    await asyncio.sleep(0)  # all three queued behind the first
-    gate.open.set()
-    await asyncio.gather(first, *waiting)
-    assert made == [
-        "create_namespaced_pod",
-        "create_namespaced_secret",
-        "patch_namespaced_custom_object_status",
-    ]
