@@ -254,3 +254,18 @@ async def test_a_status_changed_by_someone_else_ends_the_hold_and_keeps_its_even
     binding, report, _ = await step(reconciler, PhoneBinding.from_body(body))
     assert phones.count("adb_endpoint") == 2
     assert "CreatedPod" in [event.reason for event in report.events]
+
+
+async def test_a_binding_deleted_during_the_hold_loses_its_pod_secret_claim_and_phone(
+    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+) -> None:
+    """The written status does not say the Secret was written: the release deletes the pod and
+    the Secret all the same, stops the phone and drops the claim, and nothing stays held."""
+    binding, _, _, _ = await _to_the_pod(reconciler, phones, clock)
+    assert not await reconciler.finalize(binding)  # the pod is deleted first
+    assert await reconciler.finalize(binding)
+    assert POD not in kube.pods
+    assert ("ns", "alpha-adb") not in kube.secrets
+    assert "100" not in kube.claims
+    assert phones.count("stop") == 1
+    assert reconciler.tracked()["heldStatuses"] == 0
