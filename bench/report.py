@@ -268,6 +268,7 @@ def table(result: Obj) -> str:
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
         _passes_line(op.get("reconcilePassesConvergence") or {}, n),
+        _writes_line(op.get("apiRequestsConvergence") or {}, n),
         _pace_line(floor),
         "Geelark side (every phone's ADB data read, i.e. every pod created) done at "
         f"{_fmt(floor.get('geelarkDoneSeconds'))} s: {_fmt(floor.get('geelarkDoneRatio'), 2)}x "
@@ -316,6 +317,23 @@ def _passes_line(passes: dict[str, float], n: int) -> str:
         f"reconcile passes to converge: {total:.0f}, {total / n:.2f} per binding "
         f"(failed {passes.get('error', 0):.0f})"
     )
+
+
+def _writes_line(requests: dict[str, int], n: int) -> str:
+    """Writes per binding while converging, by verb and resource, as the API server counted
+    them: every client's (the scheduler's Events and pod bindings, KWOK's pod status too)."""
+    writes = {
+        kind: count
+        for kind, count in requests.items()
+        if kind.split()[0] in {"POST", "PUT", "PATCH", "DELETE"} and kind != "PUT leases"
+    }
+    if not writes or not n:
+        return "API writes per binding to converge: -"
+    by_kind = ", ".join(
+        f"{kind} {count / n:.2f}" for kind, count in sorted(writes.items(), key=lambda kv: -kv[1])
+    )
+    total = sum(writes.values()) / n
+    return f"API writes per binding to converge (all clients): {total:.2f}: {by_kind}"
 
 
 def _pace_line(floor: Obj) -> str:

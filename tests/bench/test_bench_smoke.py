@@ -77,6 +77,7 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
     served = operator["geelarkCalls"]
     assert sum(ids for _, endpoint, ids in served if endpoint == "phone/start") == N
     assert "Geelark calls served, first..last s after the apply: " in result.stdout
+    assert "API writes per binding to converge (all clients):" in result.stdout
     assert figures["geelarkFloor"]["seconds"] > 0
     assert "steady API requests per binding per minute, by verb" in result.stdout
     assert set(operator["latencySeconds"]) == {"p50", "p95", "p99", "max"}

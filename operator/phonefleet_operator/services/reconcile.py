@@ -32,7 +32,7 @@ from phonefleet_operator.services.power import PowerStep
 from phonefleet_operator.services.release import Release, last_ran, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.resolution import ResolveStep
-from phonefleet_operator.services.status_memo import WrittenStatuses
+from phonefleet_operator.services.status_memo import HeldStatuses, WrittenStatuses
 from phonefleet_operator.services.tenancy import NoTenancy, Tenancy
 from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
 from phonefleet_operator.settings import OperatorSettings
@@ -68,6 +68,8 @@ class BindingReconciler:
             kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
         )
         self._written = WrittenStatuses()
+        # A pod's start is at most its fallback poll away: a hold never delays a pass.
+        self._held = HeldStatuses(limit=settings.pod_poll_seconds)
         self._release = Release(
             directory=directory,
             power=power,
@@ -99,20 +101,24 @@ class BindingReconciler:
         report = Report(binding, self._clock())
         body_status = binding.status.to_dict()
         binding = self._written.caught_up(binding, body_status, report)
+        binding = self._held.resume(binding, report)
         try:
             delay = await self._converge(binding, waiters, report)
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
+        delay = self._held.settle(binding.uid, report, delay, self._clock().timestamp())
         self._written.remember(binding.uid, body_status, report)
         return report, delay
 
     def forget_written(self, uid: str) -> None:
         """The last status of ``uid`` could not be written: the next pass trusts the body again."""
         self._written.forget(uid)
+        self._held.forget(uid)
 
     def forget(self, uid: str, phone_id: str | None) -> None:
         """The binding ``uid`` is gone (and drove ``phone_id``): drop all that is kept for it."""
         self._written.forget(uid)
+        self._held.forget(uid)
         self._worker_pods.forget(uid)
         if phone_id:
             self._powers.forget(phone_id)
@@ -122,6 +128,7 @@ class BindingReconciler:
         """How many entries each step keeps in memory (for the health report)."""
         return {
             "writtenStatuses": len(self._written),
+            "heldStatuses": len(self._held),
             "powerMemories": self._powers.tracked(),
             "adbSwitchedOn": self._adb.tracked(),
             "podSpecHashes": self._worker_pods.tracked(),
@@ -200,6 +207,7 @@ class BindingReconciler:
     ) -> bool:
         """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
         self._written.forget(binding.uid)
+        self._held.forget(binding.uid)
         self._worker_pods.forget(binding.uid)
         report = report if report is not None else Report(binding, self._clock())
         return await self._release.finalize(binding, report, abandon=abandon)

@@ -80,6 +80,9 @@ class Report:
     events: list[Event] = field(default_factory=list)
     #: The status the API server holds, which the patch is computed against.
     base: PhoneBindingStatus = field(init=False)
+    #: The status and Events are held back for a later pass to publish (``status_memo``'s
+    #: ``HeldStatuses``): nothing is written or posted for this pass.
+    held: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.base = self.binding.status
@@ -204,12 +207,17 @@ class Report:
         the pod). One Event names the last step and lists them all: every Event is a write the
         API server pays for, a thousand times over when a fleet is applied at once.
         """
+        if self.held:
+            return []
         normal = [e for e in self.events if not e.warning]
         merged = [Event(normal[-1].reason, "; ".join(e.message for e in normal))] if normal else []
         return [e for e in self.events if e.warning] + merged
 
     def status_patch(self) -> dict[str, Any] | None:
-        """The status to write, or None when nothing changed since the last write."""
+        """The status to write, or None when nothing changed since the last write (or the
+        pass's status is held back)."""
+        if self.held:
+            return None
         patch = merge_patch(self.base.to_dict(), self.status.to_dict())
         return patch or None
 

@@ -235,7 +235,7 @@ class Runtime:
             except BaseException:
                 self.reconciler.forget_written(binding.uid)
                 raise
-        for event in report.events:
+        for event in () if report.held else report.events:  # a held pass's go with the next
             log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
         for event in report.postings():
             self.kube.post_event(

@@ -9,16 +9,27 @@ computed against it: a stale body does not make the pass send the same status ag
 The memo keeps each status as the dict ``to_dict`` made for it alone, and the last one written
 also as a shallow copy of the model (its phone and conditions are frozen): nothing a later pass
 changes reaches what is remembered.
+
+Also the statuses held back (:class:`HeldStatuses`): a pass that wrote the ADB Secret and created
+the pod, or finds that pod still starting, writes nothing while the pod starts; the pass that
+finds it Running writes all of it at once, with one Event for the whole way.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from phonefleet_operator.models import PhoneBinding, PhoneBindingStatus
-from phonefleet_operator.services.report import Report
+from phonefleet_operator.models import ConditionType, Phase, PhoneBinding, PhoneBindingStatus
+from phonefleet_operator.services.report import Event, Report
 
-__all__ = ["WrittenStatuses"]
+__all__ = ["HELD_BEHIND", "HOLD_REASONS", "HeldStatuses", "WrittenStatuses"]
+
+#: Reasons (the Ready condition's) of a status that is held back: the pod is created and starts.
+HOLD_REASONS = frozenset({"PodStarting"})
+#: Reasons of the written status it may be held behind: the phone or its ADB came up, no pod yet
+#: (a pod being replaced, or one that was not ready, is reported as it goes).
+HELD_BEHIND = frozenset({"PhoneStarting", "AdbStarting"})
 
 # Statuses remembered as replaced by our own writes, per binding (see caught_up).
 _SUPERSEDED_KEPT = 3
@@ -50,7 +61,7 @@ class WrittenStatuses:
 
     def remember(self, uid: str, body_status: dict[str, Any], report: Report) -> None:
         """Note the status this pass writes, and which statuses it supersedes."""
-        written = report.status.to_dict()
+        written = (report.base if report.held else report.status).to_dict()
         if written == body_status:
             self._written.pop(uid, None)
             return
@@ -66,3 +77,97 @@ class WrittenStatuses:
 
     def __len__(self) -> int:
         return len(self._written)
+
+
+@dataclass(frozen=True)
+class _Held:
+    base: dict[str, Any]
+    """The status the held one was to patch (the API server's, or our last write)."""
+    status: PhoneBindingStatus
+    events: tuple[Event, ...]
+    since: float
+    """When the first pass of this hold ended (epoch seconds)."""
+
+
+class HeldStatuses:
+    """Per binding uid: a status a pass held back, its Events, and since when.
+
+    On the way to Running, the pass that writes the ADB Secret and creates the pod used to write
+    "pod starting", and the pass that found the pod Running a second or two later wrote again:
+    two status PATCHes, two watch events for every watcher of bindings and two Events, on the API
+    server's busiest stretch (a fleet's pods being created). Now the first is held back for at
+    most ``limit`` seconds: the next pass starts from the held status (so it knows the Secret is
+    written) and writes it with its own changes, and posts one Event naming every step.
+
+    Held only while it says no more than "the pod is starting" (:data:`HOLD_REASONS`) of a
+    binding the API server already shows Bound to the same phone at the same generation, with no
+    warning: the written status is then behind by progress within Bound only, and kstatus's
+    ``Reconciling`` is True in both. A hold that would outlast ``limit`` is written (the pod is
+    slow to start: the reader should see why). Nothing is lost if the operator restarts during a
+    hold: the written status does not say the Secret was written, so the next operator reads the
+    ADB data again, writes the same Secret and finds the pod there.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self._limit = limit
+        self._held: dict[str, _Held] = {}
+
+    def resume(self, binding: PhoneBinding, report: Report) -> PhoneBinding:
+        """The binding with its held status, and the report starting from it, if the status
+        it was to patch is still the one there (else the hold is dropped: the pass starts
+        afresh from what is written). The held Events go with the pass either way: what they
+        say was done."""
+        held = self._held.get(binding.uid)
+        if held is None:
+            return binding
+        report.events[:0] = held.events
+        if report.base.to_dict() != held.base:
+            del self._held[binding.uid]
+            return binding
+        report.status = held.status.model_copy()  # shallow: see Report.__post_init__
+        report.status.observed_generation = binding.metadata.generation
+        return binding.model_copy(update={"status": held.status})
+
+    def settle(self, uid: str, report: Report, delay: float, now: float) -> float:
+        """Hold the pass's status back if it may wait; the seconds until the next pass (no
+        later than the end of the hold, when it is written). ``now`` is the pass's end: a pass
+        that waited long for Geelark's answer starts its hold when it is done."""
+        held = self._held.pop(uid, None)
+        since = held.since if held is not None else now
+        left = self._limit - (now - since)
+        if left <= 0 or not _may_wait(report):
+            return delay
+        report.held = True
+        self._held[uid] = _Held(
+            report.base.to_dict(), report.status.model_copy(), tuple(report.events), since
+        )
+        return min(delay, left)
+
+    def forget(self, uid: str) -> None:
+        """The binding ``uid`` is gone, or its status must be read afresh."""
+        self._held.pop(uid, None)
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+
+def _may_wait(report: Report) -> bool:
+    """The pass's status only says the pod starts, on a binding shown Bound to the same phone."""
+    base, status = report.base, report.status
+    return (
+        status.phase == Phase.BOUND
+        and _ready_reason(status) in HOLD_REASONS
+        and base.phase == Phase.BOUND
+        and _ready_reason(base) in HELD_BEHIND
+        and base.phone is not None
+        and status.phone is not None
+        and base.phone.id == status.phone.id
+        and base.observed_generation == status.observed_generation
+        and not any(event.warning for event in report.events)
+        and status.to_dict() != base.to_dict()
+    )
+
+
+def _ready_reason(status: PhoneBindingStatus) -> str | None:
+    ready = next((c for c in status.conditions if c.type == ConditionType.READY), None)
+    return ready.reason if ready is not None else None

@@ -29,8 +29,8 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
 ) -> None:
     """Once boots are known to take 10 s: start, then one poll when the boot is expected to be
     over, ADB switched on at once (no read answered "not enabled" first, no status write), its
-    data read once after Geelark's delay: the Secret, the pod and the phone's state in one
-    write."""
+    data read once after Geelark's delay: the Secret, the pod and the phone's state written
+    with the pod Running, in one write."""
     reconciler._powers.boots.expected = LEARNED
     binding, _, delay = await step(reconciler, make_binding())
     assert delay == LEARNED
@@ -48,15 +48,17 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
     clock.advance(delay)
     phones.adb_on.add("100")
     binding, report, _ = await step(reconciler, binding)
-    assert binding.status.phone is not None
-    assert binding.status.phone.status == "Running"
-    assert binding.status.phone.adb_provisioned_at is not None
+    assert report.status_patch() is None  # held back while the pod starts (status_memo.py)
     assert phones.count("adb_endpoint") == 1
     assert phones.count("status") - asked == 1  # "running" is reused while the binding comes up
     assert ("ns", "alpha-worker") in kube.pods
     ready(kube.pods[("ns", "alpha-worker")])
-    binding, _, _ = await step(reconciler, binding)
+    binding, report, _ = await step(reconciler, binding)
     assert binding.status.phase == "Running"
+    assert binding.status.phone is not None
+    assert binding.status.phone.status == "Running"
+    assert binding.status.phone.adb_provisioned_at is not None  # the Secret, the pod: one write
+    assert phones.count("adb_endpoint") == 1
     assert phones.count("enable_adb") == 1
 
 

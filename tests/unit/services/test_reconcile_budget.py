@@ -71,9 +71,9 @@ async def test_the_adb_read_behind_the_secret_counts_as_a_running_answer(
     binding, _, _ = await step(reconciler, make_binding())  # running; ADB not up yet
     clock.advance(50)
     phones.adb_on.add("100")
-    binding, _, _ = await step(reconciler, binding)
-    assert binding.status.phone is not None
-    assert binding.status.phone.adb_provisioned_at
+    binding, report, _ = await step(reconciler, binding)
+    assert report.status.phone is not None  # written once the pod runs (status_memo.py)
+    assert report.status.phone.adb_provisioned_at
     asked = phones.count("status")
     assert asked == 1
 
