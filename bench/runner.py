@@ -89,7 +89,6 @@ def run(options: Options) -> Obj:
         }
         plane = {k: v for k, v in child_processes().items() if not k.startswith("phonefleet")}
         result.update(asyncio.run(_phases(env, options, plane, work)))
-    result["targets"] = targets(n, result["operator"], result["ceiling"])
     floor = geelark_floor(n, result["options"], options.operator_env)
     converge = result["operator"].get("convergeSeconds")
     floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
@@ -101,6 +100,7 @@ def run(options: Options) -> Obj:
     floor["geelarkDoneSeconds"] = done
     floor["geelarkDoneRatio"] = round(done / floor["seconds"], 2) if done else None
     result["geelarkFloor"] = floor
+    result["targets"] = targets(n, result["operator"], result["ceiling"], floor)
     return result
 
 
