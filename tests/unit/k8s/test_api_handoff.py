@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from thread_signals import Changes, counted_wakeups
+from thread_signals import Changes, counted_wakeups, loop_caught_up
 
 from phonefleet_operator.k8s.api import ApiCaller
 
@@ -78,7 +78,7 @@ async def test_a_call_cancelled_while_queued_is_never_made(one_thread: ApiCaller
     first = asyncio.ensure_future(one_thread(gate, "first"))
     await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
     second = asyncio.ensure_future(one_thread(gate, "second"))
-    await asyncio.sleep(0)  # queued behind the first
+    await loop_caught_up()  # its first step ran: queued behind the first
     second.cancel()
     gate.open.set()
     assert (await first) == {"name": "first"}
@@ -95,7 +95,7 @@ async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_fli
     first = asyncio.ensure_future(caller(gate, "first"))
     await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
     queued = asyncio.ensure_future(caller(gate, "queued"))
-    await asyncio.sleep(0)
+    await loop_caught_up()  # its first step ran: queued behind the first
     caller.close()
     gate.open.set()
     with pytest.raises(asyncio.CancelledError):

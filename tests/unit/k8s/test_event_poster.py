@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from thread_signals import loop_caught_up
 
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.events import EventPoster
@@ -36,7 +37,7 @@ class Caller:
 
     async def __call__(self, method: Callable[..., Any], namespace: str, body: Any) -> None:
         self.calls += 1
-        await asyncio.sleep(0)
+        await loop_caught_up()  # gives the loop up once, as a call waiting on its thread does
         if self.calls <= self.failures:
             raise KubernetesUnavailable("Kubernetes API call failed: 503", delay=5)
         self.posted.append((namespace, body))

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from thread_signals import DEADLINE_SECONDS
+from thread_signals import DEADLINE_SECONDS, loop_caught_up
 
 from phonefleet_operator.k8s.watch import ObjectWatch
 
@@ -100,7 +100,7 @@ async def test_a_list_answered_after_the_watch_stopped_is_not_handed_over() -> N
         await _stop_while_blocked(watch, call)
         assert await _thread_ended(watch), "the watch thread outlived its stop"
         for _ in range(3):  # whatever the thread posted before it ended runs now
-            await asyncio.sleep(0)
+            await loop_caught_up()
     finally:
         call.stream.shutdown()
         watch.stop()
