@@ -14,6 +14,7 @@ from fakes import FakeKube, FakePhones
 from phonefleet_operator.geelark import PhoneStatus
 from phonefleet_operator.models import PhoneBinding
 from phonefleet_operator.services.claims import BindingRef, ClaimService
+from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.runtime import Runtime
@@ -112,13 +113,33 @@ def clock() -> clocks.Clock:
 
 
 @pytest.fixture
-def reconciler(kube: FakeKube, phones: FakePhones, clock: clocks.Clock) -> BindingReconciler:
-    """The reconciler wired to the fakes and the hand-moved clock."""
+def pods(clock: clocks.Clock) -> ObservedPods:
+    """A pods view the test feeds as the pods watch would."""
+    return ObservedPods(clock=clock.timestamp)
+
+
+def make_reconciler(
+    kube: FakeKube,
+    phones: FakePhones,
+    clock: clocks.Clock,
+    *,
+    pods: ObservedPods | None = None,
+    settings: OperatorSettings | None = None,
+) -> BindingReconciler:
+    """A reconciler wired to the fakes and the hand-moved clock (and a pods view the test feeds
+    as the pods watch would, when given)."""
     return BindingReconciler(
         directory=phones,
         power=phones,
         kube=kube,
         claims=ClaimService(kube),
-        settings=OperatorSettings(),
+        settings=settings if settings is not None else OperatorSettings(),
+        pods=pods,
         clock=clock,
     )
+
+
+@pytest.fixture
+def reconciler(kube: FakeKube, phones: FakePhones, clock: clocks.Clock) -> BindingReconciler:
+    """The reconciler wired to the fakes and the hand-moved clock."""
+    return make_reconciler(kube, phones, clock)

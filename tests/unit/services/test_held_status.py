@@ -8,43 +8,21 @@ import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
 
-from conftest import make_binding, ready, step
+from conftest import make_binding, make_reconciler, ready, step
 from phonefleet_operator.geelark import AdbEndpoint, PhoneStatus
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.report import Report
-from phonefleet_operator.settings import OperatorSettings
 
 POD = ("ns", "alpha-worker")
-
-
-@pytest.fixture
-def pods(clock: Clock) -> ObservedPods:
-    """The pods view, which the tests feed as the pods watch would."""
-    return ObservedPods(clock=clock.timestamp)
-
-
-def _reconciler(
-    kube: FakeKube, phones: FakePhones, pods: ObservedPods, clock: Clock
-) -> BindingReconciler:
-    return BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube),
-        settings=OperatorSettings(),
-        pods=pods,
-        clock=clock,
-    )
 
 
 @pytest.fixture
 def reconciler(
     kube: FakeKube, phones: FakePhones, pods: ObservedPods, clock: Clock
 ) -> BindingReconciler:
-    return _reconciler(kube, phones, pods, clock)
+    return make_reconciler(kube, phones, clock, pods=pods)
 
 
 def _running(kube: FakeKube, pods: ObservedPods) -> None:
@@ -154,7 +132,7 @@ async def test_a_restart_during_the_hold_reads_adb_again_and_keeps_the_pod(
     assert binding.status.phone is not None
     assert not binding.status.phone.adb_provisioned_at
 
-    restarted = _reconciler(kube, phones, ObservedPods(clock=clock.timestamp), clock)
+    restarted = make_reconciler(kube, phones, clock, pods=ObservedPods(clock=clock.timestamp))
     ready(kube.pods[POD])
     binding, _, _ = await step(restarted, binding)
     assert phones.count("adb_endpoint") == 2
@@ -231,7 +209,7 @@ async def test_a_hold_starts_when_its_pass_ends_not_when_it_began(
     nothing and Running writes everything once."""
     phones = _SlowAdb(clock, 40)
     phones.add("100", "phone-a")
-    reconciler = _reconciler(kube, phones, pods, clock)
+    reconciler = make_reconciler(kube, phones, clock, pods=pods)
     binding, _, _, writes = await _to_the_pod(reconciler, phones, clock)
     assert writes == 1
     clock.advance(2)  # the pod scheduled

@@ -13,9 +13,8 @@ import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
 
-from conftest import bring_up, step
+from conftest import bring_up, make_reconciler, step
 from phonefleet_operator.models import PhoneBinding
-from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.settings import OperatorSettings
@@ -24,22 +23,11 @@ POD = ("ns", "alpha-worker")
 
 
 @pytest.fixture
-def pods(clock: Clock) -> ObservedPods:
-    return ObservedPods(clock=clock.timestamp)
-
-
-@pytest.fixture
 def reconciler(
     kube: FakeKube, phones: FakePhones, pods: ObservedPods, clock: Clock
 ) -> BindingReconciler:
-    return BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube),
-        settings=OperatorSettings(pod_poll_seconds=10),
-        pods=pods,
-        clock=clock,
+    return make_reconciler(
+        kube, phones, clock, pods=pods, settings=OperatorSettings(pod_poll_seconds=10)
     )
 
 
