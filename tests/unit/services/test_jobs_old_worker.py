@@ -26,7 +26,7 @@ import pytest
 import requests
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
-from test_jobs_fencing import GRACE, LEASE, OLD, World, started
+from test_jobs_fencing import GRACE, LEASE, OLD, World, started, until
 
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.settings import JobSettings, OperatorSettings
@@ -98,6 +98,28 @@ async def test_a_worker_of_the_previous_release_gets_its_attempt_without_a_lease
     assert "leaseSeconds" not in attempt
     assert (world.desks[OLD].lookup(attempt["id"]) or {}).get("state") == "Queued"
     assert ("POST", "/v1/attempts") in world.attempts_on(OLD)
+    assert world.kube.events["OldWorkerImage"] == 1
+
+
+@pytest.mark.looptime
+async def test_the_old_worker_image_event_is_not_repeated_when_the_job_loop_starts_again() -> None:
+    """The binding's job loop ends once its job succeeded; a later job starts a new loop on the
+    same old worker pod: the binding still has one OldWorkerImage Event, not one per loop."""
+    world = OldWorldInProcess()
+    task = await started(world)
+    attempt_id = task.record.request.id  # type: ignore[attr-defined]
+    world.desks[OLD].report(
+        TaskResult(task.name, ok=True, detail={"attemptId": attempt_id, "state": "Succeeded"}),
+        0.0,
+    )
+    await until(lambda: world.status().get("phase") == "Succeeded")
+    world.service.saw("MODIFIED", world.api.jobs["ns", "post"])  # the watch's echo
+    await until(lambda: not world.service.keeps_state_of("ns", "alpha"))
+
+    world.service.saw("ADDED", world.add_job("post-2"))
+    await until(lambda: bool(world.api.jobs["ns", "post-2"]["status"].get("attempts")))
+
+    assert "leaseSeconds" not in world.api.jobs["ns", "post-2"]["status"]["attempts"][0]
     assert world.kube.events["OldWorkerImage"] == 1
 
 

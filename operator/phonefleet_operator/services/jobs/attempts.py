@@ -84,7 +84,8 @@ class Attempts:
         # Per binding with a running attempt: its id and when its worker last answered for it
         # (or when this process first followed it), the base of its lease (services/jobs/fencing).
         self.heard: dict[tuple[str, str], tuple[str, datetime]] = {}
-        # Per binding with a loop: the worker pod last warned of as older than this operator.
+        # Per binding (kept while it exists, not only while it has a loop: a loop ends between
+        # jobs): the worker pod last warned of as older than this operator.
         self._old_workers: dict[tuple[str, str], str] = {}
         # Per binding with a loop: whether the worker last asked takes leases, and its pod (the
         # binding's WorkerImageCurrent condition follows it; services/jobs/protocol.py).
@@ -98,12 +99,18 @@ class Attempts:
         self.unreached: dict[tuple[str, str], tuple[str, str]] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
-        """Drop what was kept of the binding's attempts (its loop ended)."""
+        """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
+        warned of stays until the binding is deleted (``forget_binding``): the next job's loop
+        must not warn of that pod again."""
         self.unreached.pop(key, None)
         self.heard.pop(key, None)
-        self._old_workers.pop(key, None)
         self.worker_images.pop(key, None)
         self.gone.pop(key, None)
+
+    def forget_binding(self, key: tuple[str, str]) -> None:
+        """Drop all that was kept of a deleted binding."""
+        self.forget(key)
+        self._old_workers.pop(key, None)
 
     def token(self, binding: PhoneBinding) -> str:
         """The binding's job token."""

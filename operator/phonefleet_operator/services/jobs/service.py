@@ -358,6 +358,7 @@ class JobService:
             if task is not None:
                 self._drop(key)
                 task.cancel()
+            self._attempts.forget_binding(key)
             if self._running_attempt(*key) is not None:
                 # An attempt still runs (the finalizer was removed by hand, or the binding went
                 # while no operator watched): check_orphan fences it, with the binding's token
