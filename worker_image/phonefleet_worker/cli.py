@@ -116,6 +116,9 @@ def main(ctx: click.Context, /, **options: Any) -> None:
     settings = settings_from_options(options, ctx)
     logging.basicConfig(level=settings.log_level, format=LOG_FORMAT)
 
-    from phonefleet_worker.worker import run_worker  # noqa: PLC0415 (keeps --help fast)
+    from phonefleet_worker.media import hide_query_strings  # noqa: PLC0415 (keeps --help fast)
+    from phonefleet_worker.worker import run_worker  # noqa: PLC0415
+
+    hide_query_strings()  # media URLs may be presigned: their signature is no log's business
 
     ctx.exit(run_worker(settings))

@@ -3,25 +3,56 @@
 A task names files as URL -> path on the phone (``JobTask.media``). The worker downloads each
 into its private temporary folder (the pod's emptyDir), pushes it with ``adb push`` through the
 shared adb server, and deletes the local copy. Downloads are capped in size and time.
+
+A media URL may carry credentials: a presigned URL's signature in its query string, a user and
+password before its host. Logs and errors (an error becomes the PhoneJob's status) name a file by
+``shown(url)``: scheme, host, port and path only; and urllib3, which logs every request's path
+and query at DEBUG, gets a filter that cuts query strings off (``hide_query_strings``).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
 from phonefleet_worker.task_api import MediaFile, TaskError
 
-__all__ = ["FilePusher", "HttpMediaPusher"]
+__all__ = ["FilePusher", "HttpMediaPusher", "hide_query_strings", "shown"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
+
+
+def shown(url: str) -> str:
+    """``url`` as logs and errors may show it: without user, password, query and fragment."""
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # not a URL one can split (a bad port): show nothing of it
+        return "(an unreadable URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+
+
+def _without_query_strings(record: logging.LogRecord) -> bool:
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            arg.split("?", 1)[0] if isinstance(arg, str) else arg for arg in record.args
+        )
+    return True
+
+
+def hide_query_strings(logger: str = "urllib3.connectionpool") -> Callable[..., bool]:
+    """Cut the query strings off the arguments of ``logger``'s records (urllib3 logs each
+    request's path with its query at DEBUG); the filter, for ``removeFilter``."""
+    logging.getLogger(logger).addFilter(_without_query_strings)
+    return _without_query_strings
 
 
 class FilePusher(Protocol):
@@ -63,8 +94,9 @@ class HttpMediaPusher:
         return pushed
 
     def _download(self, url: str, local: Path) -> None:
+        name = shown(url)
         if not url.startswith(("http://", "https://")):
-            raise TaskError(f"media URL {url!r} is not http(s)")
+            raise TaskError(f"media URL {name} is not http(s)")
         try:
             with self._http.get(url, stream=True, timeout=self._timeout) as answer:
                 answer.raise_for_status()
@@ -73,8 +105,17 @@ class HttpMediaPusher:
                     for chunk in answer.iter_content(_CHUNK):
                         size += len(chunk)
                         if size > self._max:
-                            raise TaskError(f"media {url} is larger than {self._max} bytes")
+                            raise TaskError(f"media {name} is larger than {self._max} bytes")
                         out.write(chunk)
         except requests.RequestException as exc:
-            raise TaskError(f"could not fetch media {url}: {exc}") from None
-        log.info("Fetched media %s (%d bytes)", url, size)
+            # requests' messages quote the whole URL (query string included): not shown.
+            raise TaskError(f"could not fetch media {name}: {_describe(exc)}") from None
+        log.info("Fetched media %s (%d bytes)", name, size)
+
+
+def _describe(error: requests.RequestException) -> str:
+    """The failure without the URL: the HTTP status, or the kind of error."""
+    answer = error.response
+    if isinstance(error, requests.HTTPError) and answer is not None:
+        return f"HTTP {answer.status_code} {answer.reason}"
+    return type(error).__name__
