@@ -336,12 +336,21 @@ def slim(obj: Obj) -> Obj:
 
 
 def _lines(response: Any) -> Iterator[bytes]:
-    """The newline-separated JSON documents of a watch response, as they arrive."""
-    pending = b""
+    """The newline-separated JSON documents of a watch response, as they arrive.
+
+    Only each new chunk is searched; the start of a line is kept as the chunks it came in and
+    joined once its end arrives: a line of a megabyte in a thousand chunks is copied once, not
+    once per chunk."""
+    parts: list[bytes] = []  # the line in progress
     for chunk in response.stream(amt=None, decode_content=False):
-        pending += chunk
-        *complete, pending = pending.split(b"\n")
-        yield from (line for line in complete if line.strip())
+        *complete, rest = chunk.split(b"\n")
+        if complete:
+            complete[0] = b"".join([*parts, complete[0]])
+            parts = []
+            yield from (line for line in complete if line.strip())
+        if rest:
+            parts.append(rest)
+    pending = b"".join(parts)
     if pending.strip():
         yield pending
 
