@@ -270,11 +270,20 @@ class RateBudget(Collector):
         self._prune(now)
 
     def remaining(self) -> float:
-        """Requests left in the last 60 s's budget (never below zero)."""
-        self._prune(self._clock())
-        return max(0.0, float(self._per_minute or 0) - len(self._sent))
+        """Requests left in the last 60 s's budget (never below zero).
+
+        Read by the /metrics scrape threads: they count on a copy (made in C, under the GIL,
+        as deque's appends and pops are) and never remove, so that ``spent`` on the event loop
+        is the deque's only writer. A scrape that pruned too could
+        remove an entry between the loop's check of the oldest one and its ``popleft``: the
+        loop then removed a request of the last minute, or raised on an emptied deque in a
+        Geelark request (tests/unit/telemetry/test_rate_budget_scrape.py)."""
+        now = self._clock()
+        recent = sum(1 for sent in list(self._sent) if now - sent < self.WINDOW_SECONDS)
+        return max(0.0, float(self._per_minute or 0) - recent)
 
     def _prune(self, now: float) -> None:
+        """Forget the requests older than the window; on the event loop only."""
         while self._sent and now - self._sent[0] >= self.WINDOW_SECONDS:
             self._sent.popleft()
 
