@@ -47,6 +47,18 @@ class Handoff:
                 self._scheduled = False
             raise
 
+    def post_first(self, callbacks: list[Callable[[], None]]) -> None:
+        """Queue ``callbacks`` before everything pending (on the loop's thread: what an ended
+        thread posted and the loop did not run yet comes after them)."""
+        if not callbacks:
+            return
+        with self._lock:
+            self._pending.extendleft(reversed(callbacks))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon(self._drain)
+
     def _drain(self) -> None:
         with self._lock:
             taken = [self._pending.popleft() for _ in range(min(self._batch, len(self._pending)))]

@@ -172,16 +172,28 @@ class ObjectWatch:
         self._response: Any = None
         self._version = ""
         self._handoff: Handoff | None = None
+        self._held: list[Change] = []  # found after a stop, delivered at the next start
         self.lists = 0  # how many full lists were made (1 + relists)
 
     # ------------------------------------------------------------ lifecycle
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Start the thread (again, after ``stop``: resuming from the last resourceVersion);
-        changes are delivered on ``loop``."""
+        """Start the thread; changes are delivered on ``loop``.
+
+        Started again after ``stop``, once its thread has ended, it resumes from the last
+        resourceVersion, and first delivers the changes the stop held back (found and recorded
+        by the thread, not delivered: the consumer would never hear of them otherwise). While
+        the thread still runs it raises RuntimeError: a second thread would share the first's
+        kept objects and version."""
+        if self.alive():
+            raise RuntimeError(
+                f"the watch of {self.name} still runs: start it again once its thread has ended"
+            )
         self._stop.clear()
         if self._handoff is None or self._handoff.loop is not loop:
             self._handoff = Handoff(loop)
+        held, self._held = self._held, []
+        self._handoff.post_first([functools.partial(self._deliver_safely, c) for c in held])
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
 
@@ -315,6 +327,7 @@ class ObjectWatch:
     def _deliver_safely(self, change: Change) -> None:
         if self._stop.is_set():
             # Stopped (on this loop) after the thread posted it: its consumers may be closed.
+            self._held.append(change)
             return
         try:
             self._deliver(change.type, change.object)

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from thread_signals import DEADLINE_SECONDS, loop_caught_up
 
 from phonefleet_operator.k8s.watch import ObjectWatch
@@ -75,13 +76,17 @@ class BlockingCall:
         return Listed({"metadata": {"resourceVersion": "1"}, "items": [pod("a", 1)]})
 
 
-async def _stop_while_blocked(watch: ObjectWatch, call: BlockingCall) -> None:
-    """Start ``watch``, stop it while ``call`` is blocked, then let the call answer."""
+async def _stop_while_blocked(
+    watch: ObjectWatch, call: BlockingCall, *, release: bool = True
+) -> None:
+    """Start ``watch``, stop it while ``call`` is blocked, then (``release``) let the call
+    answer."""
     loop = asyncio.get_running_loop()
     watch.start(loop)
     assert await loop.run_in_executor(None, call.entered.wait, DEADLINE_SECONDS)
     watch.stop(timeout=0)  # the call in flight cannot be interrupted
-    call.release.set()
+    if release:
+        call.release.set()
 
 
 async def _thread_ended(watch: ObjectWatch) -> bool:
@@ -119,3 +124,43 @@ async def test_a_watch_answered_after_the_watch_stopped_is_not_read() -> None:
         call.stream.shutdown()
         watch.stop()
     assert not call.stream.read
+
+
+async def test_a_watch_whose_thread_still_runs_refuses_to_start_again() -> None:
+    """A second thread would share the first's kept objects and resourceVersion."""
+    call = BlockingCall("list")
+    watch = ObjectWatch("pods", call, lambda t, o: None)
+    try:
+        await _stop_while_blocked(watch, call, release=False)
+        with pytest.raises(RuntimeError, match="the watch of pods still runs"):
+            watch.start(asyncio.get_running_loop())
+        call.release.set()
+        assert await _thread_ended(watch), "the watch thread outlived its stop"
+    finally:
+        call.release.set()
+        call.stream.shutdown()
+        watch.stop()
+    assert not call.stream.read
+
+
+async def test_a_watch_started_again_delivers_what_its_stop_held_back_once() -> None:
+    """The list answered after the stop was recorded but not delivered: the watch resumes from
+    its version (no list again), so the restart delivers it, once."""
+    call = BlockingCall("list")
+    seen: list[tuple[str, str]] = []
+    watch = ObjectWatch("pods", call, lambda t, o: seen.append((t, o["metadata"]["name"])))
+    try:
+        await _stop_while_blocked(watch, call)
+        assert await _thread_ended(watch), "the watch thread outlived its stop"
+        for _ in range(3):  # whatever the thread posted before it ended runs now
+            await loop_caught_up()
+        assert seen == []
+
+        watch.start(asyncio.get_running_loop())
+        for _ in range(3):
+            await loop_caught_up()
+        assert seen == [("ADDED", "a")]
+    finally:
+        call.stream.shutdown()
+        watch.stop()
+    assert watch.lists == 1
