@@ -19,7 +19,7 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.handlers.binding_watch import BindingEvents, binding_watches
 from phonefleet_operator.handlers.claims import claim_seen
 from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
-from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only, stop_all
 from phonefleet_operator.services.accounts import UNLABELLED, account_of
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
 from phonefleet_operator.waiting import each_step
@@ -98,9 +98,9 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
 
 @kopf.on.cleanup()
 async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
-    """End the watch threads, then the bindings' loops (each after its pass in flight)."""
-    for watch in getattr(memo, "watches", ()):
-        watch.stop()
+    """End the watch threads (waiting for them off the loop), then the bindings' loops (each
+    after its pass in flight)."""
+    await stop_all(getattr(memo, "watches", ()))
     events: BindingEvents | None = getattr(memo, "binding_events", None)
     if events is not None:
         await each_step([("the PhoneBindings' loops", events.close)])  # never raises

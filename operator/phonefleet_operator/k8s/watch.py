@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,7 @@ __all__ = [
     "key_of",
     "metadata_only",
     "slim",
+    "stop_all",
 ]
 
 log = logging.getLogger(__name__)
@@ -197,15 +198,24 @@ class ObjectWatch:
         self._thread = threading.Thread(target=self._run, name=f"watch-{self.name}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """End the watch (interrupting a blocked read) and wait for the thread. Called on the
-        loop, it hands nothing more over from then on, even from a call still in flight."""
+    def signal(self) -> None:
+        """Tell the thread to end (interrupting a blocked read) without waiting for it. Called
+        on the loop, it hands nothing more over from then on, even from a call in flight."""
         self._stop.set()
         response = self._response
         if response is not None:
             _interrupt(response)
+
+    def join(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` for the thread to end; True when it has (or never started)."""
         if self._thread is not None:
             self._thread.join(timeout)
+        return not self.alive()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """``signal``, then ``join``: blocks up to ``timeout`` (``stop_all`` waits off the loop)."""
+        self.signal()
+        self.join(timeout)
 
     def alive(self) -> bool:
         """The thread runs (it only ends when stopped)."""
@@ -336,6 +346,30 @@ class ObjectWatch:
 
     def __len__(self) -> int:
         return len(self._state)
+
+
+async def stop_all(watches: Iterable[ObjectWatch], seconds: float = 5.0) -> list[str]:
+    """Stop ``watches``: signal every one on the loop (nothing more is handed over), then wait
+    for their threads together, off the loop, ``seconds`` in all; the names of those still
+    running after it (logged; their daemon threads end with the process)."""
+    watches = list(watches)
+    for watch in watches:
+        watch.signal()
+
+    def join_all() -> list[str]:
+        deadline = time.monotonic() + seconds
+        return [
+            watch.name for watch in watches if not watch.join(max(0.0, deadline - time.monotonic()))
+        ]
+
+    running = await asyncio.get_running_loop().run_in_executor(None, join_all)
+    if running:
+        log.warning(
+            "Watches still running %.0f s after they were stopped: %s",
+            seconds,
+            ", ".join(running),
+        )
+    return running
 
 
 def slim(obj: Obj) -> Obj:

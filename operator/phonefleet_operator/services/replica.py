@@ -26,7 +26,7 @@ from phonefleet_operator import constants as c
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, PoolGateway, load_api_client
-from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, stop_all
 from phonefleet_operator.k8s.webhooks import Leftover, WebhookConfigurations
 from phonefleet_operator.services.accounts import AccountScope
 from phonefleet_operator.services.admission import AdmissionService
@@ -250,9 +250,8 @@ class Replica:
         return base64.b64encode(files.cafile.read_bytes()).decode("ascii")
 
     async def close(self) -> None:
-        """Stop the watches and close every connection."""
-        for watch in self._watches:
-            watch.stop()
+        """Stop the watches (waiting for them off the loop) and close every connection."""
+        await stop_all(self._watches)
         self._watches = []
         if self._watch_client is not None:
             self._watch_client.close()

@@ -46,8 +46,11 @@ class Watch:
     def alive(self) -> bool:
         return self.running
 
-    def stop(self) -> None:
+    def signal(self) -> None:
         self.running = False
+
+    def join(self, timeout: float) -> bool:
+        return not self.running
 
 
 @dataclass
