@@ -144,6 +144,10 @@ class _Expired(Exception):
     """The resourceVersion to resume from is gone (410): list again."""
 
 
+class _LoopClosed(Exception):
+    """The event loop the changes go to has closed: the watch ends."""
+
+
 class ObjectWatch:
     """Lists then watches one collection in a daemon thread, for as long as it runs.
 
@@ -236,6 +240,12 @@ class ObjectWatch:
             try:
                 self._cycle()
                 failures = 0
+            except _LoopClosed:
+                # Nobody stopped this watch before its event loop closed (a bug of its owner):
+                # what it finds can no longer be delivered, so it ends instead of listing again.
+                log.info("Ended the watch of %s: its event loop has closed", self.name)
+                self._stop.set()
+                return
             except _Expired:
                 log.info("Watch of %s expired (410 Gone): listing again", self.name)
                 self._version = ""
@@ -332,7 +342,12 @@ class ObjectWatch:
 
     def _hand_over(self, change: Change) -> None:
         assert self._handoff is not None  # noqa: S101 - started
-        self._handoff.post(functools.partial(self._deliver_safely, change))
+        try:
+            self._handoff.post(functools.partial(self._deliver_safely, change))
+        except RuntimeError:
+            if self._handoff.loop.is_closed():
+                raise _LoopClosed from None
+            raise
 
     def _deliver_safely(self, change: Change) -> None:
         if self._stop.is_set():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -163,4 +164,26 @@ async def test_a_watch_started_again_delivers_what_its_stop_held_back_once() -> 
     finally:
         call.stream.shutdown()
         watch.stop()
+    assert watch.lists == 1
+
+
+def test_a_watch_whose_event_loop_closed_ends_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """A list answered after the loop closed (an operator stopped without stopping its watch)
+    has nowhere to go: the thread ends, with no error logged and no list again."""
+    loop = asyncio.new_event_loop()
+    call = BlockingCall("list")
+    watch = ObjectWatch("namespaces", call, lambda t, o: None)
+    try:
+        watch.start(loop)
+        assert call.entered.wait(DEADLINE_SECONDS)
+        loop.close()
+        call.release.set()
+        thread = watch._thread
+        assert thread is not None
+        thread.join(DEADLINE_SECONDS)
+        assert not thread.is_alive(), "the watch outlived its event loop"
+    finally:
+        watch.stop()
+        loop.close()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert watch.lists == 1
