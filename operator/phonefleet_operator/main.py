@@ -41,6 +41,9 @@ T = TypeVar("T")
 # Importing the handler modules registers them with kopf; keep the names referenced.
 _REGISTERED = (jobs, pools, watches)
 
+#: What ``configure`` puts into the memo, forgotten when its attempt fails.
+_STARTED = ("watches", "binding_events", "watch_client", "monitoring", "admission", "runtime")
+
 #: The namespaces given with --namespace (empty: all), for the watches started at start-up.
 _NAMESPACES: list[str] = []
 
@@ -67,13 +70,23 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
         operator_settings, geelark_settings, job_settings, replica, namespaces=_NAMESPACES
     )
     memo.runtime = runtime
-    if replica is None and runtime.replica is not None:
-        memo.admission = contextlib.AsyncExitStack()
-        await memo.admission.enter_async_context(serve_admission(runtime.replica))
-    await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
-    runtime.start_background()
-    memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
-    watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))
+    try:
+        if replica is None and runtime.replica is not None:
+            memo.admission = contextlib.AsyncExitStack()
+            await memo.admission.enter_async_context(serve_admission(runtime.replica))
+        await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
+        runtime.start_background()
+        memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
+        watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))
+    except BaseException:
+        # kopf runs no clean-up handler after a start-up that failed or was cancelled (a stop
+        # during it): what this attempt started (watch threads, sessions) would outlive the
+        # event loop. Its retry starts afresh.
+        await watches.end_watches(memo)
+        await _close(memo)
+        for name in _STARTED:
+            memo.pop(name, None)
+        raise
 
 
 @kopf.on.login()
@@ -86,6 +99,10 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 async def close(memo: kopf.Memo, **_: Any) -> None:
     """Close the Geelark session and the Kubernetes connection pool (every step runs; a
     failure is logged, never raised: kopf would retry this handler every minute forever)."""
+    await _close(memo)
+
+
+async def _close(memo: kopf.Memo) -> None:
     admission: contextlib.AsyncExitStack | None = getattr(memo, "admission", None)
     runtime: Runtime | None = getattr(memo, "runtime", None)
     await each_step(

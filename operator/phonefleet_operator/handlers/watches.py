@@ -24,7 +24,7 @@ from phonefleet_operator.services.accounts import UNLABELLED, account_of
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
 from phonefleet_operator.waiting import each_step
 
-__all__ = ["start_watches"]
+__all__ = ["end_watches", "start_watches"]
 
 _SELECTOR = ",".join(f"{key}={value}" for key, value in sorted(WORKER_PODS.items()))
 
@@ -100,6 +100,12 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
 async def stop_watches(memo: kopf.Memo, **_: Any) -> None:
     """End the watch threads (waiting for them off the loop), then the bindings' loops (each
     after its pass in flight)."""
+    await end_watches(memo)
+
+
+async def end_watches(memo: kopf.Memo) -> None:
+    """What ``stop_watches`` does; also called by a start-up that failed (kopf then runs no
+    clean-up handler)."""
     await stop_all(getattr(memo, "watches", ()))
     events: BindingEvents | None = getattr(memo, "binding_events", None)
     if events is not None:
