@@ -133,6 +133,18 @@ async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
         await asyncio.sleep(settings.lease_retry_seconds)
 
 
+#: How long kopf gets to stop once the Lease is lost: its clean-up (the watches' 5 s, the
+#: bindings' passes in flight) fits well within it, and the kubelet's grace period (30 s) is
+#: left for a SIGTERM that comes meanwhile.
+_STOP_SECONDS = 20.0
+
+
+def _running_tasks() -> list[str]:
+    """The names of the event loop's tasks that have not ended, but the caller's."""
+    current = asyncio.current_task()
+    return sorted(t.get_name() for t in asyncio.all_tasks() if t is not current and not t.done())
+
+
 async def _lead(
     lock: LeaseLock,
     settings: OperatorSettings,
@@ -170,11 +182,26 @@ async def _lead(
             break
     failed = False
     try:
-        await work
+        # Done already unless the Lease was lost: then kopf stops its handlers and runs its
+        # clean-up, and one that hangs must not keep this replica working beside the new holder.
+        await within(asyncio.shield(work), _STOP_SECONDS)
+    except asyncio.CancelledError:
+        work.cancel()  # as awaiting it unshielded would
+        raise
     except Exception:
-        # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
-        log.exception("The operator ended with an error")
         failed = True
+        if work.done():
+            # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
+            log.exception("The operator ended with an error")
+        else:
+            log.error(
+                "The operator did not stop within %.0f s of losing the Lease: cancelled it; "
+                "still running: %s",
+                _STOP_SECONDS,
+                ", ".join(_running_tasks()) or "nothing else",
+            )
+            work.cancel()
+            await asyncio.wait({work}, timeout=_STOP_SECONDS)
     if not lost:
         with contextlib.suppress(PhonefleetError):
             await lock.release()

@@ -90,3 +90,31 @@ async def test_an_operator_that_fails_exits_non_zero_says_why_and_gives_the_leas
     assert code == 1
     assert lock.released  # the standby need not wait the Lease out
     assert "kopf fell over" in caplog.text
+
+
+async def test_a_holder_whose_operator_does_not_stop_after_losing_the_lease_exits_anyway(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """kopf's shutdown waits for its handlers and clean-up; one that hangs must not keep the
+    old holder running (its /healthz still answering) next to the new one: it gets a bounded
+    time, then is cancelled, and the log names what had not stopped."""
+    lock = Lock(renewals=2, then="fail")
+    ended: list[str] = []
+
+    async def hung_handler() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+
+    async def operator(stop: asyncio.Event) -> None:
+        await stop.wait()
+        await asyncio.create_task(hung_handler(), name="a hung clean-up handler")
+
+    code = await within(leadership._lead(lock, SETTINGS, operator), 600)  # type: ignore[arg-type]
+    assert code == 1
+    assert not lock.released
+    assert "did not stop" in caplog.text
+    assert "a hung clean-up handler" in caplog.text
+    assert ended == ["cancelled"]
