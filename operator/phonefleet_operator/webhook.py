@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: The largest review read, above aiohttp's default 1 MiB: a review the server does not read is
+#: admitted unreviewed (failurePolicy Ignore). An UPDATE's review carries the object (the API
+#: server takes request bodies up to 3 MiB) and the stored one (etcd keeps objects up to
+#: 1.5 MiB): 8 MiB holds every review the API server can send. A larger body is answered 413.
+MAX_REVIEW_BYTES = 8 << 20
 #: The longest pause between two tries of a start-up call the API server did not answer.
 _MAX_RETRY_SECONDS = 30.0
 #: How often certificate files mounted from outside (PHONEFLEET_WEBHOOK_CERT_DIR, e.g. by
@@ -66,7 +71,7 @@ class AdmissionServer:
 
     async def start(self) -> None:
         """Listen on the webhook address and port."""
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_REVIEW_BYTES)
         app.router.add_post("/{webhook}", self._review)
         app.router.add_get("/readyz", self._ready)
         self._runner = web.AppRunner(app, access_log=None)

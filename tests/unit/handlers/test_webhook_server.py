@@ -70,7 +70,11 @@ class Served:
             return answer.status, (json.loads(text) if answer.status == 200 else text)
 
 
-def review(phone_id: str) -> bytes:
+def review(phone_id: str, annotation: int = 0) -> bytes:
+    """A PhoneBinding CREATE review; ``annotation``: the size of a big annotation it carries."""
+    metadata: dict[str, Any] = {"name": "intruder"}
+    if annotation:
+        metadata["annotations"] = {"example.com/blob": "x" * annotation}
     return json.dumps(
         {
             "apiVersion": "admission.k8s.io/v1",
@@ -80,7 +84,7 @@ def review(phone_id: str) -> bytes:
                 "kind": {"kind": "PhoneBinding"},
                 "namespace": "team-a",
                 "name": "intruder",
-                "object": {"metadata": {"name": "intruder"}, "spec": {"phoneId": phone_id}},
+                "object": {"metadata": metadata, "spec": {"phoneId": phone_id}},
             },
         }
     ).encode()
@@ -121,6 +125,22 @@ async def test_a_binding_for_a_held_phone_is_refused_over_tls(served: Served) ->
     assert "already held by binding team-a/owner" in answer["response"]["status"]["message"]
     status, answer = await served.post("/validate-phonebinding", review("free"))
     assert answer["response"]["allowed"] is True
+
+
+async def test_a_review_as_large_as_the_api_server_may_send_is_reviewed(served: Served) -> None:
+    """Past aiohttp's default 1 MiB limit: with failurePolicy Ignore, a review the server did
+    not read was admitted unreviewed. An UPDATE carries the object (the API server takes up to
+    3 MiB) and the stored one (etcd keeps up to 1.5 MiB)."""
+    status, answer = await served.post("/validate-phonebinding", review("held", 4_500_000))
+    assert status == 200
+    assert answer["response"]["allowed"] is False
+
+
+async def test_a_body_larger_than_any_review_is_refused_naming_the_limit(served: Served) -> None:
+    """It cannot come from the API server (nor could its object be stored)."""
+    status, text = await served.post("/validate-phonebinding", review("held", 9 << 20))
+    assert status == 413
+    assert "Maximum request body size 8388608 exceeded" in text
 
 
 async def test_an_unknown_path_is_404_and_a_body_that_is_no_review_is_400(
