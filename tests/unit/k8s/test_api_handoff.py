@@ -13,6 +13,7 @@ from kubernetes import client
 from thread_signals import Changes, counted_wakeups, loop_caught_up
 
 from phonefleet_operator.k8s.api import ApiCaller
+from phonefleet_operator.k8s.handoff import Handoff
 
 
 class Answer:
@@ -102,3 +103,13 @@ async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_fli
         await asyncio.wait_for(queued, 10)
     assert (await asyncio.wait_for(first, 10)) == {"name": "first"}  # in flight: answered
     assert gate.calls == ["first"]
+
+
+async def test_callbacks_posted_first_run_before_those_already_pending_in_their_order() -> None:
+    """A restarted watch's held-back changes come before what its ended thread posted last."""
+    ran: list[str] = []
+    handoff = Handoff(asyncio.get_running_loop())
+    handoff.post(lambda: ran.append("posted"))
+    handoff.post_first([lambda: ran.append("held 1"), lambda: ran.append("held 2")])
+    await loop_caught_up()
+    assert ran == ["held 1", "held 2", "posted"]
