@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import requests
 
 from phonefleet_testbed.fixtures import Kubectl
@@ -11,6 +9,7 @@ from phonefleet_testbed.node import NODE_NAME, NodeBed
 from phonefleet_testbed.node.workload import fake_driver_worker
 from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watch, WatchEvent
 
 # The worker's log lines, in the order a worker that reached its phone prints them.
 _SESSION_OPENED = (
@@ -64,7 +63,10 @@ def _bind_and_run(kubectl: Kubectl, namespace: str, fleet: Fleet, name: str) -> 
 
 
 def _statuses(kubectl: Kubectl, namespace: str, pod: str) -> dict[str, dict]:
-    body = kubectl.get("pod", pod, namespace) or {}
+    return _container_statuses(kubectl.get("pod", pod, namespace) or {})
+
+
+def _container_statuses(body: dict) -> dict[str, dict]:
     status = body.get("status", {})
     every = status.get("initContainerStatuses", []) + status.get("containerStatuses", [])
     return {s["name"]: s for s in every}
@@ -139,30 +141,26 @@ def test_an_endpoint_answering_another_phones_id_is_refused_with_a_specific_reas
 
 
 def test_deleting_a_binding_stops_the_worker_cleanly_before_the_phone(
-    node_kubectl: Kubectl, node_namespace: str, node_fleet: Fleet, node_operator: Operator
-) -> None:
+    node_kubectl: Kubectl, node_bed: NodeBed, node_namespace: str, node_fleet: Fleet,
+    node_operator: Operator,
+) -> None:  # fmt: skip
     """SIGTERM: the worker ends its session and exits 0 within the grace period; the phone
     is still running at that moment, and stopped only afterwards."""
     phone_id, _ = _bind_and_run(node_kubectl, node_namespace, node_fleet, "delta")
     seen: list[tuple[int, bool]] = []  # (worker exit code, phone still running) when it exited
-    stop = threading.Event()
 
-    def watch() -> None:
-        while not stop.is_set():
-            status = _statuses(node_kubectl, node_namespace, "delta-worker").get("worker", {})
-            terminated = status.get("state", {}).get("terminated")
-            if terminated is not None:
-                running = phone_id in node_fleet.running()
-                seen.append((terminated["exitCode"], running))
-                return
-            stop.wait(0.1)
+    def look(event: WatchEvent) -> None:
+        status = _container_statuses(event.object).get("worker", {})
+        terminated = status.get("state", {}).get("terminated")
+        if terminated is not None and not seen:
+            seen.append((terminated["exitCode"], phone_id in node_fleet.running()))
 
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    node_kubectl("delete", "pb", "delta", "-n", node_namespace, "--wait=false")
-    wait_for(lambda: phone_id not in node_fleet.running(), 120, message="the phone to stop")
-    stop.set()
-    watcher.join(10)
+    # A watch, not polling: the pod shows its terminated worker only between the kubelet's
+    # last status write and its removal, a window a poll under load can miss.
+    selector = "--field-selector=metadata.name=delta-worker"
+    with Watch(node_bed.plane, "pods", node_namespace, selector, on_event=look):
+        node_kubectl("delete", "pb", "delta", "-n", node_namespace, "--wait=false")
+        wait_for(lambda: phone_id not in node_fleet.running(), 120, message="the phone to stop")
 
     assert seen, "the worker container's termination was never seen in the pod's status"
     exit_code, phone_was_running = seen[0]

@@ -45,10 +45,17 @@ class Watch:
     Use as a context manager; entering returns once kubectl has listed the objects that exist
     (at least one must exist: the list is how the watch shows it is established). ``selectors``
     are kubectl's own arguments, such as ``--selector=app=x`` or ``--field-selector=...``.
+    ``on_event`` runs in the reader thread as each event arrives, before the next is read: for
+    what must be looked at at that moment (another system's state when a change was seen).
     """
 
     def __init__(
-        self, plane: ControlPlane, kind: str, namespace: str | None = None, *selectors: str
+        self,
+        plane: ControlPlane,
+        kind: str,
+        namespace: str | None = None,
+        *selectors: str,
+        on_event: Callable[[WatchEvent], None] | None = None,
     ) -> None:
         scope = ["-n", namespace] if namespace else []
         self._args = [
@@ -64,6 +71,7 @@ class Watch:
             "json",
         ]
         self._kind = kind
+        self._on_event = on_event
         self._events: list[WatchEvent] = []
         self._lock = threading.Lock()
         self._process: subprocess.Popen[str] | None = None
@@ -134,6 +142,8 @@ class Watch:
         assert self._process.stdout is not None
         for document in _documents(self._process.stdout):
             event = WatchEvent(type=document["type"], object=document["object"])
+            if self._on_event is not None:
+                self._on_event(event)
             with self._lock:
                 self._events.append(event)
 
