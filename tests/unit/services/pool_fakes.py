@@ -1,4 +1,5 @@
-"""An in-memory fake of the PhonePool gateway, with the API server's resourceVersion semantics."""
+"""In-memory fakes the PhonePool tests share: the pools as the API server keeps them (its
+resourceVersion semantics) and the inventory's cached list the pools' reporter reads."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import asyncio
 import copy
 from collections.abc import Mapping
 from typing import Any
+
+from fakes import FakePhones
+
+from phonefleet_operator.geelark import Phone
 
 
 class FakePoolStore:
@@ -92,3 +97,16 @@ class FakePoolStore:
         """Someone else (another replica, a person) wrote the pool."""
         self.version += 1
         self.pools[name]["metadata"]["resourceVersion"] = str(self.version)
+
+
+class Catalog:
+    """The inventory's cached list, as the pools' status reporter reads it."""
+
+    def __init__(self, phones: FakePhones) -> None:
+        self._phones = phones
+
+    def cached(self) -> dict[str, Phone]:
+        return dict(self._phones.phones)
+
+    async def refresh(self) -> None:
+        """Nothing to refresh."""
