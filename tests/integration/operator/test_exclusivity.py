@@ -86,7 +86,7 @@ def test_the_oldest_waiting_binding_takes_the_phone_when_the_holder_is_deleted(
 
     kubectl("delete", "pb", "first", "-n", namespace, "--wait=false")
 
-    wait_phase(kubectl, namespace, "second", "Running", timeout=30)
+    wait_phase(kubectl, namespace, "second", "Running")
     third = wait_phase(kubectl, namespace, "third", "Conflict")
     assert third["status"]["conflictWith"] == f"{namespace}/second"
 

@@ -136,7 +136,7 @@ def binding(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | Non
 
 
 def wait_phase(
-    kubectl: Kubectl, namespace: str, name: str, phase: str, timeout: float = 60
+    kubectl: Kubectl, namespace: str, name: str, phase: str, timeout: float = 120
 ) -> dict[str, Any]:
     """Wait until the binding reports ``phase`` and return it."""
 
@@ -152,7 +152,7 @@ def wait_phase(
 
 
 def wait_condition(
-    kubectl: Kubectl, namespace: str, name: str, *, type_: str, reason: str, timeout: float = 60
+    kubectl: Kubectl, namespace: str, name: str, *, type_: str, reason: str, timeout: float = 120
 ) -> dict[str, Any]:
     """Wait until the binding's condition ``type_`` has ``reason``; return the binding."""
 
@@ -177,7 +177,7 @@ def run_binding(
     return wait_phase(kubectl, namespace, name, "Running")
 
 
-def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 30) -> str:
+def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 60) -> str:
     """The job token the operator wrote into the binding's ADB Secret, once it is there."""
 
     def written() -> str | None:
@@ -194,7 +194,7 @@ def events(kubectl: Kubectl, namespace: str, selector: str = "") -> list[dict[st
 
 
 def posted(
-    kubectl: Kubectl, namespace: str, selector: str, timeout: float = 30
+    kubectl: Kubectl, namespace: str, selector: str, timeout: float = 60
 ) -> list[dict[str, Any]]:
     """The namespace's Events matching the field ``selector``, once there is one.
 

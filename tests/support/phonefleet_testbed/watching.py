@@ -175,7 +175,7 @@ class Watched:
         name: str | None,
         check: Callable[[dict[str, Any]], bool],
         what: str,
-        timeout: float = 60,
+        timeout: float = 120,
     ) -> dict[str, Any]:
         """The object as it was when it first passed ``check`` (without ``name``: the first
         object that did), waiting up to ``timeout``."""
