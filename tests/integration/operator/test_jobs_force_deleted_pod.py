@@ -221,10 +221,35 @@ def replacement_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     )
 
 
-def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
+@pytest.fixture
+def attempt_then_force_delete(
+    *,
     kubectl: Kubectl,
     namespace: str,
     job_binding: Callable[..., str],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> Callable[[Router], str]:
+    """``attempt_then_force_delete(router)``: :func:`start_attempt_then_force_delete` on this
+    test's parts."""
+
+    def start(router: Router) -> str:
+        return start_attempt_then_force_delete(
+            kubectl=kubectl,
+            namespace=namespace,
+            job_binding=job_binding,
+            router=router,
+            workers=workers,
+            watched=watched,
+        )
+
+    return start
+
+
+def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
+    kubectl: Kubectl,
+    namespace: str,
+    attempt_then_force_delete: Callable[[Router], str],
     workers: dict[str, StandInWorker],
     watched: Watched,
 ) -> None:
@@ -234,14 +259,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
     attempt 2 ran on the new pod while the old worker still ran attempt 1: two workers on one
     phone."""
     with Router(workers["old"].url) as router:
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            job_binding=job_binding,
-            router=router,
-            workers=workers,
-            watched=watched,
-        )
+        first = attempt_then_force_delete(router)
         status = wait_status(watched, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2")
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
@@ -266,7 +284,7 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
 def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_next_starts(
     kubectl: Kubectl,
     namespace: str,
-    job_binding: Callable[..., str],
+    attempt_then_force_delete: Callable[[Router], str],
     workers: dict[str, StandInWorker],
     watched: Watched,
 ) -> None:
@@ -276,14 +294,7 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     on the new pod after the old worker stopped."""
     with Router(workers["old"].url) as router:
         router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
-        first = start_attempt_then_force_delete(
-            kubectl=kubectl,
-            namespace=namespace,
-            job_binding=job_binding,
-            router=router,
-            workers=workers,
-            watched=watched,
-        )
+        first = attempt_then_force_delete(router)
         fencing = wait_status(watched, lambda s: s.get("reason") == "Fencing", "to wait, Fencing")
         # Meanwhile the binding has no pod: its worker would open ADB and Appium on the phone.
         held = first_binding_state(
