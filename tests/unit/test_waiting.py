@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Literal
 
 import pytest
 
@@ -17,15 +18,31 @@ async def _poked_loop(event: asyncio.Event) -> None:
         event.clear()
 
 
+class Poke(asyncio.Event):
+    """An event that tells the test when its waiter waits, and when the poke has reached it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = asyncio.Event()
+        self.reached = asyncio.Event()
+
+    async def wait(self) -> Literal[True]:
+        self.waited.set()
+        await super().wait()
+        self.reached.set()
+        return True
+
+
 @pytest.mark.looptime
 async def test_a_loop_cancelled_as_it_is_poked_ends() -> None:
     """asyncio.wait_for on 3.11 lost this cancellation (the poke won, the loop ran on and the
-    operator never stopped); event_within keeps it."""
-    event = asyncio.Event()
+    operator never stopped); event_within keeps it. The cancellation comes as soon as the poke
+    has reached the wait, before the loop could take the next step."""
+    event = Poke()
     task = asyncio.create_task(_poked_loop(event))
-    await asyncio.sleep(0)
+    await event.waited.wait()
     event.set()
-    await asyncio.sleep(0)
+    await event.reached.wait()
     task.cancel()
     done, _ = await asyncio.wait({task}, timeout=60)
     assert task in done

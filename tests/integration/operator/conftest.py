@@ -35,6 +35,7 @@ from phonefleet_testbed.scenarios import (
 )
 from phonefleet_testbed.tenants import Tenancy, Tenant
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watched
 
 #: The ValidatingWebhookConfiguration of the account "default" (the tests' operators').
 WEBHOOK_CONFIGURATION = "phonefleet.dev"
@@ -239,3 +240,10 @@ def operator_replicas(
         leftovers=[("validatingwebhookconfiguration", WEBHOOK_CONFIGURATION)],
     ) as start:
         yield start
+
+
+@pytest.fixture
+def watched(control_plane: ControlPlane, namespace: str) -> Iterator[Watched]:
+    """Watches of the test's namespace, one per kind the test starts; ended afterwards."""
+    with Watched(control_plane, namespace) as watches:
+        yield watches

@@ -274,7 +274,7 @@ def test_a_force_released_binding_its_pool_queues_stops_its_phone_in_that_pass(
             "-p",
             json.dumps({"status": {"holders": []}}),
         )
-        wait_phase(kubectl, ns, "first", "Queued", timeout=60)
+        wait_phase(kubectl, ns, "first", "Queued")
         assert phone_a not in tenancy.fleet.running()
 
         wait_phase(kubectl, ns, "waiting", "Running", timeout=90)
@@ -311,7 +311,7 @@ def test_a_force_released_binding_its_pool_forbids_stops_its_phone_once_geelark_
         tenancy.fleet.simulator.admin.set_faults(PHONE_STOP, http_status=503)
         refusals = tenancy.fleet.simulator.admin.counters().calls(PHONE_STOP)
         kubectl("label", "namespace", ns, f"{CLIENT_LABEL}=nobody", "--overwrite")
-        wait_phase(kubectl, ns, "first", "Forbidden", timeout=60)
+        wait_phase(kubectl, ns, "first", "Forbidden")
         wait_for(
             lambda: tenancy.fleet.simulator.admin.counters().calls(PHONE_STOP) > refusals,
             60,
@@ -396,7 +396,7 @@ def test_a_holder_moved_to_a_phone_its_pool_refuses_lets_its_old_phone_go(
     wait_phase(kubectl, ns, "first", "Running")
 
     kubectl.apply(make_binding("first", phone_c, ns))
-    wait_phase(kubectl, ns, "first", "Forbidden", timeout=60)
+    wait_phase(kubectl, ns, "first", "Forbidden")
     wait_for(
         lambda: kubectl.get("phoneclaim", phone_a) is None,
         90,

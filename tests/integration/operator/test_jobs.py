@@ -30,10 +30,12 @@ from phonefleet_testbed.scenarios import (
     Operator,
     condition,
     make_binding,
+    posted,
     wait_job_token,
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watched
 
 pytestmark = pytest.mark.integration
 
@@ -45,42 +47,20 @@ def get_job(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any]:
     return found
 
 
-def wait_job(
-    kubectl: Kubectl,
-    namespace: str,
-    *,
-    name: str,
-    check: Callable[[dict[str, Any]], bool],
-    what: str,
-    timeout: float = 60,
-) -> dict[str, Any]:
-    """Wait until the job's status passes ``check``; return the job."""
-
-    def reached() -> dict[str, Any] | None:
-        found = get_job(kubectl, namespace, name)
-        return found if check(found.get("status") or {}) else None
-
-    return wait_for(
-        reached,
-        timeout,
-        message=lambda: (
-            f"{name} {what}; status now: {get_job(kubectl, namespace, name).get('status')}"
-        ),
-    )
-
-
 def phase_is(phase: str) -> Callable[[dict[str, Any]], bool]:
-    """A check for ``wait_job``."""
+    """A check of a job's status, for ``JobBed.wait``."""
     return lambda status: status.get("phase") == phase
 
 
 def reason_is(reason: str) -> Callable[[dict[str, Any]], bool]:
-    """A check for ``wait_job``."""
+    """A check of a job's status, for ``JobBed.wait``."""
     return lambda status: status.get("reason") == reason
 
 
 class JobBed:
-    """Stand-in workers for the bindings of one test, and the operator pointed at them."""
+    """Stand-in workers for the bindings of one test, the operator pointed at them, and a watch
+    of the test's PhoneJobs (from the first one applied): every status a job passes through is
+    seen, even one that lasts a second (a retry's backoff, a short attempt)."""
 
     def __init__(
         self,
@@ -89,12 +69,15 @@ class JobBed:
         fleet: Fleet,
         operator_factory: Callable[..., Operator],
         folder: Path,
+        *,
+        watched: Watched,
     ) -> None:
         self.kubectl = kubectl
         self.namespace = namespace
         self.fleet = fleet
         self._start_operator = operator_factory
         self._folder = folder
+        self._watched = watched
         self.workers: dict[str, StandInWorker] = {}
         self.tokens: dict[str, str] = {}
 
@@ -129,28 +112,37 @@ class JobBed:
         self.worker(name).mount_token(token)
 
     def job(self, name: str, binding: str, **spec: Any) -> None:
-        """Apply a job."""
+        """Apply a job (the first one starts the watch of the namespace's jobs)."""
         self.kubectl.apply(make_job(name, binding, self.namespace, **spec))
+        self._watched.start("phonejobs")
+
+    def statuses(self, name: str) -> list[dict[str, Any]]:
+        """Every status the job has had since the watch began, in order."""
+        return [job.get("status") or {} for job in self._watched.states("phonejobs", name)]
 
     def wait(
         self, name: str, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 60
     ) -> dict[str, Any]:
-        """Wait for a job's status."""
-        return wait_job(
-            self.kubectl, self.namespace, name=name, check=check, what=what, timeout=timeout
+        """Wait until the job's status has passed ``check``; the job as it was then. (A job
+        applied otherwise than by ``job`` is watched from here on.)"""
+        self._watched.start("phonejobs")
+        return self._watched.first(
+            "phonejobs", name, lambda job: check(job.get("status") or {}), f"{name} {what}", timeout
         )
 
 
 @pytest.fixture
 def bed(
+    *,
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
     tmp_path: Path,
+    watched: Watched,
 ) -> Iterator[JobBed]:
     """The job test bed of one test; its stand-in workers are stopped afterwards."""
-    state = JobBed(kubectl, namespace, fleet, operator_factory, tmp_path)
+    state = JobBed(kubectl, namespace, fleet, operator_factory, tmp_path, watched=watched)
     yield state
     for worker in state.workers.values():
         worker.stop()
@@ -214,9 +206,9 @@ def test_jobs_run_one_at_a_time_in_creation_order_and_the_ledger_records_each(
     table = kubectl("get", "pj", "-n", namespace).stdout.splitlines()
     assert table[0].split() == ["NAME", "BINDING", "TASK", "PHASE", "ATTEMPTS", "AGE", "REASON"]
     assert table[1].split()[:5] == ["post-1", "alpha", "probe-post", "Succeeded", "1"]
+    posted(kubectl, namespace, "involvedObject.name=post-3,reason=AttemptSucceeded")
     events = kubectl("get", "events", "-n", namespace, "-o", "json").stdout
     assert "StartedAttempt" in events
-    assert "AttemptSucceeded" in events
     token = bed.tokens["alpha"]
     pod = kubectl("get", "pod", "alpha-worker", "-n", namespace, "-o", "json").stdout
     statuses = kubectl("get", "pj", "-n", namespace, "-o", "json").stdout
@@ -343,13 +335,16 @@ def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
 
     bed.wait("first", phase_is("Succeeded"), "to succeed")
     capped = bed.wait("second", reason_is("DailyCapReached"), "to hit the cap")["status"]
-    suspended = bed.wait("later", reason_is("BindingNotRunning"), "to wait for its binding")[
-        "status"
-    ]
+    # Until the binding's own status says Suspended, its job says "(phase Pending)".
+    suspended = bed.wait(
+        "later",
+        lambda status: status.get("message") == "binding not Running (phase Suspended)",
+        "to wait for its suspended binding",
+    )["status"]
 
     assert capped["message"] == "daily cap reached until 00:00 UTC"
     assert capped["nextAttemptTime"].endswith("T00:00:00Z")
-    assert suspended["message"] == "binding not Running (phase Suspended)"
+    assert suspended["reason"] == "BindingNotRunning"
     assert bed.workers["foxtrot"].runs() == []
 
     kubectl(
@@ -382,19 +377,14 @@ def test_a_long_running_claim_never_returns_to_pending_and_never_runs_twice(
     bed.job("long", "golf", params={"caption": "x", "seconds": 6})
     bed.running("golf")
     bed.wait("long", phase_is("Running"), "to start")
+    bed.wait("long", lambda status: status.get("phase") in {"Succeeded", "Failed"}, "to end")
 
-    seen: list[tuple[str, int]] = []
-
-    def still_running() -> bool:
-        status = get_job(kubectl, namespace, "long")["status"]
-        seen.append((status["phase"], status["attemptCount"]))
-        return status["phase"] != "Running"
-
-    wait_for(still_running, 60, interval=0.3, message="the long job to end")
-
-    assert {count for _, count in seen} == {1}
-    assert [phase for phase, _ in seen][:-1] == ["Running"] * (len(seen) - 1)
-    assert get_job(kubectl, namespace, "long")["status"]["phase"] == "Succeeded"
+    # Every status the watch saw, from the attempt's start to the first that is not Running.
+    seen = [(s.get("phase"), s.get("attemptCount")) for s in bed.statuses("long")]
+    start = next(i for i, (phase, _) in enumerate(seen) if phase == "Running")
+    end = next(i for i, (phase, _) in enumerate(seen) if i > start and phase != "Running")
+    assert seen[end][0] == "Succeeded", seen
+    assert {count for _, count in seen[start : end + 1]} == {1}, seen
     assert list(runs_of(worker).values()) == [1]
 
 
@@ -445,8 +435,10 @@ def test_jobs_waiting_for_a_retry_survive_the_worker_exiting_and_the_operator_re
     bed.running("india")
     bed.wait("retry", reason_is("RetryBackoff"), "to wait for its retry")
 
-    worker.stop()
+    # The operator goes first: a retry that comes due before it stopped runs on a live worker
+    # (the job still ends [1, 2]), never on a worker that is down.
     bed.stop_operator(operator)
+    worker.stop()
     worker.start()
     bed.operator()
 

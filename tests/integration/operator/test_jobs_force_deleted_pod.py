@@ -40,6 +40,7 @@ from phonefleet_testbed.scenarios import (
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
+from phonefleet_testbed.watching import Watched
 
 pytestmark = pytest.mark.integration
 
@@ -143,13 +144,21 @@ def job_status(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
 
 
 def wait_status(
-    kubectl: Kubectl, namespace: str, check: Callable[[dict[str, Any]], bool], what: str
+    watched: Watched, check: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, Any]:
-    return wait_for(
-        lambda: (s := job_status(kubectl, namespace)) and check(s) and s,
-        90,
-        message=lambda: f"the job {what}; status now: {job_status(kubectl, namespace)}",
+    """The job's first status that passed ``check``: watched, since a status such as Fencing
+    lasts only the lease and the grace (6 s), which a poll on a loaded machine can miss."""
+    job = watched.first(
+        "phonejobs", "post", lambda job: check(job.get("status") or {}), f"the job {what}", 90
     )
+    return dict(job.get("status") or {})
+
+
+def first_binding_state(
+    watched: Watched, check: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The binding as it was when it first passed ``check`` (watched, as above)."""
+    return watched.first("phonebindings", NAME, check, what, 60)
 
 
 def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
@@ -158,15 +167,18 @@ def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
 
 
 def start_attempt_then_force_delete(
+    *,
     kubectl: Kubectl,
     namespace: str,
     job_binding: Callable[..., str],
     router: Router,
     workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> str:
     """Binding and job running on the old pod's worker; then the pod force-deleted. Returns
     attempt 1's id."""
     token = job_binding(NAME, router.url, PHONEFLEET_JOBS_LEASE_SECONDS=LEASE_SECONDS)
+    watched.start("phonebindings")
     for worker in workers.values():
         worker.mount_token(token)
     kubectl.apply(
@@ -181,7 +193,8 @@ def start_attempt_then_force_delete(
             activeDeadlineSeconds=600,
         )
     )
-    running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+    watched.start("phonejobs")
+    running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
     first = running["attempts"][0]["id"]
     wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
     old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
@@ -208,11 +221,37 @@ def replacement_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
     )
 
 
-def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
+@pytest.fixture
+def attempt_then_force_delete(
+    *,
     kubectl: Kubectl,
     namespace: str,
     job_binding: Callable[..., str],
     workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> Callable[[Router], str]:
+    """``attempt_then_force_delete(router)``: :func:`start_attempt_then_force_delete` on this
+    test's parts."""
+
+    def start(router: Router) -> str:
+        return start_attempt_then_force_delete(
+            kubectl=kubectl,
+            namespace=namespace,
+            job_binding=job_binding,
+            router=router,
+            workers=workers,
+            watched=watched,
+        )
+
+    return start
+
+
+def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_starts(
+    kubectl: Kubectl,
+    namespace: str,
+    attempt_then_force_delete: Callable[[Router], str],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> None:
     """The pod is force-deleted while its worker still runs attempt 1. The operator tells that
     worker to stop (at the old pod's address) and records its answer as attempt 1's end; only
@@ -220,10 +259,8 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
     attempt 2 ran on the new pod while the old worker still ran attempt 1: two workers on one
     phone."""
     with Router(workers["old"].url) as router:
-        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
-        status = wait_status(
-            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
-        )
+        first = attempt_then_force_delete(router)
+        status = wait_status(watched, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2")
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
         pod = replacement_pod(kubectl, namespace)
@@ -247,8 +284,9 @@ def test_a_force_deleted_pods_worker_is_told_to_stop_before_the_next_attempt_sta
 def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_next_starts(
     kubectl: Kubectl,
     namespace: str,
-    job_binding: Callable[..., str],
+    attempt_then_force_delete: Callable[[Router], str],
     workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> None:
     """As above, but the old pod is out of reach (its node cut off): the job waits, Fencing,
     while the old worker, no longer asked about its attempt, stops it when its 4 s lease runs
@@ -256,23 +294,15 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     on the new pod after the old worker stopped."""
     with Router(workers["old"].url) as router:
         router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
-        first = start_attempt_then_force_delete(kubectl, namespace, job_binding, router, workers)
-        fencing = wait_status(
-            kubectl, namespace, lambda s: s.get("reason") == "Fencing", "to wait, Fencing"
-        )
+        first = attempt_then_force_delete(router)
+        fencing = wait_status(watched, lambda s: s.get("reason") == "Fencing", "to wait, Fencing")
         # Meanwhile the binding has no pod: its worker would open ADB and Appium on the phone.
-        held = wait_for(
-            lambda: (
-                (b := binding(kubectl, namespace, NAME))
-                and (condition(b, "WorkerReady") or {}).get("reason") == "FencingAttempt"
-                and b
-            ),
-            30,
-            message="the binding to hold its new pod back",
+        held = first_binding_state(
+            watched,
+            lambda b: (condition(b, "WorkerReady") or {}).get("reason") == "FencingAttempt",
+            "the binding to hold its new pod back",
         )
-        status = wait_status(
-            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
-        )
+        status = wait_status(watched, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2")
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
         pod = replacement_pod(kubectl, namespace)
@@ -301,6 +331,7 @@ def start_attempt_out_of_reach(
     operator_factory: Callable[..., Operator],
     router: Router,
     workers: dict[str, StandInWorker],
+    watched: Watched,
     **env: str,
 ) -> tuple[str, str]:
     """Binding and job running on the old worker, which is then cut off (its attempt's requests
@@ -313,6 +344,7 @@ def start_attempt_out_of_reach(
     )
     phone = fleet.add_phone()
     kubectl.apply(make_binding(NAME, phone, namespace))
+    watched.start("phonebindings")
     wait_phase(kubectl, namespace, NAME, "Running")
     workers["old"].mount_token(wait_job_token(kubectl, namespace, NAME))
     kubectl.apply(
@@ -328,7 +360,8 @@ def start_attempt_out_of_reach(
             },
         }
     )
-    running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+    watched.start("phonejobs")
+    running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
     first = str(running["attempts"][0]["id"])
     wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
     router.cut = True
@@ -336,11 +369,40 @@ def start_attempt_out_of_reach(
     return phone, first
 
 
-def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is_fenced(
+@pytest.fixture
+def attempt_out_of_reach(
+    *,
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> Callable[..., tuple[str, str]]:
+    """``attempt_out_of_reach(router, **env)``: :func:`start_attempt_out_of_reach` on this
+    test's parts."""
+
+    def start(router: Router, **env: str) -> tuple[str, str]:
+        return start_attempt_out_of_reach(
+            kubectl=kubectl,
+            namespace=namespace,
+            fleet=fleet,
+            operator_factory=operator_factory,
+            router=router,
+            workers=workers,
+            watched=watched,
+            **env,
+        )
+
+    return start
+
+
+def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is_fenced(
+    *,
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    attempt_out_of_reach: Callable[..., tuple[str, str]],
     workers: dict[str, StandInWorker],
 ) -> None:
     """The binding is deleted while its worker, now out of reach, runs attempt 1. The release
@@ -350,14 +412,7 @@ def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is
     stopped as soon as the pod was gone, with the attempt still running on the old worker, and
     the attempt ended Lost "the binding and its pod are gone"."""
     with Router(workers["old"].url) as router:
-        phone, first = start_attempt_out_of_reach(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        phone, first = attempt_out_of_reach(router)
         kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
         wait_for(lambda: phone not in fleet.running(), 90, message="the phone to be stopped")
         # The phone stops after the old worker's run ended (at its lease), never before.
@@ -371,11 +426,13 @@ def test_a_binding_deleted_mid_attempt_stops_its_phone_only_after_the_attempt_is
 
 
 def test_a_binding_suspended_mid_attempt_stops_its_phone_only_after_the_attempt_is_fenced(
+    *,
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    attempt_out_of_reach: Callable[..., tuple[str, str]],
     workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> None:
     """The binding is suspended while its worker, now out of reach, runs attempt 1. Its pod
     goes, but its phone keeps running, the binding saying why (Suspended; Ready and PhoneReady
@@ -383,28 +440,15 @@ def test_a_binding_suspended_mid_attempt_stops_its_phone_only_after_the_attempt_
     then the phone is stopped, after the old worker's run ended. Before, the phone was stopped
     at the first suspended pass, with the attempt still running on the old worker."""
     with Router(workers["old"].url) as router:
-        phone, first = start_attempt_out_of_reach(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-        )
+        phone, first = attempt_out_of_reach(router)
         kubectl(
             "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
             "-p", '{"spec":{"suspend":true}}',
         )  # fmt: skip
-        waiting = wait_for(
-            lambda: (
-                (b := binding(kubectl, namespace, NAME))
-                and (condition(b, "Ready") or {}).get("reason") == "FencingAttempt"
-                and b
-            ),
-            60,
-            message=lambda: (
-                f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
-            ),
+        waiting = first_binding_state(
+            watched,
+            lambda b: (condition(b, "Ready") or {}).get("reason") == "FencingAttempt",
+            "the binding to wait for the fence",
         )
         wait_for(lambda: phone not in fleet.running(), 90, message="the phone to be stopped")
         old_run = run_times(workers["old"], first)
@@ -419,11 +463,13 @@ def test_a_binding_suspended_mid_attempt_stops_its_phone_only_after_the_attempt_
 
 
 def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
+    *,
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
-    operator_factory: Callable[..., Operator],
+    attempt_out_of_reach: Callable[..., tuple[str, str]],
     workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> None:
     """The binding leaves the API server while its worker, out of reach, runs attempt 1 (its
     finalizer removed by hand): the job stays Running (Fencing, naming the deleted binding)
@@ -432,15 +478,7 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
     The sweep of orphaned claims (every second here) stops the phone and deletes the claim only
     after that; before, it stopped the phone as soon as the binding and its pod were gone."""
     with Router(workers["old"].url) as router:
-        phone, first = start_attempt_out_of_reach(
-            kubectl=kubectl,
-            namespace=namespace,
-            fleet=fleet,
-            operator_factory=operator_factory,
-            router=router,
-            workers=workers,
-            PHONEFLEET_ORPHAN_SWEEP_SECONDS="1",
-        )
+        phone, first = attempt_out_of_reach(router, PHONEFLEET_ORPHAN_SWEEP_SECONDS="1")
         kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
         kubectl(
             "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
@@ -448,8 +486,7 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
         )  # fmt: skip
         wait_for(lambda: binding(kubectl, namespace, NAME) is None, 30, message="the binding")
         fencing = wait_status(
-            kubectl,
-            namespace,
+            watched,
             lambda s: str(s.get("message", "")).startswith(f"PhoneBinding {NAME} was deleted"),
             "to be fenced as its binding's",
         )
@@ -457,8 +494,7 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
         # The phone stops after the old worker's run ended (at its lease), never before.
         stopped_run = run_times(workers["old"], first)
         status = wait_status(
-            kubectl,
-            namespace,
+            watched,
             lambda s: s["attempts"][0]["outcome"] != "Running",
             "to end attempt 1",
         )

@@ -17,9 +17,9 @@ from phonefleet_testbed.scenarios import (
     Operator,
     binding,
     condition,
-    events,
     make_binding,
     make_claim,
+    posted,
     wait_phase,
 )
 from phonefleet_testbed.waiting import wait_for
@@ -28,11 +28,9 @@ from phonefleet_testbed.waiting import wait_for
 IP_NOT_ALLOWED = 40016
 
 
-def warning_reasons(kubectl: Kubectl, namespace: str, name: str) -> list[str]:
-    """Reasons of the Warning Events posted on one object of the namespace."""
-    return [
-        e["reason"] for e in events(kubectl, namespace, f"involvedObject.name={name},type=Warning")
-    ]
+def warned(kubectl: Kubectl, namespace: str, name: str, reason: str) -> None:
+    """Wait for a Warning Event ``reason`` on one object of the namespace."""
+    posted(kubectl, namespace, f"involvedObject.name={name},type=Warning,reason={reason}")
 
 
 def blocked(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | None:
@@ -77,7 +75,7 @@ def test_a_deletion_waits_for_geelark_to_confirm_the_stop_unless_the_phone_is_ab
         assert body["status"]["phase"] == "Error"
         assert kubectl.get("phoneclaim", phone_id) is not None
         assert phone_id in fleet.running()
-        assert "PhoneNotStopped" in warning_reasons(kubectl, namespace, name)
+        warned(kubectl, namespace, name, "PhoneNotStopped")
     refusals = fleet.simulator.admin.counters().calls(PHONE_STOP)
     wait_for(
         lambda: fleet.simulator.admin.counters().calls(PHONE_STOP) > refusals,
@@ -94,7 +92,7 @@ def test_a_deletion_waits_for_geelark_to_confirm_the_stop_unless_the_phone_is_ab
     fleet.keep_running.add(phones["abandoned"])
     assert phones["abandoned"] in fleet.running()
     assert kubectl.get("phoneclaim", phones["abandoned"]) is None
-    assert "AbandonedPhone" in warning_reasons(kubectl, namespace, "abandoned")
+    warned(kubectl, namespace, "abandoned", "AbandonedPhone")
     assert f"Abandoned phone {phones['abandoned']} of {namespace}/abandoned" in caplog.text
     assert binding(kubectl, namespace, "patient") is not None
 

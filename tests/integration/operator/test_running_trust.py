@@ -19,13 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from phonefleet_testbed.controlplane import NEVER_READY_IMAGE
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.geelark_sim import ServedCall
 from phonefleet_testbed.geelark_sim.endpoints import ADB_GET_DATA, ADB_SET_STATUS
-from phonefleet_testbed.scenarios import Fleet, Operator, binding, condition, make_binding
+from phonefleet_testbed.scenarios import Fleet, Operator, binding, make_binding, wait_condition
 from phonefleet_testbed.waiting import wait_for
 
 #: The not-ready threshold the operator runs with here (120 s by default).
@@ -61,12 +60,7 @@ def test_a_binding_waiting_for_its_pod_asks_geelark_again_only_once_the_pod_coun
     phone_id = fleet.add_phone()
     kubectl.apply(make_binding("stuck", phone_id, namespace, worker={"image": NEVER_READY_IMAGE}))
 
-    def waiting_for_its_pod() -> dict[str, Any] | None:
-        body = binding(kubectl, namespace, "stuck")
-        ready = condition(body, "Ready") if body else None
-        return body if ready and ready["reason"] == "PodNotReady" else None
-
-    body = wait_for(waiting_for_its_pod, 60, message="the binding to report its pod not ready")
+    body = wait_condition(kubectl, namespace, "stuck", type_="Ready", reason="PodNotReady")
     status = body["status"]
     first = status["phone"]["adbProvisionedAt"]
     assert status["phase"] == "Bound"

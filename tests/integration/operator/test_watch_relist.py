@@ -120,7 +120,9 @@ async def test_pods_deleted_while_the_watch_was_down_are_reported_on_relist(
         await _eventually(lambda: ("ADDED", "added") in seen, "the pod added in the gap")
     finally:
         await asyncio.to_thread(watch.stop)
-    assert watch.lists == 2  # the API server answered 410 for the old version: a relist
+    # The API server answered 410 for the old version: a relist. (A watch that then fails
+    # three times in a row lists again too: more than one relist is no fault.)
+    assert watch.lists >= 2
     assert gone_uids == [deleted["metadata"]["uid"]]
     assert ("DELETED", "kept") not in seen
     assert ("ADDED", "kept") not in seen  # unchanged since the last report: nothing to say

@@ -136,7 +136,7 @@ def binding(kubectl: Kubectl, namespace: str, name: str) -> dict[str, Any] | Non
 
 
 def wait_phase(
-    kubectl: Kubectl, namespace: str, name: str, phase: str, timeout: float = 60
+    kubectl: Kubectl, namespace: str, name: str, phase: str, timeout: float = 120
 ) -> dict[str, Any]:
     """Wait until the binding reports ``phase`` and return it."""
 
@@ -151,6 +151,23 @@ def wait_phase(
     return wait_for(reached, timeout, message=describe)
 
 
+def wait_condition(
+    kubectl: Kubectl, namespace: str, name: str, *, type_: str, reason: str, timeout: float = 120
+) -> dict[str, Any]:
+    """Wait until the binding's condition ``type_`` has ``reason``; return the binding."""
+
+    def reached() -> dict[str, Any] | None:
+        found = binding(kubectl, namespace, name)
+        said = condition(found, type_) if found else None
+        return found if said and said["reason"] == reason else None
+
+    def describe() -> str:
+        status = (binding(kubectl, namespace, name) or {}).get("status")
+        return f"{namespace}/{name}'s {type_} to say {reason}; status now: {status}"
+
+    return wait_for(reached, timeout, message=describe)
+
+
 def run_binding(
     kubectl: Kubectl, namespace: str, name: str, phone: str, **spec: Any
 ) -> dict[str, Any]:
@@ -160,7 +177,7 @@ def run_binding(
     return wait_phase(kubectl, namespace, name, "Running")
 
 
-def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 30) -> str:
+def wait_job_token(kubectl: Kubectl, namespace: str, name: str, timeout: float = 60) -> str:
     """The job token the operator wrote into the binding's ADB Secret, once it is there."""
 
     def written() -> str | None:
@@ -174,6 +191,22 @@ def events(kubectl: Kubectl, namespace: str, selector: str = "") -> list[dict[st
     """The namespace's Events, those matching the field ``selector`` when one is given (e.g.
     ``"involvedObject.name=b,type=Warning"``)."""
     return kubectl.list("events", namespace, *(["--field-selector", selector] if selector else []))
+
+
+def posted(
+    kubectl: Kubectl, namespace: str, selector: str, timeout: float = 60
+) -> list[dict[str, Any]]:
+    """The namespace's Events matching the field ``selector``, once there is one.
+
+    The operator posts its Events in the background after the status write they go with: a
+    test that has seen the status must still wait for the Event.
+    """
+    found: list[dict[str, Any]] = wait_for(
+        lambda: events(kubectl, namespace, selector),
+        timeout,
+        message=f"an Event matching {selector} in namespace {namespace}",
+    )
+    return found
 
 
 def condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from typing import Any
 from phonefleet_testbed.controlplane import ControlPlane
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["Watch", "WatchEvent"]
+__all__ = ["Watch", "WatchEvent", "Watched"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,65 @@ class Watch:
                 self._on_event(event)
             with self._lock:
                 self._events.append(event)
+
+
+class Watched:
+    """One :class:`Watch` per kind of a namespace's objects, each started (``start``) once an
+    object of its kind exists, all ended by ``close``.
+
+    ``first`` waits for the first state of an object that passes a check, among those seen or
+    to come: a state that lasts a second (a retry's backoff, an attempt being fenced, a phone
+    booting) is not missed, as a poll with ``kubectl get`` can miss it on a loaded machine.
+    """
+
+    def __init__(self, plane: ControlPlane, namespace: str) -> None:
+        self._plane = plane
+        self._namespace = namespace
+        self._watches: dict[str, Watch] = {}
+
+    def __enter__(self) -> Watched:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def start(self, kind: str) -> None:
+        """Watch ``kind`` from now on (at least one must exist); a second call does nothing."""
+        if kind not in self._watches:
+            self._watches[kind] = Watch(self._plane, kind, self._namespace).__enter__()
+
+    def states(self, kind: str, name: str | None) -> list[dict[str, Any]]:
+        """Every state of the object (of every object, without ``name``) seen so far, in
+        order."""
+        assert kind in self._watches, f"{kind} are not watched: start() them first"
+        return [e.object for e in self._watches[kind].events(name)]
+
+    def first(
+        self,
+        kind: str,
+        name: str | None,
+        check: Callable[[dict[str, Any]], bool],
+        what: str,
+        timeout: float = 120,
+    ) -> dict[str, Any]:
+        """The object as it was when it first passed ``check`` (without ``name``: the first
+        object that did), waiting up to ``timeout``."""
+
+        def reached() -> dict[str, Any] | None:
+            return next((o for o in self.states(kind, name) if check(o)), None)
+
+        def describe() -> str:
+            seen = self.states(kind, name)
+            last = seen[-1].get("status") if seen else None
+            return f"{what}; {kind}/{name or '*'} last seen with status {last}"
+
+        found: dict[str, Any] = wait_for(reached, timeout, interval=0.05, message=describe)
+        return found
+
+    def close(self) -> None:
+        """End every watch."""
+        for watch in self._watches.values():
+            watch.stop()
 
 
 def _documents(stream: Iterable[str]) -> Iterator[dict[str, Any]]:

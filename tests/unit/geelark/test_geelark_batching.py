@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 import pytest
+from loop_order import loop_caught_up
 
 from phonefleet_operator.errors import (
     GeelarkRateLimited,
@@ -189,7 +190,7 @@ async def test_a_cancelled_caller_does_not_disturb_the_others_in_its_batch() -> 
     quitter, *stayers = phone_ids(3)
     quitting = asyncio.ensure_future(gateway.start(quitter))
     staying = [asyncio.ensure_future(gateway.start(i)) for i in stayers]
-    await asyncio.sleep(0)  # let every caller join the batch before one gives up
+    await loop_caught_up()  # every caller has joined the batch before one gives up
 
     quitting.cancel()
     results = await asyncio.gather(*staying)
@@ -203,7 +204,7 @@ async def test_closing_sends_pending_batches_without_waiting_for_the_window() ->
     api = FakePhoneApi()
     gateway = make_gateway(api, window=60.0)
     pending = asyncio.ensure_future(gateway.enable_adb(phone_ids(1)[0]))
-    await asyncio.sleep(0)
+    await loop_caught_up()  # the caller has joined the batch
 
     await asyncio.wait_for(gateway.aclose(), timeout=5)
 

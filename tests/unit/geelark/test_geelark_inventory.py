@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from loop_order import loop_caught_up, until
 
 from phonefleet_operator.errors import (
     AmbiguousPhone,
@@ -267,7 +268,8 @@ async def test_concurrent_first_lookups_share_one_listing() -> None:
     inventory, lister, _ = make_inventory(fleet(250))
     lister.gate = asyncio.Event()
     lookups = [asyncio.ensure_future(inventory.resolve(p.id)) for p in fleet(250)]
-    await asyncio.sleep(0)
+    await until(lambda: lister.calls, within=10)  # the first listing is on its way
+    await loop_caught_up()  # and every lookup has run its first step
 
     lister.gate.set()
     await asyncio.gather(*lookups)
@@ -297,11 +299,10 @@ async def test_a_miss_joining_a_refresh_already_sent_is_asked_about_in_the_next_
     sent = len(lister.calls)
 
     ghost = asyncio.ensure_future(inventory.resolve("ghost"))
-    for _ in range(10):  # a few loop turns: the refresh sends its query and waits on the gate
-        await asyncio.sleep(0)
+    await until(lambda: len(lister.calls) > sent, within=10)  # the refresh waits on the gate
     lister.phones.append(make_phone(999, serial_name="late"))
     late = asyncio.ensure_future(inventory.resolve("late"))
-    await asyncio.sleep(0)
+    await loop_caught_up()  # the late lookup has joined while the refresh is on its way
     lister.gate.set()
 
     with pytest.raises(PhoneNotFound):

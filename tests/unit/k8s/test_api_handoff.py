@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from thread_signals import Changes, counted_wakeups, loop_caught_up
+from loop_order import loop_caught_up
+from thread_signals import Changes, counted_wakeups
 
 from phonefleet_operator.k8s.api import ApiCaller
 from phonefleet_operator.k8s.handoff import Handoff

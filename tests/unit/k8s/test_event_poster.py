@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from thread_signals import loop_caught_up
+from loop_order import loop_caught_up
 
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.events import EventPoster

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from thread_signals import Changes, counted_wakeups
+from thread_signals import DEADLINE_SECONDS, Changes, counted_wakeups
 
 from phonefleet_operator.k8s.watch import KeptState, ObjectWatch
 
@@ -204,17 +204,31 @@ async def test_changes_that_arrive_while_the_loop_is_busy_wake_it_once_and_come_
     api.watches = [held]
     loop = asyncio.get_running_loop()
     seen: list[str] = []
-    watch = ObjectWatch("pods", api, lambda t, o: seen.append(o["metadata"]["name"]))
+    all_seen = asyncio.Event()
+
+    def deliver(_: str, obj: Obj) -> None:
+        seen.append(obj["metadata"]["name"])
+        if len(seen) == len(names):
+            all_seen.set()
+
+    # Another callback of the loop: it records how many objects came before each of its runs
+    # and schedules itself again (ten runs at most), behind whatever is ready by then.
+    turns: list[int] = []
+
+    def bystander() -> None:
+        turns.append(len(seen))
+        if len(seen) < len(names) and len(turns) < 10:
+            loop.call_soon(bystander)
+
+    watch = ObjectWatch("pods", api, deliver)
     try:
         with counted_wakeups(loop) as wakeups:
             watch.start(loop)
             assert reached.wait(10), "the watch thread never finished its relist"
             assert seen == []  # the loop was busy (here) the whole time
-            turns = []
-            while len(seen) < len(names):
-                await asyncio.sleep(0)
-                turns.append(len(seen))
-                assert len(turns) < 10, turns
+            loop.call_soon(bystander)  # behind the hand-over the thread scheduled
+            async with asyncio.timeout(DEADLINE_SECONDS):
+                await all_seen.wait()
     finally:
         watch.stop()
     assert turns == [500, 1000, 1200]

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from thread_signals import DEADLINE_SECONDS, loop_caught_up
+from loop_order import loop_caught_up
+from thread_signals import DEADLINE_SECONDS
 
 from phonefleet_operator.k8s.watch import ObjectWatch
 

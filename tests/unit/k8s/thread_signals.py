@@ -35,19 +35,6 @@ class Changes:
         assert held, f"timed out waiting for {what}"
 
 
-async def loop_caught_up() -> None:
-    """Return once the event loop has run every callback scheduled before this call.
-
-    The loop runs its ready callbacks in the order they were scheduled: a marker scheduled now
-    runs after a task's first step (``ensure_future``) and after whatever a thread that has
-    ended handed over (``call_soon_threadsafe``). An order on the loop, not a pause.
-    """
-    loop = asyncio.get_running_loop()
-    caught_up: asyncio.Future[None] = loop.create_future()
-    loop.call_soon(caught_up.set_result, None)
-    await caught_up
-
-
 class Wakeups:
     """How often other threads woke the loop (``call_soon_threadsafe``)."""
 

@@ -10,13 +10,13 @@ the list of events it would send, pumped into the supervisor by the test.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from loop_order import until
 
 from phonefleet_operator.constants import FINALIZER
 from phonefleet_operator.errors import KubernetesUnavailable, TemporaryFault
@@ -89,7 +89,7 @@ class BindingServer:
     async def set(
         self, namespace: str, name: str, resource_version: str, finalizers: Sequence[str]
     ) -> Obj | None:
-        await asyncio.sleep(0)  # an answer takes a turn of the event loop
+        # What other clients write while ours is on its way is the test's to say (meanwhile).
         if self.meanwhile:
             self.meanwhile.pop(0)()
         obj = self.objects.get((namespace, name))
@@ -161,18 +161,6 @@ class Operator:
             self.loops.saw(event_type, copy.deepcopy(obj))
 
 
-async def until(check: Callable[[], bool], pump: Operator | None = None) -> None:
-    """Let the loops run (delivering the watch's events) until ``check`` holds, within a deadline
-    on the loop's clock (virtual under looptime)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 600.0
-    while not check():
-        assert loop.time() < deadline, "timed out"
-        if pump is not None:
-            pump.pump()
-        await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 def server() -> BindingServer:
     return BindingServer()
@@ -191,7 +179,7 @@ async def test_a_new_binding_gets_our_finalizer_then_its_loop_runs_on_the_latest
     server.create("b", finalizers=[OTHER])
     operator.pump()
     assert operator.passes == []  # nothing is done for a binding that could go unreleased
-    await until(lambda: bool(operator.passes), operator)
+    await until(lambda: bool(operator.passes), operator.pump)
     assert server.finalizers("b") == [OTHER, FINALIZER]
     assert FINALIZER in operator.passes[0]["metadata"]["finalizers"]
     assert "uid-1" in operator.wakeups
@@ -200,7 +188,7 @@ async def test_a_new_binding_gets_our_finalizer_then_its_loop_runs_on_the_latest
     server.write_status("b", "Running")
     operator.pump()
     operator.wakeups.wake("uid-1")
-    await until(lambda: len(operator.passes) == 2, operator)
+    await until(lambda: len(operator.passes) == 2, operator.pump)
     assert operator.passes[1]["status"]["phase"] == "Running"
     assert server.writes == 1  # the finalizer, once: its echo wrote nothing
 
@@ -211,7 +199,7 @@ async def test_a_finalizer_added_by_another_meanwhile_is_kept_and_ours_added_aft
     server.create("b")
     # Another controller adds its finalizer while our write, on the version before, is on its way.
     server.meanwhile.append(lambda: server.add_finalizer_by_hand("b", OTHER))
-    await until(lambda: bool(operator.passes), operator)
+    await until(lambda: bool(operator.passes), operator.pump)
     assert server.refused == 1
     assert server.finalizers("b") == [OTHER, FINALIZER]
 
@@ -223,14 +211,14 @@ async def test_a_deleted_binding_is_released_once_then_loses_only_our_finalizer(
     is refused once, read again and done; the waiters of the phone are woken. The late echo
     of the status write, which still shows our finalizer, releases nothing again."""
     server.create("b")
-    await until(lambda: bool(operator.passes), operator)
+    await until(lambda: bool(operator.passes), operator.pump)
     server.add_finalizer_by_hand("b", OTHER)
     waiter = BindingRef(created="2026", namespace="ns", name="w", uid="w-1")
     operator.wakeups.register("w-1")
     operator.waiters.saw("w-1", ("p1", waiter))
 
     server.delete("b")
-    await until(lambda: "uid-1" not in operator.loops, operator)
+    await until(lambda: "uid-1" not in operator.loops, operator.pump)
     operator.pump()  # late events still show our finalizer (the release's status write)
     await until(lambda: not operator.loops)
     assert operator.releases == ["uid-1"]
@@ -244,7 +232,7 @@ async def test_a_release_that_is_not_done_is_tried_again_and_the_finalizer_stays
     server: BindingServer, operator: Operator
 ) -> None:
     server.create("b")
-    await until(lambda: bool(operator.passes), operator)
+    await until(lambda: bool(operator.passes), operator.pump)
     operator.release_faults = [
         TemporaryFault("pod still terminating", delay=1),
         RuntimeError("a bug met an odd binding"),
@@ -253,7 +241,7 @@ async def test_a_release_that_is_not_done_is_tried_again_and_the_finalizer_stays
     operator.pump()
     await until(lambda: not operator.release_faults)
     assert server.finalizers("b") == [FINALIZER]
-    await until(lambda: ("ns", "b") not in server.objects, operator)
+    await until(lambda: ("ns", "b") not in server.objects, operator.pump)
     assert operator.releases == ["uid-1"]
 
 
@@ -265,7 +253,7 @@ async def test_a_failed_pass_is_logged_and_tried_again(
         ValueError("a bug"),
     ]
     server.create("b")
-    await until(lambda: len(operator.passes) == 3, operator)
+    await until(lambda: len(operator.passes) == 3, operator.pump)
     assert "failed temporarily" in caplog.text
     assert "ValueError: a bug" in caplog.text
 
@@ -281,7 +269,7 @@ async def test_a_binding_left_deleting_by_an_older_version_is_released_without_a
         deletionTimestamp="2026-11-29T10:00:00Z",
         annotations={"phonefleet.dev/release_binding": '{"started": "2026-11-29T10:00:00"}'},
     )
-    await until(lambda: ("ns", "old") not in server.objects and not operator.loops, operator)
+    await until(lambda: ("ns", "old") not in server.objects and not operator.loops, operator.pump)
     operator.pump()
     assert operator.releases == ["uid-1"]
     assert operator.passes == []
@@ -292,7 +280,7 @@ async def test_a_binding_gone_without_its_deletion_seen_ends_its_loop_and_releas
 ) -> None:
     """Its finalizer removed by hand: the DELETED event (or the relist's) is all that comes."""
     server.create("b")
-    await until(lambda: bool(operator.passes), operator)
+    await until(lambda: bool(operator.passes), operator.pump)
     gone = copy.deepcopy(server.objects.pop(("ns", "b")))
     operator.loops.saw("DELETED", gone)
     await until(lambda: "uid-1" not in operator.loops)
@@ -305,7 +293,7 @@ async def test_stopping_ends_every_loop_and_leaves_the_finalizers_to_the_next_le
 ) -> None:
     for name in ("a", "b"):
         server.create(name)
-    await until(lambda: len(operator.passes) == 2, operator)
+    await until(lambda: len(operator.passes) == 2, operator.pump)
     operator.release_faults = [TemporaryFault("pod still terminating", delay=1)] * 100
     server.delete("b")
     operator.pump()

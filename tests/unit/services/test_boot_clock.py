@@ -10,6 +10,7 @@ import asyncio
 import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
+from loop_order import until
 
 from conftest import make_binding, ready, step
 from phonefleet_operator.geelark import PhoneStatus
@@ -219,9 +220,17 @@ async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_
         return await plain_status(phone_id)
 
     monkeypatch.setattr(phones, "status", status_answered_later)
+    waiting_for_probe: list[asyncio.Event] = []
+    plain_event_within = power_module.event_within
+
+    async def probe_awaited(event: asyncio.Event, seconds: float) -> bool:
+        waiting_for_probe.append(event)
+        return await plain_event_within(event, seconds)
+
+    monkeypatch.setattr(power_module, "event_within", probe_awaited)
     passes = [asyncio.ensure_future(step(reconciler, b)) for b in bindings]
-    for _ in range(100):  # let every pass reach Geelark or the probe (no time passes)
-        await asyncio.sleep(0)
+    # Every pass has asked Geelark or waits for the probe's answer (no time passes).
+    await until(lambda: len(asked) + len(waiting_for_probe) == 3, within=10)
     assert asked == ["100"]
     answer.set()
     results = await asyncio.gather(*passes)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
 from fakes import FakeKube
 from job_fakes import FakeJobApi
+from loop_order import loop_caught_up, until
 
 from conftest import NOW
 from phonefleet_operator.errors import KubernetesUnavailable
@@ -110,16 +111,6 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-async def until(check: Callable[[], bool]) -> None:
-    """Let the loops run until ``check`` holds, within a deadline on the loop's clock (virtual
-    under looptime: the loops' own delays pass at once, nothing waits on the wall clock)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 10.0
-    while not check():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.001)
-
-
 async def test_bindings_without_jobs_have_no_loop_no_parse_and_no_state(
     world: World, parses: list[str]
 ) -> None:
@@ -128,7 +119,7 @@ async def test_bindings_without_jobs_have_no_loop_no_parse_and_no_state(
         body = binding_body(f"b-{n}")
         world.service.saw_binding("ADDED", body)
         world.service.saw_binding("MODIFIED", body)
-    await asyncio.sleep(0)  # a task created above would have started by now
+    await loop_caught_up()  # the first step of any task created above has run
     assert world.loops() == []
     assert parses == []
     assert not any(world.service.keeps_state_of("ns", f"b-{n}") for n in range(1000))

@@ -10,13 +10,13 @@ clocks) is one clock the test moves.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from fakes import FakeKube
 from job_fakes import FakeJobApi, FakeWorkers
+from loop_order import until
 from pydantic import SecretStr
 
 from conftest import NOW
@@ -461,16 +461,6 @@ def delete_binding(world: World) -> None:
     del world.kube.bindings["ns", "alpha"]
     world.remove_pod()
     world.service.saw_binding("DELETED", world.binding)
-
-
-async def until(check: Callable[[], bool]) -> None:
-    """Let the job loop run until ``check`` holds, within a deadline on the loop's clock
-    (virtual under looptime: the loop's own delays pass at once)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + 60.0
-    while not check():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.5)
 
 
 @pytest.mark.looptime

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeKube, FakePhones
-from pool_fakes import FakePoolStore
+from pool_fakes import Catalog, FakePoolStore
 
 from conftest import NOW, step
 from phonefleet_operator.geelark import Phone
@@ -24,19 +24,6 @@ from phonefleet_operator.services.tenancy import PoolReporter, Quota, Tenancy, T
 from phonefleet_operator.settings import OperatorSettings
 
 _created = itertools.count(1)
-
-
-class Catalog:
-    """The inventory's cached list, as the pools' status reporter reads it."""
-
-    def __init__(self, phones: FakePhones) -> None:
-        self._phones = phones
-
-    def cached(self) -> dict[str, Phone]:
-        return dict(self._phones.phones)
-
-    async def refresh(self) -> None:
-        """Nothing to refresh."""
 
 
 class Operator:

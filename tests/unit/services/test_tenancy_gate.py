@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeKube, FakePhones
-from pool_fakes import FakePoolStore
+from pool_fakes import Catalog, FakePoolStore
 
 from conftest import NOW, make_binding, ready, step
 from phonefleet_operator.geelark import Phone, PhoneStatus
@@ -311,19 +311,6 @@ async def test_an_image_override_does_not_reveal_another_tenants_pool(
     binding, _, _ = await wired.step(make_binding(worker={"image": "evil/bot"}))
 
     assert binding.status.message == not_available("phone-a", "ns").message
-
-
-class Catalog:
-    """The inventory's cached list, as the pools' status reporter reads it."""
-
-    def __init__(self, phones: FakePhones) -> None:
-        self._phones = phones
-
-    def cached(self) -> dict[str, Phone]:
-        return dict(self._phones.phones)
-
-    async def refresh(self) -> None:
-        """Nothing to refresh."""
 
 
 async def test_the_reporter_writes_counts_and_overlaps_and_sweeps_gone_holders(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from loop_order import loop_caught_up
 from pool_fakes import FakePoolStore
 
 from phonefleet_operator.services.claims import BindingRef
@@ -117,8 +118,13 @@ async def test_admissions_arriving_during_a_write_are_one_write_oldest_first(
     arrive meanwhile are decided together in one more write, the oldest nine admitted and the
     two youngest of them queued 1 and 2."""
     quota = Quota(store)
+    store.answering.clear()  # the first ask's request stays on its way while the others ask
 
-    results = await asyncio.gather(*(quota.admit("acme", ref(i)) for i in reversed(range(12))))
+    asks = asyncio.gather(*(quota.admit("acme", ref(i)) for i in reversed(range(12))))
+    await loop_caught_up()  # every ask's first step has run
+    assert store.in_flight == 1
+    store.answering.set()
+    results = await asks
 
     by_binding = dict(zip(reversed(range(12)), results, strict=True))
     assert sorted(i for i, r in by_binding.items() if r is None) == [*range(9), 11]
