@@ -45,7 +45,9 @@ from phonefleet_operator.errors import (
     GeelarkRequestError,
     GeelarkUnavailable,
     PhonefleetError,
+    PhoneNotReady,
 )
+from phonefleet_operator.geelark.faults import PHONE_NOT_RUNNING
 from phonefleet_operator.geelark.models import (
     MISSING_FROM_REPLY,
     AdbEndpoint,
@@ -96,6 +98,8 @@ INTERNAL_ERROR_CODE: Final = 50000
 
 #: Delay kopf waits after a call gave up on a short rate limit ("lifts next minute").
 RATE_LIMIT_DELAY_SECONDS: Final = 60.0
+#: Delay before a phone answered "not running" for a whole call is asked about again.
+NOT_RUNNING_DELAY_SECONDS: Final = 5.0
 #: Delay kopf waits after Geelark stayed unreachable through every attempt.
 UNAVAILABLE_DELAY_SECONDS: Final = 30.0
 #: The limiter lets at most this fraction of the per-minute budget through in one burst.
@@ -461,6 +465,14 @@ class GeelarkClient:
                 f"Geelark locked {path} after the hourly request limit: {said}",
                 code=code,
                 delay=HOURLY_LOCK_SECONDS,
+            )
+        if code == PHONE_NOT_RUNNING:
+            # Said of the whole call (one reading of adb/setStatus on a phone still booting):
+            # every phone of the batch is answered "not running", and asked about again.
+            return PhoneNotReady(
+                f"Geelark refused {path}: a phone named is not running ({said})",
+                delay=NOT_RUNNING_DELAY_SECONDS,
+                code=PHONE_NOT_RUNNING,
             )
         if code == INTERNAL_ERROR_CODE:
             return _RetryableFault(

@@ -38,7 +38,12 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark.client import MAX_IDS_PER_CALL, MAX_IDS_PER_START
-from phonefleet_operator.geelark.faults import ALREADY_STARTING_CODES, Operation, item_fault
+from phonefleet_operator.geelark.faults import (
+    ALREADY_STARTING_CODES,
+    PHONE_NOT_RUNNING,
+    Operation,
+    item_fault,
+)
 from phonefleet_operator.geelark.models import (
     MISSING_FROM_REPLY,
     AdbEndpoint,
@@ -321,7 +326,8 @@ class PhoneGateway:
         )
         budget = _BudgetQueue(api.has_budget)
         self._listed_status = api.listed_status
-        # Each phone's last power state from a status answer: "running" makes the next
+        # Each phone's last power state from a status answer, or "running" from an ADB switch
+        # or read Geelark took (it takes them of running phones only): "running" makes the next
         # question about it a check (bounded by the account's phones; a stop or start drops it).
         self._last_power: dict[str, PhoneStatus] = {}
 
@@ -349,7 +355,17 @@ class PhoneGateway:
             )
 
         async def enable(ids: list[str]) -> BatchResult[None]:
-            return await api.set_adb(ids, True)
+            result = await api.set_adb(ids, True)
+            self._ran(result.succeeded)
+            return result
+
+        async def adb_data(ids: list[str]) -> BatchResult[AdbEndpoint]:
+            result = await api.adb_data(ids)
+            self._ran(result.succeeded)
+            for phone_id, failure in result.failed.items():
+                if failure.code == PHONE_NOT_RUNNING:
+                    self._last_power.pop(phone_id, None)
+            return result
 
         async def disable(ids: list[str]) -> BatchResult[None]:
             return await api.set_adb(ids, False)
@@ -362,7 +378,12 @@ class PhoneGateway:
         self._checks = batcher("status", status, deferrable=True)
         self._adb_on = batcher("enable ADB", enable)
         self._adb_off = batcher("disable ADB", disable)
-        self._adb_data = batcher("read ADB data", api.adb_data)
+        self._adb_data = batcher("read ADB data", adb_data)
+
+    def _ran(self, phone_ids: Iterable[str]) -> None:
+        """Geelark took an ADB call for these phones: they ran (their next status is a check)."""
+        for phone_id in phone_ids:
+            self._last_power[phone_id] = PhoneStatus.RUNNING
 
     def poll_interval(self, phones: int) -> float:
         """Seconds between two polls of each of ``phones`` phones that keeps all their polls
@@ -433,7 +454,10 @@ class PhoneGateway:
         return result
 
     async def enable_adb(self, phone_id: str) -> None:
-        """Ask Geelark to enable ADB (usable about 3 s later). 42002 raises PhoneNotReady."""
+        """Ask Geelark to enable ADB (usable about 3 s later).
+
+        Raises PhoneNotReady with code 42002 when Geelark refuses it because the phone does not
+        run (per phone, or for the whole call)."""
         await self._adb_on.submit(phone_id)
 
     async def disable_adb(self, phone_id: str) -> None:
