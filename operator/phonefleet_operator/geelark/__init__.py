@@ -10,6 +10,7 @@ On shutdown: ``await phones.aclose()`` then ``await client.close()``.
 """
 
 from phonefleet_operator.geelark.client import (
+    MAX_IDS_PER_ADB,
     MAX_IDS_PER_CALL,
     MAX_IDS_PER_START,
     MAX_PAGE_SIZE,
@@ -39,6 +40,7 @@ from phonefleet_operator.geelark.models import (
 
 __all__ = [
     "ADB_NOT_ENABLED",
+    "MAX_IDS_PER_ADB",
     "MAX_IDS_PER_CALL",
     "MAX_IDS_PER_START",
     "MAX_PAGE_SIZE",

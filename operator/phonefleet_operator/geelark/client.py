@@ -62,6 +62,7 @@ from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_operator.telemetry import geelark_request
 
 __all__ = [
+    "MAX_IDS_PER_ADB",
     "MAX_IDS_PER_CALL",
     "MAX_IDS_PER_START",
     "MAX_PAGE_SIZE",
@@ -76,10 +77,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-#: Geelark's limits on one call.
+#: Geelark's limits on one call: list and status take 100 ids; start, and both ADB calls
+#: (``adb/setStatus`` and ``adb/getData``: "maximum 200" in Geelark's API reference), 200.
 MAX_PAGE_SIZE: Final = 100
 MAX_IDS_PER_CALL: Final = 100
 MAX_IDS_PER_START: Final = 200
+MAX_IDS_PER_ADB: Final = 200
 
 #: Codes that mean "these credentials are wrong": the user must fix the Secret.
 AUTH_CODES: Final[Mapping[int, str]] = {
@@ -305,15 +308,15 @@ class GeelarkClient:
         return await self._batch("/open/v1/phone/stop", ids, MAX_IDS_PER_CALL, {}, None)
 
     async def set_adb(self, ids: Sequence[str], open: bool) -> BatchResult[None]:
-        """Enable or disable ADB on up to 100 running phones; enabling takes about 3 s."""
+        """Enable or disable ADB on up to 200 running phones; enabling takes about 3 s."""
         return await self._batch(
-            "/open/v1/adb/setStatus", ids, MAX_IDS_PER_CALL, {"open": open}, None
+            "/open/v1/adb/setStatus", ids, MAX_IDS_PER_ADB, {"open": open}, None
         )
 
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]:
-        """The ADB endpoint (ip, port, password) of up to 100 phones."""
+        """The ADB endpoint (ip, port, password) of up to 200 phones."""
         path = "/open/v1/adb/getData"
-        checked = _checked_ids(ids, MAX_IDS_PER_CALL)
+        checked = _checked_ids(ids, MAX_IDS_PER_ADB)
         if not checked:
             return BatchResult()
         data = await self.call(path, {"ids": checked})

@@ -4,7 +4,8 @@ Each operation (start, stop, status, ADB on/off, ADB data) has one :class:`_Batc
 caller opens a gathering window of ``settings.batch_window_seconds``; every caller that arrives
 before it closes joins the same Geelark call and keeps the window open for as long again, so the
 call goes out once callers stop coming for a window (a lone caller waits one window), as soon as
-the batch is full (100 ids, 200 for start), or after :data:`MAX_GATHER_SECONDS` at the latest.
+the batch is full (100 ids; 200 for start and ADB), or after :data:`MAX_GATHER_SECONDS` at the
+latest.
 Each caller then gets its own phone's result, or the fault Geelark gave for that phone (see
 :mod:`.faults`); a failure of the whole call (network, rate limit, auth) fails every caller of
 that batch with the same exception.
@@ -37,7 +38,11 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from phonefleet_operator.errors import PhonefleetError
-from phonefleet_operator.geelark.client import MAX_IDS_PER_CALL, MAX_IDS_PER_START
+from phonefleet_operator.geelark.client import (
+    MAX_IDS_PER_ADB,
+    MAX_IDS_PER_CALL,
+    MAX_IDS_PER_START,
+)
 from phonefleet_operator.geelark.faults import (
     ALREADY_STARTING_CODES,
     PHONE_NOT_RUNNING,
@@ -376,9 +381,9 @@ class PhoneGateway:
         self._stop = batcher("stop", api.stop_phones)
         self._status = batcher("status", status)
         self._checks = batcher("status", status, deferrable=True)
-        self._adb_on = batcher("enable ADB", enable)
-        self._adb_off = batcher("disable ADB", disable)
-        self._adb_data = batcher("read ADB data", adb_data)
+        self._adb_on = batcher("enable ADB", enable, max_ids=MAX_IDS_PER_ADB)
+        self._adb_off = batcher("disable ADB", disable, max_ids=MAX_IDS_PER_ADB)
+        self._adb_data = batcher("read ADB data", adb_data, max_ids=MAX_IDS_PER_ADB)
 
     def _ran(self, phone_ids: Iterable[str]) -> None:
         """Geelark took an ADB call for these phones: they ran (their next status is a check)."""

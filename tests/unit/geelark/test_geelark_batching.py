@@ -8,6 +8,7 @@ are exact figures on that clock, and no real time passes (no flakiness under CPU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -72,15 +73,16 @@ async def test_the_live_view_link_is_not_handed_on_unless_asked_for(
         ("start", "start", [200, 200, 50]),
         ("stop", "stop", [100, 100, 100, 100, 50]),
         ("status", "status", [100, 100, 100, 100, 50]),
-        ("enable_adb", "adb on", [100, 100, 100, 100, 50]),
-        ("disable_adb", "adb off", [100, 100, 100, 100, 50]),
-        ("adb_endpoint", "adb data", [100, 100, 100, 100, 50]),
+        ("enable_adb", "adb on", [200, 200, 50]),
+        ("disable_adb", "adb off", [200, 200, 50]),
+        ("adb_endpoint", "adb data", [200, 200, 50]),
     ],
 )
 async def test_batches_never_exceed_geelarks_limit(
     operation: str, call: str, sizes: list[int]
 ) -> None:
-    """A full batch goes out at once: 200 ids per start call, 100 per other call."""
+    """A full batch goes out at once: 200 ids per start and ADB call (Geelark's API reference:
+    "maximum 200" for adb/setStatus and adb/getData), 100 per stop and status call."""
     api = FakePhoneApi()
     gateway = make_gateway(api)
 
@@ -251,8 +253,8 @@ async def test_a_full_batch_waits_for_the_budget_and_later_callers_start_the_nex
     gateway = make_gateway(api)
     *hundred, extra = phone_ids(101)
 
-    first = [asyncio.ensure_future(gateway.adb_endpoint(i)) for i in hundred]
-    later = asyncio.ensure_future(gateway.adb_endpoint(extra))
+    first = [asyncio.ensure_future(gateway.status(i)) for i in hundred]
+    later = asyncio.ensure_future(gateway.status(extra))
     await let_time_pass(WINDOW * 3)
     assert api.calls == []
     api.budget_spent = False
@@ -461,3 +463,30 @@ async def test_a_partial_cohort_leaves_the_last_slot_to_a_batch_held_before_it()
     api.room = None
     await asyncio.gather(*polls, switch)
     assert api.calls == [("status", polled), ("adb on", [switched])]
+
+
+async def test_an_adb_call_geelark_took_makes_the_next_status_question_a_check() -> None:
+    """Geelark takes ADB switches and reads of running phones only: a phone switched on in
+    place of its status poll is checked (last in line) when next asked, like one answered
+    "running"; a read answered "not running" makes the next question a poll again."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    phone = phone_ids(1)[0]
+    await gateway.enable_adb(phone)
+    api.calls.clear()
+    api.reserve_spent = True
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await gateway.status(phone)
+    assert loop.time() - started == pytest.approx(
+        gateway_module.CHECK_DEFER_SECONDS, abs=WINDOW * 2
+    )
+
+    api.failures[phone] = 42002
+    with pytest.raises(PhoneNotReady):
+        await gateway.adb_endpoint(phone)
+    started = loop.time()
+    with contextlib.suppress(PhoneNotReady):
+        await gateway.status(phone)
+    assert loop.time() - started == pytest.approx(gateway_module.MAX_GATHER_SECONDS, abs=WINDOW * 2)
