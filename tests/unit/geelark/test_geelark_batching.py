@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 
 import pytest
 
@@ -490,3 +491,25 @@ async def test_an_adb_call_geelark_took_makes_the_next_status_question_a_check()
     with contextlib.suppress(PhoneNotReady):
         await gateway.status(phone)
     assert loop.time() - started == pytest.approx(gateway_module.MAX_GATHER_SECONDS, abs=WINDOW * 2)
+
+
+@dataclass
+class AgedListing(FakePhoneApi):
+    """A listing made ``age`` seconds ago: it answers only a question that accepts that age."""
+
+    age: float = 0.0
+
+    def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
+        return super().listed_status(phone_id, max_age) if self.age <= max_age else None
+
+
+async def test_a_listing_minutes_old_answers_the_first_question_of_a_phone_it_says_is_off() -> None:
+    """The first passes of a large fleet come minutes after the listing behind the API server:
+    "off" from a listing four minutes old still answers once (it leads to a start, which is
+    idempotent), so no status call precedes the start."""
+    phone = phone_ids(1)[0]
+    api = AgedListing(listed={phone: PhoneStatus.SHUT_DOWN}, age=240.0)
+    gateway = make_gateway(api)
+
+    assert await gateway.status(phone) is PhoneStatus.SHUT_DOWN
+    assert api.calls == []
