@@ -102,9 +102,17 @@ class PhoneBusy(TemporaryFault):
 
 
 class PhoneNotReady(TemporaryFault):
-    """The phone is starting or its ADB endpoint is not up yet."""
+    """The phone is starting or its ADB endpoint is not up yet.
+
+    ``code`` is Geelark's own when it said which (42002 not running, 49001 ADB not enabled,
+    43009/43010 already starting): the ADB step acts differently on each.
+    """
 
     reason = "PhoneStarting"
+
+    def __init__(self, message: str, *, delay: float = 10.0, code: int | None = None) -> None:
+        super().__init__(message, delay=delay)
+        self.code = code
 
 
 class GeelarkAuthError(PermanentFault):

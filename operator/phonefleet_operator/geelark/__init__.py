@@ -10,6 +10,7 @@ On shutdown: ``await phones.aclose()`` then ``await client.close()``.
 """
 
 from phonefleet_operator.geelark.client import (
+    MAX_IDS_PER_ADB,
     MAX_IDS_PER_CALL,
     MAX_IDS_PER_START,
     MAX_PAGE_SIZE,
@@ -18,7 +19,12 @@ from phonefleet_operator.geelark.client import (
     build_rate_limiter,
     sign_request,
 )
-from phonefleet_operator.geelark.faults import PhoneBusy, item_fault
+from phonefleet_operator.geelark.faults import (
+    ADB_NOT_ENABLED,
+    PHONE_NOT_RUNNING,
+    PhoneBusy,
+    item_fault,
+)
 from phonefleet_operator.geelark.gateway import PhoneApi, PhoneGateway
 from phonefleet_operator.geelark.inventory import PhoneInventory, PhoneLister, looks_like_phone_id
 from phonefleet_operator.geelark.models import (
@@ -33,9 +39,12 @@ from phonefleet_operator.geelark.models import (
 )
 
 __all__ = [
+    "ADB_NOT_ENABLED",
+    "MAX_IDS_PER_ADB",
     "MAX_IDS_PER_CALL",
     "MAX_IDS_PER_START",
     "MAX_PAGE_SIZE",
+    "PHONE_NOT_RUNNING",
     "AdbEndpoint",
     "BatchResult",
     "GeelarkClient",

@@ -45,7 +45,9 @@ from phonefleet_operator.errors import (
     GeelarkRequestError,
     GeelarkUnavailable,
     PhonefleetError,
+    PhoneNotReady,
 )
+from phonefleet_operator.geelark.faults import PHONE_NOT_RUNNING
 from phonefleet_operator.geelark.models import (
     MISSING_FROM_REPLY,
     AdbEndpoint,
@@ -60,6 +62,7 @@ from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_operator.telemetry import geelark_request
 
 __all__ = [
+    "MAX_IDS_PER_ADB",
     "MAX_IDS_PER_CALL",
     "MAX_IDS_PER_START",
     "MAX_PAGE_SIZE",
@@ -74,10 +77,12 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-#: Geelark's limits on one call.
+#: Geelark's limits on one call: list and status take 100 ids; start, and both ADB calls
+#: (``adb/setStatus`` and ``adb/getData``: "maximum 200" in Geelark's API reference), 200.
 MAX_PAGE_SIZE: Final = 100
 MAX_IDS_PER_CALL: Final = 100
 MAX_IDS_PER_START: Final = 200
+MAX_IDS_PER_ADB: Final = 200
 
 #: Codes that mean "these credentials are wrong": the user must fix the Secret.
 AUTH_CODES: Final[Mapping[int, str]] = {
@@ -96,6 +101,8 @@ INTERNAL_ERROR_CODE: Final = 50000
 
 #: Delay kopf waits after a call gave up on a short rate limit ("lifts next minute").
 RATE_LIMIT_DELAY_SECONDS: Final = 60.0
+#: Delay before a phone answered "not running" for a whole call is asked about again.
+NOT_RUNNING_DELAY_SECONDS: Final = 5.0
 #: Delay kopf waits after Geelark stayed unreachable through every attempt.
 UNAVAILABLE_DELAY_SECONDS: Final = 30.0
 #: The limiter lets at most this fraction of the per-minute budget through in one burst.
@@ -301,15 +308,15 @@ class GeelarkClient:
         return await self._batch("/open/v1/phone/stop", ids, MAX_IDS_PER_CALL, {}, None)
 
     async def set_adb(self, ids: Sequence[str], open: bool) -> BatchResult[None]:
-        """Enable or disable ADB on up to 100 running phones; enabling takes about 3 s."""
+        """Enable or disable ADB on up to 200 running phones; enabling takes about 3 s."""
         return await self._batch(
-            "/open/v1/adb/setStatus", ids, MAX_IDS_PER_CALL, {"open": open}, None
+            "/open/v1/adb/setStatus", ids, MAX_IDS_PER_ADB, {"open": open}, None
         )
 
     async def adb_data(self, ids: Sequence[str]) -> BatchResult[AdbEndpoint]:
-        """The ADB endpoint (ip, port, password) of up to 100 phones."""
+        """The ADB endpoint (ip, port, password) of up to 200 phones."""
         path = "/open/v1/adb/getData"
-        checked = _checked_ids(ids, MAX_IDS_PER_CALL)
+        checked = _checked_ids(ids, MAX_IDS_PER_ADB)
         if not checked:
             return BatchResult()
         data = await self.call(path, {"ids": checked})
@@ -461,6 +468,14 @@ class GeelarkClient:
                 f"Geelark locked {path} after the hourly request limit: {said}",
                 code=code,
                 delay=HOURLY_LOCK_SECONDS,
+            )
+        if code == PHONE_NOT_RUNNING:
+            # Said of the whole call (one reading of adb/setStatus on a phone still booting):
+            # every phone of the batch is answered "not running", and asked about again.
+            return PhoneNotReady(
+                f"Geelark refused {path}: a phone named is not running ({said})",
+                delay=NOT_RUNNING_DELAY_SECONDS,
+                code=PHONE_NOT_RUNNING,
             )
         if code == INTERNAL_ERROR_CODE:
             return _RetryableFault(

@@ -20,10 +20,21 @@ from phonefleet_operator.errors import (
 )
 from phonefleet_operator.geelark.models import MISSING_FROM_REPLY, ItemFailure
 
-__all__ = ["ALREADY_STARTING_CODES", "Operation", "PhoneBusy", "item_fault"]
+__all__ = [
+    "ADB_NOT_ENABLED",
+    "ALREADY_STARTING_CODES",
+    "PHONE_NOT_RUNNING",
+    "Operation",
+    "PhoneBusy",
+    "item_fault",
+]
 
 Operation = Literal["start", "stop", "status", "enable ADB", "disable ADB", "read ADB data"]
 
+#: "The phone is not running" (``adb/getData`` per item; ``adb/setStatus`` refuses such phones).
+PHONE_NOT_RUNNING: Final = 42002
+#: "ADB is not enabled" (``adb/getData`` per item): the phone runs, its ADB is off or coming up.
+ADB_NOT_ENABLED: Final = 49001
 #: Start answers that mean "this phone is already on its way up": the start is done.
 ALREADY_STARTING_CODES: Final = frozenset({43009, 43010})
 
@@ -87,12 +98,15 @@ def _not_running(operation: Operation, phone: str, said: str) -> PhonefleetError
     return PhoneNotReady(
         f"Could not {operation} on phone {phone}: it is not running ({said})",
         delay=_NOT_RUNNING_DELAY_SECONDS,
+        code=PHONE_NOT_RUNNING,
     )
 
 
 def _adb_off(operation: Operation, phone: str, said: str) -> PhonefleetError:
     return PhoneNotReady(
-        f"ADB is not enabled yet on phone {phone} ({said})", delay=_ADB_OFF_DELAY_SECONDS
+        f"ADB is not enabled yet on phone {phone} ({said})",
+        delay=_ADB_OFF_DELAY_SECONDS,
+        code=ADB_NOT_ENABLED,
     )
 
 
@@ -103,10 +117,15 @@ def _no_adb(operation: Operation, phone: str, said: str) -> PhonefleetError:
     )
 
 
-def _starting(operation: Operation, phone: str, said: str) -> PhonefleetError:
-    return PhoneNotReady(
-        f"Phone {phone} is already starting ({said})", delay=_NOT_RUNNING_DELAY_SECONDS
-    )
+def _starting(code: int) -> Callable[[Operation, str, str], PhonefleetError]:
+    def starting(operation: Operation, phone: str, said: str) -> PhonefleetError:
+        return PhoneNotReady(
+            f"Phone {phone} is already starting ({said})",
+            delay=_NOT_RUNNING_DELAY_SECONDS,
+            code=code,
+        )
+
+    return starting
 
 
 def _daily_limit(operation: Operation, phone: str, said: str) -> PhonefleetError:
@@ -119,11 +138,11 @@ def _daily_limit(operation: Operation, phone: str, said: str) -> PhonefleetError
 
 _BY_CODE: Final[dict[int, Callable[[Operation, str, str], PhonefleetError]]] = {
     42001: _not_found,
-    42002: _not_running,
+    PHONE_NOT_RUNNING: _not_running,
     43004: _expired,
     43008: _daily_limit,
-    43009: _starting,
-    43010: _starting,
-    49001: _adb_off,
+    43009: _starting(43009),
+    43010: _starting(43010),
+    ADB_NOT_ENABLED: _adb_off,
     49002: _no_adb,
 }

@@ -4,7 +4,8 @@ Each operation (start, stop, status, ADB on/off, ADB data) has one :class:`_Batc
 caller opens a gathering window of ``settings.batch_window_seconds``; every caller that arrives
 before it closes joins the same Geelark call and keeps the window open for as long again, so the
 call goes out once callers stop coming for a window (a lone caller waits one window), as soon as
-the batch is full (100 ids, 200 for start), or after :data:`MAX_GATHER_SECONDS` at the latest.
+the batch is full (100 ids; 200 for start and ADB), or after :data:`MAX_GATHER_SECONDS` at the
+latest.
 Each caller then gets its own phone's result, or the fault Geelark gave for that phone (see
 :mod:`.faults`); a failure of the whole call (network, rate limit, auth) fails every caller of
 that batch with the same exception.
@@ -37,8 +38,17 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from phonefleet_operator.errors import PhonefleetError
-from phonefleet_operator.geelark.client import MAX_IDS_PER_CALL, MAX_IDS_PER_START
-from phonefleet_operator.geelark.faults import ALREADY_STARTING_CODES, Operation, item_fault
+from phonefleet_operator.geelark.client import (
+    MAX_IDS_PER_ADB,
+    MAX_IDS_PER_CALL,
+    MAX_IDS_PER_START,
+)
+from phonefleet_operator.geelark.faults import (
+    ALREADY_STARTING_CODES,
+    PHONE_NOT_RUNNING,
+    Operation,
+    item_fault,
+)
 from phonefleet_operator.geelark.models import (
     MISSING_FROM_REPLY,
     AdbEndpoint,
@@ -60,9 +70,14 @@ R = TypeVar("R")
 MAX_GATHER_SECONDS = 5.0
 #: Longest a check of a phone last seen running waits for budget that nothing else needs.
 CHECK_DEFER_SECONDS = 20.0
-#: How old a listing's power state may be to answer a binding's first status question.
-LISTING_FRESH_SECONDS = 30.0
-#: Listed states safe to act on when slightly old: each leads to a start or a poll that asks again.
+#: How old a listing's power state may be to answer a binding's first status question: as old as
+#: the inventory lets its listing get (``inventory_refresh_seconds``' default). What it answers
+#: is safe to act on however old (below); with 30 s, a large fleet whose first passes came later
+#: than that behind the API server asked each phone again before its start (50 status calls at
+#: N = 5,000 under load: docs/scale.md, "Round 6b").
+LISTING_FRESH_SECONDS = 300.0
+#: Listed states safe to act on when old: each leads to a start (idempotent: a phone started
+#: meanwhile answers "already started") or a poll that asks again.
 _TRUSTED_LISTED = frozenset({PhoneStatus.SHUT_DOWN, PhoneStatus.STARTING})
 #: Share of the account's budget that polls of booting phones and ADB may take on average; the
 #: rest stays for the calls that set something going (start, ADB on) and for the periodic checks.
@@ -321,7 +336,8 @@ class PhoneGateway:
         )
         budget = _BudgetQueue(api.has_budget)
         self._listed_status = api.listed_status
-        # Each phone's last power state from a status answer: "running" makes the next
+        # Each phone's last power state from a status answer, or "running" from an ADB switch
+        # or read Geelark took (it takes them of running phones only): "running" makes the next
         # question about it a check (bounded by the account's phones; a stop or start drops it).
         self._last_power: dict[str, PhoneStatus] = {}
 
@@ -349,7 +365,17 @@ class PhoneGateway:
             )
 
         async def enable(ids: list[str]) -> BatchResult[None]:
-            return await api.set_adb(ids, True)
+            result = await api.set_adb(ids, True)
+            self._ran(result.succeeded)
+            return result
+
+        async def adb_data(ids: list[str]) -> BatchResult[AdbEndpoint]:
+            result = await api.adb_data(ids)
+            self._ran(result.succeeded)
+            for phone_id, failure in result.failed.items():
+                if failure.code == PHONE_NOT_RUNNING:
+                    self._last_power.pop(phone_id, None)
+            return result
 
         async def disable(ids: list[str]) -> BatchResult[None]:
             return await api.set_adb(ids, False)
@@ -360,9 +386,14 @@ class PhoneGateway:
         self._stop = batcher("stop", api.stop_phones)
         self._status = batcher("status", status)
         self._checks = batcher("status", status, deferrable=True)
-        self._adb_on = batcher("enable ADB", enable)
-        self._adb_off = batcher("disable ADB", disable)
-        self._adb_data = batcher("read ADB data", api.adb_data)
+        self._adb_on = batcher("enable ADB", enable, max_ids=MAX_IDS_PER_ADB)
+        self._adb_off = batcher("disable ADB", disable, max_ids=MAX_IDS_PER_ADB)
+        self._adb_data = batcher("read ADB data", adb_data, max_ids=MAX_IDS_PER_ADB)
+
+    def _ran(self, phone_ids: Iterable[str]) -> None:
+        """Geelark took an ADB call for these phones: they ran (their next status is a check)."""
+        for phone_id in phone_ids:
+            self._last_power[phone_id] = PhoneStatus.RUNNING
 
     def poll_interval(self, phones: int) -> float:
         """Seconds between two polls of each of ``phones`` phones that keeps all their polls
@@ -433,7 +464,10 @@ class PhoneGateway:
         return result
 
     async def enable_adb(self, phone_id: str) -> None:
-        """Ask Geelark to enable ADB (usable about 3 s later). 42002 raises PhoneNotReady."""
+        """Ask Geelark to enable ADB (usable about 3 s later).
+
+        Raises PhoneNotReady with code 42002 when Geelark refuses it because the phone does not
+        run (per phone, or for the whole call)."""
         await self._adb_on.submit(phone_id)
 
     async def disable_adb(self, phone_id: str) -> None:

@@ -6,9 +6,11 @@ up; the set of phones booting now, which stretches the boot polls of a large fle
 Geelark's boots take (``boot_clock.py``), so that a phone started here is first asked about when
 it should be up, not every ``boot_poll_seconds`` from its start, and while that is still a
 guess, one batch of such polls at a time (a probe: "still starting" spares the others their
-call); and the first "not running" answer about a phone whose worker has its ADB data, which a
-second one must confirm before anything is cut off (docs/reconcile.md, "A power state Geelark
-reports oddly").
+call); which phones' polls an ADB switch stands in for (a phone started here whose boot is due
+is asked for its ADB switch directly: Geelark refuses it while the phone does not run, so the
+switch answers the poll's question, see ``adb.py``); and the first "not running" answer about
+a phone whose worker has its ADB data, which a second one must confirm before anything is cut
+off (docs/reconcile.md, "A power state Geelark reports oddly").
 """
 
 from __future__ import annotations
@@ -94,6 +96,9 @@ class PowerStep:
         self.boots = BootClock(settings.boot_poll_seconds)
         # The probe in flight (see _ask), if any.
         self._probe: _Probe | None = None
+        # Phones whose last ADB switch made in place of a status poll was refused (42002): their
+        # next question is a status poll, which tells a phone booting from one stopped.
+        self._switch_refused: set[str] = set()
 
     async def bring_up(self, binding: PhoneBinding, phone: Phone, report: Report) -> float | None:
         """The held phone running: None when it runs, else the seconds until the next pass.
@@ -146,6 +151,7 @@ class PowerStep:
         """The phone was stopped by us: its last "running" answer no longer holds."""
         self._running_seen_at.pop(phone_id, None)
         self._off_since.pop(phone_id, None)
+        self._switch_refused.discard(phone_id)
         self.boots.forget(phone_id)
 
     def forget(self, phone_id: str) -> None:
@@ -153,12 +159,17 @@ class PowerStep:
         self._running_seen_at.pop(phone_id, None)
         self._off_since.pop(phone_id, None)
         self._booting.pop(phone_id, None)
+        self._switch_refused.discard(phone_id)
         self.boots.forget(phone_id)
 
     def tracked(self) -> int:
         """Entries kept about phones, all memories together (for the health report)."""
         return (
-            len(self._running_seen_at) + len(self._off_since) + len(self._booting) + len(self.boots)
+            len(self._running_seen_at)
+            + len(self._off_since)
+            + len(self._booting)
+            + len(self._switch_refused)
+            + len(self.boots)
         )
 
     async def _status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
@@ -180,6 +191,8 @@ class PowerStep:
         goes on (a pass woken early asks nothing); its answers teach the clock (see :meth:`_ask`).
         """
         moment = now.timestamp()
+        if self._adb.found_not_running(phone_id):
+            self._running_seen_at.pop(phone_id, None)  # an ADB read since said it does not run
         seen = self._running_seen_at.get(phone_id)
         if (
             seen is not None
@@ -224,10 +237,30 @@ class PowerStep:
                 probe.members += 1
             break
         try:
-            return await self._power.status(phone_id)
+            return await self._question(phone_id)
         finally:
             if probe is not None:
                 probe.answered.set()
+
+    async def _question(self, phone_id: str) -> Power:
+        """A status poll; for a phone started here whose boot is due, its ADB switch instead.
+
+        Geelark switches ADB on only on a running phone: a switch it takes answers "running"
+        (and its ADB is on its way: the status call is saved), a switch it refuses with 42002
+        answers "starting". The question after a refused switch is a status poll: it tells a
+        phone still booting from one that was stopped meanwhile (which is started again).
+        """
+        if (
+            phone_id not in self._switch_refused
+            and self.boots.timed(phone_id)
+            and self._adb.switches_after_boot(phone_id)
+        ):
+            if await self._adb.switch_after_boot(phone_id, self._now()):
+                return Power.RUNNING
+            self._switch_refused.add(phone_id)
+            return Power.STARTING
+        self._switch_refused.discard(phone_id)
+        return await self._power.status(phone_id)
 
     def _now(self) -> float:
         return self._clock().timestamp()

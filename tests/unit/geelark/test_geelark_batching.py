@@ -8,7 +8,9 @@ are exact figures on that clock, and no real time passes (no flakiness under CPU
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from dataclasses import dataclass
 
 import pytest
 from loop_order import loop_caught_up
@@ -73,15 +75,16 @@ async def test_the_live_view_link_is_not_handed_on_unless_asked_for(
         ("start", "start", [200, 200, 50]),
         ("stop", "stop", [100, 100, 100, 100, 50]),
         ("status", "status", [100, 100, 100, 100, 50]),
-        ("enable_adb", "adb on", [100, 100, 100, 100, 50]),
-        ("disable_adb", "adb off", [100, 100, 100, 100, 50]),
-        ("adb_endpoint", "adb data", [100, 100, 100, 100, 50]),
+        ("enable_adb", "adb on", [200, 200, 50]),
+        ("disable_adb", "adb off", [200, 200, 50]),
+        ("adb_endpoint", "adb data", [200, 200, 50]),
     ],
 )
 async def test_batches_never_exceed_geelarks_limit(
     operation: str, call: str, sizes: list[int]
 ) -> None:
-    """A full batch goes out at once: 200 ids per start call, 100 per other call."""
+    """A full batch goes out at once: 200 ids per start and ADB call (Geelark's API reference:
+    "maximum 200" for adb/setStatus and adb/getData), 100 per stop and status call."""
     api = FakePhoneApi()
     gateway = make_gateway(api)
 
@@ -252,8 +255,8 @@ async def test_a_full_batch_waits_for_the_budget_and_later_callers_start_the_nex
     gateway = make_gateway(api)
     *hundred, extra = phone_ids(101)
 
-    first = [asyncio.ensure_future(gateway.adb_endpoint(i)) for i in hundred]
-    later = asyncio.ensure_future(gateway.adb_endpoint(extra))
+    first = [asyncio.ensure_future(gateway.status(i)) for i in hundred]
+    later = asyncio.ensure_future(gateway.status(extra))
     await let_time_pass(WINDOW * 3)
     assert api.calls == []
     api.budget_spent = False
@@ -462,3 +465,52 @@ async def test_a_partial_cohort_leaves_the_last_slot_to_a_batch_held_before_it()
     api.room = None
     await asyncio.gather(*polls, switch)
     assert api.calls == [("status", polled), ("adb on", [switched])]
+
+
+async def test_an_adb_call_geelark_took_makes_the_next_status_question_a_check() -> None:
+    """Geelark takes ADB switches and reads of running phones only: a phone switched on in
+    place of its status poll is checked (last in line) when next asked, like one answered
+    "running"; a read answered "not running" makes the next question a poll again."""
+    api = FakePhoneApi()
+    gateway = make_gateway(api)
+    phone = phone_ids(1)[0]
+    await gateway.enable_adb(phone)
+    api.calls.clear()
+    api.reserve_spent = True
+    loop = asyncio.get_running_loop()
+
+    started = loop.time()
+    await gateway.status(phone)
+    assert loop.time() - started == pytest.approx(
+        gateway_module.CHECK_DEFER_SECONDS, abs=WINDOW * 2
+    )
+
+    api.failures[phone] = 42002
+    with pytest.raises(PhoneNotReady):
+        await gateway.adb_endpoint(phone)
+    started = loop.time()
+    with contextlib.suppress(PhoneNotReady):
+        await gateway.status(phone)
+    assert loop.time() - started == pytest.approx(gateway_module.MAX_GATHER_SECONDS, abs=WINDOW * 2)
+
+
+@dataclass
+class AgedListing(FakePhoneApi):
+    """A listing made ``age`` seconds ago: it answers only a question that accepts that age."""
+
+    age: float = 0.0
+
+    def listed_status(self, phone_id: str, max_age: float) -> PhoneStatus | None:
+        return super().listed_status(phone_id, max_age) if self.age <= max_age else None
+
+
+async def test_a_listing_minutes_old_answers_the_first_question_of_a_phone_it_says_is_off() -> None:
+    """The first passes of a large fleet come minutes after the listing behind the API server:
+    "off" from a listing four minutes old still answers once (it leads to a start, which is
+    idempotent), so no status call precedes the start."""
+    phone = phone_ids(1)[0]
+    api = AgedListing(listed={phone: PhoneStatus.SHUT_DOWN}, age=240.0)
+    gateway = make_gateway(api)
+
+    assert await gateway.status(phone) is PhoneStatus.SHUT_DOWN
+    assert api.calls == []

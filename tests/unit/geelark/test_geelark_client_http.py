@@ -13,8 +13,9 @@ from phonefleet_operator.errors import (
     GeelarkRequestError,
     GeelarkUnavailable,
     PhonefleetError,
+    PhoneNotReady,
 )
-from phonefleet_operator.geelark import PhoneStatus, build_rate_limiter
+from phonefleet_operator.geelark import PhoneStatus, build_rate_limiter, item_fault
 from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, seed_id
 
@@ -336,3 +337,26 @@ async def test_the_budget_can_be_asked_for_room_for_several_calls() -> None:
     assert client.has_budget(calls=2)
     assert not client.has_budget(calls=3)
     await client.close()
+
+
+async def test_an_adb_switch_refused_as_not_running_raises_phone_not_ready_with_42002(
+    simulator: GeelarkSimulator, open_client: ClientFactory
+) -> None:
+    """Per phone (the simulator's reading of adb/setStatus) or for the whole call (another
+    reading no public source rules out), "not running" reaches the caller as PhoneNotReady with
+    code 42002, never as a refusal the user must fix."""
+    booting, running = seed_id(1), seed_id(2)
+    simulator.admin.update_settings(boot_seconds=3600.0)
+    async with open_client(simulator) as client:
+        await client.start_phones([booting])
+        reply = await client.set_adb([booting], open=True)
+        assert reply.failed[booting].code == 42002
+        fault = item_fault("enable ADB", reply.failed[booting])
+        assert isinstance(fault, PhoneNotReady)
+        assert fault.code == 42002
+
+        simulator.admin.set_faults("adb/setStatus", code=42002)
+        with pytest.raises(PhoneNotReady) as raised:
+            await client.set_adb([running], open=True)
+    assert raised.value.code == 42002
+    assert simulator.admin.counters().calls("adb/setStatus") == 2

@@ -58,3 +58,13 @@ def test_only_faults_the_user_must_fix_are_permanent(code: int, permanent: bool)
     fault = item_fault("read ADB data", ItemFailure(id="1", code=code))
 
     assert isinstance(fault, PermanentFault if permanent else TemporaryFault)
+
+
+@pytest.mark.parametrize("code", [42002, 49001, 43009, 43010])
+def test_a_phone_not_ready_says_which_code_geelark_gave(code: int) -> None:
+    """ "Not running" (42002) and "ADB not enabled" (49001) mean different next steps to the ADB
+    step (a status poll, or the switch again), so the fault carries Geelark's code."""
+    fault = item_fault("read ADB data", ItemFailure(id="1", code=code))
+
+    assert isinstance(fault, PhoneNotReady)
+    assert fault.code == code

@@ -80,14 +80,34 @@ def test_enabling_adb_takes_the_configured_delay(
     assert adb_item(api, PHONE)["code"] == 0
 
 
-def test_android_10_phone_has_no_adb_49002(
+def test_android_10_phone_is_skipped_by_set_status_and_answers_49002_to_get_data(
     api: OpenApiProbe, admin: SimulatorAdmin, start_phone: Callable[[str], Any]
 ) -> None:
-    """An Android 10 phone answers 49002 to both setStatus and getData, even when running."""
+    """Geelark's setStatus documentation: "unsupported models will be automatically filtered".
+    An Android 10 phone is taken by setStatus without a failure and without ADB; getData then
+    answers 49002, even while it runs."""
     phone = admin.create_phone("old-android", os_version="Android 10")
     start_phone(phone.id)
-    assert enable_adb(api, phone.id)["failDetails"][0]["code"] == 49002
+    assert enable_adb(api, phone.id)["failDetails"] == []
     assert adb_item(api, phone.id)["code"] == 49002
+    assert not admin.phone(phone.id).adb_open
+
+
+def test_set_status_can_take_a_switch_of_a_phone_that_is_not_running_and_drop_it(
+    api: OpenApiProbe, admin: SimulatorAdmin, clock: ManualClock
+) -> None:
+    """With adb_switch_taken_when_off (the other reading of Geelark's "start the phone
+    first"), a booting phone's switch answers code 0 and switches nothing: once the phone
+    runs, getData says 49001 until ADB is switched on again."""
+    assert admin.update_settings(adb_switch_taken_when_off=True)["adbSwitchTakenWhenOff"]
+    api.data("phone/start", {"ids": [PHONE]})
+    reply = enable_adb(api, PHONE)
+    assert (reply["successDetails"], reply["failDetails"]) == ([{"id": PHONE}], [])
+    assert adb_item(api, PHONE)["code"] == 42002
+    clock.advance(admin.settings()["bootSeconds"])
+    assert adb_item(api, PHONE)["code"] == 49001
+    enable_adb(api, PHONE)
+    assert adb_item(api, PHONE)["code"] == 0
 
 
 def test_unknown_phone_is_42001_on_both_adb_endpoints(api: OpenApiProbe) -> None:

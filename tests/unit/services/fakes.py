@@ -15,9 +15,17 @@ from phonefleet_operator.errors import (
     KubernetesRefused,
     PhonefleetError,
     PhoneNotFound,
-    PhoneNotReady,
 )
-from phonefleet_operator.geelark import AdbEndpoint, Phone, PhoneStatus, StartResult
+from phonefleet_operator.geelark import (
+    ADB_NOT_ENABLED,
+    PHONE_NOT_RUNNING,
+    AdbEndpoint,
+    ItemFailure,
+    Phone,
+    PhoneStatus,
+    StartResult,
+    item_fault,
+)
 
 Obj = dict[str, Any]
 _uids = itertools.count(1)
@@ -289,12 +297,18 @@ class FakePhones:
         self.adb_on.discard(phone_id)
 
     async def enable_adb(self, phone_id: str) -> None:
+        """Geelark's (and the simulator's) reading: a phone that does not run is refused."""
         self.calls.append(("enable_adb", phone_id))
+        if self.power.get(phone_id) is not PhoneStatus.RUNNING:
+            raise item_fault("enable ADB", ItemFailure(id=phone_id, code=PHONE_NOT_RUNNING))
 
     async def adb_endpoint(self, phone_id: str) -> AdbEndpoint:
+        """The gateway's faults for Geelark's item codes: 42002 not running, 49001 ADB off."""
         self.calls.append(("adb_endpoint", phone_id))
+        if self.power.get(phone_id) is not PhoneStatus.RUNNING:
+            raise item_fault("read ADB data", ItemFailure(id=phone_id, code=PHONE_NOT_RUNNING))
         if phone_id not in self.adb_on:
-            raise PhoneNotReady(f"ADB of phone {phone_id} is not enabled yet")
+            raise item_fault("read ADB data", ItemFailure(id=phone_id, code=ADB_NOT_ENABLED))
         return AdbEndpoint(id=phone_id, ip="10.1.2.3", port=5555, pwd=SecretStr("pw-123456"))
 
     def count(self, operation: str) -> int:

@@ -1,7 +1,7 @@
-"""A phone started here is first polled when its boot should be over, and ADB is switched on
-without asking first: one status call, one ADB switch and one ADB read per phone when the boot
-takes what was expected; the pass that switches ADB on writes no status (docs/scale.md,
-"Geelark's floor")."""
+"""A phone started here is first asked about when its boot should be over, and then by its ADB
+switch, not a status poll: Geelark takes the switch only from a running phone, so one ADB switch
+and one ADB read per phone when the boot takes what was expected; the pass that switches ADB on
+writes no status (docs/scale.md, "Geelark's floor" and "Round 6b")."""
 
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ POLL = SETTINGS.boot_poll_seconds
 LEARNED = 10.0  # what earlier boots taught (the simulator's boot in make bench)
 
 
-async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_read(
+async def test_a_phone_started_here_costs_one_adb_switch_and_one_adb_read_and_no_status_poll(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
-    """Once boots are known to take 10 s: start, then one poll when the boot is expected to be
-    over, ADB switched on at once (no read answered "not enabled" first, no status write), its
-    data read once after Geelark's delay: the Secret, the pod and the phone's state written
-    with the pod Running, in one write."""
+    """Once boots are known to take 10 s: start, then, when the boot is expected to be over,
+    ADB switched on in place of a status poll (Geelark took it: the phone runs; no status
+    write), its data read once after Geelark's delay: the Secret, the pod and the phone's
+    state written with the pod Running, in one write."""
     reconciler._powers.boots.expected = LEARNED
     binding, _, delay = await step(reconciler, make_binding())
     assert delay == LEARNED
@@ -40,7 +40,7 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
     clock.advance(delay)
     phones.power["100"] = PhoneStatus.RUNNING
     binding, report, delay = await step(reconciler, binding)
-    assert (phones.count("status") - asked, phones.count("enable_adb")) == (1, 1)
+    assert (phones.count("status") - asked, phones.count("enable_adb")) == (0, 1)
     assert phones.count("adb_endpoint") == 0
     assert delay == ADB_ENABLE_SECONDS
     assert report.status_patch() is None  # the next pass, 3 s later, says it all in one write
@@ -51,7 +51,7 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
     binding, report, _ = await step(reconciler, binding)
     assert report.status_patch() is None  # held back while the pod starts (status_memo.py)
     assert phones.count("adb_endpoint") == 1
-    assert phones.count("status") - asked == 1  # "running" is reused while the binding comes up
+    assert phones.count("status") - asked == 0  # the switch's "running" is reused
     assert ("ns", "alpha-worker") in kube.pods
     ready(kube.pods[("ns", "alpha-worker")])
     binding, report, _ = await step(reconciler, binding)
@@ -66,18 +66,21 @@ async def test_a_phone_started_here_costs_one_status_one_adb_switch_and_one_adb_
 async def test_a_boot_that_outlasts_the_guess_is_polled_every_boot_poll_then_learned(
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock
 ) -> None:
-    """No boot seen yet: polled every boot_poll_seconds; a boot that took longer than that
-    makes the next phone started wait longer before its first poll."""
+    """No boot seen yet: asked every boot_poll_seconds (first by its ADB switch, refused while
+    it boots, then by a status poll, which tells a booting phone from one stopped meanwhile);
+    a boot that took longer than that makes the next phone started wait longer before its
+    first question."""
     binding, _, delay = await step(reconciler, make_binding())
     assert delay == POLL
     asked = phones.count("status")
     clock.advance(delay)
-    binding, _, delay = await step(reconciler, binding)  # still STARTING
+    binding, _, delay = await step(reconciler, binding)  # still STARTING: the switch refused
     assert delay == POLL
+    assert (phones.count("status") - asked, phones.count("enable_adb")) == (0, 1)
     clock.advance(delay)
     phones.power["100"] = PhoneStatus.RUNNING
     await step(reconciler, binding)
-    assert phones.count("status") - asked == 2
+    assert (phones.count("status") - asked, phones.count("enable_adb")) == (1, 2)
 
     phones.add("200", "phone-b")
     _, _, delay = await step(reconciler, make_binding("beta", "phone-b"))
@@ -197,9 +200,10 @@ async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_
     reconciler: BindingReconciler, phones: FakePhones, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No boot proven yet: of three phones due together, the first ones due form a probe (a
-    status call's worth, made 1 phone here) and the others wait for its answer. "Still
-    starting" spares them their calls: one status question, where each phone asked before,
-    and all three come back one poll interval later."""
+    call's worth, made 1 phone here: an ADB switch in place of a status poll) and the others
+    wait for its answer. "Still starting" (the switch refused) spares them their calls: one
+    question, where each phone asked before, and all three come back one poll interval
+    later."""
     monkeypatch.setattr(power_module, "MAX_IDS_PER_CALL", 1)
     phones.add("200", "phone-b")
     phones.add("300", "phone-c")
@@ -212,14 +216,14 @@ async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_
     asked_before = phones.count("status")
     answer = asyncio.Event()
     asked: list[str] = []
-    plain_status = phones.status
+    plain_switch = phones.enable_adb
 
-    async def status_answered_later(phone_id: str) -> PhoneStatus:
+    async def switch_answered_later(phone_id: str) -> None:
         asked.append(phone_id)
         await answer.wait()
-        return await plain_status(phone_id)
+        await plain_switch(phone_id)
 
-    monkeypatch.setattr(phones, "status", status_answered_later)
+    monkeypatch.setattr(phones, "enable_adb", switch_answered_later)
     waiting_for_probe: list[asyncio.Event] = []
     plain_event_within = power_module.event_within
 
@@ -235,7 +239,7 @@ async def test_phones_started_together_are_probed_one_batch_at_a_time_while_the_
     answer.set()
     results = await asyncio.gather(*passes)
 
-    assert phones.count("status") - asked_before == 1
+    assert (phones.count("status") - asked_before, phones.count("enable_adb")) == (0, 1)
     assert [delay for _, _, delay in results] == [POLL, POLL, POLL]
     assert [b.status.phone.status for b, _, _ in results if b.status.phone] == ["Starting"] * 3
 

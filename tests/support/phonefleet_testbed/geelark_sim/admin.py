@@ -144,6 +144,7 @@ _SETTING_NAMES = {
     "boot_seconds": "bootSeconds",
     "adb_enable_seconds": "adbEnableSeconds",
     "latency_ms": "latencyMs",
+    "adb_switch_taken_when_off": "adbSwitchTakenWhenOff",
     "rate_limit_per_minute": "rateLimitPerMinute",
     "rate_limit_per_hour": "rateLimitPerHour",
 }
@@ -271,7 +272,8 @@ class SimulatorAdmin:
 
     def update_settings(self, **changes: float | None) -> dict[str, Any]:
         """Change runtime settings: boot_seconds, adb_enable_seconds, latency_ms,
-        rate_limit_per_minute, rate_limit_per_hour (None: unlimited)."""
+        adb_switch_taken_when_off, rate_limit_per_minute, rate_limit_per_hour (None:
+        unlimited)."""
         unknown = set(changes) - set(_SETTING_NAMES)
         if unknown:
             raise TypeError(f"unknown settings: {sorted(unknown)}")

@@ -21,7 +21,8 @@
     POST   /_sim/counters/reset         {rateLimits?: true}: zero the counts (and the budget)
     GET    /_sim/settings               runtime settings
     PATCH  /_sim/settings               change {bootSeconds?, adbEnableSeconds?, latencyMs?,
-                                        rateLimitPerMinute?, rateLimitPerHour?}
+                                        adbSwitchTakenWhenOff?, rateLimitPerMinute?,
+                                        rateLimitPerHour?}
     GET    /_sim/live/{id}              an HTML page standing in for Geelark's live view
 
 Endpoints in fault rules may be full paths or short names such as "phone/list". Bad input
@@ -242,6 +243,8 @@ async def update_settings(request: web.Request) -> web.StreamResponse:
         settings.adb_enable_seconds = _non_negative(body, "adbEnableSeconds")
     if "latencyMs" in body:
         settings.latency_ms = _non_negative(body, "latencyMs")
+    if "adbSwitchTakenWhenOff" in body:
+        settings.adb_switch_taken_when_off = _required(body, "adbSwitchTakenWhenOff", bool)
     if "rateLimitPerMinute" in body:
         settings.rate_limit_per_minute = _optional(body, "rateLimitPerMinute", int)
     if "rateLimitPerHour" in body:

@@ -45,6 +45,12 @@ class SimulatorConfig:
     latency_ms: float = 0.0
     """Delay added to every Open API call before it is answered."""
 
+    adb_switch_taken_when_off: bool = False
+    """How `adb/setStatus` treats a phone that does not run. Geelark's documentation only says
+    the phone must be started first; False (the default) refuses it with item code 42002, True
+    answers code 0 and switches nothing (the other reading, for tests of clients that must
+    survive it)."""
+
     rate_limit_per_minute: int | None = 200
     """Calls the account may make in any rolling 60 s before code 40007; None means unlimited."""
 
@@ -83,6 +89,9 @@ class RuntimeSettings:
     latency_ms: float
     """See `SimulatorConfig.latency_ms`; fault rules may add more per endpoint."""
 
+    adb_switch_taken_when_off: bool
+    """See `SimulatorConfig.adb_switch_taken_when_off`."""
+
     rate_limit_per_minute: int | None
     """See `SimulatorConfig.rate_limit_per_minute`."""
 
@@ -96,16 +105,18 @@ class RuntimeSettings:
             boot_seconds=config.boot_seconds,
             adb_enable_seconds=config.adb_enable_seconds,
             latency_ms=config.latency_ms,
+            adb_switch_taken_when_off=config.adb_switch_taken_when_off,
             rate_limit_per_minute=config.rate_limit_per_minute,
             rate_limit_per_hour=config.rate_limit_per_hour,
         )
 
-    def to_json(self) -> dict[str, float | int | None]:
+    def to_json(self) -> dict[str, float | int | bool | None]:
         """The settings as the admin API shows them."""
         return {
             "bootSeconds": self.boot_seconds,
             "adbEnableSeconds": self.adb_enable_seconds,
             "latencyMs": self.latency_ms,
+            "adbSwitchTakenWhenOff": self.adb_switch_taken_when_off,
             "rateLimitPerMinute": self.rate_limit_per_minute,
             "rateLimitPerHour": self.rate_limit_per_hour,
         }

@@ -105,16 +105,24 @@ def phone_stop(ctx: CallContext, body: JsonObject) -> JsonObject:
 
 
 def adb_set_status(ctx: CallContext, body: JsonObject) -> JsonObject:
-    """`adb/setStatus`: switch ADB on or off on each named running phone."""
+    """`adb/setStatus`: switch ADB on or off on each named running phone.
+
+    Models without ADB are skipped silently, as Geelark documents ("unsupported models will be
+    automatically filtered"): their getData says 49002. A phone that does not run is refused
+    with 42002, or, with `adb_switch_taken_when_off`, taken and left as it is."""
     open_ = body.get("open")
     if not isinstance(open_, bool):
         raise ApiError(Code.BAD_PARAMETERS, "open must be true or false")
+    settings = ctx.engine.settings
 
     def switch(phone: Phone) -> JsonObject | Code:
-        refusal = _adb_refusal(phone, ctx.now)
-        if refusal is not None:
-            return refusal
-        phone.set_adb(ctx.now, open_, ctx.engine.settings.adb_enable_seconds)
+        if not phone.supports_adb():
+            return {"id": phone.id}
+        if phone.status(ctx.now) is not PhoneStatus.RUNNING:
+            if settings.adb_switch_taken_when_off:
+                return {"id": phone.id}
+            return Code.PHONE_NOT_RUNNING
+        phone.set_adb(ctx.now, open_, settings.adb_enable_seconds)
         return {"id": phone.id}
 
     return _each_phone(ctx, body, MAX_BATCH_IDS, switch)
