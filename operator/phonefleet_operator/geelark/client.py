@@ -77,12 +77,14 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-#: Geelark's limits on one call: list and status take 100 ids; start, and both ADB calls
-#: (``adb/setStatus`` and ``adb/getData``: "maximum 200" in Geelark's API reference), 200.
+#: Geelark's limits on one call: list and status take 100 ids, start 200 (its reference says so).
+#: Its reference states no limit for the ADB calls (``adb/setStatus``, ``adb/getData``): they
+#: get the documented 100 of the other phone calls, since a call refused for its size in
+#: production would hold every phone in it back (docs/scale.md "Round 6b").
 MAX_PAGE_SIZE: Final = 100
 MAX_IDS_PER_CALL: Final = 100
 MAX_IDS_PER_START: Final = 200
-MAX_IDS_PER_ADB: Final = 200
+MAX_IDS_PER_ADB: Final = 100
 
 #: Codes that mean "these credentials are wrong": the user must fix the Secret.
 AUTH_CODES: Final[Mapping[int, str]] = {

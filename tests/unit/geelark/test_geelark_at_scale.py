@@ -37,8 +37,8 @@ async def test_resolving_a_thousand_phones_costs_one_paged_listing(
 async def test_a_thousand_bindings_become_ready_in_tens_of_calls(
     start_simulator: SimulatorFactory,
 ) -> None:
-    """Start, status, ADB on, ADB data and stop for 1,000 phones: 200 ids per start and ADB
-    call, 100 per status and stop call."""
+    """Start, status, ADB on, ADB data and stop for 1,000 phones: 200 ids per start call, 100
+    per status, ADB and stop call."""
     simulator = start_simulator(phones=FLEET)
     settings = make_settings(
         url=simulator.base_url, batch_window_seconds=0.2, live_view_in_status=True
@@ -68,8 +68,8 @@ async def test_a_thousand_bindings_become_ready_in_tens_of_calls(
     assert counters.requests == {
         "/open/v1/phone/start": 5,
         "/open/v1/phone/status": 10,
-        "/open/v1/adb/setStatus": 5,
-        "/open/v1/adb/getData": 5,
+        "/open/v1/adb/setStatus": 10,
+        "/open/v1/adb/getData": 10,
         "/open/v1/phone/stop": 10,
     }
     assert counters.total == counters.replies(0)
