@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from thread_signals import Changes, counted_wakeups, loop_caught_up
+from thread_signals import DEADLINE_SECONDS, Changes, counted_wakeups, loop_caught_up
 
 from phonefleet_operator.k8s.api import ApiCaller
 
@@ -102,3 +102,25 @@ async def test_closing_cancels_the_calls_still_queued_and_answers_the_one_in_fli
         await asyncio.wait_for(queued, 10)
     assert (await asyncio.wait_for(first, 10)) == {"name": "first"}  # in flight: answered
     assert gate.calls == ["first"]
+
+
+async def test_quiet_says_whether_a_call_waits_for_a_thread_and_wakes_when_none_does(
+    one_thread: ApiCaller,
+) -> None:
+    """The backlog the Events give way to (k8s/events.py): a call queued behind the one in
+    flight is a backlog; once both are answered there is none, and a waiter is woken."""
+    assert await one_thread.quiet(within=0)  # nothing called yet
+    gate = Gate()
+    first = asyncio.ensure_future(one_thread(gate, "first"))
+    await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
+    assert await one_thread.quiet(within=0)  # in flight, none waiting behind it
+    second = asyncio.ensure_future(one_thread(gate, "second"))
+    await loop_caught_up()  # its first step ran: queued behind the first
+    assert not await one_thread.quiet(within=0)
+    waiter = asyncio.ensure_future(one_thread.quiet(within=DEADLINE_SECONDS))
+    await loop_caught_up()
+    assert not waiter.done()
+    gate.open.set()
+    await asyncio.gather(first, second)
+    assert await waiter
+    assert await one_thread.quiet(within=0)
