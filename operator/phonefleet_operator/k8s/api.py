@@ -134,9 +134,7 @@ class ApiCaller:
         server's time from the calls that a binding's progress awaits. Known at each answer: a
         backlog that has just drained is seen when the next call in flight comes back.
         """
-        if not self._queued:
-            return True
-        if self._quiet is None:  # calls queued before any on this loop: none can be
+        if not self._queued or self._quiet is None:  # nothing was ever called: no backlog
             return True
         return await event_within(self._quiet, within)
 
