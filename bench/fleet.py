@@ -75,6 +75,8 @@ class OperatorResult:
     cpu_seconds_total: float
     control_plane_cpu_convergence: dict[str, float]
     api_requests: dict[str, int]
+    #: How long after convergence the operator's deferred Events were still being posted.
+    events_trailing_seconds: float = 0.0
     api_requests_steady: dict[str, int] = field(default_factory=dict)
     steady_requests_per_binding_minute: dict[str, float] = field(default_factory=dict)
     timeline: list[Obj] = field(default_factory=list)
@@ -111,6 +113,7 @@ class OperatorResult:
             "cpuSecondsTotal": self.cpu_seconds_total,
             "controlPlaneCpuSecondsConvergence": self.control_plane_cpu_convergence,
             "apiRequestsConvergence": self.api_requests,
+            "eventsTrailingSeconds": round(self.events_trailing_seconds, 1),
             "apiRequestsSteady": self.api_requests_steady,
             "steadyRequestsPerBindingMinute": self.steady_requests_per_binding_minute,
             "operatorSettings": self.settings,
@@ -148,6 +151,33 @@ def _per_binding_minute(
     out["total"] = round(sum(by_verb.values()) * scale, 4)
     out["failedWrites"] = failed
     return out
+
+
+#: Longest wait for the operator's Events to stop after convergence (k8s/events.py defers a
+#: Normal Event at most 30 s while its passes' API calls have a backlog).
+SETTLE_LIMIT_SECONDS = 45.0
+#: How long the Events count must stay the same for the operator to be at rest.
+SETTLE_QUIET_SECONDS = 2.0
+
+
+async def _settle(
+    api: KubeApi, after: dict[str, int], *, wait: bool
+) -> tuple[dict[str, int], float]:
+    """Wait, after convergence, until the operator's deferred Events are posted; the API
+    server's counts then, and how long that took. Those Events are the convergence's writes
+    (counted with them), not the fleet at rest's: the steady window starts after them."""
+    clock = asyncio.get_running_loop().time
+    began = clock()
+    counts, quiet_since = after, began
+    while wait and clock() - began < SETTLE_LIMIT_SECONDS:
+        await asyncio.sleep(0.5)  # a poll of the API server's counters, bounded above
+        now = await api.request_counts()
+        if now.get("POST events", 0) != counts.get("POST events", 0):
+            quiet_since = clock()
+        counts = now
+        if clock() - quiet_since >= SETTLE_QUIET_SECONDS:
+            break
+    return counts, max(0.0, quiet_since - began)
 
 
 async def _steady(
@@ -337,7 +367,9 @@ async def run_operator(
                     lambda: (sim.counters(), _reconcile_passes(metrics), sim.served_calls())
                 )
                 plane_used = plane_cpu.read()
-                requests_after = await api.request_counts()
+                requests_after, trailing = await _settle(
+                    api, await api.request_counts(), wait=converged
+                )
                 sampler.sample()
                 cpu_convergence = sampler.cpu_between(t0, time.monotonic())
                 steady_requests, steady_elapsed = await _steady(
@@ -392,6 +424,7 @@ async def run_operator(
         cpu_seconds_total=round(cpu_total, 2),
         control_plane_cpu_convergence=plane_used,
         api_requests=_difference(requests_after, requests_before),
+        events_trailing_seconds=trailing,
         timeline=timeline,
         log_summary=_log_summary(operator.log_path),
         settings=extra_env,

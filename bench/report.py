@@ -293,7 +293,8 @@ def table(result: Obj) -> str:
         f", one phone's path {floor.get('pathSeconds', '-')} s): operator at "
         f"{_fmt(floor.get('ratio'), 2)}x; CPU {cpu:.4f} s per binding",
         _passes_line(op.get("reconcilePassesConvergence") or {}, n),
-        _writes_line(op.get("apiRequestsConvergence") or {}, n),
+        _writes_line(op.get("apiRequestsConvergence") or {}, n)
+        + f" (with the Events posted up to {_fmt(op.get('eventsTrailingSeconds'))} s after)",
         _pace_line(floor),
         "Geelark side (every phone's ADB data read, i.e. every pod created) done at "
         f"{_fmt(floor.get('geelarkDoneSeconds'))} s: {_fmt(floor.get('geelarkDoneRatio'), 2)}x "

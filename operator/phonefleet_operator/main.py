@@ -75,6 +75,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
             memo.admission = contextlib.AsyncExitStack()
             await memo.admission.enter_async_context(serve_admission(runtime.replica))
         await runtime.jobs.prepare()  # the job key, before any ADB Secret is written
+        await runtime.load_pools()  # before the bindings' first writes fill the API threads
         runtime.start_background()
         memo.monitoring = Monitoring.start(operator_settings, geelark_settings, runtime)
         watches.start_watches(memo, runtime.waiters, tuple(_NAMESPACES))

@@ -19,6 +19,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
 from phonefleet_operator.k8s.handoff import Handoff
+from phonefleet_operator.waiting import event_within
 
 __all__ = [
     "ApiCaller",
@@ -81,6 +82,8 @@ class ApiCaller:
         self._handoff: Handoff | None = None
         self._queued: set[asyncio.Future[Any]] = set()
         """Answers of calls no thread has started yet (a thread takes its call out)."""
+        self._quiet: asyncio.Event | None = None
+        """Set while no call waits for a thread, as of the last answer (see :meth:`quiet`)."""
 
     async def __call__(self, method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Call ``method(*args, **kwargs)`` in the pool and translate its faults.
@@ -91,12 +94,15 @@ class ApiCaller:
         reach the event loop in batches (``k8s/handoff.py``), not one wake-up each.
         """
         loop = asyncio.get_running_loop()
-        if self._handoff is None or self._handoff.loop is not loop:
+        quiet = self._quiet
+        if self._handoff is None or self._handoff.loop is not loop or quiet is None:
             self._handoff = Handoff(loop)
+            quiet = self._quiet = asyncio.Event()
         kwargs.setdefault("_request_timeout", 30)
         answer: asyncio.Future[Any] = loop.create_future()
         call = functools.partial(_plain_json, method, *args, **kwargs)
         self._queued.add(answer)
+        quiet.clear()
         self._pool.submit(_answer, self._handoff, answer, call, self._queued.discard)
         try:
             return await answer
@@ -118,6 +124,19 @@ class ApiCaller:
             ) from None
         finally:
             self._queued.discard(answer)
+            if not self._queued:
+                quiet.set()
+
+    async def quiet(self, within: float) -> bool:
+        """Wait until no call waits for a thread, at most ``within`` seconds; True if none does.
+
+        For work that can wait (Events): sent while the pool has a backlog, it would take the API
+        server's time from the calls that a binding's progress awaits. Known at each answer: a
+        backlog that has just drained is seen when the next call in flight comes back.
+        """
+        if not self._queued or self._quiet is None:  # nothing was ever called: no backlog
+            return True
+        return await event_within(self._quiet, within)
 
     def close(self) -> None:
         """Release the pool and the connections; calls no thread has started are cancelled

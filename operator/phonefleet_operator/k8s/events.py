@@ -6,6 +6,12 @@ operator posts its Events itself, as kopf did: the same fields (the "From" of ``
 is ``phonefleet-operator``, the instance is the pod), a message cut to 1,024 characters, a
 failure logged and the Event dropped after a few tries (an Event is never worth holding a
 binding back).
+
+Normal Events also give way to the operator's own API calls (``yield_to``): while the passes'
+pool has calls waiting for a thread, a Normal Event waits until it has none, at most
+:data:`EVENT_DEFER_SECONDS` after it was queued. A fleet coming up spends the API server on its
+Secrets, pods and statuses first; its Events follow when there is room (docs/scale.md, Round 6a).
+Warnings never wait.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller
 
-__all__ = ["COMPONENT", "EVENT_LANES", "EventPoster", "event_body"]
+__all__ = ["COMPONENT", "EVENT_DEFER_SECONDS", "EVENT_LANES", "EventPoster", "event_body"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,8 @@ _PREFIX = "phonefleet-"
 _MAX_MESSAGE = 1024
 #: Events posted at once (one object's always in the same lane, in order).
 EVENT_LANES = 8
+#: The longest a Normal Event waits for the passes' API calls to have no backlog.
+EVENT_DEFER_SECONDS = 30.0
 _BACKOFFS = (1.0, 2.0)
 
 
@@ -68,12 +76,26 @@ def event_body(
 
 class EventPoster:
     """Queues Events and posts them from a few background lanes; one object's Events always go
-    through the same lane, so they are posted in the order they were queued."""
+    through the same lane, so they are posted in the order they were queued.
 
-    def __init__(self, caller: ApiCaller, instance: str | None = None) -> None:
+    With ``yield_to`` (the passes' caller), a Normal Event at the head of its lane waits while
+    that caller has a backlog, at most ``defer_seconds`` after it was queued.
+    """
+
+    def __init__(
+        self,
+        caller: ApiCaller,
+        instance: str | None = None,
+        *,
+        yield_to: ApiCaller | None = None,
+        defer_seconds: float = EVENT_DEFER_SECONDS,
+    ) -> None:
         self._call = caller
         self._instance = instance or socket.gethostname()
-        self._lanes: list[collections.deque[dict[str, Any]]] = [
+        self._yield_to = yield_to
+        self._defer_seconds = defer_seconds
+        # Each Event with the loop's time when it was queued.
+        self._lanes: list[collections.deque[tuple[float, dict[str, Any]]]] = [
             collections.deque() for _ in range(EVENT_LANES)
         ]
         self._workers: list[asyncio.Task[None] | None] = [None] * EVENT_LANES
@@ -89,17 +111,22 @@ class EventPoster:
         )
         key = str(body["involvedObject"]["uid"] or body["involvedObject"]["name"])
         lane = zlib.crc32(key.encode()) % EVENT_LANES
-        self._lanes[lane].append(body)
+        loop = asyncio.get_running_loop()
+        self._lanes[lane].append((loop.time(), body))
         worker = self._workers[lane]
         if worker is None or worker.done():
-            self._workers[lane] = asyncio.get_running_loop().create_task(
-                self._drain(lane), name=f"events-{lane}"
-            )
+            self._workers[lane] = loop.create_task(self._drain(lane), name=f"events-{lane}")
 
     async def _drain(self, lane: int) -> None:
         queue = self._lanes[lane]
+        loop = asyncio.get_running_loop()
         while queue:
-            await self._post(queue.popleft())
+            queued_at, body = queue.popleft()
+            if self._yield_to is not None and body["type"] != "Warning":
+                left = self._defer_seconds - (loop.time() - queued_at)
+                if left > 0:
+                    await self._yield_to.quiet(within=left)
+            await self._post(body)
 
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.errors import PermanentFault, TemporaryFault
+from phonefleet_operator.errors import PermanentFault, PhonefleetError, TemporaryFault
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.models import Phase, PhoneBinding
@@ -263,6 +263,20 @@ class Runtime:
         }
 
     # ------------------------------------------------------------ background work
+
+    async def load_pools(self) -> None:
+        """List the PhonePools and namespaces for the pools gate, before any binding is seen.
+
+        Every binding's first pass asks the gate, which lists them once, on the passes' API
+        threads: listed by the first pass, the list waited behind the finalizer writes of every
+        binding applied with it (a thousand at once held every claim and phone start 2-3 s:
+        docs/scale.md, Round 6a). Listed here, the threads are idle. A list that fails is left
+        to the first pass, which lists them as before.
+        """
+        try:
+            await self.tenancy.is_on()
+        except PhonefleetError as error:
+            log.warning("Could not list PhonePools at start-up (the first pass will): %s", error)
 
     def start_background(self) -> None:
         """Start the periodic release of claims whose holder no longer exists."""

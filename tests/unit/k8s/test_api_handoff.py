@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from loop_order import loop_caught_up
-from thread_signals import Changes, counted_wakeups
+from thread_signals import DEADLINE_SECONDS, Changes, counted_wakeups
 
 from phonefleet_operator.k8s.api import ApiCaller
 from phonefleet_operator.k8s.handoff import Handoff
@@ -114,3 +114,25 @@ async def test_callbacks_posted_first_run_before_those_already_pending_in_their_
     handoff.post_first([lambda: ran.append("held 1"), lambda: ran.append("held 2")])
     await loop_caught_up()
     assert ran == ["held 1", "held 2", "posted"]
+
+
+async def test_quiet_says_whether_a_call_waits_for_a_thread_and_wakes_when_none_does(
+    one_thread: ApiCaller,
+) -> None:
+    """The backlog the Events give way to (k8s/events.py): a call queued behind the one in
+    flight is a backlog; once both are answered there is none, and a waiter is woken."""
+    assert await one_thread.quiet(within=0)  # nothing called yet
+    gate = Gate()
+    first = asyncio.ensure_future(one_thread(gate, "first"))
+    await gate.changes.until(lambda: gate.calls == ["first"], "the first call in flight")
+    assert await one_thread.quiet(within=0)  # in flight, none waiting behind it
+    second = asyncio.ensure_future(one_thread(gate, "second"))
+    await loop_caught_up()  # its first step ran: queued behind the first
+    assert not await one_thread.quiet(within=0)
+    waiter = asyncio.ensure_future(one_thread.quiet(within=DEADLINE_SECONDS))
+    await loop_caught_up()
+    assert not waiter.done()
+    gate.open.set()
+    await asyncio.gather(first, second)
+    assert await waiter
+    assert await one_thread.quiet(within=0)

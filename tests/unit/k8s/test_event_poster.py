@@ -12,6 +12,7 @@ from loop_order import loop_caught_up
 
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.events import EventPoster
+from phonefleet_operator.waiting import event_within
 
 #: The retry back-offs run on a virtual clock (looptime).
 pytestmark = pytest.mark.looptime
@@ -77,3 +78,50 @@ async def test_a_failing_api_server_is_tried_three_times_then_the_event_is_dropp
     await drained(poster)
     assert caller.calls == 3
     assert caller.posted == []
+
+
+class Backlog:
+    """The passes' API caller as the poster sees it (``ApiCaller.quiet``): calls wait for a
+    thread until ``drained`` is set."""
+
+    def __init__(self) -> None:
+        self.drained = asyncio.Event()
+        self.asked = 0
+
+    async def quiet(self, within: float) -> bool:
+        self.asked += 1
+        return await event_within(self.drained, within)
+
+
+async def test_normal_events_wait_while_the_passes_calls_have_a_backlog() -> None:
+    caller, backlog = Caller(), Backlog()
+    poster = EventPoster(caller, instance="pod-1", yield_to=backlog)  # type: ignore[arg-type]
+    poster.post(BINDING, warning=False, reason="CreatedPod", message="m")
+    await asyncio.sleep(5)  # virtual seconds: still within the deferral
+    assert caller.posted == []
+    backlog.drained.set()
+    await drained(poster)
+    assert [body["reason"] for _, body in caller.posted] == ["CreatedPod"]
+
+
+async def test_a_warning_is_posted_at_once_whatever_the_backlog() -> None:
+    caller, backlog = Caller(), Backlog()
+    poster = EventPoster(caller, instance="pod-1", yield_to=backlog)  # type: ignore[arg-type]
+    poster.post(BINDING, warning=True, reason="PhoneNotFound", message="m")
+    await drained(poster)
+    assert [body["reason"] for _, body in caller.posted] == ["PhoneNotFound"]
+    assert backlog.asked == 0
+
+
+async def test_a_normal_event_waits_at_most_the_deferral_after_it_was_queued() -> None:
+    """A backlog that never drains (a fleet of 5,000 coming up) delays an Event, not for ever;
+    the next ones of its lane were queued as long ago, so they follow without waiting again."""
+    caller, backlog = Caller(), Backlog()
+    poster = EventPoster(caller, instance="pod-1", yield_to=backlog, defer_seconds=30)  # type: ignore[arg-type]
+    for n in range(3):
+        poster.post(BINDING, warning=False, reason=f"R{n}", message="m")
+    await asyncio.sleep(29)
+    assert caller.posted == []
+    await drained(poster)
+    assert [body["reason"] for _, body in caller.posted] == ["R0", "R1", "R2"]
+    assert backlog.asked == 1
