@@ -247,7 +247,7 @@ class JobService:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
         self.wakeups.wake(binding_key(namespace, name))
 
-    def unsettled(self, namespace: str, name: str) -> str | None:
+    def unsettled(self, namespace: str, name: str, uid: str | None = None) -> str | None:
         """Why the binding's worker pod must not be created, nor its phone let go, yet: an
         attempt of one of its jobs is still Running; None when none is (one dict lookup for a
         binding without jobs).
@@ -263,21 +263,29 @@ class JobService:
 
         Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
         attempt: it says so, and every binding without a pod waits for that list.
+
+        ``uid`` (the orphan sweep's: the uid its claim records as holder) narrows it to the
+        attempts of that incarnation of the binding: a binding created again under the same
+        name runs jobs of its own, which must not keep the gone holder's claim and phone. An
+        attempt that does not say whose it is (started before attempts recorded
+        ``bindingUid``) may be anybody's, and counts; so does every attempt without ``uid``.
         """
         if not self.jobs.listed:
             return (
                 "the operator has not read the PhoneJobs since it started, and an attempt of "
                 "them may still run on a worker pod that went away: waiting until it has"
             )
-        return self._running_attempt(namespace, name)
+        return self._running_attempt(namespace, name, uid)
 
-    def _running_attempt(self, namespace: str, name: str) -> str | None:
+    def _running_attempt(self, namespace: str, name: str, uid: str | None = None) -> str | None:
         """What :meth:`unsettled` says of the jobs in the view."""
         if not self.jobs.has_work(namespace, name):
             return None
         for raw in self.jobs.of_binding(namespace, name):
             attempts = (raw.get("status") or {}).get("attempts") or []
             last = attempts[-1] if attempts else {}
+            if uid and last.get("bindingUid") not in (None, uid):
+                continue  # another incarnation's attempt, on a pod of its own
             if last.get("outcome") == AttemptOutcome.RUNNING.value:
                 job = raw["metadata"]["name"]
                 return (
