@@ -26,6 +26,9 @@ from typing import Any
 import pytest
 import requests
 
+from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.jobs import JOB_ENV, make_job
@@ -472,3 +475,143 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
     assert ended["outcome"] == "Lost"
     assert "lease or deadline has run out" in ended["message"]
     assert "end" in old_run, "attempt 1 ended in the ledger while the old worker still ran it"
+
+
+class UnreadableJobs:
+    """PhoneJobs the in-process operator cannot read until :meth:`lift`: its list answers as an
+    API server that does not answer, and its jobs watch's events do not reach the jobs view (as
+    if the watch had not listed yet). Everything else goes to the real API server."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.blocked = threading.Event()
+        self.blocked.set()
+        self.lists_refused = 0
+        real_list, real_saw = JobGateway.list_served_jobs, JobService.saw
+        unreadable = self
+
+        async def list_served_jobs(gateway: JobGateway, namespaces: tuple[str, ...]) -> Any:
+            if unreadable.blocked.is_set():
+                unreadable.lists_refused += 1
+                raise KubernetesUnavailable("injected: the API server did not answer")
+            return await real_list(gateway, namespaces)
+
+        def saw(service: JobService, event_type: str, job: Any) -> None:
+            if not unreadable.blocked.is_set():
+                real_saw(service, event_type, job)
+
+        monkeypatch.setattr(JobGateway, "list_served_jobs", list_served_jobs)
+        monkeypatch.setattr(JobService, "saw", saw)
+
+    def lift(self) -> None:
+        self.blocked.clear()
+
+
+@pytest.fixture
+def unreadable_jobs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], UnreadableJobs]:
+    """Make the PhoneJobs unreadable to the in-process operator from now on (until lifted)."""
+    return lambda: UnreadableJobs(monkeypatch)
+
+
+def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_for_the_fence(  # noqa: PLR0917 - fixtures arrive as arguments
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+    unreadable_jobs: Callable[[], UnreadableJobs],
+) -> None:
+    """The start-up race: the operator stops while attempt 1 runs, the worker pod is
+    force-deleted (its worker cut off) while it is down, and the restarted operator cannot
+    read the PhoneJobs at first (its list fails and is retried every 5 s; its watch has said
+    nothing yet). What it sees is a Running binding without a pod and no job: it must not
+    create the replacement pod from that. The binding waits (Bound, WorkerReady False,
+    FencingAttempt: the operator has not read the PhoneJobs since it started); once the read
+    succeeds it waits on for attempt 1's fence, and the pod is created only after attempt 1
+    ended, after the old worker's run. Without the gate the pod is created at the first pass."""
+    with Router(workers["old"].url) as router:
+        env = {
+            "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps({f"{namespace}/{NAME}": router.url}),
+            **JOB_ENV,
+            "PHONEFLEET_JOBS_LEASE_SECONDS": LEASE_SECONDS,
+        }
+        first_operator = operator_factory(**env)
+        kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
+        wait_phase(kubectl, namespace, NAME, "Running")
+        token = wait_job_token(kubectl, namespace, NAME)
+        for worker in workers.values():
+            worker.mount_token(token)
+        kubectl.apply(
+            make_job(
+                "post",
+                NAME,
+                namespace,
+                params={"caption": "x", "seconds": 120},
+                retryDelaySeconds=1,
+                activeDeadlineSeconds=600,
+            )
+        )
+        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        first = str(running["attempts"][0]["id"])
+        wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
+        old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
+
+        operator_factory.stop(first_operator)  # type: ignore[attr-defined]
+        router.cut = True
+        router.replace_pod(first, workers["new"].url)
+        kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
+        wait_for(
+            lambda: (
+                (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
+                or p["metadata"]["uid"] != old_uid
+            ),
+            60,
+            message="the old pod to leave the API server",
+        )
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None  # nobody replaced it
+
+        unreadable = unreadable_jobs()
+        operator_factory(**env)
+        held = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and "has not read the PhoneJobs"
+                in (condition(b, "WorkerReady") or {}).get("message", "")
+                and b
+            ),
+            60,
+            message=lambda: (
+                f"the binding to hold its pod back: {binding(kubectl, namespace, NAME)}"
+            ),
+        )
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
+        wait_for(lambda: unreadable.lists_refused >= 2, 30, message="the list to be retried")
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
+        unreadable.lift()
+        fencing = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and "attempt 1 of PhoneJob post"
+                in (condition(b, "WorkerReady") or {}).get("message", "")
+                and b
+            ),
+            60,
+            message=lambda: (
+                f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
+            ),
+        )
+        status = wait_status(
+            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
+        )
+        second = status["attempts"][1]["id"]
+        wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+        pod = replacement_pod(kubectl, namespace)
+
+    assert held["status"]["phase"] == "Bound"
+    assert (condition(held, "WorkerReady") or {}).get("reason") == "FencingAttempt"
+    assert (condition(fencing, "WorkerReady") or {}).get("reason") == "FencingAttempt"
+    ended = status["attempts"][0]
+    assert ended["outcome"] == "Lost"
+    assert pod["metadata"]["creationTimestamp"] >= ended["endTime"]
+    old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
+    assert "end" in old_run, "the old worker still runs attempt 1"
+    assert old_run["end"] < new_run["start"]

@@ -398,19 +398,25 @@ async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jo
     """A restarted operator whose jobs view is still empty (its start-up list failed, the
     watch has not listed) cannot know attempt 1 still runs: ``unsettled`` holds every pod-less
     binding until a list of the jobs has been read (retried in the background), then names the
-    attempt. Before, the empty view answered "nothing runs" and the pod was replaced at once."""
+    attempt, wakes the bindings it held and follows the attempt. Before, the empty view answered
+    "nothing runs" and the pod was replaced at once."""
     world = World()
     await started(world)
     await world.service.close()
     world.remove_pod()  # force-deleted while no operator ran
     world.api.unlisted = KubernetesUnavailable("the API server did not answer")
     restarted = world.new_operator(listed=False)
+    woken: list[str] = []
+    restarted.on_fenced = woken.append
 
     await restarted.prepare()
+    restarted.saw_binding("ADDED", world.binding)  # the bindings watch, before any job event
     waiting = restarted.unsettled("ns", "alpha")
     assert waiting is not None
     assert waiting.startswith("the operator has not read the PhoneJobs since it started")
     assert restarted.unsettled("ns", "other") == waiting  # no binding is known to be free
+
+    assert woken == []
 
     world.api.unlisted = None
     await until(lambda: restarted.jobs.listed)
@@ -418,6 +424,11 @@ async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jo
     assert held is not None
     assert held.startswith("attempt 1 of PhoneJob post ran on a worker pod that went away")
     assert restarted.unsettled("ns", "other") is None
+    # The held binding passes again at once, and its jobs' loop follows attempt 1 to its
+    # fence (no job event came to start it): before, both waited for a change of the binding.
+    assert woken[:1] == ["uid-alpha"]
+    assert restarted.keeps_state_of("ns", "alpha")
+    await until(lambda: world.status()["reason"] == "Fencing")
     await restarted.close()
 
 

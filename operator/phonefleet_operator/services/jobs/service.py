@@ -119,6 +119,9 @@ class JobService:
         # Bindings whose last pass saw an account hold: clearing it must reach the condition
         # even when no job is left to run a loop for it.
         self._held: set[tuple[str, str]] = set()
+        # Bindings seen before the jobs were first listed (key -> uid), which the gate may
+        # hold (:meth:`unsettled`): woken once a late list is in. Empty after the first list.
+        self._seen_unlisted: dict[tuple[str, str], str] = {}
         self.on_fenced: Callable[[str], object] = lambda uid: None
         """Told the uid of a binding that may wait for an attempt which just ended (it ran on a
         pod that went away, or the binding is suspended or deleted): the binding's reconcile
@@ -195,6 +198,18 @@ class JobService:
         while not listed:  # bounded by the API server's return; close() cancels it
             await asyncio.sleep(RETRY_SECONDS)
             listed = await self._list_jobs()
+        self._after_late_list()
+
+    def _after_late_list(self) -> None:
+        """The jobs are read, late: every binding seen meanwhile passes again (the gate held
+        those without a pod, and nothing else would wake one whose jobs run nowhere), and a
+        binding with jobs gets its loop, which follows an attempt still Running to its fence
+        (the watch's events may have come before the list, and found no loop to start)."""
+        seen, self._seen_unlisted = self._seen_unlisted, {}
+        for key, uid in seen.items():
+            if key not in self._tasks and self.jobs.has_work(*key):
+                self._start_loop(key, None)
+            self.on_fenced(uid)
 
     async def _load_key(self) -> None:
         """Load the job key: from the settings, else the key Secret (made at the first start).
@@ -359,7 +374,10 @@ class JobService:
         """
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
+        if not self.jobs.listed:
+            self._seen_unlisted[key] = str(metadata.get("uid", ""))
         if event_type == "DELETED":
+            self._seen_unlisted.pop(key, None)
             self._held.discard(key)
             heard = self._attempts.heard.get(key)
             task = self._tasks.get(key)
