@@ -615,3 +615,97 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
     old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
     assert "end" in old_run, "the old worker still runs attempt 1"
     assert old_run["end"] < new_run["start"]
+
+
+STOP = "/open/v1/phone/stop"
+
+
+def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """Binding ``fence`` (the first, on phone 1) vanishes mid-attempt (its finalizer removed by
+    hand); its attempt is fenced (its worker told, in its words) while Geelark refuses to stop
+    phones, so the sweep keeps its orphaned claim. A new binding of the same name, on phone 2,
+    runs a job of its own. With stops working again and the operator restarted, the sweep stops
+    phone 1 and deletes its claim while the new binding's attempt still runs: that attempt
+    records the new binding's uid, the claim the old one's. Before, the sweep matched the holder
+    by name and kept the claim, and phone 1 running and billed, for as long as the new binding
+    ran jobs. (A 30 s lease: the new binding's attempt outlives the restart.)"""
+    with Router(workers["old"].url) as router:
+        env = {
+            "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps({f"{namespace}/{NAME}": router.url}),
+            **JOB_ENV,
+            "PHONEFLEET_JOBS_LEASE_SECONDS": "30",
+            "PHONEFLEET_ORPHAN_SWEEP_SECONDS": "1",
+        }
+        operator = operator_factory(**env)
+        old_phone, new_phone = fleet.add_phone(), fleet.add_phone()
+        kubectl.apply(make_binding(NAME, old_phone, namespace))
+        wait_phase(kubectl, namespace, NAME, "Running")
+        old_uid = (binding(kubectl, namespace, NAME) or {})["metadata"]["uid"]
+        workers["old"].mount_token(wait_job_token(kubectl, namespace, NAME))
+        kubectl.apply(
+            make_job(
+                "post", NAME, namespace, params={"caption": "x", "seconds": 120}, maxAttempts=1
+            )
+        )
+        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        first = str(running["attempts"][0]["id"])
+        assert running["attempts"][0]["bindingUid"] == old_uid
+        wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
+        router.replace_pod(first, workers["new"].url)
+
+        simulator = fleet.simulator.admin
+        simulator.set_faults(STOP, http_status=500)
+        try:
+            kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
+            kubectl(
+                "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}',
+            )  # fmt: skip
+            wait_for(lambda: binding(kubectl, namespace, NAME) is None, 30, message="it to go")
+            wait_status(
+                kubectl,
+                namespace,
+                lambda s: s["attempts"][0]["outcome"] != "Running",
+                "to end attempt 1 in the old worker's words",
+            )
+
+            kubectl.apply(make_binding(NAME, new_phone, namespace))
+            wait_phase(kubectl, namespace, NAME, "Running")
+            new_uid = (binding(kubectl, namespace, NAME) or {})["metadata"]["uid"]
+            workers["new"].mount_token(wait_job_token(kubectl, namespace, NAME))
+            kubectl.apply(
+                make_job("post-2", NAME, namespace, params={"caption": "y", "seconds": 120})
+            )
+            second = wait_for(
+                lambda: (
+                    (j := kubectl.get("phonejob", "post-2", namespace))
+                    and (j.get("status") or {}).get("phase") == "Running"
+                    and j["status"]["attempts"][0]
+                ),
+                90,
+                message="the new binding's job to run",
+            )
+            wait_for(lambda: run_times(workers["new"], second["id"]), 30, message="it to run")
+            assert old_phone in fleet.running()  # kept so far: Geelark refused every stop
+            assert kubectl.get("phoneclaim", old_phone) is not None
+            # A new process, so that nothing of the old binding is left in memory: its
+            # first sweeps judge the claim by what the API server holds.
+            operator_factory.stop(operator)  # type: ignore[attr-defined]
+        finally:
+            simulator.clear_faults(STOP)
+        operator_factory(**env)
+
+        wait_for(lambda: old_phone not in fleet.running(), 60, message="the sweep to stop phone 1")
+        wait_for(lambda: kubectl.get("phoneclaim", old_phone) is None, 30, message="its claim")
+        still = (kubectl.get("phonejob", "post-2", namespace) or {})["status"]["attempts"][0]
+
+    assert second["bindingUid"] == new_uid != old_uid
+    assert (still["id"], still["outcome"]) == (second["id"], "Running")
+    assert "end" not in run_times(workers["new"], second["id"])
+    assert new_phone in fleet.running()
