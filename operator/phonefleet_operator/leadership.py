@@ -73,7 +73,7 @@ async def run_elected(operator: Operator, liveness: str, namespaces: Iterable[st
         return 0
     # Before the Lease and before any work: an identity that may not serve its account would
     # have every claim refused (services/account_check.py). Exiting shows on the pod.
-    if not await verify_account(settings):
+    if not await verify_account(settings, namespaces := tuple(namespaces)):
         return EXIT_NOT_SERVED
     replica = Replica.create(settings, geelark, jobs, namespaces=namespaces)
     try:

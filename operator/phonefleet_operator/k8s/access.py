@@ -2,7 +2,8 @@
 and whether it may do one thing (SelfSubjectAccessReview).
 
 Both are asked of the API server with the operator's own credentials and change nothing; the
-start-up check of the account it serves is made of them (services/account_check.py).
+start-up check of the account and the namespaces it serves is made of them
+(services/account_check.py).
 """
 
 from __future__ import annotations
@@ -23,23 +24,30 @@ class AccessReviews:
         self._authz = client.AuthorizationV1Api(caller.api_client)
         self._authn = client.AuthenticationV1Api(caller.api_client)
 
-    async def allowed(self, *, group: str, resource: str, name: str, verb: str) -> bool:
-        """Whether the authorizer lets this identity ``verb`` the cluster-scoped ``resource``
-        ``name`` of ``group`` (as a ValidatingAdmissionPolicy's ``authorizer`` asks it).
+    async def allowed(
+        self,
+        *,
+        group: str,
+        resource: str,
+        verb: str,
+        name: str = "",
+        namespace: str = "",
+        subresource: str = "",
+    ) -> bool:
+        """Whether the authorizer lets this identity ``verb`` the ``resource`` (``name``, or
+        any) of ``group`` (as a ValidatingAdmissionPolicy's ``authorizer`` asks it): in
+        ``namespace``, or, for a namespaced resource without one, in every namespace.
 
         Raises KubernetesRefused (403) when the identity may not ask.
         """
+        attributes = {"group": group, "resource": resource, "verb": verb}
+        for key, value in (("name", name), ("namespace", namespace), ("subresource", subresource)):
+            if value:
+                attributes[key] = value
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {
-                "resourceAttributes": {
-                    "group": group,
-                    "resource": resource,
-                    "name": name,
-                    "verb": verb,
-                }
-            },
+            "spec": {"resourceAttributes": attributes},
         }
         answer = await self._call(self._authz.create_self_subject_access_review, review)
         return bool(((answer or {}).get("status") or {}).get("allowed"))

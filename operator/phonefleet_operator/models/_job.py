@@ -144,6 +144,13 @@ class Attempt(StatusModel):
     )
     message: str | None = Field(None, description="What happened, in one line.")
     pod_uid: str | None = Field(None, description="uid of the worker pod that ran it.")
+    binding_uid: str | None = Field(
+        None,
+        description=(
+            "uid of the PhoneBinding it ran for: a binding created again under the same name "
+            "is another one."
+        ),
+    )
     pod_ip: str | None = Field(
         None,
         alias="podIP",

@@ -1,21 +1,29 @@
-"""The start-up check: may this operator's identity serve its ``PHONEFLEET_ACCOUNT``?
+"""The start-up check: may this operator's identity serve its ``PHONEFLEET_ACCOUNT``, and
+write in every namespace it serves?
 
 The API server lets an operator write the PhoneClaims and PhonePool status of an account only
 when its identity may ``serve`` ``accounts.phonefleet.dev/<account>`` (the admission policy
-``phonefleet-operator-account``, docs/tenancy.md). An operator whose identity may not would
-start, then have every claim and pool write refused one by one. So before it asks for the
-leader Lease it asks the API server the policy's own question (a SelfSubjectAccessReview) and,
-refused, stops with one sentence naming the account and the identity (docs/accounts.md,
-"Start-up check").
+``phonefleet-operator-account``, docs/tenancy.md), and the worker pods, ADB Secrets, Events and
+bindings' status of a namespace only where a RoleBinding grants it the ClusterRole
+``phonefleet-operator-tenant`` (an account overlay's ``tenants.yaml``). An operator missing
+either would start, then have those writes refused one by one. So before it asks for the
+leader Lease it asks the API server the same questions (SelfSubjectAccessReviews) and, refused,
+stops with one sentence naming the account or the namespace and the identity
+(docs/accounts.md, "Start-up check").
+
+A restricted operator (``--namespace``) that may write in *every* namespace is told so (a
+warning, it starts): that is the default install's ClusterRoleBinding left behind by a move to
+the account overlays, which ``kubectl apply`` does not delete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Protocol, TypeVar
 
 from phonefleet_operator.constants import GROUP
 from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable, PhonefleetError
@@ -28,11 +36,14 @@ __all__ = [
     "ACCOUNTS_RESOURCE",
     "EXIT_NOT_SERVED",
     "SERVE",
+    "TENANT_WRITES",
     "AccountCheckFailed",
     "AccountNotServed",
     "AccountUncheckable",
+    "NamespaceNotWritable",
     "Reviews",
     "check_account",
+    "check_namespaces",
     "verify_account",
 ]
 
@@ -47,13 +58,42 @@ EXIT_NOT_SERVED = 3
 #: Tries of a check the API server did not answer, ``_PAUSE`` seconds apart.
 _TRIES = 5
 _PAUSE = 2.0
+#: What the operator writes in each namespace it serves, as (group, resource, subresource,
+#: verb): the rules of the ClusterRole phonefleet-operator-tenant (manifests/rbac/tenant_role.yaml).
+TENANT_WRITES = (
+    (GROUP, "phonebindings", "", "patch"),
+    (GROUP, "phonebindings", "status", "patch"),
+    (GROUP, "phonejobs", "", "delete"),
+    (GROUP, "phonejobs", "status", "patch"),
+    ("", "pods", "", "create"),
+    ("", "pods", "", "delete"),
+    ("", "secrets", "", "create"),
+    ("", "secrets", "", "update"),
+    ("", "secrets", "", "delete"),
+    ("", "events", "", "create"),
+)
+#: The Event that says a restricted operator may write in every namespace.
+WRITES_CLUSTER_WIDE = "TenantWritesClusterWide"
+# A namespace's name; anything else in --namespace (a pattern) cannot be asked about.
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_T = TypeVar("_T")
 
 
 class Reviews(Protocol):
     """The API server's answers about the operator's own identity (k8s/access.py)."""
 
-    async def allowed(self, *, group: str, resource: str, name: str, verb: str) -> bool:
-        """Whether this identity may ``verb`` the cluster-scoped ``resource`` ``name``."""
+    async def allowed(
+        self,
+        *,
+        group: str,
+        resource: str,
+        verb: str,
+        name: str = "",
+        namespace: str = "",
+        subresource: str = "",
+    ) -> bool:
+        """Whether this identity may ``verb`` the ``resource`` (``name``, or any): in
+        ``namespace``, or in every namespace (a namespaced resource) without one."""
 
     async def username(self) -> str | None:
         """This identity's user name, None when the API server does not say."""
@@ -62,6 +102,8 @@ class Reviews(Protocol):
 class AccountCheckFailed(PhonefleetError):
     """The operator must not start serving its account; the message says why and what to do."""
 
+    reason = "AccountNotServed"
+
 
 class AccountNotServed(AccountCheckFailed):
     """The identity may not serve the account: every write of its claims would be refused."""
@@ -69,6 +111,12 @@ class AccountNotServed(AccountCheckFailed):
 
 class AccountUncheckable(AccountCheckFailed):
     """The API server refused or did not answer the question."""
+
+
+class NamespaceNotWritable(AccountCheckFailed):
+    """The identity may not write in a namespace it serves: no RoleBinding grants it there."""
+
+    reason = "NamespaceNotWritable"
 
 
 async def check_account(
@@ -84,22 +132,59 @@ async def check_account(
     tries. The identity is named by its user name, or as "this operator's identity" on an API
     server that cannot say (SelfSubjectReview needs Kubernetes 1.28).
     """
+    return await _patiently(
+        lambda: _check(reviews, account),
+        f"whether this operator's identity serves account {account}",
+        pause,
+    )
+
+
+async def check_namespaces(
+    reviews: Reviews,
+    who: str,
+    namespaces: Iterable[str],
+    *,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> str | None:
+    """Ask whether ``who`` may make every write of :data:`TENANT_WRITES` in each of
+    ``namespaces`` (the operator's ``--namespace`` list; empty: every namespace, nothing to
+    ask). Returns a warning when a restricted operator may make them in every namespace
+    instead, else None.
+
+    Raises NamespaceNotWritable naming each namespace it may not write in (and what it may not
+    do there), AccountUncheckable as :func:`check_account`.
+    """
+    served = sorted(set(namespaces))
+    if not served:
+        return None
+    asked = [namespace for namespace in served if _NAMESPACE.fullmatch(namespace)]
+    if len(asked) < len(served):
+        log.info(
+            "Did not check the writes in %s: not namespace names",
+            ", ".join(n for n in served if n not in asked),
+        )
+    return await _patiently(
+        lambda: _check_namespaces(reviews, who, asked),
+        f"which namespaces {who} may write in",
+        pause,
+    )
+
+
+async def _patiently(
+    ask: Callable[[], Awaitable[_T]],
+    what: str,
+    pause: Callable[[float], Awaitable[None]],
+) -> _T:
+    """``ask()``, again after a pause while the API server does not answer, a few times."""
     for attempt in range(1, _TRIES + 1):
         try:
-            return await _check(reviews, account)
+            return await ask()
         except KubernetesUnavailable as error:
             if attempt == _TRIES:
                 raise AccountUncheckable(
-                    f"Could not check whether this operator's identity serves account "
-                    f"{account}: the API server did not answer ({error})"
+                    f"Could not check {what}: the API server did not answer ({error})"
                 ) from None
-            log.warning(
-                "Could not check the account %s yet (try %d of %d): %s",
-                account,
-                attempt,
-                _TRIES,
-                error,
-            )
+            log.warning("Could not check %s yet (try %d of %d): %s", what, attempt, _TRIES, error)
             await pause(_PAUSE)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
@@ -128,25 +213,96 @@ async def _check(reviews: Reviews, account: str) -> str:
     return who
 
 
-async def verify_account(settings: OperatorSettings) -> bool:
+def _write(group: str, resource: str, subresource: str, verb: str) -> str:
+    """``patch phonebindings/status``: one write, for people."""
+    return f"{verb} {resource}{'/' + subresource if subresource else ''}"
+
+
+async def _writes_allowed(reviews: Reviews, namespace: str) -> list[bool]:
+    """Whether each of :data:`TENANT_WRITES` is allowed in ``namespace`` ("": every one)."""
+    answers = []
+    for group, resource, subresource, verb in TENANT_WRITES:
+        try:
+            answers.append(
+                await reviews.allowed(
+                    group=group,
+                    resource=resource,
+                    verb=verb,
+                    namespace=namespace,
+                    subresource=subresource,
+                )
+            )
+        except KubernetesRefused as error:
+            raise AccountUncheckable(
+                f"Could not check whether the operator may write in its namespaces: the API "
+                f"server refused its SelfSubjectAccessReview ({error}). Grant it create on "
+                f"selfsubjectaccessreviews.authorization.k8s.io "
+                f"(manifests/rbac/cluster_role.yaml)"
+            ) from None
+    return answers
+
+
+async def _check_namespaces(reviews: Reviews, who: str, namespaces: list[str]) -> str | None:
+    refused: list[tuple[str, str]] = []
+    for namespace in namespaces:
+        allowed = await _writes_allowed(reviews, namespace)
+        if all(allowed):
+            continue
+        missing = [_write(*w) for w, ok in zip(TENANT_WRITES, allowed, strict=True) if not ok]
+        what = "no write at all" if not any(allowed) else f"no {', '.join(missing)}"
+        refused.append((namespace, what))
+    if refused:
+        names = [namespace for namespace, _ in refused]
+        flags = " ".join(f"--namespace={name}" for name in names)
+        raise NamespaceNotWritable(
+            f"Refused to serve namespace{'s' if len(names) > 1 else ''} {', '.join(names)}: "
+            f"{who} may not write there ({'; '.join(f'{n}: {w}' for n, w in refused)}), so the "
+            f"API server would refuse its worker pods, ADB Secrets, Events and the bindings' "
+            f"status there. Bind it the ClusterRole phonefleet-operator-tenant with a "
+            f"RoleBinding in each (the account overlay's tenants.yaml), or drop {flags} "
+            f"(docs/accounts.md)"
+        )
+    everywhere = await _writes_allowed(reviews, "")
+    if not any(everywhere):
+        return None
+    granted = [_write(*w) for w, ok in zip(TENANT_WRITES, everywhere, strict=True) if ok]
+    return (
+        f"{who} may write in every namespace ({', '.join(granted)}), yet it serves only "
+        f"{', '.join(namespaces)}: a ClusterRoleBinding grants it that, most likely "
+        f"phonefleet-operator-tenant of manifests/default, which applying an account overlay "
+        f"does not delete. Once every account's RoleBindings exist: kubectl delete "
+        f'clusterrolebinding phonefleet-operator-tenant (docs/accounts.md, "Moving to the '
+        f'account overlays")'
+    )
+
+
+async def verify_account(settings: OperatorSettings, namespaces: Iterable[str] = ()) -> bool:
     """The check at start-up, with the operator's own credentials: True when it may serve its
-    account; otherwise it logs why (one error line) and posts a Warning Event
-    ``AccountNotServed`` on its pod (this host's name, in its namespace), and returns False."""
+    account and write in each of ``namespaces`` (its ``--namespace`` list); otherwise it logs
+    why (one error line), posts a Warning Event (``AccountNotServed``, or
+    ``NamespaceNotWritable``) on its pod (this host's name, in its namespace), and returns
+    False. A restricted operator that may write in every namespace starts, with a warning and
+    the Event ``TenantWritesClusterWide``."""
     caller = ApiCaller(load_api_client(1, settings.kubeconfig), 1)
+    reviews = AccessReviews(caller)
     try:
         try:
-            who = await check_account(AccessReviews(caller), settings.account)
+            who = await check_account(reviews, settings.account)
+            broad = await check_namespaces(reviews, who, namespaces)
         except AccountCheckFailed as error:
             log.error("%s", error)
-            await _tell(caller, settings, str(error))
+            await _tell(caller, settings, error.reason, str(error))
             return False
         log.info("Checked account %s: %s may serve it", settings.account, who)
+        if broad is not None:
+            log.warning("%s", broad)
+            await _tell(caller, settings, WRITES_CLUSTER_WIDE, broad)
         return True
     finally:
         caller.close()
 
 
-async def _tell(caller: ApiCaller, settings: OperatorSettings, message: str) -> None:
+async def _tell(caller: ApiCaller, settings: OperatorSettings, reason: str, message: str) -> None:
     """One Warning Event on this replica's pod (best effort: the log line is what counts)."""
     name = socket.gethostname()
     pod = {
@@ -154,10 +310,8 @@ async def _tell(caller: ApiCaller, settings: OperatorSettings, message: str) -> 
         "kind": "Pod",
         "metadata": {"name": name, "namespace": settings.operator_namespace},
     }
-    body = event_body(
-        pod, type_="Warning", reason="AccountNotServed", message=message, instance=name
-    )
+    body = event_body(pod, type_="Warning", reason=reason, message=message, instance=name)
     try:
         await caller(caller.core.create_namespaced_event, settings.operator_namespace, body)
-    except Exception as error:  # the Event only repeats the log line; the exit still happens
-        log.warning("Posting Event AccountNotServed failed, dropped: %s", error)
+    except Exception as error:  # the Event only repeats the log line
+        log.warning("Posting Event %s failed, dropped: %s", reason, error)

@@ -125,7 +125,7 @@ class ClaimService:
         power: PhonePower | None = None,
         known_alive: Callable[[str], bool] = lambda uid: False,
         scope: AccountScope | None = None,
-        unsettled: Callable[[str, str], str | None] = lambda namespace, name: None,
+        unsettled: Callable[[str, str, str], str | None] = lambda namespace, name, uid: None,
     ) -> None:
         self._kube = kube
         # Why an orphan's phone must wait (an attempt of its holder's jobs is not fenced yet).
@@ -478,8 +478,9 @@ class ClaimService:
     def _fencing(self, claim: Mapping[str, Any]) -> bool:
         """Whether an attempt of the orphan's holder's jobs may still run on its worker: its
         phone is neither stopped nor handed on until that attempt is fenced (docs/jobs.md)."""
-        namespace, name, _ = holder_of(claim)
-        why = self._unsettled(namespace, name) if namespace and name else None
+        namespace, name, uid = holder_of(claim)
+        # By the holder's uid: a binding created again under its name runs jobs of its own.
+        why = self._unsettled(namespace, name, uid) if namespace and name else None
         if why:
             log.info(
                 "Kept PhoneClaim %s of %s/%s: %s", claim["metadata"]["name"], namespace, name, why

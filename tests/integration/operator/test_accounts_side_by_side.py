@@ -51,6 +51,8 @@ class Account:
     workdir: Path
     process: ManagedProcess | None = None
     phones: list[str] = field(default_factory=list)
+    more_namespaces: list[str] = field(default_factory=list)
+    """Namespaces its operator serves besides its own (a --namespace each)."""
 
     def start(self) -> None:
         """Start its operator (a new process each time: a restart runs the sweep again)."""
@@ -61,6 +63,7 @@ class Account:
                 str(Path(sys.executable).with_name("phonefleet-operator")),
                 "--namespace",
                 self.namespace,
+                *(f"--namespace={namespace}" for namespace in self.more_namespaces),
                 f"--liveness=http://127.0.0.1:{free_port()}/healthz",
             ],
             self.workdir,

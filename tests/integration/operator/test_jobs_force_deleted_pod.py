@@ -26,6 +26,9 @@ from typing import Any
 import pytest
 import requests
 
+from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_testbed.fixtures import Kubectl
 from phonefleet_testbed.job_worker import StandInWorker
 from phonefleet_testbed.jobs import JOB_ENV, make_job
@@ -508,3 +511,237 @@ def test_a_job_whose_binding_vanished_mid_attempt_is_fenced_not_ended_at_once(
     assert ended["outcome"] == "Lost"
     assert "lease or deadline has run out" in ended["message"]
     assert "end" in old_run, "attempt 1 ended in the ledger while the old worker still ran it"
+
+
+class UnreadableJobs:
+    """PhoneJobs the in-process operator cannot read until :meth:`lift`: its list answers as an
+    API server that does not answer, and its jobs watch's events do not reach the jobs view (as
+    if the watch had not listed yet). Everything else goes to the real API server."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.blocked = threading.Event()
+        self.blocked.set()
+        self.lists_refused = 0
+        real_list, real_saw = JobGateway.list_served_jobs, JobService.saw
+        unreadable = self
+
+        async def list_served_jobs(gateway: JobGateway, namespaces: tuple[str, ...]) -> Any:
+            if unreadable.blocked.is_set():
+                unreadable.lists_refused += 1
+                raise KubernetesUnavailable("injected: the API server did not answer")
+            return await real_list(gateway, namespaces)
+
+        def saw(service: JobService, event_type: str, job: Any) -> None:
+            if not unreadable.blocked.is_set():
+                real_saw(service, event_type, job)
+
+        monkeypatch.setattr(JobGateway, "list_served_jobs", list_served_jobs)
+        monkeypatch.setattr(JobService, "saw", saw)
+
+    def lift(self) -> None:
+        self.blocked.clear()
+
+
+@pytest.fixture
+def unreadable_jobs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], UnreadableJobs]:
+    """Make the PhoneJobs unreadable to the in-process operator from now on (until lifted)."""
+    return lambda: UnreadableJobs(monkeypatch)
+
+
+def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_for_the_fence(  # noqa: PLR0917 - fixtures arrive as arguments
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+    unreadable_jobs: Callable[[], UnreadableJobs],
+) -> None:
+    """The start-up race: the operator stops while attempt 1 runs, the worker pod is
+    force-deleted (its worker cut off) while it is down, and the restarted operator cannot
+    read the PhoneJobs at first (its list fails and is retried every 5 s; its watch has said
+    nothing yet). What it sees is a Running binding without a pod and no job: it must not
+    create the replacement pod from that. The binding waits (Bound, WorkerReady False,
+    FencingAttempt: the operator has not read the PhoneJobs since it started); once the read
+    succeeds it waits on for attempt 1's fence, and the pod is created only after attempt 1
+    ended, after the old worker's run. Without the gate the pod is created at the first pass."""
+    with Router(workers["old"].url) as router:
+        env = {
+            "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps({f"{namespace}/{NAME}": router.url}),
+            **JOB_ENV,
+            "PHONEFLEET_JOBS_LEASE_SECONDS": LEASE_SECONDS,
+        }
+        first_operator = operator_factory(**env)
+        kubectl.apply(make_binding(NAME, fleet.add_phone(), namespace))
+        wait_phase(kubectl, namespace, NAME, "Running")
+        token = wait_job_token(kubectl, namespace, NAME)
+        for worker in workers.values():
+            worker.mount_token(token)
+        kubectl.apply(
+            make_job(
+                "post",
+                NAME,
+                namespace,
+                params={"caption": "x", "seconds": 120},
+                retryDelaySeconds=1,
+                activeDeadlineSeconds=600,
+            )
+        )
+        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        first = str(running["attempts"][0]["id"])
+        wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
+        old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
+
+        operator_factory.stop(first_operator)  # type: ignore[attr-defined]
+        router.cut = True
+        router.replace_pod(first, workers["new"].url)
+        kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
+        wait_for(
+            lambda: (
+                (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
+                or p["metadata"]["uid"] != old_uid
+            ),
+            60,
+            message="the old pod to leave the API server",
+        )
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None  # nobody replaced it
+
+        unreadable = unreadable_jobs()
+        operator_factory(**env)
+        held = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and "has not read the PhoneJobs"
+                in (condition(b, "WorkerReady") or {}).get("message", "")
+                and b
+            ),
+            60,
+            message=lambda: (
+                f"the binding to hold its pod back: {binding(kubectl, namespace, NAME)}"
+            ),
+        )
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
+        wait_for(lambda: unreadable.lists_refused >= 2, 30, message="the list to be retried")
+        assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
+        unreadable.lift()
+        fencing = wait_for(
+            lambda: (
+                (b := binding(kubectl, namespace, NAME))
+                and "attempt 1 of PhoneJob post"
+                in (condition(b, "WorkerReady") or {}).get("message", "")
+                and b
+            ),
+            60,
+            message=lambda: (
+                f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
+            ),
+        )
+        status = wait_status(
+            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
+        )
+        second = status["attempts"][1]["id"]
+        wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
+        pod = replacement_pod(kubectl, namespace)
+
+    assert held["status"]["phase"] == "Bound"
+    assert (condition(held, "WorkerReady") or {}).get("reason") == "FencingAttempt"
+    assert (condition(fencing, "WorkerReady") or {}).get("reason") == "FencingAttempt"
+    ended = status["attempts"][0]
+    assert ended["outcome"] == "Lost"
+    assert pod["metadata"]["creationTimestamp"] >= ended["endTime"]
+    old_run, new_run = run_times(workers["old"], first), run_times(workers["new"], second)
+    assert "end" in old_run, "the old worker still runs attempt 1"
+    assert old_run["end"] < new_run["start"]
+
+
+STOP = "/open/v1/phone/stop"
+
+
+def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    operator_factory: Callable[..., Operator],
+    workers: dict[str, StandInWorker],
+) -> None:
+    """Binding ``fence`` (the first, on phone 1) vanishes mid-attempt (its finalizer removed by
+    hand); its attempt is fenced (its worker told, in its words) while Geelark refuses to stop
+    phones, so the sweep keeps its orphaned claim. A new binding of the same name, on phone 2,
+    runs a job of its own. With stops working again and the operator restarted, the sweep stops
+    phone 1 and deletes its claim while the new binding's attempt still runs: that attempt
+    records the new binding's uid, the claim the old one's. Before, the sweep matched the holder
+    by name and kept the claim, and phone 1 running and billed, for as long as the new binding
+    ran jobs. (A 30 s lease: the new binding's attempt outlives the restart.)"""
+    with Router(workers["old"].url) as router:
+        env = {
+            "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps({f"{namespace}/{NAME}": router.url}),
+            **JOB_ENV,
+            "PHONEFLEET_JOBS_LEASE_SECONDS": "30",
+            "PHONEFLEET_ORPHAN_SWEEP_SECONDS": "1",
+        }
+        operator = operator_factory(**env)
+        old_phone, new_phone = fleet.add_phone(), fleet.add_phone()
+        kubectl.apply(make_binding(NAME, old_phone, namespace))
+        wait_phase(kubectl, namespace, NAME, "Running")
+        old_uid = (binding(kubectl, namespace, NAME) or {})["metadata"]["uid"]
+        workers["old"].mount_token(wait_job_token(kubectl, namespace, NAME))
+        kubectl.apply(
+            make_job(
+                "post", NAME, namespace, params={"caption": "x", "seconds": 120}, maxAttempts=1
+            )
+        )
+        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        first = str(running["attempts"][0]["id"])
+        assert running["attempts"][0]["bindingUid"] == old_uid
+        wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
+        router.replace_pod(first, workers["new"].url)
+
+        simulator = fleet.simulator.admin
+        simulator.set_faults(STOP, http_status=500)
+        try:
+            kubectl("delete", "phonebinding", NAME, "-n", namespace, "--wait=false")
+            kubectl(
+                "patch", "phonebinding", NAME, "-n", namespace, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}',
+            )  # fmt: skip
+            wait_for(lambda: binding(kubectl, namespace, NAME) is None, 30, message="it to go")
+            wait_status(
+                kubectl,
+                namespace,
+                lambda s: s["attempts"][0]["outcome"] != "Running",
+                "to end attempt 1 in the old worker's words",
+            )
+
+            kubectl.apply(make_binding(NAME, new_phone, namespace))
+            wait_phase(kubectl, namespace, NAME, "Running")
+            new_uid = (binding(kubectl, namespace, NAME) or {})["metadata"]["uid"]
+            workers["new"].mount_token(wait_job_token(kubectl, namespace, NAME))
+            kubectl.apply(
+                make_job("post-2", NAME, namespace, params={"caption": "y", "seconds": 120})
+            )
+            second = wait_for(
+                lambda: (
+                    (j := kubectl.get("phonejob", "post-2", namespace))
+                    and (j.get("status") or {}).get("phase") == "Running"
+                    and j["status"]["attempts"][0]
+                ),
+                90,
+                message="the new binding's job to run",
+            )
+            wait_for(lambda: run_times(workers["new"], second["id"]), 30, message="it to run")
+            assert old_phone in fleet.running()  # kept so far: Geelark refused every stop
+            assert kubectl.get("phoneclaim", old_phone) is not None
+            # A new process, so that nothing of the old binding is left in memory: its
+            # first sweeps judge the claim by what the API server holds.
+            operator_factory.stop(operator)  # type: ignore[attr-defined]
+        finally:
+            simulator.clear_faults(STOP)
+        operator_factory(**env)
+
+        wait_for(lambda: old_phone not in fleet.running(), 60, message="the sweep to stop phone 1")
+        wait_for(lambda: kubectl.get("phoneclaim", old_phone) is None, 30, message="its claim")
+        still = (kubectl.get("phonejob", "post-2", namespace) or {})["status"]["attempts"][0]
+
+    assert second["bindingUid"] == new_uid != old_uid
+    assert (still["id"], still["outcome"]) == (second["id"], "Running")
+    assert "end" not in run_times(workers["new"], second["id"])
+    assert new_phone in fleet.running()

@@ -135,7 +135,7 @@ def serve(port: int, token_file: Path, state: Path, lifecycle: Lifecycle) -> Non
             try:
                 result = lifecycle.call(
                     functools.partial(job.run, context),
-                    name=job.name,
+                    name=f"task {job.name}",  # the real session's words (session.py)
                     deadline=deadline,
                     abandon=getattr(job, "abandon_reason", None),
                 )

@@ -30,7 +30,7 @@ class Jobs:
         self.why: str | None = None
         self.asked: list[tuple[str, str]] = []
 
-    def unsettled(self, namespace: str, name: str) -> str | None:
+    def unsettled(self, namespace: str, name: str, uid: str | None = None) -> str | None:
         self.asked.append((namespace, name))
         return self.why
 

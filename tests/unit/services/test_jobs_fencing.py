@@ -14,16 +14,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from fakes import FakeKube
+from fakes import FakeKube, FakePhones
 from job_fakes import FakeJobApi, FakeWorkers
 from loop_order import until
 from pydantic import SecretStr
 
-from conftest import NOW
+from conftest import NOW, make_binding
 from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.render import build_claim
+from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
-from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.settings import JobSettings, OperatorSettings
 from phonefleet_worker.job_desk import JobDesk
 from phonefleet_worker.job_server import JobApi
@@ -396,19 +398,25 @@ async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jo
     """A restarted operator whose jobs view is still empty (its start-up list failed, the
     watch has not listed) cannot know attempt 1 still runs: ``unsettled`` holds every pod-less
     binding until a list of the jobs has been read (retried in the background), then names the
-    attempt. Before, the empty view answered "nothing runs" and the pod was replaced at once."""
+    attempt, wakes the bindings it held and follows the attempt. Before, the empty view answered
+    "nothing runs" and the pod was replaced at once."""
     world = World()
     await started(world)
     await world.service.close()
     world.remove_pod()  # force-deleted while no operator ran
     world.api.unlisted = KubernetesUnavailable("the API server did not answer")
     restarted = world.new_operator(listed=False)
+    woken: list[str] = []
+    restarted.on_fenced = woken.append
 
     await restarted.prepare()
+    restarted.saw_binding("ADDED", world.binding)  # the bindings watch, before any job event
     waiting = restarted.unsettled("ns", "alpha")
     assert waiting is not None
     assert waiting.startswith("the operator has not read the PhoneJobs since it started")
     assert restarted.unsettled("ns", "other") == waiting  # no binding is known to be free
+
+    assert woken == []
 
     world.api.unlisted = None
     await until(lambda: restarted.jobs.listed)
@@ -416,6 +424,11 @@ async def test_a_pod_gone_right_after_a_start_waits_for_the_first_list_of_the_jo
     assert held is not None
     assert held.startswith("attempt 1 of PhoneJob post ran on a worker pod that went away")
     assert restarted.unsettled("ns", "other") is None
+    # The held binding passes again at once, and its jobs' loop follows attempt 1 to its
+    # fence (no job event came to start it): before, both waited for a change of the binding.
+    assert woken[:1] == ["uid-alpha"]
+    assert restarted.keeps_state_of("ns", "alpha")
+    await until(lambda: world.status()["reason"] == "Fencing")
     await restarted.close()
 
 
@@ -516,4 +529,58 @@ async def test_a_deleted_bindings_attempt_out_of_reach_ends_lost_only_after_its_
     await until(lambda: not world.service.keeps_state_of("ns", "alpha"))
     assert world.status()["reason"] == "BindingNotFound"
     assert world.kube.events["FencingAttempt"] == 1  # on the job: its binding is gone
+    await world.service.close()
+
+
+def recreate_binding(world: World) -> None:
+    """alpha is deleted and created again under its name: another uid, pod and worker."""
+    world.binding["metadata"]["uid"] = "uid-alpha-2"
+    world.put_pod("pod-2", "10.0.0.2")
+    token = world.tokens.token_for("ns", "alpha", "uid-alpha-2")
+    desk = JobDesk(TaskRegistry.from_entry_points(), wall_clock=world.clock.seconds)
+    world.desks[NEW] = desk
+    world.workers.at[NEW] = JobApi(desk, lambda: token)
+
+
+async def test_the_orphan_sweep_waits_for_its_holders_attempts_not_those_of_a_new_namesake(
+    phones: FakePhones,
+) -> None:
+    """The holder of a claim (alpha, uid-alpha) is gone and a binding of the same name runs a
+    job of its own: its attempt records its uid, so the sweep releases the old holder's claim
+    (stopping its phone) instead of keeping it as long as the new binding works. An attempt
+    that does not record its binding (an older operator's) may be the holder's: it counts."""
+    world = World(maxAttempts=1)
+    await started(world)
+    assert world.status()["attempts"][0]["bindingUid"] == "uid-alpha"
+    world.desks[OLD].report(TaskResult("heartbeat", ok=False, detail={"error": "x"}), 0.0)
+    await world.run_pass()
+    assert world.status()["phase"] == "Failed"  # the old alpha's attempt ended
+
+    holder = make_binding("alpha")  # the claim of the old alpha, whose finalizer went by hand
+    holder.metadata.uid = "uid-alpha"
+    await world.kube.create_claim(build_claim(holder, "100", "phone-a"))
+    recreate_binding(world)
+    world.service.saw("ADDED", world.add_job("post-2"))
+    await world.run_pass()
+    second = world.api.jobs["ns", "post-2"]["status"]["attempts"][0]
+    assert (second["outcome"], second["bindingUid"]) == ("Running", "uid-alpha-2")
+
+    assert world.service.unsettled("ns", "alpha") is not None  # the pod step's question
+    assert world.service.unsettled("ns", "alpha", "uid-alpha-2") is not None
+    assert world.service.unsettled("ns", "alpha", "uid-alpha") is None
+
+    legacy = world.api.jobs["ns", "post-2"]
+    del legacy["status"]["attempts"][0]["bindingUid"]
+    world.service.saw("MODIFIED", legacy)
+    claims = ClaimService(
+        world.kube, ObservedClaims(), power=phones, unsettled=world.service.unsettled
+    )
+    assert await claims.release_orphans() == []
+    assert "100" in world.kube.claims
+
+    legacy["status"]["attempts"][0]["bindingUid"] = "uid-alpha-2"
+    world.service.saw("MODIFIED", legacy)
+    assert await claims.release_orphans() == ["100"]
+    assert "100" not in world.kube.claims
+    assert phones.count("stop") == 1
     await world.service.close()

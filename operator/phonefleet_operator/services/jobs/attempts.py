@@ -164,6 +164,7 @@ class Attempts:
             ledger.begin_attempt(
                 job,
                 pod_uid=view.pod_uid,
+                binding_uid=binding.metadata.uid,
                 pod_name=pod_name(binding.name),
                 now=now,
                 pod_ip=view.pod_ip,

@@ -100,8 +100,12 @@ def begin_attempt(
     pod_ip: str | None = None,
     lease_seconds: float | None = None,
     token: str | None = None,
+    binding_uid: str | None = None,
 ) -> PhoneJobStatus:
-    """Record a new attempt as Running; it is written before the worker hears of it."""
+    """Record a new attempt as Running; it is written before the worker hears of it.
+
+    ``binding_uid`` names the binding's incarnation: the orphan sweep waits for the attempts of
+    the claim's holder by uid, not by a name a new binding may have taken meanwhile."""
     status = _copy(job)
     number = status.attempt_count + 1
     attempt_id = f"{job.metadata.uid[:8]}-{number}-{token or secrets.token_hex(4)}"
@@ -113,6 +117,7 @@ def begin_attempt(
             start_time=rfc3339(now),
             outcome=AttemptOutcome.RUNNING,
             pod_uid=pod_uid,
+            binding_uid=binding_uid,
             pod_ip=pod_ip,
             lease_seconds=lease_seconds,
         ),

@@ -119,6 +119,9 @@ class JobService:
         # Bindings whose last pass saw an account hold: clearing it must reach the condition
         # even when no job is left to run a loop for it.
         self._held: set[tuple[str, str]] = set()
+        # Bindings seen before the jobs were first listed (key -> uid), which the gate may
+        # hold (:meth:`unsettled`): woken once a late list is in. Empty after the first list.
+        self._seen_unlisted: dict[tuple[str, str], str] = {}
         self.on_fenced: Callable[[str], object] = lambda uid: None
         """Told the uid of a binding that may wait for an attempt which just ended (it ran on a
         pod that went away, or the binding is suspended or deleted): the binding's reconcile
@@ -195,6 +198,18 @@ class JobService:
         while not listed:  # bounded by the API server's return; close() cancels it
             await asyncio.sleep(RETRY_SECONDS)
             listed = await self._list_jobs()
+        self._after_late_list()
+
+    def _after_late_list(self) -> None:
+        """The jobs are read, late: every binding seen meanwhile passes again (the gate held
+        those without a pod, and nothing else would wake one whose jobs run nowhere), and a
+        binding with jobs gets its loop, which follows an attempt still Running to its fence
+        (the watch's events may have come before the list, and found no loop to start)."""
+        seen, self._seen_unlisted = self._seen_unlisted, {}
+        for key, uid in seen.items():
+            if key not in self._tasks and self.jobs.has_work(*key):
+                self._start_loop(key, None)
+            self.on_fenced(uid)
 
     async def _load_key(self) -> None:
         """Load the job key: from the settings, else the key Secret (made at the first start).
@@ -247,7 +262,7 @@ class JobService:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
         self.wakeups.wake(binding_key(namespace, name))
 
-    def unsettled(self, namespace: str, name: str) -> str | None:
+    def unsettled(self, namespace: str, name: str, uid: str | None = None) -> str | None:
         """Why the binding's worker pod must not be created, nor its phone let go, yet: an
         attempt of one of its jobs is still Running; None when none is (one dict lookup for a
         binding without jobs).
@@ -263,21 +278,29 @@ class JobService:
 
         Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
         attempt: it says so, and every binding without a pod waits for that list.
+
+        ``uid`` (the orphan sweep's: the uid its claim records as holder) narrows it to the
+        attempts of that incarnation of the binding: a binding created again under the same
+        name runs jobs of its own, which must not keep the gone holder's claim and phone. An
+        attempt that does not say whose it is (started before attempts recorded
+        ``bindingUid``) may be anybody's, and counts; so does every attempt without ``uid``.
         """
         if not self.jobs.listed:
             return (
                 "the operator has not read the PhoneJobs since it started, and an attempt of "
                 "them may still run on a worker pod that went away: waiting until it has"
             )
-        return self._running_attempt(namespace, name)
+        return self._running_attempt(namespace, name, uid)
 
-    def _running_attempt(self, namespace: str, name: str) -> str | None:
+    def _running_attempt(self, namespace: str, name: str, uid: str | None = None) -> str | None:
         """What :meth:`unsettled` says of the jobs in the view."""
         if not self.jobs.has_work(namespace, name):
             return None
         for raw in self.jobs.of_binding(namespace, name):
             attempts = (raw.get("status") or {}).get("attempts") or []
             last = attempts[-1] if attempts else {}
+            if uid and last.get("bindingUid") not in (None, uid):
+                continue  # another incarnation's attempt, on a pod of its own
             if last.get("outcome") == AttemptOutcome.RUNNING.value:
                 job = raw["metadata"]["name"]
                 return (
@@ -351,7 +374,10 @@ class JobService:
         """
         metadata = body["metadata"]
         key = (metadata["namespace"], metadata["name"])
+        if not self.jobs.listed:
+            self._seen_unlisted[key] = str(metadata.get("uid", ""))
         if event_type == "DELETED":
+            self._seen_unlisted.pop(key, None)
             self._held.discard(key)
             heard = self._attempts.heard.get(key)
             task = self._tasks.get(key)
