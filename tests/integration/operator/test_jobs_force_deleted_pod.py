@@ -555,6 +555,7 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
     operator_factory: Callable[..., Operator],
     workers: dict[str, StandInWorker],
     unreadable_jobs: Callable[[], UnreadableJobs],
+    watched: Watched,
 ) -> None:
     """The start-up race: the operator stops while attempt 1 runs, the worker pod is
     force-deleted (its worker cut off) while it is down, and the restarted operator cannot
@@ -586,7 +587,8 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
                 activeDeadlineSeconds=600,
             )
         )
-        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        watched.start("phonejobs")
+        running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
         first = str(running["attempts"][0]["id"])
         wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
         old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
@@ -635,9 +637,7 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
                 f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
             ),
         )
-        status = wait_status(
-            kubectl, namespace, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2"
-        )
+        status = wait_status(watched, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2")
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")
         pod = replacement_pod(kubectl, namespace)
@@ -656,12 +656,13 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
 STOP = "/open/v1/phone/stop"
 
 
-def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(
+def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(  # noqa: PLR0917 - fixtures arrive as arguments
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
     operator_factory: Callable[..., Operator],
     workers: dict[str, StandInWorker],
+    watched: Watched,
 ) -> None:
     """Binding ``fence`` (the first, on phone 1) vanishes mid-attempt (its finalizer removed by
     hand); its attempt is fenced (its worker told, in its words) while Geelark refuses to stop
@@ -689,7 +690,8 @@ def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(
                 "post", NAME, namespace, params={"caption": "x", "seconds": 120}, maxAttempts=1
             )
         )
-        running = wait_status(kubectl, namespace, lambda s: s.get("phase") == "Running", "to run")
+        watched.start("phonejobs")
+        running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
         first = str(running["attempts"][0]["id"])
         assert running["attempts"][0]["bindingUid"] == old_uid
         wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
@@ -705,8 +707,7 @@ def test_the_orphan_sweep_goes_by_the_holders_uid_not_a_new_binding_of_its_name(
             )  # fmt: skip
             wait_for(lambda: binding(kubectl, namespace, NAME) is None, 30, message="it to go")
             wait_status(
-                kubectl,
-                namespace,
+                watched,
                 lambda s: s["attempts"][0]["outcome"] != "Running",
                 "to end attempt 1 in the old worker's words",
             )
