@@ -7,14 +7,16 @@ spend the budget, gathers the held checks into one batch, and sends it after
 :data:`~phonefleet_operator.geelark.gateway.CHECK_DEFER_SECONDS` at the latest. Here 30 bindings
 run when 20 new ones arrive whose phones boot for 12 s, polled throughout on a small budget (60
 calls a minute): the running phones' checks come due during the boot and must wait for it.
-Every time compared is the simulator's own clock, read from its call log.
+Every time compared is the simulator's own clock, read from its call log. What is asserted here
+is order (which calls the simulator served while the checks were held, and what the held batch
+named); how long a check may be held at most is a figure of the gateway, asserted on a virtual
+clock (``tests/unit/geelark/test_geelark_batching.py``), not on a loaded machine's real one.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from itertools import pairwise
 
 from phonefleet_operator.geelark.gateway import CHECK_DEFER_SECONDS
 from phonefleet_testbed.fixtures import Kubectl
@@ -28,9 +30,6 @@ RUNNING, NEW = 30, 20
 RUNNING_RECHECK_SECONDS = 5.0
 #: How long the new phones boot: longer than a recheck, so checks come due meanwhile.
 BOOT_SECONDS = 12.0
-#: What a check may take beyond its recheck and its longest deferral: the batch window, the
-#: pass around the status question, the rate limiter's queue once the check is sent.
-SLACK_SECONDS = 5.0
 
 
 def apply_bindings(kubectl: Kubectl, namespace: str, prefix: str, phone_ids: list[str]) -> None:
@@ -61,7 +60,7 @@ def checks_of(calls: list[ServedCall], phone_id: str) -> list[float]:
     return [c.at for c in calls if phone_id in checks_in(c)]
 
 
-def test_checks_of_running_phones_wait_for_the_new_phones_and_still_come_in_time(
+def test_checks_of_running_phones_wait_for_the_new_phones_then_go_as_one_batch(
     kubectl: Kubectl,
     namespace: str,
     fleet: Fleet,
@@ -70,9 +69,8 @@ def test_checks_of_running_phones_wait_for_the_new_phones_and_still_come_in_time
     """While 20 new phones start and boot, the running phones' checks that come due wait: the
     boot polls are served meanwhile and no check is; then one status call asks about all 30
     running phones and no booting one (a new phone whose ADB was read by then ran: it may be
-    checked with them). The first check due waited longer than a whole recheck,
-    and no longer than CHECK_DEFER_SECONDS (plus slack); no running phone went longer between
-    two checks than its recheck plus that bound, before, during or after the boot."""
+    checked with them). The first check due waited longer than a whole recheck, and every
+    running phone is checked again after that batch: the held checks resume."""
     admin = fleet.simulator.admin
     running = [fleet.add_phone(status=0) for _ in range(RUNNING)]
     operator_factory(PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE="60")
@@ -121,9 +119,11 @@ def test_checks_of_running_phones_wait_for_the_new_phones_and_still_come_in_time
         p for p in new if not [c for c in earlier if c.endpoint == ADB_GET_DATA and p in c.ids]
     }
     assert not set(held.ids) & booting, "the held checks went with polls of booting phones"
-    waited = held.at - due
-    assert RUNNING_RECHECK_SECONDS < waited <= CHECK_DEFER_SECONDS + SLACK_SECONDS, waited
-    bound = RUNNING_RECHECK_SECONDS + CHECK_DEFER_SECONDS + SLACK_SECONDS
-    for phone_id in running:
-        gaps = [b - a for a, b in pairwise(checks_of(calls, phone_id))]
-        assert max(gaps) <= bound, f"{phone_id} waited {max(gaps):.1f} s between checks"
+    assert held.at - due > RUNNING_RECHECK_SECONDS, "the checks were not held back"
+    wait_for(
+        lambda: all(
+            [c for c in checks_of(admin.served_calls(), p) if c > held.at] for p in running
+        ),
+        RUNNING_RECHECK_SECONDS + CHECK_DEFER_SECONDS + 60,
+        message="every running phone checked again after the held batch",
+    )
