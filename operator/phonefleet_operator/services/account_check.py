@@ -25,6 +25,8 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol, TypeVar
 
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+
 from phonefleet_operator.constants import GROUP
 from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable, PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
@@ -55,9 +57,11 @@ ACCOUNTS_RESOURCE = "accounts"
 SERVE = "serve"
 #: The exit status of an operator that refused to serve its account (or could not check it).
 EXIT_NOT_SERVED = 3
-#: Tries of a check the API server did not answer, ``_PAUSE`` seconds apart.
-_TRIES = 5
+#: Pauses between tries of a check the API server did not answer: from ``_PAUSE`` seconds,
+#: doubling up to ``_MAX_PAUSE``. The operator waits for its API server as long as it takes (as
+#: its Lease does): one started while the API server restarts must not exit for it.
 _PAUSE = 2.0
+_MAX_PAUSE = 30.0
 #: What the operator writes in each namespace it serves, as (group, resource, subresource,
 #: verb): the rules of the ClusterRole phonefleet-operator-tenant (manifests/rbac/tenant_role.yaml).
 TENANT_WRITES = (
@@ -110,7 +114,7 @@ class AccountNotServed(AccountCheckFailed):
 
 
 class AccountUncheckable(AccountCheckFailed):
-    """The API server refused or did not answer the question."""
+    """The API server refused the question (the identity may not ask it)."""
 
 
 class NamespaceNotWritable(AccountCheckFailed):
@@ -128,9 +132,10 @@ async def check_account(
     """Ask whether this identity may serve ``account``; returns the identity's name when it may.
 
     Raises AccountNotServed when the authorizer says no, AccountUncheckable when the identity
-    may not ask (403 on selfsubjectaccessreviews) or the API server did not answer after a few
-    tries. The identity is named by its user name, or as "this operator's identity" on an API
-    server that cannot say (SelfSubjectReview needs Kubernetes 1.28).
+    may not ask (403 on selfsubjectaccessreviews). While the API server does not answer it asks
+    again, pausing from 2 s up to 30 s, as long as it takes. The identity is named by its user
+    name, or as "this operator's identity" on an API server that cannot say (SelfSubjectReview
+    needs Kubernetes 1.28).
     """
     return await _patiently(
         lambda: _check(reviews, account),
@@ -175,17 +180,30 @@ async def _patiently(
     what: str,
     pause: Callable[[float], Awaitable[None]],
 ) -> _T:
-    """``ask()``, again after a pause while the API server does not answer, a few times."""
-    for attempt in range(1, _TRIES + 1):
-        try:
+    """``ask()``, again after a growing pause for as long as the API server does not answer; an
+    answer that refuses ends it at once."""
+
+    def waiting(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        seconds = state.next_action.sleep if state.next_action else 0.0
+        log.warning(
+            "Could not check %s yet (try %d, again in %.0f s): %s",
+            what,
+            state.attempt_number,
+            seconds,
+            error,
+        )
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(KubernetesUnavailable),
+        wait=wait_exponential(multiplier=_PAUSE, max=_MAX_PAUSE),
+        sleep=pause,
+        before_sleep=waiting,
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
             return await ask()
-        except KubernetesUnavailable as error:
-            if attempt == _TRIES:
-                raise AccountUncheckable(
-                    f"Could not check {what}: the API server did not answer ({error})"
-                ) from None
-            log.warning("Could not check %s yet (try %d of %d): %s", what, attempt, _TRIES, error)
-            await pause(_PAUSE)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
