@@ -322,6 +322,11 @@ class DeviceSession:
             # drive the phone no more and the next job gets a clean one.
             raise TaskHung(message) from exc
         except Exception as exc:
+            if self._pacer.stop_event.is_set():
+                # The task ended because the worker is stopping (it watches the stop event): its
+                # attempt ends as the stop, reported once the Appium session is quit (run()).
+                self._interrupted = job
+                self._pacer.check()
             fault = classify_failure(exc)
             message = str(fault) if fault is not None else first_line(exc)
             self._jobs.report(

@@ -80,6 +80,10 @@ class FakePost(JobTask[PostParams]):
             self.hung = True
             self.hang.wait(30)  # a task that does not even watch its cancel event
             return {}
+        if params.fail == "watchful":
+            self.hung = True
+            context.session.stop.wait(30)  # a task that gives up as the worker stops
+            raise RuntimeError("cancelled while waiting for the share button")
         if params.fail == "lose-answer":
             self.posted[context.attempt.job_uid] = "https://example.invalid/p/1"
             raise RuntimeError("the answer was lost")
@@ -559,11 +563,17 @@ class StoppableCallPacer(RealCallPacer):
         self._lifecycle.request_stop(reason)
 
 
-def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told() -> None:
+@pytest.mark.parametrize(
+    "task", ["stubborn", "watchful"], ids=["a task blind to the stop", "a task that gives up on it"]
+)
+def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told(
+    task: str,
+) -> None:
     """SIGTERM while an attempt runs (an ordinary pod delete): the attempt is recorded Failed
-    (Retryable) only after the shutdown quit the Appium session, a queued one never starts, new
-    deliveries are refused, and the worker waits for the operator to read the outcome before its
-    job endpoint closes: the operator retries at once, rather than at the attempt's lease."""
+    (Retryable), in the stop's words (also when the task itself gave up as the worker stopped),
+    only after the shutdown quit the Appium session, a queued one never starts, new deliveries
+    are refused, and the worker waits for the operator to read the outcome before its job
+    endpoint closes: the operator retries at once, rather than at the attempt's lease."""
     post = FakePost()
     desk = JobDesk(registry(post))
     pacer = StoppableCallPacer()
@@ -577,7 +587,7 @@ def test_a_stop_mid_attempt_ends_it_once_appium_is_quit_and_the_operator_is_told
         report(result, now)
 
     desk.report = recording_report  # type: ignore[method-assign]
-    desk.offer(attempt(1, params={"caption": "x", "fail": "stubborn"}))
+    desk.offer(attempt(1, params={"caption": "x", "fail": task}))
     runner = threading.Thread(target=session.run, daemon=True)
     runner.start()
     wait_for(lambda: post.hung, 30, message="the task to run")
