@@ -5,17 +5,20 @@ what the start-up had started (the admission views' watch threads, the Geelark s
 pool) was left running after the event loop closed; a watch then failed on every hand-over
 ("Event loop is closed", CI: a test's teardown that started an operator and stopped it at once).
 
-The start-up is held deterministically: the webhook's port is taken, so serving admission fails
-after the admission watches started, and kopf retries the start-up until the operator stops.
-Real API server, the operator as its ServiceAccount, in-process.
+The start-up is held deterministically: the admission server's start waits for ever (as a
+listen that never completes would), after the admission watches started, until the operator is
+stopped. Real API server, the operator as its ServiceAccount, in-process.
 """
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import threading
 from collections.abc import Callable
 
+import pytest
+
+from phonefleet_operator.webhook import AdmissionServer
 from phonefleet_testbed.scenarios import Operator
 from phonefleet_testbed.waiting import wait_for
 
@@ -30,21 +33,21 @@ def _admission_watches(before: set[threading.Thread]) -> list[str]:
 
 
 def test_an_operator_stopped_during_its_start_up_stops_the_watches_it_started(
-    operator_factory: Callable[..., Operator], webhook_env: dict[str, str]
+    operator_factory: Callable[..., Operator],
+    webhook_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    async def never_listening(self: AdmissionServer) -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(AdmissionServer, "start", never_listening)
     before = set(threading.enumerate())
-    taken = socket.socket()
-    try:
-        taken.bind(("127.0.0.1", int(webhook_env["PHONEFLEET_WEBHOOK_PORT"])))
-        taken.listen()
-        operator = operator_factory(**webhook_env)
-        wait_for(
-            lambda: len(_admission_watches(before)) == 2,
-            60,
-            message="the admission watches to start",
-        )
-        operator_factory.stop(operator)  # type: ignore[attr-defined]
-    finally:
-        taken.close()
+    operator = operator_factory(**webhook_env)
+    wait_for(
+        lambda: len(_admission_watches(before)) == 2,
+        60,
+        message="the admission watches to start",
+    )
+    operator_factory.stop(operator)  # type: ignore[attr-defined]
     # The clean-up waits 5 s for the watch threads; a deadline well past it.
     wait_for(lambda: _admission_watches(before) == [], 30, message="the admission watches to end")
