@@ -9,15 +9,15 @@ the real control plane and reads the same counts from /healthz.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from clocks import Clock
 from fakes import FakeKube, FakePhones
+from loop_order import until
 
 from conftest import memo_of
 from phonefleet_operator.constants import FINALIZER
@@ -150,7 +150,7 @@ async def test_a_wait_after_the_release_does_not_register_the_binding_again() ->
     assert len(wakeups) == 0
 
 
-@pytest.mark.looptime  # wait_until's polls and deadline run on the loop's virtual clock
+@pytest.mark.looptime  # until's polls and deadline run on the loop's virtual clock
 async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
     runtime: Runtime, kube: FakeKube, phones: FakePhones
 ) -> None:
@@ -181,14 +181,14 @@ async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
     watch = KeptState(keep=binding_kept)
     for change in watch.replace([body]):
         events(change.type, change.object)
-    await wait_until(lambda: bool(passes))
+    await until(lambda: bool(passes))
 
     del kube.bindings[("ns", "b0")]  # gone from the API server, and no event came
     pod = kube.pods.pop(("ns", "b0-worker"))  # the garbage collector takes its pod
     pods.worker_pod_seen(event={"type": "DELETED", "object": pod}, memo=memo_of(runtime))
     for change in watch.replace([]):  # the relist after the gap
         events(change.type, change.object)
-    await wait_until(lambda: uid not in loops)
+    await until(lambda: uid not in loops)
 
     assert uid not in runtime.wakeups
     assert await runtime.claims.release_orphans() == ["p0"]
@@ -196,13 +196,3 @@ async def test_a_binding_deleted_unseen_ends_its_loop_and_its_phone_is_released(
     assert runtime.tracked() == dict.fromkeys(runtime.tracked(), 0)
     assert set(passes) == {uid}
     await events.close()
-
-
-async def wait_until(condition: Callable[[], bool], deadline: float = 10.0) -> None:
-    """Let the event loop run until ``condition`` holds (fails after ``deadline`` seconds of the
-    loop's clock: virtual under looptime)."""
-    loop = asyncio.get_running_loop()
-    limit = loop.time() + deadline
-    while not condition():
-        assert loop.time() < limit, "timed out"
-        await asyncio.sleep(0.001)

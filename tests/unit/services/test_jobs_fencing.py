@@ -9,7 +9,6 @@ clocks) is one clock the test moves.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -517,7 +516,8 @@ async def test_a_deleted_bindings_attempt_out_of_reach_ends_lost_only_after_its_
     await world.service.check_orphan(world.api.jobs["ns", "post"])
     assert world.status()["reason"] == "Fencing"
     world.clock.advance(LEASE + GRACE - 1)
-    await asyncio.sleep(10)  # the loop asks again (virtual time)
+    asked = len(world.workers.calls)
+    await until(lambda: len(world.workers.calls) > asked)  # the loop asked the worker again
     assert world.status()["attempts"][0]["outcome"] == "Running"
     assert world.service.keeps_state_of("ns", "alpha")
 
