@@ -90,8 +90,10 @@ class EventPoster:
         *,
         yield_to: ApiCaller | None = None,
         defer_seconds: float = EVENT_DEFER_SECONDS,
+        owns_caller: bool = False,
     ) -> None:
         self._call = caller
+        self._owns_caller = owns_caller
         self._instance = instance or socket.gethostname()
         self._yield_to = yield_to
         self._defer_seconds = defer_seconds
@@ -173,8 +175,10 @@ class EventPoster:
                 return
 
     async def close(self) -> None:
-        """Stop posting (queued Events are dropped)."""
+        """Stop posting (queued Events are dropped); close the caller if it is this poster's."""
         for worker in self._workers:
             if worker is not None:
                 worker.cancel()
         await asyncio.gather(*(w for w in self._workers if w is not None), return_exceptions=True)
+        if self._owns_caller:
+            self._call.close()

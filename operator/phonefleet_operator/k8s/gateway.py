@@ -253,4 +253,11 @@ class KubeGateway(ApiGateway):
         configuration.connection_pool_maxsize = EVENT_LANES
         # They give way to the passes' own calls (k8s/events.py): a pass awaits its writes.
         caller = ApiCaller(client.ApiClient(configuration), EVENT_LANES)
-        return EventPoster(caller, yield_to=self._call)
+        return EventPoster(caller, yield_to=self._call, owns_caller=True)
+
+    async def close(self) -> None:
+        """Stop posting Events (queued ones are dropped) and close their threads and
+        connections; the caller given to this gateway is its owner's to close."""
+        poster: EventPoster | None = self.__dict__.pop("_events", None)
+        if poster is not None:
+            await poster.close()

@@ -260,4 +260,5 @@ class Replica:
             self._watch_client = None
         await self.jobs.close()
         await self.geelark.close()
+        await self.kube.close()  # its Events' own threads and connections
         self.caller.close()
