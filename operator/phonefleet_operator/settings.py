@@ -471,6 +471,24 @@ class OperatorSettings(BaseSettings):
             raise ValueError(f"the pod's ports must all differ: {ports}")
         return self
 
+    @model_validator(mode="after")
+    def _lease_timings_hold(self) -> OperatorSettings:
+        # As client-go's leader election requires: a renew deadline as long as the lease would
+        # let a standby take over while the active replica still works (both would reconcile),
+        # and one within 1.2 retry periods leaves no second renewal before it.
+        duration, deadline = self.lease_duration_seconds, self.lease_renew_deadline_seconds
+        if deadline >= duration:
+            raise ValueError(
+                f"lease_renew_deadline_seconds ({deadline:g}) must be shorter than "
+                f"lease_duration_seconds ({duration:g})"
+            )
+        if deadline <= 1.2 * self.lease_retry_seconds:
+            raise ValueError(
+                f"lease_renew_deadline_seconds ({deadline:g}) must be longer than 1.2 times "
+                f"lease_retry_seconds ({self.lease_retry_seconds:g})"
+            )
+        return self
+
 
 class JobSettings(BaseSettings):
     """How the operator runs PhoneJobs (``PHONEFLEET_JOBS_*``); see docs/jobs.md."""

@@ -106,7 +106,9 @@ def test_a_phone_stopped_behind_the_operators_back_is_restored_and_the_same_pod_
     assert _statuses(node_kubectl, node_namespace, "bravo-worker")["worker"]["restartCount"] == 0
     assert node_fleet.simulator.admin.phone(phone_id).start_count == starts + 1
     log = worker_log(node_kubectl, node_namespace, "bravo-worker")
-    assert log.count("from ADB_READY to APPIUM_READY") == 2, log
+    # At least one session after the first: the worker reconnected in place. Not exactly one:
+    # under load an idle check may also time out and reopen the session, which is correct.
+    assert log.count("from ADB_READY to APPIUM_READY") >= 2, log
 
 
 def test_an_endpoint_answering_another_phones_id_is_refused_with_a_specific_reason(

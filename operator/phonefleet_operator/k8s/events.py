@@ -11,7 +11,8 @@ Normal Events also give way to the operator's own API calls (``yield_to``): whil
 pool has calls waiting for a thread, a Normal Event waits until it has none, at most
 :data:`EVENT_DEFER_SECONDS` after it was queued. A fleet coming up spends the API server on its
 Secrets, pods and statuses first; its Events follow when there is room (docs/scale.md, Round 6a).
-Warnings never wait.
+Warnings never wait, not even behind a Normal Event of their lane: while a Warning is queued
+in a lane, the Normal Events ahead of it are posted without waiting (in their order).
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ class EventPoster:
         *,
         yield_to: ApiCaller | None = None,
         defer_seconds: float = EVENT_DEFER_SECONDS,
+        owns_caller: bool = False,
     ) -> None:
         self._call = caller
+        self._owns_caller = owns_caller
         self._instance = instance or socket.gethostname()
         self._yield_to = yield_to
         self._defer_seconds = defer_seconds
@@ -99,6 +102,10 @@ class EventPoster:
             collections.deque() for _ in range(EVENT_LANES)
         ]
         self._workers: list[asyncio.Task[None] | None] = [None] * EVENT_LANES
+        # Warnings queued per lane, and an Event set while there is one: a Normal Event at the
+        # head of the lane stops waiting for the backlog, so the Warning behind it is not held.
+        self._warnings = [0] * EVENT_LANES
+        self._urgent = [asyncio.Event() for _ in range(EVENT_LANES)]
 
     def post(self, obj: Mapping[str, Any], *, warning: bool, reason: str, message: str) -> None:
         """Queue an Event on ``obj``; it is posted in the background."""
@@ -113,6 +120,9 @@ class EventPoster:
         lane = zlib.crc32(key.encode()) % EVENT_LANES
         loop = asyncio.get_running_loop()
         self._lanes[lane].append((loop.time(), body))
+        if warning:
+            self._warnings[lane] += 1
+            self._urgent[lane].set()
         worker = self._workers[lane]
         if worker is None or worker.done():
             self._workers[lane] = loop.create_task(self._drain(lane), name=f"events-{lane}")
@@ -122,11 +132,31 @@ class EventPoster:
         loop = asyncio.get_running_loop()
         while queue:
             queued_at, body = queue.popleft()
-            if self._yield_to is not None and body["type"] != "Warning":
+            if body["type"] == "Warning":
+                self._warnings[lane] -= 1
+                if not self._warnings[lane]:
+                    self._urgent[lane].clear()
+            elif self._yield_to is not None:
                 left = self._defer_seconds - (loop.time() - queued_at)
                 if left > 0:
-                    await self._yield_to.quiet(within=left)
+                    await self._defer(self._yield_to, self._urgent[lane], left)
             await self._post(body)
+
+    @staticmethod
+    async def _defer(yield_to: ApiCaller, urgent: asyncio.Event, left: float) -> None:
+        """Wait for no backlog on ``yield_to``, a Warning queued behind, or ``left`` seconds."""
+        if urgent.is_set():
+            return
+        waits = [
+            asyncio.ensure_future(yield_to.quiet(within=left)),
+            asyncio.ensure_future(urgent.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def _post(self, body: dict[str, Any]) -> None:
         namespace = body["metadata"]["namespace"]
@@ -145,8 +175,10 @@ class EventPoster:
                 return
 
     async def close(self) -> None:
-        """Stop posting (queued Events are dropped)."""
+        """Stop posting (queued Events are dropped); close the caller if it is this poster's."""
         for worker in self._workers:
             if worker is not None:
                 worker.cancel()
         await asyncio.gather(*(w for w in self._workers if w is not None), return_exceptions=True)
+        if self._owns_caller:
+            self._call.close()

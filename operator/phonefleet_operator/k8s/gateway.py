@@ -10,6 +10,7 @@ from typing import Any
 from kubernetes import client
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import (
     ApiCaller,
     ApiGateway,
@@ -31,6 +32,9 @@ from phonefleet_operator.telemetry import (
 __all__ = ["KubeGateway"]
 
 Obj = dict[str, Any]
+
+#: Create-then-replace rounds of ``put_secret`` before it gives up (someone else deletes it).
+_PUT_TRIES = 3
 
 
 class KubeGateway(ApiGateway):
@@ -222,13 +226,21 @@ class KubeGateway(ApiGateway):
         )
 
     async def put_secret(self, secret: Obj) -> None:
-        """Create the Secret, or replace the one of that name."""
+        """Create the Secret, or replace the one of that name (one deleted between the two is
+        created again, a few times at most)."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        created = await succeeded(
-            self._call(self._core.create_namespaced_secret, namespace, secret), unless=(Conflict,)
+        for _ in range(_PUT_TRIES):
+            if await succeeded(
+                self._call(self._core.create_namespaced_secret, namespace, secret),
+                unless=(Conflict,),
+            ) or await succeeded(
+                self._call(self._core.replace_namespaced_secret, name, namespace, secret),
+                unless=(NotFound,),
+            ):
+                return
+        raise KubernetesUnavailable(
+            f"Secret {namespace}/{name} was deleted each time it was replaced", delay=5
         )
-        if not created:
-            await self._call(self._core.replace_namespaced_secret, name, namespace, secret)
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         """Delete a Secret; a missing one is fine."""
@@ -253,4 +265,11 @@ class KubeGateway(ApiGateway):
         configuration.connection_pool_maxsize = EVENT_LANES
         # They give way to the passes' own calls (k8s/events.py): a pass awaits its writes.
         caller = ApiCaller(client.ApiClient(configuration), EVENT_LANES)
-        return EventPoster(caller, yield_to=self._call)
+        return EventPoster(caller, yield_to=self._call, owns_caller=True)
+
+    async def close(self) -> None:
+        """Stop posting Events (queued ones are dropped) and close their threads and
+        connections; the caller given to this gateway is its owner's to close."""
+        poster: EventPoster | None = self.__dict__.pop("_events", None)
+        if poster is not None:
+            await poster.close()

@@ -92,7 +92,8 @@ class Replica:
         pools = PoolGateway(caller)
         view = TenancyView()
         # Only Tenancy.refusal runs on this instance: its quota, claims and wake-ups (the
-        # reconcile pass's part) stay unused, and it starts no pools' status reporter.
+        # reconcile pass's part) stay unused, and it starts no pools' status reporter. It does
+        # not log tenancy turning on or off: the pass's Tenancy says so, once.
         tenancy = Tenancy(
             view=view,
             quota=Quota(pools),
@@ -101,6 +102,7 @@ class Replica:
             claims=ObservedClaims(),
             settings=settings,
             wake=_ignore_wake,
+            announce=False,
         )
         admission = AdmissionService(inventory, kube, tenancy=tenancy)
         jobs = JobService.create(
@@ -258,4 +260,5 @@ class Replica:
             self._watch_client = None
         await self.jobs.close()
         await self.geelark.close()
+        await self.kube.close()  # its Events' own threads and connections
         self.caller.close()

@@ -31,30 +31,39 @@ SLOW_BOOT_SECONDS = 5.0
 WAVE = 8
 
 
-def apply_wave(kubectl: Kubectl, namespace: str, prefix: str, phone_ids: list[str]) -> None:
-    """One binding a phone, named ``prefix-N``, in one apply."""
+def run_wave(kubectl: Kubectl, namespace: str, fleet: Fleet, prefix: str) -> list[str]:
+    """Add WAVE phones, bind each (``prefix-N``, in one apply) and wait until every one of
+    those bindings is Running; the phones' ids."""
+    phone_ids = [fleet.add_phone() for _ in range(WAVE)]
     items = [make_binding(f"{prefix}-{i}", phone, namespace) for i, phone in enumerate(phone_ids)]
     kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}))
 
-
-def wait_running(kubectl: Kubectl, namespace: str, prefix: str, count: int) -> None:
-    """Until ``count`` bindings named ``prefix-*`` are Running."""
-
     def running() -> bool:
-        return count == int(
-            sum(
-                (b.get("status") or {}).get("phase") == "Running"
-                and b["metadata"]["name"].startswith(f"{prefix}-")
-                for b in kubectl.list("phonebindings", namespace)
+        return (
+            int(
+                sum(
+                    (b.get("status") or {}).get("phase") == "Running"
+                    and b["metadata"]["name"].startswith(f"{prefix}-")
+                    for b in kubectl.list("phonebindings", namespace)
+                )
             )
+            == WAVE
         )
 
-    wait_for(running, 90, message=f"the {count} bindings {prefix}-* to run")
+    wait_for(running, 90, message=f"the {WAVE} bindings {prefix}-* to run")
+    return phone_ids
 
 
 def naming(calls: list[ServedCall], endpoint: str, phone_id: str) -> list[ServedCall]:
     """The served calls to ``endpoint`` that named the phone."""
     return [c for c in calls if c.endpoint == endpoint and phone_id in c.ids]
+
+
+def asked_on_its_way(calls: list[ServedCall], phone_id: str) -> list[ServedCall]:
+    """The status calls naming the phone between its first start and its last ADB read."""
+    started = naming(calls, PHONE_START, phone_id)[0].seq
+    read = naming(calls, ADB_GET_DATA, phone_id)[-1].seq
+    return [c for c in naming(calls, PHONE_STATUS, phone_id) if started < c.seq < read]
 
 
 def test_phones_started_once_boots_are_known_cost_no_status_question_on_their_way(
@@ -69,20 +78,14 @@ def test_phones_started_once_boots_are_known_cost_no_status_question_on_their_wa
     admin = fleet.simulator.admin
     admin.update_settings(boot_seconds=BOOT_SECONDS, adb_enable_seconds=0.5)
     operator_factory()
-    first = [fleet.add_phone() for _ in range(WAVE)]
-    apply_wave(kubectl, namespace, "first", first)
-    wait_running(kubectl, namespace, "first", WAVE)
+    run_wave(kubectl, namespace, fleet, "first")
 
     admin.update_settings(boot_seconds=QUICKER_BOOT_SECONDS)
-    second = [fleet.add_phone() for _ in range(WAVE)]
-    apply_wave(kubectl, namespace, "second", second)
-    wait_running(kubectl, namespace, "second", WAVE)
+    second = run_wave(kubectl, namespace, fleet, "second")
 
     calls = admin.served_calls()
     for phone in second:
-        started = naming(calls, PHONE_START, phone)[0].seq
-        read = naming(calls, ADB_GET_DATA, phone)[-1].seq
-        asked = [c for c in naming(calls, PHONE_STATUS, phone) if started < c.seq < read]
+        asked = asked_on_its_way(calls, phone)
         assert not asked, f"phone {phone} was asked its status on its way: {asked}"
 
 
@@ -102,16 +105,9 @@ def test_a_geelark_that_takes_switches_of_booting_phones_still_gets_every_bindin
         boot_seconds=SLOW_BOOT_SECONDS, adb_enable_seconds=0.5, adb_switch_taken_when_off=True
     )
     operator_factory()
-    first = [fleet.add_phone() for _ in range(WAVE)]
-    apply_wave(kubectl, namespace, "first", first)
-    wait_running(kubectl, namespace, "first", WAVE)
-
-    second = [fleet.add_phone() for _ in range(WAVE)]
-    apply_wave(kubectl, namespace, "second", second)
-    wait_running(kubectl, namespace, "second", WAVE)
+    run_wave(kubectl, namespace, fleet, "first")
+    second = run_wave(kubectl, namespace, fleet, "second")
 
     calls = admin.served_calls()
     for phone in second:
-        started = naming(calls, PHONE_START, phone)[0].seq
-        read = naming(calls, ADB_GET_DATA, phone)[-1].seq
-        assert [c for c in naming(calls, PHONE_STATUS, phone) if started < c.seq < read]
+        assert asked_on_its_way(calls, phone), f"phone {phone} was not asked its status"

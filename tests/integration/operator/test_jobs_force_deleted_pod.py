@@ -169,6 +169,45 @@ def run_times(worker: StandInWorker, attempt_id: str) -> dict[str, float]:
     return {line["event"]: line["t"] for line in worker.runs() if line["attempt"] == attempt_id}
 
 
+def run_long_job(
+    kubectl: Kubectl, namespace: str, workers: dict[str, StandInWorker], watched: Watched
+) -> str:
+    """Apply PhoneJob ``post`` on the binding and wait until the old worker runs attempt 1;
+    its id."""
+    kubectl.apply(
+        make_job(
+            "post",
+            NAME,
+            namespace,
+            # Long enough to be running still when the pod goes; the new worker's attempt
+            # (the same params) is only waited for until it starts.
+            params={"caption": "x", "seconds": 120},
+            retryDelaySeconds=1,
+            activeDeadlineSeconds=600,
+        )
+    )
+    watched.start("phonejobs")
+    running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
+    first = str(running["attempts"][0]["id"])
+    wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
+    return first
+
+
+def force_delete_pod(kubectl: Kubectl, namespace: str) -> None:
+    """``kubectl delete pod --force --grace-period=0`` on the binding's worker pod, and wait
+    until the API server no longer has it (a replacement may already be there)."""
+    old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
+    kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
+    wait_for(
+        lambda: (
+            (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
+            or p["metadata"]["uid"] != old_uid
+        ),
+        60,
+        message="the old pod to leave the API server",
+    )
+
+
 def start_attempt_then_force_delete(
     *,
     kubectl: Kubectl,
@@ -184,35 +223,10 @@ def start_attempt_then_force_delete(
     watched.start("phonebindings")
     for worker in workers.values():
         worker.mount_token(token)
-    kubectl.apply(
-        make_job(
-            "post",
-            NAME,
-            namespace,
-            # Long enough to be running still when the pod goes; the new worker's attempt
-            # (the same params) is only waited for until it starts.
-            params={"caption": "x", "seconds": 120},
-            retryDelaySeconds=1,
-            activeDeadlineSeconds=600,
-        )
-    )
-    watched.start("phonejobs")
-    running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
-    first = running["attempts"][0]["id"]
-    wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1 to run")
-    old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
-
+    first = run_long_job(kubectl, namespace, workers, watched)
     router.replace_pod(first, workers["new"].url)
-    kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
-    wait_for(
-        lambda: (
-            (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
-            or p["metadata"]["uid"] != old_uid
-        ),
-        60,
-        message="the old pod to leave the API server",
-    )
-    return str(first)
+    force_delete_pod(kubectl, namespace)
+    return first
 
 
 def replacement_pod(kubectl: Kubectl, namespace: str) -> dict[str, Any]:
@@ -548,6 +562,19 @@ def unreadable_jobs(monkeypatch: pytest.MonkeyPatch) -> Callable[[], UnreadableJ
     return lambda: UnreadableJobs(monkeypatch)
 
 
+def worker_ready_saying(kubectl: Kubectl, namespace: str, words: str) -> dict[str, Any]:
+    """The binding, once its WorkerReady condition's message says ``words``."""
+    return wait_for(
+        lambda: (
+            (b := binding(kubectl, namespace, NAME))
+            and words in (condition(b, "WorkerReady") or {}).get("message", "")
+            and b
+        ),
+        60,
+        message=lambda: f"WorkerReady to say {words!r}: {binding(kubectl, namespace, NAME)}",
+    )
+
+
 def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_for_the_fence(  # noqa: PLR0917 - fixtures arrive as arguments
     kubectl: Kubectl,
     namespace: str,
@@ -577,66 +604,22 @@ def test_a_pod_force_deleted_before_the_operators_first_read_of_the_jobs_waits_f
         token = wait_job_token(kubectl, namespace, NAME)
         for worker in workers.values():
             worker.mount_token(token)
-        kubectl.apply(
-            make_job(
-                "post",
-                NAME,
-                namespace,
-                params={"caption": "x", "seconds": 120},
-                retryDelaySeconds=1,
-                activeDeadlineSeconds=600,
-            )
-        )
-        watched.start("phonejobs")
-        running = wait_status(watched, lambda s: s.get("phase") == "Running", "to run")
-        first = str(running["attempts"][0]["id"])
-        wait_for(lambda: "start" in run_times(workers["old"], first), 30, message="attempt 1")
-        old_uid = (kubectl.get("pod", f"{NAME}-worker", namespace) or {})["metadata"]["uid"]
+        first = run_long_job(kubectl, namespace, workers, watched)
 
         operator_factory.stop(first_operator)  # type: ignore[attr-defined]
         router.cut = True
         router.replace_pod(first, workers["new"].url)
-        kubectl("delete", "pod", f"{NAME}-worker", "-n", namespace, "--force", "--grace-period=0")
-        wait_for(
-            lambda: (
-                (p := kubectl.get("pod", f"{NAME}-worker", namespace)) is None
-                or p["metadata"]["uid"] != old_uid
-            ),
-            60,
-            message="the old pod to leave the API server",
-        )
+        force_delete_pod(kubectl, namespace)
         assert kubectl.get("pod", f"{NAME}-worker", namespace) is None  # nobody replaced it
 
         unreadable = unreadable_jobs()
         operator_factory(**env)
-        held = wait_for(
-            lambda: (
-                (b := binding(kubectl, namespace, NAME))
-                and "has not read the PhoneJobs"
-                in (condition(b, "WorkerReady") or {}).get("message", "")
-                and b
-            ),
-            60,
-            message=lambda: (
-                f"the binding to hold its pod back: {binding(kubectl, namespace, NAME)}"
-            ),
-        )
+        held = worker_ready_saying(kubectl, namespace, "has not read the PhoneJobs")
         assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
         wait_for(lambda: unreadable.lists_refused >= 2, 30, message="the list to be retried")
         assert kubectl.get("pod", f"{NAME}-worker", namespace) is None
         unreadable.lift()
-        fencing = wait_for(
-            lambda: (
-                (b := binding(kubectl, namespace, NAME))
-                and "attempt 1 of PhoneJob post"
-                in (condition(b, "WorkerReady") or {}).get("message", "")
-                and b
-            ),
-            60,
-            message=lambda: (
-                f"the binding to wait for the fence: {binding(kubectl, namespace, NAME)}"
-            ),
-        )
+        fencing = worker_ready_saying(kubectl, namespace, "attempt 1 of PhoneJob post")
         status = wait_status(watched, lambda s: s.get("attemptCount", 0) >= 2, "to start attempt 2")
         second = status["attempts"][1]["id"]
         wait_for(lambda: run_times(workers["new"], second), 30, message="attempt 2 to run")

@@ -59,6 +59,24 @@ def test_without_any_pool_tenancy_is_off(
     assert caplog.text.count("Tenancy is off") == 1
 
 
+def test_with_the_webhook_on_tenancy_off_is_still_said_once(
+    kubectl: Kubectl,
+    namespace: str,
+    fleet: Fleet,
+    webhook_operator: Callable[[], Operator],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The webhook judges each binding by a Tenancy of its own: only the reconcile pass's,
+    which owns the decision, says that tenancy is off (before, both did)."""
+    webhook_operator()
+    fleet.add_phone("free-reviewed", group_name="anyone")
+    kubectl.apply(make_binding("free", "free-reviewed", namespace))  # reviewed by the webhook
+
+    wait_phase(kubectl, namespace, "free", "Running")
+
+    assert caplog.text.count("Tenancy is off") == 1
+
+
 def test_a_tenant_cannot_bind_another_tenants_phone_nor_learn_that_it_exists(
     kubectl: Kubectl, tenancy: Tenancy
 ) -> None:

@@ -149,3 +149,58 @@ async def test_a_refused_claim_patch_says_so_instead_of_kubernetes_unavailable(
         await kube.patch_claim(CLAIM, {"spec": {"releasePolicy": "Keep"}})
     assert raised.value.status == status
     assert REFUSED[status][1] in str(raised.value)
+
+
+class SecretWrites:
+    """The core API of a client: Secret creates and replaces answer in the order given."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+        self.calls: list[str] = []
+
+    def _answer(self, what: str) -> Callable[..., Answer]:
+        def method(*args: Any, **kwargs: Any) -> Answer:
+            self.calls.append(what)
+            return answering(self.statuses.pop(0))(*args, **kwargs)
+
+        method.__name__ = what
+        return method
+
+    @property
+    def create_namespaced_secret(self) -> Callable[..., Answer]:
+        return self._answer("create")
+
+    @property
+    def replace_namespaced_secret(self) -> Callable[..., Answer]:
+        return self._answer("replace")
+
+
+SECRET = {"metadata": {"name": "b-adb", "namespace": "ns"}, "data": {}}
+
+
+async def test_a_secret_deleted_between_its_create_and_replace_is_created_again(
+    caller: ApiCaller,
+) -> None:
+    """put_secret: the create finds the Secret (409), which goes before the replace (404): the
+    Secret is created again. Before, the replace's 404 reached the pass as a raw ApiException
+    (a failed pass, logged with a traceback), and the Secret stayed missing until the next."""
+    writes = SecretWrites(Conflict, NotFound, 200)
+    caller.core = writes  # type: ignore[assignment]
+
+    await KubeGateway(caller).put_secret(SECRET)
+
+    assert writes.calls == ["create", "replace", "create"]
+
+
+async def test_a_secret_that_keeps_changing_is_a_temporary_fault_not_a_loop(
+    caller: ApiCaller,
+) -> None:
+    """Created and deleted by someone else again and again: the write gives up after a bound
+    number of tries, as a KubernetesUnavailable the pass retries later."""
+    writes = SecretWrites(*[Conflict, NotFound] * 10)
+    caller.core = writes  # type: ignore[assignment]
+
+    with pytest.raises(KubernetesUnavailable):
+        await KubeGateway(caller).put_secret(SECRET)
+
+    assert len(writes.calls) <= 6

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from loop_order import loop_caught_up
+from loop_order import loop_caught_up, until
 
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.events import EventPoster
@@ -29,6 +29,8 @@ class Caller:
 
     def __init__(self, failures: int = 0) -> None:
         self.posted: list[tuple[str, dict[str, Any]]] = []
+        #: The loop's time of each post (virtual under looptime: set by the poster's own waits).
+        self.posted_at: list[float] = []
         self.failures = failures
         self.calls = 0
         self.core = self
@@ -42,6 +44,7 @@ class Caller:
         if self.calls <= self.failures:
             raise KubernetesUnavailable("Kubernetes API call failed: 503", delay=5)
         self.posted.append((namespace, body))
+        self.posted_at.append(asyncio.get_running_loop().time())
 
 
 async def drained(poster: EventPoster) -> None:
@@ -97,7 +100,8 @@ async def test_normal_events_wait_while_the_passes_calls_have_a_backlog() -> Non
     caller, backlog = Caller(), Backlog()
     poster = EventPoster(caller, instance="pod-1", yield_to=backlog)  # type: ignore[arg-type]
     poster.post(BINDING, warning=False, reason="CreatedPod", message="m")
-    await asyncio.sleep(5)  # virtual seconds: still within the deferral
+    await until(lambda: backlog.asked == 1)
+    await loop_caught_up()
     assert caller.posted == []
     backlog.drained.set()
     await drained(poster)
@@ -118,10 +122,26 @@ async def test_a_normal_event_waits_at_most_the_deferral_after_it_was_queued() -
     the next ones of its lane were queued as long ago, so they follow without waiting again."""
     caller, backlog = Caller(), Backlog()
     poster = EventPoster(caller, instance="pod-1", yield_to=backlog, defer_seconds=30)  # type: ignore[arg-type]
+    queued_at = asyncio.get_running_loop().time()
     for n in range(3):
         poster.post(BINDING, warning=False, reason=f"R{n}", message="m")
-    await asyncio.sleep(29)
-    assert caller.posted == []
     await drained(poster)
     assert [body["reason"] for _, body in caller.posted] == ["R0", "R1", "R2"]
+    # The loop's clock is looptime's: it moves only by the poster's own waits.
+    assert caller.posted_at[0] - queued_at == pytest.approx(30)
     assert backlog.asked == 1
+
+
+async def test_a_warning_never_waits_behind_a_deferred_normal_event_of_its_lane() -> None:
+    """A Warning queued while a Normal Event of the same object waits for the backlog: both are
+    posted at once, in the order they were queued; the Normal Event ahead is not deferred."""
+    caller, backlog = Caller(), Backlog()
+    poster = EventPoster(caller, instance="pod-1", yield_to=backlog, defer_seconds=30)  # type: ignore[arg-type]
+    poster.post(BINDING, warning=False, reason="CreatedPod", message="m")
+    await until(lambda: backlog.asked == 1)
+    poster.post(BINDING, warning=True, reason="PhoneNotFound", message="m")
+    poster.post(BINDING, warning=False, reason="Later", message="m")
+    await until(lambda: len(caller.posted) == 2, within=10)
+    assert [body["reason"] for _, body in caller.posted] == ["CreatedPod", "PhoneNotFound"]
+    await drained(poster)  # the Normal Event behind the Warning waits again, within its deferral
+    assert [body["reason"] for _, body in caller.posted][2:] == ["Later"]

@@ -59,6 +59,11 @@ def test_settings_come_from_phonefleet_variables(monkeypatch: pytest.MonkeyPatch
         pytest.param({"worker_image_pull_policy": "Sometimes"}, id="pull-policy"),
         pytest.param({"appium_home": "relative"}, id="relative-home"),
         pytest.param({"worker_resources": {"requests": {"cpu": "lots"}}}, id="bad-quantity"),
+        # The active replica must give up before a standby may take over, or both work.
+        pytest.param({"lease_renew_deadline_seconds": 15.0}, id="renew-deadline-not-shorter"),
+        pytest.param({"lease_renew_deadline_seconds": 20.0}, id="renew-deadline-longer"),
+        # At least two renewals must fit before the deadline (client-go: 1.2 retry periods).
+        pytest.param({"lease_retry_seconds": 9.0}, id="retry-nearly-the-deadline"),
     ],
 )
 def test_bad_settings_fail_at_start_up(overrides: dict[str, object]) -> None:

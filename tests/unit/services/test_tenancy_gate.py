@@ -4,6 +4,7 @@ a binding the pools refuse or queue (fakes with the API server's semantics)."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,14 +13,15 @@ from pool_fakes import Catalog, FakePoolStore
 
 from conftest import NOW, make_binding, ready, step
 from phonefleet_operator.geelark import Phone, PhoneStatus
-from phonefleet_operator.models import Phase, PhoneBinding
+from phonefleet_operator.models import Phase, PhoneBinding, PhoneBindingSpec
 from phonefleet_operator.services.admission import AdmissionService
 from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.reconcile import BindingReconciler
+from phonefleet_operator.services.replica import Replica
 from phonefleet_operator.services.tenancy import PoolReporter, Quota, Tenancy, TenancyView
 from phonefleet_operator.services.tenancy.policy import not_available
-from phonefleet_operator.settings import OperatorSettings
+from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
 
 
 class Wired:
@@ -88,6 +90,26 @@ async def test_without_pools_nothing_changes_and_off_is_logged_once(
     assert first.status.pool is None
     assert {c.type for c in first.status.conditions}.isdisjoint({"Admitted", "PoolAccessRevoked"})
     assert caplog.text.count("Tenancy is off") == 1
+
+
+async def test_the_webhooks_copy_of_the_gate_leaves_saying_tenancy_is_off_to_the_pass(
+    kubeconfig: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With the webhook on, a replica's admission judges by a Tenancy of its own: it decides
+    nothing about tenancy being on, so it says nothing (the pass's says it once, above)."""
+    replica = Replica.create(
+        OperatorSettings(kubeconfig=str(kubeconfig)),
+        GeelarkSettings(url="http://127.0.0.1:9", token="t"),
+    )
+    replica.admission_view.load([], [])  # what its watches list: no pool, no namespace
+    caplog.set_level(logging.INFO)
+    try:
+        # The refusal the webhook asks for each review (the private attribute is the webhook's
+        # own Tenancy; a review would first ask Geelark, which is not what this test is about).
+        assert await replica.admission._tenancy.refusal("ns", PhoneBindingSpec(phoneId="p")) is None
+    finally:
+        await replica.close()
+    assert "Tenancy is" not in caplog.text
 
 
 async def test_another_namespaces_phone_is_forbidden_and_unclaimed(

@@ -97,6 +97,26 @@ def test_an_updated_secret_is_seen_on_the_next_read(tmp_path: Path) -> None:
     assert os.readlink(tmp_path / "..data") == "..v2"
 
 
+def test_a_secret_updated_between_two_files_read_is_read_again_whole(tmp_path: Path) -> None:
+    """The kubelet swaps ``..data`` after the ip was read and before the port: the answer is
+    the new endpoint whole, never the old ip with the new port and password."""
+    write_secret(tmp_path, GOOD)
+    new = {**GOOD, "ip": "10.7.0.99", "port": "40999", "password": "gl-pw-new"}
+    swapped: list[str] = []
+
+    def read_then_swap(path: Path) -> str:
+        content = path.read_text(encoding="utf-8")
+        if path.name == "ip" and not swapped:
+            write_secret(tmp_path, new, version="v2")
+            swapped.append("v2")
+        return content
+
+    connection = read_connection(tmp_path, read=read_then_swap)
+
+    assert swapped == ["v2"]
+    assert connection == AdbConnection("10.7.0.99", 40999, "gl-pw-new", "5262")
+
+
 def test_the_password_is_not_in_the_repr() -> None:
     """Printing or logging the connection data never shows the password."""
     connection = AdbConnection("10.7.0.21", 40117, "gl-pw-93e1c7", "5262")

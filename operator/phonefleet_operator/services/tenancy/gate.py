@@ -139,8 +139,12 @@ class Tenancy:
         wake: Callable[[str], None],
         scope: AccountScope | None = None,
         timeout: float = 5.0,
+        announce: bool = True,
     ) -> None:
         self.view = view
+        #: Whether this instance logs tenancy turning on or off: the reconcile pass's does (it
+        #: owns the decision); the webhook's copy in the same process would say it again.
+        self._announce = announce
         #: This operator's account and namespaces: its pools are those of ``view.account``.
         self.scope = scope or AccountScope(settings.account)
         self.quota = quota
@@ -176,7 +180,7 @@ class Tenancy:
                         if self.view.is_mine(body):
                             self.quota.observe(body)
         on = self._settings.require_pools or bool(self.view.pools or self.view.invalid_pools)
-        if on != self._said_on:
+        if on != self._said_on and self._announce:
             self._said_on = on
             if on:
                 log.info(
