@@ -443,12 +443,22 @@ class GeelarkClient:
         )
         return _RetryableFault(fault) if status >= 500 else fault
 
+    def _credential_source(self) -> str:
+        """The variables in use and where a cluster's come from (an operator run by hand has no
+        Secret, only the variables); never their values."""
+        if self._settings.token is not None:
+            variables, keys = "PHONEFLEET_GEELARK_TOKEN", "key token"
+        else:
+            variables = "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY"
+            keys = "keys appId, apiKey"
+        return f"{variables} (the Secret {self._settings.credentials_secret}, {keys})"
+
     def _code_fault(self, path: str, code: Any, msg: str) -> Exception:
         said = f"code {code}" + (f" ({self._scrub(msg)})" if msg else "")
         if code in AUTH_CODES:
             return GeelarkAuthError(
                 f"Geelark refused the credentials: {AUTH_CODES[code]} ({said}); "
-                f"fix the Secret {self._settings.credentials_secret}",
+                f"fix {self._credential_source()}",
                 code=code,
             )
         if code in SHORT_RATE_LIMIT_CODES:

@@ -40,20 +40,31 @@ async def test_both_auth_modes_are_accepted(
 
 
 @pytest.mark.parametrize(
-    "settings",
-    [make_settings(token="wrong-token"), make_key_settings(api_key="wrong-key")],
+    ("settings", "variables"),
+    [
+        (make_settings(token="wrong-token"), "PHONEFLEET_GEELARK_TOKEN (key token)"),
+        (
+            make_key_settings(api_key="wrong-key"),
+            "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY (keys appId, apiKey)",
+        ),
+    ],
     ids=["token mode", "key mode"],
 )
-async def test_bad_credentials_raise_an_auth_error_naming_the_secret_once(
-    simulator: GeelarkSimulator, open_client: ClientFactory, settings: GeelarkSettings
+async def test_bad_credentials_raise_an_auth_error_naming_the_variables_and_secret_once(
+    simulator: GeelarkSimulator,
+    open_client: ClientFactory,
+    settings: GeelarkSettings,
+    variables: str,
 ) -> None:
-    """40003 is not retried and its message names the Secret to fix, never the credential."""
+    """40003 is not retried; its message names the variables and the Secret to fix (an operator
+    run by hand has no Secret, only the variables), never the credential."""
     async with open_client(simulator, settings) as client:
         with pytest.raises(GeelarkAuthError) as caught:
             await client.list_phones()
 
     assert caught.value.code == 40003
-    assert SECRET in str(caught.value)
+    names, keys = variables.split(" (", maxsplit=1)
+    assert f"fix {names} (the Secret {SECRET}, {keys}" in str(caught.value)
     assert "wrong-" not in str(caught.value)
     assert simulator.admin.counters().total == 1
 
