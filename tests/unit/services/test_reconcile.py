@@ -120,9 +120,10 @@ async def test_an_expired_phone_is_an_error_and_is_not_started(
 async def test_an_unknown_phone_is_phone_not_found_and_claims_nothing(
     reconciler: BindingReconciler, kube: FakeKube
 ) -> None:
-    """PhoneNotFound leaves no claim and asks to look again later."""
+    """PhoneNotFound leaves no claim, asks to look again later and says what a person can do."""
     binding, _, delay = await step(reconciler, make_binding("lost", "phone-zzz"))
     assert binding.status.phase == "PhoneNotFound"
+    assert "create it in Geelark or correct spec.phoneId" in (binding.status.message or "")
     assert not kube.claims
     assert delay == reconciler._settings.not_found_recheck_seconds
 
