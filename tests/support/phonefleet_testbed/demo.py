@@ -157,7 +157,7 @@ def _play(
     echo("$ kubectl get pods -n demo")
     echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
     if isinstance(env, RealNodeEnvironment):  # the worker really drives its phone: show it
-        echo("$ kubectl logs alpha-worker -c worker | grep Moved | head -4")
+        echo("$ kubectl logs alpha-worker -c worker -n demo | grep Moved | head -4")
         log = plane.kubectl("logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE).stdout
         echo("\n".join([line for line in log.splitlines() if "Moved" in line][:4]) + "\n")
     counters = env.simulator.admin.counters()
@@ -171,8 +171,10 @@ def _play(
     jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(
-            "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
-            f"needed, use KUBECONFIG={plane.kubeconfig}. Ctrl+C stops it all."
+            "\nEverything keeps running until Ctrl+C. In another shell:\n"
+            f"  export KUBECONFIG={plane.kubeconfig}\n"
+            f'  export PATH="{plane.binaries.directory}:$PATH"   # this kubectl\n'
+            "  kubectl get phonebindings,phonejobs -n demo"
         )
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
