@@ -58,7 +58,12 @@ def dev() -> None:
 
 
 @dev.command()
-@click.option("--phones", default=5, show_default=True, help="Phones the simulator seeds.")
+@click.option(
+    "--phones",
+    default=5,
+    show_default=True,
+    help="Phones the simulator seeds (phone-001, ...), besides those manifests/samples name.",
+)
 @click.option(
     "--boot-seconds",
     default=3.0,
@@ -68,8 +73,13 @@ def dev() -> None:
 @click.option("--real-node", is_flag=True, help="Add a real node (root); else KWOK only.")
 @_STATE_DIR
 def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> None:
-    """Run the control plane and the simulator in the foreground until Ctrl+C."""
+    """Run the control plane and the simulator in the foreground until Ctrl+C.
+
+    The simulator has the phones phone-001, phone-002, ... and those manifests/samples name, so
+    `kubectl apply -k manifests/samples -n default` binds phones that exist.
+    """
     node_devenv = _test_bed("node.devenv")
+    devenv = _test_bed("devenv")
     stop = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -80,12 +90,17 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
         real_node=real_node, echo=click.echo, phones=phones, boot_seconds=boot_seconds
     )
     with environment as env:
+        samples = devenv.add_sample_phones(env.simulator)
         env_file = state_dir / "env"
         env.write_env_file(env_file)
         click.echo(
             f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s)."
         )
         click.echo(env.describe())
+        click.echo(
+            f"  phones          phone-001 ... phone-{phones:03d}; for manifests/samples: "
+            + ", ".join(samples)
+        )
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")
         signal.signal(signal.SIGINT, request_stop)
