@@ -225,5 +225,8 @@ def stop(ids: tuple[str, ...], kubeconfig: str | None) -> None:
     """Stop these Geelark phones (ids), e.g. those `phones list --billing` reports.
 
     Refuses when a live PhoneBinding holds any of them: delete or suspend that binding instead.
+
+    Exit codes: 0 every phone stopped, 1 Geelark did not stop one (each is named), 2 nothing
+    stopped: a binding holds one, or who holds them could not be read, or a usage error.
     """
     sys.exit(stop_phones(list(dict.fromkeys(ids)), kubeconfig))

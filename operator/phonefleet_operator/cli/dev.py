@@ -77,6 +77,8 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
 
     The simulator has the phones phone-001, phone-002, ... and those manifests/samples name, so
     `kubectl apply -k manifests/samples -n default` binds phones that exist.
+
+    Exit codes: 0 stopped by Ctrl+C and cleaned up, 1 not a phonefleet checkout.
     """
     node_devenv = _test_bed("node.devenv")
     devenv = _test_bed("devenv")
@@ -114,7 +116,10 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
 @dev.command()
 @_STATE_DIR
 def env(state_dir: Path) -> None:
-    """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``."""
+    """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``.
+
+    Exit codes: 0 printed, 1 no `dev up` is running (with this --state-dir).
+    """
     path = state_dir / "env"
     if not path.is_file():
         click.echo("No local environment is running: start one with `phonefleet dev up`.", err=True)
@@ -126,6 +131,10 @@ def env(state_dir: Path) -> None:
 @click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
 @click.option("--real-node", is_flag=True, help="Run the worker pods for real (root); else KWOK.")
 def demo(keep: bool, real_node: bool) -> None:
-    """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound."""
+    """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound.
+
+    Exit codes: 0 every binding and PhoneJob ended as expected and no phone is left running,
+    1 otherwise (the operator's last log lines are printed) or not a phonefleet checkout.
+    """
     demo_module = _test_bed("demo")
     sys.exit(demo_module.run_demo(keep=keep, echo=click.echo, real_node=real_node))

@@ -167,6 +167,9 @@ def import_ledger(
 
     Each row goes to the PhoneBinding whose phone's serialName equals its account. One line is
     printed for each row that cannot be placed, and the exit code is then 1.
+
+    Exit codes: 0 every row imported (or already there), 1 a row not placed or the cluster
+    could not be used (importing again creates no job twice), 2 usage error.
     """
     rows = list(csv.DictReader(ledger))
     source = Path(ledger.name).name

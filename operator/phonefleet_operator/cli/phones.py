@@ -91,6 +91,9 @@ def list_phones(
     The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
     PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
     could not be asked (the reason goes to standard error).
+
+    Exit codes: 0 listed, 1 Geelark could not be read, 2 usage or settings error (no
+    credentials). With --billing: 0 no such phone, 1 some, 2 it cannot tell.
     """
     if billing:
         sys.exit(billing_report(kubeconfig, output, state_file))

@@ -207,5 +207,8 @@ def set_account_command(
     """Set spec.account of the PhonePools NAMES, once (docs/tenancy.md, Upgrade).
 
     Run with every operator scaled to 0 and this version's CRDs applied: it checks both.
+
+    Exit codes: 0 every pool has the account, 1 refused (an operator runs, the CRD is older, a
+    pool is missing or has another account), 2 the cluster could not be read, or a usage error.
     """
     sys.exit(set_account(names, account, kubeconfig, allow_running=allow_running_operators))
