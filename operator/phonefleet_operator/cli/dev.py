@@ -62,7 +62,7 @@ def dev() -> None:
     "--phones",
     default=5,
     show_default=True,
-    help="Phones the simulator seeds (phone-001, ...), besides those manifests/samples name.",
+    help="Phones the simulator seeds: phone-001, phone-002, ...",
 )
 @click.option(
     "--boot-seconds",
@@ -70,13 +70,19 @@ def dev() -> None:
     show_default=True,
     help="How long a simulated phone takes to start.",
 )
+@click.option(
+    "--samples/--no-samples",
+    default=True,
+    show_default=True,
+    help="Add the phones manifests/samples name (after phone-001 ... in the id order).",
+)
 @click.option("--real-node", is_flag=True, help="Add a real node (root); else KWOK only.")
 @_STATE_DIR
-def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> None:
+def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_dir: Path) -> None:
     """Run the control plane and the simulator in the foreground until Ctrl+C.
 
-    The simulator has the phones phone-001, phone-002, ... and those manifests/samples name, so
-    `kubectl apply -k manifests/samples -n default` binds phones that exist.
+    The simulator has the phones phone-001, phone-002, ... and (unless --no-samples) those
+    manifests/samples name, so `kubectl apply -k manifests/samples` binds phones that exist.
 
     Exit codes: 0 stopped by Ctrl+C and cleaned up, 1 not a phonefleet checkout.
     """
@@ -92,17 +98,17 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
         real_node=real_node, echo=click.echo, phones=phones, boot_seconds=boot_seconds
     )
     with environment as env:
-        samples = devenv.add_sample_phones(env.simulator)
+        sample_phones = devenv.add_sample_phones(env.simulator) if samples else []
         env_file = state_dir / "env"
         env.write_env_file(env_file)
         click.echo(
             f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s)."
         )
         click.echo(env.describe())
-        click.echo(
-            f"  phones          phone-001 ... phone-{phones:03d}; for manifests/samples: "
-            + ", ".join(samples)
-        )
+        seeded = [f"phone-001 ... phone-{phones:03d}"] if phones else []
+        if sample_phones:
+            seeded.append(f"for manifests/samples: {', '.join(sample_phones)}")
+        click.echo(f"  phones          {'; '.join(seeded) or 'none (add them: docs/tenancy.md)'}")
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")
         signal.signal(signal.SIGINT, request_stop)
