@@ -67,13 +67,18 @@ async def test_a_ready_pod_makes_the_binding_running_and_a_steady_pass_writes_no
 async def test_a_second_binding_for_a_held_phone_is_a_conflict_and_never_gets_a_pod(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
 ) -> None:
-    """The loser names the holder and has no pod; the phone is started once."""
+    """The loser names the holder, says how to hand the phone over, and has no pod; the phone
+    is started once."""
     first, second = make_binding("holder", "phone-a"), make_binding("loser", "100")
     live(kube, first, second)
     await step(reconciler, first)
     loser, report, _ = await step(reconciler, second)
     assert loser.status.phase == "Conflict"
     assert loser.status.conflict_with == "ns/holder"
+    assert (loser.status.message or "").endswith(
+        "this binding takes it when that one goes (delete or suspend it to hand the phone over "
+        "now, or name another phone in spec.phoneId)"
+    )
     assert report.events[-1].warning
     assert phones.count("start") == 1
     assert ("ns", "loser-worker") not in kube.pods
