@@ -20,9 +20,10 @@ from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
 from phonefleet_testbed.processes import ManagedProcess, ProcessExited, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
-__all__ = ["run_demo", "start_operator"]
+__all__ = ["dockerd_alive", "dockerd_note", "run_demo", "start_operator"]
 
 NAMESPACE = "demo"
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")  # hack/images/dockerd.sh's
 
 # name -> (spec.phoneId, the phase it must reach)
 BINDINGS: dict[str, tuple[str, str]] = {
@@ -78,11 +79,41 @@ def _manifest(name: str, phone: str, extra: dict[str, Any]) -> str:
     )
 
 
+def dockerd_alive(pidfile: Path = DOCKERD_PIDFILE) -> bool:
+    """Whether the dockerd of ``pidfile`` runs (/proc: it also sees root's from another user)."""
+    try:
+        pid = pidfile.read_text().strip()
+    except OSError:
+        return False
+    return pid.isdigit() and Path(f"/proc/{pid}").is_dir()
+
+
+def dockerd_note(was_alive: bool, pidfile: Path = DOCKERD_PIDFILE) -> str | None:
+    """What to tell when dockerd runs now and did not before the demo (the real node's image
+    builds start it, and it outlives them): the one process a demo may leave behind."""
+    if was_alive or not dockerd_alive(pidfile):
+        return None
+    return (
+        "dockerd was not running before the demo and runs now (the image builds started it): "
+        f"stop it with `kill $(cat {pidfile})` unless something else uses it."
+    )
+
+
 def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False) -> int:
     """Run the demo; 0 when every binding reached its expected phase and nothing was left on.
 
     ``real_node``: the worker pods really run, on a real node, where the machine allows it."""
     began = time.monotonic()
+    docker_before = dockerd_alive()
+    try:
+        return _run(keep=keep, echo=echo, real_node=real_node, began=began)
+    finally:
+        note = dockerd_note(docker_before)
+        if note:
+            echo(note)
+
+
+def _run(*, keep: bool, echo: Callable[[str], None], real_node: bool, began: float) -> int:
     with dev_environment(real_node=real_node, echo=echo, phones=5, boot_seconds=2.0) as env:
         plane = env.plane
         echo(
