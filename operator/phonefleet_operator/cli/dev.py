@@ -109,6 +109,11 @@ def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_d
         if sample_phones:
             seeded.append(f"for manifests/samples: {', '.join(sample_phones)}")
         click.echo(f"  phones          {'; '.join(seeded) or 'none (add them: docs/tenancy.md)'}")
+        if not real_node:
+            click.echo(
+                "Worker pods only look Running on the KWOK node: try PhoneJobs with --real-node "
+                "or `phonefleet dev demo` (here a PhoneJob goes to a pod IP that exists nowhere)."
+            )
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")
         signal.signal(signal.SIGINT, request_stop)
