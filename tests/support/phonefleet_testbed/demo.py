@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -139,6 +140,22 @@ def _run(*, keep: bool, echo: Callable[[str], None], real_node: bool, began: flo
                 operator.stop()
 
 
+def _until_stopped() -> None:
+    """Return once SIGINT or SIGTERM came. Handlers, not sigwait(): SIGTERM has no handler of its
+    own, and its default action ended the demo on the spot, before it cleaned anything up."""
+    stopped = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda _signum, _frame: stopped.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stopped.wait(1.0):  # the timeout lets a handler run however the wait ends
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _phase(env: DevEnvironment, name: str) -> str | None:
     out = env.plane.kubectl(
         "get", "pb", name, "-n", NAMESPACE, "-o", "jsonpath={.status.phase}", check=False
@@ -207,7 +224,7 @@ def _play(
             f'  export PATH="{plane.binaries.directory}:$PATH"   # this kubectl\n'
             "  kubectl get phonebindings,phonejobs -n demo"
         )
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        _until_stopped()
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
     running = env.simulator.admin.running_phone_ids()
     echo(f"Deleted every binding; phones still running: {len(running)}.")
