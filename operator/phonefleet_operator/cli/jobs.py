@@ -24,6 +24,7 @@ import click
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -206,7 +207,7 @@ async def _run(
     try:
         caller = ApiCaller(load_api_client(4, kubeconfig), 4)
     except Exception as error:  # kubernetes' config errors
-        raise _ImportStopped(0, f"no usable kubeconfig ({error})") from None
+        raise _ImportStopped(0, unusable_kubeconfig(kubeconfig, error)) from None
     created = 0
     try:
         gateway = JobGateway(caller)

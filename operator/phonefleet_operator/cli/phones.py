@@ -18,6 +18,7 @@ from phonefleet_operator.cli.geelark_access import (
     load_geelark_settings,
     open_inventory,
 )
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
@@ -141,7 +142,7 @@ async def _read_claims(kubeconfig: str | None) -> dict[str, Holder] | str:
     try:
         caller = ApiCaller(load_api_client(1, kubeconfig), 1)
     except Exception as error:  # kubernetes' config errors: the column is optional, so say why
-        return f"no usable kubeconfig ({error})"
+        return unusable_kubeconfig(kubeconfig, error)
     try:
         return holders_by_phone(await KubeGateway(caller).list_claims())
     except Exception as error:  # 404 (no CRDs), 403, unreachable: the column is optional
