@@ -9,7 +9,15 @@ from collections.abc import Callable
 import pytest
 
 from phonefleet_testbed.fixtures import Kubectl
-from phonefleet_testbed.scenarios import Fleet, Operator, condition, make_binding, wait_phase
+from phonefleet_testbed.scenarios import (
+    Fleet,
+    Operator,
+    condition,
+    make_binding,
+    posted,
+    wait_phase,
+)
+from phonefleet_testbed.waiting import wait_for
 
 WRONG_TOKEN = "wrong-SECRET-7e57"
 
@@ -20,6 +28,24 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
         for r in caplog.records
         if r.levelno == logging.WARNING and r.name.startswith("phonefleet_operator")
     ]
+
+
+def _logged(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    """The operator's WARNING lines containing ``text``, once there is one (the operator logs
+    them on its own thread, after the status write the test may have seen first)."""
+    found: list[str] = wait_for(
+        lambda: [line for line in _warnings(caplog) if text in line],
+        30,
+        message=f"a WARNING line with {text!r}",
+    )
+    return found
+
+
+def _warned(kubectl: Kubectl, namespace: str, name: str, reason: str) -> str:
+    """`kubectl describe pb NAME`, once the Warning Event ``reason`` was posted."""
+    posted(kubectl, namespace, f"involvedObject.name={name},type=Warning,reason={reason}")
+    described: str = kubectl("describe", "pb", name, "-n", namespace).stdout
+    return described
 
 
 def test_an_unknown_phone_is_explained_by_describe_and_logged(
@@ -38,14 +64,12 @@ def test_an_unknown_phone_is_explained_by_describe_and_logged(
     assert ready is not None
     assert ready["reason"] == "PhoneNotFound"
     assert "create it in Geelark or correct spec.phoneId" in ready["message"]
-    described = kubectl("describe", "pb", "nowhere", "-n", namespace).stdout
+    described = _warned(kubectl, namespace, "nowhere", "PhoneNotFound")
     assert "create it in Geelark or correct spec.phoneId" in described
     assert any(
         line.split()[:2] == ["Warning", "PhoneNotFound"] for line in described.splitlines()
     ), described
-    assert any(
-        f"PhoneNotFound PhoneBinding {namespace}/nowhere: " in line for line in _warnings(caplog)
-    )
+    assert _logged(caplog, f"PhoneNotFound PhoneBinding {namespace}/nowhere: ")
 
 
 def test_a_refused_geelark_token_is_told_naming_the_variable_never_its_value(
@@ -70,12 +94,11 @@ def test_a_refused_geelark_token_is_told_naming_the_variable_never_its_value(
     assert ready["reason"] == "GeelarkAuthFailed"
     assert stalled["status"] == "True"
     assert "fix PHONEFLEET_GEELARK_TOKEN (the Secret" in ready["message"]
-    described = kubectl("describe", "pb", "refused", "-n", namespace).stdout
+    described = _warned(kubectl, namespace, "refused", "GeelarkAuthFailed")
     assert any(
         line.split()[:2] == ["Warning", "GeelarkAuthFailed"] for line in described.splitlines()
     ), described
-    logged = [m for m in _warnings(caplog) if f"PhoneBinding {namespace}/refused" in m]
-    assert logged
+    logged = _logged(caplog, f"GeelarkAuthFailed PhoneBinding {namespace}/refused: ")
     assert "fix PHONEFLEET_GEELARK_TOKEN" in logged[0]
     everything = described + caplog.text + str(body)
     assert WRONG_TOKEN not in everything
