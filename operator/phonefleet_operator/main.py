@@ -227,7 +227,15 @@ def tune_kopf(settings: kopf.OperatorSettings, ours: OperatorSettings) -> None:
         kopf_objects.addFilter(_quiet())
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Exit codes: 0 stopped by a signal; 1 ended by an error (logged), or the Lease was "
+        "lost (the kubelet starts it again as a standby); 2 invalid settings (the variable is "
+        "named, never its value); 3 this identity may not serve its account, or may not write "
+        "in a namespace it serves (docs/accounts.md)."
+    ),
+)
 @click.option(
     "--namespace",
     "-n",

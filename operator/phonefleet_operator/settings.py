@@ -168,7 +168,9 @@ class GeelarkSettings(BaseSettings):
             raise ValueError(f"{_APP_ID} is set but {_API_KEY} is not: key mode needs both")
         if self.app_id is None:
             raise ValueError(
-                f"Geelark credentials are missing: set {_TOKEN}, or both {_APP_ID} and {_API_KEY}"
+                f"Geelark credentials are missing: set {_TOKEN}, or both {_APP_ID} and {_API_KEY} "
+                f"(in a cluster they come from the Secret {self.credentials_secret} (key token, "
+                "or keys appId and apiKey): does it exist in the operator's namespace?)"
             )
         return self
 

@@ -27,6 +27,7 @@ from phonefleet_operator.cli.geelark_access import (
     load_geelark_settings,
     open_inventory,
 )
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import GeelarkClient, Phone
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, load_api_client
@@ -141,7 +142,7 @@ async def _gather(
     try:
         caller = ApiCaller(load_api_client(2, kubeconfig), 2)
     except Exception as error:  # kubernetes' config errors: say why, never guess "unheld"
-        raise _ClusterUnreadable(f"no usable kubeconfig ({error})") from None
+        raise _ClusterUnreadable(unusable_kubeconfig(kubeconfig, error)) from None
     try:
         kube = KubeGateway(caller)
         try:
@@ -225,5 +226,8 @@ def stop(ids: tuple[str, ...], kubeconfig: str | None) -> None:
     """Stop these Geelark phones (ids), e.g. those `phones list --billing` reports.
 
     Refuses when a live PhoneBinding holds any of them: delete or suspend that binding instead.
+
+    Exit codes: 0 every phone stopped, 1 Geelark did not stop one (each is named), 2 nothing
+    stopped: a binding holds one, or who holds them could not be read, or a usage error.
     """
     sys.exit(stop_phones(list(dict.fromkeys(ids)), kubeconfig))

@@ -76,6 +76,8 @@ def generate(phones: str, namespace: str | None, name_prefix: str | None) -> Non
     no valid name (upper case, '_', too long) is lowered and cleaned and gets a short digest of
     itself, so two refs never share a name. Duplicate refs are refused.
 
+    Exit codes: 0 printed, 2 usage error (no phones, a duplicate ref, a bad prefix).
+
     \b
     Example:
       phonefleet bindings generate --phones phone-001,600000000000000002 -n fleet > bindings.yaml

@@ -58,18 +58,36 @@ def dev() -> None:
 
 
 @dev.command()
-@click.option("--phones", default=5, show_default=True, help="Phones the simulator seeds.")
+@click.option(
+    "--phones",
+    default=5,
+    show_default=True,
+    help="Phones the simulator seeds: phone-001, phone-002, ...",
+)
 @click.option(
     "--boot-seconds",
     default=3.0,
     show_default=True,
     help="How long a simulated phone takes to start.",
 )
+@click.option(
+    "--samples/--no-samples",
+    default=True,
+    show_default=True,
+    help="Add the phones manifests/samples name (after phone-001 ... in the id order).",
+)
 @click.option("--real-node", is_flag=True, help="Add a real node (root); else KWOK only.")
 @_STATE_DIR
-def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> None:
-    """Run the control plane and the simulator in the foreground until Ctrl+C."""
+def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_dir: Path) -> None:
+    """Run the control plane and the simulator in the foreground until Ctrl+C.
+
+    The simulator has the phones phone-001, phone-002, ... and (unless --no-samples) those
+    manifests/samples name, so `kubectl apply -k manifests/samples` binds phones that exist.
+
+    Exit codes: 0 stopped by Ctrl+C and cleaned up, 1 not a phonefleet checkout.
+    """
     node_devenv = _test_bed("node.devenv")
+    devenv = _test_bed("devenv")
     stop = False
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -80,12 +98,22 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
         real_node=real_node, echo=click.echo, phones=phones, boot_seconds=boot_seconds
     )
     with environment as env:
+        sample_phones = devenv.add_sample_phones(env.simulator) if samples else []
         env_file = state_dir / "env"
         env.write_env_file(env_file)
         click.echo(
             f"Control plane and Geelark simulator are up (started in {env.startup_seconds:.1f} s)."
         )
         click.echo(env.describe())
+        seeded = [f"phone-001 ... phone-{phones:03d}"] if phones else []
+        if sample_phones:
+            seeded.append(f"for manifests/samples: {', '.join(sample_phones)}")
+        click.echo(f"  phones          {'; '.join(seeded) or 'none (add them: docs/tenancy.md)'}")
+        if not real_node:
+            click.echo(
+                "Worker pods only look Running on the KWOK node: try PhoneJobs with --real-node "
+                "or `phonefleet dev demo` (here a PhoneJob goes to a pod IP that exists nowhere)."
+            )
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")
         signal.signal(signal.SIGINT, request_stop)
@@ -99,7 +127,10 @@ def up(phones: int, boot_seconds: float, real_node: bool, state_dir: Path) -> No
 @dev.command()
 @_STATE_DIR
 def env(state_dir: Path) -> None:
-    """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``."""
+    """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``.
+
+    Exit codes: 0 printed, 1 no `dev up` is running (with this --state-dir).
+    """
     path = state_dir / "env"
     if not path.is_file():
         click.echo("No local environment is running: start one with `phonefleet dev up`.", err=True)
@@ -111,6 +142,10 @@ def env(state_dir: Path) -> None:
 @click.option("--keep", is_flag=True, help="Keep everything running until Ctrl+C after the demo.")
 @click.option("--real-node", is_flag=True, help="Run the worker pods for real (root); else KWOK.")
 def demo(keep: bool, real_node: bool) -> None:
-    """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound."""
+    """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound.
+
+    Exit codes: 0 every binding and PhoneJob ended as expected and no phone is left running,
+    1 otherwise (the operator's last log lines are printed) or not a phonefleet checkout.
+    """
     demo_module = _test_bed("demo")
     sys.exit(demo_module.run_demo(keep=keep, echo=click.echo, real_node=real_node))

@@ -24,6 +24,7 @@ import click
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -167,6 +168,9 @@ def import_ledger(
 
     Each row goes to the PhoneBinding whose phone's serialName equals its account. One line is
     printed for each row that cannot be placed, and the exit code is then 1.
+
+    Exit codes: 0 every row imported (or already there), 1 a row not placed or the cluster
+    could not be used (importing again creates no job twice), 2 usage error.
     """
     rows = list(csv.DictReader(ledger))
     source = Path(ledger.name).name
@@ -203,7 +207,7 @@ async def _run(
     try:
         caller = ApiCaller(load_api_client(4, kubeconfig), 4)
     except Exception as error:  # kubernetes' config errors
-        raise _ImportStopped(0, f"no usable kubeconfig ({error})") from None
+        raise _ImportStopped(0, unusable_kubeconfig(kubeconfig, error)) from None
     created = 0
     try:
         gateway = JobGateway(caller)

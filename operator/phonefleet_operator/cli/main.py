@@ -12,8 +12,16 @@ from phonefleet_operator.cli.pools import pools
 
 __all__ = ["cli"]
 
+EXIT_CODES = (
+    "Exit codes: 0 done (and nothing wrong found); 1 problems found, or the work failed "
+    "(validate's problems, phones billed with no binding, ledger rows not imported, a phone "
+    "not stopped, a pool refused); 2 usage or settings errors, and for phones list --billing, "
+    "phones stop and pools set-account also: nothing done, as the cluster or Geelark could not "
+    "be read. Each command's --help says which it uses."
+)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(package_name="phonefleet")
 def cli() -> None:
     """Run Geelark cloud phones from Kubernetes: one PhoneBinding, one phone, one worker pod."""

@@ -18,6 +18,7 @@ from phonefleet_operator.cli.geelark_access import (
     load_geelark_settings,
     open_inventory,
 )
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.constants import DEFAULT_ACCOUNT
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import Phone
@@ -91,6 +92,9 @@ def list_phones(
     The phones come from one paged Geelark listing. HELD BY is the namespace/name of the
     PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
     could not be asked (the reason goes to standard error).
+
+    Exit codes: 0 listed, 1 Geelark could not be read, 2 usage or settings error (no
+    credentials). With --billing: 0 no such phone, 1 some, 2 it cannot tell.
     """
     if billing:
         sys.exit(billing_report(kubeconfig, output, state_file))
@@ -138,7 +142,7 @@ async def _read_claims(kubeconfig: str | None) -> dict[str, Holder] | str:
     try:
         caller = ApiCaller(load_api_client(1, kubeconfig), 1)
     except Exception as error:  # kubernetes' config errors: the column is optional, so say why
-        return f"no usable kubeconfig ({error})"
+        return unusable_kubeconfig(kubeconfig, error)
     try:
         return holders_by_phone(await KubeGateway(caller).list_claims())
     except Exception as error:  # 404 (no CRDs), 403, unreachable: the column is optional

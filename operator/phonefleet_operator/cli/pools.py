@@ -26,6 +26,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.k8s import load_api_client
 
 __all__ = ["account_field_known", "pools", "running_operators", "set_account"]
@@ -73,7 +74,9 @@ def set_account(
     try:
         api_client = load_api_client(1, kubeconfig)
     except Exception as error:  # kubernetes' config errors: say why
-        click.echo(f"Could not reach the cluster: no usable kubeconfig ({error})", err=True)
+        click.echo(
+            f"Could not reach the cluster: {unusable_kubeconfig(kubeconfig, error)}", err=True
+        )
         return EXIT_UNKNOWN
     try:
         return _set_account(api_client, names, account, allow_running=allow_running)
@@ -207,5 +210,8 @@ def set_account_command(
     """Set spec.account of the PhonePools NAMES, once (docs/tenancy.md, Upgrade).
 
     Run with every operator scaled to 0 and this version's CRDs applied: it checks both.
+
+    Exit codes: 0 every pool has the account, 1 refused (an operator runs, the CRD is older, a
+    pool is missing or has another account), 2 the cluster could not be read, or a usage error.
     """
     sys.exit(set_account(names, account, kubeconfig, allow_running=allow_running_operators))

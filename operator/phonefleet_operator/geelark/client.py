@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -197,6 +198,9 @@ class GeelarkClient:
         self._wall_clock_ns = wall_clock_ns
         self._new_trace_id = new_trace_id
         self._base_url = settings.url.rstrip("/")
+        # Where errors say the client tried: scheme, host and port only (no user, no query).
+        address = urllib.parse.urlsplit(settings.url)
+        self._origin = f"{address.scheme}://{address.netloc.rpartition('@')[2]}"
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
         self._wait = wait_exponential(
             multiplier=backoff_initial_seconds, max=backoff_max_seconds
@@ -385,9 +389,11 @@ class GeelarkClient:
                     ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             what = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                what = f"could not connect ({what}); check PHONEFLEET_GEELARK_URL"
             raise _transient(
                 GeelarkUnavailable(
-                    f"Geelark could not be reached for {path}: {what}",
+                    f"Geelark could not be reached at {self._origin} for {path}: {what}",
                     delay=UNAVAILABLE_DELAY_SECONDS,
                 ),
                 exc,
@@ -443,12 +449,22 @@ class GeelarkClient:
         )
         return _RetryableFault(fault) if status >= 500 else fault
 
+    def _credential_source(self) -> str:
+        """The variables in use and where a cluster's come from (an operator run by hand has no
+        Secret, only the variables); never their values."""
+        if self._settings.token is not None:
+            variables, keys = "PHONEFLEET_GEELARK_TOKEN", "key token"
+        else:
+            variables = "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY"
+            keys = "keys appId, apiKey"
+        return f"{variables} (the Secret {self._settings.credentials_secret}, {keys})"
+
     def _code_fault(self, path: str, code: Any, msg: str) -> Exception:
         said = f"code {code}" + (f" ({self._scrub(msg)})" if msg else "")
         if code in AUTH_CODES:
             return GeelarkAuthError(
                 f"Geelark refused the credentials: {AUTH_CODES[code]} ({said}); "
-                f"fix the Secret {self._settings.credentials_secret}",
+                f"fix {self._credential_source()}",
                 code=code,
             )
         if code in SHORT_RATE_LIMIT_CODES:

@@ -75,7 +75,8 @@ class ConflictStep:
             Phase.CONFLICT,
             "Conflict",
             f"Phone {phone.id} ({phone.serial_name}) is held by {holder}; "
-            "this binding takes it when that one goes",
+            "this binding takes it when that one goes (delete or suspend it to hand the phone "
+            "over now, or name another phone in spec.phoneId)",
             warning=True,
         )
         return self._settings.conflict_recheck_seconds

@@ -50,6 +50,9 @@ class ResolveStep:
             report.geelark_answered()
             if await self._tenancy.conceals_missing(binding, report):  # told as "not yours"
                 return None
-            report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", str(error))
-            report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", str(error), warning=True)
+            said = (
+                f"{error}: create it in Geelark or correct spec.phoneId (checked again by itself)"
+            )
+            report.condition(ConditionType.CLAIMED, "False", "PhoneNotFound", said)
+            report.phase(Phase.PHONE_NOT_FOUND, "PhoneNotFound", said, warning=True)
             return None

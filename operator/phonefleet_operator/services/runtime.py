@@ -236,7 +236,15 @@ class Runtime:
                 self.reconciler.forget_written(binding.uid)
                 raise
         for event in () if report.held else report.events:  # a held pass's go with the next
-            log.info("%s %s: %s", event.reason, binding.namespaced_name, event.message)
+            # A Warning Event is a warning in the log too: a person must act (or wait on Geelark).
+            level = logging.WARNING if event.warning else logging.INFO
+            log.log(
+                level,
+                "%s PhoneBinding %s: %s",
+                event.reason,
+                binding.namespaced_name,
+                event.message,
+            )
         for event in report.postings():
             self.kube.post_event(
                 dict(body), warning=event.warning, reason=event.reason, message=event.message

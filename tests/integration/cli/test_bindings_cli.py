@@ -149,8 +149,9 @@ def test_geelark_unreachable_fails_the_check_in_the_seeds_words(tmp_path: Path) 
 
     assert result.returncode == 1
     assert result.stdout == (
-        "Failed to validate phones with Geelark: Geelark could not be reached for "
-        "/open/v1/phone/list: ClientConnectorError\n"
+        f"Failed to validate phones with Geelark: Geelark could not be reached at {url} for "
+        "/open/v1/phone/list: could not connect (ClientConnectorError); check "
+        "PHONEFLEET_GEELARK_URL\n"
     )
 
 

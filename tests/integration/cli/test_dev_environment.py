@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 
 import requests
 
+from phonefleet_testbed.binaries import repo_root
 from phonefleet_testbed.waiting import wait_for
 
 BIN = Path(sys.executable).parent
@@ -25,7 +26,9 @@ def _port_open(url: str) -> bool:
 
 
 def test_dev_up_serves_a_control_plane_and_simulator_until_interrupted(tmp_path: Path) -> None:
-    """`dev up` prints its start-up time, `dev env` points kubectl at it, Ctrl+C stops it all."""
+    """`dev up` prints its start-up time, `dev env` points kubectl at it, the phones
+    manifests/samples name exist there (validate resolves them, the samples apply), Ctrl+C
+    stops it all."""
     env = {**os.environ, "PHONEFLEET_DEV_STATE_DIR": str(tmp_path / "dev")}
     up = subprocess.Popen(
         [str(BIN / "phonefleet"), "dev", "up", "--phones", "3"],
@@ -66,7 +69,25 @@ def test_dev_up_serves_a_control_plane_and_simulator_until_interrupted(tmp_path:
             },
             timeout=5,
         ).json()
-        assert phones["data"]["total"] == 3
+        # phone-001 ... phone-003, and the phones manifests/samples name: they resolve
+        assert phones["data"]["total"] == 3 + 4
+        validated = subprocess.run(
+            [str(BIN / "phonefleet"), "bindings", "validate", "manifests/samples"],
+            env={**env, **exports},
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=repo_root(),
+        )
+        assert validated.returncode == 0, validated.stdout + validated.stderr
+        applied = subprocess.run(
+            [kubectl, f"--kubeconfig={exports['KUBECONFIG']}", "apply", "-k", "manifests/samples"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=repo_root(),
+        ).stdout
+        assert applied.count("created") == 4
         server = subprocess.run(
             [
                 kubectl,

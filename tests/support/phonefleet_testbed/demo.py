@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -20,9 +21,10 @@ from phonefleet_testbed.node.devenv import RealNodeEnvironment, dev_environment
 from phonefleet_testbed.processes import ManagedProcess, ProcessExited, free_port
 from phonefleet_testbed.waiting import WaitTimeout, wait_for
 
-__all__ = ["run_demo", "start_operator"]
+__all__ = ["dockerd_alive", "dockerd_note", "run_demo", "start_operator"]
 
 NAMESPACE = "demo"
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")  # hack/images/dockerd.sh's
 
 # name -> (spec.phoneId, the phase it must reach)
 BINDINGS: dict[str, tuple[str, str]] = {
@@ -78,11 +80,41 @@ def _manifest(name: str, phone: str, extra: dict[str, Any]) -> str:
     )
 
 
+def dockerd_alive(pidfile: Path = DOCKERD_PIDFILE) -> bool:
+    """Whether the dockerd of ``pidfile`` runs (/proc: it also sees root's from another user)."""
+    try:
+        pid = pidfile.read_text().strip()
+    except OSError:
+        return False
+    return pid.isdigit() and Path(f"/proc/{pid}").is_dir()
+
+
+def dockerd_note(was_alive: bool, pidfile: Path = DOCKERD_PIDFILE) -> str | None:
+    """What to tell when dockerd runs now and did not before the demo (the real node's image
+    builds start it, and it outlives them): the one process a demo may leave behind."""
+    if was_alive or not dockerd_alive(pidfile):
+        return None
+    return (
+        "dockerd was not running before the demo and runs now (the image builds started it): "
+        f"stop it with `kill $(cat {pidfile})` unless something else uses it."
+    )
+
+
 def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False) -> int:
     """Run the demo; 0 when every binding reached its expected phase and nothing was left on.
 
     ``real_node``: the worker pods really run, on a real node, where the machine allows it."""
     began = time.monotonic()
+    docker_before = dockerd_alive()
+    try:
+        return _run(keep=keep, echo=echo, real_node=real_node, began=began)
+    finally:
+        note = dockerd_note(docker_before)
+        if note:
+            echo(note)
+
+
+def _run(*, keep: bool, echo: Callable[[str], None], real_node: bool, began: float) -> int:
     with dev_environment(real_node=real_node, echo=echo, phones=5, boot_seconds=2.0) as env:
         plane = env.plane
         echo(
@@ -106,6 +138,22 @@ def run_demo(*, keep: bool, echo: Callable[[str], None], real_node: bool = False
                 )
             finally:
                 operator.stop()
+
+
+def _until_stopped() -> None:
+    """Return once SIGINT or SIGTERM came. Handlers, not sigwait(): SIGTERM has no handler of its
+    own, and its default action ended the demo on the spot, before it cleaned anything up."""
+    stopped = threading.Event()
+    previous = {
+        signum: signal.signal(signum, lambda _signum, _frame: stopped.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        while not stopped.wait(1.0):  # the timeout lets a handler run however the wait ends
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _phase(env: DevEnvironment, name: str) -> str | None:
@@ -157,7 +205,7 @@ def _play(
     echo("$ kubectl get pods -n demo")
     echo(plane.kubectl("get", "pods", "-n", NAMESPACE).stdout)
     if isinstance(env, RealNodeEnvironment):  # the worker really drives its phone: show it
-        echo("$ kubectl logs alpha-worker -c worker | grep Moved | head -4")
+        echo("$ kubectl logs alpha-worker -c worker -n demo | grep Moved | head -4")
         log = plane.kubectl("logs", "alpha-worker", "-c", "worker", "-n", NAMESPACE).stdout
         echo("\n".join([line for line in log.splitlines() if "Moved" in line][:4]) + "\n")
     counters = env.simulator.admin.counters()
@@ -171,10 +219,12 @@ def _play(
     jobs_ok = play_jobs(env, NAMESPACE, workers, echo)
     if keep:
         echo(
-            "\nEverything keeps running; in another shell: eval $(phonefleet dev env) is not "
-            f"needed, use KUBECONFIG={plane.kubeconfig}. Ctrl+C stops it all."
+            "\nEverything keeps running until Ctrl+C. In another shell:\n"
+            f"  export KUBECONFIG={plane.kubeconfig}\n"
+            f'  export PATH="{plane.binaries.directory}:$PATH"   # this kubectl\n'
+            "  kubectl get phonebindings,phonejobs -n demo"
         )
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        _until_stopped()
     plane.kubectl("delete", "phonebindings", "--all", "-n", NAMESPACE, "--timeout=60s")
     running = env.simulator.admin.running_phone_ids()
     echo(f"Deleted every binding; phones still running: {len(running)}.")

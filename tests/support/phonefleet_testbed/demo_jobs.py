@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,21 +39,22 @@ def stand_in_workers(
     """Started stand-in workers for ``bindings``, and the operator settings that reach them."""
     folder = Path(tempfile.mkdtemp(prefix="phonefleet-demo-workers-"))
     workers = {}
-    for name in bindings:
-        (folder / name).mkdir()
-        workers[name] = StandInWorker(name, free_port(), folder / name)
-    overrides = {f"{namespace}/{name}": w.url for name, w in workers.items()}
-    settings = {
-        "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps(overrides),
-        "PHONEFLEET_JOBS_POLL_SECONDS": "0.5",
-    }
-    for worker in workers.values():
-        worker.start()
     try:
+        for name in bindings:
+            (folder / name).mkdir()
+            workers[name] = StandInWorker(name, free_port(), folder / name)
+        overrides = {f"{namespace}/{name}": w.url for name, w in workers.items()}
+        settings = {
+            "PHONEFLEET_JOBS_ENDPOINT_OVERRIDES": json.dumps(overrides),
+            "PHONEFLEET_JOBS_POLL_SECONDS": "0.5",
+        }
+        for worker in workers.values():
+            worker.start()
         yield workers, settings
     finally:
         for worker in workers.values():
             worker.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # tokens and run logs: the demo leaves nothing
 
 
 def play_jobs(

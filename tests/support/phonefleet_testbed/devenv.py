@@ -12,7 +12,22 @@ from phonefleet_testbed.geelark_sim import DEFAULT_TOKEN, GeelarkSimulator, Simu
 from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.waiting import wait_for
 
-__all__ = ["DevEnvironment", "install_crds", "install_operator_namespace"]
+__all__ = [
+    "SAMPLE_PHONES",
+    "DevEnvironment",
+    "add_sample_phones",
+    "install_crds",
+    "install_operator_namespace",
+]
+
+#: The phones manifests/samples name (serialName -> id, None for the next seeded id), so that
+#: `kubectl apply -k manifests/samples` on `phonefleet dev up` binds phones that exist.
+SAMPLE_PHONES: dict[str, str | None] = {
+    "checkout-01": None,
+    "search-01": "526209711930868736",
+    "spare-01": None,
+    "long-run-01": None,
+}
 
 
 def install_operator_namespace(plane: ControlPlane) -> None:
@@ -42,6 +57,13 @@ def install_crds(plane: ControlPlane, timeout: float = 30.0) -> None:
         timeout,
         message="PhoneBinding, PhoneClaim, PhonePool and PhoneJob to be served",
     )
+
+
+def add_sample_phones(simulator: GeelarkSimulator) -> list[str]:
+    """Add the phones of manifests/samples to ``simulator``; their serialNames."""
+    for name, phone_id in SAMPLE_PHONES.items():
+        simulator.admin.create_phone(name, phone_id=phone_id)
+    return list(SAMPLE_PHONES)
 
 
 class DevEnvironment(StartStop):

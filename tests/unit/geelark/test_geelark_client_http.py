@@ -18,6 +18,7 @@ from phonefleet_operator.errors import (
 from phonefleet_operator.geelark import PhoneStatus, build_rate_limiter, item_fault
 from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, seed_id
+from phonefleet_testbed.processes import free_port
 
 from .conftest import ClientFactory
 from .factories import CountingLimiter, make_client, make_key_settings, make_settings
@@ -40,20 +41,31 @@ async def test_both_auth_modes_are_accepted(
 
 
 @pytest.mark.parametrize(
-    "settings",
-    [make_settings(token="wrong-token"), make_key_settings(api_key="wrong-key")],
+    ("settings", "variables"),
+    [
+        (make_settings(token="wrong-token"), "PHONEFLEET_GEELARK_TOKEN (key token)"),
+        (
+            make_key_settings(api_key="wrong-key"),
+            "PHONEFLEET_GEELARK_APP_ID and PHONEFLEET_GEELARK_API_KEY (keys appId, apiKey)",
+        ),
+    ],
     ids=["token mode", "key mode"],
 )
-async def test_bad_credentials_raise_an_auth_error_naming_the_secret_once(
-    simulator: GeelarkSimulator, open_client: ClientFactory, settings: GeelarkSettings
+async def test_bad_credentials_raise_an_auth_error_naming_the_variables_and_secret_once(
+    simulator: GeelarkSimulator,
+    open_client: ClientFactory,
+    settings: GeelarkSettings,
+    variables: str,
 ) -> None:
-    """40003 is not retried and its message names the Secret to fix, never the credential."""
+    """40003 is not retried; its message names the variables and the Secret to fix (an operator
+    run by hand has no Secret, only the variables), never the credential."""
     async with open_client(simulator, settings) as client:
         with pytest.raises(GeelarkAuthError) as caught:
             await client.list_phones()
 
     assert caught.value.code == 40003
-    assert SECRET in str(caught.value)
+    names, keys = variables.split(" (", maxsplit=1)
+    assert f"fix {names} (the Secret {SECRET}, {keys}" in str(caught.value)
     assert "wrong-" not in str(caught.value)
     assert simulator.admin.counters().total == 1
 
@@ -360,3 +372,18 @@ async def test_an_adb_switch_refused_as_not_running_raises_phone_not_ready_with_
             await client.set_adb([running], open=True)
     assert raised.value.code == 42002
     assert simulator.admin.counters().calls("adb/setStatus") == 2
+
+
+async def test_an_unreachable_geelark_names_the_address_and_the_variable_to_check() -> None:
+    """Nothing listens at the URL: the error says where it tried, and which variable sets it."""
+    port = free_port()
+    settings = make_settings(url=f"http://127.0.0.1:{port}", max_attempts=1)
+
+    async with make_client(settings) as client:
+        with pytest.raises(GeelarkUnavailable) as caught:
+            await client.list_phones()
+
+    said = str(caught.value)
+    assert f"Geelark could not be reached at http://127.0.0.1:{port} for " in said
+    assert "could not connect" in said
+    assert "check PHONEFLEET_GEELARK_URL" in said

@@ -135,3 +135,19 @@ def test_loading_settings_raises_a_message_with_variables_never_values(
     assert refused.value.__cause__ is None
     assert refused.value.__context__ is None
     assert variable in str(refused.value)
+
+
+def test_missing_credentials_name_the_variables_and_the_secret_they_come_from(
+    clean_env: pytest.MonkeyPatch,
+) -> None:
+    """No credential at all: the message says which variables to set and, for an operator in a
+    cluster (where an absent Secret leaves them unset), which Secret and keys feed them."""
+    clean_env.setenv("PHONEFLEET_GEELARK_CREDENTIALS_SECRET", "phonefleet-shop-b/geelark-keys")
+    with pytest.raises(InvalidSettings) as refused:
+        load_settings(GeelarkSettings)
+    message = str(refused.value)
+    assert "set PHONEFLEET_GEELARK_TOKEN, or both PHONEFLEET_GEELARK_APP_ID and" in message
+    assert (
+        "in a cluster they come from the Secret phonefleet-shop-b/geelark-keys "
+        "(key token, or keys appId and apiKey)"
+    ) in message

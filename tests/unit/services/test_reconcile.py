@@ -67,13 +67,18 @@ async def test_a_ready_pod_makes_the_binding_running_and_a_steady_pass_writes_no
 async def test_a_second_binding_for_a_held_phone_is_a_conflict_and_never_gets_a_pod(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones
 ) -> None:
-    """The loser names the holder and has no pod; the phone is started once."""
+    """The loser names the holder, says how to hand the phone over, and has no pod; the phone
+    is started once."""
     first, second = make_binding("holder", "phone-a"), make_binding("loser", "100")
     live(kube, first, second)
     await step(reconciler, first)
     loser, report, _ = await step(reconciler, second)
     assert loser.status.phase == "Conflict"
     assert loser.status.conflict_with == "ns/holder"
+    assert (loser.status.message or "").endswith(
+        "this binding takes it when that one goes (delete or suspend it to hand the phone over "
+        "now, or name another phone in spec.phoneId)"
+    )
     assert report.events[-1].warning
     assert phones.count("start") == 1
     assert ("ns", "loser-worker") not in kube.pods
@@ -120,9 +125,10 @@ async def test_an_expired_phone_is_an_error_and_is_not_started(
 async def test_an_unknown_phone_is_phone_not_found_and_claims_nothing(
     reconciler: BindingReconciler, kube: FakeKube
 ) -> None:
-    """PhoneNotFound leaves no claim and asks to look again later."""
+    """PhoneNotFound leaves no claim, asks to look again later and says what a person can do."""
     binding, _, delay = await step(reconciler, make_binding("lost", "phone-zzz"))
     assert binding.status.phase == "PhoneNotFound"
+    assert "create it in Geelark or correct spec.phoneId" in (binding.status.message or "")
     assert not kube.claims
     assert delay == reconciler._settings.not_found_recheck_seconds
 

@@ -101,6 +101,16 @@ def test_another_tenants_phone_and_a_missing_phone_read_the_same() -> None:
     assert "600000000000000001" not in other.message
 
 
+def test_the_refusal_of_an_unavailable_phone_says_what_to_do() -> None:
+    """The namespace's user learns the two ways out: another phoneId, or a pool from an admin."""
+    message = not_available("p-1", "globex").message
+
+    assert message.endswith(
+        ": correct spec.phoneId, or ask a cluster administrator for a PhonePool that offers it "
+        "to this namespace"
+    )
+
+
 @pytest.mark.parametrize(
     ("selector", "labels", "allowed"),
     [

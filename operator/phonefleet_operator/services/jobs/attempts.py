@@ -37,7 +37,7 @@ from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.settings import JobSettings
 from phonefleet_operator.workers import Answer, WorkerClient, WorkerUnreachable
 
-__all__ = ["Attempts", "binding_key_of"]
+__all__ = ["Attempts", "binding_key_of", "refusal_message"]
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class Attempts:
             await write(job, ledger.wait(job, "WorkerUnreachable", str(error)))
             return
         if checked.status != 200:
-            message = _refusal(checked)
+            message = refusal_message(checked)
             if checked.status in _NO_TOKEN and await self._write_token(binding):
                 message = (
                     f"the worker has no job token, or another (it answered {checked.status}): "
@@ -213,12 +213,12 @@ class Attempts:
             ending = ledger.Ending(
                 AttemptOutcome.FAILED,
                 error_class=ErrorClass.RETRYABLE,
-                message=f"the worker could not read the delivery ({_refusal(answer)}); is its "
-                "image of another release than this operator?",
+                message=f"the worker could not read the delivery ({refusal_message(answer)}); "
+                "is its image of another release than this operator?",
             )
             await self._end(binding, job, attempt.id, ending)
         elif answer.status not in (200, 202, 409):
-            log.warning("Worker refused attempt %s: %s", attempt.id, _refusal(answer))
+            log.warning("Worker refused attempt %s: %s", attempt.id, refusal_message(answer))
 
     # ------------------------------------------------------------ following a running job
 
@@ -471,5 +471,12 @@ class Attempts:
         return await self._backfill.write(binding)
 
 
-def _refusal(answer: Answer) -> str:
-    return f"the worker answered {answer.status}: {answer.body.get('message', '')}".strip()
+def refusal_message(answer: Answer) -> str:
+    """A worker's refusal in the job's status: its code and its own words, if it gave any."""
+    said = str(answer.body.get("message") or "").strip()
+    if not said:
+        return (
+            f"the worker answered HTTP {answer.status} with no message: is phonefleet's worker "
+            "listening at the pod's address?"
+        )
+    return f"the worker answered {answer.status}: {said}"

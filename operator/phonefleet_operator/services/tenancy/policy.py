@@ -133,7 +133,8 @@ def not_available(reference: str, namespace: str) -> Forbidden:
     return Forbidden(
         Rule.NOT_AVAILABLE,
         f"No phone {reference!r} is available to namespace {namespace}: it is in no PhonePool "
-        "this namespace may use, or it does not exist",
+        "this namespace may use, or it does not exist: correct spec.phoneId, or ask a cluster "
+        "administrator for a PhonePool that offers it to this namespace",
     )
 
 
