@@ -25,7 +25,10 @@ __all__ = ["KWOK_NODE_NAME", "ControlPlane"]
 KWOK_NODE_NAME = "kwok-node-0"
 
 _SERVICE_CIDR = "10.0.0.0/24"
-_POD_CIDR = "10.244.0.0/16"
+# Pods on the simulated node get loopback addresses: a request to one (the operator hands PhoneJobs
+# to a worker pod's IP) ends on this machine, refused, instead of following the default route out.
+_POD_CIDR = "127.244.0.0/16"
+_KWOK_NODE_IP = "127.244.0.1"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 # One simulated node with room for a large fleet. No taint: pods schedule onto it as they would
@@ -284,7 +287,7 @@ class ControlPlane(StartStop):
                 f"--config={stages}",
                 f"--manage-single-node={KWOK_NODE_NAME}",
                 f"--cidr={_POD_CIDR}",
-                "--node-ip=10.244.0.1",
+                f"--node-ip={_KWOK_NODE_IP}",
                 "--node-lease-duration-seconds=40",
                 "--server-address=127.0.0.1:0",
             ],
