@@ -222,12 +222,18 @@ async def _lead(
     telemetry.LEADER.set(0)
     stop.set()
     budget = max(takeover - margin / 2 - noticed, 0.0)
-    log.error(
-        "Fenced this replica: its API writes and Geelark changes are refused from now on; "
-        "the operator has %.1f s to stop, another replica may take the Lease over in %.1f s",
-        budget,
-        max(takeover - noticed, 0.0),
-    )
+    if takeover > noticed:
+        log.error(
+            "Fenced this replica: its API writes and Geelark changes are refused from now on; "
+            "the operator has %.1f s to stop, another replica may take the Lease over in %.1f s",
+            budget,
+            takeover - noticed,
+        )
+    else:
+        log.error(
+            "Fenced this replica: its API writes and Geelark changes are refused from now on; "
+            "another replica holds the Lease, so the operator is cancelled at once"
+        )
     try:
         await within(asyncio.shield(work), budget)
     except asyncio.CancelledError:
