@@ -232,7 +232,7 @@ async def _lead(
     else:
         log.error(
             "Fenced this replica: its API writes and Geelark changes are refused from now on; "
-            "another replica holds the Lease, so the operator is cancelled at once"
+            "another replica may hold the Lease already, so the operator is cancelled at once"
         )
     try:
         await within(asyncio.shield(work), budget)
@@ -243,16 +243,17 @@ async def _lead(
         if work.done():
             log.exception("The operator ended with an error while it stopped")
         else:
-            await _cancel(work, budget, takeover)
+            # By the takeover; when that has come already, a moment for the cancellation.
+            await _cancel(work, budget, max(takeover, noticed + margin / 2))
     else:
         log.info("The operator stopped %.1f s after losing the Lease", loop.time() - noticed)
     _report_refused(fence)
     return 1  # lost, not given up: another replica may hold the Lease by now
 
 
-async def _cancel(work: asyncio.Task[None], budget: float, takeover: float) -> None:
-    """Cancel ``work`` that did not stop within ``budget``, and wait for it until
-    ``takeover``."""
+async def _cancel(work: asyncio.Task[None], budget: float, until: float) -> None:
+    """Cancel ``work``, which did not stop within ``budget``, and wait for it until loop time
+    ``until``."""
     loop = asyncio.get_running_loop()
     log.error(
         "The operator did not stop within %.1f s of losing the Lease: cancelled it; still "
@@ -260,12 +261,13 @@ async def _cancel(work: asyncio.Task[None], budget: float, takeover: float) -> N
         budget,
         ", ".join(_running_tasks()) or "nothing else",
     )
+    cancelled = loop.time()
     work.cancel()
-    await asyncio.wait({work}, timeout=max(takeover - loop.time(), 0.0))
+    await asyncio.wait({work}, timeout=max(until - cancelled, 0.0))
     if not work.done():
         log.error(
-            "The operator did not end on its cancellation before another replica may take the "
-            "Lease over; still running: %s",
+            "The operator did not end within %.1f s of its cancellation; still running: %s",
+            loop.time() - cancelled,
             ", ".join(_running_tasks()) or "nothing else",
         )
 

@@ -160,7 +160,9 @@ async def test_no_write_reaches_the_api_server_once_a_standby_may_hold_the_lease
     assert max(server.writes) <= lock.asked_at[-1] + SETTINGS.lease_renew_deadline_seconds
 
 
-async def test_a_lease_someone_else_holds_now_fences_at_once(caller: ApiCaller) -> None:
+async def test_a_lease_someone_else_holds_now_fences_at_once(
+    caller: ApiCaller, caplog: pytest.LogCaptureFixture
+) -> None:
     """A renewal finds another replica holding the Lease (a forced write, a skewed peer):
     that replica may work already, so the fence closes at that answer, not after the renew
     deadline."""
@@ -175,6 +177,8 @@ async def test_a_lease_someone_else_holds_now_fences_at_once(caller: ApiCaller) 
     assert [t for t in server.writes if t > seen_taken] == []
     assert len(ended) == 1
     assert ended[0] <= seen_taken
+    assert "the operator is cancelled at once" in caplog.text
+    assert "did not end within" not in caplog.text  # its cancellation was waited for
 
 
 async def test_a_kopf_that_stops_when_asked_stops_gracefully_and_reads_still_pass(
