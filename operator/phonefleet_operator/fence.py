@@ -35,11 +35,6 @@ class Fence:
         self._lock = threading.Lock()
         self._refused: collections.Counter[str] = collections.Counter()
 
-    @property
-    def closed(self) -> bool:
-        """Whether calls that change anything are refused."""
-        return self._why is not None
-
     def close(self, why: str) -> None:
         """Refuse every call that changes anything from now on; ``why`` ends their error."""
         self._why = why
