@@ -1,5 +1,6 @@
 """The fence of one operator process: once this replica has lost the Lease, no call that changes
-anything (a Kubernetes write, a Geelark power or ADB change) leaves it any more.
+anything (a Kubernetes write, a Geelark power or ADB change, a job attempt delivered to a worker
+or cancelled) leaves it any more.
 
 The holder closes it the moment it stops being sure of the Lease (``leadership.py``), before it
 asks kopf to stop: kopf's stop waits for the passes in flight, and each of them would otherwise

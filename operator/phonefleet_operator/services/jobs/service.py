@@ -152,7 +152,9 @@ class JobService:
         return cls(
             kube=kube,
             api=JobGateway(caller),
-            workers=WorkerClient(timeout_seconds=settings.request_timeout_seconds),
+            workers=WorkerClient(
+                timeout_seconds=settings.request_timeout_seconds, fence=caller.fence
+            ),
             tokens=tokens,
             pods=pods,
             settings=settings,
