@@ -15,7 +15,12 @@
         ├── AmbiguousPhone          a serialName matches several phones: ask for the id
         └── InvalidSpec             a spec the CRD schema cannot catch
 
+    ReplicaStopping                 this replica lost the Lease: the call was refused (fence.py)
+
 Only ``geelark/`` and ``k8s/`` raise the transport faults; services raise the rest.
+``ReplicaStopping`` is no PhonefleetError on purpose: it is no fault of the binding, job or pool
+at hand, so no pass reports it on them (they could not write it anyway); a loop that meets it
+ends quietly, as the cancellation that follows would end it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ __all__ = [
     "PhoneNotFound",
     "PhoneNotReady",
     "PhonefleetError",
+    "ReplicaStopping",
     "TemporaryFault",
 ]
 
@@ -151,3 +157,8 @@ class InvalidSpec(PermanentFault):
     """A spec the CRD schema cannot reject by itself."""
 
     reason = "InvalidSpec"
+
+
+class ReplicaStopping(Exception):
+    """A call this replica refused to make because it lost the Lease and is stopping: another
+    replica may hold the Lease by now (``fence.py``, ``leadership.py``)."""

@@ -10,10 +10,14 @@ holder, and the takeover time is the lease duration (15 s) plus one retry (2 s).
 
 The standby serves the liveness endpoint itself while it waits (kopf serves it only once it
 runs), so the kubelet does not restart a healthy standby. The holder renews every
-``lease_retry_seconds``; if no renewal succeeded for ``lease_renew_deadline_seconds`` it stops
-kopf and exits non-zero (the kubelet restarts it as a standby): it must never work on after
-another replica may have taken over. Even then invariant 1 holds (the claim's create and the
-pod's fixed name decide), the Lease only keeps two replicas from doing every call twice.
+``lease_retry_seconds``; if no renewal succeeded for ``lease_renew_deadline_seconds`` (or one
+finds another holder) it must never work on after another replica may have taken over, that is
+``lease_duration_seconds`` after its last renewal began. So, as client-go ends the process at
+OnStoppedLeading: at once, the Replica's fence (``fence.py``) refuses every API write and
+Geelark change of this process, and kopf is asked to stop; it gets half of what is left before
+that moment, is then cancelled, and has ended by it; the process exits non-zero (the kubelet
+restarts it as a standby). Even then invariant 1 holds (the claim's create and the pod's fixed
+name decide), the Lease only keeps two replicas from doing every call twice.
 
 Admission needs no Lease, so it is no part of kopf here: every replica builds its
 :class:`~phonefleet_operator.services.replica.Replica` and serves the webhook before it asks for
@@ -38,6 +42,7 @@ from pydantic import ValidationError
 
 from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.lease import LeaseLock
 from phonefleet_operator.services.account_check import EXIT_NOT_SERVED, verify_account
@@ -101,16 +106,22 @@ async def _elect(
     try:
         telemetry.LEADER.set(0)
         async with _standby_health(liveness), _standby_metrics(settings):
-            await _acquire(lock, settings)
+            asked = await _acquire(lock, settings)
         telemetry.LEADER.set(1)
-        return await _lead(lock, settings, lambda stop: operator(stop, replica))
+        return await _lead(
+            lock, settings, lambda stop: operator(stop, replica), replica.fence, asked
+        )
     finally:
         caller.close()
 
 
-async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
+async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> float:
+    """Wait until this replica holds the Lease; the loop time at which the winning attempt
+    began (a standby's clock of the new term cannot have started earlier)."""
+    loop = asyncio.get_running_loop()
     announced = False
     while True:
+        asked = loop.time()
         try:
             if await lock.try_acquire_or_renew():
                 log.info(
@@ -119,7 +130,7 @@ async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
                     lock.name,
                     lock.identity,
                 )
-                return
+                return asked
             if not announced:
                 log.info(
                     "Waiting as standby: Lease %s/%s is held by %s",
@@ -133,80 +144,158 @@ async def _acquire(lock: LeaseLock, settings: OperatorSettings) -> None:
         await asyncio.sleep(settings.lease_retry_seconds)
 
 
-#: How long kopf gets to stop once the Lease is lost: its clean-up (the watches' 5 s, the
-#: bindings' passes in flight) fits well within it, and the kubelet's grace period (30 s) is
-#: left for a SIGTERM that comes meanwhile.
-_STOP_SECONDS = 20.0
-
-
 def _running_tasks() -> list[str]:
     """The names of the event loop's tasks that have not ended, but the caller's."""
     current = asyncio.current_task()
     return sorted(t.get_name() for t in asyncio.all_tasks() if t is not current and not t.done())
 
 
-async def _lead(
-    lock: LeaseLock,
-    settings: OperatorSettings,
-    operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
-) -> int:
+async def _hold(
+    lock: LeaseLock, settings: OperatorSettings, work: asyncio.Task[None], renewed: float
+) -> float | None:
+    """Renew the Lease until ``work`` ends (None) or the Lease is lost: then the loop time
+    from which another replica may hold it (``renewed``: when the acquisition began).
+
+    Lost means not renewed for the renew deadline (another may take it over the lease's
+    duration after the last renewal began), or held by another replica now (it may work
+    already). Each renewal is timed from when it was asked: the record it writes is older
+    than its answer, and a standby's clock of it may start as early as that.
+    """
     loop = asyncio.get_running_loop()
     deadline = settings.lease_renew_deadline_seconds
-    stop = asyncio.Event()
-    work = asyncio.create_task(operator(stop), name="kopf-operator")
-    renewed = loop.time()
-    lost = False
-    while not work.done():
-        done, _ = await asyncio.wait({work}, timeout=settings.lease_retry_seconds)
+    while True:
+        # Wake at the deadline itself, not at the first retry after it.
+        pause = min(settings.lease_retry_seconds, renewed + deadline - loop.time())
+        done, _ = await asyncio.wait({work}, timeout=max(pause, 0.0))
         if done:
-            break
+            return None
+        asked = loop.time()
+        if asked - renewed >= deadline:
+            log.error(
+                "Lost Lease %s/%s: not renewed for %.1f s",
+                lock.namespace,
+                lock.name,
+                asked - renewed,
+            )
+            return renewed + settings.lease_duration_seconds
         try:
-            # A renewal that hangs (each call may take 30 s) must not outlast the deadline: a
-            # standby takes the Lease over while this replica would still work (as client-go).
-            if await within(lock.try_acquire_or_renew(), deadline - (loop.time() - renewed)):
-                renewed = loop.time()
+            # A renewal that hangs (each call may take 30 s) must not outlast the deadline.
+            if await within(lock.try_acquire_or_renew(), renewed + deadline - asked):
+                renewed = asked
+            elif (holder := lock.observed_holder) not in (None, lock.identity):
+                log.error("Lost Lease %s/%s: %s holds it now", lock.namespace, lock.name, holder)
+                return loop.time()
         except TimeoutError:
             log.warning("Renewing Lease %s/%s took too long", lock.namespace, lock.name)
         except PhonefleetError as error:
             log.warning("Could not renew Lease %s/%s: %s", lock.namespace, lock.name, error)
-        if loop.time() - renewed >= deadline:
-            log.error(
-                "Lost Lease %s/%s (not renewed for %.0f s): stopping so another replica works",
-                lock.namespace,
-                lock.name,
-                settings.lease_renew_deadline_seconds,
-            )
-            lost = True
-            telemetry.LEADER.set(0)
-            stop.set()
-            break
-    failed = False
+
+
+async def _lead(
+    lock: LeaseLock,
+    settings: OperatorSettings,
+    operator: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+    fence: Fence,
+    acquired: float,
+) -> int:
+    """Run ``operator`` while this replica holds the Lease won by the attempt begun at loop
+    time ``acquired``; the process's exit code.
+
+    Once the Lease is lost, a standby may take it ``lease_duration_seconds`` after the last
+    renewal began, that is ``margin`` (duration minus renew deadline) after the loss is
+    noticed. At once, the fence refuses this replica's writes and Geelark changes and kopf is
+    asked to stop; kopf gets the first half of the margin to stop by itself, then is cancelled,
+    and must have ended by the time a standby may take over.
+    """
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    work = asyncio.create_task(operator(stop), name="kopf-operator")
+    takeover = await _hold(lock, settings, work, acquired)
+    if takeover is None:  # kopf ended by itself (SIGTERM, or an error)
+        return await _ended(lock, work)
+    noticed = loop.time()
+    margin = settings.lease_duration_seconds - settings.lease_renew_deadline_seconds
+    fence.close(
+        f"this replica lost Lease {lock.namespace}/{lock.name} and is stopping (another "
+        "replica may hold it)"
+    )
+    telemetry.LEADER.set(0)
+    stop.set()
+    budget = max(takeover - margin / 2 - noticed, 0.0)
+    if takeover > noticed:
+        log.error(
+            "Fenced this replica: its API writes and Geelark changes are refused from now on; "
+            "the operator has %.1f s to stop, another replica may take the Lease over in %.1f s",
+            budget,
+            takeover - noticed,
+        )
+    else:
+        log.error(
+            "Fenced this replica: its API writes and Geelark changes are refused from now on; "
+            "another replica may hold the Lease already, so the operator is cancelled at once"
+        )
     try:
-        # Done already unless the Lease was lost: then kopf stops its handlers and runs its
-        # clean-up, and one that hangs must not keep this replica working beside the new holder.
-        await within(asyncio.shield(work), _STOP_SECONDS)
+        await within(asyncio.shield(work), budget)
     except asyncio.CancelledError:
         work.cancel()  # as awaiting it unshielded would
         raise
     except Exception:
-        failed = True
         if work.done():
-            # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
-            log.exception("The operator ended with an error")
+            log.exception("The operator ended with an error while it stopped")
         else:
-            log.error(
-                "The operator did not stop within %.0f s of losing the Lease: cancelled it; "
-                "still running: %s",
-                _STOP_SECONDS,
-                ", ".join(_running_tasks()) or "nothing else",
-            )
-            work.cancel()
-            await asyncio.wait({work}, timeout=_STOP_SECONDS)
-    if not lost:
-        with contextlib.suppress(PhonefleetError):
-            await lock.release()
-            log.info("Released Lease %s/%s", lock.namespace, lock.name)
-    return 1 if lost or failed else 0
+            # By the takeover; when that has come already, a moment for the cancellation.
+            await _cancel(work, budget, max(takeover, noticed + margin / 2))
+    else:
+        log.info("The operator stopped %.1f s after losing the Lease", loop.time() - noticed)
+    _report_refused(fence)
+    return 1  # lost, not given up: another replica may hold the Lease by now
+
+
+async def _cancel(work: asyncio.Task[None], budget: float, until: float) -> None:
+    """Cancel ``work``, which did not stop within ``budget``, and wait for it until loop time
+    ``until``."""
+    loop = asyncio.get_running_loop()
+    log.error(
+        "The operator did not stop within %.1f s of losing the Lease: cancelled it; still "
+        "running: %s",
+        budget,
+        ", ".join(_running_tasks()) or "nothing else",
+    )
+    cancelled = loop.time()
+    work.cancel()
+    await asyncio.wait({work}, timeout=max(until - cancelled, 0.0))
+    if not work.done():
+        log.error(
+            "The operator did not end within %.1f s of its cancellation; still running: %s",
+            loop.time() - cancelled,
+            ", ".join(_running_tasks()) or "nothing else",
+        )
+
+
+def _report_refused(fence: Fence) -> None:
+    refused = fence.refused()
+    if refused:
+        log.warning(
+            "Refused %d calls after losing the Lease: %s",
+            sum(refused.values()),
+            ", ".join(f"{call} x{count}" for call, count in sorted(refused.items())),
+        )
+
+
+async def _ended(lock: LeaseLock, work: asyncio.Task[None]) -> int:
+    """kopf ended while this replica held the Lease: give the Lease up (the standby need not
+    wait it out); 0 for a clean exit, 1 (said why) for an error."""
+    failed = False
+    try:
+        await work
+    except Exception:
+        # Not a clean exit: say why, and exit non-zero (the kubelet restarts the container).
+        log.exception("The operator ended with an error")
+        failed = True
+    with contextlib.suppress(PhonefleetError):
+        await lock.release()
+        log.info("Released Lease %s/%s", lock.namespace, lock.name)
+    return 1 if failed else 0
 
 
 @contextlib.asynccontextmanager

@@ -18,6 +18,7 @@ from .constants import DEFAULT_ACCOUNT, GROUP
 from .models import Resources
 
 __all__ = [
+    "LEASE_STOP_MARGIN_SECONDS",
     "GeelarkSettings",
     "InvalidSettings",
     "JobSettings",
@@ -32,6 +33,10 @@ _TOKEN = "PHONEFLEET_GEELARK_TOKEN"  # noqa: S105 - the variable's name, not a t
 _APP_ID = "PHONEFLEET_GEELARK_APP_ID"
 _API_KEY = "PHONEFLEET_GEELARK_API_KEY"
 _UNPARSABLE_FIELD = re.compile(r'field "([^"]+)"')
+
+#: The least time between the renew deadline and the lease's expiry: the replica that lost the
+#: Lease stops within it (``leadership.py``).
+LEASE_STOP_MARGIN_SECONDS = 2.0
 
 
 class InvalidSettings(ValueError):
@@ -427,7 +432,13 @@ class OperatorSettings(BaseSettings):
         15.0, ge=1, description="A Lease not renewed for this long may be taken over."
     )
     lease_renew_deadline_seconds: float = Field(
-        10.0, gt=0, description="The active replica stops if it could not renew for this long."
+        10.0,
+        gt=0,
+        description=(
+            "The active replica stops if it could not renew for this long: its writes and "
+            "Geelark changes are refused from then on, and what is left of "
+            "lease_duration_seconds is the time its stop gets (leadership.py)."
+        ),
     )
     lease_retry_seconds: float = Field(
         2.0, gt=0, description="How often the Lease is renewed, or tried by a standby."
@@ -477,12 +488,15 @@ class OperatorSettings(BaseSettings):
     def _lease_timings_hold(self) -> OperatorSettings:
         # As client-go's leader election requires: a renew deadline as long as the lease would
         # let a standby take over while the active replica still works (both would reconcile),
-        # and one within 1.2 retry periods leaves no second renewal before it.
+        # and one within 1.2 retry periods leaves no second renewal before it. Between the two,
+        # the replica that lost the Lease stops (half of it) or is cancelled (the other half):
+        # a margin under a second or two would be eaten by an event loop busy with a fleet.
         duration, deadline = self.lease_duration_seconds, self.lease_renew_deadline_seconds
-        if deadline >= duration:
+        if duration - deadline < LEASE_STOP_MARGIN_SECONDS:
             raise ValueError(
                 f"lease_renew_deadline_seconds ({deadline:g}) must be shorter than "
-                f"lease_duration_seconds ({duration:g})"
+                f"lease_duration_seconds ({duration:g}) by {LEASE_STOP_MARGIN_SECONDS:g} s at "
+                "least: the replica that lost the Lease stops in that time"
             )
         if deadline <= 1.2 * self.lease_retry_seconds:
             raise ValueError(

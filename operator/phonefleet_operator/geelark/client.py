@@ -48,6 +48,7 @@ from phonefleet_operator.errors import (
     PhonefleetError,
     PhoneNotReady,
 )
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.geelark.faults import PHONE_NOT_RUNNING
 from phonefleet_operator.geelark.models import (
     MISSING_FROM_REPLY,
@@ -99,6 +100,10 @@ SHORT_RATE_LIMIT_CODES: Final = frozenset({40007, 40017})
 #: The hourly budget is spent: Geelark locks the endpoint for two hours.
 HOURLY_LOCK_CODE: Final = 40014
 HOURLY_LOCK_SECONDS: Final = 2 * 60 * 60.0
+#: The calls that change nothing: they pass a closed fence (``fence.py``), every other is refused.
+READ_ONLY_PATHS: Final = frozenset(
+    {"/open/v1/phone/list", "/open/v1/phone/status", "/open/v1/adb/getData"}
+)
 #: Geelark's internal error: transient.
 INTERNAL_ERROR_CODE: Final = 50000
 
@@ -182,13 +187,15 @@ class GeelarkClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock_ns: Callable[[], int] = time.time_ns,
         new_trace_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        fence: Fence | None = None,
     ) -> None:
         """Prepare a client; the HTTP session is opened on first use unless one is given.
 
         ``backoff_*`` shape the retry waits (exponential from the initial value, capped, plus up
         to one initial value of jitter); ``clock`` times the 40014 lock; ``wall_clock_ns`` is
         the Unix time in nanoseconds behind key mode's ``ts`` (sent in milliseconds);
-        ``new_trace_id`` makes each request's ``traceId``.
+        ``new_trace_id`` makes each request's ``traceId``; once ``fence`` is closed, calls
+        outside :data:`READ_ONLY_PATHS` raise ReplicaStopping instead of being sent.
         """
         self._settings = settings
         self._session = session
@@ -197,6 +204,7 @@ class GeelarkClient:
         self._clock = clock
         self._wall_clock_ns = wall_clock_ns
         self._new_trace_id = new_trace_id
+        self.fence = fence if fence is not None else Fence()
         self._base_url = settings.url.rstrip("/")
         # Where errors say the client tried: scheme, host and port only (no user, no query).
         address = urllib.parse.urlsplit(settings.url)
@@ -348,6 +356,7 @@ class GeelarkClient:
 
         Raises the mapped :mod:`phonefleet_operator.errors` fault once retries are exhausted.
         """
+        self._check_fence(path)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=self._wait,
@@ -365,6 +374,7 @@ class GeelarkClient:
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
         self._check_lock(path)
         await self._limiter.acquire()
+        self._check_fence(path)  # again: it may have closed while this call waited or backed off
         trace_id = self._new_trace_id()
         headers = build_auth_headers(
             self._settings, trace_id=trace_id, now_ms=self._wall_clock_ns() // 1_000_000
@@ -419,6 +429,10 @@ class GeelarkClient:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
+
+    def _check_fence(self, path: str) -> None:
+        if path not in READ_ONLY_PATHS:
+            self.fence.check(path)
 
     def _check_lock(self, path: str) -> None:
         until = self._locked_until.get(path)

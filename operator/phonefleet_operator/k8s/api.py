@@ -18,6 +18,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.k8s.handoff import Handoff
 from phonefleet_operator.waiting import event_within
 
@@ -41,6 +42,10 @@ Forbidden = 403
 Invalid = 422
 
 T = TypeVar("T")
+
+#: The official client's method names that change nothing; every other call is refused once
+#: the replica's fence is closed (``fence.py``).
+_READS = ("read_", "list_", "get_")
 
 
 def load_api_client(pool_size: int, kubeconfig: str | None = None) -> client.ApiClient:
@@ -71,11 +76,15 @@ class ApiCaller:
     ``ApiException`` with a status the caller expects (404, 409) passes through for the caller to
     decide; a refusal (403, 422) becomes :class:`KubernetesRefused` with the API server's
     message, which names the policy or rule; every other fault becomes
-    :class:`KubernetesUnavailable`, which kopf retries.
+    :class:`KubernetesUnavailable`, which kopf retries. Once ``fence`` is closed, a call that
+    writes raises :class:`~phonefleet_operator.errors.ReplicaStopping` instead of being made.
     """
 
-    def __init__(self, api_client: client.ApiClient, workers: int) -> None:
+    def __init__(
+        self, api_client: client.ApiClient, workers: int, *, fence: Fence | None = None
+    ) -> None:
         self.api_client = api_client
+        self.fence = fence if fence is not None else Fence()
         self.core = client.CoreV1Api(api_client)
         self.custom = client.CustomObjectsApi(api_client)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="k8s-api")
@@ -101,6 +110,9 @@ class ApiCaller:
         kwargs.setdefault("_request_timeout", 30)
         answer: asyncio.Future[Any] = loop.create_future()
         call = functools.partial(_plain_json, method, *args, **kwargs)
+        name = getattr(method, "__name__", type(method).__name__)
+        if not name.startswith(_READS):  # checked in the thread: queued calls too
+            call = functools.partial(self.fence.guard, name, call)
         self._queued.add(answer)
         quiet.clear()
         self._pool.submit(_answer, self._handoff, answer, call, self._queued.discard)

@@ -264,7 +264,7 @@ class KubeGateway(ApiGateway):
         configuration = copy.deepcopy(self._call.api_client.configuration)
         configuration.connection_pool_maxsize = EVENT_LANES
         # They give way to the passes' own calls (k8s/events.py): a pass awaits its writes.
-        caller = ApiCaller(client.ApiClient(configuration), EVENT_LANES)
+        caller = ApiCaller(client.ApiClient(configuration), EVENT_LANES, fence=self._call.fence)
         return EventPoster(caller, yield_to=self._call, owns_caller=True)
 
     async def close(self) -> None:

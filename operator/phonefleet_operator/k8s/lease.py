@@ -50,6 +50,8 @@ class LeaseLock:
         self._duration = duration_seconds
         self._clock = clock
         self._observed: _Observed | None = None
+        #: The holder the latest read found (None: nobody, or not read yet).
+        self.observed_holder: str | None = None
 
     async def holder(self) -> str | None:
         """Who holds the Lease as the API server has it now (None: nobody)."""
@@ -61,9 +63,10 @@ class LeaseLock:
         lease = await self._get()
         now = _now_micro()
         if lease is None:
+            self.observed_holder = None
             return await self._create(now)
         spec = lease.get("spec") or {}
-        holder = spec.get("holderIdentity")
+        holder = self.observed_holder = spec.get("holderIdentity")
         record = (holder, spec.get("renewTime"), lease["metadata"].get("resourceVersion"))
         if self._observed is None or self._observed.record != record:
             self._observed = _Observed(record, self._clock())

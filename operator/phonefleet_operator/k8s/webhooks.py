@@ -9,11 +9,23 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.k8s.api import ApiCaller, is_conflict, is_not_found, or_none
+from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.k8s.api import (
+    ApiCaller,
+    Conflict,
+    NotFound,
+    is_conflict,
+    is_not_found,
+    or_none,
+    succeeded,
+)
 
 __all__ = ["Leftover", "WebhookConfigurations"]
 
 Obj = dict[str, Any]
+
+#: Create-then-patch rounds of ``ensure_validating`` before it gives up (someone else deletes it).
+_ENSURE_TRIES = 3
 
 
 class Leftover(Enum):
@@ -44,7 +56,8 @@ class WebhookConfigurations:
         patch is a JSON merge patch, which replaces the whole list, so a webhook of an earlier
         release under another name does not linger; a patch that changes nothing is not written
         by the API server (the object's resourceVersion stays), so replicas that register the
-        same webhooks never fight.
+        same webhooks never fight. One deleted between the create (409) and the patch (404) is
+        created again, a few times at most.
         """
         body: Obj = {
             "apiVersion": "admissionregistration.k8s.io/v1",
@@ -52,17 +65,24 @@ class WebhookConfigurations:
             "metadata": {"name": name},
             "webhooks": webhooks,
         }
-        try:
-            await self._call(self._api.create_validating_webhook_configuration, body)
-        except ApiException as error:
-            if not is_conflict(error):
-                raise
-            await self._call(
-                self._api.patch_validating_webhook_configuration,
-                name,
-                {"webhooks": webhooks},
-                _content_type="application/merge-patch+json",
-            )
+        for _ in range(_ENSURE_TRIES):
+            if await succeeded(
+                self._call(self._api.create_validating_webhook_configuration, body),
+                unless=(Conflict,),
+            ) or await succeeded(
+                self._call(
+                    self._api.patch_validating_webhook_configuration,
+                    name,
+                    {"webhooks": webhooks},
+                    _content_type="application/merge-patch+json",
+                ),
+                unless=(NotFound,),
+            ):
+                return
+        raise KubernetesUnavailable(
+            f"ValidatingWebhookConfiguration {name} was deleted each time it was patched",
+            delay=5,
+        )
 
     async def remove_empty_mutating(self, name: str) -> Leftover:
         """Delete the MutatingWebhookConfiguration ``name`` if it holds no webhook.

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import kopf
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.errors import ReplicaStopping
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.coordination import Wakeups
 from phonefleet_operator.waiting import event_within
@@ -176,6 +177,8 @@ class BindingLoops:
                 written = await self.finalizers.set(
                     metadata["namespace"], metadata["name"], version, finalizers
                 )
+            except ReplicaStopping:
+                return  # lost the Lease: the next holder adds it
             except Exception as error:  # the API server failed: try again, the binding waits
                 failures += 1
                 tried = ""
@@ -237,6 +240,11 @@ class BindingLoops:
                 # All waiters, not those of status.phone.id: the pass looks them up once it
                 # knows the phone (a new binding has no id yet, a changed spec may name another).
                 delay = await self.reconcile(binding.body)
+            except ReplicaStopping:
+                # Lost the Lease: no fault of the binding's; the next holder goes on. Parked
+                # till the stop, not ended (a new event would start it again).
+                await binding.halt.wait()
+                return
             except kopf.TemporaryError as error:
                 log.warning("Reconciling %s failed temporarily: %s", _name(binding), error)
                 await binding.halted(error.delay or self.backoff)
@@ -265,6 +273,9 @@ class BindingLoops:
             try:
                 phone_id = await self.release(binding.body)
                 done = await self._drop_finalizer(binding)
+            except ReplicaStopping:
+                await binding.stop.wait()  # lost the Lease: the next holder releases it
+                return
             except kopf.TemporaryError as error:
                 # Usually the worker pod still terminating; a phone that cannot be stopped is
                 # reported on the binding (status, Event) by the release itself.

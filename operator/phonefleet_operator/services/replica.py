@@ -24,6 +24,7 @@ from typing import Any
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.geelark import GeelarkClient, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway, PoolGateway, load_api_client
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, stop_all
@@ -82,11 +83,13 @@ class Replica:
         """Build the parts for the operator serving ``namespaces`` (empty: every one); no I/O
         happens until they are used or the watches start."""
         health = GeelarkHealth()
-        client = RecordedGeelarkClient(geelark, health)
+        fence = Fence()  # one for both: closed when the Lease is lost (leadership.py)
+        client = RecordedGeelarkClient(geelark, health, fence=fence)
         inventory = PhoneInventory(client, geelark)
         caller = ApiCaller(
             load_api_client(settings.kube_api_workers, settings.kubeconfig),
             settings.kube_api_workers,
+            fence=fence,
         )
         kube = KubeGateway(caller)
         pools = PoolGateway(caller)
@@ -117,6 +120,12 @@ class Replica:
         return cls(
             settings, geelark, health, client, inventory, caller, kube, admission, jobs, view, scope
         )
+
+    @property
+    def fence(self) -> Fence:
+        """Closed once this replica lost the Lease: its API writes and Geelark changes are
+        refused from then on (admission only reads, and goes on)."""
+        return self.caller.fence
 
     # ------------------------------------------------------------ admission's views
 

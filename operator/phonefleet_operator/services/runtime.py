@@ -14,7 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.errors import PermanentFault, PhonefleetError, TemporaryFault
+from phonefleet_operator.errors import (
+    PermanentFault,
+    PhonefleetError,
+    ReplicaStopping,
+    TemporaryFault,
+)
 from phonefleet_operator.geelark import GeelarkClient, PhoneGateway, PhoneInventory
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.models import Phase, PhoneBinding
@@ -300,6 +305,8 @@ class Runtime:
         while True:
             try:
                 released = await self.claims.release_orphans()
+            except ReplicaStopping:
+                return  # lost the Lease: the next holder sweeps
             except Exception:
                 self._sweep_failures += 1
                 log.exception(

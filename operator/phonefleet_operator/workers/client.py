@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from phonefleet_operator.errors import TemporaryFault
+from phonefleet_operator.fence import Fence
 
 __all__ = ["MAX_ANSWER_BYTES", "Answer", "WorkerClient", "WorkerUnreachable"]
 
@@ -37,9 +38,14 @@ class Answer:
 
 
 class WorkerClient:
-    """One shared aiohttp session for every worker; a short timeout per call."""
+    """One shared aiohttp session for every worker; a short timeout per call. Once ``fence``
+    is closed (the replica lost the Lease), deliveries and cancels raise ReplicaStopping; the
+    questions (tasks, validate, an attempt's state) still go, admission asks some of them."""
 
-    def __init__(self, *, timeout_seconds: float = 10.0, limit: int = 100) -> None:
+    def __init__(
+        self, *, timeout_seconds: float = 10.0, limit: int = 100, fence: Fence | None = None
+    ) -> None:
+        self._fence = fence if fence is not None else Fence()
         self._timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
@@ -58,6 +64,7 @@ class WorkerClient:
 
     async def deliver(self, base: str, token: str, attempt: Mapping[str, Any]) -> Answer:
         """``POST /v1/attempts``: hand over an attempt (idempotent per attempt id)."""
+        self._fence.check("worker POST /v1/attempts")
         return await self._call("POST", base, "/v1/attempts", token, dict(attempt))
 
     async def attempt(self, base: str, token: str, attempt_id: str) -> Answer:
@@ -69,6 +76,7 @@ class WorkerClient:
     ) -> Answer:
         """``POST /v1/attempts/{id}/cancel``; ``superseded``: the attempt's pod is gone, and the
         worker that still has the attempt stops altogether."""
+        self._fence.check("worker POST /v1/attempts/{id}/cancel")
         body = {"reason": "superseded"} if superseded else {}
         return await self._call("POST", base, f"/v1/attempts/{attempt_id}/cancel", token, body)
 

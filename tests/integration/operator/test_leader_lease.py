@@ -80,8 +80,9 @@ def test_an_active_replica_that_cannot_renew_stops_and_exits_1(
     namespace: str,
     no_lease: None,
 ) -> None:
-    """Someone else writes the Lease: the active replica's renewals are refused, and after the
-    renew deadline it stops kopf, says why and exits non-zero (to restart as a standby)."""
+    """Someone else writes the Lease: the active replica's next renewal finds it held by
+    another, so it fences itself at once (no write or Geelark change leaves it any more),
+    cancels kopf, says why and exits non-zero (to restart as a standby)."""
     env = {
         **operator_env(control_plane, fleet.simulator),
         "KUBECONFIG": str(operator_credentials),
@@ -107,7 +108,11 @@ def test_an_active_replica_that_cannot_renew_stops_and_exits_1(
             '{"spec":{"holderIdentity":"intruder","leaseDurationSeconds":3600}}',
         )
         wait_for(lambda: not process.is_running(), 60, message="the replica to stop")
-        assert "Lost Lease phonefleet-system/phonefleet-operator" in process.log_tail(60)
+        log = process.log_tail(60)
+        assert "Lost Lease phonefleet-system/phonefleet-operator: intruder holds it now" in log
+        assert "Fenced this replica" in log
+        assert "the operator is cancelled at once" in log
+        assert "did not end within" not in log
         with pytest.raises(RuntimeError, match="exited with code 1"):
             process.check_running()
     finally:

@@ -15,6 +15,7 @@ import pytest
 
 from phonefleet_operator import leadership
 from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.settings import OperatorSettings
 from phonefleet_operator.waiting import within
 
@@ -29,7 +30,8 @@ class Lock:
     """The Lease: the first ``renewals`` renewals succeed, then each one ``then`` does
     ("hang": never answers; "fail": the API server is unavailable)."""
 
-    namespace, name = "phonefleet-system", "phonefleet-operator"
+    namespace, name, identity = "phonefleet-system", "phonefleet-operator", "me"
+    observed_holder = "me"
 
     def __init__(self, renewals: int, then: str) -> None:
         self.renewals = renewals
@@ -58,7 +60,7 @@ async def _lead_until_stopped(lock: Lock) -> tuple[int, float]:
         await stop.wait()
         told.append(asyncio.get_running_loop().time())
 
-    code = await within(leadership._lead(lock, SETTINGS, operator), 600)  # type: ignore[arg-type]
+    code = await within(leadership._lead(lock, SETTINGS, operator, Fence(), 0.0), 600)  # type: ignore[arg-type]
     return code, told[0]
 
 
@@ -86,7 +88,7 @@ async def test_an_operator_that_fails_exits_non_zero_says_why_and_gives_the_leas
         await asyncio.sleep(5)
         raise RuntimeError("kopf fell over")
 
-    code = await within(leadership._lead(lock, SETTINGS, operator), 600)  # type: ignore[arg-type]
+    code = await within(leadership._lead(lock, SETTINGS, operator, Fence(), 0.0), 600)  # type: ignore[arg-type]
     assert code == 1
     assert lock.released  # the standby need not wait the Lease out
     assert "kopf fell over" in caplog.text
@@ -96,8 +98,9 @@ async def test_a_holder_whose_operator_does_not_stop_after_losing_the_lease_exit
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """kopf's shutdown waits for its handlers and clean-up; one that hangs must not keep the
-    old holder running (its /healthz still answering) next to the new one: it gets a bounded
-    time, then is cancelled, and the log names what had not stopped."""
+    old holder running (its /healthz still answering) next to the new one: it gets half of
+    what is left before a standby may take over, then is cancelled, and the log names what
+    had not stopped."""
     lock = Lock(renewals=2, then="fail")
     ended: list[str] = []
 
@@ -112,7 +115,7 @@ async def test_a_holder_whose_operator_does_not_stop_after_losing_the_lease_exit
         await stop.wait()
         await asyncio.create_task(hung_handler(), name="a hung clean-up handler")
 
-    code = await within(leadership._lead(lock, SETTINGS, operator), 600)  # type: ignore[arg-type]
+    code = await within(leadership._lead(lock, SETTINGS, operator, Fence(), 0.0), 600)  # type: ignore[arg-type]
     assert code == 1
     assert not lock.released
     assert "did not stop" in caplog.text

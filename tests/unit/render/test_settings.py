@@ -62,6 +62,8 @@ def test_settings_come_from_phonefleet_variables(monkeypatch: pytest.MonkeyPatch
         # The active replica must give up before a standby may take over, or both work.
         pytest.param({"lease_renew_deadline_seconds": 15.0}, id="renew-deadline-not-shorter"),
         pytest.param({"lease_renew_deadline_seconds": 20.0}, id="renew-deadline-longer"),
+        # The replica that lost the Lease stops between the two: it needs time for it.
+        pytest.param({"lease_renew_deadline_seconds": 14.0}, id="no-time-to-stop"),
         # At least two renewals must fit before the deadline (client-go: 1.2 retry periods).
         pytest.param({"lease_retry_seconds": 9.0}, id="retry-nearly-the-deadline"),
     ],

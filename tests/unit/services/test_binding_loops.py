@@ -10,8 +10,10 @@ the list of events it would send, pumped into the supervisor by the test.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,7 +21,7 @@ import pytest
 from loop_order import until
 
 from phonefleet_operator.constants import FINALIZER
-from phonefleet_operator.errors import KubernetesUnavailable, TemporaryFault
+from phonefleet_operator.errors import KubernetesUnavailable, ReplicaStopping, TemporaryFault
 from phonefleet_operator.services.binding_loops import BindingLoops
 from phonefleet_operator.services.claims import BindingRef
 from phonefleet_operator.services.coordination import Waiters, Wakeups
@@ -303,3 +305,31 @@ async def test_stopping_ends_every_loop_and_leaves_the_finalizers_to_the_next_le
     assert server.finalizers("a") == [FINALIZER]
     assert server.finalizers("b") == [FINALIZER]
     assert operator.releases == []
+
+
+async def test_a_pass_refused_because_the_replica_lost_the_lease_parks_its_loop_quietly(
+    server: BindingServer, operator: Operator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ReplicaStopping (fence.py) is no fault of the binding: its loop waits for the stop
+    without a retry and without a line about the binding (leadership.py logs the refusals
+    once); a deleted binding's release that meets it leaves the finalizer for the next holder."""
+    stopping = ReplicaStopping("Refused create_namespaced_pod: this replica lost Lease x/y")
+    server.create("b")
+    await until(lambda: bool(operator.passes), operator.pump)
+    operator.pass_faults = [stopping]
+    server.write_status("b", "Running")
+    operator.pump()
+    operator.wakeups.wake("uid-1")
+    await until(lambda: len(operator.passes) == 2, operator.pump)
+    await asyncio.sleep(3600)  # the virtual clock: an hour in which a retry would have come
+    assert len(operator.passes) == 2  # parked: not retried
+    assert "uid-1" in operator.loops
+
+    operator.release_faults = [stopping]
+    server.delete("b")
+    operator.pump()
+    await until(lambda: not operator.release_faults)
+    assert operator.releases == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    await operator.loops.close()
+    assert server.finalizers("b") == [FINALIZER]

@@ -13,6 +13,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from phonefleet_operator.errors import ReplicaStopping
+from phonefleet_operator.fence import Fence
 from phonefleet_operator.workers import WorkerClient, WorkerUnreachable
 from phonefleet_operator.workers.client import MAX_ANSWER_BYTES
 
@@ -96,3 +98,35 @@ async def test_an_answer_larger_than_the_limit_is_not_read_whole(
     finally:
         await client.close()
     assert sum(sent) < 64 * MAX_ANSWER_BYTES
+
+
+async def test_a_closed_fence_stops_deliveries_and_cancels_but_not_questions(
+    serve: Callable[[web.Application], TestServer],
+) -> None:
+    """The replica lost the Lease (fence.py): its job loops neither hand over nor cancel an
+    attempt any more (the next holder decides), while a PhoneJob review may still ask a worker
+    whether a task exists."""
+    hits: list[str] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        hits.append(f"{request.method} {request.path}")
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", answer)
+    worker = serve(app)
+    await worker.start_server()
+    base = str(worker.make_url(""))
+    fence = Fence()
+    client = WorkerClient(timeout_seconds=10, fence=fence)
+    try:
+        fence.close("this replica lost Lease x/y and is stopping")
+        with pytest.raises(ReplicaStopping, match="POST /v1/attempts"):
+            await client.deliver(base, "job-token", {"id": "a-1"})
+        with pytest.raises(ReplicaStopping, match="cancel"):
+            await client.cancel(base, "job-token", "a-1")
+        assert (await client.validate(base, "job-token", "heartbeat", {})).status == 200
+        assert (await client.attempt(base, "job-token", "a-1")).status == 200
+    finally:
+        await client.close()
+    assert hits == ["POST /v1/validate", "GET /v1/attempts/a-1"]

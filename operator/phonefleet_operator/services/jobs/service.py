@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.errors import PhonefleetError, ReplicaStopping
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import AttemptOutcome, PhoneBinding, PhoneJob
@@ -152,7 +152,9 @@ class JobService:
         return cls(
             kube=kube,
             api=JobGateway(caller),
-            workers=WorkerClient(timeout_seconds=settings.request_timeout_seconds),
+            workers=WorkerClient(
+                timeout_seconds=settings.request_timeout_seconds, fence=caller.fence
+            ),
             tokens=tokens,
             pods=pods,
             settings=settings,
@@ -444,6 +446,8 @@ class JobService:
                         delay = self._settings.poll_seconds
                     else:
                         return  # the binding does not exist: its ADDED event starts the loop
+                except ReplicaStopping:
+                    return  # lost the Lease: the next holder runs the jobs
                 except PhonefleetError as error:
                     log.warning("Job pass of PhoneBinding %s/%s failed: %s", *key, error)
                     delay = RETRY_SECONDS

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from phonefleet_operator.errors import PhonefleetError
+from phonefleet_operator.errors import PhonefleetError, ReplicaStopping
 from phonefleet_operator.geelark import Phone
 from phonefleet_operator.models import Phase, PhonePool, set_condition
 from phonefleet_operator.services.tenancy.gate import Tenancy
@@ -162,6 +162,8 @@ class PoolReporter:
         while True:
             try:
                 await self.report_once()
+            except ReplicaStopping:
+                return  # lost the Lease: the next holder reports
             except PhonefleetError as error:
                 log.warning("Could not report on the PhonePools: %s", error)
             except Exception:  # a bug must not end the reports for good: the next one may work
