@@ -28,6 +28,7 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "NotFound",
+    "fault_reason",
     "is_conflict",
     "is_not_found",
     "load_api_client",
@@ -250,7 +251,7 @@ def unavailable_text(
         if error.status == 401:
             return f"{where} refused the credentials to {doing} (401 Unauthorized): {_CHECK_ACCESS}"
         return f"{where} could not {doing}: it answered {error.status} {error.reason}"
-    return f"{where} could not be reached to {doing} ({_why(error)}): {_CHECK_ACCESS}"
+    return f"{where} could not be reached to {doing} ({fault_reason(error)}): {_CHECK_ACCESS}"
 
 
 def _doing(method: Callable[..., Any], args: tuple[Any, ...]) -> str:
@@ -270,7 +271,7 @@ def _doing(method: Callable[..., Any], args: tuple[Any, ...]) -> str:
     return f"{verb} {plural}{f' {target}' if target else ''}{status}"
 
 
-def _why(error: BaseException) -> str:
+def fault_reason(error: BaseException) -> str:
     """The innermost reason of a connection fault: the socket's own words where there are
     some (``connection refused``), else the fault's first line without object addresses."""
     if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:

@@ -17,6 +17,7 @@ from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller
 from phonefleet_operator.k8s.gateway import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.k8s.watch import _describe as describe_watch_fault
 
 SERVER = "https://127.0.0.1:9"  # nobody serves port 9: connection refused
 
@@ -106,3 +107,12 @@ async def test_a_timeout_is_told_as_no_answer_in_time(caller: ApiCaller) -> None
         f"Kubernetes API server at {SERVER} could not be reached to read namespaced pod "
         "(no answer in time)"
     )
+
+
+def test_a_watch_that_cannot_connect_logs_the_reason_not_the_class() -> None:
+    """The watches' warning ("Watch of phonebindings failed (...)") gives the socket's words,
+    where it gave ``MaxRetryError``."""
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as raised:
+        urllib3.PoolManager(retries=0).request("GET", "http://127.0.0.1:9/")
+    assert describe_watch_fault(raised.value) == "connection refused"
+    assert describe_watch_fault(ApiException(status=500, reason="Internal")) == "500 Internal"
