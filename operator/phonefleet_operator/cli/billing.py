@@ -1,7 +1,8 @@
 """``phonefleet phones list --billing`` and ``phones stop``: phones billed with no binding.
 
 The report is for cron and CI: exit 0 when every billed phone is held by a live binding, 1 when
-some are not (they are listed), 2 when it could not tell (Geelark or the cluster unreachable).
+some are not (they are listed), 2 when it could not tell (Geelark or the cluster unreachable);
+``cli/exit_codes.py`` has the contract.
 Geelark does not say since when a phone runs, so each run remembers in a small state file when
 it first saw each phone billed unbound; RUNNING UNBOUND is measured from there (a lower bound).
 
@@ -22,6 +23,7 @@ from typing import Any, Final
 
 import click
 
+from phonefleet_operator.cli.exit_codes import DONE, ERROR, PROBLEMS
 from phonefleet_operator.cli.geelark_access import (
     MISSING_CREDENTIALS,
     load_geelark_settings,
@@ -46,8 +48,6 @@ __all__ = ["DEFAULT_STATE_FILE", "billing_report", "stop", "stop_phones", "unbou
 DEFAULT_STATE_FILE: Final = "~/.cache/phonefleet/billing-seen.json"
 _HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "RUNNING UNBOUND")
 _STATUS: Final = {0: "Running", 1: "Starting"}
-EXIT_LEAKS: Final = 1
-EXIT_UNKNOWN: Final = 2
 
 
 def unbound_for(seconds: float) -> str:
@@ -72,10 +72,10 @@ def billing_report(kubeconfig: str | None, output: str, state_file: Path) -> int
         phones, bindings, claims = asyncio.run(_gather(settings, kubeconfig))
     except PhonefleetError as error:
         click.echo(f"Could not check billing: Geelark could not be asked: {error}", err=True)
-        return EXIT_UNKNOWN
+        return ERROR
     except _ClusterUnreadable as error:
         click.echo(f"Could not check billing: the cluster could not be read: {error}", err=True)
-        return EXIT_UNKNOWN
+        return ERROR
     tracker = LeakTracker(_load(state_file))
     found = tracker.update(unbound_running(phones, held_phone_ids(bindings, claims)), time.time())
     _save(state_file, tracker.first_seen)
@@ -93,7 +93,7 @@ def billing_report(kubeconfig: str | None, output: str, state_file: Path) -> int
             "(RUNNING UNBOUND counts from the first run of this check that saw it).\n"
             + how_to_stop(f.phone.id for f in found)
         )
-    return EXIT_LEAKS if found else 0
+    return PROBLEMS if found else DONE
 
 
 def stop_phones(ids: Sequence[str], kubeconfig: str | None) -> int:
@@ -103,7 +103,7 @@ def stop_phones(ids: Sequence[str], kubeconfig: str | None) -> int:
         _, bindings, claims = asyncio.run(_gather(settings, kubeconfig, list_phones=False))
     except (PhonefleetError, _ClusterUnreadable) as error:
         click.echo(f"Refused: could not check who holds these phones: {error}", err=True)
-        return EXIT_UNKNOWN
+        return ERROR
     held = held_phone_ids(bindings, claims) & set(ids)
     if held:
         click.echo(
@@ -111,18 +111,18 @@ def stop_phones(ids: Sequence[str], kubeconfig: str | None) -> int:
             "the binding instead (it stops the phone once its worker is gone).",
             err=True,
         )
-        return EXIT_UNKNOWN
+        return PROBLEMS  # a refusal on purpose, not a question left open
     try:
         result = asyncio.run(_stop(settings, ids))
     except PhonefleetError as error:
         click.echo(f"Failed to stop phones: {error}", err=True)
-        return 1
+        return ERROR  # Geelark could not be asked: stopping again is safe
     for phone_id in ids:
         failure = result.get(phone_id)
         click.echo(
             f"Stopped {phone_id}" if failure is None else f"Not stopped {phone_id}: {failure}"
         )
-    return 0 if all(v is None for v in result.values()) else 1
+    return DONE if all(v is None for v in result.values()) else PROBLEMS
 
 
 class _ClusterUnreadable(Exception):
@@ -227,7 +227,9 @@ def stop(ids: tuple[str, ...], kubeconfig: str | None) -> None:
 
     Refuses when a live PhoneBinding holds any of them: delete or suspend that binding instead.
 
-    Exit codes: 0 every phone stopped, 1 Geelark did not stop one (each is named), 2 nothing
-    stopped: a binding holds one, or who holds them could not be read, or a usage error.
+    Exit codes: 0 done: every phone stopped; 1 problems: nothing stopped because a live
+    binding holds one (refused), or Geelark did not stop one (each is named); 2 error: who holds
+    them could not be read, or Geelark could not be reached (stopping again is safe), or a usage
+    error.
     """
     sys.exit(stop_phones(list(dict.fromkeys(ids)), kubeconfig))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from phonefleet_operator.cli.exit_codes import DONE, ERROR, PROBLEMS
 from phonefleet_operator.cli.geelark_access import (
     MISSING_CREDENTIALS,
     load_geelark_settings,
@@ -39,10 +40,6 @@ from phonefleet_operator.services.tenancy.validation import (
 from phonefleet_operator.settings import GeelarkSettings
 
 __all__ = ["bindings"]
-
-#: Exit codes of ``validate``: click itself exits 2 on usage errors.
-EXIT_CLEAN = 0
-EXIT_PROBLEMS = 1
 
 
 @click.group()
@@ -76,7 +73,8 @@ def generate(phones: str, namespace: str | None, name_prefix: str | None) -> Non
     no valid name (upper case, '_', too long) is lowered and cleaned and gets a short digest of
     itself, so two refs never share a name. Duplicate refs are refused.
 
-    Exit codes: 0 printed, 2 usage error (no phones, a duplicate ref, a bad prefix).
+    Exit codes: 0 done: printed; 2 error: a usage error (no phones, a duplicate ref, a bad
+    prefix).
 
     \b
     Example:
@@ -140,7 +138,8 @@ def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool, accoun
 
     Prints one line per problem, `path:line (namespace/name): problem` (line is where the
     binding's document starts, so editors open it there), and a summary on standard error.
-    Exit codes: 0 no problems, 1 problems found (or Geelark could not be asked), 2 usage error.
+    Exit codes: 0 done: no problems; 1 problems: some found (each is printed); 2 error: Geelark
+    could not be asked (the offline checks' problems are still printed), or a usage error.
     """
     reading = _Reading.of(paths)
     manifests, problems = reading.manifests, list(reading.problems)
@@ -168,7 +167,8 @@ def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool, accoun
         + (f"{_count(len(problems), 'problem')}." if problems else "no problems."),
         err=True,
     )
-    sys.exit(EXIT_PROBLEMS if problems else EXIT_CLEAN)
+    undecided = any(problem.undecided for problem in problems)
+    sys.exit(ERROR if undecided else PROBLEMS if problems else DONE)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 It runs the test bed (``phonefleet_testbed``), which is not part of the wheel: it lives in a
 phonefleet checkout and builds the control plane from its ``hack/`` scripts. From an installed
-wheel these commands say so and exit 1.
+wheel these commands say so and exit 2 (``cli/exit_codes.py``: nothing could be done).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 
 import click
+
+from phonefleet_operator.cli.exit_codes import ERROR
 
 __all__ = ["NEEDS_CHECKOUT", "dev"]
 
@@ -33,12 +35,12 @@ def _test_bed(module: str) -> ModuleType:
         if not (error.name or "").startswith("phonefleet_testbed"):
             raise
         click.echo(NEEDS_CHECKOUT, err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     try:
         binaries.repo_root()  # the control plane is built from the checkout's hack/ scripts
     except RuntimeError:
         click.echo(NEEDS_CHECKOUT, err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     return importlib.import_module(f"phonefleet_testbed.{module}")
 
 
@@ -84,7 +86,8 @@ def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_d
     The simulator has the phones phone-001, phone-002, ... and (unless --no-samples) those
     manifests/samples name, so `kubectl apply -k manifests/samples` binds phones that exist.
 
-    Exit codes: 0 stopped by Ctrl+C and cleaned up, 1 not a phonefleet checkout.
+    Exit codes: 0 done: stopped by Ctrl+C (or SIGTERM) and cleaned up; 2 error: not a
+    phonefleet checkout.
     """
     node_devenv = _test_bed("node.devenv")
     devenv = _test_bed("devenv")
@@ -130,12 +133,12 @@ def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_d
 def env(state_dir: Path) -> None:
     """Print KUBECONFIG=... and PHONEFLEET_GEELARK_URL=... of a running ``phonefleet dev up``.
 
-    Exit codes: 0 printed, 1 no `dev up` is running (with this --state-dir).
+    Exit codes: 0 done: printed; 2 error: no `dev up` is running (with this --state-dir).
     """
     path = state_dir / "env"
     if not path.is_file():
         click.echo("No local environment is running: start one with `phonefleet dev up`.", err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     click.echo(path.read_text(), nl=False)
 
 
@@ -145,8 +148,9 @@ def env(state_dir: Path) -> None:
 def demo(keep: bool, real_node: bool) -> None:
     """Run the operator on the embedded default: bindings Running, in Conflict, PhoneNotFound.
 
-    Exit codes: 0 every binding and PhoneJob ended as expected and no phone is left running,
-    1 otherwise (the operator's last log lines are printed) or not a phonefleet checkout.
+    Exit codes: 0 done: every binding and PhoneJob ended as expected and no phone is left
+    running; 1 problems: otherwise (the operator's last log lines are printed); 2 error: not a
+    phonefleet checkout.
     """
     demo_module = _test_bed("demo")
     sys.exit(demo_module.run_demo(keep=keep, echo=click.echo, real_node=real_node))

@@ -4,7 +4,8 @@ Each row's ``account`` is the serialName of a Geelark phone; the row goes to the
 whose resolved phone (``status.phone.serialName``) has that name. Rows the old ledger finished
 (success, failed, skipped) are left out: importing them would post again. A row that cannot be
 placed gets one line on standard error, and the command exits 1; the others are created
-(names from ``job_id``, so importing twice creates nothing twice).
+(names from ``job_id``, so importing twice creates nothing twice). A cluster it cannot use
+(no kubeconfig, unreachable, refused, no PhoneJob CRD) exits 2.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import click
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.cli.exit_codes import ERROR, PROBLEMS
 from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
@@ -169,8 +171,9 @@ def import_ledger(
     Each row goes to the PhoneBinding whose phone's serialName equals its account. One line is
     printed for each row that cannot be placed, and the exit code is then 1.
 
-    Exit codes: 0 every row imported (or already there), 1 a row not placed or the cluster
-    could not be used (importing again creates no job twice), 2 usage error.
+    Exit codes: 0 done: every row imported (or already there); 1 problems: a row not placed
+    (each is printed); 2 error: the cluster could not be used (importing again creates no job
+    twice), or a usage error.
     """
     rows = list(csv.DictReader(ledger))
     source = Path(ledger.name).name
@@ -183,7 +186,7 @@ def import_ledger(
             else "nothing imported"
         )
         click.echo(f"{source}: {done}: {stopped.reason}", err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     if dry_run:
         click.echo(json.dumps(plan.jobs, indent=2))
     for problem in plan.problems:
@@ -194,7 +197,7 @@ def import_ledger(
         err=True,
     )
     if plan.problems:
-        sys.exit(1)
+        sys.exit(PROBLEMS)
 
 
 async def _run(

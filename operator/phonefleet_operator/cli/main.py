@@ -6,22 +6,15 @@ import click
 
 from phonefleet_operator.cli.bindings import bindings
 from phonefleet_operator.cli.dev import dev
+from phonefleet_operator.cli.exit_codes import CONTRACT
 from phonefleet_operator.cli.jobs import jobs
 from phonefleet_operator.cli.phones import phones
 from phonefleet_operator.cli.pools import pools
 
 __all__ = ["cli"]
 
-EXIT_CODES = (
-    "Exit codes: 0 done (and nothing wrong found); 1 problems found, or the work failed "
-    "(validate's problems, phones billed with no binding, ledger rows not imported, a phone "
-    "not stopped, a pool refused); 2 usage or settings errors, and for phones list --billing, "
-    "phones stop and pools set-account also: nothing done, as the cluster or Geelark could not "
-    "be read. Each command's --help says which it uses."
-)
 
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=CONTRACT)
 @click.version_option(package_name="phonefleet")
 def cli() -> None:
     """Run Geelark cloud phones from Kubernetes: one PhoneBinding, one phone, one worker pod."""

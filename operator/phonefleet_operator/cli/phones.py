@@ -13,6 +13,7 @@ import click
 from pydantic import ValidationError
 
 from phonefleet_operator.cli.billing import DEFAULT_STATE_FILE, billing_report, stop
+from phonefleet_operator.cli.exit_codes import ERROR
 from phonefleet_operator.cli.geelark_access import (
     MISSING_CREDENTIALS,
     load_geelark_settings,
@@ -93,8 +94,9 @@ def list_phones(
     PhoneBinding whose PhoneClaim holds the phone, <none> when none does, and - when the cluster
     could not be asked (the reason goes to standard error).
 
-    Exit codes: 0 listed, 1 Geelark could not be read, 2 usage or settings error (no
-    credentials). With --billing: 0 no such phone, 1 some, 2 it cannot tell.
+    Exit codes: 0 done: listed; 2 error: Geelark could not be read, or a usage or settings
+    error (no credentials). With --billing: 0 done: no such phone; 1 problems: some (listed);
+    2 error: it cannot tell (Geelark or the cluster could not be read).
     """
     if billing:
         sys.exit(billing_report(kubeconfig, output, state_file))
@@ -105,7 +107,7 @@ def list_phones(
         found, claims, pools = asyncio.run(_gather(settings, kubeconfig, account))
     except PhonefleetError as error:
         click.echo(f"Failed to list phones with Geelark: {error}", err=True)
-        sys.exit(1)
+        sys.exit(ERROR)
     holders = None if isinstance(claims, str) else claims
     if isinstance(claims, str):
         click.echo(f"HELD BY is unknown: could not read the PhoneClaims: {claims}", err=True)

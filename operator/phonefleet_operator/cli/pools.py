@@ -22,20 +22,23 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
 
 import click
+import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
+from phonefleet_operator.cli.exit_codes import ERROR, PROBLEMS
 from phonefleet_operator.cli.kubeconfig import unusable_kubeconfig
 from phonefleet_operator.k8s import load_api_client
+from phonefleet_operator.k8s.api import unavailable_text
 
 __all__ = ["account_field_known", "pools", "running_operators", "set_account"]
 
 #: The labels manifests/manager gives every account's operator Deployment.
 OPERATOR_SELECTOR: Final = "app.kubernetes.io/name=phonefleet,app.kubernetes.io/component=operator"
 CRD_NAME: Final = f"{c.POOL_PLURAL}.{c.GROUP}"
-EXIT_REFUSED: Final = 1
-EXIT_UNKNOWN: Final = 2
+EXIT_REFUSED: Final = PROBLEMS
+EXIT_UNKNOWN: Final = ERROR
 
 
 def account_field_known(crd: Mapping[str, Any]) -> bool:
@@ -82,6 +85,9 @@ def set_account(
         return _set_account(api_client, names, account, allow_running=allow_running)
     except ApiException as error:
         click.echo(f"Could not set the account: the API server answered {_said(error)}", err=True)
+        return EXIT_UNKNOWN
+    except _Unreachable as error:
+        click.echo(f"Could not set the account: {error}", err=True)
         return EXIT_UNKNOWN
     finally:
         api_client.close()  # type: ignore[no-untyped-call]
@@ -168,9 +174,17 @@ def _set_one(custom: client.CustomObjectsApi, name: str, account: str) -> int:
     return 0
 
 
+class _Unreachable(Exception):
+    """The API server could not be reached (the message says where, and what to check)."""
+
+
 def _plain(method: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """The answer of a kubernetes client call as plain JSON (API field names)."""
-    response = method(*args, _preload_content=False, _request_timeout=30, **kwargs)
+    try:
+        response = method(*args, _preload_content=False, _request_timeout=30, **kwargs)
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        api_client = method.__self__.api_client  # type: ignore[attr-defined]  # a bound API method
+        raise _Unreachable(unavailable_text(api_client, method, args, error)) from None
     answer: dict[str, Any] = json.loads(response.data)
     return answer
 
@@ -211,7 +225,8 @@ def set_account_command(
 
     Run with every operator scaled to 0 and this version's CRDs applied: it checks both.
 
-    Exit codes: 0 every pool has the account, 1 refused (an operator runs, the CRD is older, a
-    pool is missing or has another account), 2 the cluster could not be read, or a usage error.
+    Exit codes: 0 done: every pool has the account; 1 problems: refused (an operator runs, the
+    CRD is older, a pool is missing or has another account); 2 error: the cluster could not be
+    read, or a usage error.
     """
     sys.exit(set_account(names, account, kubeconfig, allow_running=allow_running_operators))

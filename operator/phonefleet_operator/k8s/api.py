@@ -29,11 +29,13 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "NotFound",
+    "fault_reason",
     "is_conflict",
     "is_not_found",
     "load_api_client",
     "or_none",
     "succeeded",
+    "unavailable_text",
 ]
 
 NotFound = 404
@@ -127,12 +129,11 @@ class ApiCaller:
                     status=error.status,
                 ) from None
             raise KubernetesUnavailable(
-                f"Kubernetes API call {method.__name__} failed: {error.status} {error.reason}",
-                delay=5,
+                unavailable_text(self.api_client, method, args, error), delay=5
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise KubernetesUnavailable(
-                f"Kubernetes API call {method.__name__} failed: {error}", delay=5
+                unavailable_text(self.api_client, method, args, error), delay=5
             ) from None
         finally:
             self._queued.discard(answer)
@@ -237,6 +238,65 @@ def _message(error: ApiException) -> str:
         status = None
     message = status.get("message") if isinstance(status, dict) else None
     return str(message or error.reason)
+
+
+#: What to check when the API server cannot be reached or refuses the credentials.
+_CHECK_ACCESS = (
+    "check the server and user of the kubeconfig in use (the CLI's --kubeconfig, else "
+    "$KUBECONFIG, else ~/.kube/config) or, inside a pod, its service account"
+)
+_VERBS = {"get": "read", "read": "read", "list": "list", "create": "create", "patch": "patch"}
+
+
+def unavailable_text(
+    api_client: client.ApiClient,
+    method: Callable[..., Any],
+    args: tuple[Any, ...],
+    error: Exception,
+) -> str:
+    """A fault of the API server in a user's words: what was being done, the server's address,
+    why (``connection refused``, ``503 Service Unavailable``) and, where it is the likely cause,
+    what to check. urllib3's own text names pools, retries and object addresses instead."""
+    where = f"Kubernetes API server at {api_client.configuration.host}"
+    doing = _doing(method, args)
+    if isinstance(error, ApiException):
+        if error.status == 401:
+            return f"{where} refused the credentials to {doing} (401 Unauthorized): {_CHECK_ACCESS}"
+        return f"{where} could not {doing}: it answered {error.status} {error.reason}"
+    return f"{where} could not be reached to {doing} ({fault_reason(error)}): {_CHECK_ACCESS}"
+
+
+def _doing(method: Callable[..., Any], args: tuple[Any, ...]) -> str:
+    """``list phonebindings``, ``patch phonebindings ns/name (status)``, ``read namespaced pod``:
+    the client method's verb, and for custom objects the plural and object its arguments name."""
+    verb, _, rest = getattr(method, "__name__", "call").partition("_")
+    verb = _VERBS.get(verb, verb)
+    if "custom_object" not in rest:
+        return f"{verb} {rest.replace('_', ' ')}".strip()
+    names = [a for a in args if isinstance(a, str)][2:]  # after group and version
+    namespace = names.pop(0) if rest.startswith("namespaced") and names else None
+    plural = names.pop(0) if names else "objects"
+    target = "/".join(part for part in (namespace, names[0] if names else None) if part)
+    if target and not names:
+        target = f"in {target}"  # a namespace only: a list
+    status = " (status)" if rest.endswith("_status") else ""
+    return f"{verb} {plural}{f' {target}' if target else ''}{status}"
+
+
+def fault_reason(error: BaseException) -> str:
+    """The innermost reason of a connection fault: the socket's own words where there are
+    some (``connection refused``), else the fault's first line without object addresses."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    inner: BaseException | None = error
+    while inner is not None:
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror[:1].lower() + inner.strerror[1:]
+        inner = inner.__cause__ or inner.__context__
+    if isinstance(error, urllib3.exceptions.TimeoutError):  # after: a refused connect is one too
+        return "no answer in time"
+    text = (str(error).splitlines() or [""])[0]
+    return text.split("): ", 1)[-1] or type(error).__name__
 
 
 def _plain_json(method: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:

@@ -31,7 +31,7 @@ import urllib3.exceptions
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.k8s.api import _plain_json, load_api_client
+from phonefleet_operator.k8s.api import _plain_json, fault_reason, load_api_client
 from phonefleet_operator.k8s.handoff import Handoff
 
 __all__ = [
@@ -434,4 +434,4 @@ def _describe(error: BaseException) -> str:
         if error.status == _GONE:
             return "410 Gone"
         return f"{error.status} {error.reason}"
-    return type(error).__name__
+    return fault_reason(error)  # "connection refused", not the class name

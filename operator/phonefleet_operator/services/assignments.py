@@ -48,6 +48,8 @@ class Problem:
     """The binding (or file) it concerns; None for a problem of the whole check."""
     message: str
     """What is wrong, in the seed's wording where the seed has one."""
+    undecided: bool = False
+    """The check itself could not be made (Geelark could not be asked): not the manifests' fault."""
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}" if self.source else self.message
@@ -95,7 +97,7 @@ async def check_with_geelark(
         except AmbiguousPhone as error:
             unresolvable[ref] = f"Phone {ref!r} is ambiguous in Geelark: {error}"
         except PhonefleetError as error:
-            return [Problem(None, f"Failed to validate phones with Geelark: {error}")]
+            return [Problem(None, f"Failed to validate phones with Geelark: {error}", True)]
 
     holders: dict[str, list[Assignment]] = {}
     for assignment in assignments:

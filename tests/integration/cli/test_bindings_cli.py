@@ -140,14 +140,15 @@ def test_without_credentials_only_the_offline_checks_run(tmp_path: Path) -> None
 
 
 def test_geelark_unreachable_fails_the_check_in_the_seeds_words(tmp_path: Path) -> None:
-    """When Geelark cannot be reached the check fails with "Failed to validate phones ..."."""
+    """When Geelark cannot be reached the check fails with "Failed to validate phones ...", and
+    exits 2: the manifests were not found wrong, the check could not be made."""
     with GeelarkSimulator(SimulatorConfig(phones=1)) as gone:
         url = gone.base_url
     (tmp_path / "a.yaml").write_text(binding("alpha", "a", "phone-001"))
 
     result = phonefleet("bindings", "validate", str(tmp_path), url=url)
 
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stdout == (
         f"Failed to validate phones with Geelark: Geelark could not be reached at {url} for "
         "/open/v1/phone/list: could not connect (ClientConnectorError); check "

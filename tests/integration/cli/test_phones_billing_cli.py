@@ -114,10 +114,10 @@ def test_billed_phones_no_live_binding_holds_are_listed_with_exit_code_1(
 def test_stop_refuses_a_held_phone_and_stops_the_others_until_none_is_billed(
     control_plane: ControlPlane, scene: Scene, tmp_path: Path
 ) -> None:
-    """`phones stop` will not stop a phone a live binding holds; stopping the two leaks empties
-    the report and the check exits 0."""
+    """`phones stop` will not stop a phone a live binding holds (a refusal: exit 1); stopping the
+    two leaks empties the report and the check exits 0."""
     refused = phonefleet(scene, control_plane.kubeconfig, "phones", "stop", scene.held)
-    assert refused.returncode == 2
+    assert refused.returncode == 1
     assert f"a live PhoneBinding holds {scene.held}" in refused.stderr
     assert scene.held in scene.sim.admin.running_phone_ids()
 

@@ -11,14 +11,13 @@ import base64
 import functools
 import json
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from phonefleet_testbed.devenv import DevEnvironment
 from phonefleet_testbed.job_worker import StandInWorker
+from phonefleet_testbed.leftovers import make_run_folder
 from phonefleet_testbed.processes import free_port
 from phonefleet_testbed.waiting import wait_for
 
@@ -37,7 +36,7 @@ def stand_in_workers(
     namespace: str, bindings: list[str]
 ) -> Iterator[tuple[dict[str, StandInWorker], dict[str, str]]]:
     """Started stand-in workers for ``bindings``, and the operator settings that reach them."""
-    folder = Path(tempfile.mkdtemp(prefix="phonefleet-demo-workers-"))
+    folder = make_run_folder("phonefleet-demo-workers-")  # a killed demo's goes at the next
     workers = {}
     try:
         for name in bindings:

@@ -23,7 +23,7 @@ spec:
 @pytest.fixture(autouse=True)
 def no_geelark_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """No PHONEFLEET_GEELARK_* from the developer's shell reaches these tests."""
-    for name in ("TOKEN", "APP_ID", "API_KEY", "URL", "TIMEOUT_SECONDS"):
+    for name in ("TOKEN", "APP_ID", "API_KEY", "URL", "TIMEOUT_SECONDS", "MAX_ATTEMPTS"):
         monkeypatch.delenv(f"PHONEFLEET_GEELARK_{name}", raising=False)
 
 
@@ -180,3 +180,34 @@ def test_phones_list_needs_credentials() -> None:
 
     assert result.exit_code == 2
     assert "PHONEFLEET_GEELARK_TOKEN" in result.stderr
+
+
+def test_validate_exits_2_when_geelark_cannot_be_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Geelark unreachable (port 9): the check could not be made, so exit 2, not 1 (the
+    manifests were not found wrong); the offline problems are still printed."""
+    write(tmp_path / "a.yaml", VALID.format(name="alpha", phone="phone-001"))
+    write(tmp_path / "b.yaml", VALID.format(name="beta", phone="phone-001"))
+    monkeypatch.setenv("PHONEFLEET_GEELARK_TOKEN", "t")
+    monkeypatch.setenv("PHONEFLEET_GEELARK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("PHONEFLEET_GEELARK_MAX_ATTEMPTS", "1")  # one refused connection is enough
+
+    result = run("bindings", "validate", str(tmp_path))
+
+    assert result.exit_code == 2, result.output
+    assert "Duplicate phone assignments: {'phone-001'}" in result.stdout
+    assert "Failed to validate phones with Geelark: Geelark could not be reached" in result.stdout
+
+
+def test_phones_list_exits_2_when_geelark_cannot_be_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing could be listed: exit 2 (could not decide), one line naming Geelark's address."""
+    monkeypatch.setenv("PHONEFLEET_GEELARK_TOKEN", "t")
+    monkeypatch.setenv("PHONEFLEET_GEELARK_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("PHONEFLEET_GEELARK_MAX_ATTEMPTS", "1")  # one refused connection is enough
+
+    result = run("phones", "list", "--kubeconfig", "/nonexistent/kubeconfig")
+
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("Failed to list phones with Geelark: ")
+    assert "http://127.0.0.1:9" in result.stderr

@@ -64,10 +64,11 @@ def test_a_script_with_its_extra_works(name: str) -> None:
 
 @pytest.mark.parametrize("command", [["dev", "up"], ["dev", "demo"]])
 def test_dev_commands_outside_a_checkout_say_they_need_one(command: list[str]) -> None:
-    """Installed from the wheel (no test bed): `phonefleet dev ...` explains, no traceback."""
+    """Installed from the wheel (no test bed): `phonefleet dev ...` explains, no traceback, and
+    exits 2 (nothing could be done)."""
     done = run_script("phonefleet", command, without="phonefleet_testbed")
 
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert "needs a phonefleet checkout" in done.stderr
     assert "make demo" in done.stderr

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from phonefleet_testbed.binaries import Binaries
 from phonefleet_testbed.controlplane.certs import CertificateAuthority, write_service_account_keys
 from phonefleet_testbed.controlplane.kwok_stages import stages_document
 from phonefleet_testbed.kubeconfig import write_kubeconfig
+from phonefleet_testbed.leftovers import make_run_folder
 from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.processes import ManagedProcess, ProcessGroup, free_port
 
@@ -72,7 +72,8 @@ class ControlPlane(StartStop):
         # node's veth pair); by default it stays on loopback.
         self.bind_address = bind_address
         self._own_work_dir = work_dir is None
-        self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="phonefleet-cp-"))
+        # A run's own folder records its pid; folders of runs that died (SIGKILL) go here.
+        self.work_dir = work_dir or make_run_folder("phonefleet-cp-")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.pki_dir = self.work_dir / "pki"
         self.log_dir = self.work_dir / "logs"
