@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from click.decorators import FC
 
 from bench.jobs import drained_cleanly, jobs_table, run_jobs
 from bench.plots import write_plots
-from bench.report import table, write_json
+from bench.report import RESULTS_DIR, table, write_json
 from bench.runner import Options, run
 
 
@@ -89,6 +90,13 @@ def _shown(*names: str, **settings: Any) -> Callable[[FC], FC]:
     default=5,
     help="Then drain N x this many PhoneJobs on a control plane of their own (bench.jobs; 0: no).",
 )
+@_shown(
+    "--apiserver-profile",
+    "apiserver_profile_seconds",
+    default=0,
+    help="Seconds of kube-apiserver CPU profile from the operator's first apply "
+    "(<out>-apiserver.pprof; 0: off, the API server's profiling stays off).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="JSON file to write.")
 def main(
     *,
@@ -99,6 +107,10 @@ def main(
     **settings: Any,
 ) -> None:
     """Converge N PhoneBindings with the operator; compare with the ceiling and the seed's way."""
+    if settings["apiserver_profile_seconds"]:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        named = out or RESULTS_DIR / f"{stamp}-N{settings['bindings']}.json"
+        settings["apiserver_profile_path"] = named.with_name(f"{named.stem}-apiserver.pprof")
     options = Options(operator_env=operator_env, skip=frozenset(skip), **settings)
     result = run(options)
     if jobs_per_binding:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.apiserver_profile import ProfileCapture, enable_profiling
 from bench.ceiling import clean_up, run_ceiling
 from bench.fleet import run_operator
 from bench.kube import KubeApi
@@ -42,6 +43,8 @@ class Options:
     skip: frozenset[str] = frozenset()
     churn_cycles: int = 2
     churn_bindings: int = 0
+    apiserver_profile_seconds: int = 0
+    apiserver_profile_path: Path | None = None
 
     def to_json(self) -> Obj:
         """The options as recorded in the results."""
@@ -60,6 +63,7 @@ class Options:
             "skipped": sorted(self.skip),
             "churnCycles": self.churn_cycles,
             "churnBindings": self.churn_bindings,
+            "apiserverProfileSeconds": self.apiserver_profile_seconds,
         }
 
 
@@ -72,6 +76,8 @@ def run(options: Options) -> Obj:
     n = options.bindings
     work = Path(tempfile.mkdtemp(prefix="phonefleet-bench-"))
     _say(f"starting a control plane and a simulator with {n} phones (logs in {work})")
+    if options.apiserver_profile_seconds:
+        enable_profiling()
     with DevEnvironment(
         phones=n,
         boot_seconds=options.boot_seconds,
@@ -132,6 +138,15 @@ async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], 
 
         bindings = [(f"pb-{i:04d}", seed_id(i) if i % 2 else seed_name(i)) for i in range(1, n + 1)]
         _say(f"operator: applying {n} PhoneBindings")
+        profile = None
+        if options.apiserver_profile_seconds and options.apiserver_profile_path:
+            profile = ProfileCapture(
+                env.plane.server,
+                env.plane.pki_dir,
+                options.apiserver_profile_seconds,
+                options.apiserver_profile_path,
+            )
+            profile.start()
         operator = await run_operator(
             env,
             api,
@@ -148,6 +163,8 @@ async def _phases(env: DevEnvironment, options: Options, plane: dict[str, int], 
             churn_bindings=options.churn_bindings,
         )
         out["operator"] = operator.to_json()
+        if profile is not None:
+            out["apiserverProfile"] = profile.join()
         _say(
             f"operator: {operator.converged}/{n} Ready in {operator.converge_seconds:.1f} s, "
             f"{operator.geelark_convergence['total']} Geelark calls; steady "

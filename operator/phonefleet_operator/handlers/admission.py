@@ -95,6 +95,7 @@ def validating_webhooks(
                     "scope": "Namespaced",
                 }
             ],
+            "matchConditions": [_SPEC_WRITES],
             "clientConfig": {**_client_config(settings, webhook), "caBundle": ca_bundle},
             # The API server's maximum: a PhoneJob review may wait for the binding's worker
             # (PHONEFLEET_JOBS_REQUEST_TIMEOUT_SECONDS, 10 s) after its reads.
@@ -104,6 +105,20 @@ def validating_webhooks(
         }
         for webhook, plural in _PLURALS.items()
     ]
+
+
+#: The reviews judge the spec alone (with the namespace and name, which no update changes), so
+#: an update that leaves the spec as it was is not sent: the operator's finalizer writes, labels
+#: and annotations cost the API server no call to the webhook. It also keeps a binding admitted
+#: before (or while the webhook was down) from being refused its finalizer's removal on delete
+#: because its phone is held by another binding now.
+_SPEC_WRITES = {
+    "name": "spec-writes-only",
+    "expression": (
+        "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec)"
+        " || object.spec != oldObject.spec"
+    ),
+}
 
 
 def _client_config(settings: OperatorSettings, webhook: str) -> dict[str, Any]:

@@ -4,7 +4,8 @@ Admission needs no Lease: a review reads the Geelark inventory, the PhoneClaim a
 it names, and the PhonePools and namespaces' labels. So each replica answers admission from
 these parts, from start-up to exit, and the Lease holder's reconciler (``runtime.Runtime``)
 uses the same Geelark client, inventory and API pool instead of opening its own: one Geelark
-rate limiter and one inventory cache per process, whether it leads or waits.
+rate limiter and one inventory cache per process, whether it leads or waits. Admission's own
+reads have a small API pool of their own, so no review waits behind the passes' calls.
 
 The pools and namespaces come from watches of their own (not kopf's, which only the holder
 runs): a standby that read them once would judge by pools that changed since.
@@ -39,9 +40,13 @@ from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.services.tenancy import Quota, Tenancy, TenancyView
 from phonefleet_operator.settings import GeelarkSettings, JobSettings, OperatorSettings
 
-__all__ = ["Replica"]
+__all__ = ["REVIEW_API_WORKERS", "Replica"]
 
 log = logging.getLogger(__name__)
+
+#: Threads of admission's API pool: a review reads a PhoneClaim and at most one binding, so
+#: a review waits on the API server; 2 threads took 5,000 reviews of a mass apply 100 s.
+REVIEW_API_WORKERS = 8
 
 
 def _ignore_wake(uid: str) -> None:
@@ -68,6 +73,9 @@ class Replica:
     #: The account and namespaces this operator serves: its webhooks review only those
     #: namespaces (docs/accounts.md).
     scope: AccountScope = field(default_factory=AccountScope)
+    #: The API pool of admission's reads (``REVIEW_API_WORKERS`` threads), apart from
+    #: ``caller``'s, which the Lease holder's passes use.
+    review_caller: ApiCaller | None = None
     _watches: list[ObjectWatch] = field(default_factory=list)
     _watch_client: WatchClient | None = None
 
@@ -92,7 +100,14 @@ class Replica:
             fence=fence,
         )
         kube = KubeGateway(caller)
-        pools = PoolGateway(caller)
+        # Reviews read on threads of their own. The API server holds a write until its review
+        # answers: queued behind the passes' calls (a thousand bindings applied at once), each
+        # review held its apply, up to the webhook's timeout.
+        reviews = ApiCaller(
+            load_api_client(REVIEW_API_WORKERS, settings.kubeconfig), REVIEW_API_WORKERS
+        )
+        review_kube = KubeGateway(reviews)
+        pools = PoolGateway(reviews)
         view = TenancyView()
         # Only Tenancy.refusal runs on this instance: its quota, claims and wake-ups (the
         # reconcile pass's part) stay unused, and it starts no pools' status reporter. It does
@@ -107,10 +122,10 @@ class Replica:
             wake=_ignore_wake,
             announce=False,
         )
-        admission = AdmissionService(inventory, kube, tenancy=tenancy)
+        admission = AdmissionService(inventory, review_kube, tenancy=tenancy)
         jobs = JobService.create(
-            kube=kube,
-            caller=caller,
+            kube=review_kube,
+            caller=reviews,
             tokens=JobTokens(),
             pods=ObservedPods(),
             settings=job_settings,
@@ -118,7 +133,18 @@ class Replica:
         )
         scope = AccountScope.of(settings.account, namespaces)
         return cls(
-            settings, geelark, health, client, inventory, caller, kube, admission, jobs, view, scope
+            settings,
+            geelark,
+            health,
+            client,
+            inventory,
+            caller,
+            kube,
+            admission,
+            jobs,
+            view,
+            scope,
+            review_caller=reviews,
         )
 
     @property
@@ -271,3 +297,5 @@ class Replica:
         await self.geelark.close()
         await self.kube.close()  # its Events' own threads and connections
         self.caller.close()
+        if self.review_caller is not None:
+            self.review_caller.close()

@@ -130,3 +130,14 @@ def test_the_registration_is_the_same_whichever_replica_writes_it() -> None:
     one = OperatorSettings(webhook_addr="10.0.0.1")
     two = OperatorSettings(webhook_addr="10.0.0.2")
     assert validating_webhooks(one, "Q0E=") == validating_webhooks(two, "Q0E=")
+
+
+def test_updates_that_keep_the_spec_are_not_sent_for_review() -> None:
+    """The reviews judge the spec only: both webhooks match creates, and updates whose spec
+    changed (tests/integration/operator/test_admission_spec_writes.py runs it on the API server)."""
+    for hook in validating_webhooks(OperatorSettings(), "Q0E="):
+        (condition,) = hook["matchConditions"]
+        assert condition["expression"] == (
+            "request.operation != 'UPDATE' || !has(object.spec) || !has(oldObject.spec)"
+            " || object.spec != oldObject.spec"
+        )

@@ -20,7 +20,7 @@ from phonefleet_testbed.leftovers import make_run_folder
 from phonefleet_testbed.lifecycle import StartStop
 from phonefleet_testbed.processes import ManagedProcess, ProcessGroup, free_port
 
-__all__ = ["KWOK_NODE_NAME", "ControlPlane"]
+__all__ = ["KWOK_NODE_NAME", "PROFILING_ENV", "ControlPlane"]
 
 KWOK_NODE_NAME = "kwok-node-0"
 
@@ -30,6 +30,9 @@ _SERVICE_CIDR = "10.0.0.0/24"
 _POD_CIDR = "127.244.0.0/16"
 _KWOK_NODE_IP = "127.244.0.1"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+# Set to 1 by the bench's `--apiserver-profile` only: serves /debug/pprof on the API server (to
+# system:masters, as every non-resource URL here). Tests and the dev environment keep it off.
+PROFILING_ENV = "PHONEFLEET_TESTBED_APISERVER_PROFILING"
 
 # One simulated node with room for a large fleet. No taint: pods schedule onto it as they would
 # onto a real node, and KWOK (which owns nodes carrying this annotation) plays their kubelet.
@@ -196,7 +199,7 @@ class ControlPlane(StartStop):
                 f"--kubelet-client-certificate={pki / 'admin.crt'}",
                 f"--kubelet-client-key={pki / 'admin.key'}",
                 "--enable-aggregator-routing=true",
-                "--profiling=false",
+                f"--profiling={str(os.environ.get(PROFILING_ENV) == '1').lower()}",
                 "--max-requests-inflight=800",
                 "--max-mutating-requests-inflight=400",
             ],
