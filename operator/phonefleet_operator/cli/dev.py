@@ -115,8 +115,7 @@ def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_d
         if not real_node:
             click.echo(
                 "Worker pods only look Running on the KWOK node: try PhoneJobs with --real-node "
-                "or `phonefleet dev demo` (here a PhoneJob goes to a loopback pod IP where no "
-                "worker listens, and is refused)."
+                "or `phonefleet dev demo` (here a PhoneJob goes to a pod IP that exists nowhere)."
             )
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")

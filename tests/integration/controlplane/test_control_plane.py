@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 
 from phonefleet_testbed.controlplane import KWOK_NODE_NAME, ControlPlane
@@ -176,18 +175,3 @@ def test_a_pod_is_scheduled_and_reaches_running_on_the_kwok_node(
     assert pod["spec"]["nodeName"] == KWOK_NODE_NAME  # type: ignore[index]
     ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}  # type: ignore[index]
     assert ready["Ready"] == "True"
-
-
-def test_a_pod_on_the_kwok_node_has_an_address_that_cannot_leave_the_machine(
-    kubectl: Kubectl, namespace: str
-) -> None:
-    """The operator sends PhoneJobs to a worker pod's IP: on the simulated node that IP is a
-    loopback one, so a request to it is refused here rather than routed off the machine."""
-    kubectl("apply", "-n", namespace, "-f", "-", input_text=json.dumps(make_pod("addressed")))
-
-    def address() -> str | None:
-        pod = kubectl.get("pod", "addressed", namespace)
-        return (pod or {}).get("status", {}).get("podIP") or None
-
-    ip = wait_for(address, 60, message="pod addressed to have an IP")
-    assert ipaddress.ip_address(ip).is_loopback, ip

@@ -25,10 +25,7 @@ __all__ = ["KWOK_NODE_NAME", "PROFILING_ENV", "ControlPlane"]
 KWOK_NODE_NAME = "kwok-node-0"
 
 _SERVICE_CIDR = "10.0.0.0/24"
-# Pods on the simulated node get loopback addresses: a request to one (the operator hands PhoneJobs
-# to a worker pod's IP) ends on this machine, refused, instead of following the default route out.
-_POD_CIDR = "127.244.0.0/16"
-_KWOK_NODE_IP = "127.244.0.1"
+_POD_CIDR = "10.244.0.0/16"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Set to 1 by the bench's `--apiserver-profile` only: serves /debug/pprof on the API server (to
 # system:masters, as every non-resource URL here). Tests and the dev environment keep it off.
@@ -291,7 +288,7 @@ class ControlPlane(StartStop):
                 f"--config={stages}",
                 f"--manage-single-node={KWOK_NODE_NAME}",
                 f"--cidr={_POD_CIDR}",
-                f"--node-ip={_KWOK_NODE_IP}",
+                "--node-ip=10.244.0.1",
                 "--node-lease-duration-seconds=40",
                 "--server-address=127.0.0.1:0",
             ],
