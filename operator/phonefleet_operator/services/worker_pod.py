@@ -110,6 +110,16 @@ class WorkerPodStep:
             return next_periodic_check(report.now, s.running_recheck_seconds)
         return await self._not_ready(live, phone, report)
 
+    def ready_in_view(self, binding: PhoneBinding, phone_id: str) -> bool:
+        """The binding's pod for ``phone_id``, as the pods watch last showed it, is current,
+        ready and not being deleted (the power step takes it as word that the phone runs)."""
+        live = self._pods.get(binding.namespace, pod_name(binding.name))
+        return (
+            live is not None
+            and not _in_transition(live)
+            and not outdated(live, self._desired_hash(binding, phone_id))
+        )
+
     def forget(self, uid: str) -> None:
         """The binding ``uid`` is gone: drop its pod's memoised spec hash."""
         self._hashes.pop(uid, None)
