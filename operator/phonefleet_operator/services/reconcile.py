@@ -75,8 +75,12 @@ class BindingReconciler:
             kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
         )
         self._written = WrittenStatuses()
-        # A pod's start is at most its fallback poll away: a hold never delays a pass.
-        self._held = HeldStatuses(limit=settings.pod_poll_seconds)
+        # A pod's start is at most its fallback poll away: a hold never delays a pass. A pod
+        # still in the cluster's queues is held as long as a worker may stay not ready.
+        self._held = HeldStatuses(
+            limit=settings.pod_poll_seconds,
+            queued_limit=settings.worker_unready_threshold_seconds,
+        )
         self._release = Release(
             directory=directory,
             power=power,
