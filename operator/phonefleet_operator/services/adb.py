@@ -22,7 +22,6 @@ from phonefleet_operator.geelark import PHONE_NOT_RUNNING, Phone
 from phonefleet_operator.models import AdbConnection, ConditionType, Phase, PhoneBinding, rfc3339
 from phonefleet_operator.render import adb_secret_name, build_adb_secret
 from phonefleet_operator.services.jobs.tokens import JobTokens
-from phonefleet_operator.services.pod_lane import PodLane
 from phonefleet_operator.services.ports import Kube, PhonePower
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.settings import OperatorSettings
@@ -48,12 +47,9 @@ class AdbStep:
         kube: Kube,
         settings: OperatorSettings,
         job_tokens: JobTokens | None = None,
-        lane: PodLane | None = None,
     ) -> None:
         self._power = power
         self._kube = kube
-        # Secrets are written a lane's width at a time, each followed by its pod (pod_lane.py).
-        self._lane = lane
         self._settings = settings
         self._job_tokens = job_tokens or JobTokens()
         # When ADB was last switched on, per phone (in memory: a restart asks once more).
@@ -142,8 +138,6 @@ class AdbStep:
             ip=endpoint.ip, port=str(endpoint.port), password=endpoint.password, phone_id=phone.id
         )
         token = self._job_tokens.token_for(binding.namespace, binding.name, binding.uid)
-        if self._lane is not None:
-            await self._lane.enter(binding.uid)
         await self._kube.put_secret(build_adb_secret(binding, connection, token))
         report.phone(adb_provisioned_at=rfc3339(report.now))
         report.event(

@@ -27,7 +27,6 @@ from phonefleet_operator.services.claims import BindingRef, ClaimService, bindin
 from phonefleet_operator.services.conflict import ConflictStep
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
-from phonefleet_operator.services.pod_lane import PodLane
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import PowerStep
 from phonefleet_operator.services.release import Release, last_ran, stops
@@ -39,10 +38,6 @@ from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
 from phonefleet_operator.settings import OperatorSettings
 
 __all__ = ["BindingReconciler", "binding_ref", "pod_is_ready"]
-
-#: Bindings in the pod lane (pod_lane.py) per API thread: each has two calls to make (its
-#: Secret, then its pod), so four per thread keep the pool busy with a short queue.
-POD_LANE_PER_API_THREAD = 4
 
 
 class BindingReconciler:
@@ -67,9 +62,7 @@ class BindingReconciler:
         self._claims = claims
         self._settings = settings
         self._clock = clock
-        # Wider than the API pool, so that it stays busy (docs/scale.md, "Round 7b").
-        self._lane = PodLane(POD_LANE_PER_API_THREAD * settings.kube_api_workers)
-        self._adb = AdbStep(power, kube, settings, job_tokens, self._lane)
+        self._adb = AdbStep(power, kube, settings, job_tokens)
         self._powers = PowerStep(power, settings, self._adb, clock)
         self._worker_pods = WorkerPodStep(
             kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
@@ -117,8 +110,6 @@ class BindingReconciler:
             delay = await self._converge(binding, waiters, report)
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
-        finally:
-            self._lane.leave(binding.uid)
         delay = self._held.settle(binding.uid, report, delay, self._clock().timestamp())
         self._written.remember(binding.uid, body_status, report)
         return report, delay
@@ -145,7 +136,6 @@ class BindingReconciler:
             "powerMemories": self._powers.tracked(),
             "adbSwitchedOn": self._adb.tracked(),
             "podSpecHashes": self._worker_pods.tracked(),
-            "podLane": len(self._lane),
         }
 
     # ------------------------------------------------------------------ the steps
