@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from bench.kube import KubeApi, run_parallel
+from bench.kube import KubeApi, run_parallel, writes_in
 from bench.tracking import Tracker, percentiles, wait_done, watch_into
 from phonefleet_operator import constants as c
 from phonefleet_operator.models import AdbConnection, PhoneBinding
@@ -94,6 +94,8 @@ class CeilingResult:
     errors: list[str]
     cpu_seconds: dict[str, float]
     converged_at: list[float]
+    #: Every client's writes until the last pod ran (the scheduler's and KWOK's included).
+    api_writes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The figures as JSON."""
@@ -105,6 +107,7 @@ class CeilingResult:
             "convergenceLatencySeconds": self.convergence_latency,
             "milestones": self.milestones,
             "errors": self.errors[:10],
+            "apiWrites": self.api_writes,
             "cpuSeconds": self.cpu_seconds,
             # Seconds after the start at which each pod ran, in order (bench/plots.py).
             "convergedAtSeconds": self.converged_at,
@@ -137,6 +140,7 @@ async def run_ceiling(
         return create
 
     async with watch_into(api, pods, tracker.on_pod) as watch:
+        writes_before = writes_in(await api.request_counts())
         cpu.start()
         started = time.monotonic()
         errors = await run_parallel((job(i) for i in items), concurrency)
@@ -144,6 +148,7 @@ async def run_ceiling(
             await wait_done(tracker, [watch], wait_seconds)
         ended = tracker.last_converged or time.monotonic()
         used = cpu.read()
+        writes = writes_in(await api.request_counts()) - writes_before
     return CeilingResult(
         converged=tracker.converged_count,
         seconds=ended - started,
@@ -153,6 +158,7 @@ async def run_ceiling(
         milestones=tracker.milestones(started),
         errors=[str(e) for e in errors],
         cpu_seconds=used,
+        api_writes=writes,
         converged_at=sorted(
             round(i.converged - started, 2)
             for i in tracker.items.values()

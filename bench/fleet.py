@@ -19,7 +19,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.churn import CHURN_LABEL, run_churn
-from bench.kube import KubeApi, run_parallel
+from bench.kube import KubeApi, run_parallel, writes_in
+from bench.pipeline import adb_reads, pipeline
 from bench.process_stats import CpuClock, ProcessSampler
 from bench.tracking import Tracker, percentiles, wait_done, watch_into
 from phonefleet_operator import constants as c
@@ -84,6 +85,8 @@ class OperatorResult:
     settings: dict[str, str] = field(default_factory=dict)
     churn: Obj = field(default_factory=dict)
     reconcile_passes: dict[str, float] = field(default_factory=dict)
+    pod_pipeline: Obj = field(default_factory=dict)
+    """Each binding's way from its ADB read to Ready, step by step (bench.pipeline)."""
     geelark_calls: list[list[Any]] = field(default_factory=list)
     """The simulator's log of the calls served up to convergence: [seconds after the apply
     began, endpoint, phones named], one per call (the timeline's 1 s samples stretch under load;
@@ -121,6 +124,7 @@ class OperatorResult:
             "reconcilePassesConvergence": self.reconcile_passes,
             "timeline": self.timeline,
             "geelarkCalls": self.geelark_calls,
+            "podPipeline": self.pod_pipeline,
             "churn": self.churn,
         }
 
@@ -267,28 +271,38 @@ def _split(
     return churned, frozenset(name for name, _ in bindings[len(churned) :])
 
 
+#: The timeline reads the API server's request counts every this many samples (its /metrics
+#: is a few MB: every second would add to the load it measures).
+WRITES_EVERY = 5
+
+
 async def _timeline(
     admin: SimulatorAdmin,
     tracker: Tracker,
     sampler: ProcessSampler,
     start: float,
     into: list[Obj],
+    *,
+    api: KubeApi,
+    writes_before: int,
 ) -> None:
     while True:
         snapshot = await asyncio.to_thread(admin.counters)
         rss = sampler.samples[-1][1] if sampler.samples else 0
-        into.append(
-            {
-                "t": round(time.monotonic() - start, 1),
-                "converged": tracker.converged_count,
-                "podsCreated": sum(i.pod_created is not None for i in tracker.items.values()),
-                "geelarkCalls": snapshot.total,
-                "geelarkCallsByEndpoint": {
-                    path.rsplit("/v1/", 1)[-1]: count for path, count in snapshot.requests.items()
-                },
-                "operatorRssMiB": round(rss / 1024),
-            }
-        )
+        row: Obj = {
+            "t": round(time.monotonic() - start, 1),
+            "converged": tracker.converged_count,
+            "podsCreated": sum(i.pod_created is not None for i in tracker.items.values()),
+            "geelarkCalls": snapshot.total,
+            "geelarkCallsByEndpoint": {
+                path.rsplit("/v1/", 1)[-1]: count for path, count in snapshot.requests.items()
+            },
+            "operatorRssMiB": round(rss / 1024),
+        }
+        if len(into) % WRITES_EVERY == 0:
+            # Every client's writes so far (bench.report's "API side" line: writes per second).
+            row["apiWrites"] = writes_in(await api.request_counts()) - writes_before
+        into.append(row)
         await asyncio.sleep(1.0)
 
 
@@ -357,7 +371,17 @@ async def run_operator(
             sampler.sample()
             plane_cpu.start()
             t0 = time.monotonic()
-            sampling = asyncio.create_task(_timeline(admin, tracker, sampler, t0, timeline))
+            sampling = asyncio.create_task(
+                _timeline(
+                    admin,
+                    tracker,
+                    sampler,
+                    t0,
+                    timeline,
+                    api=api,
+                    writes_before=writes_in(requests_before),
+                )
+            )
             try:
                 await _apply(api, base, namespace, bindings, concurrency, kept=kept)
                 applied = time.monotonic() - t0
@@ -434,4 +458,10 @@ async def run_operator(
             [round(call.at - t0, 2), call.endpoint.removeprefix("/open/v1/"), len(call.ids)]
             for call in served
         ],
+        pod_pipeline=pipeline(
+            tracker.items.values(),
+            adb_reads((call.at, call.endpoint, call.ids) for call in served),
+            t0,
+            [row["t"] for row in timeline],
+        ),
     )

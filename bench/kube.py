@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-__all__ = ["ApiError", "KubeApi", "WatchEvent", "run_parallel"]
+__all__ = ["WRITE_VERBS", "ApiError", "KubeApi", "WatchEvent", "run_parallel", "writes_in"]
 
 Obj = dict[str, Any]
 
@@ -39,7 +39,17 @@ class WatchEvent:
     received: float
 
 
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
+
+
+def writes_in(counts: dict[str, int]) -> int:
+    """Every client's writes in ``KubeApi.request_counts`` (a failed one once, under its verb),
+    but the components' lease renewals (``PUT leases``: a clock, not work)."""
+    return sum(
+        count
+        for key, count in counts.items()
+        if key.split(" ", 1)[0] in WRITE_VERBS and key != "PUT leases"
+    )
 
 
 class KubeApi:
@@ -138,7 +148,7 @@ class KubeApi:
             key = f"{label.get('verb')} {label.get('resource')}"
             if label.get("subresource"):
                 key += f"/{label['subresource']}"
-            if label.get("verb") in _WRITES and label.get("code", "").startswith(("4", "5")):
+            if label.get("verb") in WRITE_VERBS and label.get("code", "").startswith(("4", "5")):
                 # Failed writes (a create answered 409, a patch refused) under their own key.
                 failed = f"failed {key} {label['code']}"
                 counts[failed] = counts.get(failed, 0) + int(float(value))

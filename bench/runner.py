@@ -98,6 +98,8 @@ def run(options: Options) -> Obj:
     floor = geelark_floor(n, result["options"], options.operator_env)
     converge = result["operator"].get("convergeSeconds")
     floor["ratio"] = round(converge / floor["seconds"], 2) if converge else None
+    documented = floor["documented"]
+    documented["ratio"] = round(converge / documented["seconds"], 2) if converge else None
     # The floor bounds the Geelark side: done once the last pod exists (its ADB data was read).
     done = next(
         (row["t"] for row in result["operator"].get("timeline", []) if row["podsCreated"] >= n),

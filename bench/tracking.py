@@ -46,6 +46,13 @@ class ItemTrack:
     ready: bool = False
     running: bool = False
     converged: float | None = None
+    #: The phone the binding's status names (bench.pipeline finds its ADB read by it).
+    phone_id: str | None = None
+    #: First seen bound to a node (kube-scheduler), Running and Ready (KWOK), and the
+    #: binding first Ready: the pod pipeline's milestones (bench.pipeline).
+    pod_scheduled: float | None = None
+    pod_running: float | None = None
+    ready_at: float | None = None
 
 
 @dataclass
@@ -77,6 +84,10 @@ class Tracker:
         if item.created is None and event.type in ("ADDED", "MODIFIED"):
             item.created = event.received
         item.ready = event.type != "DELETED" and binding_ready(event.object)
+        if item.ready and item.ready_at is None:
+            item.ready_at = event.received
+        phone = ((event.object.get("status") or {}).get("phone") or {}).get("id")
+        item.phone_id = phone or item.phone_id
         self._check(item, event.received)
 
     def on_pod(self, event: WatchEvent) -> None:
@@ -88,6 +99,10 @@ class Tracker:
         if item.pod_created is None and event.type in ("ADDED", "MODIFIED"):
             item.pod_created = event.received
         item.running = event.type != "DELETED" and pod_runs_on(event.object, self.node)
+        if item.pod_scheduled is None and event.object.get("spec", {}).get("nodeName"):
+            item.pod_scheduled = event.received
+        if item.running and item.pod_running is None:
+            item.pod_running = event.received
         self._check(item, event.received)
 
     def mark_created(self, name: str, when: float) -> None:

@@ -82,6 +82,13 @@ def test_the_bench_converges_a_small_fleet_and_writes_every_figure(tmp_path: Pat
     # The Events posted after convergence are the convergence's: the steady window posts none.
     assert "POST events" not in operator["apiRequestsSteady"]
     assert figures["geelarkFloor"]["seconds"] > 0
+    assert figures["geelarkFloor"]["documented"]["ratio"] > 0
+    # Every binding's pod pipeline, step by step, from its ADB read to Ready.
+    steps = operator["podPipeline"]["steps"]
+    assert {step["bindings"] for step in steps.values()} == {N}, steps
+    assert "pod pipeline, p50 / p95 / max s (bindings): " in result.stdout
+    assert "API side: " in result.stdout
+    assert figures["ceiling"]["apiWrites"] >= 3 * N
     assert "steady API requests per binding per minute, by verb" in result.stdout
     assert set(operator["latencySeconds"]) == {"p50", "p95", "p99", "max"}
     assert figures["ceiling"]["converged"] == N

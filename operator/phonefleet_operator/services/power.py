@@ -100,7 +100,9 @@ class PowerStep:
         # next question is a status poll, which tells a phone booting from one stopped.
         self._switch_refused: set[str] = set()
 
-    async def bring_up(self, binding: PhoneBinding, phone: Phone, report: Report) -> float | None:
+    async def bring_up(
+        self, binding: PhoneBinding, phone: Phone, report: Report, *, worker_ready: bool = False
+    ) -> float | None:
         """The held phone running: None when it runs, else the seconds until the next pass.
 
         A phone that does not run loses its binding's ADB Secret (the data does not survive a
@@ -109,7 +111,7 @@ class PowerStep:
         nothing (:meth:`_confirmed_off`). An expired phone puts the binding in Error.
         """
         s = self._settings
-        power = await self._status(binding, phone.id, report.now)
+        power = await self._status(binding, phone.id, report.now, worker_ready=worker_ready)
         if (
             power is not Power.RUNNING
             and power is not Power.EXPIRED
@@ -172,7 +174,9 @@ class PowerStep:
             + len(self.boots)
         )
 
-    async def _status(self, binding: PhoneBinding, phone_id: str, now: datetime) -> Power:
+    async def _status(
+        self, binding: PhoneBinding, phone_id: str, now: datetime, *, worker_ready: bool = False
+    ) -> Power:
         """The phone's power state; a binding still coming up reuses a recent "running" answer.
 
         Until its pod is ready, a binding looks again every few seconds (ADB, then the pod).
@@ -184,7 +188,11 @@ class PowerStep:
         fetched again): the answer is trusted that long, if longer (in a large fleet the pods
         come up at the API server's pace, and each re-ask while they do is a call). The ADB
         data read that the Secret was written from (``status.phone.adbProvisionedAt``) is
-        Geelark's word that the phone ran then, as good as a status answer. A Running
+        Geelark's word that the phone ran then, as good as a status answer. So is the
+        binding's worker pod being ready (``worker_ready``): the worker is ready only while its
+        Appium session on this very phone is open, and the pod changes, waking the binding, when
+        that ends (in a large fleet, pods that ran long after their ADB read had their pass
+        ask Geelark first, behind the account's pace: docs/scale.md, "Round 7b"). A Running
         binding's periodic pass always asks.
 
         A phone started here is "starting" without a call while the boot clock says its boot
@@ -193,11 +201,15 @@ class PowerStep:
         moment = now.timestamp()
         if self._adb.found_not_running(phone_id):
             self._running_seen_at.pop(phone_id, None)  # an ADB read since said it does not run
+            worker_ready = False
         seen = self._running_seen_at.get(phone_id)
+        coming_up = binding.status.phase != Phase.RUNNING
+        if coming_up and worker_ready:
+            return Power.RUNNING
         if (
             seen is not None
             and moment - max(seen, _provisioned_at(binding)) < self._running_trusted_for(binding)
-            and binding.status.phase != Phase.RUNNING
+            and coming_up
         ):
             return Power.RUNNING
         if self.boots.remaining(phone_id, self._now()) > 0:

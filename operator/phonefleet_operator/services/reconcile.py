@@ -68,8 +68,12 @@ class BindingReconciler:
             kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
         )
         self._written = WrittenStatuses()
-        # A pod's start is at most its fallback poll away: a hold never delays a pass.
-        self._held = HeldStatuses(limit=settings.pod_poll_seconds)
+        # A pod's start is at most its fallback poll away: a hold never delays a pass. A pod
+        # still in the cluster's queues is held as long as a worker may stay not ready.
+        self._held = HeldStatuses(
+            limit=settings.pod_poll_seconds,
+            queued_limit=settings.worker_unready_threshold_seconds,
+        )
         self._release = Release(
             directory=directory,
             power=power,
@@ -186,7 +190,8 @@ class BindingReconciler:
 
     async def _run(self, binding: PhoneBinding, phone: Phone, report: Report) -> float:
         """The held phone running, its ADB Secret written, then its worker pod."""
-        delay = await self._powers.bring_up(binding, phone, report)
+        worker_ready = self._worker_pods.ready_in_view(binding, phone.id)
+        delay = await self._powers.bring_up(binding, phone, report, worker_ready=worker_ready)
         if delay is None:
             delay = await self._adb.ready(binding, phone, report)
         if delay is None:

@@ -83,6 +83,9 @@ class Report:
     #: The status and Events are held back for a later pass to publish (``status_memo``'s
     #: ``HeldStatuses``): nothing is written or posted for this pass.
     held: bool = field(default=False, init=False)
+    #: The binding's pod waits in the cluster's queues: created, at most bound to its node,
+    #: no node has started it (``worker_pod``): its "pod starting" may be held longer.
+    pod_queued: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self.base = self.binding.status

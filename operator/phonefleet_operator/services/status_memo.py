@@ -103,13 +103,19 @@ class HeldStatuses:
     binding the API server already shows Bound to the same phone at the same generation, with no
     warning: the written status is then behind by progress within Bound only, and kstatus's
     ``Reconciling`` is True in both. A hold that would outlast ``limit`` is written (the pod is
-    slow to start: the reader should see why). Nothing is lost if the operator restarts during a
-    hold: the written status does not say the Secret was written, so the next operator reads the
-    ADB data again, writes the same Secret and finds the pod there.
+    slow to start: the reader should see why), unless the pod still waits in the cluster's
+    queues (``Report.pod_queued``: created or bound to its node, which has not started it; a
+    fleet's pods are created faster than they run): then it lasts up to ``queued_limit``, and
+    ends at the pod's next change that is not a start (a node taking it, the scheduler
+    refusing it), when the pass sees that the pod is no longer queued. Nothing is lost if the
+    operator restarts during a hold: the written status does not say the Secret was written,
+    so the next operator reads the ADB data again, writes the same Secret and finds the pod
+    there.
     """
 
-    def __init__(self, limit: float) -> None:
+    def __init__(self, limit: float, queued_limit: float | None = None) -> None:
         self._limit = limit
+        self._queued_limit = max(limit, queued_limit if queued_limit is not None else limit)
         self._held: dict[str, _Held] = {}
 
     def resume(self, binding: PhoneBinding, report: Report) -> PhoneBinding:
@@ -134,7 +140,8 @@ class HeldStatuses:
         that waited long for Geelark's answer starts its hold when it is done."""
         held = self._held.pop(uid, None)
         since = held.since if held is not None else now
-        left = self._limit - (now - since)
+        limit = self._queued_limit if report.pod_queued else self._limit
+        left = limit - (now - since)
         if left <= 0 or not _may_wait(report):
             return delay
         report.held = True

@@ -98,7 +98,7 @@ class WorkerPodStep:
         elif live is None:
             live = await self._read(namespace, name)
         if live is None:
-            return self._starting(name, report)
+            return self._starting(name, report, queued=True)
         if live["metadata"].get("deletionTimestamp"):
             report.phase(Phase.BOUND, "PodReplacing", f"Waiting for the old Pod {name} to go")
             return s.pod_poll_seconds
@@ -109,6 +109,16 @@ class WorkerPodStep:
             report.phase(Phase.RUNNING, "WorkerRunning", f"Pod {name} drives phone {phone.id}")
             return next_periodic_check(report.now, s.running_recheck_seconds)
         return await self._not_ready(live, phone, report)
+
+    def ready_in_view(self, binding: PhoneBinding, phone_id: str) -> bool:
+        """The binding's pod for ``phone_id``, as the pods watch last showed it, is current,
+        ready and not being deleted (the power step takes it as word that the phone runs)."""
+        live = self._pods.get(binding.namespace, pod_name(binding.name))
+        return (
+            live is not None
+            and not _in_transition(live)
+            and not outdated(live, self._desired_hash(binding, phone_id))
+        )
 
     def forget(self, uid: str) -> None:
         """The binding ``uid`` is gone: drop its pod's memoised spec hash."""
@@ -175,7 +185,7 @@ class WorkerPodStep:
         s = self._settings
         name = live["metadata"]["name"]
         if (live.get("status") or {}).get("phase") in (None, "Pending"):
-            return self._starting(name, report)
+            return self._starting(name, report, queued=_queued(live))
         failure = worker_failure(live)  # the worker's own words, when it left any
         reason, why = (failure.reason, failure.message) if failure else ("PodNotReady", "")
         message = f"Pod {name} is not ready" + (f": {why}" if why else "")
@@ -196,8 +206,10 @@ class WorkerPodStep:
         # Readiness changes wake the binding; the threshold passing does not, so look then.
         return s.pod_poll_seconds if stuck_in is None else min(s.pod_poll_seconds, stuck_in)
 
-    def _starting(self, name: str, report: Report) -> float:
-        """The pod ``name`` is starting: the binding is Bound and looks again in a poll."""
+    def _starting(self, name: str, report: Report, *, queued: bool) -> float:
+        """The pod ``name`` is starting: the binding is Bound and looks again in a poll.
+        ``queued``: no node has started it yet (see :func:`_queued`)."""
+        report.pod_queued = queued
         message = f"Pod {name} is starting"
         report.condition(ConditionType.WORKER_READY, "False", "PodStarting", message)
         report.phase(Phase.BOUND, "PodStarting", message)
@@ -216,6 +228,21 @@ class WorkerPodStep:
         if provisioned is not None:
             due = max(due, provisioned.timestamp() + threshold)
         return due - now.timestamp()
+
+
+def _queued(pod: dict[str, Any]) -> bool:
+    """The pod waits in the cluster's queues: the scheduler's (no condition yet), or its node's
+    (bound to it, ``PodScheduled`` its only condition, no container status). A node that takes
+    the pod writes its other conditions at once (a kubelet: ``Initialized``, ``Ready``
+    False, containers ``ContainerCreating``), and a pod the scheduler cannot place gets
+    ``PodScheduled`` False: neither is queued, and a reader should see why it waits."""
+    status = pod.get("status") or {}
+    if status.get("containerStatuses"):
+        return False
+    return all(
+        item.get("type") == "PodScheduled" and item.get("status") == "True"
+        for item in status.get("conditions") or ()
+    )
 
 
 def _in_transition(pod: dict[str, Any]) -> bool:

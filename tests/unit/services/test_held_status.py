@@ -97,15 +97,46 @@ async def test_the_way_to_running_writes_the_status_twice_and_posts_two_events(
     assert phones.count("adb_endpoint") == 1  # the held status said the Secret was written
 
 
+def _taken_by_its_node(kube: FakeKube, pods: ObservedPods) -> None:
+    """A kubelet took the pod and pulls its image: Pending, not ready, containers creating."""
+    kube.pods[POD]["status"] = {
+        "phase": "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "Ready", "status": "False"},
+        ],
+        "containerStatuses": [
+            {"name": "worker", "state": {"waiting": {"reason": "ContainerCreating"}}}
+        ],
+    }
+    pods.saw(kube.pods[POD])
+
+
+def _scheduled(kube: FakeKube, pods: ObservedPods) -> None:
+    """The scheduler bound the pod to its node, which has not taken it yet."""
+    kube.pods[POD]["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "True"}],
+    }
+    pods.saw(kube.pods[POD])
+
+
 async def test_a_pod_slower_than_its_poll_has_its_status_written_then(
-    reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
+    reconciler: BindingReconciler,
+    kube: FakeKube,
+    phones: FakePhones,
+    pods: ObservedPods,
+    clock: Clock,
 ) -> None:
-    """The hold lasts at most pod_poll_seconds from the pass that created the pod: the pass it
-    asks for then writes "pod starting" with the Secret's time and posts its Event."""
+    """The hold lasts at most pod_poll_seconds from the pass that created the pod once its node
+    has taken it (pulling its image): the pass it asks for then writes "pod starting" with the
+    Secret's time and posts its Event."""
     limit = reconciler._settings.pod_poll_seconds
     binding, _, delay, _ = await _to_the_pod(reconciler, phones, clock)
     assert delay <= limit
     clock.advance(limit / 2)
+    _taken_by_its_node(kube, pods)
     binding, report, delay = await step(reconciler, binding)
     assert report.held
     assert delay <= limit / 2
@@ -247,3 +278,75 @@ async def test_a_binding_deleted_during_the_hold_loses_its_pod_secret_claim_and_
     assert "100" not in kube.claims
     assert phones.count("stop") == 1
     assert reconciler.tracked()["heldStatuses"] == 0
+
+
+async def test_a_pod_waiting_in_the_clusters_queues_is_held_until_it_runs(
+    reconciler: BindingReconciler,
+    kube: FakeKube,
+    phones: FakePhones,
+    pods: ObservedPods,
+    clock: Clock,
+) -> None:
+    """A fleet's pods are created faster than they run: the pod waits for the scheduler, then
+    for its node, six polls long. Nothing is written while it waits; Running writes it all
+    once, with one Event."""
+    binding, _, delay, writes = await _to_the_pod(reconciler, phones, clock)
+    passes = 0
+    while passes < 6:
+        clock.advance(delay)
+        if passes == 3:
+            _scheduled(kube, pods)
+        binding, report, delay = await step(reconciler, binding)
+        assert report.held, passes
+        assert report.status_patch() is None
+        passes += 1
+    _running(kube, pods)
+    binding, report, _ = await step(reconciler, binding)
+    assert writes == 1
+    assert binding.status.phase == "Running"
+    assert [event.reason for event in report.postings()] == ["WorkerRunning"]
+    assert phones.count("adb_endpoint") == 1
+
+
+async def test_a_queued_pod_has_its_status_written_after_a_worker_s_unready_threshold(
+    reconciler: BindingReconciler,
+    kube: FakeKube,
+    phones: FakePhones,
+    pods: ObservedPods,
+    clock: Clock,
+) -> None:
+    """A pod nobody schedules (the scheduler is down) is held no longer than a worker may stay
+    not ready: then "pod starting" is written, with its Event."""
+    threshold = reconciler._settings.worker_unready_threshold_seconds
+    binding, _, delay, _ = await _to_the_pod(reconciler, phones, clock)
+    waited = 0.0
+    report = None
+    while waited < threshold:
+        clock.advance(delay)
+        waited += delay
+        binding, report, delay = await step(reconciler, binding)
+        assert report.held == (waited < threshold), waited
+    assert report is not None
+    assert binding.status.message == "Pod alpha-worker is starting"
+    assert _reasons(report) == ["CreatedPod"]
+
+
+async def test_a_pod_the_scheduler_refuses_ends_the_queued_hold(
+    reconciler: BindingReconciler,
+    kube: FakeKube,
+    phones: FakePhones,
+    pods: ObservedPods,
+    clock: Clock,
+) -> None:
+    """The scheduler cannot place the pod (PodScheduled False) after the poll's limit: the pass
+    its change wakes writes "pod starting" at once."""
+    binding, _, _, _ = await _to_the_pod(reconciler, phones, clock)
+    clock.advance(2 * reconciler._settings.pod_poll_seconds)
+    kube.pods[POD]["status"] = {
+        "phase": "Pending",
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}],
+    }
+    pods.saw(kube.pods[POD])
+    binding, report, _ = await step(reconciler, binding)
+    assert not report.held
+    assert binding.status.message == "Pod alpha-worker is starting"
