@@ -39,3 +39,12 @@ async def until(
         if between is not None:
             between()
         await asyncio.sleep(every)
+
+
+async def let_virtual_time_pass(seconds: float) -> None:
+    """Let ``seconds`` pass on looptime's virtual clock while the loop's tasks run: the code's
+    own timers (a retry, a renewal, a stand-in's answer delay) fire as they come due, and no
+    wall time passes. Refuses a loop whose clock is real, so it can never become a pause."""
+    loop = asyncio.get_running_loop()
+    assert getattr(loop, "looptime_on", False), "needs looptime's virtual clock (mark: looptime)"
+    await asyncio.sleep(seconds)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from loop_order import let_virtual_time_pass, loop_caught_up
 
 from phonefleet_operator import leadership
 from phonefleet_operator.errors import KubernetesUnavailable, ReplicaStopping
@@ -54,7 +55,7 @@ class Lock:
 
     async def try_acquire_or_renew(self) -> bool:
         asked = asyncio.get_running_loop().time()
-        await asyncio.sleep(self.answer_seconds)
+        await let_virtual_time_pass(self.answer_seconds)
         if len(self.asked_at) < self.renewals:
             self.asked_at.append(asked)
             return True
@@ -121,7 +122,7 @@ def stubborn_kopf(
             while True:
                 with contextlib.suppress(Exception):  # the worst case: it ignores refusals
                     await caller(server.create_namespaced_pod)
-                await asyncio.sleep(1)
+                await let_virtual_time_pass(1)
         finally:
             ended.append(asyncio.get_running_loop().time())
 
@@ -200,7 +201,7 @@ async def test_a_kopf_that_stops_when_asked_stops_gracefully_and_reads_still_pas
                 refusals.append(str(refused))
                 await stop.wait()
                 return
-            await asyncio.sleep(1)
+            await let_virtual_time_pass(1)
 
     code = await lead(lock, caller, operator)
 
@@ -230,7 +231,7 @@ async def test_a_write_queued_before_the_loss_is_refused_when_its_turn_comes() -
     try:
         busy = asyncio.ensure_future(caller(read_namespaced_pod))
         queued = asyncio.ensure_future(caller(server.create_namespaced_pod))
-        await asyncio.sleep(0)
+        await loop_caught_up()
         caller.fence.close("this replica lost Lease x/y and is stopping")
         release.set()
         await busy

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from loop_order import let_virtual_time_pass
 
 from phonefleet_operator import leadership
 from phonefleet_operator.errors import KubernetesUnavailable
@@ -85,7 +86,7 @@ async def test_an_operator_that_fails_exits_non_zero_says_why_and_gives_the_leas
     lock = Lock(renewals=100, then="fail")
 
     async def operator(stop: asyncio.Event) -> None:
-        await asyncio.sleep(5)
+        await let_virtual_time_pass(5)
         raise RuntimeError("kopf fell over")
 
     code = await within(leadership._lead(lock, SETTINGS, operator, Fence(), 0.0), 600)  # type: ignore[arg-type]

@@ -10,7 +10,6 @@ the list of events it would send, pumped into the supervisor by the test.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import itertools
 import logging
@@ -18,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from loop_order import until
+from loop_order import let_virtual_time_pass, until
 
 from phonefleet_operator.constants import FINALIZER
 from phonefleet_operator.errors import KubernetesUnavailable, ReplicaStopping, TemporaryFault
@@ -321,7 +320,7 @@ async def test_a_pass_refused_because_the_replica_lost_the_lease_parks_its_loop_
     operator.pump()
     operator.wakeups.wake("uid-1")
     await until(lambda: len(operator.passes) == 2, operator.pump)
-    await asyncio.sleep(3600)  # the virtual clock: an hour in which a retry would have come
+    await let_virtual_time_pass(3600)  # an hour in which a retry would have come
     assert len(operator.passes) == 2  # parked: not retried
     assert "uid-1" in operator.loops
 
