@@ -29,6 +29,7 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "NotFound",
+    "create_or_update",
     "fault_reason",
     "is_conflict",
     "is_not_found",
@@ -198,6 +199,28 @@ async def or_none(call: Awaitable[T], *, on: Collection[int] = (NotFound,)) -> T
         if error.status in on:
             return None
         raise
+
+
+#: Create-then-update rounds of :func:`create_or_update` before it gives up.
+_CREATE_OR_UPDATE_ROUNDS = 3
+
+
+async def create_or_update(
+    create: Callable[[], Awaitable[object]],
+    update: Callable[[], Awaitable[object]],
+    *,
+    what: str,
+    updated: str,
+) -> None:
+    """Create an object, or update the one of that name (409 on the create). One deleted between
+    the two (404 on the update: someone else removed it) is created again, a few rounds at most;
+    then :class:`KubernetesUnavailable` says ``what`` "was deleted each time it was ``updated``"."""
+    for _ in range(_CREATE_OR_UPDATE_ROUNDS):
+        if await succeeded(create(), unless=(Conflict,)) or await succeeded(
+            update(), unless=(NotFound,)
+        ):
+            return
+    raise KubernetesUnavailable(f"{what} was deleted each time it was {updated}", delay=5)
 
 
 async def succeeded(call: Awaitable[object], *, unless: Collection[int]) -> bool:

@@ -10,12 +10,12 @@ from typing import Any
 from kubernetes import client
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import (
     ApiCaller,
     ApiGateway,
     Conflict,
     NotFound,
+    create_or_update,
     or_none,
     succeeded,
 )
@@ -32,9 +32,6 @@ from phonefleet_operator.telemetry import (
 __all__ = ["KubeGateway"]
 
 Obj = dict[str, Any]
-
-#: Create-then-replace rounds of ``put_secret`` before it gives up (someone else deletes it).
-_PUT_TRIES = 3
 
 
 class KubeGateway(ApiGateway):
@@ -229,17 +226,11 @@ class KubeGateway(ApiGateway):
         """Create the Secret, or replace the one of that name (one deleted between the two is
         created again, a few times at most)."""
         namespace, name = secret["metadata"]["namespace"], secret["metadata"]["name"]
-        for _ in range(_PUT_TRIES):
-            if await succeeded(
-                self._call(self._core.create_namespaced_secret, namespace, secret),
-                unless=(Conflict,),
-            ) or await succeeded(
-                self._call(self._core.replace_namespaced_secret, name, namespace, secret),
-                unless=(NotFound,),
-            ):
-                return
-        raise KubernetesUnavailable(
-            f"Secret {namespace}/{name} was deleted each time it was replaced", delay=5
+        await create_or_update(
+            lambda: self._call(self._core.create_namespaced_secret, namespace, secret),
+            lambda: self._call(self._core.replace_namespaced_secret, name, namespace, secret),
+            what=f"Secret {namespace}/{name}",
+            updated="replaced",
         )
 
     async def delete_secret(self, namespace: str, name: str) -> None:

@@ -9,23 +9,17 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import (
     ApiCaller,
-    Conflict,
-    NotFound,
+    create_or_update,
     is_conflict,
     is_not_found,
     or_none,
-    succeeded,
 )
 
 __all__ = ["Leftover", "WebhookConfigurations"]
 
 Obj = dict[str, Any]
-
-#: Create-then-patch rounds of ``ensure_validating`` before it gives up (someone else deletes it).
-_ENSURE_TRIES = 3
 
 
 class Leftover(Enum):
@@ -65,23 +59,16 @@ class WebhookConfigurations:
             "metadata": {"name": name},
             "webhooks": webhooks,
         }
-        for _ in range(_ENSURE_TRIES):
-            if await succeeded(
-                self._call(self._api.create_validating_webhook_configuration, body),
-                unless=(Conflict,),
-            ) or await succeeded(
-                self._call(
-                    self._api.patch_validating_webhook_configuration,
-                    name,
-                    {"webhooks": webhooks},
-                    _content_type="application/merge-patch+json",
-                ),
-                unless=(NotFound,),
-            ):
-                return
-        raise KubernetesUnavailable(
-            f"ValidatingWebhookConfiguration {name} was deleted each time it was patched",
-            delay=5,
+        await create_or_update(
+            lambda: self._call(self._api.create_validating_webhook_configuration, body),
+            lambda: self._call(
+                self._api.patch_validating_webhook_configuration,
+                name,
+                {"webhooks": webhooks},
+                _content_type="application/merge-patch+json",
+            ),
+            what=f"ValidatingWebhookConfiguration {name}",
+            updated="patched",
         )
 
     async def remove_empty_mutating(self, name: str) -> Leftover:
