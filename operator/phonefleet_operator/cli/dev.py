@@ -114,8 +114,9 @@ def up(phones: int, boot_seconds: float, samples: bool, real_node: bool, state_d
         click.echo(f"  phones          {'; '.join(seeded) or 'none (add them: docs/tenancy.md)'}")
         if not real_node:
             click.echo(
-                "Worker pods only look Running on the KWOK node: try PhoneJobs with --real-node "
-                "or `phonefleet dev demo` (here a PhoneJob goes to a pod IP that exists nowhere)."
+                "Worker pods on the KWOK node run nothing and get no pod IP: a PhoneJob here "
+                "waits (reason WorkerWithoutIP) and is sent nowhere. Jobs run on a real node: "
+                "`make demo` (root), or `phonefleet dev up --real-node`."
             )
         click.echo(f"In another shell: eval $(phonefleet dev env)   [{env_file}]")
         click.echo("Press Ctrl+C to stop everything.")

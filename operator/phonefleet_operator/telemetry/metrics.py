@@ -38,6 +38,7 @@ __all__ = [
     "RECONCILE_PASSES",
     "UNBOUND_RUNNING_LONGEST",
     "UNBOUND_RUNNING_PHONES",
+    "WORKER_REQUESTS",
     "RateBudget",
     "count_calls",
     "count_creates",
@@ -102,6 +103,10 @@ CLAIMS_LOST: Final = Counter(
 )
 PODS_CREATED: Final = Counter("phonefleet_pods_created", "Worker pods created.")
 PODS_DELETED: Final = Counter("phonefleet_pods_deleted", "Worker pod deletions requested.")
+WORKER_REQUESTS: Final = Counter(
+    "phonefleet_worker_requests",
+    "HTTP requests to workers' job endpoints (validate, deliver, follow, cancel), answered or not.",
+)
 
 # ----------------------------------------------------------------------------- replicas
 

@@ -18,6 +18,7 @@ import aiohttp
 
 from phonefleet_operator.errors import TemporaryFault
 from phonefleet_operator.fence import Fence
+from phonefleet_operator.telemetry.metrics import WORKER_REQUESTS
 
 __all__ = ["MAX_ANSWER_BYTES", "Answer", "WorkerClient", "WorkerUnreachable"]
 
@@ -94,6 +95,7 @@ class WorkerClient:
                 timeout=self._timeout, connector=aiohttp.TCPConnector(limit=self._limit)
             )
         self.requests += 1
+        WORKER_REQUESTS.inc()  # before the connect: an attempt counts whether it is answered
         headers = {"Authorization": f"Bearer {token}"}
         try:
             # No redirects: a worker runs its tenant's image, and must not send the operator's

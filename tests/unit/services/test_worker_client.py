@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from prometheus_client import REGISTRY
 
 from phonefleet_operator.errors import ReplicaStopping
 from phonefleet_operator.fence import Fence
 from phonefleet_operator.workers import WorkerClient, WorkerUnreachable
 from phonefleet_operator.workers.client import MAX_ANSWER_BYTES
+from phonefleet_testbed.processes import free_port
 
 
 @pytest.fixture
@@ -130,3 +132,19 @@ async def test_a_closed_fence_stops_deliveries_and_cancels_but_not_questions(
     finally:
         await client.close()
     assert hits == ["POST /v1/validate", "GET /v1/attempts/a-1"]
+
+
+async def test_a_request_counts_in_the_metric_even_when_nothing_answers() -> None:
+    """``phonefleet_worker_requests_total`` counts a call before its connection is tried: the
+    dev environment's test reads it as "the operator tried no worker", which must not hide a
+    try that failed (a closed loopback port here)."""
+    port = free_port()  # closed again once returned: nothing listens there
+    client = WorkerClient(timeout_seconds=10)
+    before = REGISTRY.get_sample_value("phonefleet_worker_requests_total")
+    try:
+        with pytest.raises(WorkerUnreachable):
+            await client.validate(f"http://127.0.0.1:{port}", "t", "probe-post", {})
+    finally:
+        await client.close()
+    assert before is not None
+    assert REGISTRY.get_sample_value("phonefleet_worker_requests_total") == before + 1

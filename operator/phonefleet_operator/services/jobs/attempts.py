@@ -37,7 +37,10 @@ from phonefleet_operator.services.observed import ObservedPods
 from phonefleet_operator.settings import JobSettings
 from phonefleet_operator.workers import Answer, WorkerClient, WorkerUnreachable
 
-__all__ = ["Attempts", "binding_key_of", "refusal_message"]
+__all__ = ["WORKER_WITHOUT_IP", "Attempts", "binding_key_of", "refusal_message"]
+
+#: Why a job waits for a worker pod that is Ready but has no pod IP to deliver to.
+WORKER_WITHOUT_IP = "WorkerWithoutIP"
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,10 @@ class Attempts:
             return
         base, token = self._endpoints.of_binding(binding), self.token(binding)
         if base is None or not token or view.pod_uid is None:
-            await write(job, ledger.wait(job, "BindingNotRunning", "worker not reachable"))
+            if base is None and view.pod_uid is not None:
+                await self._wait_without_ip(binding, job)
+            else:
+                await write(job, ledger.wait(job, "BindingNotRunning", "worker not reachable"))
             return
         try:
             checked = await self._workers.validate(base, token, job.spec.task, job.spec.params)
@@ -188,6 +194,28 @@ class Attempts:
             on_binding=False,
         )
         await self._deliver(binding, started, base, token)
+
+    async def _wait_without_ip(self, binding: PhoneBinding, job: PhoneJob) -> None:
+        """The worker pod is Ready with no pod IP: there is no address to deliver to. No kubelet
+        reports that; a simulated node does (KWOK's pods run nothing), and the job waits saying
+        so, with one Event when it starts to, rather than "not reachable"."""
+        pod = pod_name(binding.name)
+        message = (
+            f"worker pod {pod} is Ready with no pod IP: nothing runs there to take the job (a "
+            "simulated node, such as the KWOK node of `phonefleet dev up`, runs no containers; "
+            "a real node does: `make demo`)"
+        )
+        first = job.status.reason != WORKER_WITHOUT_IP
+        written = await self._writes.write(job, ledger.wait(job, WORKER_WITHOUT_IP, message))
+        if first and written is not None:
+            self._writes.event(
+                written,
+                binding,
+                warning=True,
+                reason=WORKER_WITHOUT_IP,
+                message=f"PhoneJob {job.name} waits: {message}",
+                on_binding=False,
+            )
 
     async def _deliver(self, binding: PhoneBinding, job: PhoneJob, base: str, token: str) -> None:
         attempt = job.status.current
