@@ -30,9 +30,9 @@ def _port_open(url: str) -> bool:
 
 
 def test_dev_up_serves_a_control_plane_and_simulator_until_interrupted(tmp_path: Path) -> None:
-    """`dev up` prints its start-up time, `dev env` points kubectl at it, the phones
-    manifests/samples name exist there (validate resolves them, the samples apply), Ctrl+C
-    stops it all."""
+    """`dev up` prints its start-up time, `dev env` points kubectl at it (its KWOK node's
+    InternalIP is loopback), the phones manifests/samples name exist there (validate resolves
+    them, the samples apply), Ctrl+C stops it all."""
     env = {**os.environ, "PHONEFLEET_DEV_STATE_DIR": str(tmp_path / "dev")}
     up = subprocess.Popen(
         [str(BIN / "phonefleet"), "dev", "up", "--phones", "3"],
@@ -64,6 +64,22 @@ def test_dev_up_serves_a_control_plane_and_simulator_until_interrupted(tmp_path:
             check=True,
         ).stdout
         assert "kwok-node-0" in nodes
+        # Where the API server dials the KWOK node's "kubelet" (kubectl logs, exec): loopback
+        addresses = subprocess.run(
+            [
+                kubectl,
+                f"--kubeconfig={exports['KUBECONFIG']}",
+                "get",
+                "node",
+                "kwok-node-0",
+                "-o",
+                "jsonpath={.status.addresses}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert json.loads(addresses) == [{"address": "127.0.0.1", "type": "InternalIP"}]
         phones = requests.post(
             f"{exports['PHONEFLEET_GEELARK_URL']}/open/v1/phone/list",
             json={"page": 1, "pageSize": 10},

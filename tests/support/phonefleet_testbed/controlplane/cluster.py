@@ -26,6 +26,7 @@ KWOK_NODE_NAME = "kwok-node-0"
 
 _SERVICE_CIDR = "10.0.0.0/24"
 _POD_CIDR = "10.244.0.0/16"
+_KWOK_NODE_IP = "127.0.0.1"
 _SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # Set to 1 by the bench's `--apiserver-profile` only: serves /debug/pprof on the API server (to
 # system:masters, as every non-resource URL here). Tests and the dev environment keep it off.
@@ -288,7 +289,10 @@ class ControlPlane(StartStop):
                 f"--config={stages}",
                 f"--manage-single-node={KWOK_NODE_NAME}",
                 f"--cidr={_POD_CIDR}",
-                "--node-ip=10.244.0.1",
+                # The node's InternalIP, where the API server dials its "kubelet" (kubectl logs,
+                # exec): on loopback it stays on the machine; 10.244.0.1 followed the default
+                # route off it. (Pods' IPs cannot be loopback: kwok_stages.py.)
+                f"--node-ip={_KWOK_NODE_IP}",
                 "--node-lease-duration-seconds=40",
                 "--server-address=127.0.0.1:0",
             ],
