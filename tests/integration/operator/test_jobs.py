@@ -321,8 +321,9 @@ def test_an_account_error_holds_the_bindings_jobs_until_a_person_clears_it(
 def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
-    """With maxPerDay 1 the second job waits 'daily cap reached until 00:00 UTC'; a suspended
-    binding's job waits 'binding not Running (phase Suspended)' and runs after resume."""
+    """With maxPerDay 1 the second job waits 'daily cap reached', naming the binding and its cap;
+    a suspended binding's job waits naming the binding, its phase and how to resume it, and
+    runs after resume."""
     for name in ("echo", "foxtrot"):
         bed.worker(name).start()
     bed.operator()
@@ -338,11 +339,18 @@ def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
     # Until the binding's own status says Suspended, its job says "(phase Pending)".
     suspended = bed.wait(
         "later",
-        lambda status: status.get("message") == "binding not Running (phase Suspended)",
+        lambda status: (
+            status.get("message")
+            == "PhoneBinding foxtrot is not Running (phase Suspended: resume it with "
+            "spec.suspend: false); the job starts once it is"
+        ),
         "to wait for its suspended binding",
     )["status"]
 
-    assert capped["message"] == "daily cap reached until 00:00 UTC"
+    assert capped["message"] == (
+        "daily cap reached: 1 job of PhoneBinding echo started today (spec.jobs.maxPerDay 1); "
+        "the next may start at 00:00 UTC"
+    )
     assert capped["nextAttemptTime"].endswith("T00:00:00Z")
     assert suspended["reason"] == "BindingNotRunning"
     assert bed.workers["foxtrot"].runs() == []
