@@ -323,7 +323,7 @@ def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
 ) -> None:
     """With maxPerDay 1 the second job waits 'daily cap reached', naming the binding and its cap;
     a suspended binding's job waits naming the binding, its phase and how to resume it, and
-    runs after resume."""
+    runs after resume. -o wide shows the cap's end in NEXT."""
     for name in ("echo", "foxtrot"):
         bed.worker(name).start()
     bed.operator()
@@ -352,6 +352,10 @@ def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
         "the next may start at 00:00 UTC"
     )
     assert capped["nextAttemptTime"].endswith("T00:00:00Z")
+    # -o wide's NEXT prints the time to come (a date column printed it as <invalid>).
+    wide = kubectl("get", "pj", "second", "-n", namespace, "-o", "wide").stdout
+    assert capped["nextAttemptTime"] in wide
+    assert "<invalid>" not in wide
     assert suspended["reason"] == "BindingNotRunning"
     assert bed.workers["foxtrot"].runs() == []
 
