@@ -256,7 +256,8 @@ def test_a_retryable_error_retries_when_due_and_a_permanent_one_fails_at_once(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
     """retry-once fails attempt 1, waits its backoff visibly and succeeds on attempt 2; a
-    permanent error fails with one attempt although more were allowed."""
+    permanent error fails with one attempt although more were allowed, and its message and
+    Event say it is not retried (the Event without the attempt said twice)."""
     worker = bed.worker("charlie")
     worker.start()
     bed.operator()
@@ -275,6 +276,9 @@ def test_a_retryable_error_retries_when_due_and_a_permanent_one_fails_at_once(
     assert flaky["attempts"][0]["errorClass"] == "Retryable"
     assert (blocked["reason"], blocked["attemptCount"]) == ("PermanentError", 1)
     assert blocked["attempts"][0]["message"] == "action blocked"
+    assert blocked["message"] == "attempt 1 Failed: action blocked (a permanent error: not retried)"
+    (event,) = posted(kubectl, namespace, "involvedObject.name=blocked,reason=AttemptFailed")
+    assert event["message"] == f"PhoneJob blocked: {blocked['message']}"
 
 
 def test_an_account_error_holds_the_bindings_jobs_until_a_person_clears_it(

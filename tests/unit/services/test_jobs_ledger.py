@@ -237,27 +237,43 @@ def test_the_backoff_doubles_per_attempt() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error_class", "reason"),
-    [(ErrorClass.PERMANENT, "PermanentError"), (ErrorClass.ACCOUNT, "AccountError")],
+    ("error_class", "reason", "why"),
+    [
+        (ErrorClass.PERMANENT, "PermanentError", "(a permanent error: not retried)"),
+        (
+            ErrorClass.ACCOUNT,
+            "AccountError",
+            "(an account error: not retried, and the binding's other jobs are held)",
+        ),
+    ],
 )
 def test_permanent_and_account_errors_fail_without_a_retry(
-    error_class: ErrorClass, reason: str
+    error_class: ErrorClass, reason: str, why: str
 ) -> None:
-    """A Permanent or Account error fails the job at once, attempts left or not."""
+    """A Permanent or Account error fails the job at once, attempts left or not, and its
+    message (the REASON column) says why no attempt follows."""
     job = ended(
         started(make_job("a", maxAttempts=5)),
         ledger.Ending(AttemptOutcome.FAILED, error_class=error_class, message="banned"),
     )
 
     assert (job.status.phase, job.status.reason) == (JobPhase.FAILED, reason)
+    assert job.status.message == f"attempt 1 Failed: banned {why}"
     assert job.status.completion_time == rfc3339(NOW)
 
 
 def test_the_last_attempt_failing_fails_the_job() -> None:
-    """maxAttempts 1 and a retryable failure: Failed, AttemptsExhausted."""
-    job = ended(started(make_job("a", maxAttempts=1)), ledger.Ending(AttemptOutcome.LOST))
+    """maxAttempts 1 and a retryable failure: Failed, AttemptsExhausted, and the message says
+    no attempt is left."""
+    job = ended(
+        started(make_job("a", maxAttempts=1)),
+        ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+    )
 
     assert (job.status.phase, job.status.reason) == (JobPhase.FAILED, "AttemptsExhausted")
+    assert job.status.message == (
+        "attempt 1 Lost: the worker does not know it (no attempts left: maxAttempts is 1)"
+    )
 
 
 def test_a_late_answer_of_an_old_attempt_changes_nothing() -> None:

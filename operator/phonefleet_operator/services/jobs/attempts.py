@@ -396,8 +396,7 @@ class Attempts:
                 written,
                 warning=True,
                 reason=f"Attempt{ending.outcome}",
-                message=f"Attempt {attempt.number} of PhoneJob {written.name} {ending.outcome}"
-                f": {written.status.message}",
+                message=f"PhoneJob {written.name}: {written.status.message}",
             )
         return written
 
@@ -442,15 +441,13 @@ class Attempts:
         ):
             # A suspended binding keeps its phone running until this end (services/release.py).
             self._on_fenced(binding.uid)
-        attempt = written.status.attempts[-1]
         warning = written.status.phase is not JobPhase.SUCCEEDED
         self._writes.event(
             written,
             binding,
             warning=warning,
             reason=f"Attempt{ending.outcome}",
-            message=f"Attempt {attempt.number} of PhoneJob {written.name} "
-            f"{ending.outcome}: {written.status.message}",
+            message=f"PhoneJob {written.name}: {written.status.message}",
         )
         if ending.error_class is ErrorClass.ACCOUNT:
             why = f"job {written.name}: {ending.message or 'account error'}"
