@@ -73,8 +73,7 @@ def test_import_places_open_rows_by_serial_name_and_reports_the_rest(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3
     assert (
-        "line 5 (job J-004): no PhoneBinding bound to a phone with serialName 'insta-404'"
-        in lines[0]
+        "line 5 (job J-004): no PhoneBinding holds a phone with serialName 'insta-404'" in lines[0]
     )
     assert "line 6 (job J-005): status 'claimed'" in lines[1]
     assert lines[2].endswith(
