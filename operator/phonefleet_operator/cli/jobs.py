@@ -206,9 +206,14 @@ def import_ledger(
         click.echo(json.dumps(plan.jobs, indent=2))
     for problem in plan.problems:
         click.echo(f"{source}: {problem}", err=True)
+    made = (
+        f"{len(plan.jobs)} jobs to create (--dry-run: none created)"
+        if dry_run
+        else f"{created} jobs created, {existing} existed already"
+    )
     click.echo(
-        f"{source}: {len(rows)} rows: {created} jobs created, {existing} existed already, "
-        f"{plan.finished} finished in the old ledger, {len(plan.problems)} not placed",
+        f"{source}: {len(rows)} rows: {made}, {plan.finished} finished in the old ledger, "
+        f"{len(plan.problems)} not placed",
         err=True,
     )
     if plan.problems:
