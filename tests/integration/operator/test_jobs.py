@@ -220,7 +220,8 @@ def test_bad_input_gets_a_clear_error_and_nothing_runs(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
     """Unknown task and params failing its schema fail the job without an attempt; a missing
-    binding waits visibly; a binding in another namespace is refused by the API server."""
+    binding waits visibly, saying what to do (a job's spec cannot change); a binding in another
+    namespace is refused by the API server."""
     worker = bed.worker("bravo")
     worker.start()
     bed.operator()
@@ -239,7 +240,11 @@ def test_bad_input_gets_a_clear_error_and_nothing_runs(
     assert (bad["reason"], bad["attemptCount"]) == ("InvalidParams", 0)
     assert "colour" in bad["message"]
     assert orphan["phase"] == "Pending"
-    assert orphan["message"] == f"PhoneBinding nobody not found in namespace {namespace}"
+    assert orphan["message"] == (
+        f"PhoneBinding nobody not found in namespace {namespace}: create it, or delete this job "
+        "and create it naming another (a job's spec cannot change); the job runs once its "
+        "binding exists"
+    )
     assert worker.runs() == []
     refused = kubectl(
         "apply",

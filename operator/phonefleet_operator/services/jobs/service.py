@@ -363,7 +363,9 @@ class JobService:
             ledger.wait(
                 job,
                 "BindingNotFound",
-                f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}",
+                f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}: "
+                "create it, or delete this job and create it naming another (a job's spec "
+                "cannot change); the job runs once its binding exists",
             ),
         )
 
