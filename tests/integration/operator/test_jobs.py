@@ -605,3 +605,32 @@ def test_the_webhook_refuses_bad_jobs_at_apply_time(
     assert "caption: Field required" in apply("bad", "lima", params={"mode": "ok"})
     assert apply("good", "lima") == ""
     bed.wait("good", phase_is("Succeeded"), "to succeed")
+
+
+def test_deleting_a_running_job_cancels_its_attempt_and_the_next_job_runs(
+    bed: JobBed, kubectl: Kubectl, namespace: str
+) -> None:
+    """kubectl delete pj while its attempt runs (the way to cancel a job): the operator cancels
+    the attempt on the worker, says so in a CancelledAttempt Event on the binding, and the
+    binding's next job runs. With a lease of ten minutes, on the code before the next job could
+    not start within the wait: the deleted job's attempt ran on until its lease lapsed, and the
+    next job, refused by the busy worker, was said to be Running meanwhile."""
+    worker = bed.worker("golf")
+    worker.start()
+    bed.operator(PHONEFLEET_JOBS_LEASE_SECONDS="600")
+    bed.binding("golf")
+    bed.job("hung", "golf", params={"caption": "x", "mode": "hang"})
+    bed.running("golf")
+    hung = bed.wait("hung", phase_is("Running"), "to run")["status"]["attempts"][0]["id"]
+    wait_for(lambda: runs_of(worker).get(hung), 60, message="the worker to start the attempt")
+
+    kubectl("delete", "pj", "hung", "-n", namespace)
+    bed.job("next", "golf")
+
+    (event,) = posted(kubectl, namespace, "involvedObject.name=golf,reason=CancelledAttempt")
+    assert event["message"] == (
+        "Cancelled attempt 1 of PhoneJob hung on pod golf-worker: the job was deleted"
+    )
+    bed.wait("next", phase_is("Succeeded"), "to run once the deleted job's attempt stopped")
+    assert [line["event"] for line in worker.runs() if line["attempt"] == hung] == ["start", "end"]
+    assert no_overlap(worker)
