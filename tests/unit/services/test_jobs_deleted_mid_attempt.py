@@ -55,3 +55,21 @@ async def test_deleting_a_running_job_cancels_its_attempt_and_the_next_job_runs(
     nxt = world.api.jobs["ns", "next"]["status"]
     assert (nxt["phase"], nxt["attempts"][0]["outcome"]) == ("Running", "Running")
     assert world.desks[OLD].lookup(nxt["attempts"][0]["id"]) is not None
+
+
+async def test_a_job_deleted_after_its_pod_was_force_deleted_stops_the_old_worker() -> None:
+    """The pod was force-deleted mid-attempt (its worker may still run), then the job deleted:
+    the deleted job leaves the view the replacement pod's gate reads, so the old worker is told
+    at the attempt's recorded address that it is superseded, and stops altogether (before: it
+    ran on until its lease lapsed, beside the replacement pod's worker)."""
+    world = World()
+    task = await started(world)
+    world.force_delete()
+
+    deleted = world.api.jobs.pop(("ns", "post"))
+    world.service.saw("DELETED", deleted)
+    await until(lambda: world.stopped, within=30)
+
+    assert world.stopped == [(OLD, "cancelled by the operator: its pod went away")]
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    await until(lambda: world.kube.events["CancelledAttempt"] == 1, within=30)

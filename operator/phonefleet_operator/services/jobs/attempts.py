@@ -227,8 +227,11 @@ class Attempts:
         Deleting is how a person cancels a job. Without this the attempt ran on (a post made
         after its job was deleted) until the worker's lease lapsed, as nobody asked about it
         any more, and the binding's next job, refused by the busy worker (409) meanwhile, was
-        said to be Running. Only the worker of the pod the attempt went to is asked; when that
-        pod went away, or the worker cannot be reached, the lease still ends the attempt.
+        said to be Running. When the attempt's pod went away (force-deleted, its containers
+        may still run), the worker at the attempt's recorded address is told it is superseded
+        and stops altogether, as for a fenced attempt: the deleted job leaves the operator's
+        view, so the replacement pod's gate no longer waits for this attempt. A worker that
+        cannot be reached stops at its lease.
         """
         attempt = job.status.current
         if attempt is None or attempt.ended:
@@ -239,11 +242,18 @@ class Attempts:
                 return  # its binding is gone too: fenced by the lease (check_orphan's case)
         binding = PhoneBinding.from_body(binding_body)
         pod = self._pods.get(binding.namespace, pod_name(binding.name))
-        base = self._endpoints.of_binding(binding, pod)
-        if base is None or (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid:
+        gone = (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid
+        base = (
+            self._endpoints.of_attempt(binding_key_of(binding), attempt)
+            if gone
+            else self._endpoints.of_binding(binding, pod)
+        )
+        if base is None:
             return
         try:
-            answer = await self._workers.cancel(base, self.token(binding), attempt.id)
+            answer = await self._workers.cancel(
+                base, self.token(binding), attempt.id, superseded=gone
+            )
         except WorkerUnreachable as error:
             log.info(
                 "Could not cancel attempt %d of deleted PhoneJob %s (its lease ends it): %s",
@@ -263,8 +273,9 @@ class Attempts:
         self._writes.binding_event(
             binding,
             reason="CancelledAttempt",
-            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on pod "
-            f"{pod_name(binding.name)}: the job was deleted",
+            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
+            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
+            "job was deleted",
         )
         log.info(
             "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
