@@ -81,8 +81,27 @@ def test_a_failed_assertion_raises_the_error_class_the_step_names(context: JobCo
 
 
 def test_waiting_for_a_missing_element_gives_up_after_its_timeout(context: JobContext) -> None:
-    """waitFor an element the screen lacks fails (Retryable by default) after timeoutSeconds."""
-    with pytest.raises(TaskError, match="step 1 \\(waitFor nowhere\\) failed") as caught:
+    """waitFor an element the screen lacks fails (Retryable by default) after timeoutSeconds,
+    saying so in one line: what it waited for, how long, and Appium's own words without its
+    stack trace (before: some 2,000 characters of Node.js frames in the job's status)."""
+    with pytest.raises(TaskError) as caught:
         run(context, {"action": "waitFor", "by": "id", "value": "nowhere", "timeoutSeconds": 1})
 
     assert caught.value.error_class == "Retryable"
+    assert str(caught.value) == (
+        "step 1 (waitFor nowhere) failed: no element by id 'nowhere' within 1 s "
+        "(NoSuchElementException: An element could not be located on the page using the "
+        "given search parameters.)"
+    )
+
+
+def test_a_failed_step_says_appiums_words_in_one_line(context: JobContext) -> None:
+    """click on a missing element: Appium's message, without the documentation link and the
+    server's stack trace Selenium's text carries."""
+    with pytest.raises(TaskError) as caught:
+        run(context, {"action": "click", "by": "id", "value": "nowhere"})
+
+    assert str(caught.value) == (
+        "step 1 (click nowhere) failed: NoSuchElementException: An element could not be "
+        "located on the page using the given search parameters."
+    )

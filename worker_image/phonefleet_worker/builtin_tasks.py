@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from selenium.common.exceptions import WebDriverException
 
 from phonefleet_worker.task_api import (
     AccountTaskError,
@@ -112,7 +113,7 @@ class UiSteps(JobTask[UiStepsParams]):
             except Exception as exc:
                 error = _ERRORS[step.error_class]
                 raise error(
-                    f"step {index} ({step.action} {step.value or ''}) failed: {exc}"
+                    f"step {index} ({step.action} {step.value or ''}) failed: {_one_line(exc)}"
                 ) from exc
         return {"steps": len(params.steps)}
 
@@ -146,8 +147,25 @@ class UiSteps(JobTask[UiStepsParams]):
             try:
                 self._find(context, step)
                 return
-            except Exception:
+            except Exception as exc:
                 if time.monotonic() >= deadline:
-                    raise
+                    raise TimeoutError(
+                        f"no element by {step.by or 'id'} {step.value!r} within "
+                        f"{step.timeout_seconds:g} s ({_one_line(exc)})"
+                    ) from exc
             if context.cancel.wait(0.5) or context.session.stop.is_set():
                 raise TaskError(f"cancelled while waiting for {step.value}")
+
+
+def _one_line(error: BaseException) -> str:
+    """What a failed step's call said, in one line. Selenium's own text adds a link to its
+    documentation and the Appium server's stack trace (some 2,000 characters of Node.js
+    frames), which would fill the job's status, its Event and the REASON column."""
+    if isinstance(error, WebDriverException):
+        said = (error.msg or "").strip().splitlines()
+        if not said:
+            return type(error).__name__
+        # Selenium appends its link to the server's message: "...; For documentation on ..."
+        return f"{type(error).__name__}: {said[0].split('; For documentation', 1)[0]}"
+    said = str(error).strip().splitlines()
+    return said[0] if said else type(error).__name__

@@ -21,13 +21,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from phonefleet_worker.task_api import MediaFile, TaskError
+from phonefleet_worker.task_api import MediaFile, PermanentTaskError, TaskError
 
 __all__ = ["FilePusher", "HttpMediaPusher", "hide_query_strings", "shown"]
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16
+#: Client errors worth another try: a request timeout, a rate limit.
+_RETRY_4XX = frozenset({408, 429})
 
 
 def shown(url: str) -> str:
@@ -82,7 +84,8 @@ class HttpMediaPusher:
         self._http = session or requests.Session()
 
     def __call__(self, serial: str, files: Sequence[MediaFile]) -> Mapping[str, str]:
-        """Fetch and push every file; raise TaskError (retryable) when one cannot be."""
+        """Fetch and push every file; raise TaskError (retryable) when one cannot be, or
+        PermanentTaskError when another try cannot help (not http(s), a client error)."""
         pushed: dict[str, str] = {}
         with tempfile.TemporaryDirectory(prefix="phonefleet-media-", dir=self._folder) as tmp:
             for index, item in enumerate(files):
@@ -96,7 +99,9 @@ class HttpMediaPusher:
     def _download(self, url: str, local: Path) -> None:
         name = shown(url)
         if not url.startswith(("http://", "https://")):
-            raise TaskError(f"media URL {name} is not http(s)")
+            raise PermanentTaskError(
+                f"media URL {name} is not http(s): name the file by an http:// or https:// URL"
+            )
         try:
             with self._http.get(url, stream=True, timeout=self._timeout) as answer:
                 answer.raise_for_status()
@@ -109,13 +114,27 @@ class HttpMediaPusher:
                         out.write(chunk)
         except requests.RequestException as exc:
             # requests' messages quote the whole URL (query string included): not shown.
-            raise TaskError(f"could not fetch media {name}: {_describe(exc)}") from None
+            status = exc.response.status_code if exc.response is not None else None
+            if status is not None and 400 <= status < 500 and status not in _RETRY_4XX:
+                # The same URL draws the same answer: retrying it only spends attempts.
+                raise PermanentTaskError(
+                    f"could not fetch media {name}: {_describe(exc, self._timeout)} (not "
+                    "retried: correct the URL, or give a fresh one if it was signed)"
+                ) from None
+            raise TaskError(
+                f"could not fetch media {name}: {_describe(exc, self._timeout)}"
+            ) from None
         log.info("Fetched media %s (%d bytes)", name, size)
 
 
-def _describe(error: requests.RequestException) -> str:
-    """The failure without the URL: the HTTP status, or the kind of error."""
+def _describe(error: requests.RequestException, timeout: float) -> str:
+    """The failure without the URL (requests' own text quotes it whole): the HTTP status, or
+    what went wrong in words."""
     answer = error.response
     if isinstance(error, requests.HTTPError) and answer is not None:
         return f"HTTP {answer.status_code} {answer.reason}"
+    if isinstance(error, requests.Timeout):
+        return f"no answer within {timeout:g} s"
+    if isinstance(error, requests.ConnectionError):
+        return "could not connect (ConnectionError)"
     return type(error).__name__

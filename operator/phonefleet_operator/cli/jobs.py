@@ -38,6 +38,8 @@ _OPEN = frozenset({"", "pending", "retrying"})
 #: Statuses whose work is finished: never imported (it would post twice).
 _DONE = frozenset({"success", "failed", "skipped"})
 _NAME = re.compile(r"[^a-z0-9-]+")
+#: Phases of a binding that resolved its phone but does not hold it.
+_NOT_HOLDING = frozenset({"Conflict", "Queued", "Forbidden"})
 
 
 @dataclasses.dataclass
@@ -65,8 +67,11 @@ def plan_import(
     """Place every open row on the binding of its account's phone."""
     by_serial: dict[str, list[Mapping[str, Any]]] = {}
     for binding in bindings:
-        serial = ((binding.get("status") or {}).get("phone") or {}).get("serialName")
-        if serial:
+        status = binding.get("status") or {}
+        serial = (status.get("phone") or {}).get("serialName")
+        # A binding in Conflict (Queued, Forbidden) resolved the phone but does not hold it:
+        # its jobs would wait for ever, and it made the row look ambiguous beside the holder.
+        if serial and status.get("phase") not in _NOT_HOLDING:
             by_serial.setdefault(serial, []).append(binding)
     plan = ImportPlan()
     seen: set[tuple[str, str]] = set()
@@ -87,9 +92,19 @@ def plan_import(
             plan.problems.append(f"{where}: job_id and account are required")
             continue
         found = by_serial.get(account, [])
-        if len(found) != 1:
-            why = "no PhoneBinding" if not found else f"{len(found)} PhoneBindings"
-            plan.problems.append(f"{where}: {why} bound to a phone with serialName {account!r}")
+        if not found:
+            plan.problems.append(
+                f"{where}: no PhoneBinding holds a phone with serialName {account!r}"
+            )
+            continue
+        if len(found) > 1:
+            names = ", ".join(
+                f"{b['metadata']['namespace']}/{b['metadata']['name']}" for b in found
+            )
+            plan.problems.append(
+                f"{where}: {len(found)} PhoneBindings hold a phone with serialName {account!r} "
+                f"({names}): import with -n NAMESPACE"
+            )
             continue
         try:
             job = _job(row, found[0], task)
@@ -191,9 +206,14 @@ def import_ledger(
         click.echo(json.dumps(plan.jobs, indent=2))
     for problem in plan.problems:
         click.echo(f"{source}: {problem}", err=True)
+    made = (
+        f"{len(plan.jobs)} jobs to create (--dry-run: none created)"
+        if dry_run
+        else f"{created} jobs created, {existing} existed already"
+    )
     click.echo(
-        f"{source}: {len(rows)} rows: {created} jobs created, {existing} existed already, "
-        f"{plan.finished} finished in the old ledger, {len(plan.problems)} not placed",
+        f"{source}: {len(rows)} rows: {made}, {plan.finished} finished in the old ledger, "
+        f"{len(plan.problems)} not placed",
         err=True,
     )
     if plan.problems:

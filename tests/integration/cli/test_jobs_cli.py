@@ -60,12 +60,22 @@ def test_import_places_open_rows_by_serial_name_and_reports_the_rest(
 ) -> None:
     """Open rows become PhoneJobs on the binding of their account's phone (retry_at ->
     notBefore, attempts left -> maxAttempts); a finished row is left out; a row without a
-    binding and a row claimed mid-flight get one line each, and the exit code is 1. A second
-    import creates nothing twice."""
+    binding and a row claimed mid-flight get one line each, and the exit code is 1. A dry run
+    says how many it would create and creates none. A second import creates nothing twice."""
     bound(kubectl, "one", namespace, "insta-001")
     bound(kubectl, "two", namespace, "insta-002")
     ledger = tmp_path / "parallel_progress.csv"
     ledger.write_text(LEDGER)
+    dry = run_import(control_plane, ledger, "-n", namespace, "--dry-run")
+    assert (
+        dry.stderr.strip()
+        .splitlines()[-1]
+        .endswith(
+            "5 rows: 2 jobs to create (--dry-run: none created), 1 finished in the old ledger, "
+            "2 not placed"
+        )
+    )  # was "0 jobs created, 0 existed already": as if the import had found nothing
+    assert kubectl.list("phonejobs", namespace) == []
 
     result = run_import(control_plane, ledger, "-n", namespace)
 
@@ -73,8 +83,7 @@ def test_import_places_open_rows_by_serial_name_and_reports_the_rest(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3
     assert (
-        "line 5 (job J-004): no PhoneBinding bound to a phone with serialName 'insta-404'"
-        in lines[0]
+        "line 5 (job J-004): no PhoneBinding holds a phone with serialName 'insta-404'" in lines[0]
     )
     assert "line 6 (job J-005): status 'claimed'" in lines[1]
     assert lines[2].endswith(

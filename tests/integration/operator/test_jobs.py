@@ -220,7 +220,8 @@ def test_bad_input_gets_a_clear_error_and_nothing_runs(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
     """Unknown task and params failing its schema fail the job without an attempt; a missing
-    binding waits visibly; a binding in another namespace is refused by the API server."""
+    binding waits visibly, saying what to do (a job's spec cannot change); a binding in another
+    namespace is refused by the API server."""
     worker = bed.worker("bravo")
     worker.start()
     bed.operator()
@@ -239,7 +240,11 @@ def test_bad_input_gets_a_clear_error_and_nothing_runs(
     assert (bad["reason"], bad["attemptCount"]) == ("InvalidParams", 0)
     assert "colour" in bad["message"]
     assert orphan["phase"] == "Pending"
-    assert orphan["message"] == f"PhoneBinding nobody not found in namespace {namespace}"
+    assert orphan["message"] == (
+        f"PhoneBinding nobody not found in namespace {namespace}: create it, or delete this job "
+        "and create it naming another (a job's spec cannot change); the job runs once its "
+        "binding exists"
+    )
     assert worker.runs() == []
     refused = kubectl(
         "apply",
@@ -256,7 +261,8 @@ def test_a_retryable_error_retries_when_due_and_a_permanent_one_fails_at_once(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
     """retry-once fails attempt 1, waits its backoff visibly and succeeds on attempt 2; a
-    permanent error fails with one attempt although more were allowed."""
+    permanent error fails with one attempt although more were allowed, and its message and
+    Event say it is not retried (the Event without the attempt said twice)."""
     worker = bed.worker("charlie")
     worker.start()
     bed.operator()
@@ -275,6 +281,9 @@ def test_a_retryable_error_retries_when_due_and_a_permanent_one_fails_at_once(
     assert flaky["attempts"][0]["errorClass"] == "Retryable"
     assert (blocked["reason"], blocked["attemptCount"]) == ("PermanentError", 1)
     assert blocked["attempts"][0]["message"] == "action blocked"
+    assert blocked["message"] == "attempt 1 Failed: action blocked (a permanent error: not retried)"
+    (event,) = posted(kubectl, namespace, "involvedObject.name=blocked,reason=AttemptFailed")
+    assert event["message"] == f"PhoneJob blocked: {blocked['message']}"
 
 
 def test_an_account_error_holds_the_bindings_jobs_until_a_person_clears_it(
@@ -321,8 +330,9 @@ def test_an_account_error_holds_the_bindings_jobs_until_a_person_clears_it(
 def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
     bed: JobBed, kubectl: Kubectl, namespace: str
 ) -> None:
-    """With maxPerDay 1 the second job waits 'daily cap reached until 00:00 UTC'; a suspended
-    binding's job waits 'binding not Running (phase Suspended)' and runs after resume."""
+    """With maxPerDay 1 the second job waits 'daily cap reached', naming the binding and its cap;
+    a suspended binding's job waits naming the binding, its phase and how to resume it, and
+    runs after resume. -o wide shows the cap's end in NEXT."""
     for name in ("echo", "foxtrot"):
         bed.worker(name).start()
     bed.operator()
@@ -338,12 +348,23 @@ def test_the_daily_cap_and_a_suspended_binding_make_jobs_wait_visibly(
     # Until the binding's own status says Suspended, its job says "(phase Pending)".
     suspended = bed.wait(
         "later",
-        lambda status: status.get("message") == "binding not Running (phase Suspended)",
+        lambda status: (
+            status.get("message")
+            == "PhoneBinding foxtrot is not Running (phase Suspended: resume it with "
+            "spec.suspend: false); the job starts once it is"
+        ),
         "to wait for its suspended binding",
     )["status"]
 
-    assert capped["message"] == "daily cap reached until 00:00 UTC"
+    assert capped["message"] == (
+        "daily cap reached: 1 job of PhoneBinding echo started today (spec.jobs.maxPerDay 1); "
+        "the next may start at 00:00 UTC"
+    )
     assert capped["nextAttemptTime"].endswith("T00:00:00Z")
+    # -o wide's NEXT prints the time to come (a date column printed it as <invalid>).
+    wide = kubectl("get", "pj", "second", "-n", namespace, "-o", "wide").stdout
+    assert capped["nextAttemptTime"] in wide
+    assert "<invalid>" not in wide
     assert suspended["reason"] == "BindingNotRunning"
     assert bed.workers["foxtrot"].runs() == []
 
@@ -584,3 +605,32 @@ def test_the_webhook_refuses_bad_jobs_at_apply_time(
     assert "caption: Field required" in apply("bad", "lima", params={"mode": "ok"})
     assert apply("good", "lima") == ""
     bed.wait("good", phase_is("Succeeded"), "to succeed")
+
+
+def test_deleting_a_running_job_cancels_its_attempt_and_the_next_job_runs(
+    bed: JobBed, kubectl: Kubectl, namespace: str
+) -> None:
+    """kubectl delete pj while its attempt runs (the way to cancel a job): the operator cancels
+    the attempt on the worker, says so in a CancelledAttempt Event on the binding, and the
+    binding's next job runs. With a lease of ten minutes, on the code before the next job could
+    not start within the wait: the deleted job's attempt ran on until its lease lapsed, and the
+    next job, refused by the busy worker, was said to be Running meanwhile."""
+    worker = bed.worker("golf")
+    worker.start()
+    bed.operator(PHONEFLEET_JOBS_LEASE_SECONDS="600")
+    bed.binding("golf")
+    bed.job("hung", "golf", params={"caption": "x", "mode": "hang"})
+    bed.running("golf")
+    hung = bed.wait("hung", phase_is("Running"), "to run")["status"]["attempts"][0]["id"]
+    wait_for(lambda: runs_of(worker).get(hung), 60, message="the worker to start the attempt")
+
+    kubectl("delete", "pj", "hung", "-n", namespace)
+    bed.job("next", "golf")
+
+    (event,) = posted(kubectl, namespace, "involvedObject.name=golf,reason=CancelledAttempt")
+    assert event["message"] == (
+        "Cancelled attempt 1 of PhoneJob hung on pod golf-worker: the job was deleted"
+    )
+    bed.wait("next", phase_is("Succeeded"), "to run once the deleted job's attempt stopped")
+    assert [line["event"] for line in worker.runs() if line["attempt"] == hung] == ["start", "end"]
+    assert no_overlap(worker)

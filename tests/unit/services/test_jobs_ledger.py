@@ -105,14 +105,21 @@ def test_a_running_job_holds_the_others_and_nothing_else_starts() -> None:
         (
             running_binding(phase="Suspended", pod_uid=None),
             "BindingNotRunning",
-            "binding not Running (phase Suspended)",
+            "PhoneBinding insta-042 is not Running (phase Suspended: resume it with "
+            "spec.suspend: false); the job starts once it is",
         ),
         (
             running_binding(phase="Conflict", pod_uid=None),
             "BindingNotRunning",
-            "binding not Running (phase Conflict)",
+            "PhoneBinding insta-042 is not Running (phase Conflict: kubectl describe pb "
+            "insta-042 says why); the job starts once it is",
         ),
-        (running_binding(pod_uid=None), "BindingNotRunning", "binding not Running"),
+        (
+            running_binding(pod_uid=None),
+            "BindingNotRunning",
+            "PhoneBinding insta-042 is not Running (its worker pod is not ready); the job "
+            "starts once it is",
+        ),
         (
             running_binding(account_hold="job x: banned"),
             "AccountHeld",
@@ -124,7 +131,8 @@ def test_a_running_job_holds_the_others_and_nothing_else_starts() -> None:
 def test_jobs_of_a_binding_that_cannot_run_wait_visibly(
     binding: BindingView, reason: str, message: str
 ) -> None:
-    """A suspended or conflicting binding, an unready pod or a held account: every job waits."""
+    """A suspended or conflicting binding, an unready pod or a held account: every job waits,
+    and its message names the binding, its phase and what lets the job go."""
     decided = plan(binding, [make_job("a")], NOW)
 
     assert decided.start is None
@@ -147,7 +155,8 @@ def test_not_before_waits_without_holding_back_later_jobs() -> None:
 
 
 def test_the_daily_cap_counts_todays_jobs_in_the_bindings_time_zone() -> None:
-    """With maxPerDay 1 and a job started today, the next waits until midnight."""
+    """With maxPerDay 1 and a job started today, the next waits until midnight; the message
+    names the binding, the cap and how many jobs it counted."""
     done = ended(
         started(make_job("a", created=1), at=NOW - timedelta(hours=1)),
         ledger.Ending(AttemptOutcome.SUCCEEDED),
@@ -156,7 +165,11 @@ def test_the_daily_cap_counts_todays_jobs_in_the_bindings_time_zone() -> None:
     decided = plan(running_binding(max_per_day=1), [done, make_job("b", created=2)], NOW)
 
     (wait,) = decided.waits
-    assert (wait.reason, wait.message) == ("DailyCapReached", "daily cap reached until 00:00 UTC")
+    assert (wait.reason, wait.message) == (
+        "DailyCapReached",
+        "daily cap reached: 1 job of PhoneBinding insta-042 started today "
+        "(spec.jobs.maxPerDay 1); the next may start at 00:00 UTC",
+    )
     assert wait.until == datetime(2026, 11, 30, tzinfo=UTC)
 
 
@@ -224,27 +237,43 @@ def test_the_backoff_doubles_per_attempt() -> None:
 
 
 @pytest.mark.parametrize(
-    ("error_class", "reason"),
-    [(ErrorClass.PERMANENT, "PermanentError"), (ErrorClass.ACCOUNT, "AccountError")],
+    ("error_class", "reason", "why"),
+    [
+        (ErrorClass.PERMANENT, "PermanentError", "(a permanent error: not retried)"),
+        (
+            ErrorClass.ACCOUNT,
+            "AccountError",
+            "(an account error: not retried, and the binding's other jobs are held)",
+        ),
+    ],
 )
 def test_permanent_and_account_errors_fail_without_a_retry(
-    error_class: ErrorClass, reason: str
+    error_class: ErrorClass, reason: str, why: str
 ) -> None:
-    """A Permanent or Account error fails the job at once, attempts left or not."""
+    """A Permanent or Account error fails the job at once, attempts left or not, and its
+    message (the REASON column) says why no attempt follows."""
     job = ended(
         started(make_job("a", maxAttempts=5)),
         ledger.Ending(AttemptOutcome.FAILED, error_class=error_class, message="banned"),
     )
 
     assert (job.status.phase, job.status.reason) == (JobPhase.FAILED, reason)
+    assert job.status.message == f"attempt 1 Failed: banned {why}"
     assert job.status.completion_time == rfc3339(NOW)
 
 
 def test_the_last_attempt_failing_fails_the_job() -> None:
-    """maxAttempts 1 and a retryable failure: Failed, AttemptsExhausted."""
-    job = ended(started(make_job("a", maxAttempts=1)), ledger.Ending(AttemptOutcome.LOST))
+    """maxAttempts 1 and a retryable failure: Failed, AttemptsExhausted, and the message says
+    no attempt is left."""
+    job = ended(
+        started(make_job("a", maxAttempts=1)),
+        ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+    )
 
     assert (job.status.phase, job.status.reason) == (JobPhase.FAILED, "AttemptsExhausted")
+    assert job.status.message == (
+        "attempt 1 Lost: the worker does not know it (no attempts left: maxAttempts is 1)"
+    )
 
 
 def test_a_late_answer_of_an_old_attempt_changes_nothing() -> None:

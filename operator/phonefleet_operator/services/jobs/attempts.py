@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from phonefleet_operator.k8s import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -248,6 +249,69 @@ class Attempts:
         elif answer.status not in (200, 202, 409):
             log.warning("Worker refused attempt %s: %s", attempt.id, refusal_message(answer))
 
+    async def cancel_deleted(self, job: PhoneJob, binding_body: Mapping[str, Any] | None) -> None:
+        """A person deleted a job whose attempt runs: tell its worker to stop the attempt now.
+
+        Deleting is how a person cancels a job. Without this the attempt ran on (a post made
+        after its job was deleted) until the worker's lease lapsed, as nobody asked about it
+        any more, and the binding's next job, refused by the busy worker (409) meanwhile, was
+        said to be Running. When the attempt's pod went away (force-deleted, its containers
+        may still run), the worker at the attempt's recorded address is told it is superseded
+        and stops altogether, as for a fenced attempt: the deleted job leaves the operator's
+        view, so the replacement pod's gate no longer waits for this attempt. A worker that
+        cannot be reached stops at its lease.
+        """
+        attempt = job.status.current
+        if attempt is None or attempt.ended:
+            return
+        if binding_body is None:
+            binding_body = await self._kube.get_binding(job.namespace, job.spec.binding_name)
+            if binding_body is None:
+                return  # its binding is gone too: fenced by the lease (check_orphan's case)
+        binding = PhoneBinding.from_body(binding_body)
+        pod = self._pods.get(binding.namespace, pod_name(binding.name))
+        gone = (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid
+        base = (
+            self._endpoints.of_attempt(binding_key_of(binding), attempt)
+            if gone
+            else self._endpoints.of_binding(binding, pod)
+        )
+        if base is None:
+            return
+        try:
+            answer = await self._workers.cancel(
+                base, self.token(binding), attempt.id, superseded=gone
+            )
+        except WorkerUnreachable as error:
+            log.info(
+                "Could not cancel attempt %d of deleted PhoneJob %s (its lease ends it): %s",
+                attempt.number,
+                job.namespaced_name,
+                error,
+            )
+            return
+        if not 200 <= answer.status < 300:
+            log.warning(
+                "Worker refused to cancel attempt %d of deleted PhoneJob %s: %s",
+                attempt.number,
+                job.namespaced_name,
+                refusal_message(answer),
+            )
+            return
+        self._writes.binding_event(
+            binding,
+            reason="CancelledAttempt",
+            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
+            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
+            "job was deleted",
+        )
+        log.info(
+            "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
+            attempt.number,
+            job.namespaced_name,
+            pod_name(binding.name),
+        )
+
     # ------------------------------------------------------------ following a running job
 
     async def follow(
@@ -424,8 +488,7 @@ class Attempts:
                 written,
                 warning=True,
                 reason=f"Attempt{ending.outcome}",
-                message=f"Attempt {attempt.number} of PhoneJob {written.name} {ending.outcome}"
-                f": {written.status.message}",
+                message=f"PhoneJob {written.name}: {written.status.message}",
             )
         return written
 
@@ -470,15 +533,13 @@ class Attempts:
         ):
             # A suspended binding keeps its phone running until this end (services/release.py).
             self._on_fenced(binding.uid)
-        attempt = written.status.attempts[-1]
         warning = written.status.phase is not JobPhase.SUCCEEDED
         self._writes.event(
             written,
             binding,
             warning=warning,
             reason=f"Attempt{ending.outcome}",
-            message=f"Attempt {attempt.number} of PhoneJob {written.name} "
-            f"{ending.outcome}: {written.status.message}",
+            message=f"PhoneJob {written.name}: {written.status.message}",
         )
         if ending.error_class is ErrorClass.ACCOUNT:
             why = f"job {written.name}: {ending.message or 'account error'}"

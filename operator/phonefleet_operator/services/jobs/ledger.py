@@ -213,10 +213,22 @@ def end_attempt(
             if ending.error_class is not ErrorClass.RETRYABLE
             else "AttemptsExhausted"
         )
-        status.message = f"attempt {number} {ending.outcome}: {ending.message or 'no message'}"
+        status.message = (
+            f"attempt {number} {ending.outcome}: {ending.message or 'no message'}"
+            f"{_why_final(ending.error_class, number)}"
+        )
     status.next_attempt_time = None
     status.completion_time = rfc3339(now)
     return status
+
+
+def _why_final(error_class: ErrorClass | None, number: int) -> str:
+    """Why a failed job gets no further attempt: the REASON column tells no more."""
+    if error_class is ErrorClass.PERMANENT:
+        return " (a permanent error: not retried)"
+    if error_class is ErrorClass.ACCOUNT:
+        return " (an account error: not retried, and the binding's other jobs are held)"
+    return f" (no attempts left: maxAttempts is {number})"
 
 
 def status_patch(job: PhoneJob, status: PhoneJobStatus) -> dict[str, Any] | None:

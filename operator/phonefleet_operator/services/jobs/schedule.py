@@ -133,9 +133,7 @@ def _why_wait(  # noqa: PLR0911 (one return per rule of the module docstring rea
             "phonefleet.dev/account-hold-)",
         )
     if binding.phase != "Running" or binding.pod_uid is None:
-        phase = binding.phase or "Pending"
-        detail = "" if phase == "Running" else f" (phase {phase})"
-        return Wait(job, "BindingNotRunning", f"binding not Running{detail}")
+        return Wait(job, "BindingNotRunning", _not_running(binding))
     not_before = job.spec.not_before
     if not_before is not None and not_before > now:
         return Wait(job, "NotBefore", f"notBefore {_stamp(not_before)}", not_before)
@@ -154,10 +152,27 @@ def _why_wait(  # noqa: PLR0911 (one return per rule of the module docstring rea
     cap = binding.max_per_day
     if cap is not None and job.metadata.uid not in counted and len(counted) >= cap:
         until = midnight_after(now, binding.time_zone)
+        started = "1 job" if len(counted) == 1 else f"{len(counted)} jobs"
         return Wait(
-            job, "DailyCapReached", f"daily cap reached until 00:00 {binding.time_zone}", until
+            job,
+            "DailyCapReached",
+            f"daily cap reached: {started} of PhoneBinding {binding.name} started today "
+            f"(spec.jobs.maxPerDay {cap}); the next may start at 00:00 {binding.time_zone}",
+            until,
         )
     return None
+
+
+def _not_running(binding: BindingView) -> str:
+    """Which binding holds the job back, in which phase, and what lets the job go."""
+    phase = binding.phase or "Pending"
+    if phase == "Running":
+        why = "its worker pod is not ready"
+    elif phase == "Suspended":
+        why = "phase Suspended: resume it with spec.suspend: false"
+    else:
+        why = f"phase {phase}: kubectl describe pb {binding.name} says why"
+    return f"PhoneBinding {binding.name} is not Running ({why}); the job starts once it is"
 
 
 def _started_today(jobs: Sequence[PhoneJob], time_zone: str, now: datetime) -> set[str]:

@@ -115,6 +115,7 @@ class JobService:
         # Per binding, only while its loop runs: the loop's task and the binding's latest body
         # (absent until the loop has read it, when a job started the loop).
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._cancelling: set[asyncio.Task[None]] = set()  # cancels of deleted jobs' attempts
         self._bindings: dict[tuple[str, str], Mapping[str, Any]] = {}
         # Bindings whose last pass saw an account hold: clearing it must reach the condition
         # even when no job is left to run a loop for it.
@@ -165,7 +166,7 @@ class JobService:
 
     async def close(self) -> None:
         """Stop every job loop and close the connections to the workers."""
-        tasks = list(self._tasks.values())
+        tasks = [*self._tasks.values(), *self._cancelling]
         if self._lister is not None:
             tasks.append(self._lister)
         for task in tasks:
@@ -252,6 +253,7 @@ class JobService:
         """Record a job event; wake its binding's loop, or start it when the job needs one."""
         if event_type == "DELETED":
             self.jobs.gone(job)
+            self._cancel_deleted(job)
         else:
             self.jobs.saw(job)
         key = (job["metadata"]["namespace"], (job.get("spec") or {}).get("bindingName", ""))
@@ -259,6 +261,26 @@ class JobService:
             self.wake(*key)
         elif key[1] and self.jobs.has_work(*key):
             self._start_loop(key, None)
+
+    def _cancel_deleted(self, raw: Mapping[str, Any]) -> None:
+        """Cancel the running attempt of a job just deleted, in the background (the watch
+        event's handler must not wait for a worker)."""
+        job = parse_job(raw)
+        if job is None or not _running(job):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): the worker's lease ends it
+            return
+        binding = self._bindings.get((job.namespace, job.spec.binding_name))
+        task = loop.create_task(self._attempts.cancel_deleted(job, binding))
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelled)
+
+    def _cancelled(self, task: asyncio.Task[None]) -> None:
+        self._cancelling.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.warning("Could not cancel the attempt of a deleted PhoneJob: %s", error)
 
     def wake(self, namespace: str, name: str) -> None:
         """Run the binding's job loop now (its phase, pod or annotations changed)."""
@@ -341,7 +363,9 @@ class JobService:
             ledger.wait(
                 job,
                 "BindingNotFound",
-                f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}",
+                f"PhoneBinding {job.spec.binding_name} not found in namespace {job.namespace}: "
+                "create it, or delete this job and create it naming another (a job's spec "
+                "cannot change); the job runs once its binding exists",
             ),
         )
 

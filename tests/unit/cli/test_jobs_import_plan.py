@@ -1,0 +1,54 @@
+"""`phonefleet jobs import`: which binding a row goes to, and what the command says."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from phonefleet_operator.cli.jobs import plan_import
+
+HEADER = {"status": "pending", "video_path": "/v.mp4", "caption": "hi", "max_attempts": "3"}
+
+
+def binding(name: str, phase: str, serial: str = "phone-001", namespace: str = "demo") -> Any:
+    """A binding whose status resolved the phone ``serial``, in ``phase``."""
+    return {
+        "metadata": {"name": name, "namespace": namespace},
+        "status": {"phase": phase, "phone": {"id": "6000", "serialName": serial}},
+    }
+
+
+def test_a_row_goes_to_the_holder_not_to_the_bindings_in_conflict_over_its_phone() -> None:
+    """make demo's phone-001 has a holder and two bindings in Conflict: the row goes to the
+    holder (before: '3 PhoneBindings bound to a phone with serialName ...', not placed)."""
+    bindings = [
+        binding("alpha", "Running"),
+        binding("charlie-duplicate", "Conflict"),
+        binding("delta-alias", "Conflict"),
+    ]
+
+    plan = plan_import([{**HEADER, "job_id": "J-1", "account": "phone-001"}], bindings, task="t")
+
+    assert plan.problems == []
+    assert [job["spec"]["bindingName"] for job in plan.jobs] == ["alpha"]
+
+
+def test_two_holders_of_one_serial_name_are_named_with_the_way_out() -> None:
+    """Two namespaces hold phones of one serialName (two Geelark accounts): the line names
+    both bindings and says to import per namespace; a row nobody holds says so."""
+    bindings = [
+        binding("a", "Running", namespace="farm"),
+        binding("b", "Suspended", namespace="lab"),
+    ]
+    rows = [
+        {**HEADER, "job_id": "J-1", "account": "phone-001"},
+        {**HEADER, "job_id": "J-2", "account": "phone-404"},
+    ]
+
+    plan = plan_import(rows, bindings, task="t")
+
+    assert plan.jobs == []
+    assert plan.problems == [
+        "line 2 (job J-1): 2 PhoneBindings hold a phone with serialName 'phone-001' "
+        "(farm/a, lab/b): import with -n NAMESPACE",
+        "line 3 (job J-2): no PhoneBinding holds a phone with serialName 'phone-404'",
+    ]
