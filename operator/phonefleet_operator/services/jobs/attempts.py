@@ -432,6 +432,14 @@ class Attempts:
         status = ledger.end_attempt(job, attempt_id, ending, self._clock())
         if status is None:
             return  # not the current attempt any more: its answer changes nothing
+        why = f"job {job.name}: {ending.message or 'account error'}"
+        if ending.error_class is ErrorClass.ACCOUNT:
+            # The hold first: a write of it that fails fails the pass with the attempt still
+            # Running, and the next pass holds it again. Written after the job's end, a failed
+            # hold left a Failed job and no hold: the binding's other jobs ran on the account.
+            await self._api.annotate_binding(
+                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
+            )
         written = await self._writes.write(job, status)
         if written is None:
             return
@@ -453,10 +461,6 @@ class Attempts:
             f"{ending.outcome}: {written.status.message}",
         )
         if ending.error_class is ErrorClass.ACCOUNT:
-            why = f"job {written.name}: {ending.message or 'account error'}"
-            await self._api.annotate_binding(
-                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
-            )
             self._writes.binding_event(
                 binding,
                 warning=True,
