@@ -133,8 +133,9 @@ class FakeKube:
         phone_id = claim["metadata"]["name"]
         if self.refuse_finalizer_drops:
             raise KubernetesRefused(
-                f"Kubernetes refused patch_cluster_custom_object: 403 phoneclaims.phonefleet.dev "
-                f'"{phone_id}" is forbidden: User "system:serviceaccount:phonefleet-system:'
+                f"Kubernetes refused to patch phoneclaims {phone_id}: 403 "
+                f'phoneclaims.phonefleet.dev "{phone_id}" is forbidden: '
+                'User "system:serviceaccount:phonefleet-system:'
                 'phonefleet-operator" cannot patch resource "phoneclaims" in API group '
                 '"phonefleet.dev" at the cluster scope',
                 status=403,
@@ -178,7 +179,7 @@ class FakeKube:
         if self.refuse_claim_patches:
             # As the real gateway raises it (k8s/api.py), with the API server's own words.
             raise KubernetesRefused(
-                f"Kubernetes refused patch_cluster_custom_object: {self.refuse_claim_patches} "
+                f"Kubernetes refused to patch phoneclaims {phone_id}: {self.refuse_claim_patches} "
                 f"{REFUSALS[self.refuse_claim_patches].format(phone_id)}",
                 status=self.refuse_claim_patches,
             )
@@ -220,7 +221,8 @@ class FakeKube:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if self.refuse_pods:
             raise KubernetesRefused(
-                f'Kubernetes refused create_namespaced_pod: 403 pods "{key[1]}" is forbidden: '
+                f"Kubernetes refused to create pods {key[0]}/{key[1]}: "
+                f'403 pods "{key[1]}" is forbidden: '
                 "ValidatingAdmissionPolicy 'phonefleet-operator-scope' with binding "
                 "'phonefleet-operator-scope' denied request: a worker pod mounts only emptyDirs "
                 "and its binding's ADB Secret",
