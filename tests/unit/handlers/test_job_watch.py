@@ -139,3 +139,23 @@ async def test_a_job_deleted_while_the_watch_was_down_leaves_the_jobs_view_on_re
     assert watch.lists == 2
     assert jobs.events == [("ADDED", "kept"), ("ADDED", "deleted"), ("DELETED", "deleted")]
     assert jobs.view.has_work("ns", "alpha")  # "kept" still runs; nothing else is held
+
+
+def test_a_job_made_again_under_its_name_for_another_binding_leaves_the_first_binding() -> None:
+    """A relist reports a job deleted and made again under the same name as one change of it
+    (MODIFIED: same namespace and name, a new version). Made for another binding, it is kept
+    under that one only: the first binding no longer counts it as its Running job."""
+    view = ObservedJobs()
+    view.saw(running_job("post", 10))
+    again = running_job("post", 20)
+    again["metadata"]["uid"] = "uid-post-2"
+    again["spec"]["bindingName"] = "beta"
+
+    view.saw(again)  # the relist's MODIFIED
+
+    assert view.of_binding("ns", "alpha") == []
+    assert not view.has_work("ns", "alpha")
+    assert [j["metadata"]["uid"] for j in view.of_binding("ns", "beta")] == ["uid-post-2"]
+    view.gone(again)
+    assert not view.has_work("ns", "beta")
+    assert view.of_binding("ns", "beta") == []
