@@ -505,6 +505,26 @@ async def test_a_deleted_bindings_attempt_ends_in_its_old_workers_words() -> Non
 
 
 @pytest.mark.looptime
+async def test_an_operator_started_after_the_deletion_tells_the_old_worker_too() -> None:
+    """No deletion event reached this operator (it started after the binding went): the token
+    is made from the binding uid the attempt recorded, and the worker is told at once that its
+    attempt is superseded, instead of driving the phone until its lease ran out."""
+    world = World()
+    task = await started(world)
+    del world.kube.bindings["ns", "alpha"]
+    world.remove_pod()
+    await world.service.close()  # the operator that ran the attempt stops
+    world.service = world.new_operator()
+
+    await world.service.check_orphan(world.api.jobs["ns", "post"])
+
+    assert world.status()["reason"] == "Fencing"
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+    await world.service.close()
+
+
+@pytest.mark.looptime
 async def test_a_deleted_bindings_attempt_out_of_reach_ends_lost_only_after_its_lease() -> None:
     """As above with the worker out of reach: the job stays Fencing, its loop asking, until the
     lease (counted from the worker's last answer) and the grace ran out; only then Lost."""

@@ -366,9 +366,11 @@ class Attempts:
             last_heard=self._last_heard(key, attempt, now),
             grace=self._settings.grace_seconds,
         )
-        uid = self.gone.get(key)
+        # The uid from the binding's deletion event, else (an operator started after it) the one
+        # the attempt recorded: without it there is no token to tell the old worker with.
+        uid = self.gone.get(key) or attempt.binding_uid
         base, answer = self._endpoints.of_attempt(key, attempt), None
-        if base is not None and uid:  # without the binding's uid there is no token to ask with
+        if base is not None and uid:
             token = self._tokens.token_for(key[0], key[1], uid)
             with contextlib.suppress(WorkerUnreachable):
                 answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
