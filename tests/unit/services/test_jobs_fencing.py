@@ -562,6 +562,26 @@ def recreate_binding(world: World) -> None:
     world.workers.at[NEW] = JobApi(desk, lambda: token)
 
 
+async def test_a_binding_created_again_mid_attempt_tells_the_old_worker_with_the_old_token() -> (
+    None
+):
+    """alpha is deleted (its finalizer removed by hand) and created again while attempt 1 runs
+    on the old pod: the new alpha's loop fences the attempt, and the old worker, which knows
+    only the old alpha's token, is told that it is superseded (before, it was asked with the
+    new alpha's token, refused it with 401, and drove the phone until its lease ran out)."""
+    world = World()
+    task = await started(world)
+    world.remove_pod()
+    recreate_binding(world)
+
+    await world.run_pass()
+
+    assert world.status()["reason"] == "Fencing"
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+    await world.service.close()
+
+
 async def test_the_orphan_sweep_waits_for_its_holders_attempts_not_those_of_a_new_namesake(
     phones: FakePhones,
 ) -> None:

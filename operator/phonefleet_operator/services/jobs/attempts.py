@@ -331,11 +331,13 @@ class Attempts:
         )
         base, answer = self._endpoints.of_attempt(binding_key_of(binding), attempt), None
         if base is not None:
-            # A cancel, not a GET: it does not renew the lease of a worker we lose again.
+            # A cancel, not a GET: it does not renew the lease of a worker we lose again. With
+            # the token of the binding the attempt ran for: one created again under its name
+            # has another uid, hence another token, which the old worker refuses (401).
+            uid = attempt.binding_uid or binding.uid
+            token = self._tokens.token_for(binding.namespace, binding.name, uid)
             with contextlib.suppress(WorkerUnreachable):
-                answer = await self._workers.cancel(
-                    base, self.token(binding), attempt.id, superseded=True
-                )
+                answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             status = ledger.fencing(job, pod_name(binding.name), until)
