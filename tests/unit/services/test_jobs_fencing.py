@@ -330,6 +330,25 @@ async def test_the_old_pods_own_answer_ends_the_attempt_at_once(
     assert [base for base, _ in world.stopped] == ([] if restarted else [OLD])
 
 
+async def test_a_worker_container_restarted_mid_attempt_ends_it_lost_not_run_unrecorded() -> None:
+    """The worker took attempt 1 (202), then its container restarted: same pod, same address,
+    a process that does not know the attempt (404). The attempt ran there and is over: it ends
+    Lost (Retryable) and attempt 2 comes after the backoff, recorded. Before, the 404 was taken
+    for a delivery that never arrived: attempt 1 was delivered again and ran a second time,
+    with one attempt in the ledger, no backoff and maxAttempts not counting it."""
+    world = World()
+    await started(world)
+    restarted = world.put_worker(OLD)
+
+    await world.run_pass()
+
+    first = world.status()["attempts"][0]
+    assert (first["outcome"], first["errorClass"]) == ("Lost", "Retryable")
+    assert "no longer knew it" in first["message"]
+    assert restarted.lookup(first["id"]) is None  # not delivered again
+    assert world.status()["reason"] == "RetryBackoff"
+
+
 def _succeeded(task: Task) -> TaskResult:
     record = task.record  # type: ignore[attr-defined]
     detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}

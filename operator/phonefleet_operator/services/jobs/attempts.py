@@ -97,12 +97,18 @@ class Attempts:
         # pod's uid and the attempt's id. A worker whose lease ran out keeps off the phone until
         # the operator asks it anything; it is asked each pass until it answers (release_held).
         self.unreached: dict[tuple[str, str], tuple[str, str]] = {}
+        # Per binding: the running attempt its worker took (a 200 or 202 to its delivery, or a
+        # 200 to a question about it). Its worker answering 404 later lost it (its container
+        # restarted): the attempt ran and is over; a delivery, which runs it again, is only for
+        # an attempt the worker never took.
+        self.taken: dict[tuple[str, str], str] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
         warned of stays until the binding is deleted (``forget_binding``): the next job's loop
         must not warn of that pod again."""
         self.unreached.pop(key, None)
+        self.taken.pop(key, None)
         self.heard.pop(key, None)
         self.worker_images.pop(key, None)
         self.gone.pop(key, None)
@@ -200,6 +206,7 @@ class Attempts:
             return  # it is still ours to deliver: the next poll finds the worker without it
         if answer.status in (200, 202):
             self._heard_of(binding, attempt)
+            self.taken[binding_key_of(binding)] = attempt.id
         if answer.status == 422:
             ending = ledger.Ending(
                 AttemptOutcome.FAILED,
@@ -257,15 +264,19 @@ class Attempts:
             return
         if answer.status == 200:
             self._heard_of(binding, attempt)
+            self.taken[binding_key_of(binding)] = attempt.id
         if answer.status == 404:
-            if now < ledger.not_after(job, attempt):
+            took = self.taken.get(binding_key_of(binding)) == attempt.id
+            if now < ledger.not_after(job, attempt) and not took:
                 await self._deliver(binding, job, base, token)  # the delivery did not arrive
             else:
+                message = (
+                    "the worker took it and then no longer knew it (its container restarted)"
+                    if took
+                    else "the worker does not know it"
+                )
                 await self._end(
-                    binding,
-                    job,
-                    attempt.id,
-                    ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+                    binding, job, attempt.id, ledger.Ending(AttemptOutcome.LOST, message=message)
                 )
             return
         ending = fencing.outcome_of(answer)
