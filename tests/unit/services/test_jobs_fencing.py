@@ -349,6 +349,28 @@ async def test_a_worker_container_restarted_mid_attempt_ends_it_lost_not_run_unr
     assert world.status()["reason"] == "RetryBackoff"
 
 
+async def test_the_old_pods_address_taken_by_another_bindings_pod_gets_no_token() -> None:
+    """The pod went away and its IP now belongs to another binding's worker pod (another
+    namespace, another tenant's image): nothing is sent there, since every request carries
+    alpha's job token. The old pod's containers are gone with its address, so the job waits
+    only for the lease, and ends Lost."""
+    world = World()
+    await started(world)
+    world.remove_pod()
+    other = pod("pod-9", "10.0.0.1")
+    other["metadata"].update(name="beta-worker", namespace="tenant-b")
+    world.pods.saw(other)
+    asked = len(world.attempts_on(OLD))
+
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    world.clock.advance(LEASE + GRACE + 1)
+    await world.run_pass()
+
+    assert world.attempts_on(OLD)[asked:] == []
+    assert world.status()["attempts"][0]["outcome"] == "Lost"
+
+
 def _succeeded(task: Task) -> TaskResult:
     record = task.record  # type: ignore[attr-defined]
     detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}
