@@ -67,7 +67,7 @@ class FakeKube:
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
-        return self.bindings.get((namespace, name))
+        return copy.deepcopy(self.bindings.get((namespace, name)))  # a read is a snapshot
 
     async def list_bindings(self) -> list[Obj]:
         self.reads["bindings"] += 1
@@ -206,15 +206,17 @@ class FakeKube:
 
     async def list_pods(self, label_selector: str) -> list[Obj]:
         wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-        return [
-            pod
-            for pod in self.pods.values()
-            if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
-        ]
+        return copy.deepcopy(
+            [
+                pod
+                for pod in self.pods.values()
+                if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
+            ]
+        )
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         self.reads["pod"] += 1
-        return self.pods.get((namespace, name))
+        return copy.deepcopy(self.pods.get((namespace, name)))  # a read is a snapshot
 
     async def create_pod(self, pod: Obj) -> bool:
         self.creates["pod"] += 1
