@@ -26,6 +26,7 @@ from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.settings import JobSettings, OperatorSettings
+from phonefleet_operator.workers import WorkerUnreachable
 from phonefleet_worker.job_desk import JobDesk
 from phonefleet_worker.job_server import JobApi
 from phonefleet_worker.registry import TaskRegistry
@@ -369,6 +370,26 @@ async def test_the_old_pods_address_taken_by_another_bindings_pod_gets_no_token(
 
     assert world.attempts_on(OLD)[asked:] == []
     assert world.status()["attempts"][0]["outcome"] == "Lost"
+
+
+async def test_an_overdue_attempt_ends_timed_out_even_when_its_cancel_gets_no_answer() -> None:
+    """Past its deadline and the grace the worker still says Running, then does not answer the
+    cancel: the attempt ends TimedOut in that pass (the worker stops at its deadline anyway),
+    and the worker is asked again until it answers (its hold). Before, the cancel's fault
+    failed the pass, and the next one ended it."""
+    world = World()
+    await started(world)
+    world.clock.advance(900 + GRACE + 1)
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise WorkerUnreachable("worker job endpoint did not answer POST cancel")
+
+    world.workers.cancel = unreachable  # type: ignore[method-assign]
+    await world.run_pass()
+
+    first = world.status()["attempts"][0]
+    assert (first["outcome"], first["message"]) == ("TimedOut", "still running past its deadline")
+    assert world.service._attempts.unreached["ns", "alpha"] == ("pod-1", first["id"])
 
 
 def _succeeded(task: Task) -> TaskResult:

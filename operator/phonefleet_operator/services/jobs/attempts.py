@@ -283,7 +283,10 @@ class Attempts:
         if ending is not None:
             await self._end(binding, job, attempt.id, ending)
         elif overdue:
-            await self._workers.cancel(base, token, attempt.id)
+            try:
+                await self._workers.cancel(base, token, attempt.id)
+            except WorkerUnreachable:  # gone quiet since it answered: it stops at its deadline
+                self.unreached[binding_key_of(binding)] = (live_uid, attempt.id)
             await self._end(
                 binding,
                 job,
