@@ -392,6 +392,20 @@ async def test_an_overdue_attempt_ends_timed_out_even_when_its_cancel_gets_no_an
     assert world.service._attempts.unreached["ns", "alpha"] == ("pod-1", first["id"])
 
 
+async def test_a_job_whose_write_finds_it_gone_leaves_the_view_at_once() -> None:
+    """The job was deleted and no watch event has said so yet (a gap): the pass's write and
+    its re-read both find it gone (404), and the view forgets it then, instead of deciding for
+    it again at every pass until the event comes."""
+    world = World()
+    del world.api.jobs["ns", "post"]
+
+    await world.run_pass()
+
+    assert world.service.jobs.of_binding("ns", "alpha") == []
+    assert not world.service.jobs.has_work("ns", "alpha")
+    assert world.attempts_on(OLD) == []  # nothing was delivered for it
+
+
 def _succeeded(task: Task) -> TaskResult:
     record = task.record  # type: ignore[attr-defined]
     detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}

@@ -84,6 +84,11 @@ class ObservedJobs:
             if not live:
                 del self._live[key]
 
+    def has(self, namespace: str, binding: str, name: str, uid: str) -> bool:
+        """Whether the view holds the job ``name`` of ``binding`` as the object ``uid``."""
+        job = self._by_binding.get((namespace, binding), {}).get(name)
+        return job is not None and job["metadata"].get("uid") == uid
+
     def of_binding(self, namespace: str, name: str) -> list[Obj]:
         """Every known job naming this binding."""
         return list(self._by_binding.get((namespace, name), {}).values())
