@@ -103,16 +103,28 @@ def test_an_ownerless_folder_goes_once_old_and_unused_by_any_process(own_temp_di
     old = aged(folder(own_temp_dir, "phonefleet-cp-old", None), OWNERLESS_AGE_SECONDS + 60)
     young = aged(folder(own_temp_dir, "phonefleet-cp-young", None), OWNERLESS_AGE_SECONDS - 60)
     used = aged(folder(own_temp_dir, "phonefleet-cp-used", None), OWNERLESS_AGE_SECONDS + 60)
-    user = subprocess.Popen(  # blocks on its stdin until the test closes it
-        [sys.executable, "-c", "import sys; sys.stdin.read()", f"--data-dir={used}/etcd"],
+    user = subprocess.Popen(  # says it runs, then blocks on its stdin until the test closes it
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('running', flush=True); sys.stdin.read()",
+            f"--data-dir={used}/etcd",
+        ],
         stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
+        assert user.stdout is not None
+        # Its command line is readable once it runs (mid-exec /proc shows it empty).
+        assert user.stdout.readline() == "running\n"
         assert remove_dead_runs("phonefleet-cp-") == [old]
     finally:
         assert user.stdin is not None
         user.stdin.close()
         user.wait(timeout=30)
+        if user.stdout is not None:
+            user.stdout.close()
     assert young.is_dir()
     assert used.is_dir()
     assert remove_dead_runs("phonefleet-cp-") == [used]  # its process has ended
