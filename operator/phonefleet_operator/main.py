@@ -17,7 +17,7 @@ import kopf
 
 from phonefleet_operator import constants as c
 from phonefleet_operator.gc_tuning import tune_gc
-from phonefleet_operator.handlers import jobs, pools, watches
+from phonefleet_operator.handlers import pools, watches
 from phonefleet_operator.k8s.events import COMPONENT
 from phonefleet_operator.k8s.in_cluster import service_account_login
 from phonefleet_operator.leadership import run_elected
@@ -39,7 +39,7 @@ __all__ = ["InlineExecutor", "NoDiffBase", "QuietWatchHandlers", "configure", "r
 T = TypeVar("T")
 
 # Importing the handler modules registers them with kopf; keep the names referenced.
-_REGISTERED = (jobs, pools, watches)
+_REGISTERED = (pools, watches)
 
 #: What ``configure`` puts into the memo, forgotten when its attempt fails.
 _STARTED = ("watches", "binding_events", "watch_client", "monitoring", "admission", "runtime")
@@ -49,7 +49,7 @@ _NAMESPACES: list[str] = []
 
 
 def _quiet() -> logging.Filter:
-    return QuietWatchHandlers(*pools.HANDLER_IDS, *jobs.QUIET_IDS)
+    return QuietWatchHandlers(*pools.HANDLER_IDS)
 
 
 @kopf.on.startup()

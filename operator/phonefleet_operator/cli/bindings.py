@@ -153,8 +153,8 @@ def validate(paths: tuple[Path, ...], offline: bool, require_pools: bool, accoun
     pools = read_pool_documents(reading.texts, account)  # tenancy: this account's PhonePools
     problems.extend(pools.problems)
     if settings is not None and assignments:
-        problems.extend(asyncio.run(_check_with_geelark(assignments, settings)))
-        phones = asyncio.run(_resolve(assignments, settings)) if pools.pools else None
+        found, phones = asyncio.run(_check_with_geelark(assignments, settings, bool(pools.pools)))
+        problems.extend(found)
         problems.extend(check_pools(manifests, pools, phones=phones, require_pools=require_pools))
     else:
         problems.extend(check_pools(manifests, pools))
@@ -208,16 +208,16 @@ class _Reading:
 
 
 async def _check_with_geelark(
-    assignments: list[Assignment], settings: GeelarkSettings
-) -> list[Problem]:
+    assignments: list[Assignment], settings: GeelarkSettings, pooled: bool
+) -> tuple[list[Problem], dict[str, Phone] | None]:
+    """The Geelark problems, and (``pooled``: pools are judged) each phone ref's phone where
+    Geelark has exactly one; both from one listing of the account, whose rate limit the
+    operators share (a second inventory listed it all again)."""
     async with open_inventory(settings) as inventory:
-        return await check_with_geelark(assignments, inventory)
-
-
-async def _resolve(assignments: list[Assignment], settings: GeelarkSettings) -> dict[str, Phone]:
-    """Each phone ref's phone, where Geelark has exactly one (one listing of the account)."""
-    async with open_inventory(settings) as inventory:
-        return await resolve_refs([a.phone_id for a in assignments], inventory)
+        problems = await check_with_geelark(assignments, inventory)
+        if not pooled:
+            return problems, None
+        return problems, await resolve_refs([a.phone_id for a in assignments], inventory)
 
 
 def _count(number: int, noun: str) -> str:

@@ -4,8 +4,9 @@ Each row's ``account`` is the serialName of a Geelark phone; the row goes to the
 whose resolved phone (``status.phone.serialName``) has that name. Rows the old ledger finished
 (success, failed, skipped) are left out: importing them would post again. A row that cannot be
 placed gets one line on standard error, and the command exits 1; the others are created
-(names from ``job_id``, so importing twice creates nothing twice). A cluster it cannot use
-(no kubeconfig, unreachable, refused, no PhoneJob CRD) exits 2.
+(names from ``job_id``, so importing twice creates nothing twice; a name that another job,
+for other work, holds already is a problem of its row, never "existed already"). A cluster it
+cannot use (no kubeconfig, unreachable, refused, no PhoneJob CRD) exits 2.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class ImportPlan:
     problems: list[str] = dataclasses.field(default_factory=list)
     finished: int = 0
     """Rows the old ledger had finished (left out)."""
+    rows: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    """Where each job comes from (``line N (job ID)``), by namespace and name."""
 
 
 def job_name(job_id: str) -> str:
@@ -116,6 +119,7 @@ def plan_import(
             plan.problems.append(f"{where}: job_id gives the name {key[1]!r} a second time")
             continue
         seen.add(key)
+        plan.rows[key] = where
         plan.jobs.append(job)
     return plan
 
@@ -147,6 +151,13 @@ def _job(row: Mapping[str, str], binding: Mapping[str, Any], task: str) -> dict[
         },
         "spec": spec,
     }
+
+
+def _same_work(there: Mapping[str, Any], job: Mapping[str, Any]) -> bool:
+    """Whether the existing job ``there`` does the work of ``job``: the same binding, task and
+    params (maxAttempts and notBefore follow the ledger's progress between two imports)."""
+    have, want = there.get("spec") or {}, job["spec"]
+    return all(have.get(key) == want.get(key) for key in ("bindingName", "task", "params"))
 
 
 def _count(value: str | None, field: str, default: int) -> int:
@@ -237,9 +248,24 @@ async def _run(
         plan = plan_import(rows, await gateway.list_bindings(namespace), task=task)
         if dry_run:
             return 0, 0, plan
+        existing = 0
         for job in plan.jobs:
-            created += await gateway.create_job(job)
-        return created, len(plan.jobs) - created, plan
+            if await gateway.create_job(job):
+                created += 1
+                continue
+            # The name is taken. Names are lossy (lower case, dashes, 63 characters), so it may
+            # be another row's job, or a job of someone else's: only the same job counts as
+            # imported already; any other is this row's work left undone, and said so.
+            key = (job["metadata"]["namespace"], job["metadata"]["name"])
+            there = await gateway.get_job(*key)
+            if there is None or _same_work(there, job):
+                existing += 1
+            else:
+                plan.problems.append(
+                    f"{plan.rows[key]}: PhoneJob {key[0]}/{key[1]} exists already for other "
+                    "work (another binding, task or params): not imported; rename the job_id"
+                )
+        return created, existing, plan
     except PhonefleetError as error:  # unreachable, refused (RBAC)
         raise _ImportStopped(created, str(error)) from None
     except ApiException as error:  # 404: no PhoneJob CRD in this cluster; 409 passes through

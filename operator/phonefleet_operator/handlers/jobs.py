@@ -1,28 +1,62 @@
-"""kopf handlers of PhoneJobs: the jobs view that drives each binding's job loop. Binding events
-reach the job loops from the bindings watch (handlers/binding_watch.py); the admission check is
-served by every replica (handlers/admission.py)."""
+"""The PhoneJob watch: the jobs view that drives each binding's job loop. Binding events reach
+the job loops from the bindings watch (handlers/binding_watch.py); the admission check is served
+by every replica (handlers/admission.py).
+
+PhoneJobs are watched by the operator's own list-then-watch (``ObjectWatch``), not by kopf: a
+relist after a watch gap (410 Gone, a lost connection) reports a job deleted during the gap as
+DELETED, where kopf's relist reports only the jobs the list holds. A job the view kept after
+its deletion would be started (or followed) forever against a 404, holding back every job queued
+behind it, and a Running one would keep its binding's replacement pod from being created and its
+phone from being stopped (``JobService.unsettled``).
+"""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-import kopf
-
 from phonefleet_operator import constants as c
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
 from phonefleet_operator.services.runtime import Runtime
 
-__all__ = ["QUIET_IDS", "job_seen"]
+__all__ = ["job_kept", "job_watches"]
 
-_JOBS = (c.GROUP, c.VERSION, c.JOB_PLURAL)
-
-#: kopf's ids of the per-event handlers below (their success lines are filtered out of the log).
-JOB_SEEN_ID = "job_seen"
-QUIET_IDS = (JOB_SEEN_ID,)
+Obj = dict[str, Any]
 
 
-@kopf.on.event(*_JOBS, id=JOB_SEEN_ID)
-async def job_seen(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    """Keep the jobs view current; wake the job's binding loop, or start it (the loop reports a
-    job whose binding does not exist)."""
-    runtime: Runtime = memo.runtime
-    runtime.jobs.saw(event["type"] or "", event["object"])
+def job_kept(body: Obj) -> Obj:
+    """A job found deleted on relist is forgotten by its name under its binding: keep those."""
+    kept = metadata_only(body)
+    kept["spec"] = {"bindingName": (body.get("spec") or {}).get("bindingName", "")}
+    return kept
+
+
+def job_watches(
+    runtime: Runtime, api: WatchClient, namespaces: tuple[str, ...]
+) -> list[ObjectWatch]:
+    """The watches of PhoneJobs (one per namespace when restricted), feeding the jobs view."""
+    resource = (c.GROUP, c.VERSION)
+    custom = api.custom
+    calls = (
+        [
+            (
+                f"PhoneJobs in {namespace}",
+                functools.partial(
+                    custom.list_namespaced_custom_object, *resource, namespace, c.JOB_PLURAL
+                ),
+            )
+            for namespace in namespaces
+        ]
+        if namespaces
+        else [
+            (
+                "PhoneJobs",
+                functools.partial(custom.list_cluster_custom_object, *resource, c.JOB_PLURAL),
+            )
+        ]
+    )
+    timeout = runtime.settings.watch_server_timeout_seconds
+    return [
+        ObjectWatch(name, call, runtime.jobs.saw, keep=job_kept, server_timeout=timeout)
+        for name, call in calls
+    ]

@@ -18,7 +18,9 @@ import kopf
 from phonefleet_operator import constants as c
 from phonefleet_operator.handlers.binding_watch import BindingEvents, binding_watches
 from phonefleet_operator.handlers.claims import claim_seen
+from phonefleet_operator.handlers.jobs import job_watches
 from phonefleet_operator.handlers.pods import WORKER_PODS, worker_pod_seen
+from phonefleet_operator.handlers.pools import pool_watch
 from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only, stop_all
 from phonefleet_operator.services.accounts import UNLABELLED, account_of
 from phonefleet_operator.services.runtime import BackgroundTaskDied, Runtime
@@ -35,10 +37,10 @@ def _claim_kept(claim: dict[str, Any]) -> dict[str, Any]:
 
 
 def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = ()) -> None:
-    """Start the watches of bindings, claims and worker pods (bindings and pods: one per
-    namespace when restricted)."""
+    """Start the watches of bindings, claims, worker pods, PhoneJobs and PhonePools (bindings,
+    pods and jobs: one per namespace when restricted)."""
     runtime: Runtime = memo.runtime
-    api = WatchClient(2 * len(namespaces) + 4, runtime.settings.kubeconfig)
+    api = WatchClient(3 * len(namespaces) + 6, runtime.settings.kubeconfig)
     core, custom = api.core, api.custom
     loop = asyncio.get_running_loop()
 
@@ -90,6 +92,8 @@ def start_watches(memo: kopf.Memo, waiters: Any, namespaces: tuple[str, ...] = (
         watches.append(ObjectWatch("worker pods", pods, on_pod, server_timeout=timeout))
     memo.binding_events, bound = binding_watches(runtime, api, namespaces)
     watches.extend(bound)
+    watches.extend(job_watches(runtime, api, namespaces))
+    watches.append(pool_watch(runtime, api))
     for watch in watches:
         watch.start(loop)
     memo.watches = watches

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -126,7 +126,8 @@ class ApiCaller:
                 raise
             if error.status in (Forbidden, Invalid):
                 raise KubernetesRefused(
-                    f"Kubernetes refused {method.__name__}: {error.status} {_message(error)}",
+                    f"Kubernetes refused to {_doing(method, args)}: {error.status} "
+                    f"{_message(error)}",
                     status=error.status,
                 ) from None
             raise KubernetesUnavailable(
@@ -290,13 +291,19 @@ def unavailable_text(
 
 
 def _doing(method: Callable[..., Any], args: tuple[Any, ...]) -> str:
-    """``list phonebindings``, ``patch phonebindings ns/name (status)``, ``read namespaced pod``:
-    the client method's verb, and for custom objects the plural and object its arguments name."""
+    """``list phonebindings``, ``patch phonebindings ns/name (status)``, ``delete pods ns/name``,
+    ``create secrets in ns``: in Kubernetes terms, the verb, the resource and the object the
+    client method's name and arguments give."""
     verb, _, rest = getattr(method, "__name__", "call").partition("_")
     verb = _VERBS.get(verb, verb)
+    names = [a for a in args if isinstance(a, str)]
+    if verb == "create":  # the new object's name is in its body
+        bodies = [a for a in args if isinstance(a, Mapping)]
+        created = ((bodies[0].get("metadata") or {}).get("name") if bodies else None) or None
+        names += [created] if created else []
     if "custom_object" not in rest:
-        return f"{verb} {rest.replace('_', ' ')}".strip()
-    names = [a for a in args if isinstance(a, str)][2:]  # after group and version
+        return _doing_builtin(verb, rest, names)
+    names = names[2:]  # after group and version
     namespace = names.pop(0) if rest.startswith("namespaced") and names else None
     plural = names.pop(0) if names else "objects"
     target = "/".join(part for part in (namespace, names[0] if names else None) if part)
@@ -304,6 +311,25 @@ def _doing(method: Callable[..., Any], args: tuple[Any, ...]) -> str:
         target = f"in {target}"  # a namespace only: a list
     status = " (status)" if rest.endswith("_status") else ""
     return f"{verb} {plural}{f' {target}' if target else ''}{status}"
+
+
+def _doing_builtin(verb: str, rest: str, names: list[str]) -> str:
+    """``_doing`` for a built-in resource's method (``delete_namespaced_pod(name, namespace)``,
+    ``create_namespaced_secret(namespace, body)``, ``list_pod_for_all_namespaces()``)."""
+    status = " (status)" if rest.endswith("_status") else ""
+    kind = rest.removesuffix("_status").removesuffix("_for_all_namespaces")
+    namespaced = kind.startswith("namespaced_")
+    kind = kind.removeprefix("namespaced_").replace("_", "")
+    plural = kind if kind.endswith("s") else f"{kind}s"
+    if verb == "create" and namespaced:  # (namespace, body): its name, if it has one, next
+        target = "/".join(names[:2]) if len(names) > 1 else f"in {names[0]}" if names else ""
+    elif verb == "list":
+        target = f"in {names[0]}" if namespaced and names else ""
+    elif namespaced:
+        target = "/".join(reversed(names[:2]))  # (name, namespace) -> namespace/name
+    else:
+        target = names[0] if names else ""
+    return f"{verb} {plural}{f' {target}' if target else ''}{status}".strip()
 
 
 def fault_reason(error: BaseException) -> str:

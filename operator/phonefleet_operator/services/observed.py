@@ -103,6 +103,14 @@ class ObservedPods:
         entry = self._pods.get((namespace, name))
         return None if entry is None else entry[0]
 
+    def uid_at(self, address: str) -> str | None:
+        """The uid of a worker pod seen with ``address`` as its IP, else None (a scan: asked
+        only while an attempt is fenced)."""
+        for pod, _ in self._pods.values():
+            if pod["status"].get("podIP") == address:
+                return str(pod["metadata"].get("uid", ""))
+        return None
+
     def age(self, namespace: str, name: str) -> float:
         """Seconds since the watch or a read last said anything about the pod (0: never seen).
 

@@ -86,6 +86,30 @@ def test_generated_bindings_validate_clean_with_one_listing(
     assert simulator.admin.counters().calls("phone/list") == 3  # ceil(250 / 100), not 4 x 3
 
 
+def test_with_pools_the_geelark_and_pool_checks_share_one_listing(
+    simulator: GeelarkSimulator, tmp_path: Path
+) -> None:
+    """With a PhonePool among the manifests the pools are judged by each phone's Geelark
+    attributes too: from the same paged listing as the Geelark checks (3 calls), where a second
+    inventory listed the account again (6), on the rate limit the operators share."""
+    pool = (
+        "apiVersion: phonefleet.dev/v1alpha1\n"
+        "kind: PhonePool\n"
+        "metadata: {name: fleet-phones}\n"
+        'spec: {phones: {serialNames: ["phone-*"]}, namespaces: {names: [fleet]}}\n'
+    )
+    (tmp_path / "pool.yaml").write_text(pool)
+    (tmp_path / "bindings.yaml").write_text(
+        binding("one", "fleet", "phone-001") + "---\n" + binding("two", "fleet", "phone-250")
+    )
+    simulator.admin.reset_counters()
+
+    checked = phonefleet("bindings", "validate", str(tmp_path), url=simulator.base_url)
+
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert simulator.admin.counters().calls("phone/list") == 3
+
+
 def test_a_broken_directory_gets_one_line_per_problem_and_exit_1(
     simulator: GeelarkSimulator, tmp_path: Path
 ) -> None:

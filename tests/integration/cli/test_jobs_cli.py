@@ -99,3 +99,34 @@ def test_import_places_open_rows_by_serial_name_and_reports_the_rest(
     again = run_import(control_plane, ledger, "-n", namespace)
 
     assert "0 jobs created, 2 existed already" in again.stderr
+
+
+def test_a_row_whose_name_another_jobs_work_holds_is_a_problem_not_existed_already(
+    control_plane: ControlPlane, crds: None, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """Job names are lossy (lower case, dashes, 63 characters): a later ledger's J_001 is named
+    j-001 like J-001 imported before. Its work (another video) is not done by j-001: the row is
+    reported and the exit code is 1, where the import used to count it as existing and leave it
+    undone. The first ledger imported again still finds its job "existed already"."""
+    bound(kubectl, "one", namespace, "insta-001")
+    header = "job_id,account,video_path,caption,status\n"
+    first = tmp_path / "day-1.csv"
+    first.write_text(header + "J-001,insta-001,/a.mp4,a,pending\n")
+    assert run_import(control_plane, first, "-n", namespace).returncode == 0
+    later = tmp_path / "day-2.csv"
+    later.write_text(header + "J_001,insta-001,/b.mp4,b,pending\n")
+
+    result = run_import(control_plane, later, "-n", namespace)
+
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f"day-2.csv: line 2 (job J_001): PhoneJob {namespace}/j-001 exists already for other "
+        "work (another binding, task or params): not imported; rename the job_id",
+        "day-2.csv: 1 rows: 0 jobs created, 0 existed already, 0 finished in the old ledger, "
+        "1 not placed",
+    ]
+    (job,) = kubectl.list("phonejobs", namespace)
+    assert job["spec"]["params"] == {"video": "/a.mp4", "caption": "a"}
+    again = run_import(control_plane, first, "-n", namespace)
+    assert (again.returncode, "0 jobs created, 1 existed already" in again.stderr) == (0, True)

@@ -6,12 +6,9 @@ Run in a child interpreter from the checkout, as ``test_bench_targets.py`` expla
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
-from phonefleet_testbed.binaries import repo_root
+from .children import run_in_repo
 
 _PIPELINE = """
 import json, sys
@@ -33,19 +30,6 @@ print(json.dumps({
     "pipeline": pipeline_lines(args["operator"]["podPipeline"]),
 }))
 """
-
-
-def _child(code: str, args: dict[str, Any]) -> Any:
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=repo_root(),
-        input=json.dumps(args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(result.stdout)
 
 
 def _item(
@@ -74,7 +58,7 @@ def test_each_step_is_timed_from_the_read_the_pod_was_created_after() -> None:
         [130.0, "/open/v1/adb/getData", ["A"]],
     ]
     items = [_item("A", 103.0, 104.0, 106.0, 110.0), _item("B", 102.0, 111.0, None, None)]
-    out = _child(
+    out = run_in_repo(
         _PIPELINE, {"items": items, "calls": calls, "start": 100.0, "samples": [0.5, 3.5, 12.0]}
     )
     steps = out["steps"]
@@ -125,7 +109,7 @@ def test_each_step_is_timed_from_the_read_the_pod_was_created_after() -> None:
 
 
 def _operator() -> dict[str, Any]:
-    pipeline = _child(
+    pipeline = run_in_repo(
         _PIPELINE,
         {
             "items": [_item("A", 3.0, 4.0, 6.0, 9.0)],
@@ -156,7 +140,7 @@ def test_the_api_side_line_gives_the_write_rates_and_the_ceilings_least_time() -
     (0 s, the read was at 1 s) to the last one; the ceiling's 600 writes in 2 s allow the
     run's 1,200 in no less than 4 s."""
     n = 100
-    out = _child(
+    out = run_in_repo(
         _REPORT,
         {
             "n": n,
@@ -182,7 +166,7 @@ def test_the_api_side_line_gives_the_write_rates_and_the_ceilings_least_time() -
 def test_the_documented_floor_counts_200_phones_per_start() -> None:
     """N = 5,000: the issue's floor 250 calls (75 s at 200 a minute); with Geelark's documented
     batch sizes 225 (25 starts instead of 50), 67.5 s."""
-    out = _child(
+    out = run_in_repo(
         _REPORT,
         {
             "n": 5000,

@@ -6,12 +6,9 @@ test tree), so the targets are computed in a child interpreter there.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
-from phonefleet_testbed.binaries import repo_root
+from .children import run_in_repo
 
 _CALL = (
     "import json, sys; from bench.report import targets; "
@@ -20,16 +17,7 @@ _CALL = (
 
 
 def targets(*args: Any) -> list[dict[str, Any]]:
-    result = subprocess.run(
-        [sys.executable, "-c", _CALL],
-        cwd=repo_root(),
-        input=json.dumps(args),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    rows: list[dict[str, Any]] = run_in_repo(_CALL, list(args))
     return rows
 
 

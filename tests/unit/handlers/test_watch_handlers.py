@@ -131,14 +131,14 @@ async def test_a_spec_change_no_pass_has_seen_wakes_the_binding(
 
 
 def test_success_lines_of_the_per_event_handlers_are_dropped_and_failures_kept() -> None:
-    quiet = QuietWatchHandlers("pool_seen")
+    quiet = QuietWatchHandlers("namespace_seen")
 
     def record(message: str) -> logging.LogRecord:
         return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
 
-    assert not quiet.filter(record("Handler 'pool_seen' succeeded."))
-    assert quiet.filter(record("Handler 'job_seen' succeeded."))
-    assert quiet.filter(record("Handler 'pool_seen' failed with an exception. Will retry."))
+    assert not quiet.filter(record("Handler 'namespace_seen' succeeded."))
+    assert quiet.filter(record("Handler 'claim_check' succeeded."))
+    assert quiet.filter(record("Handler 'namespace_seen' failed with an exception. Will retry."))
 
 
 def test_a_binding_without_a_running_loop_is_not_woken_and_leaves_nothing_behind(

@@ -151,28 +151,35 @@ async def test_a_refused_claim_patch_says_so_instead_of_kubernetes_unavailable(
     assert REFUSED[status][1] in str(raised.value)
 
 
-class SecretWrites:
-    """The core API of a client: Secret creates and replaces answer in the order given."""
+class ScriptedWrites:
+    """An API of a client whose writes answer the given statuses in order (see ``answering``),
+    each call recorded by its verb."""
 
     def __init__(self, *statuses: int) -> None:
         self.statuses = list(statuses)
         self.calls: list[str] = []
 
-    def _answer(self, what: str) -> Callable[..., Answer]:
+    def answer(self, name: str) -> Callable[..., Answer]:
+        """The client method ``name`` (``create_namespaced_secret``: verb ``create``)."""
+
         def method(*args: Any, **kwargs: Any) -> Answer:
-            self.calls.append(what)
+            self.calls.append(name.partition("_")[0])
             return answering(self.statuses.pop(0))(*args, **kwargs)
 
-        method.__name__ = what
+        method.__name__ = name
         return method
+
+
+class SecretWrites(ScriptedWrites):
+    """The core API of a client: Secret creates and replaces answer in the order given."""
 
     @property
     def create_namespaced_secret(self) -> Callable[..., Answer]:
-        return self._answer("create")
+        return self.answer("create_namespaced_secret")
 
     @property
     def replace_namespaced_secret(self) -> Callable[..., Answer]:
-        return self._answer("replace")
+        return self.answer("replace_namespaced_secret")
 
 
 SECRET = {"metadata": {"name": "b-adb", "namespace": "ns"}, "data": {}}

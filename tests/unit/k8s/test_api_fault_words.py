@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.errors import KubernetesUnavailable
+from phonefleet_operator.errors import KubernetesRefused, KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller
 from phonefleet_operator.k8s.gateway import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -104,7 +104,7 @@ async def test_a_timeout_is_told_as_no_answer_in_time(caller: ApiCaller) -> None
     with pytest.raises(KubernetesUnavailable) as raised:
         await caller(method, "worker", "farm")
     assert str(raised.value).startswith(
-        f"Kubernetes API server at {SERVER} could not be reached to read namespaced pod "
+        f"Kubernetes API server at {SERVER} could not be reached to read pods farm/worker "
         "(no answer in time)"
     )
 
@@ -116,3 +116,55 @@ def test_a_watch_that_cannot_connect_logs_the_reason_not_the_class() -> None:
         urllib3.PoolManager(retries=0).request("GET", "http://127.0.0.1:9/")
     assert describe_watch_fault(raised.value) == "connection refused"
     assert describe_watch_fault(ApiException(status=500, reason="Internal")) == "500 Internal"
+
+
+FORBIDDEN = (
+    '{"kind": "Status", "message": "pods \\"alpha-worker\\" is forbidden: '
+    "ValidatingAdmissionPolicy 'phonefleet-operator-scope' denied request\"}"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "doing"),
+    [
+        (
+            "create_namespaced_pod",
+            ("farm", {"metadata": {"name": "alpha-worker"}}),
+            "create pods farm/alpha-worker",
+        ),
+        ("delete_namespaced_pod", ("alpha-worker", "farm"), "delete pods farm/alpha-worker"),
+        (
+            "create_namespaced_secret",
+            ("farm", {"metadata": {"name": "alpha-adb"}, "stringData": {"password": "pw-123"}}),
+            "create secrets farm/alpha-adb",
+        ),
+        (
+            "patch_cluster_custom_object",
+            (c.GROUP, c.VERSION, c.CLAIM_PLURAL, "100", {"metadata": {}}),
+            f"patch {c.CLAIM_PLURAL} 100",
+        ),
+        (
+            "patch_namespaced_custom_object_status",
+            (c.GROUP, c.VERSION, "farm", c.JOB_PLURAL, "j1", {"status": {}}),
+            f"patch {c.JOB_PLURAL} farm/j1 (status)",
+        ),
+    ],
+)
+async def test_a_refusal_names_the_verb_resource_and_object_never_the_client_method(
+    caller: ApiCaller, name: str, args: tuple[object, ...], doing: str
+) -> None:
+    """403/422: what was refused in Kubernetes terms, then the API server's own words (which
+    name the rule); not the client's method name, and nothing of a body but its name."""
+    method_error = ApiException(status=403, reason="Forbidden")
+    method_error.body = FORBIDDEN
+    method = failing(name, method_error)
+    with pytest.raises(KubernetesRefused) as raised:
+        await caller(method, *args)
+    text = str(raised.value)
+    assert text == (
+        f'Kubernetes refused to {doing}: 403 pods "alpha-worker" is forbidden: '
+        "ValidatingAdmissionPolicy 'phonefleet-operator-scope' denied request"
+    )
+    assert raised.value.status == 403
+    assert name not in text
+    assert "pw-123" not in text

@@ -4,11 +4,10 @@ the configuration was deleted between the two (409 then 404), a bounded number o
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 from kubernetes import client
-from test_api_answers import Answer, answering
+from test_api_answers import Answer, ScriptedWrites
 
 from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.k8s.api import ApiCaller, Conflict, NotFound
@@ -17,29 +16,17 @@ from phonefleet_operator.k8s.webhooks import WebhookConfigurations
 WEBHOOKS = [{"name": "bindings.phonefleet.dev"}]
 
 
-class ConfigurationWrites:
+class ConfigurationWrites(ScriptedWrites):
     """The admissionregistration API of a client: creates and patches answer in the order
     given, and the calls are recorded."""
 
-    def __init__(self, *statuses: int) -> None:
-        self.statuses = list(statuses)
-        self.calls: list[str] = []
-
-    def _answer(self, what: str) -> Callable[..., Answer]:
-        def method(*args: Any, **kwargs: Any) -> Answer:
-            self.calls.append(what)
-            return answering(self.statuses.pop(0))(*args, **kwargs)
-
-        method.__name__ = f"{what}_validating_webhook_configuration"
-        return method
-
     @property
     def create_validating_webhook_configuration(self) -> Callable[..., Answer]:
-        return self._answer("create")
+        return self.answer("create_validating_webhook_configuration")
 
     @property
     def patch_validating_webhook_configuration(self) -> Callable[..., Answer]:
-        return self._answer("patch")
+        return self.answer("patch_validating_webhook_configuration")
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ class FakeKube:
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
-        return self.bindings.get((namespace, name))
+        return copy.deepcopy(self.bindings.get((namespace, name)))  # a read is a snapshot
 
     async def list_bindings(self) -> list[Obj]:
         self.reads["bindings"] += 1
@@ -133,8 +133,9 @@ class FakeKube:
         phone_id = claim["metadata"]["name"]
         if self.refuse_finalizer_drops:
             raise KubernetesRefused(
-                f"Kubernetes refused patch_cluster_custom_object: 403 phoneclaims.phonefleet.dev "
-                f'"{phone_id}" is forbidden: User "system:serviceaccount:phonefleet-system:'
+                f"Kubernetes refused to patch phoneclaims {phone_id}: 403 "
+                f'phoneclaims.phonefleet.dev "{phone_id}" is forbidden: '
+                'User "system:serviceaccount:phonefleet-system:'
                 'phonefleet-operator" cannot patch resource "phoneclaims" in API group '
                 '"phonefleet.dev" at the cluster scope',
                 status=403,
@@ -178,7 +179,7 @@ class FakeKube:
         if self.refuse_claim_patches:
             # As the real gateway raises it (k8s/api.py), with the API server's own words.
             raise KubernetesRefused(
-                f"Kubernetes refused patch_cluster_custom_object: {self.refuse_claim_patches} "
+                f"Kubernetes refused to patch phoneclaims {phone_id}: {self.refuse_claim_patches} "
                 f"{REFUSALS[self.refuse_claim_patches].format(phone_id)}",
                 status=self.refuse_claim_patches,
             )
@@ -205,22 +206,25 @@ class FakeKube:
 
     async def list_pods(self, label_selector: str) -> list[Obj]:
         wanted = dict(term.split("=", 1) for term in label_selector.split(","))
-        return [
-            pod
-            for pod in self.pods.values()
-            if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
-        ]
+        return copy.deepcopy(
+            [
+                pod
+                for pod in self.pods.values()
+                if wanted.items() <= (pod["metadata"].get("labels") or {}).items()
+            ]
+        )
 
     async def get_pod(self, namespace: str, name: str) -> Obj | None:
         self.reads["pod"] += 1
-        return self.pods.get((namespace, name))
+        return copy.deepcopy(self.pods.get((namespace, name)))  # a read is a snapshot
 
     async def create_pod(self, pod: Obj) -> bool:
         self.creates["pod"] += 1
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         if self.refuse_pods:
             raise KubernetesRefused(
-                f'Kubernetes refused create_namespaced_pod: 403 pods "{key[1]}" is forbidden: '
+                f"Kubernetes refused to create pods {key[0]}/{key[1]}: "
+                f'403 pods "{key[1]}" is forbidden: '
                 "ValidatingAdmissionPolicy 'phonefleet-operator-scope' with binding "
                 "'phonefleet-operator-scope' denied request: a worker pod mounts only emptyDirs "
                 "and its binding's ADB Secret",

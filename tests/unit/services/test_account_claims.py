@@ -211,7 +211,7 @@ async def test_a_refused_policy_write_leaves_the_pass_holding_its_phone(
     assert kube.claims["100"]["spec"]["releasePolicy"] == "Stop"
     refused = [r for r in caplog.records if "Could not update the releasePolicy" in r.message]
     assert len(refused) == 2
-    assert f"refused (Kubernetes refused patch_cluster_custom_object: {status} " in (
+    assert f"refused (Kubernetes refused to patch phoneclaims 100: {status} " in (
         refused[0].message
     )
     assert "Apply this version's CRDs" in refused[0].message

@@ -51,7 +51,7 @@ class FakeReviews:
             raise KubernetesUnavailable("Kubernetes API call failed: 503 Service Unavailable")
         if not self.may_ask:
             raise KubernetesRefused(
-                "Kubernetes refused create_self_subject_access_review: 403 selfsubjectaccess"
+                "Kubernetes refused to create selfsubjectaccessreviews: 403 selfsubjectaccess"
                 'reviews.authorization.k8s.io is forbidden: User "x" cannot create resource',
                 status=403,
             )

@@ -26,6 +26,7 @@ from phonefleet_operator.services.jobs.service import JobService
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedClaims, ObservedPods
 from phonefleet_operator.settings import JobSettings, OperatorSettings
+from phonefleet_operator.workers import WorkerUnreachable
 from phonefleet_worker.job_desk import JobDesk
 from phonefleet_worker.job_server import JobApi
 from phonefleet_worker.registry import TaskRegistry
@@ -330,6 +331,81 @@ async def test_the_old_pods_own_answer_ends_the_attempt_at_once(
     assert [base for base, _ in world.stopped] == ([] if restarted else [OLD])
 
 
+async def test_a_worker_container_restarted_mid_attempt_ends_it_lost_not_run_unrecorded() -> None:
+    """The worker took attempt 1 (202), then its container restarted: same pod, same address,
+    a process that does not know the attempt (404). The attempt ran there and is over: it ends
+    Lost (Retryable) and attempt 2 comes after the backoff, recorded. Before, the 404 was taken
+    for a delivery that never arrived: attempt 1 was delivered again and ran a second time,
+    with one attempt in the ledger, no backoff and maxAttempts not counting it."""
+    world = World()
+    await started(world)
+    restarted = world.put_worker(OLD)
+
+    await world.run_pass()
+
+    first = world.status()["attempts"][0]
+    assert (first["outcome"], first["errorClass"]) == ("Lost", "Retryable")
+    assert "no longer knew it" in first["message"]
+    assert restarted.lookup(first["id"]) is None  # not delivered again
+    assert world.status()["reason"] == "RetryBackoff"
+
+
+async def test_the_old_pods_address_taken_by_another_bindings_pod_gets_no_token() -> None:
+    """The pod went away and its IP now belongs to another binding's worker pod (another
+    namespace, another tenant's image): nothing is sent there, since every request carries
+    alpha's job token. The old pod's containers are gone with its address, so the job waits
+    only for the lease, and ends Lost."""
+    world = World()
+    await started(world)
+    world.remove_pod()
+    other = pod("pod-9", "10.0.0.1")
+    other["metadata"].update(name="beta-worker", namespace="tenant-b")
+    world.pods.saw(other)
+    asked = len(world.attempts_on(OLD))
+
+    await world.run_pass()
+    assert world.status()["reason"] == "Fencing"
+    world.clock.advance(LEASE + GRACE + 1)
+    await world.run_pass()
+
+    assert world.attempts_on(OLD)[asked:] == []
+    assert world.status()["attempts"][0]["outcome"] == "Lost"
+
+
+async def test_an_overdue_attempt_ends_timed_out_even_when_its_cancel_gets_no_answer() -> None:
+    """Past its deadline and the grace the worker still says Running, then does not answer the
+    cancel: the attempt ends TimedOut in that pass (the worker stops at its deadline anyway),
+    and the worker is asked again until it answers (its hold). Before, the cancel's fault
+    failed the pass, and the next one ended it."""
+    world = World()
+    await started(world)
+    world.clock.advance(900 + GRACE + 1)
+
+    async def unreachable(*_: object, **__: object) -> None:
+        raise WorkerUnreachable("worker job endpoint did not answer POST cancel")
+
+    world.workers.cancel = unreachable  # type: ignore[method-assign]
+    await world.run_pass()
+
+    first = world.status()["attempts"][0]
+    assert (first["outcome"], first["message"]) == ("TimedOut", "still running past its deadline")
+    assert world.service._attempts.unreached["ns", "alpha"] == ("pod-1", first["id"])
+
+
+async def test_a_job_whose_write_finds_it_gone_leaves_the_view_at_once() -> None:
+    """The job was deleted and no watch event has said so yet (a gap): the pass's write and
+    its re-read both find it gone (404), and the view forgets it then, instead of deciding for
+    it again at every pass until the event comes."""
+    world = World()
+    del world.api.jobs["ns", "post"]
+
+    await world.run_pass()
+
+    assert world.service.jobs.of_binding("ns", "alpha") == []
+    assert not world.service.jobs.has_work("ns", "alpha")
+    assert world.attempts_on(OLD) == []  # nothing was delivered for it
+
+
 def _succeeded(task: Task) -> TaskResult:
     record = task.record  # type: ignore[attr-defined]
     detail = {"attemptId": record.request.id, "state": "Succeeded", "result": {"size": 1}}
@@ -505,6 +581,26 @@ async def test_a_deleted_bindings_attempt_ends_in_its_old_workers_words() -> Non
 
 
 @pytest.mark.looptime
+async def test_an_operator_started_after_the_deletion_tells_the_old_worker_too() -> None:
+    """No deletion event reached this operator (it started after the binding went): the token
+    is made from the binding uid the attempt recorded, and the worker is told at once that its
+    attempt is superseded, instead of driving the phone until its lease ran out."""
+    world = World()
+    task = await started(world)
+    del world.kube.bindings["ns", "alpha"]
+    world.remove_pod()
+    await world.service.close()  # the operator that ran the attempt stops
+    world.service = world.new_operator()
+
+    await world.service.check_orphan(world.api.jobs["ns", "post"])
+
+    assert world.status()["reason"] == "Fencing"
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+    await world.service.close()
+
+
+@pytest.mark.looptime
 async def test_a_deleted_bindings_attempt_out_of_reach_ends_lost_only_after_its_lease() -> None:
     """As above with the worker out of reach: the job stays Fencing, its loop asking, until the
     lease (counted from the worker's last answer) and the grace ran out; only then Lost."""
@@ -540,6 +636,26 @@ def recreate_binding(world: World) -> None:
     desk = JobDesk(TaskRegistry.from_entry_points(), wall_clock=world.clock.seconds)
     world.desks[NEW] = desk
     world.workers.at[NEW] = JobApi(desk, lambda: token)
+
+
+async def test_a_binding_created_again_mid_attempt_tells_the_old_worker_with_the_old_token() -> (
+    None
+):
+    """alpha is deleted (its finalizer removed by hand) and created again while attempt 1 runs
+    on the old pod: the new alpha's loop fences the attempt, and the old worker, which knows
+    only the old alpha's token, is told that it is superseded (before, it was asked with the
+    new alpha's token, refused it with 401, and drove the phone until its lease ran out)."""
+    world = World()
+    task = await started(world)
+    world.remove_pod()
+    recreate_binding(world)
+
+    await world.run_pass()
+
+    assert world.status()["reason"] == "Fencing"
+    assert task.abandon_reason() == "cancelled by the operator"  # type: ignore[attr-defined]
+    assert world.stopped[:1] == [(OLD, "cancelled by the operator: its pod went away")]
+    await world.service.close()
 
 
 async def test_the_orphan_sweep_waits_for_its_holders_attempts_not_those_of_a_new_namesake(

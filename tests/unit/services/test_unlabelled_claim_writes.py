@@ -29,7 +29,7 @@ ACCOUNT = "phonefleet.dev/account"
 def refusal(phone_id: str, what: str) -> KubernetesRefused:
     """The policy's denial as the real gateway raises it."""
     return KubernetesRefused(
-        f'Kubernetes refused {what}: 403 phoneclaims.phonefleet.dev "{phone_id}" is '
+        f'Kubernetes refused to {what}: 403 phoneclaims.phonefleet.dev "{phone_id}" is '
         "forbidden: ValidatingAdmissionPolicy 'phonefleet-operator-account' with binding "
         f"'phonefleet-operator-account' denied request: PhoneClaim {phone_id} has no account",
         status=403,
@@ -53,20 +53,20 @@ class PolicyKube(FakeKube):
             labels = (changes.get("metadata") or {}).get("labels") or {}
             alone = set(changes) == {"metadata"} and set(changes["metadata"]) == {"labels"}
             if labels.get(ACCOUNT) != self.account or not alone:
-                raise refusal(phone_id, "patch_cluster_custom_object")
+                raise refusal(phone_id, f"patch phoneclaims {phone_id}")
         self.writes.append(("patch", phone_id))
         return await super().patch_claim(claim, changes)
 
     async def drop_claim_finalizer(self, claim: Mapping[str, Any]) -> bool:
         phone_id = claim["metadata"]["name"]
         if self._unlabelled(phone_id):
-            raise refusal(phone_id, "patch_cluster_custom_object")
+            raise refusal(phone_id, f"patch phoneclaims {phone_id}")
         self.writes.append(("drop-finalizer", phone_id))
         return await super().drop_claim_finalizer(claim)
 
     async def delete_claim(self, phone_id: str, uid: str) -> bool:
         if self._unlabelled(phone_id):
-            raise refusal(phone_id, "delete_cluster_custom_object")
+            raise refusal(phone_id, f"delete phoneclaims {phone_id}")
         self.writes.append(("delete", phone_id))
         return await super().delete_claim(phone_id, uid)
 

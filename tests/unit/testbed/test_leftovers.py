@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import cast
 
@@ -15,7 +16,12 @@ import pytest
 from phonefleet_testbed.binaries import Binaries
 from phonefleet_testbed.controlplane.cluster import ControlPlane
 from phonefleet_testbed.demo_jobs import stand_in_workers
-from phonefleet_testbed.leftovers import OWNER_FILE, make_run_folder, remove_dead_runs
+from phonefleet_testbed.leftovers import (
+    OWNER_FILE,
+    OWNERLESS_AGE_SECONDS,
+    make_run_folder,
+    remove_dead_runs,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +87,44 @@ def test_the_demo_workers_folder_of_a_killed_demo_goes_at_the_next(own_temp_dir:
         assert not killed.exists()
         (mine,) = own_temp_dir.iterdir()
         assert (mine / OWNER_FILE).is_file()
+
+
+def aged(made: Path, seconds: float) -> Path:
+    """``made`` as if it had been made ``seconds`` ago."""
+    then = time.time() - seconds
+    os.utime(made, (then, then))
+    return made
+
+
+def test_an_ownerless_folder_goes_once_old_and_unused_by_any_process(own_temp_dir: Path) -> None:
+    """Folders of a test bed older than the owner record: one older than the age that no
+    process names is removed; a young one (maybe being made this instant) and an old one a live
+    process names on its command line (as a control plane's etcd names its data dir) stay."""
+    old = aged(folder(own_temp_dir, "phonefleet-cp-old", None), OWNERLESS_AGE_SECONDS + 60)
+    young = aged(folder(own_temp_dir, "phonefleet-cp-young", None), OWNERLESS_AGE_SECONDS - 60)
+    used = aged(folder(own_temp_dir, "phonefleet-cp-used", None), OWNERLESS_AGE_SECONDS + 60)
+    user = subprocess.Popen(  # says it runs, then blocks on its stdin until the test closes it
+        [
+            sys.executable,
+            "-c",
+            "import sys; print('running', flush=True); sys.stdin.read()",
+            f"--data-dir={used}/etcd",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert user.stdout is not None
+        # Its command line is readable once it runs (mid-exec /proc shows it empty).
+        assert user.stdout.readline() == "running\n"
+        assert remove_dead_runs("phonefleet-cp-") == [old]
+    finally:
+        assert user.stdin is not None
+        user.stdin.close()
+        user.wait(timeout=30)
+        if user.stdout is not None:
+            user.stdout.close()
+    assert young.is_dir()
+    assert used.is_dir()
+    assert remove_dead_runs("phonefleet-cp-") == [used]  # its process has ended

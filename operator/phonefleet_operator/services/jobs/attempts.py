@@ -101,12 +101,18 @@ class Attempts:
         # pod's uid and the attempt's id. A worker whose lease ran out keeps off the phone until
         # the operator asks it anything; it is asked each pass until it answers (release_held).
         self.unreached: dict[tuple[str, str], tuple[str, str]] = {}
+        # Per binding: the running attempt its worker took (a 200 or 202 to its delivery, or a
+        # 200 to a question about it). Its worker answering 404 later lost it (its container
+        # restarted): the attempt ran and is over; a delivery, which runs it again, is only for
+        # an attempt the worker never took.
+        self.taken: dict[tuple[str, str], str] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
         warned of stays until the binding is deleted (``forget_binding``): the next job's loop
         must not warn of that pod again."""
         self.unreached.pop(key, None)
+        self.taken.pop(key, None)
         self.heard.pop(key, None)
         self.worker_images.pop(key, None)
         self.gone.pop(key, None)
@@ -229,6 +235,7 @@ class Attempts:
             return  # it is still ours to deliver: the next poll finds the worker without it
         if answer.status in (200, 202):
             self._heard_of(binding, attempt)
+            self.taken[binding_key_of(binding)] = attempt.id
         if answer.status == 422:
             ending = ledger.Ending(
                 AttemptOutcome.FAILED,
@@ -349,22 +356,29 @@ class Attempts:
             return
         if answer.status == 200:
             self._heard_of(binding, attempt)
+            self.taken[binding_key_of(binding)] = attempt.id
         if answer.status == 404:
-            if now < ledger.not_after(job, attempt):
+            took = self.taken.get(binding_key_of(binding)) == attempt.id
+            if now < ledger.not_after(job, attempt) and not took:
                 await self._deliver(binding, job, base, token)  # the delivery did not arrive
             else:
+                message = (
+                    "the worker took it and then no longer knew it (its container restarted)"
+                    if took
+                    else "the worker does not know it"
+                )
                 await self._end(
-                    binding,
-                    job,
-                    attempt.id,
-                    ledger.Ending(AttemptOutcome.LOST, message="the worker does not know it"),
+                    binding, job, attempt.id, ledger.Ending(AttemptOutcome.LOST, message=message)
                 )
             return
         ending = fencing.outcome_of(answer)
         if ending is not None:
             await self._end(binding, job, attempt.id, ending)
         elif overdue:
-            await self._workers.cancel(base, token, attempt.id)
+            try:
+                await self._workers.cancel(base, token, attempt.id)
+            except WorkerUnreachable:  # gone quiet since it answered: it stops at its deadline
+                self.unreached[binding_key_of(binding)] = (live_uid, attempt.id)
             await self._end(
                 binding,
                 job,
@@ -423,11 +437,13 @@ class Attempts:
         )
         base, answer = self._endpoints.of_attempt(binding_key_of(binding), attempt), None
         if base is not None:
-            # A cancel, not a GET: it does not renew the lease of a worker we lose again.
+            # A cancel, not a GET: it does not renew the lease of a worker we lose again. With
+            # the token of the binding the attempt ran for: one created again under its name
+            # has another uid, hence another token, which the old worker refuses (401).
+            uid = attempt.binding_uid or binding.uid
+            token = self._tokens.token_for(binding.namespace, binding.name, uid)
             with contextlib.suppress(WorkerUnreachable):
-                answer = await self._workers.cancel(
-                    base, self.token(binding), attempt.id, superseded=True
-                )
+                answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             status = ledger.fencing(job, pod_name(binding.name), until)
@@ -458,9 +474,11 @@ class Attempts:
             last_heard=self._last_heard(key, attempt, now),
             grace=self._settings.grace_seconds,
         )
-        uid = self.gone.get(key)
+        # The uid from the binding's deletion event, else (an operator started after it) the one
+        # the attempt recorded: without it there is no token to tell the old worker with.
+        uid = self.gone.get(key) or attempt.binding_uid
         base, answer = self._endpoints.of_attempt(key, attempt), None
-        if base is not None and uid:  # without the binding's uid there is no token to ask with
+        if base is not None and uid:
             token = self._tokens.token_for(key[0], key[1], uid)
             with contextlib.suppress(WorkerUnreachable):
                 answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
@@ -523,6 +541,14 @@ class Attempts:
         status = ledger.end_attempt(job, attempt_id, ending, self._clock())
         if status is None:
             return  # not the current attempt any more: its answer changes nothing
+        why = f"job {job.name}: {ending.message or 'account error'}"
+        if ending.error_class is ErrorClass.ACCOUNT:
+            # The hold first: a write of it that fails fails the pass with the attempt still
+            # Running, and the next pass holds it again. Written after the job's end, a failed
+            # hold left a Failed job and no hold: the binding's other jobs ran on the account.
+            await self._api.annotate_binding(
+                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
+            )
         written = await self._writes.write(job, status)
         if written is None:
             return
@@ -542,10 +568,6 @@ class Attempts:
             message=f"PhoneJob {written.name}: {written.status.message}",
         )
         if ending.error_class is ErrorClass.ACCOUNT:
-            why = f"job {written.name}: {ending.message or 'account error'}"
-            await self._api.annotate_binding(
-                binding.namespace, binding.name, {ACCOUNT_HOLD_ANNOTATION: why[:250]}
-            )
             self._writes.binding_event(
                 binding,
                 warning=True,

@@ -28,9 +28,15 @@ class WorkerEndpoints:
     def of_attempt(self, key: tuple[str, str], attempt: Attempt) -> str | None:
         """Where the worker that had ``attempt`` listens: its pod's recorded IP (that pod may
         have left the API server while its containers still run); None when not recorded (an
-        attempt started by an operator from before podIP was)."""
+        attempt started by an operator from before podIP was), or when another worker pod has
+        that IP now: the old pod's containers are gone then, and a request there would hand
+        the binding's job token to another binding's worker (another tenant's image)."""
         override = self._settings.endpoint_overrides.get(f"{key[0]}/{key[1]}")
-        return override or self._job_url(attempt.pod_ip)
+        if override:
+            return override
+        if attempt.pod_ip and self._pods.uid_at(attempt.pod_ip) not in (None, attempt.pod_uid):
+            return None
+        return self._job_url(attempt.pod_ip)
 
     def of_binding(self, binding: PhoneBinding, pod: Obj | None = None) -> str | None:
         """Where the binding's current worker pod listens (``pod``, else the pods view's)."""

@@ -25,6 +25,9 @@ class ObservedJobs:
         self._by_binding: dict[tuple[str, str], dict[str, Obj]] = {}
         # Names of the jobs that still need their binding's loop, by binding (none: no entry).
         self._live: dict[tuple[str, str], set[str]] = {}
+        # The binding key each job is kept under, by (namespace, name): a relist reports a job
+        # deleted and made again under its name (for another binding) as one change of it.
+        self._binding_of: dict[tuple[str, str], tuple[str, str]] = {}
         self.listed = False
         """Whether every job the operator serves has been seen once (:meth:`saw_all`): until
         then, that no job of a binding runs an attempt is not known."""
@@ -43,6 +46,10 @@ class ObservedJobs:
         old = jobs.get(metadata["name"])
         if old is not None and newer(old, job):
             return
+        before = self._binding_of.get((metadata["namespace"], metadata["name"]))
+        if before is not None and before != key:  # another job of that name, for another binding
+            self._drop(before, metadata["name"])
+        self._binding_of[metadata["namespace"], metadata["name"]] = key
         jobs[metadata["name"]] = _essentials(job)
         if _needs_loop(job):
             self._live.setdefault(key, set()).add(metadata["name"])
@@ -52,13 +59,19 @@ class ObservedJobs:
     def gone(self, job: Mapping[str, Any]) -> None:
         """The job was deleted."""
         metadata = job["metadata"]
+        name = (metadata["namespace"], metadata["name"])
         key = (metadata["namespace"], (job.get("spec") or {}).get("bindingName", ""))
+        if self._binding_of.get(name) == key:
+            del self._binding_of[name]
+        self._drop(key, metadata["name"])
+
+    def _drop(self, key: tuple[str, str], name: str) -> None:
         jobs = self._by_binding.get(key)
         if jobs is not None:
-            jobs.pop(metadata["name"], None)
+            jobs.pop(name, None)
             if not jobs:
                 del self._by_binding[key]
-        self._forget_live(key, metadata["name"])
+        self._forget_live(key, name)
 
     def has_work(self, namespace: str, name: str) -> bool:
         """Whether a job of this binding needs its loop (one dict lookup)."""
@@ -70,6 +83,11 @@ class ObservedJobs:
             live.discard(name)
             if not live:
                 del self._live[key]
+
+    def has(self, namespace: str, binding: str, name: str, uid: str) -> bool:
+        """Whether the view holds the job ``name`` of ``binding`` as the object ``uid``."""
+        job = self._by_binding.get((namespace, binding), {}).get(name)
+        return job is not None and job["metadata"].get("uid") == uid
 
     def of_binding(self, namespace: str, name: str) -> list[Obj]:
         """Every known job naming this binding."""

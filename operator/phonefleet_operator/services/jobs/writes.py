@@ -43,6 +43,10 @@ class JobWrites:
             fresh = await self._api.get_job(job.namespace, job.name)
             if fresh is not None:
                 self._jobs.saw(fresh)
+            elif self._jobs.has(job.namespace, job.spec.binding_name, job.name, job.metadata.uid):
+                # Gone (404 twice): forget it now, or a pass would decide for it again until
+                # the watch's DELETED came (a watch gap delays that until its relist).
+                self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
             return None
         self._jobs.saw(written)
         return parse_job(written)
