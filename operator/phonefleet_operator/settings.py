@@ -345,10 +345,11 @@ class OperatorSettings(BaseSettings):
         "period).",
     )
     event_hold_seconds: float = Field(
-        120.0,
+        300.0,
         gt=0,
         description="The longest a binding on its way to Running holds its Normal Events to post "
-        "them as one with the Running one; not Running by then, they are posted.",
+        "them as one with the Running one; not Running by then, they are posted (its status "
+        "says each step at once, and Warnings are never held).",
     )
     orphan_sweep_seconds: float = Field(
         60.0, gt=0, description="How often claims whose holder no longer exists are released."

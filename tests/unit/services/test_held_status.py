@@ -320,9 +320,11 @@ async def test_a_queued_pod_has_its_status_written_after_a_worker_s_unready_thre
     clock: Clock,
 ) -> None:
     """A pod nobody schedules (the scheduler is down) is held no longer than a worker may stay
-    not ready: then "pod starting" is written; the Events of the way up were posted once, as
-    one, by then (their own hold ends as long after the claim)."""
-    threshold = reconciler._settings.worker_unready_threshold_seconds
+    not ready: then "pod starting" is written. The Events of the way up stay held until their
+    own hold ends (longer), then are posted once, as one."""
+    settings = reconciler._settings
+    threshold = settings.worker_unready_threshold_seconds
+    assert settings.event_hold_seconds > threshold
     binding, _, delay, _ = await _to_the_pod(reconciler, phones, clock)
     waited = 0.0
     posted = []
@@ -333,6 +335,12 @@ async def test_a_queued_pod_has_its_status_written_after_a_worker_s_unready_thre
         assert report.held == (waited < threshold), waited
         posted += report.postings()
     assert binding.status.message == "Pod alpha-worker is starting"
+    assert posted == []
+    while waited < settings.event_hold_seconds:
+        clock.advance(delay)
+        waited += delay
+        binding, report, delay = await step(reconciler, binding)
+        posted += report.postings()
     (event,) = posted
     assert event.reason == "CreatedPod"
     assert "Created PhoneClaim 100" in event.message
