@@ -344,6 +344,13 @@ class OperatorSettings(BaseSettings):
         description="A worker pod not Ready this long gets its ADB data fetched again (once per "
         "period).",
     )
+    event_hold_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="The longest a binding on its way to Running holds its Normal Events to post "
+        "them as one with the Running one; not Running by then, they are posted (its status "
+        "says each step at once, and Warnings are never held).",
+    )
     orphan_sweep_seconds: float = Field(
         60.0, gt=0, description="How often claims whose holder no longer exists are released."
     )

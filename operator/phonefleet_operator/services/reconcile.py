@@ -7,9 +7,10 @@ depends on which event came first. This module only orders the steps; each lives
 its own with the state it needs: ``resolution`` (the phone the spec names, or none), ``claims``
 (the lock), ``conflict`` (a binding that does not hold its phone), ``power`` (the phone running,
 boot polls), ``adb`` (the ADB Secret), ``worker_pod`` (the pod and stuck detection) and
-``status_memo`` (the statuses this operator wrote). Letting a phone go (the suspend step, a
-deleted binding's release, a binding its pools refuse, every stop of a phone) is in ``release``;
-what a fault that ends the pass says in the status is ``report``'s.
+``pass_memory`` (what a pass leaves to the next: the statuses written and held back). Letting a
+phone go (the suspend step, a deleted binding's release, a binding its pools refuse, every stop
+of a phone) is in ``release``; what a fault that ends the pass says in the status is
+``report``'s.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from phonefleet_operator.services.claims import BindingRef, ClaimService, bindin
 from phonefleet_operator.services.conflict import ConflictStep
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.observed import ObservedPods
+from phonefleet_operator.services.pass_memory import PassMemory
 from phonefleet_operator.services.ports import Kube, PhoneDirectory, PhonePower
 from phonefleet_operator.services.power import PowerStep
 from phonefleet_operator.services.release import Release, last_ran, stops
 from phonefleet_operator.services.report import Report
 from phonefleet_operator.services.resolution import ResolveStep
-from phonefleet_operator.services.status_memo import HeldStatuses, WrittenStatuses
 from phonefleet_operator.services.tenancy import NoTenancy, Tenancy
 from phonefleet_operator.services.worker_pod import WorkerPodStep, pod_is_ready
 from phonefleet_operator.settings import OperatorSettings
@@ -67,13 +68,7 @@ class BindingReconciler:
         self._worker_pods = WorkerPodStep(
             kube, pods if pods is not None else ObservedPods(), self._adb, settings, unsettled
         )
-        self._written = WrittenStatuses()
-        # A pod's start is at most its fallback poll away: a hold never delays a pass. A pod
-        # still in the cluster's queues is held as long as a worker may stay not ready.
-        self._held = HeldStatuses(
-            limit=settings.pod_poll_seconds,
-            queued_limit=settings.worker_unready_threshold_seconds,
-        )
+        self._memory = PassMemory(settings)
         self._release = Release(
             directory=directory,
             power=power,
@@ -104,25 +99,21 @@ class BindingReconciler:
         """
         report = Report(binding, self._clock())
         body_status = binding.status.to_dict()
-        binding = self._written.caught_up(binding, body_status, report)
-        binding = self._held.resume(binding, report)
+        binding = self._memory.begin(binding, body_status, report)
         try:
             delay = await self._converge(binding, waiters, report)
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
-        delay = self._held.settle(binding.uid, report, delay, self._clock().timestamp())
-        self._written.remember(binding.uid, body_status, report)
+        delay = self._memory.end(binding.uid, body_status, report, delay, self._clock().timestamp())
         return report, delay
 
     def forget_written(self, uid: str) -> None:
         """The last status of ``uid`` could not be written: the next pass trusts the body again."""
-        self._written.forget(uid)
-        self._held.forget(uid)
+        self._memory.unwritten(uid)
 
     def forget(self, uid: str, phone_id: str | None) -> None:
         """The binding ``uid`` is gone (and drove ``phone_id``): drop all that is kept for it."""
-        self._written.forget(uid)
-        self._held.forget(uid)
+        self._memory.forget(uid)
         self._worker_pods.forget(uid)
         if phone_id:
             self._powers.forget(phone_id)
@@ -131,8 +122,7 @@ class BindingReconciler:
     def tracked(self) -> dict[str, int]:
         """How many entries each step keeps in memory (for the health report)."""
         return {
-            "writtenStatuses": len(self._written),
-            "heldStatuses": len(self._held),
+            **self._memory.tracked(),
             "powerMemories": self._powers.tracked(),
             "adbSwitchedOn": self._adb.tracked(),
             "podSpecHashes": self._worker_pods.tracked(),
@@ -211,8 +201,7 @@ class BindingReconciler:
         abandon: bool = False,
     ) -> bool:
         """Release everything a deleted binding holds (see :meth:`Release.finalize`)."""
-        self._written.forget(binding.uid)
-        self._held.forget(binding.uid)
+        self._memory.forget(binding.uid)
         self._worker_pods.forget(binding.uid)
         report = report if report is not None else Report(binding, self._clock())
         return await self._release.finalize(binding, report, abandon=abandon)

@@ -80,9 +80,14 @@ class Report:
     events: list[Event] = field(default_factory=list)
     #: The status the API server holds, which the patch is computed against.
     base: PhoneBindingStatus = field(init=False)
-    #: The status and Events are held back for a later pass to publish (``status_memo``'s
-    #: ``HeldStatuses``): nothing is written or posted for this pass.
+    #: The status is held back for a later pass to write (``status_memo``'s ``HeldStatuses``):
+    #: nothing is written for this pass.
     held: bool = field(default=False, init=False)
+    #: Normal Events earlier passes held (``event_hold``), posted with this pass's.
+    earlier: list[Event] = field(default_factory=list, init=False)
+    #: This pass's Normal Events are held for a later pass to post (``event_hold``): only its
+    #: warnings are posted now.
+    events_held: bool = field(default=False, init=False)
     #: The binding's pod waits in the cluster's queues: created, at most bound to its node,
     #: no node has started it (``worker_pod``): its "pod starting" may be held longer.
     pod_queued: bool = field(default=False, init=False)
@@ -204,17 +209,19 @@ class Report:
     # ------------------------------------------------------------ output
 
     def postings(self) -> list[Event]:
-        """The Events to post: each warning, and the pass's Normal steps as one Event.
+        """The Events to post: each warning, and the Normal steps as one Event.
 
         A pass often takes two steps (claim and start a phone; write the ADB Secret and create
-        the pod). One Event names the last step and lists them all: every Event is a write the
-        API server pays for, a thousand times over when a fleet is applied at once.
+        the pod), and the steps of earlier passes may have been held (``event_hold``). One Event
+        names the last step and lists them all: every Event is a write the API server pays for,
+        a thousand times over when a fleet is applied at once.
         """
-        if self.held:
-            return []
-        normal = [e for e in self.events if not e.warning]
+        warnings = [e for e in self.events if e.warning]
+        if self.events_held:
+            return warnings
+        normal = [*self.earlier, *(e for e in self.events if not e.warning)]
         merged = [Event(normal[-1].reason, "; ".join(e.message for e in normal))] if normal else []
-        return [e for e in self.events if e.warning] + merged
+        return warnings + merged
 
     def status_patch(self) -> dict[str, Any] | None:
         """The status to write, or None when nothing changed since the last write (or the

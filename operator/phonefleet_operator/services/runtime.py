@@ -240,7 +240,7 @@ class Runtime:
             except BaseException:
                 self.reconciler.forget_written(binding.uid)
                 raise
-        for event in () if report.held else report.events:  # a held pass's go with the next
+        for event in report.events:  # logged when taken, also when its Event is held
             # A Warning Event is a warning in the log too: a person must act (or wait on Geelark).
             level = logging.WARNING if event.warning else logging.INFO
             log.log(

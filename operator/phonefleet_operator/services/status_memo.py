@@ -12,7 +12,7 @@ changes reaches what is remembered.
 
 Also the statuses held back (:class:`HeldStatuses`): a pass that wrote the ADB Secret and created
 the pod, or finds that pod still starting, writes nothing while the pod starts; the pass that
-finds it Running writes all of it at once, with one Event for the whole way.
+finds it Running writes all of it at once (the Events are ``event_hold``'s: one for the way).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phonefleet_operator.models import ConditionType, Phase, PhoneBinding, PhoneBindingStatus
-from phonefleet_operator.services.report import Event, Report
+from phonefleet_operator.services.report import Report
 
 __all__ = ["HELD_BEHIND", "HOLD_REASONS", "HeldStatuses", "WrittenStatuses"]
 
@@ -84,20 +84,19 @@ class _Held:
     base: dict[str, Any]
     """The status the held one was to patch (the API server's, or our last write)."""
     status: PhoneBindingStatus
-    events: tuple[Event, ...]
     since: float
     """When the first pass of this hold ended (epoch seconds)."""
 
 
 class HeldStatuses:
-    """Per binding uid: a status a pass held back, its Events, and since when.
+    """Per binding uid: a status a pass held back, and since when.
 
     On the way to Running, the pass that writes the ADB Secret and creates the pod used to write
     "pod starting", and the pass that found the pod Running a second or two later wrote again:
     two status PATCHes, two watch events for every watcher of bindings and two Events, on the API
     server's busiest stretch (a fleet's pods being created). Now the first is held back for at
     most ``limit`` seconds: the next pass starts from the held status (so it knows the Secret is
-    written) and writes it with its own changes, and posts one Event naming every step.
+    written) and writes it with its own changes.
 
     Held only while it says no more than "the pod is starting" (:data:`HOLD_REASONS`) of a
     binding the API server already shows Bound to the same phone at the same generation, with no
@@ -121,12 +120,10 @@ class HeldStatuses:
     def resume(self, binding: PhoneBinding, report: Report) -> PhoneBinding:
         """The binding with its held status, and the report starting from it, if the status
         it was to patch is still the one there (else the hold is dropped: the pass starts
-        afresh from what is written). The held Events go with the pass either way: what they
-        say was done."""
+        afresh from what is written)."""
         held = self._held.get(binding.uid)
         if held is None:
             return binding
-        report.events[:0] = held.events
         if report.base.to_dict() != held.base:
             del self._held[binding.uid]
             return binding
@@ -145,9 +142,7 @@ class HeldStatuses:
         if left <= 0 or not _may_wait(report):
             return delay
         report.held = True
-        self._held[uid] = _Held(
-            report.base.to_dict(), report.status.model_copy(), tuple(report.events), since
-        )
+        self._held[uid] = _Held(report.base.to_dict(), report.status.model_copy(), since)
         return min(delay, left)
 
     def forget(self, uid: str) -> None:

@@ -1,6 +1,6 @@
 """The pass that writes the ADB Secret and creates the pod holds its status back while the pod
-starts: the pass that finds the pod Running writes it all, with one Event (status_memo.py,
-``HeldStatuses``; docs/scale.md, "Round 5b")."""
+starts: the pass that finds the pod Running writes it all (status_memo.py, ``HeldStatuses``;
+docs/scale.md, "Round 5b"), and posts the one Event of the way up (event_hold.py, "Round 8")."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ async def _to_the_pod(
     return binding, report, delay, writes
 
 
-async def test_the_way_to_running_writes_the_status_twice_and_posts_two_events(
+async def test_the_way_to_running_writes_the_status_twice_and_posts_one_event(
     reconciler: BindingReconciler,
     kube: FakeKube,
     phones: FakePhones,
@@ -68,7 +68,7 @@ async def test_the_way_to_running_writes_the_status_twice_and_posts_two_events(
 ) -> None:
     """Phone started, then Secret and pod (nothing written, nothing posted while the pod starts,
     also on the pod's next change), then Running: the Secret's time, the phone running and the
-    pod in one status write, and one Event naming every step since the first."""
+    pod in one status write, and one Event naming every step from the claim on."""
     binding, report, _, writes = await _to_the_pod(reconciler, phones, clock)
     assert writes == 1
     assert report.held
@@ -92,6 +92,7 @@ async def test_the_way_to_running_writes_the_status_twice_and_posts_two_events(
     assert "Reconciling" not in _conditions(binding)
     (event,) = report.postings()
     assert event.reason == "WorkerRunning"
+    assert event.message.startswith("Created PhoneClaim 100; Started phone 100; ")
     assert "Secret alpha-adb" in event.message
     assert "Created Pod alpha-worker" in event.message
     assert phones.count("adb_endpoint") == 1  # the held status said the Secret was written
@@ -131,7 +132,7 @@ async def test_a_pod_slower_than_its_poll_has_its_status_written_then(
 ) -> None:
     """The hold lasts at most pod_poll_seconds from the pass that created the pod once its node
     has taken it (pulling its image): the pass it asks for then writes "pod starting" with the
-    Secret's time and posts its Event."""
+    Secret's time; its Events stay held for the Running one (still on the way up)."""
     limit = reconciler._settings.pod_poll_seconds
     binding, _, delay, _ = await _to_the_pod(reconciler, phones, clock)
     assert delay <= limit
@@ -148,7 +149,8 @@ async def test_a_pod_slower_than_its_poll_has_its_status_written_then(
     assert binding.status.phone.adb_provisioned_at
     assert binding.status.message == "Pod alpha-worker is starting"
     assert _conditions(binding)["Reconciling"] == "True"
-    assert _reasons(report) == ["CreatedPod"]
+    assert _reasons(report) == []
+    assert report.events_held
     assert phones.count("adb_endpoint") == 1
 
 
@@ -177,7 +179,8 @@ async def test_a_restart_during_the_hold_reads_adb_again_and_keeps_the_pod(
 async def test_a_spec_change_during_the_hold_is_written_at_once(
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
-    """A new generation is observed in the status of the next pass, held steps included."""
+    """A new generation is observed in the status of the next pass, held steps included (their
+    Events stay held for the Running one)."""
     binding, _, _, _ = await _to_the_pod(reconciler, phones, clock)
     body = binding.to_dict()
     body["metadata"]["generation"] = 2
@@ -186,7 +189,7 @@ async def test_a_spec_change_during_the_hold_is_written_at_once(
     assert binding.status.observed_generation == 2
     assert binding.status.phone is not None
     assert binding.status.phone.adb_provisioned_at
-    assert "CreatedPod" in [event.reason for event in report.events]
+    assert "CreatedPod" in [event.reason for event in report.earlier]
 
 
 async def test_a_stale_body_during_the_hold_does_not_lose_it(
@@ -256,13 +259,13 @@ async def test_a_status_changed_by_someone_else_ends_the_hold_and_keeps_its_even
     reconciler: BindingReconciler, kube: FakeKube, phones: FakePhones, clock: Clock
 ) -> None:
     """Someone rewrote the status during the hold (a person with kubectl): the pass starts from
-    what is written, so it writes the ADB Secret again, and the held Events are still posted."""
+    what is written, so it writes the ADB Secret again, and the held Events are kept."""
     binding, _, _, _ = await _to_the_pod(reconciler, phones, clock)
     body = binding.to_dict()
     body["status"]["message"] = "edited by hand"
     binding, report, _ = await step(reconciler, PhoneBinding.from_body(body))
     assert phones.count("adb_endpoint") == 2
-    assert "CreatedPod" in [event.reason for event in report.events]
+    assert "CreatedPod" in [event.reason for event in report.earlier]
 
 
 async def test_a_binding_deleted_during_the_hold_loses_its_pod_secret_claim_and_phone(
@@ -278,6 +281,7 @@ async def test_a_binding_deleted_during_the_hold_loses_its_pod_secret_claim_and_
     assert "100" not in kube.claims
     assert phones.count("stop") == 1
     assert reconciler.tracked()["heldStatuses"] == 0
+    assert reconciler.tracked()["heldEvents"] == 0
 
 
 async def test_a_pod_waiting_in_the_clusters_queues_is_held_until_it_runs(
@@ -316,19 +320,30 @@ async def test_a_queued_pod_has_its_status_written_after_a_worker_s_unready_thre
     clock: Clock,
 ) -> None:
     """A pod nobody schedules (the scheduler is down) is held no longer than a worker may stay
-    not ready: then "pod starting" is written, with its Event."""
-    threshold = reconciler._settings.worker_unready_threshold_seconds
+    not ready: then "pod starting" is written. The Events of the way up stay held until their
+    own hold ends (longer), then are posted once, as one."""
+    settings = reconciler._settings
+    threshold = settings.worker_unready_threshold_seconds
+    assert settings.event_hold_seconds > threshold
     binding, _, delay, _ = await _to_the_pod(reconciler, phones, clock)
     waited = 0.0
-    report = None
+    posted = []
     while waited < threshold:
         clock.advance(delay)
         waited += delay
         binding, report, delay = await step(reconciler, binding)
         assert report.held == (waited < threshold), waited
-    assert report is not None
+        posted += report.postings()
     assert binding.status.message == "Pod alpha-worker is starting"
-    assert _reasons(report) == ["CreatedPod"]
+    assert posted == []
+    while waited < settings.event_hold_seconds:
+        clock.advance(delay)
+        waited += delay
+        binding, report, delay = await step(reconciler, binding)
+        posted += report.postings()
+    (event,) = posted
+    assert event.reason == "CreatedPod"
+    assert "Created PhoneClaim 100" in event.message
 
 
 async def test_a_pod_the_scheduler_refuses_ends_the_queued_hold(

@@ -66,7 +66,7 @@ async def test_the_memo_keeps_what_was_written_whatever_later_passes_change(
 
     third, _ = await reconciler.reconcile(stale, {})
     assert third.base.to_dict() == second_written
-    superseded, latest, latest_dict = reconciler._written._written[stale.uid]
+    superseded, latest, latest_dict = reconciler._memory.written._written[stale.uid]
     assert latest is not third.status
     assert latest_dict == latest.to_dict() == third.status.to_dict()
     assert stale.status.to_dict() in superseded
