@@ -234,8 +234,8 @@ class GeelarkClient:
     def has_budget(self, *, keep_reserve: bool = False, calls: int = 1) -> bool:
         """Whether the pace would let ``calls`` calls through now, without waiting.
 
-        ``keep_reserve``: only if the account is quiet (one call at most this instant and a
-        sixth of the minute free, :meth:`CallPace.is_quiet`), so that a partial batch of polls
+        ``keep_reserve``: only if the account is quiet (a sixth of the minute free, nothing
+        queued: :meth:`CallPace.is_quiet`), so that a partial batch of polls
         goes at once in a small fleet or at rest, and waits to fill while a large fleet keeps
         the budget busy.
         """

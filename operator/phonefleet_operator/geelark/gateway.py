@@ -124,7 +124,7 @@ class _BudgetQueue:
     """Hands the rate limiter's free slots to batches held back while the budget was spent.
 
     A full batch goes as soon as one call fits. A partial batch of status polls only while the
-    account is quiet (at most one call this second and a sixth of the minute free, ``pace.py``),
+    account is quiet (a sixth of the minute free and no call queued, ``pace.py``),
     so that under sustained demand the polls keep gathering instead of taking each slot as it
     frees up (in a small fleet or at rest nothing waits): ``make bench`` at N = 1,000 sent
     status batches 59-67 % full when any room was enough. A partial batch of another call goes
