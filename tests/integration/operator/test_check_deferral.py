@@ -5,7 +5,7 @@ A Running binding asks Geelark every ``RUNNING_RECHECK_SECONDS`` whether its pho
 The gateway holds such a check (a phone last seen running) back while the phones on their way
 spend the budget, gathers the held checks into one batch, and sends it after
 :data:`~phonefleet_operator.geelark.gateway.CHECK_DEFER_SECONDS` at the latest. Here 30 bindings
-run when 20 new ones arrive whose phones boot for 12 s, on a small budget (30 calls in any 60 s,
+run when 20 new ones arrive whose phones boot for 12 s, on a small budget (20 calls in any 60 s,
 which the new phones' start, switches and polls fill): the running phones' checks come due during
 the boot and must wait for it.
 Every time compared is the simulator's own clock, read from its call log. What is asserted here
@@ -74,7 +74,7 @@ def test_checks_of_running_phones_wait_for_the_new_phones_then_go_as_one_batch(
     running phone is checked again after that batch: the held checks resume."""
     admin = fleet.simulator.admin
     running = [fleet.add_phone(status=0) for _ in range(RUNNING)]
-    operator_factory(PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE="30")
+    operator_factory(PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE="20")
     apply_bindings(kubectl, namespace, "up", running)
     wait_for(
         lambda: running_bindings(kubectl, namespace, "up") == RUNNING,
