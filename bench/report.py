@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kube import WRITE_VERBS, writes_in
+from phonefleet_operator.geelark.pace import BURST_CALLS, BURST_SECONDS, WINDOW_SECONDS
 from phonefleet_operator.settings import GeelarkSettings
 
 __all__ = ["machine_info", "table", "targets", "write_json"]
@@ -104,6 +105,15 @@ PACE_VARIABLE = "PHONEFLEET_GEELARK_REQUESTS_PER_MINUTE"
 DEFAULT_PACE: int = GeelarkSettings.model_fields["requests_per_minute"].default
 
 
+def pace_seconds(calls: int, per_minute: int) -> float:
+    """The least time ``calls`` calls take at the operator's pace (``geelark/pace.py``): at most
+    ``per_minute`` in any 60 s, :data:`BURST_CALLS` a second (the calls' latency left out)."""
+    if calls <= 0:
+        return 0.0
+    windows, within = divmod(calls - 1, per_minute)
+    return windows * WINDOW_SECONDS + within // min(BURST_CALLS, per_minute) * BURST_SECONDS
+
+
 def _floor_calls(n: int, batch: Mapping[str, int]) -> dict[str, int]:
     return {endpoint: -(-n // batch[endpoint]) for endpoint in FLOOR_ENDPOINTS}
 
@@ -138,7 +148,7 @@ def geelark_floor(n: int, options: Obj, operator_env: Mapping[str, str] | None =
         "pathSeconds": round(path, 1),
         "seconds": round(max(budget, path), 1),
         "pace": {"callsPerMinute": pace, "default": pace == DEFAULT_PACE},
-        "paceSeconds": round(max(calls * 60.0 / pace, path), 1),
+        "paceSeconds": round(max(pace_seconds(calls, pace), path), 1),
         "documented": {
             "idsPerCall": DOCUMENTED_BATCH,
             "calls": sum(documented.values()),

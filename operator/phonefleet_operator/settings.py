@@ -119,18 +119,18 @@ class GeelarkSettings(BaseSettings):
         125,
         gt=0,
         description=(
-            "The operator's pace: Geelark calls a minute on average, all its calls together. "
-            "Bursts make any 60 s see at most 7/6 of it (145 at 125), and never more than "
-            "account_requests_per_minute. The default leaves 75 of Geelark's 200 to whatever "
-            "else uses the account; an operator that owns its account can set 190 (docs/scale.md)."
+            "The operator's pace: at most this many Geelark calls in any 60 s, all its calls "
+            "together (ten a second at most), and never more than account_requests_per_minute. "
+            "The default leaves 75 of Geelark's 200 to whatever else uses the account; an "
+            "operator that owns its account can set 190 (docs/operations.md)."
         ),
     )
     account_requests_per_minute: int = Field(
         200,
         gt=0,
         description=(
-            "Geelark's limit for the account (200 a minute, documented): bursts are kept small "
-            "enough that no 60 s exceeds it, whatever requests_per_minute is."
+            "Geelark's limit for the account (200 a minute, documented): no 60 s sees more "
+            "calls than this, whatever requests_per_minute is."
         ),
     )
     max_attempts: int = Field(5, ge=1, description="Tries of a retryable call before giving up.")

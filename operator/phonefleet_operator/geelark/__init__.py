@@ -2,7 +2,7 @@
 
 Build one of each at start-up and share them across every binding::
 
-    client = GeelarkClient(settings.geelark)          # rate limiter, retries, auth
+    client = GeelarkClient(settings.geelark)          # pace, retries, auth
     inventory = PhoneInventory(client, settings.geelark)  # resolve(ref) -> Phone
     phones = PhoneGateway(client, settings.geelark)   # start/stop/status/ADB, batched
 
@@ -37,6 +37,7 @@ from phonefleet_operator.geelark.models import (
     PhoneStatus,
     StartResult,
 )
+from phonefleet_operator.geelark.pace import CallPace
 
 __all__ = [
     "ADB_NOT_ENABLED",
@@ -47,6 +48,7 @@ __all__ = [
     "PHONE_NOT_RUNNING",
     "AdbEndpoint",
     "BatchResult",
+    "CallPace",
     "GeelarkClient",
     "ItemFailure",
     "Phone",

@@ -3,7 +3,8 @@
 Every call is a JSON ``POST`` to ``/open/v1/...`` and goes, in this order, through:
 
 1. the 2-hour lock of an endpoint that answered 40014 (fail fast instead of asking again);
-2. one :class:`aiolimiter.AsyncLimiter` shared by every call of the client, retries included;
+2. one :class:`~phonefleet_operator.geelark.pace.CallPace` shared by every call of the client,
+   retries included: at most ``requests_per_minute`` calls in any rolling 60 s, in short bursts;
 3. fresh authentication headers (token mode or key mode, a new ``traceId`` each time);
 4. a deadline of ``settings.timeout_seconds``;
 5. envelope parsing: HTTP status, then ``code``, mapped onto :mod:`phonefleet_operator.errors`.
@@ -29,7 +30,6 @@ from types import TracebackType
 from typing import Any, Final, Self, TypeVar
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -60,6 +60,7 @@ from phonefleet_operator.geelark.models import (
     PhoneStatus,
     StartResult,
 )
+from phonefleet_operator.geelark.pace import CallPace
 from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_operator.telemetry import geelark_request
 
@@ -113,8 +114,6 @@ RATE_LIMIT_DELAY_SECONDS: Final = 60.0
 NOT_RUNNING_DELAY_SECONDS: Final = 5.0
 #: Delay kopf waits after Geelark stayed unreachable through every attempt.
 UNAVAILABLE_DELAY_SECONDS: Final = 30.0
-#: The limiter lets at most this fraction of the per-minute budget through in one burst.
-BURST_FRACTION: Final = 6
 
 
 def sign_request(app_id: str, trace_id: str, ts: str, nonce: str, api_key: str) -> str:
@@ -146,20 +145,14 @@ def build_auth_headers(settings: GeelarkSettings, *, trace_id: str, now_ms: int)
     }
 
 
-def build_rate_limiter(settings: GeelarkSettings) -> AsyncLimiter:
-    """The shared limiter: ``requests_per_minute`` on average, bursts of at most a sixth of it.
+def build_rate_limiter(settings: GeelarkSettings) -> CallPace:
+    """The shared pace: at most ``requests_per_minute`` calls in any rolling 60 s.
 
-    A leaky bucket of capacity ``rpm`` per 60 s would let ``2 * rpm`` through in the first minute
-    (a full bucket, then a minute of leaking). Geelark counts per minute, so the bucket is kept at
-    a sixth of the budget: any 60 s then sees at most ``7/6 * rpm`` (145 at the default 125, under
-    Geelark's 200) while the long-run rate stays ``rpm``. A pace close to the account's limit
-    (``account_requests_per_minute``) gets a smaller bucket, so that a burst plus a minute of
-    leaking still fits in the limit (at 190: bursts of 10, never more than 200 in any 60 s); at or
-    above the limit the calls are only paced, one at a time.
+    Never more than ``account_requests_per_minute`` (Geelark's 200): a pace set above the
+    account's limit is held to it, since every call past it would only be refused (40007).
+    Bursts: see :mod:`.pace`.
     """
-    rpm = float(settings.requests_per_minute)
-    burst = max(1.0, min(rpm / BURST_FRACTION, settings.account_requests_per_minute - rpm))
-    return AsyncLimiter(max_rate=burst, time_period=burst * 60.0 / rpm)
+    return CallPace(min(settings.requests_per_minute, settings.account_requests_per_minute))
 
 
 class _RetryableFault(Exception):
@@ -181,7 +174,7 @@ class GeelarkClient:
         settings: GeelarkSettings,
         *,
         session: aiohttp.ClientSession | None = None,
-        limiter: AsyncLimiter | None = None,
+        limiter: CallPace | None = None,
         backoff_initial_seconds: float = 0.5,
         backoff_max_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -239,15 +232,16 @@ class GeelarkClient:
             self._session = None
 
     def has_budget(self, *, keep_reserve: bool = False, calls: int = 1) -> bool:
-        """Whether the rate limiter would let ``calls`` calls through now, without waiting.
+        """Whether the pace would let ``calls`` calls through now, without waiting.
 
-        ``keep_reserve``: only if the account is quiet, the burst spent by one call at most (so
-        a partial batch of polls goes at once in a small fleet or at rest, and waits to fill
-        while a large fleet keeps the budget busy).
+        ``keep_reserve``: only if the account is quiet (a sixth of the minute free, nothing
+        queued: :meth:`CallPace.is_quiet`), so that a partial batch of polls
+        goes at once in a small fleet or at rest, and waits to fill while a large fleet keeps
+        the budget busy.
         """
-        burst = self._limiter.max_rate
-        amount = max(1.0, burst - 1) if keep_reserve else min(burst, float(calls))
-        return self._limiter.has_capacity(amount)
+        if keep_reserve:
+            return self._limiter.is_quiet()
+        return self._limiter.has_room(calls)
 
     # ----------------------------------------------------------------------------- typed calls
 
@@ -374,6 +368,12 @@ class GeelarkClient:
     async def _post_once(self, path: str, body: Mapping[str, Any]) -> Any:
         self._check_lock(path)
         await self._limiter.acquire()
+        try:
+            return await self._send(path, body)
+        finally:
+            self._limiter.release()  # counts in the pace's window until 60 s after its answer
+
+    async def _send(self, path: str, body: Mapping[str, Any]) -> Any:
         self._check_fence(path)  # again: it may have closed while this call waited or backed off
         trace_id = self._new_trace_id()
         headers = build_auth_headers(

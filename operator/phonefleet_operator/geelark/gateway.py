@@ -24,8 +24,8 @@ still booting (measured by ``make bench``).
 
 A status question about a phone whose last answer was "running" is a *check* (a Running binding's
 periodic pass, a binding re-asking while its pod comes up): it has its own batcher, last in line.
-A check batch goes only while the budget has room that nothing else is waiting for (half the
-burst spare and no other batch held), keeps gathering while it waits, and waits at most
+A check batch goes only while the budget has room that nothing else is waiting for (the account
+quiet and no other batch held), keeps gathering while it waits, and waits at most
 :data:`CHECK_DEFER_SECONDS`. At rest nothing contends and checks go as before; while a fleet comes
 up, the phones still on their way get the budget first, and the checks go later in full batches.
 """
@@ -124,10 +124,10 @@ class _BudgetQueue:
     """Hands the rate limiter's free slots to batches held back while the budget was spent.
 
     A full batch goes as soon as one call fits. A partial batch of status polls only while the
-    account is quiet (the burst spent by one call at most), so that under sustained demand the
-    polls keep gathering instead of taking each slot as it frees up (with the burst full, as in
-    a small fleet or at rest, nothing waits): ``make bench`` at N = 1,000 sent status batches
-    59-67 % full when half the burst spare was enough. A partial batch of another call goes
+    account is quiet (a sixth of the minute free and no call queued, ``pace.py``),
+    so that under sustained demand the polls keep gathering instead of taking each slot as it
+    frees up (in a small fleet or at rest nothing waits): ``make bench`` at N = 1,000 sent
+    status batches 59-67 % full when any room was enough. A partial batch of another call goes
     when the budget has room for it and for every other batch held: its phones came together
     (one status answer's running phones, or the ADB reads of one switch, due at the same
     moment), so waiting would not fill it, and it takes no slot that another batch waits for.

@@ -7,9 +7,8 @@ from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanag
 from typing import Any
 
 import pytest
-from aiolimiter import AsyncLimiter
 
-from phonefleet_operator.geelark import GeelarkClient
+from phonefleet_operator.geelark import CallPace, GeelarkClient
 from phonefleet_operator.settings import GeelarkSettings
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, SimulatorConfig
 
@@ -48,7 +47,7 @@ def open_client() -> ClientFactory:
         simulator: GeelarkSimulator,
         settings: GeelarkSettings | None = None,
         *,
-        limiter: AsyncLimiter | None = None,
+        limiter: CallPace | None = None,
         **overrides: Any,
     ) -> AsyncIterator[GeelarkClient]:
         chosen = settings or make_settings(**overrides)

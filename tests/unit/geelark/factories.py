@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import looptime
-from aiolimiter import AsyncLimiter
 
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.geelark import (
     AdbEndpoint,
     BatchResult,
+    CallPace,
     GeelarkClient,
     ItemFailure,
     Phone,
@@ -202,14 +202,14 @@ class FakePhoneApi:
         return self.listed.pop(phone_id, None)
 
 
-class CountingLimiter(AsyncLimiter):
-    """A limiter that never blocks and counts acquisitions."""
+class CountingLimiter(CallPace):
+    """A pace that never holds a call back and counts acquisitions."""
 
     def __init__(self) -> None:
-        super().__init__(max_rate=1_000_000, time_period=1)
+        super().__init__(1_000_000, burst=1_000_000)
         self.acquired = 0
 
-    async def acquire(self, amount: float = 1) -> None:
+    async def acquire(self) -> None:
         """Count, then acquire as usual."""
         self.acquired += 1
-        await super().acquire(amount)
+        await super().acquire()

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiolimiter import AsyncLimiter
 
 from phonefleet_operator.errors import ReplicaStopping
 from phonefleet_operator.fence import Fence
+from phonefleet_operator.geelark import CallPace
 from phonefleet_testbed.geelark_sim import GeelarkSimulator, seed_id
 
 from .factories import make_client, make_settings
@@ -19,19 +19,19 @@ from .factories import make_client, make_settings
 LOST = "this replica lost Lease phonefleet-system/phonefleet-operator and is stopping"
 
 
-class GateLimiter(AsyncLimiter):
-    """A limiter that holds every call until ``open`` is set, and says when one waits."""
+class GateLimiter(CallPace):
+    """A pace that holds every call until ``open`` is set, and says when one waits."""
 
     def __init__(self) -> None:
-        super().__init__(max_rate=1_000_000, time_period=1)
+        super().__init__(1_000_000, burst=1_000_000)
         self.open = asyncio.Event()
         self.waiting = asyncio.Event()
 
-    async def acquire(self, amount: float = 1) -> None:
+    async def acquire(self) -> None:
         """Wait for the gate, then acquire as usual."""
         self.waiting.set()
         await self.open.wait()
-        await super().acquire(amount)
+        await super().acquire()
 
 
 async def test_a_closed_fence_refuses_every_change_and_lets_reads_through(
