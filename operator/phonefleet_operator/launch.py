@@ -18,7 +18,7 @@ __all__ = ["cli", "missing_modules", "operator", "worker"]
 
 #: The top-level modules each extra brings, as imported (PyYAML is ``yaml``).
 EXTRA_MODULES: Final[dict[str, tuple[str, ...]]] = {
-    "operator": ("kopf", "kubernetes", "aiohttp", "tenacity", "aiolimiter", "yaml", "cryptography"),
+    "operator": ("kopf", "kubernetes", "aiohttp", "tenacity", "yaml", "cryptography"),
     "worker": ("appium", "selenium"),
 }
 
