@@ -21,7 +21,7 @@ from typing import Any
 from phonefleet_operator import constants as c
 from phonefleet_operator import telemetry
 from phonefleet_operator.k8s.finalizers import BindingFinalizers
-from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient
+from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, custom_object_lists
 from phonefleet_operator.services.binding_loops import BindingLoops
 from phonefleet_operator.services.runtime import Runtime, waiter_of
 
@@ -104,25 +104,13 @@ def binding_watches(
     )
     events = BindingEvents(runtime, loops)
     timeout = runtime.settings.watch_server_timeout_seconds
-    custom = api.custom
-    resource = (c.GROUP, c.VERSION)
-    calls = (
-        [
-            (
-                f"PhoneBindings in {namespace}",
-                functools.partial(
-                    custom.list_namespaced_custom_object, *resource, namespace, c.BINDING_PLURAL
-                ),
-            )
-            for namespace in namespaces
-        ]
-        if namespaces
-        else [
-            (
-                "PhoneBindings",
-                functools.partial(custom.list_cluster_custom_object, *resource, c.BINDING_PLURAL),
-            )
-        ]
+    calls = custom_object_lists(
+        api.custom,
+        c.GROUP,
+        c.VERSION,
+        c.BINDING_PLURAL,
+        kind="PhoneBindings",
+        namespaces=namespaces,
     )
     watches = [
         ObjectWatch(name, call, events, keep=binding_kept, server_timeout=timeout)

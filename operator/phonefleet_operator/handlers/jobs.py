@@ -12,11 +12,15 @@ phone from being stopped (``JobService.unsettled``).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from phonefleet_operator import constants as c
-from phonefleet_operator.k8s.watch import ObjectWatch, WatchClient, metadata_only
+from phonefleet_operator.k8s.watch import (
+    ObjectWatch,
+    WatchClient,
+    custom_object_lists,
+    metadata_only,
+)
 from phonefleet_operator.services.runtime import Runtime
 
 __all__ = ["job_kept", "job_watches"]
@@ -35,25 +39,8 @@ def job_watches(
     runtime: Runtime, api: WatchClient, namespaces: tuple[str, ...]
 ) -> list[ObjectWatch]:
     """The watches of PhoneJobs (one per namespace when restricted), feeding the jobs view."""
-    resource = (c.GROUP, c.VERSION)
-    custom = api.custom
-    calls = (
-        [
-            (
-                f"PhoneJobs in {namespace}",
-                functools.partial(
-                    custom.list_namespaced_custom_object, *resource, namespace, c.JOB_PLURAL
-                ),
-            )
-            for namespace in namespaces
-        ]
-        if namespaces
-        else [
-            (
-                "PhoneJobs",
-                functools.partial(custom.list_cluster_custom_object, *resource, c.JOB_PLURAL),
-            )
-        ]
+    calls = custom_object_lists(
+        api.custom, c.GROUP, c.VERSION, c.JOB_PLURAL, kind="PhoneJobs", namespaces=namespaces
     )
     timeout = runtime.settings.watch_server_timeout_seconds
     return [

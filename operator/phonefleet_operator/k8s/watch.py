@@ -40,6 +40,7 @@ __all__ = [
     "ListWatch",
     "ObjectWatch",
     "WatchClient",
+    "custom_object_lists",
     "key_of",
     "metadata_only",
     "slim",
@@ -138,6 +139,27 @@ class WatchClient:
     def close(self) -> None:
         """Close its connections."""
         self.api_client.close()  # type: ignore[no-untyped-call]
+
+
+def custom_object_lists(
+    custom: Any, group: str, version: str, plural: str, *, kind: str, namespaces: tuple[str, ...]
+) -> list[tuple[str, ListWatch]]:
+    """The named list-and-watch calls of one custom resource through ``custom`` (a
+    ``CustomObjectsApi``): one per namespace when the operator serves a list of them, else one
+    across the cluster ("PhoneJobs in farm", "PhoneJobs")."""
+    if not namespaces:
+        return [
+            (kind, functools.partial(custom.list_cluster_custom_object, group, version, plural))
+        ]
+    return [
+        (
+            f"{kind} in {namespace}",
+            functools.partial(
+                custom.list_namespaced_custom_object, group, version, namespace, plural
+            ),
+        )
+        for namespace in namespaces
+    ]
 
 
 class _Expired(Exception):
