@@ -71,14 +71,15 @@ def test_a_tasks_media_is_fetched_and_pushed_to_the_phone(
     assert list(scratch.iterdir()) == []
 
 
-def test_a_missing_file_is_a_retryable_task_error(
+def test_a_missing_file_is_a_permanent_task_error(
     adb_server: AdbServer, phone: FakeAdbd, media_server: str
 ) -> None:
-    """A 404 from the media server fails the attempt (Retryable), and nothing is pushed."""
+    """A 404 from the media server fails the attempt as Permanent (a retry would fetch the same
+    nothing: the job must name another file), and nothing is pushed."""
     pusher = HttpMediaPusher(connected_client(adb_server, phone))
 
     with pytest.raises(TaskError, match="could not fetch media") as caught:
         pusher(phone.serial, [MediaFile(f"{media_server}/gone.mp4", "/sdcard/Download/x.mp4")])
 
-    assert caught.value.error_class == "Retryable"
+    assert caught.value.error_class == "Permanent"
     assert phone.files == {}
