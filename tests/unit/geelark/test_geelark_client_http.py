@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
+from loop_order import let_virtual_time_pass
 
 from phonefleet_operator.errors import (
     GeelarkAuthError,
@@ -297,7 +297,7 @@ async def test_the_budget_can_be_asked_whether_the_account_is_quiet() -> None:
     for _ in range(25):  # one a second: 25 of the minute's 30 spent
         await limiter.acquire()
         limiter.release()
-        await asyncio.sleep(1)
+        await let_virtual_time_pass(1)
     assert client.has_budget(keep_reserve=True)
     await limiter.acquire()
     limiter.release()
@@ -316,7 +316,7 @@ async def test_the_budget_can_be_asked_for_room_for_several_calls() -> None:
     for _ in range(3):
         await limiter.acquire()
         limiter.release()
-        await asyncio.sleep(10)
+        await let_virtual_time_pass(10)
 
     assert client.has_budget(calls=2)
     assert not client.has_budget(calls=3)

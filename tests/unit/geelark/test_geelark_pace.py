@@ -9,6 +9,7 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from loop_order import let_virtual_time_pass
 
 from phonefleet_operator.geelark import CallPace, build_rate_limiter
 from phonefleet_operator.geelark.pace import BURST_CALLS, BURST_SECONDS, WINDOW_SECONDS
@@ -37,12 +38,12 @@ async def run_calls(pace: CallPace, pattern: list[tuple[float, float]]) -> list[
     loop = asyncio.get_running_loop()
 
     async def one(arrival: float, duration: float) -> Call:
-        await asyncio.sleep(arrival)
+        await let_virtual_time_pass(arrival)
         call = Call(asked=loop.time())
         await pace.acquire()
         call.sent = loop.time()
         try:
-            await asyncio.sleep(duration)
+            await let_virtual_time_pass(duration)
         finally:
             pace.release()
         call.ended = loop.time()
@@ -142,7 +143,7 @@ async def test_a_queued_call_leaves_no_room_and_a_cancelled_one_no_trace() -> No
     await pace.acquire()
     pace.release()
     waiting = asyncio.ensure_future(pace.acquire())
-    await asyncio.sleep(1)
+    await let_virtual_time_pass(1)
 
     assert not waiting.done()
     assert not pace.has_room()
@@ -151,7 +152,7 @@ async def test_a_queued_call_leaves_no_room_and_a_cancelled_one_no_trace() -> No
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await asyncio.sleep(WINDOW_SECONDS)
+    await let_virtual_time_pass(WINDOW_SECONDS)
     assert pace.has_room()
     assert pace.in_window() == 0
 
@@ -165,8 +166,8 @@ async def test_the_reserve_is_a_sixth_of_the_minute() -> None:
     for _ in range(96):
         await pace.acquire()
         pace.release()
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(1)
+        await let_virtual_time_pass(0.5)
+    await let_virtual_time_pass(1)
     for _ in range(8):  # eight in one instant: 104 in the minute
         await pace.acquire()
         pace.release()

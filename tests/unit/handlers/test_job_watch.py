@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -76,18 +75,20 @@ class Answer:
         """Nothing to release."""
 
 
-class Jobs:
-    """The PhoneJobs of the API server: the first watch ends with 410 once the gap is over."""
+class Gapped:
+    """One resource's objects on the API server: the first watch ends with 410 Gone once the gap
+    (``gap_over``) is over, as a watch whose version the server no longer has."""
 
-    def __init__(self, jobs: list[Obj]) -> None:
-        self.jobs = {job["metadata"]["name"]: job for job in jobs}
+    def __init__(self, plural: str, objects: list[Obj]) -> None:
+        self.plural = plural
+        self.objects = {obj["metadata"]["name"]: obj for obj in objects}
         self.gap_over = threading.Event()
         self.watches = 0
 
     def __call__(self, *resource: str, **kwargs: Any) -> Answer:
-        assert resource == ("phonefleet.dev", "v1alpha1", "phonejobs")
+        assert resource == ("phonefleet.dev", "v1alpha1", self.plural)
         if not kwargs.get("watch"):
-            page = {"metadata": {"resourceVersion": "50"}, "items": list(self.jobs.values())}
+            page = {"metadata": {"resourceVersion": "50"}, "items": list(self.objects.values())}
             return Answer([page])
         self.watches += 1
         if self.watches == 1:
@@ -96,11 +97,24 @@ class Jobs:
         return Answer([])
 
 
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
+class Deliveries:
+    """Wakes the test each time the watch delivers a change (on the loop): it waits for what it
+    expects to be delivered, not for time to pass."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def mark(self) -> None:
+        self._changed.set()
+
+    async def until(self, check: Callable[[], bool], what: str) -> None:
+        try:
+            async with asyncio.timeout(DEADLINE_SECONDS):
+                while not check():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class Seen:
@@ -110,6 +124,7 @@ class Seen:
     def __init__(self) -> None:
         self.view = ObservedJobs()
         self.events: list[tuple[str, str]] = []
+        self.delivered = Deliveries()
 
     def saw(self, event_type: str, job: Obj) -> None:
         self.events.append((event_type, job["metadata"]["name"]))
@@ -117,23 +132,24 @@ class Seen:
             self.view.gone(job)
         else:
             self.view.saw(job)
+        self.delivered.mark()
 
     def names(self) -> set[str]:
         return {job["metadata"]["name"] for job in self.view.of_binding("ns", "alpha")}
 
 
 async def test_a_job_deleted_while_the_watch_was_down_leaves_the_jobs_view_on_relist() -> None:
-    api = Jobs([running_job("kept", 10), running_job("deleted", 11)])
+    api = Gapped("phonejobs", [running_job("kept", 10), running_job("deleted", 11)])
     jobs = Seen()
     runtime = SimpleNamespace(jobs=jobs, settings=OperatorSettings())
     client = SimpleNamespace(custom=SimpleNamespace(list_cluster_custom_object=api))
     (watch,) = job_watches(runtime, client, ())  # type: ignore[arg-type]
     watch.start(asyncio.get_running_loop())
     try:
-        await eventually(lambda: jobs.names() == {"kept", "deleted"}, "both jobs in the view")
-        del api.jobs["deleted"]  # kubectl delete pj, while the watch is cut off
+        await jobs.delivered.until(lambda: jobs.names() == {"kept", "deleted"}, "both jobs")
+        del api.objects["deleted"]  # kubectl delete pj, while the watch is cut off
         api.gap_over.set()  # the watch resumes: 410 Gone, a relist
-        await eventually(lambda: jobs.names() == {"kept"}, "the deleted job gone from the view")
+        await jobs.delivered.until(lambda: jobs.names() == {"kept"}, "the deleted job gone")
     finally:
         await stop_all([watch])
     assert watch.lists == 2
