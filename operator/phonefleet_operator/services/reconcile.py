@@ -102,6 +102,7 @@ class BindingReconciler:
         binding = self._memory.begin(binding, body_status, report)
         try:
             delay = await self._converge(binding, waiters, report)
+            await self._tenancy.free_if_idle(binding, report)  # a pool slot it no longer uses
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
         delay = self._memory.end(binding.uid, body_status, report, delay, self._clock().timestamp())

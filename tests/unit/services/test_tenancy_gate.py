@@ -175,7 +175,7 @@ async def test_above_max_running_a_binding_is_queued_then_promoted_when_a_slot_f
 async def test_a_suspended_binding_frees_its_slot(
     kube: FakeKube, grouped: FakePhones, store: FakePoolStore
 ) -> None:
-    """A binding seen Suspended no longer counts against maxRunning."""
+    """The pass that stops a suspended binding's phone frees its slot."""
     store.create("acme", max_running=1)
     wired = Wired(kube, grouped, store)
     first, _, _ = await wired.step(make_binding("first", "phone-a"))
@@ -184,8 +184,63 @@ async def test_a_suspended_binding_frees_its_slot(
     )
 
     assert first.status.phase == "Suspended"
-    await wired.tenancy.binding_event("MODIFIED", first.to_dict())
+    assert grouped.count("stop") == 1
     assert store.pools["acme"]["status"]["holders"] == []
+
+
+async def test_a_late_suspended_event_does_not_free_the_slot_of_a_binding_resumed_since(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """maxRunning 1: the watch event of a binding's Suspended status is handled after the pass
+    of its resumption admitted it and started its phone. The event frees nothing, and a second
+    binding queues (the pooled chaos test's seed 155619085 found 4 holders of 3: the stale event
+    had freed the resumed binding's slot, and its next pass was counted above the limit)."""
+    store.create("acme", max_running=1)
+    wired = Wired(kube, grouped, store)
+    first, _, _ = await wired.step(make_binding("first", "phone-a"))
+    suspended, _, _ = await wired.step(
+        first.model_copy(update={"spec": first.spec.model_copy(update={"suspend": True})})
+    )
+    resume = suspended.model_copy(
+        update={"spec": suspended.spec.model_copy(update={"suspend": False})}
+    )
+    resumed, _, _ = await step(wired.reconciler, resume)  # the view has not seen it yet
+    assert resumed.status.phase == "Bound"
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [first.uid]
+    assert grouped.count("start") == 2
+
+    await wired.tenancy.binding_event("MODIFIED", suspended.to_dict())
+    second, _, _ = await wired.step(make_binding("second", "phone-b"))
+
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [first.uid]
+    assert second.status.phase == "Queued"
+    assert grouped.count("start") == 2
+
+
+async def test_the_sweep_wakes_a_holder_the_view_thinks_suspended_instead_of_freeing_it(
+    kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """The pools' background sweep sees a holder whose last seen status says Suspended: the
+    view may be older than a pass that admitted it again, so the holder keeps its slot and is
+    woken (its own pass frees the slot if it still runs nothing)."""
+    store.create("acme", max_running=1, namespaces={"names": ["ns"]})
+    wired = Wired(kube, grouped, store)
+    first, _, _ = await wired.step(make_binding("first", "phone-a"))
+    wired.tenancy.pool_event("MODIFIED", store.pools["acme"])
+    stale = first.model_copy(
+        update={"status": first.status.model_copy(update={"phase": Phase.SUSPENDED})}
+    )
+    wired.tenancy.view.saw_binding(stale.to_dict())
+
+    async def exists(namespace: str, name: str, uid: str) -> bool:
+        return True
+
+    reporter = PoolReporter(wired.tenancy, Catalog(grouped), exists, clock=lambda: NOW)
+    wired.tenancy.view.namespaces["ns"] = {}
+    await reporter.report_once()
+
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [first.uid]
+    assert wired.woken == [first.uid]
 
 
 async def test_a_suspended_binding_that_failed_a_pass_waits_for_a_slot_when_resumed(

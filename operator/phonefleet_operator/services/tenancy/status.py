@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 #: Phases in which a binding holds its phone's claim.
 _HOLDING = frozenset({Phase.BOUND, Phase.RUNNING, Phase.SUSPENDED, Phase.ERROR})
-#: Phases in which a binding runs nothing: a slot it still has is the sweep's to free.
+#: Phases in which a binding runs nothing: a slot it still has is freed by its next pass.
 _RUNS_NOTHING = frozenset({Phase.SUSPENDED, Phase.PHONE_NOT_FOUND})
 #: At most this many names in the NAMESPACES column and phone ids in status.overlapping.
 _SHOWN = 10
@@ -211,9 +211,11 @@ class PoolReporter:
                 await self._tenancy.quota.write_status(pool.name, status)
 
     async def _sweep(self, pool: str) -> None:
-        """Free the slots of holders that no longer exist or run nothing, and of holders in
-        namespaces this operator does not serve (left by the operator the pool had before its
-        account was set: no binding there can run one of this account's phones)."""
+        """Free the slots of holders that no longer exist, and of holders in namespaces this
+        operator does not serve (left by the operator the pool had before its account was set:
+        no binding there can run one of this account's phones). A holder that seems to run
+        nothing is woken, not freed: its own pass frees the slot if it still runs nothing (the
+        view may be older than a pass that has just admitted it again)."""
         view = self._tenancy.view
         body = self._tenancy.quota.body(pool)
         for holder in holders_of(body) if body else []:
@@ -222,7 +224,9 @@ class PoolReporter:
                     self._tenancy.wake_queued(pool)
                 continue
             entry = view.bindings.get(holder.get("uid", ""))
-            if entry is not None and entry.phase not in _RUNS_NOTHING:
+            if entry is not None:
+                if entry.phase in _RUNS_NOTHING:
+                    self._tenancy.wake(holder.get("uid", ""))
                 continue
             if entry is None and await self._binding_exists(
                 holder.get("namespace", ""), holder.get("name", ""), holder.get("uid", "")
