@@ -77,7 +77,10 @@ class NodeNetwork:
         raise RuntimeError("No free 10.250.N.0/30 and 10.251.N.0/24 pair on this host")
 
     def create(self) -> None:
-        """Create the namespace, the veth pair, its addresses and the route to the pods."""
+        """Create the namespace, the veth pair, its addresses and the route to the pods.
+
+        A namespace that exists already is not ours: ``create`` fails without touching it (a
+        leftover of a bed that died is removed by the caller that holds the host's lock)."""
         ip("netns", "add", NAMESPACE)
         try:
             ip(
@@ -113,6 +116,18 @@ class NodeNetwork:
         except BaseException:
             self.remove()
             raise
+
+    @staticmethod
+    def remove_leftover() -> bool:
+        """Remove the namespace and host link a bed that died left (call with the host's lock
+        held: see ``host_lock``); True if there was one."""
+        found = NAMESPACE in ip("netns", "list").split() or bool(
+            ip("link", "show", HOST_LINK, check=False)
+        )
+        if found:
+            ip("link", "del", HOST_LINK, check=False)
+            ip("netns", "del", NAMESPACE, check=False)
+        return found
 
     def remove(self) -> None:
         """Delete the namespace (its end of the veth, the bridge and iptables go with it)."""
