@@ -10,6 +10,10 @@ __all__ = ["HostState"]
 
 # Docker (other work on the same machine) mounts and unmounts image layers at any time.
 _FOREIGN_MOUNTS = ("/var/lib/docker/", "/run/docker/", "/var/run/docker/")
+# The first ``ip netns add`` since boot mounts iproute2's folder of namespaces on itself (shared)
+# and no ``ip`` command ever unmounts it: the host's, kept for every later namespace. The
+# namespaces in it (``/run/netns/<name>``) still count.
+_IPROUTE2_MOUNTS = frozenset({"/run/netns", "/var/run/netns"})
 
 
 def _run(*argv: str) -> list[str]:
@@ -29,7 +33,7 @@ def _mounts() -> frozenset[str]:
     mounts = set()
     for line in Path("/proc/self/mounts").read_text().splitlines():
         device, target, fstype = line.split()[:3]
-        if not target.startswith(_FOREIGN_MOUNTS):
+        if not target.startswith(_FOREIGN_MOUNTS) and target not in _IPROUTE2_MOUNTS:
             mounts.add(f"{device} {target} {fstype}")
     return frozenset(mounts)
 
