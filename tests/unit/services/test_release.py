@@ -341,6 +341,44 @@ async def test_a_force_released_binding_then_suspended_stops_its_phone(
     assert kube.claims["100"]["spec"]["holder"]["uid"] == binding.uid
 
 
+def spec_changed(binding: PhoneBinding, *, suspend: bool) -> PhoneBinding:
+    """The binding after a person set ``spec.suspend`` (a new generation; the status as it was)."""
+    body = binding.to_dict()
+    body["metadata"]["generation"] += 1
+    body["spec"]["suspend"] = suspend
+    return PhoneBinding.from_body(body)
+
+
+async def test_suspended_again_after_a_start_whose_status_was_never_written_stops_the_phone(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """Suspended, resumed: the pass of the resumption started the phone, and the operator died
+    before it wrote the status (SIGKILL between the two writes). Suspended again, the next
+    operator's pass finds the status of the first suspension (Suspended, phone Stopped, an older
+    generation): it stops the phone. It used to trust that status and leave the phone running,
+    billed, while the binding said Suspended and freed its pool slot."""
+    binding, _, _ = await step(reconciler, make_binding())
+    suspended, _, _ = await step(reconciler, spec_changed(binding, suspend=True))
+    assert suspended.status.phase == "Suspended"
+    resumed = spec_changed(suspended, suspend=False)
+    await reconciler.reconcile(resumed, {})  # its status is never written
+    assert phones.power["100"] is PhoneStatus.STARTING
+    restarted = BindingReconciler(
+        directory=phones,
+        power=phones,
+        kube=kube,
+        claims=ClaimService(kube, observed, power=phones),
+        settings=OperatorSettings(),
+        clock=lambda: NOW,
+    )
+
+    after, _, _ = await step(restarted, spec_changed(resumed, suspend=True))
+
+    assert after.status.phase == "Suspended"
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert phones.count("stop") == 2
+
+
 # ---------------------------------------------------------------------- the finalizer rule (2)
 
 STOP_FAULTS = [
