@@ -44,11 +44,11 @@ def observed() -> ObservedClaims:
     return ObservedClaims()
 
 
-@pytest.fixture
-def reconciler(
+def operator_process(
     kube: FakeKube, phones: FailingPhones, observed: ObservedClaims
 ) -> BindingReconciler:
-    """The reconciler wired to the fakes and a claims view, its clock frozen at NOW."""
+    """The reconciler of one operator process, wired to the fakes and a claims view, its clock
+    frozen at NOW (a restart: another one, which remembers nothing of the first's passes)."""
     return BindingReconciler(
         directory=phones,
         power=phones,
@@ -57,6 +57,14 @@ def reconciler(
         settings=OperatorSettings(geelark_retry_seconds=10, error_recheck_seconds=300),
         clock=lambda: NOW,
     )
+
+
+@pytest.fixture
+def reconciler(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims
+) -> BindingReconciler:
+    """The reconciler wired to the fakes and a claims view, its clock frozen at NOW."""
+    return operator_process(kube, phones, observed)
 
 
 def live(kube: FakeKube, *bindings: PhoneBinding) -> None:
@@ -363,14 +371,7 @@ async def test_suspended_again_after_a_start_whose_status_was_never_written_stop
     resumed = spec_changed(suspended, suspend=False)
     await reconciler.reconcile(resumed, {})  # its status is never written
     assert phones.power["100"] is PhoneStatus.STARTING
-    restarted = BindingReconciler(
-        directory=phones,
-        power=phones,
-        kube=kube,
-        claims=ClaimService(kube, observed, power=phones),
-        settings=OperatorSettings(),
-        clock=lambda: NOW,
-    )
+    restarted = operator_process(kube, phones, observed)
 
     after, _, _ = await step(restarted, spec_changed(resumed, suspend=True))
 
