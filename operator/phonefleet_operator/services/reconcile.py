@@ -102,11 +102,17 @@ class BindingReconciler:
         binding = self._memory.begin(binding, body_status, report)
         try:
             delay = await self._converge(binding, waiters, report)
-            await self._tenancy.free_if_idle(binding, report)  # a pool slot it no longer uses
         except (PermanentFault, TemporaryFault) as error:
             delay = report.fault(error, self._settings)
         delay = self._memory.end(binding.uid, body_status, report, delay, self._clock().timestamp())
         return report, delay
+
+    async def status_written(self, binding: PhoneBinding, report: Report) -> None:
+        """The pass's status is written (or had nothing new): free a pool slot the binding no
+        longer uses. Not before: freed before the status that says its phone is stopped was
+        written, a crash or a failed write left a status saying the phone runs, and the binding
+        resumed was counted above the limit as one that had been running."""
+        await self._tenancy.free_if_idle(binding, report)
 
     def forget_written(self, uid: str) -> None:
         """The last status of ``uid`` could not be written: the next pass trusts the body again."""

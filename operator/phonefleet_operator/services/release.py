@@ -89,6 +89,24 @@ def stops(binding: PhoneBinding) -> bool:
     return binding.spec.release_policy == "Stop"
 
 
+def _stopped_for_this_spec(binding: PhoneBinding) -> bool:
+    """The status says the phone is stopped, and was written by a pass of this very spec.
+
+    "Stopped" from an older generation proves nothing: the binding may have been resumed since,
+    and a pass of the resumption may have started the phone and died (SIGKILL, the API server
+    gone) before it wrote its status. Suspended again, a pass that trusted that status left the
+    phone running, billed, while the binding said Suspended and freed its pool slot. Only a
+    spec that says ``suspend: false`` starts the phone, and any such spec after a pass of this
+    one is a newer generation, so no phone start can hide behind a status of this generation.
+    """
+    phone = binding.status.phone
+    return (
+        phone is not None
+        and phone.status == PhoneStatus.STOPPED
+        and binding.status.observed_generation == binding.metadata.generation
+    )
+
+
 def last_ran(binding: PhoneBinding, phone_id: str) -> bool:
     """Whether the binding's status says it was the last to run ``phone_id``: it reported the
     phone Running or Starting (only a holder's pass does) and has not since seen another binding
@@ -145,7 +163,7 @@ class Release:
         s = self._settings
         await self._remove_pod(binding, report, why="the binding is suspended")
         await self._drop_adb_secret(binding, report)
-        if (binding.status.phone and binding.status.phone.status) != PhoneStatus.STOPPED:
+        if not _stopped_for_this_spec(binding):
             fencing = self._unsettled(binding.namespace, binding.name)
             if fencing:
                 return self._wait_for_fence(binding, phone, report, fencing)

@@ -198,6 +198,7 @@ class Runtime:
                 return None
             report, delay = await self.reconciler.reconcile(binding, waiters)
             await self._publish(binding, body, report)
+            await self.reconciler.status_written(binding, report)
         return delay
 
     async def release(self, body: Mapping[str, Any]) -> str | None:

@@ -48,13 +48,15 @@ async def step(
     waiters: Mapping[str, Iterable[BindingRef]] | None = None,
 ) -> tuple[PhoneBinding, Report, float]:
     """One reconcile pass (``waiters``: the bindings in Conflict by phone id, as the index has
-    them); the binding comes back as the API server would store it after the pass's status merge
-    patch (so a field the pass clears but does not send would survive)."""
+    them), as the runtime runs it: its status written, then what follows the write (a pool slot
+    freed). The binding comes back as the API server would store it after the pass's status
+    merge patch (so a field the pass clears but does not send would survive)."""
     report, delay = await reconciler.reconcile(binding, waiters or {})
     body = binding.to_dict()
     patch = report.status_patch()
     if patch is not None:
         body["status"] = apply_merge_patch(body.get("status") or {}, patch)
+    await reconciler.status_written(binding, report)
     return PhoneBinding.from_body(body), report, delay
 
 

@@ -64,6 +64,9 @@ class FakeKube:
     refuse_finalizer_drops: bool = False
     #: The API server refuses worker pods (403: the scope policy); False: it takes them.
     refuse_pods: bool = False
+    #: What a binding's status patch raises while set (KubernetesUnavailable: the API server is
+    #: restarting), the status left as it was; None: patches are applied.
+    status_write_error: PhonefleetError | None = None
 
     async def get_binding(self, namespace: str, name: str) -> Obj | None:
         self.reads["binding"] += 1
@@ -76,6 +79,8 @@ class FakeKube:
     async def patch_binding_status(
         self, namespace: str, name: str, status: Mapping[str, Any]
     ) -> None:
+        if self.status_write_error is not None:
+            raise self.status_write_error
         self.statuses.append((namespace, name, status))
         stored = self.bindings.get((namespace, name))
         if stored is not None:  # a merge patch, as the API server applies it

@@ -9,6 +9,8 @@ clocks) is one clock the test moves.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -699,4 +701,71 @@ async def test_the_orphan_sweep_waits_for_its_holders_attempts_not_those_of_a_ne
     assert await claims.release_orphans() == ["100"]
     assert "100" not in world.kube.claims
     assert phones.count("stop") == 1
+    await world.service.close()
+
+
+# ---------------------------------------------------------------------- letting go mid-start
+
+
+def suspended(world: World) -> Obj:
+    """The binding's next version: a person set ``spec.suspend`` (its status still Running)."""
+    body = copy.deepcopy(world.binding)
+    body["metadata"].update(resourceVersion="8", generation=2)
+    body["spec"]["suspend"] = True
+    return body
+
+
+async def test_a_binding_suspended_while_its_worker_validates_an_attempt_gets_none() -> None:
+    """The job loop decided from the binding Running with a ready pod and asks the worker to
+    validate the attempt; the binding is suspended meanwhile, and its pass (which found nothing
+    unsettled) deletes the pod and stops the phone. No attempt begins: it used to be written
+    Running and delivered to the terminating worker, under a phone being stopped."""
+    world = World()
+    answer, validating = asyncio.Event(), asyncio.Event()
+    validate = world.workers.validate
+
+    async def held(*args: Any) -> Any:
+        validating.set()
+        await answer.wait()
+        return await validate(*args)
+
+    world.workers.validate = held  # type: ignore[method-assign]
+    passing = asyncio.create_task(world.run_pass())
+    await until(validating.is_set)
+
+    world.service.saw_binding("MODIFIED", suspended(world))
+    assert world.service.unsettled("ns", "alpha") is None  # the suspend pass goes ahead
+    answer.set()
+    await passing
+
+    assert not world.status().get("attempts")
+    assert world.attempts_on(OLD) == []
+    await world.service.close()
+
+
+async def test_a_suspension_while_an_attempts_running_line_is_written_waits_for_it() -> None:
+    """The attempt's Running line is on its way to the API server when the binding is
+    suspended: the suspend pass, asking meanwhile, is told an attempt begins (it used to hear
+    of none until the write answered, and stopped the phone under the attempt)."""
+    world = World()
+    answer, writing = asyncio.Event(), asyncio.Event()
+    patch = world.api.patch_job_status
+
+    async def held(namespace: str, name: str, version: str, status: Any) -> Any:
+        if status.get("attempts"):
+            writing.set()
+            await answer.wait()
+        return await patch(namespace, name, version, status)
+
+    world.api.patch_job_status = held  # type: ignore[method-assign]
+    passing = asyncio.create_task(world.run_pass())
+    await until(writing.is_set)
+
+    world.service.saw_binding("MODIFIED", suspended(world))
+    assert world.service.unsettled("ns", "alpha") is not None
+    answer.set()
+    await passing
+
+    assert world.status()["attempts"][0]["outcome"] == "Running"
+    assert world.service.unsettled("ns", "alpha") is not None
     await world.service.close()

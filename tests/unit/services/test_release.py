@@ -44,11 +44,11 @@ def observed() -> ObservedClaims:
     return ObservedClaims()
 
 
-@pytest.fixture
-def reconciler(
+def operator_process(
     kube: FakeKube, phones: FailingPhones, observed: ObservedClaims
 ) -> BindingReconciler:
-    """The reconciler wired to the fakes and a claims view, its clock frozen at NOW."""
+    """The reconciler of one operator process, wired to the fakes and a claims view, its clock
+    frozen at NOW (a restart: another one, which remembers nothing of the first's passes)."""
     return BindingReconciler(
         directory=phones,
         power=phones,
@@ -57,6 +57,14 @@ def reconciler(
         settings=OperatorSettings(geelark_retry_seconds=10, error_recheck_seconds=300),
         clock=lambda: NOW,
     )
+
+
+@pytest.fixture
+def reconciler(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims
+) -> BindingReconciler:
+    """The reconciler wired to the fakes and a claims view, its clock frozen at NOW."""
+    return operator_process(kube, phones, observed)
 
 
 def live(kube: FakeKube, *bindings: PhoneBinding) -> None:
@@ -339,6 +347,37 @@ async def test_a_force_released_binding_then_suspended_stops_its_phone(
     assert after.status.phase == "Suspended"
     assert phones.power["100"] is PhoneStatus.SHUT_DOWN
     assert kube.claims["100"]["spec"]["holder"]["uid"] == binding.uid
+
+
+def spec_changed(binding: PhoneBinding, *, suspend: bool) -> PhoneBinding:
+    """The binding after a person set ``spec.suspend`` (a new generation; the status as it was)."""
+    body = binding.to_dict()
+    body["metadata"]["generation"] += 1
+    body["spec"]["suspend"] = suspend
+    return PhoneBinding.from_body(body)
+
+
+async def test_suspended_again_after_a_start_whose_status_was_never_written_stops_the_phone(
+    kube: FakeKube, phones: FailingPhones, observed: ObservedClaims, reconciler: BindingReconciler
+) -> None:
+    """Suspended, resumed: the pass of the resumption started the phone, and the operator died
+    before it wrote the status (SIGKILL between the two writes). Suspended again, the next
+    operator's pass finds the status of the first suspension (Suspended, phone Stopped, an older
+    generation): it stops the phone. It used to trust that status and leave the phone running,
+    billed, while the binding said Suspended and freed its pool slot."""
+    binding, _, _ = await step(reconciler, make_binding())
+    suspended, _, _ = await step(reconciler, spec_changed(binding, suspend=True))
+    assert suspended.status.phase == "Suspended"
+    resumed = spec_changed(suspended, suspend=False)
+    await reconciler.reconcile(resumed, {})  # its status is never written
+    assert phones.power["100"] is PhoneStatus.STARTING
+    restarted = operator_process(kube, phones, observed)
+
+    after, _, _ = await step(restarted, spec_changed(resumed, suspend=True))
+
+    assert after.status.phase == "Suspended"
+    assert phones.power["100"] is PhoneStatus.SHUT_DOWN
+    assert phones.count("stop") == 2
 
 
 # ---------------------------------------------------------------------- the finalizer rule (2)

@@ -12,6 +12,7 @@ from fakes import FakeKube, FakePhones
 from pool_fakes import Catalog, FakePoolStore
 
 from conftest import NOW, make_binding, ready, step
+from phonefleet_operator.errors import KubernetesUnavailable
 from phonefleet_operator.geelark import Phone, PhoneStatus
 from phonefleet_operator.models import Phase, PhoneBinding, PhoneBindingSpec
 from phonefleet_operator.services.admission import AdmissionService
@@ -19,6 +20,7 @@ from phonefleet_operator.services.claims import ClaimService
 from phonefleet_operator.services.observed import ObservedClaims
 from phonefleet_operator.services.reconcile import BindingReconciler
 from phonefleet_operator.services.replica import Replica
+from phonefleet_operator.services.runtime import Runtime
 from phonefleet_operator.services.tenancy import PoolReporter, Quota, Tenancy, TenancyView
 from phonefleet_operator.services.tenancy.policy import not_available
 from phonefleet_operator.settings import GeelarkSettings, OperatorSettings
@@ -56,6 +58,13 @@ class Wired:
         after, report, delay = await step(self.reconciler, binding)
         self.tenancy.view.saw_binding(after.to_dict())
         return after, report, delay
+
+
+def stored(kube: FakeKube, binding: PhoneBinding) -> dict[str, Any]:
+    """The binding kept by the fake API server; the dict is the live body a pass is handed."""
+    body = binding.to_dict()
+    kube.bindings[binding.namespace, binding.name] = body
+    return body
 
 
 @pytest.fixture
@@ -269,6 +278,51 @@ async def test_a_suspended_binding_that_failed_a_pass_waits_for_a_slot_when_resu
     assert resumed.status.phase == "Queued"
     assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [second.uid]
     assert grouped.count("start") == 2  # first's one start before the suspension, second's
+
+
+async def test_a_suspended_binding_keeps_its_slot_until_its_suspended_status_is_written(
+    kubeconfig: Path, kube: FakeKube, grouped: FakePhones, store: FakePoolStore
+) -> None:
+    """maxRunning 1: the pass that stops a suspended binding's phone cannot write its status
+    (the API server restarting; a SIGKILL between the two writes leaves the same). Its slot
+    stays until a status saying its phone is stopped is written, so a second binding queues.
+    Freed at once, the second was admitted and started its phone, and the first, resumed with
+    its status still saying its phone runs, was counted above the limit as one that had been
+    running: 2 holders of 1, 2 phones billed."""
+    store.create("acme", max_running=1)
+    wired = Wired(kube, grouped, store)
+    runtime = Runtime.create(
+        OperatorSettings(kubeconfig=str(kubeconfig)),
+        GeelarkSettings(url="http://127.0.0.1:9", token="t"),
+    )
+    runtime.kube = kube  # type: ignore[assignment]
+    runtime.reconciler = wired.reconciler
+    first, second = (
+        stored(kube, make_binding(n, p)) for n, p in (("first", "phone-a"), ("second", "phone-b"))
+    )
+    try:
+        await runtime.reconcile(first, {})
+        assert grouped.power["100"] is PhoneStatus.STARTING
+        first["spec"]["suspend"] = True
+        first["metadata"]["generation"] += 1
+        kube.status_write_error = KubernetesUnavailable("the API server is restarting")
+        with pytest.raises(KubernetesUnavailable):
+            await runtime.reconcile(first, {})
+        assert grouped.power["100"] is PhoneStatus.SHUT_DOWN
+        kube.status_write_error = None
+
+        await runtime.reconcile(second, {})
+        first["spec"]["suspend"] = False
+        first["metadata"]["generation"] += 1
+        await runtime.reconcile(first, {})
+    finally:
+        await runtime.close()
+
+    assert [h["uid"] for h in store.pools["acme"]["status"]["holders"]] == [
+        first["metadata"]["uid"]
+    ]
+    assert second["status"]["phase"] == "Queued"
+    assert grouped.power["200"] is PhoneStatus.SHUT_DOWN
 
 
 async def test_a_holder_whose_claim_was_deleted_by_hand_keeps_its_slot(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 from loop_order import loop_caught_up
@@ -98,6 +99,28 @@ async def test_a_running_binding_is_counted_even_above_the_limit(store: FakePool
 
     assert await quota.admit("acme", ref(30), grandfathered=True) is None
     assert store.pools["acme"]["status"]["running"] == 11
+
+
+async def test_a_pool_version_older_than_the_last_write_does_not_bring_back_a_released_holder(
+    store: FakePoolStore,
+) -> None:
+    """The pools watch delivers the version of an admission after the release that followed it
+    had returned (a late echo, or a relist read before the release). The binding released asks
+    again with the pool full: it is queued, not told "held" from the old version without a write
+    (it then ran its phone outside the count, and was counted above the limit once the newer
+    version came, as one that had been running)."""
+    quota = Quota(store)
+    assert await quota.admit("acme", ref(1)) is None
+    late = copy.deepcopy(store.pools["acme"])  # the admission's version, not delivered yet
+    assert await quota.release("acme", "u1") is True
+    for i in range(2, 12):
+        assert await quota.admit("acme", ref(i)) is None
+
+    quota.observe(late)
+
+    assert await quota.admit("acme", ref(1)) == 1
+    assert "u1" not in {h["uid"] for h in holders_of(store.pools["acme"])}
+    assert quota.holding("u1") == []
 
 
 async def test_an_outside_write_costs_one_read(store: FakePoolStore) -> None:

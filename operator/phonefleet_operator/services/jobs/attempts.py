@@ -106,6 +106,10 @@ class Attempts:
         # restarted): the attempt ran and is over; a delivery, which runs it again, is only for
         # an attempt the worker never took.
         self.taken: dict[tuple[str, str], str] = {}
+        # Per binding whose attempt's Running line is being written: the binding's uid. The
+        # jobs view learns of the attempt only from the write's answer; until then ``unsettled``
+        # learns of it from here (JobService._running_attempt).
+        self.beginning: dict[tuple[str, str], str] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
@@ -129,9 +133,20 @@ class Attempts:
     # ------------------------------------------------------------ starting a job
 
     async def start(
-        self, binding: PhoneBinding, view: BindingView, job: PhoneJob, now: datetime
+        self,
+        binding: PhoneBinding,
+        view: BindingView,
+        job: PhoneJob,
+        now: datetime,
+        letting_go: Callable[[], str | None] = lambda: None,
     ) -> None:
-        """Start the job's next attempt on the binding's worker, or say why it waits."""
+        """Start the job's next attempt on the binding's worker, or say why it waits.
+
+        ``letting_go`` says why the binding, as last seen, is letting its worker go (suspended,
+        deleted); asked right before the attempt's Running line is written, after the worker
+        validated it. The pass decided from an older body: the binding's own pass may have
+        asked ``unsettled`` meanwhile, found no attempt, and stopped the phone under the worker
+        (the suspend step does not wait for the pod to be gone). Then no attempt begins."""
         write = self._writes.write
         disabled = self._disabled()
         if disabled is not None:
@@ -172,20 +187,11 @@ class Attempts:
         if not leases:
             self._warn_old_worker(binding, view.pod_uid)
         self.worker_images[binding_key_of(binding)] = (leases, view.pod_uid)
-        started = await write(
-            job,
-            ledger.begin_attempt(
-                job,
-                pod_uid=view.pod_uid,
-                binding_uid=binding.metadata.uid,
-                pod_name=pod_name(binding.name),
-                now=now,
-                pod_ip=view.pod_ip,
-                lease_seconds=self._settings.lease_seconds if leases else None,
-            ),
+        started = await self._begin(
+            binding, view.pod_uid, view.pod_ip, job, now, leases=leases, letting_go=letting_go
         )
         if started is None:
-            return  # the job changed meanwhile: decide again on the next pass
+            return  # the job changed meanwhile, or the binding lets its worker go: decide again
         attempt = started.status.current
         if attempt is None:
             raise RuntimeError(f"PhoneJob {started.namespaced_name} lost the attempt it started")
@@ -201,6 +207,42 @@ class Attempts:
             on_binding=False,
         )
         await self._deliver(binding, started, base, token)
+
+    async def _begin(
+        self,
+        binding: PhoneBinding,
+        pod_uid: str,
+        pod_ip: str | None,
+        job: PhoneJob,
+        now: datetime,
+        *,
+        leases: bool,
+        letting_go: Callable[[], str | None],
+    ) -> PhoneJob | None:
+        """Write the attempt's Running line; None when the write lost to a newer version, or
+        when the binding lets its worker go (``letting_go``, asked with no await before the
+        write is marked in ``beginning``): the next pass, on its new status, says why."""
+        why = letting_go()
+        if why:
+            log.info("Did not start PhoneJob %s: its binding %s", job.namespaced_name, why)
+            return None
+        key = binding_key_of(binding)
+        self.beginning[key] = binding.uid
+        try:
+            return await self._writes.write(
+                job,
+                ledger.begin_attempt(
+                    job,
+                    pod_uid=pod_uid,
+                    binding_uid=binding.metadata.uid,
+                    pod_name=pod_name(binding.name),
+                    now=now,
+                    pod_ip=pod_ip,
+                    lease_seconds=self._settings.lease_seconds if leases else None,
+                ),
+            )
+        finally:
+            self.beginning.pop(key, None)
 
     async def _wait_without_ip(self, binding: PhoneBinding, job: PhoneJob) -> None:
         """The worker pod is Ready with no pod IP: there is no address to deliver to. No kubelet

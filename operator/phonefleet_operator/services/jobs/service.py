@@ -317,7 +317,11 @@ class JobService:
         return self._running_attempt(namespace, name, uid)
 
     def _running_attempt(self, namespace: str, name: str, uid: str | None = None) -> str | None:
-        """What :meth:`unsettled` says of the jobs in the view."""
+        """What :meth:`unsettled` says of the jobs in the view (and of an attempt whose
+        Running line is being written: the view has it once the write answered)."""
+        beginning = self._attempts.beginning.get((namespace, name))
+        if beginning is not None and (not uid or uid == beginning):
+            return "an attempt of its PhoneJobs is being started on its worker: waiting for it"
         if not self.jobs.has_work(namespace, name):
             return None
         for raw in self.jobs.of_binding(namespace, name):
@@ -523,11 +527,23 @@ class JobService:
             await self._attempts.follow(binding, view, decided.running, now)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
             seen = self._attempts.worker_images.get(_key(binding))
-            await self._attempts.start(binding, view, decided.start, now)
+            await self._attempts.start(
+                binding, view, decided.start, now, lambda: self._letting_go(_key(binding))
+            )
             if self._attempts.worker_images.get(_key(binding)) != seen:  # its worker was asked
                 await self._sync_conditions(binding, body, view.account_hold)
         delay = self._delay(decided, now)
         return min(delay, self._settings.poll_seconds) if asking else delay
+
+    def _letting_go(self, key: tuple[str, str]) -> str | None:
+        """Why the binding, as the watch last showed it, is letting its worker go: suspended or
+        being deleted (None: it is not, or this loop has no body of it)."""
+        body = self._bindings.get(key) or {}
+        if (body.get("metadata") or {}).get("deletionTimestamp"):
+            return "is being deleted"
+        if (body.get("spec") or {}).get("suspend"):
+            return "is suspended"
+        return None
 
     def _delay(self, decided: Plan, now: datetime) -> float:
         if decided.running is not None or decided.start is not None:

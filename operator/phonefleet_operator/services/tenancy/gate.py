@@ -327,9 +327,11 @@ class Tenancy:
         await self.free(binding.uid)
 
     async def free_if_idle(self, binding: PhoneBinding, report: Report) -> None:
-        """The end of a pass: free the slot of a binding that now runs nothing (suspended with
-        its phone stopped, or without a phone). Only the binding's own pass decides this, so no
-        later pass of it can have been admitted in between."""
+        """The end of a pass, its status written: free the slot of a binding that now runs
+        nothing (suspended with its phone stopped, or without a phone). Only the binding's own
+        pass decides this, so no later pass of it can have been admitted in between; and only
+        once its status says so, so no later pass can read a status that says the phone runs
+        and be counted above the limit as running (a grandfathered holder)."""
         if runs_nothing(report):
             await self.free(binding.uid)
 

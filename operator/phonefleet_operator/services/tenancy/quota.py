@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from phonefleet_operator.errors import TemporaryFault
 from phonefleet_operator.services.claims import BindingRef
+from phonefleet_operator.services.jobs.observed import newer
 
 __all__ = ["PoolStore", "Quota"]
 
@@ -77,8 +78,19 @@ class Quota:
         self._bodies: dict[str, Obj] = {}
 
     def observe(self, body: Mapping[str, Any]) -> None:
-        """The pools watch saw a newer version (a write from elsewhere, or our own echo)."""
-        self._bodies[str(body["metadata"]["name"])] = dict(body)
+        """The pools watch saw a version (a write from elsewhere, or our own echo).
+
+        A version older than the one known is ignored: the echo of an earlier write of ours
+        can arrive after a later write returned (a release), and so can a relist read before
+        it. Taken, it brought back a holder released since, and that binding's next admission
+        was answered "held" from it, without a write: it ran its phone outside the count, and
+        once the newer version came, its next pass was counted above the limit as running.
+        """
+        name = str(body["metadata"]["name"])
+        known = self._bodies.get(name)
+        if known is not None and newer(known, body):
+            return
+        self._bodies[name] = dict(body)
 
     def forget(self, pool: str) -> None:
         """The pool was deleted."""
