@@ -1,5 +1,5 @@
-"""The Kubernetes calls of the job ledger: PhoneJob status writes (conditional), deletes, and
-the binding's account-hold annotation and AccountHealthy condition."""
+"""The Kubernetes calls of the job ledger: PhoneJob status writes (conditional), its finalizer
+(conditional), deletes, and the binding's account-hold annotation and AccountHealthy condition."""
 
 from __future__ import annotations
 
@@ -113,6 +113,30 @@ class JobGateway(ApiGateway):
         job: Obj | None = await or_none(
             self._call(
                 self._custom.patch_namespaced_custom_object_status,
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.JOB_PLURAL,
+                name,
+                body,
+            ),
+            on=(Conflict, NotFound),
+        )
+        return job
+
+    async def set_job_finalizers(
+        self, namespace: str, name: str, resource_version: str, finalizers: list[str]
+    ) -> Obj | None:
+        """Set the job's ``metadata.finalizers`` if the job is still at ``resource_version``.
+
+        A merge patch replaces the list whole, so it is conditional: another controller's
+        finalizer added meanwhile is never dropped (409, None: read it again). None also when
+        the job is gone (404).
+        """
+        body = {"metadata": {"resourceVersion": resource_version, "finalizers": finalizers}}
+        job: Obj | None = await or_none(
+            self._call(
+                self._custom.patch_namespaced_custom_object,
                 c.GROUP,
                 c.VERSION,
                 namespace,

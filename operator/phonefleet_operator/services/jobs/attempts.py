@@ -106,6 +106,8 @@ class Attempts:
         # restarted): the attempt ran and is over; a delivery, which runs it again, is only for
         # an attempt the worker never took.
         self.taken: dict[tuple[str, str], str] = {}
+        # Per binding: the attempt of a deleted job last told on the binding as cancelled.
+        self.cancelled: dict[tuple[str, str], str] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
@@ -116,6 +118,7 @@ class Attempts:
         self.heard.pop(key, None)
         self.worker_images.pop(key, None)
         self.gone.pop(key, None)
+        self.cancelled.pop(key, None)
 
     def forget_binding(self, key: tuple[str, str]) -> None:
         """Drop all that was kept of a deleted binding."""
@@ -172,18 +175,7 @@ class Attempts:
         if not leases:
             self._warn_old_worker(binding, view.pod_uid)
         self.worker_images[binding_key_of(binding)] = (leases, view.pod_uid)
-        started = await write(
-            job,
-            ledger.begin_attempt(
-                job,
-                pod_uid=view.pod_uid,
-                binding_uid=binding.metadata.uid,
-                pod_name=pod_name(binding.name),
-                now=now,
-                pod_ip=view.pod_ip,
-                lease_seconds=self._settings.lease_seconds if leases else None,
-            ),
-        )
+        started = await self._begin(binding, view, job, now, leases=leases)
         if started is None:
             return  # the job changed meanwhile: decide again on the next pass
         attempt = started.status.current
@@ -201,6 +193,37 @@ class Attempts:
             on_binding=False,
         )
         await self._deliver(binding, started, base, token)
+
+    async def _begin(
+        self,
+        binding: PhoneBinding,
+        view: BindingView,
+        job: PhoneJob,
+        now: datetime,
+        *,
+        leases: bool,
+    ) -> PhoneJob | None:
+        """Write the job's next attempt, Running, after its finalizer; the job as written, None
+        when it changed meanwhile (deleted, perhaps: the next pass decides again).
+
+        The finalizer first: from the moment an attempt may run, a deleted job stays until the
+        attempt ended or was fenced (``JobWrites.hold``).
+        """
+        held = await self._writes.hold(job)
+        if held is None or view.pod_uid is None:
+            return None
+        return await self._writes.write(
+            held,
+            ledger.begin_attempt(
+                held,
+                pod_uid=view.pod_uid,
+                binding_uid=binding.metadata.uid,
+                pod_name=pod_name(binding.name),
+                now=now,
+                pod_ip=view.pod_ip,
+                lease_seconds=self._settings.lease_seconds if leases else None,
+            ),
+        )
 
     async def _wait_without_ip(self, binding: PhoneBinding, job: PhoneJob) -> None:
         """The worker pod is Ready with no pod IP: there is no address to deliver to. No kubelet
@@ -257,7 +280,10 @@ class Attempts:
             log.warning("Worker refused attempt %s: %s", attempt.id, refusal_message(answer))
 
     async def cancel_deleted(self, job: PhoneJob, binding_body: Mapping[str, Any] | None) -> None:
-        """A person deleted a job whose attempt runs: tell its worker to stop the attempt now.
+        """A job whose attempt runs left the API server (it did not hold ``JOB_FINALIZER``: its
+        attempt was started by an operator of an earlier release, or a person removed the
+        finalizer): tell its worker to stop the attempt now. A job that holds the finalizer is
+        cancelled by its binding's loop instead (``follow``), and stays until its attempt ended.
 
         Deleting is how a person cancels a job. Without this the attempt ran on (a post made
         after its job was deleted) until the worker's lease lapsed, as nobody asked about it
@@ -305,19 +331,7 @@ class Attempts:
                 refusal_message(answer),
             )
             return
-        self._writes.binding_event(
-            binding,
-            reason="CancelledAttempt",
-            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
-            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
-            "job was deleted",
-        )
-        log.info(
-            "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
-            attempt.number,
-            job.namespaced_name,
-            pod_name(binding.name),
-        )
+        self._cancelled_once(binding, job, attempt, gone=gone)
 
     # ------------------------------------------------------------ following a running job
 
@@ -330,9 +344,10 @@ class Attempts:
             raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
         pod = self._pods.get(binding.namespace, pod_name(binding.name))
         live_uid = (pod or {}).get("metadata", {}).get("uid")
-        if live_uid != attempt.pod_uid:
-            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation).
-            await self._fence(binding, job, attempt, now)
+        if live_uid != attempt.pod_uid or job.metadata.deletion_timestamp is not None:
+            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation),
+            # or the job was deleted (its finalizer keeps it): stop it, never renew its lease.
+            await self._stop_unasked(binding, job, attempt, now, pod)
             return
         deadline = ledger.not_after(job, attempt).timestamp() + self._settings.grace_seconds
         overdue = now.timestamp() > deadline
@@ -417,6 +432,75 @@ class Attempts:
         )
         return False
 
+    async def _stop_unasked(
+        self,
+        binding: PhoneBinding,
+        job: PhoneJob,
+        attempt: Attempt,
+        now: datetime,
+        pod: dict[str, Any] | None,
+    ) -> None:
+        """Stop an attempt that is no longer to be asked about: fence it where its pod went
+        away, cancel it where its job was deleted."""
+        if (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid:
+            await self._fence(binding, job, attempt, now)
+        else:
+            await self._cancel_deleting(binding, job, attempt, now, pod)
+
+    async def _cancel_deleting(
+        self,
+        binding: PhoneBinding,
+        job: PhoneJob,
+        attempt: Attempt,
+        now: datetime,
+        pod: dict[str, Any] | None,
+    ) -> None:
+        """A deleted job's attempt still runs on the binding's pod: cancel it there on every pass
+        (a cancel renews no lease) until its worker says it ended, does not know it, or its lease
+        or deadline has run out; the job (its finalizer) stays until then, so the gate of a
+        replacement pod keeps waiting for it if the pod is force-deleted meanwhile."""
+        key = binding_key_of(binding)
+        until = fencing.fenced_at(
+            job,
+            attempt,
+            last_heard=self._last_heard(key, attempt, now),
+            grace=self._settings.grace_seconds,
+        )
+        base, answer = self._endpoints.of_binding(binding, pod), None
+        if base is not None:
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(base, self.token(binding), attempt.id)
+        if answer is not None and 200 <= answer.status < 300:
+            self._cancelled_once(binding, job, attempt, gone=False)
+        ending = fencing.ending_of(answer, until=until, now=now, why="the job was deleted")
+        if ending is None:
+            await self._writes.write(job, ledger.cancelling(job, pod_name(binding.name), until))
+            return
+        await self._end(binding, job, attempt.id, ending)
+
+    def _cancelled_once(
+        self, binding: PhoneBinding, job: PhoneJob, attempt: Attempt, *, gone: bool
+    ) -> None:
+        """Tell the binding, once per attempt, that the attempt of its deleted job was
+        cancelled on its worker."""
+        key = binding_key_of(binding)
+        if self.cancelled.get(key) == attempt.id:
+            return
+        self.cancelled[key] = attempt.id
+        self._writes.binding_event(
+            binding,
+            reason="CancelledAttempt",
+            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
+            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
+            "job was deleted",
+        )
+        log.info(
+            "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
+            attempt.number,
+            job.namespaced_name,
+            pod_name(binding.name),
+        )
+
     # ------------------------------------------------------------ fencing
 
     async def _fence(
@@ -444,9 +528,14 @@ class Attempts:
             token = self._tokens.token_for(binding.namespace, binding.name, uid)
             with contextlib.suppress(WorkerUnreachable):
                 answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
+        deleted = job.metadata.deletion_timestamp is not None
+        if deleted and answer is not None and 200 <= answer.status < 300:
+            self._cancelled_once(binding, job, attempt, gone=True)
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             status = ledger.fencing(job, pod_name(binding.name), until)
+            if deleted:
+                status.message = f"the job was deleted; {status.message}; the job goes then"
             written = await self._writes.write(job, status)
             if written is not None and job.status.reason != "Fencing":
                 self._writes.event(

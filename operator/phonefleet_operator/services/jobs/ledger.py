@@ -170,6 +170,21 @@ def fencing(job: PhoneJob, pod_name: str, until: datetime) -> PhoneJobStatus:
     return status
 
 
+def cancelling(job: PhoneJob, pod_name: str, until: datetime) -> PhoneJobStatus:
+    """The job was deleted while its attempt runs: it stays (its finalizer) until the attempt
+    ended on its worker or cannot run any more (reason ``Cancelling``)."""
+    status = _copy(job)
+    current = status.current
+    number = current.number if current is not None else status.attempt_count
+    status.reason = "Cancelling"
+    status.message = (
+        f"the job was deleted; attempt {number}/{job.spec.max_attempts} on pod {pod_name} is "
+        f"cancelled, waiting for its worker to say it stopped (at the latest {rfc3339(until)}); "
+        "the job goes then"
+    )
+    return status
+
+
 def end_attempt(
     job: PhoneJob, attempt_id: str, ending: Ending, now: datetime
 ) -> PhoneJobStatus | None:

@@ -39,7 +39,7 @@ from phonefleet_operator.services.jobs.conditions import (
 )
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
 from phonefleet_operator.services.jobs.observed import ObservedJobs, newer
-from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
+from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan, releasable
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
 from phonefleet_operator.services.jobs.writes import JobWrites, parse_job
 from phonefleet_operator.services.observed import ObservedPods
@@ -346,7 +346,7 @@ class JobService:
         asking (:meth:`_loop`).
         """
         job = parse_job(body)
-        if job is None or job.status.finished:
+        if job is None or (job.status.finished and not releasable(job)):
             return
         if read and await self._kube.get_binding(job.namespace, job.spec.binding_name):
             return  # created again meanwhile: its loop runs the job
@@ -356,8 +356,13 @@ class JobService:
             if written is None or _running(written):
                 return  # still fenced (or changed meanwhile: the next look decides)
             job = written
-        if job.status.finished:
-            return
+        if releasable(job):  # finished, or deleted, with no attempt running
+            await self._writes.release(job)
+        elif not job.status.finished and job.metadata.deletion_timestamp is None:
+            await self._waits_for_its_binding(job)
+
+    async def _waits_for_its_binding(self, job: PhoneJob) -> None:
+        """Say in the job's status that its binding does not exist."""
         await self._writes.write(
             job,
             ledger.wait(
@@ -511,6 +516,8 @@ class JobService:
             self._held.add(_key(binding))
         jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := parse_job(raw))]
         decided = plan(view, jobs, now)
+        for job in decided.released:
+            await self._writes.release(job)
         for job in decided.expired:
             await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
             self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
@@ -521,6 +528,7 @@ class JobService:
             )
         if decided.running is not None:
             await self._attempts.follow(binding, view, decided.running, now)
+            await self._release_if_done(decided.running)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
             seen = self._attempts.worker_images.get(_key(binding))
             await self._attempts.start(binding, view, decided.start, now)
@@ -528,6 +536,16 @@ class JobService:
                 await self._sync_conditions(binding, body, view.account_hold)
         delay = self._delay(decided, now)
         return min(delay, self._settings.poll_seconds) if asking else delay
+
+    async def _release_if_done(self, followed: PhoneJob) -> None:
+        """Drop the finalizer of a job whose attempt just ended, if it needs it no more (it
+        finished, or was deleted): a deleted job goes now, not at the next pass."""
+        for raw in self.jobs.of_binding(followed.namespace, followed.spec.binding_name):
+            if raw["metadata"]["name"] == followed.name:
+                job = parse_job(raw)
+                if job is not None and releasable(job):
+                    await self._writes.release(job)
+                return
 
     def _delay(self, decided: Plan, now: datetime) -> float:
         if decided.running is not None or decided.start is not None:
