@@ -340,6 +340,38 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     assert "lease ran out" in workers["old"].log_tail()
 
 
+def test_a_job_deleted_after_its_pod_was_force_deleted_holds_the_new_pod_until_the_fence(
+    kubectl: Kubectl,
+    namespace: str,
+    attempt_then_force_delete: Callable[[Router], str],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> None:
+    """The pod is force-deleted while its worker, out of reach, runs attempt 1, and then the
+    job is deleted (kubectl delete pj). The job stays, deleting, on its finalizer (Fencing, "the
+    job was deleted"), so the binding creates no replacement pod until the old worker's run
+    ended at its lease; then the job goes. Before, the deleted job left the operator's view at
+    once and the replacement pod was created while the old worker still ran attempt 1."""
+    with Router(workers["old"].url) as router:
+        router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
+        first = attempt_then_force_delete(router)
+        kubectl("delete", "phonejob", "post", "-n", namespace, "--wait=false")
+        replacement_pod(kubectl, namespace)
+        # The replacement pod exists only once the old worker's run ended, never before.
+        old_run = run_times(workers["old"], first)
+        assert "end" in old_run, "the new pod was created while the old worker ran attempt 1"
+        fencing = wait_status(
+            watched, lambda s: "the job was deleted" in s.get("message", ""), "to say so"
+        )
+        wait_for(
+            lambda: kubectl.get("phonejob", "post", namespace) is None, 60, message="the job to go"
+        )
+
+    assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    assert "lease ran out" in workers["old"].log_tail()
+    assert run_times(workers["new"], first) == {}
+
+
 def start_attempt_out_of_reach(
     *,
     kubectl: Kubectl,

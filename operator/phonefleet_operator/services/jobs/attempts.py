@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from phonefleet_operator.constants import JOB_FINALIZER
+from phonefleet_operator.errors import KubernetesRefused
 from phonefleet_operator.k8s import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import (
@@ -209,7 +211,16 @@ class Attempts:
         The finalizer first: from the moment an attempt may run, a deleted job stays until the
         attempt ended or was fenced (``JobWrites.hold``).
         """
-        held = await self._writes.hold(job)
+        try:
+            held = await self._writes.hold(job)
+        except KubernetesRefused as error:  # RBAC of an earlier release: no patch on phonejobs
+            message = (
+                f"the operator may not set its finalizer {JOB_FINALIZER} on the job ({error}): "
+                "grant it patch on phonejobs.phonefleet.dev (manifests/rbac/tenant_role.yaml); "
+                "the job starts once it may"
+            )
+            await self._writes.write(job, ledger.wait(job, "FinalizerRefused", message))
+            return None
         if held is None or view.pod_uid is None:
             return None
         return await self._writes.write(

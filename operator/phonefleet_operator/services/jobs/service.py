@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ from phonefleet_operator.services.jobs.conditions import (
     worker_image_condition,
 )
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
+from phonefleet_operator.services.jobs.housekeeping import Housekeeping
 from phonefleet_operator.services.jobs.observed import ObservedJobs, newer
 from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan, releasable
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
@@ -98,6 +100,7 @@ class JobService:
         self.wakeups = Wakeups()
         self._endpoints = WorkerEndpoints(settings, operator, pods)
         self._writes = JobWrites(kube=kube, api=api, jobs=self.jobs)
+        self._housekeeping = Housekeeping(self._writes)
         self._attempts = Attempts(
             kube=kube,
             api=api,
@@ -450,6 +453,7 @@ class JobService:
         """Forget every piece of the binding's job state (its loop ended or is cancelled)."""
         self._tasks.pop(key, None)
         self._attempts.forget(key)
+        self._housekeeping.forget(key)
         body = self._bindings.pop(key, None)
         self.wakeups.forget(binding_key(*key))
         if self._backfill is not None and body is not None:
@@ -517,11 +521,16 @@ class JobService:
         jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := parse_job(raw))]
         decided = plan(view, jobs, now)
         for job in decided.released:
-            await self._writes.release(job)
+            await self._housekeeping.run(
+                job, "remove its finalizer", functools.partial(self._writes.release, job), now
+            )
         for job in decided.expired:
-            await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
-            self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
-            log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
+            await self._housekeeping.run(
+                job,
+                "delete it after its ttlSecondsAfterFinished",
+                functools.partial(self._delete_expired, job),
+                now,
+            )
         for wait in decided.waits:
             await self._writes.write(
                 wait.job, ledger.wait(wait.job, wait.reason, wait.message, wait.until)
@@ -535,7 +544,16 @@ class JobService:
             if self._attempts.worker_images.get(_key(binding)) != seen:  # its worker was asked
                 await self._sync_conditions(binding, body, view.account_hold)
         delay = self._delay(decided, now)
+        retry = self._housekeeping.next_try(_key(binding), jobs)
+        if retry is not None:
+            delay = min(delay, max(0.0, (retry - now).total_seconds()) + 0.05)
         return min(delay, self._settings.poll_seconds) if asking else delay
+
+    async def _delete_expired(self, job: PhoneJob) -> None:
+        """Delete a finished job whose ttlSecondsAfterFinished passed."""
+        await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
+        self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
+        log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
 
     async def _release_if_done(self, followed: PhoneJob) -> None:
         """Drop the finalizer of a job whose attempt just ended, if it needs it no more (it
