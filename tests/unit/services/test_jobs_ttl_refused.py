@@ -24,7 +24,7 @@ FINISHED = {
 
 
 class RefusedDeletes:
-    """The API server refusing every delete of a PhoneJob (403), counting them."""
+    """The API server refusing every delete (or patch) of a PhoneJob (403), counting them."""
 
     def __init__(self) -> None:
         self.tries = 0
@@ -78,10 +78,7 @@ async def test_a_job_whose_finalizer_is_refused_waits_saying_so_and_never_starts
     no attempt starts (it could not be fenced once deleted); it waits with a reason that says
     what to grant, and the pass does not fail."""
     world = World()
-
-    async def refused(*_: Any) -> None:
-        raise KubernetesRefused("cannot patch resource phonejobs", status=403)
-
+    refused = RefusedDeletes()  # as refused, for the finalizer's patch
     world.api.set_job_finalizers = refused  # type: ignore[method-assign]
     await world.run_pass()
 
@@ -89,3 +86,11 @@ async def test_a_job_whose_finalizer_is_refused_waits_saying_so_and_never_starts
     assert (status["phase"], status["reason"]) == ("Pending", "FinalizerRefused")
     assert "grant it patch on phonejobs.phonefleet.dev" in status["message"]
     assert world.attempts_on(OLD) == []
+    assert world.kube.events["HousekeepingRefused"] == 1
+
+    world.clock.advance(5)
+    await world.run_pass()  # within the backoff: not asked again
+    assert refused.tries == 1
+    world.clock.advance(6)
+    await world.run_pass()
+    assert (refused.tries, world.status()["reason"]) == (2, "FinalizerRefused")

@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 from phonefleet_operator.constants import JOB_FINALIZER
-from phonefleet_operator.errors import KubernetesRefused
 from phonefleet_operator.k8s import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import (
@@ -33,6 +32,7 @@ from phonefleet_operator.services.jobs import fencing, ledger, protocol
 from phonefleet_operator.services.jobs.backfill import TokenBackfill
 from phonefleet_operator.services.jobs.conditions import ACCOUNT_HOLD_ANNOTATION
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
+from phonefleet_operator.services.jobs.housekeeping import Housekeeping
 from phonefleet_operator.services.jobs.schedule import BindingView
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.jobs.writes import JobWrites
@@ -70,6 +70,7 @@ class Attempts:
         settings: JobSettings,
         endpoints: WorkerEndpoints,
         writes: JobWrites,
+        housekeeping: Housekeeping,
         backfill: TokenBackfill | None,
         clock: Callable[[], datetime],
         disabled: Callable[[], str | None],
@@ -83,6 +84,7 @@ class Attempts:
         self._settings = settings
         self._endpoints = endpoints
         self._writes = writes
+        self._housekeeping = housekeeping
         self._backfill = backfill
         self._clock = clock
         self._disabled = disabled
@@ -211,22 +213,27 @@ class Attempts:
         The finalizer first: from the moment an attempt may run, a deleted job stays until the
         attempt ended or was fenced (``JobWrites.hold``).
         """
-        try:
-            held = await self._writes.hold(job)
-        except KubernetesRefused as error:  # RBAC of an earlier release: no patch on phonejobs
+        held: list[PhoneJob | None] = [None]
+
+        async def hold() -> None:
+            held[0] = await self._writes.hold(job)
+
+        what = f"set its finalizer {JOB_FINALIZER}"
+        if not await self._housekeeping.run(job, what, hold, now):
+            # Refused (RBAC of an earlier release: no patch on phonejobs), or backing off.
             message = (
-                f"the operator may not set its finalizer {JOB_FINALIZER} on the job ({error}): "
-                "grant it patch on phonejobs.phonefleet.dev (manifests/rbac/tenant_role.yaml); "
-                "the job starts once it may"
+                f"the operator may not set its finalizer {JOB_FINALIZER} on the job: grant it "
+                "patch on phonejobs.phonefleet.dev (manifests/rbac/tenant_role.yaml); the job "
+                "starts once it may"
             )
             await self._writes.write(job, ledger.wait(job, "FinalizerRefused", message))
             return None
-        if held is None or view.pod_uid is None:
+        if held[0] is None or view.pod_uid is None:
             return None
         return await self._writes.write(
-            held,
+            held[0],
             ledger.begin_attempt(
-                held,
+                held[0],
                 pod_uid=view.pod_uid,
                 binding_uid=binding.metadata.uid,
                 pod_name=pod_name(binding.name),

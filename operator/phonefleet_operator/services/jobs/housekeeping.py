@@ -1,5 +1,6 @@
-"""The job loop's housekeeping writes the API server may refuse: deleting a finished job whose
-``ttlSecondsAfterFinished`` passed, and dropping the finalizer of a job that needs it no more.
+"""The job loop's writes of a job's metadata that the API server may refuse: deleting a finished
+job whose ``ttlSecondsAfterFinished`` passed, setting the finalizer before a job's first attempt
+and dropping it once the job needs it no more.
 
 A refusal (403: the operator's RBAC lacks ``delete`` or ``patch`` on phonejobs; an admission
 policy) must not stall the binding's other jobs, nor be tried again at every pass: it is told
@@ -38,14 +39,15 @@ class Housekeeping:
 
     async def run(
         self, job: PhoneJob, what: str, write: Callable[[], Awaitable[object]], now: datetime
-    ) -> None:
+    ) -> bool:
         """Make ``write`` for ``job`` (``what``: the words for it) unless an earlier refusal's
-        backoff has not passed; a refusal is told once and backed off, never raised."""
+        backoff has not passed; a refusal is told once and backed off, never raised. Whether
+        the write was made and went through."""
         uid = job.metadata.uid
         refused = self._refused.setdefault((job.namespace, job.spec.binding_name), {})
         waiting = refused.get(uid)
         if waiting is not None and now < waiting[0]:
-            return
+            return False
         try:
             await write()
         except KubernetesRefused as error:
@@ -63,8 +65,9 @@ class Housekeeping:
                 )
                 log.warning("PhoneJob %s: %s", job.namespaced_name, message)
                 self._writes.job_event(job, warning=True, reason=REFUSED, message=message)
-            return
+            return False
         refused.pop(uid, None)
+        return True
 
     def next_try(self, key: tuple[str, str], jobs: list[PhoneJob]) -> datetime | None:
         """The earliest moment a refused write of the binding's ``jobs`` may be tried again

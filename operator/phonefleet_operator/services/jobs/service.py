@@ -110,6 +110,7 @@ class JobService:
             settings=settings,
             endpoints=self._endpoints,
             writes=self._writes,
+            housekeeping=self._housekeeping,
             backfill=self._backfill,
             clock=clock,
             disabled=lambda: self.disabled,
