@@ -153,3 +153,21 @@ async def test_a_deleted_job_waiting_for_its_retry_goes_at_once_and_never_starts
     world.clock.advance(3600)
     await world.run_pass()
     assert world.attempts_on(OLD)[delivered:] == []
+
+
+async def test_an_attempt_an_earlier_operator_started_gets_the_finalizer_at_the_first_pass() -> (
+    None
+):
+    """An upgrade mid-attempt: the job runs attempt 1 without the finalizer (the operator of the
+    earlier release set none). The new operator's first pass sets it, so the job, deleted
+    then, stays until its attempt is fenced."""
+    world = World()
+    await started(world)
+    job = world.api.jobs["ns", "post"]
+    job["metadata"]["finalizers"] = []  # as the earlier release left it
+    world.service = world.new_operator()
+
+    await world.run_pass()
+
+    assert world.api.jobs["ns", "post"]["metadata"]["finalizers"] == [JOB_FINALIZER]
+    assert world.status()["attempts"][0]["outcome"] == "Running"

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_operator.errors import PhonefleetError, ReplicaStopping
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -537,8 +538,9 @@ class JobService:
                 wait.job, ledger.wait(wait.job, wait.reason, wait.message, wait.until)
             )
         if decided.running is not None:
-            await self._attempts.follow(binding, view, decided.running, now)
-            await self._release_if_done(decided.running)
+            running = await self._adopt(decided.running, now)
+            await self._attempts.follow(binding, view, running, now)
+            await self._release_if_done(running)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
             seen = self._attempts.worker_images.get(_key(binding))
             await self._attempts.start(binding, view, decided.start, now)
@@ -555,6 +557,20 @@ class JobService:
         await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
         self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
         log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
+
+    async def _adopt(self, job: PhoneJob, now: datetime) -> PhoneJob:
+        """The running job with the finalizer: an attempt an operator of an earlier release
+        started has none, and its job, deleted, would leave the view while the attempt may run
+        (an upgrade mid-attempt). The job as it is now (unchanged when the patch did not go)."""
+        if JOB_FINALIZER in job.metadata.finalizers or job.metadata.deletion_timestamp:
+            return job
+        held: list[PhoneJob | None] = [None]
+
+        async def hold() -> None:
+            held[0] = await self._writes.hold(job)
+
+        await self._housekeeping.run(job, f"set its finalizer {JOB_FINALIZER}", hold, now)
+        return held[0] or job
 
     async def _release_if_done(self, followed: PhoneJob) -> None:
         """Drop the finalizer of a job whose attempt just ended, if it needs it no more (it
