@@ -306,7 +306,9 @@ class JobService:
         holds for worker images of every release (docs/jobs.md).
 
         Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
-        attempt: it says so, and every binding without a pod waits for that list.
+        attempt: it says so, and every binding without a pod waits for that list. A job deleted
+        while its attempt runs is still in the view: its finalizer keeps it in the API server
+        until the attempt ended or was fenced (docs/jobs.md, "A deleted job's attempt").
 
         ``uid`` (the orphan sweep's: the uid its claim records as holder) narrows it to the
         attempts of that incarnation of the binding: a binding created again under the same
