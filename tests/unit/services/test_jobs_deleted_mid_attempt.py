@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loop_order import until
-from test_jobs_fencing import GRACE, LEASE, OLD, World, _succeeded, started
+from test_jobs_fencing import GRACE, LEASE, OLD, World, _succeeded, delete_binding, started
 
 from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_worker.tasks import TaskResult
@@ -171,3 +171,26 @@ async def test_an_attempt_an_earlier_operator_started_gets_the_finalizer_at_the_
 
     assert world.api.jobs["ns", "post"]["metadata"]["finalizers"] == [JOB_FINALIZER]
     assert world.status()["attempts"][0]["outcome"] == "Running"
+
+
+async def test_a_deleted_job_whose_binding_vanished_goes_once_its_attempt_is_fenced() -> None:
+    """The binding vanishes (its finalizer removed by hand) while its worker, out of reach, runs
+    attempt 1, and the job is deleted: nothing of the binding is left to remove the job's
+    finalizer, yet the job goes, once the lease and the grace ran out (its loop asks on)."""
+    world = World()
+    await started(world)
+    world.workers.at.pop(OLD)
+    delete_binding(world)
+    delete(world)
+
+    await world.service.check_orphan(world.api.jobs["ns", "post"])
+    assert world.status()["reason"] == "Fencing"
+    world.clock.advance(LEASE + GRACE - 1)
+    asked = len(world.workers.calls)
+    await until(lambda: len(world.workers.calls) > asked)  # the loop asked the worker again
+    assert ("ns", "post") in world.api.jobs
+
+    world.clock.advance(2)
+    await until(lambda: ("ns", "post") not in world.api.jobs)
+    await until(lambda: not world.service.keeps_state_of("ns", "alpha"))
+    await world.service.close()
