@@ -458,25 +458,15 @@ class Attempts:
         now: datetime,
         pod: dict[str, Any] | None,
     ) -> None:
-        """Stop an attempt that is no longer to be asked about: fence it where its pod went
-        away, cancel it where its job was deleted."""
+        """Stop an attempt that is no longer to be asked about (a question renews its lease):
+        fence it where its pod went away; where its job was deleted, cancel it on the binding's
+        pod on every pass (a cancel renews nothing) until its worker says it ended, does not
+        know it, or its lease or deadline has run out. The job (its finalizer) stays until
+        then, so the gate of a replacement pod keeps waiting for it if the pod is force-deleted
+        meanwhile."""
         if (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid:
             await self._fence(binding, job, attempt, now)
-        else:
-            await self._cancel_deleting(binding, job, attempt, now, pod)
-
-    async def _cancel_deleting(
-        self,
-        binding: PhoneBinding,
-        job: PhoneJob,
-        attempt: Attempt,
-        now: datetime,
-        pod: dict[str, Any] | None,
-    ) -> None:
-        """A deleted job's attempt still runs on the binding's pod: cancel it there on every pass
-        (a cancel renews no lease) until its worker says it ended, does not know it, or its lease
-        or deadline has run out; the job (its finalizer) stays until then, so the gate of a
-        replacement pod keeps waiting for it if the pod is force-deleted meanwhile."""
+            return
         key = binding_key_of(binding)
         until = fencing.fenced_at(
             job,

@@ -40,16 +40,20 @@ class JobWrites:
         version = job.metadata.resource_version or ""
         written = await self._api.patch_job_status(job.namespace, job.name, version, patch)
         if written is None:
-            fresh = await self._api.get_job(job.namespace, job.name)
-            if fresh is not None:
-                self._jobs.saw(fresh)
-            elif self._jobs.has(job.namespace, job.spec.binding_name, job.name, job.metadata.uid):
-                # Gone (404 twice): forget it now, or a pass would decide for it again until
-                # the watch's DELETED came (a watch gap delays that until its relist).
-                self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
+            await self._lost(job)
             return None
         self._jobs.saw(written)
         return parse_job(written)
+
+    async def _lost(self, job: PhoneJob) -> None:
+        """A conditional write lost (409, or 404): read the job again into the view."""
+        fresh = await self._api.get_job(job.namespace, job.name)
+        if fresh is not None:
+            self._jobs.saw(fresh)
+        elif self._jobs.has(job.namespace, job.spec.binding_name, job.name, job.metadata.uid):
+            # Gone (404 twice): forget it now, or a pass would decide for it again until the
+            # watch's DELETED came (a watch gap delays that until its relist).
+            self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
 
     async def hold(self, job: PhoneJob) -> PhoneJob | None:
         """The job with the finalizer ``JOB_FINALIZER`` (set now unless it has it); None when
@@ -76,11 +80,7 @@ class JobWrites:
         version = job.metadata.resource_version or ""
         written = await self._api.set_job_finalizers(job.namespace, job.name, version, finalizers)
         if written is None:
-            fresh = await self._api.get_job(job.namespace, job.name)
-            if fresh is not None:
-                self._jobs.saw(fresh)
-            else:
-                self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
+            await self._lost(job)
             return None
         self._jobs.saw(written)
         return written
