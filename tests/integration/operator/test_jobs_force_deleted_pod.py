@@ -340,6 +340,17 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     assert "lease ran out" in workers["old"].log_tail()
 
 
+def job_gone(kubectl: Kubectl, namespace: str) -> bool:
+    """Whether job ``post`` has left the API server."""
+    return kubectl.get("phonejob", "post", namespace) is None
+
+
+def assert_old_worker_stopped_alone(workers: dict[str, StandInWorker], first: str) -> None:
+    """The old worker stopped attempt 1 at its lease, and the new one never ran it."""
+    assert "lease ran out" in workers["old"].log_tail()
+    assert run_times(workers["new"], first) == {}
+
+
 def test_a_job_deleted_while_its_worker_is_cut_off_holds_the_new_pod_until_the_fence(
     kubectl: Kubectl,
     namespace: str,
@@ -378,13 +389,10 @@ def test_a_job_deleted_while_its_worker_is_cut_off_holds_the_new_pod_until_the_f
         fencing = wait_status(
             watched, lambda s: s.get("reason") == "Fencing", "to wait for the fence, Fencing"
         )
-        wait_for(
-            lambda: kubectl.get("phonejob", "post", namespace) is None, 60, message="the job to go"
-        )
+        wait_for(lambda: job_gone(kubectl, namespace), 60, message="the job to go")
 
     assert fencing["message"].startswith("the job was deleted; attempt 1/3: pod fence-worker")
-    assert "lease ran out" in workers["old"].log_tail()
-    assert run_times(workers["new"], first) == {}
+    assert_old_worker_stopped_alone(workers, first)
 
 
 def test_a_job_deleted_after_its_pod_was_force_deleted_holds_the_new_pod_until_the_fence(
@@ -408,14 +416,11 @@ def test_a_job_deleted_after_its_pod_was_force_deleted_holds_the_new_pod_until_t
         fencing = wait_status(
             watched, lambda s: "the job was deleted" in s.get("message", ""), "to say so"
         )
-        wait_for(
-            lambda: kubectl.get("phonejob", "post", namespace) is None, 60, message="the job to go"
-        )
+        wait_for(lambda: job_gone(kubectl, namespace), 60, message="the job to go")
 
     assert "end" in old_run, "the new pod was created while the old worker ran attempt 1"
     assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
-    assert "lease ran out" in workers["old"].log_tail()
-    assert run_times(workers["new"], first) == {}
+    assert_old_worker_stopped_alone(workers, first)
 
 
 def start_attempt_out_of_reach(
