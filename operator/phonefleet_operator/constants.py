@@ -40,6 +40,11 @@ FINALIZER: Final = "phonefleet.dev/release-phone"
 #: then frees the phone only once the old worker is gone (docs/safety.md).
 CLAIM_FINALIZER: Final = "phonefleet.dev/worker-gone"
 
+#: Held by a PhoneJob from its first attempt's start until it finished, or, deleted, until no
+#: attempt of it can still run: the gate of its binding's replacement pod reads the job while it
+#: waits for that attempt to be fenced (docs/jobs.md, "A deleted job's attempt").
+JOB_FINALIZER: Final = "phonefleet.dev/attempt-fenced"
+
 # Labels: the recommended app.kubernetes.io set, plus our own for selecting by phone and binding.
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_INSTANCE: Final = "app.kubernetes.io/instance"

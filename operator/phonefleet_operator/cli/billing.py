@@ -1,8 +1,9 @@
-"""``phonefleet phones list --billing`` and ``phones stop``: phones billed with no binding.
+"""``phonefleet phones list --billing`` and ``phones stop``: phones billed that no binding runs.
 
-The report is for cron and CI: exit 0 when every billed phone is held by a live binding, 1 when
-some are not (they are listed), 2 when it could not tell (Geelark or the cluster unreachable);
-``cli/exit_codes.py`` has the contract.
+The report is for cron and CI: exit 0 when every billed phone is run by a live binding (Bound
+or Running), 1 when some are not (they are listed: nobody's, or held by a binding that does not
+run its phone, such as a Suspended one, named in BINDING), 2 when it could not tell (Geelark or
+the cluster unreachable); ``cli/exit_codes.py`` has the contract.
 Geelark does not say since when a phone runs, so each run remembers in a small state file when
 it first saw each phone billed unbound; RUNNING UNBOUND is measured from there (a lower bound).
 
@@ -37,6 +38,7 @@ from phonefleet_operator.services.billing import (
     LeakTracker,
     UnboundPhone,
     held_phone_ids,
+    holders,
     how_to_stop,
     unbound_running,
 )
@@ -46,7 +48,7 @@ __all__ = ["DEFAULT_STATE_FILE", "billing_report", "stop", "stop_phones", "unbou
 
 #: Where first sightings are kept between runs (``~`` expanded when used).
 DEFAULT_STATE_FILE: Final = "~/.cache/phonefleet/billing-seen.json"
-_HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "RUNNING UNBOUND")
+_HEADERS: Final = ("ID", "SERIAL NAME", "STATUS", "RUNNING UNBOUND", "BINDING")
 _STATUS: Final = {0: "Running", 1: "Starting"}
 
 
@@ -79,21 +81,35 @@ def billing_report(kubeconfig: str | None, output: str, state_file: Path) -> int
     tracker = LeakTracker(_load(state_file))
     found = tracker.update(unbound_running(phones, held_phone_ids(bindings, claims)), time.time())
     _save(state_file, tracker.first_seen)
+    held = holders(bindings, claims)
     if output == "json":
-        click.echo(json.dumps(_records(found, tracker.first_seen), indent=2))
+        click.echo(json.dumps(_records(found, tracker.first_seen, held), indent=2))
     elif not found:
         click.echo("No phone is billed without a binding.")
     else:
-        rows = [_HEADERS, *(_row(f) for f in found)]
+        rows = [_HEADERS, *(_row(f, held) for f in found)]
         widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADERS))]
         for row in rows:
             click.echo("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
         click.echo(
-            f"\n{len(found)} phone(s) billed by Geelark with no PhoneBinding "
+            f"\n{len(found)} phone(s) billed by Geelark that no PhoneBinding runs "
             "(RUNNING UNBOUND counts from the first run of this check that saw it).\n"
-            + how_to_stop(f.phone.id for f in found)
+            + _advice(found, held)
         )
     return PROBLEMS if found else DONE
+
+
+def _advice(found: Sequence[UnboundPhone], held: Mapping[str, str]) -> str:
+    """How to stop the listed phones: nobody's by hand, a binding's by that binding."""
+    loose = [f.phone.id for f in found if f.phone.id not in held]
+    kept = [f"{f.phone.id} by {held[f.phone.id]}" for f in found if f.phone.id in held]
+    lines = [how_to_stop(loose)] if loose else []
+    if kept:
+        lines.append(
+            "Held by a binding that does not run it (it stops the phone itself, or says why "
+            "not in kubectl describe pb): " + "; ".join(kept) + "."
+        )
+    return "\n".join(lines)
 
 
 def stop_phones(ids: Sequence[str], kubeconfig: str | None) -> int:
@@ -104,7 +120,7 @@ def stop_phones(ids: Sequence[str], kubeconfig: str | None) -> int:
     except (PhonefleetError, _ClusterUnreadable) as error:
         click.echo(f"Refused: could not check who holds these phones: {error}", err=True)
         return ERROR
-    held = held_phone_ids(bindings, claims) & set(ids)
+    held = (held_phone_ids(bindings, claims) | set(holders(bindings, claims))) & set(ids)
     if held:
         click.echo(
             f"Refused: a live PhoneBinding holds {', '.join(sorted(held))}; delete or suspend "
@@ -169,17 +185,21 @@ async def _stop(settings: GeelarkSettings, ids: Sequence[str]) -> dict[str, str 
     return outcome
 
 
-def _row(found: UnboundPhone) -> tuple[str, str, str, str]:
+def _row(found: UnboundPhone, held: Mapping[str, str]) -> tuple[str, str, str, str, str]:
     phone = found.phone
     return (
         phone.id,
         phone.serial_name or "-",
         _STATUS.get(int(phone.status), str(phone.status)),
         unbound_for(found.seen_for_seconds),
+        held.get(phone.id, "-"),
     )
 
 
-def _records(found: Sequence[UnboundPhone], first_seen: Mapping[str, float]) -> dict[str, Any]:
+def _records(
+    found: Sequence[UnboundPhone], first_seen: Mapping[str, float], held: Mapping[str, str]
+) -> dict[str, Any]:
+    loose = [f.phone.id for f in found if f.phone.id not in held]
     return {
         "phones": [
             {
@@ -190,10 +210,11 @@ def _records(found: Sequence[UnboundPhone], first_seen: Mapping[str, float]) -> 
                 .isoformat()
                 .replace("+00:00", "Z"),
                 "unboundSeconds": round(f.seen_for_seconds),
+                "binding": held.get(f.phone.id),
             }
             for f in found
         ],
-        "howToStop": how_to_stop(f.phone.id for f in found) if found else None,
+        "howToStop": how_to_stop(loose) if loose else None,
     }
 
 

@@ -5,8 +5,10 @@ whose resolved phone (``status.phone.serialName``) has that name. Rows the old l
 (success, failed, skipped) are left out: importing them would post again. A row that cannot be
 placed gets one line on standard error, and the command exits 1; the others are created
 (names from ``job_id``, so importing twice creates nothing twice; a name that another job,
-for other work, holds already is a problem of its row, never "existed already"). A cluster it
-cannot use (no kubeconfig, unreachable, refused, no PhoneJob CRD) exits 2.
+for other work, holds already is a problem of its row, never "existed already"). With
+``--retry-failed`` a job of the same work that exists and has Failed (a task image missing, a
+binding created since) is deleted and created again under its name, from its first attempt. A
+cluster it cannot use (no kubeconfig, unreachable, refused, no PhoneJob CRD) exits 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import dataclasses
 import json
 import re
 import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +35,7 @@ from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.k8s import ApiCaller, load_api_client
 from phonefleet_operator.k8s.jobs import JobGateway
 
-__all__ = ["ImportPlan", "jobs", "plan_import"]
+__all__ = ["ImportPlan", "failed_to_retry", "jobs", "plan_import"]
 
 #: Statuses of the old ledger whose rows still have work to do.
 _OPEN = frozenset({"", "pending", "retrying"})
@@ -53,6 +56,27 @@ class ImportPlan:
     """Rows the old ledger had finished (left out)."""
     rows: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
     """Where each job comes from (``line N (job ID)``), by namespace and name."""
+    failed: dict[tuple[str, str], str] = dataclasses.field(default_factory=dict)
+    """With ``--retry-failed``: the uid of each planned job that exists, for the same work, and
+    has Failed (deleted and created again), by namespace and name."""
+
+
+def failed_to_retry(
+    plan: ImportPlan, existing: Iterable[Mapping[str, Any]]
+) -> dict[tuple[str, str], str]:
+    """Of the ``existing`` jobs, those the plan would create again: the same work (binding, task,
+    params) and phase Failed; their uids by namespace and name. A Succeeded job is never
+    among them (its post was made), nor one still running or waiting."""
+    planned = {(j["metadata"]["namespace"], j["metadata"]["name"]): j for j in plan.jobs}
+    found = {}
+    for there in existing:
+        metadata = there.get("metadata") or {}
+        key = (str(metadata.get("namespace", "")), str(metadata.get("name", "")))
+        job = planned.get(key)
+        failed = (there.get("status") or {}).get("phase") == "Failed"
+        if job is not None and failed and _same_work(there, job):
+            found[key] = str(metadata.get("uid", ""))
+    return found
 
 
 def job_name(job_id: str) -> str:
@@ -185,17 +209,31 @@ def jobs() -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Print the jobs as JSON instead of creating them.")
 @click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Delete the jobs of the same work that exist and have Failed, and create them again "
+    "(from their first attempt).",
+)
+@click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False),
     help="Kubeconfig of the cluster [default: $KUBECONFIG, else ~/.kube/config].",
 )
-def import_ledger(
-    ledger: TextIO, namespace: str | None, task: str, dry_run: bool, kubeconfig: str | None
+def import_ledger(  # noqa: PLR0917 - click passes each option as an argument
+    ledger: TextIO,
+    namespace: str | None,
+    task: str,
+    dry_run: bool,
+    retry_failed: bool,
+    kubeconfig: str | None,
 ) -> None:
     """Turn the old CSV ledger (job_id, account, video_path, caption, status, ...) into PhoneJobs.
 
     Each row goes to the PhoneBinding whose phone's serialName equals its account. One line is
     printed for each row that cannot be placed, and the exit code is then 1.
+
+    A job that exists already is left alone, Failed ones included; --retry-failed deletes
+    those of the same work that Failed and creates them again under their names.
 
     Exit codes: 0 done: every row imported (or already there); 1 problems: a row not placed
     (each is printed); 2 error: the cluster could not be used (importing again creates no job
@@ -203,8 +241,9 @@ def import_ledger(
     """
     rows = list(csv.DictReader(ledger))
     source = Path(ledger.name).name
+    options = _Options(namespace, task, dry_run, retry_failed, kubeconfig)
     try:
-        created, existing, plan = asyncio.run(_run(rows, namespace, task, dry_run, kubeconfig))
+        created, existing, plan = asyncio.run(_run(rows, options))
     except _ImportStopped as stopped:
         done = (
             f"{stopped.created} jobs created, then stopped (importing again creates none twice)"
@@ -217,10 +256,15 @@ def import_ledger(
         click.echo(json.dumps(plan.jobs, indent=2))
     for problem in plan.problems:
         click.echo(f"{source}: {problem}", err=True)
+    again = (
+        f" ({len(plan.failed)} of them Failed already: deleted and created again)"
+        if retry_failed
+        else ""
+    )
     made = (
-        f"{len(plan.jobs)} jobs to create (--dry-run: none created)"
+        f"{len(plan.jobs)} jobs to create{again} (--dry-run: none created)"
         if dry_run
-        else f"{created} jobs created, {existing} existed already"
+        else f"{created} jobs created{again}, {existing} existed already"
     )
     click.echo(
         f"{source}: {len(rows)} rows: {made}, {plan.finished} finished in the old ledger, "
@@ -231,25 +275,42 @@ def import_ledger(
         sys.exit(PROBLEMS)
 
 
-async def _run(
-    rows: list[dict[str, str]],
-    namespace: str | None,
-    task: str,
-    dry_run: bool,
-    kubeconfig: str | None,
-) -> tuple[int, int, ImportPlan]:
+@dataclasses.dataclass(frozen=True)
+class _Options:
+    namespace: str | None
+    task: str
+    dry_run: bool
+    retry_failed: bool
+    kubeconfig: str | None
+
+
+#: How long a Failed job deleted by --retry-failed may take to go (its finalizer, released by
+#: the operator once it finished, is normally gone already).
+_GONE_SECONDS = 30.0
+
+
+async def _run(rows: list[dict[str, str]], options: _Options) -> tuple[int, int, ImportPlan]:
     try:
-        caller = ApiCaller(load_api_client(4, kubeconfig), 4)
+        caller = ApiCaller(load_api_client(4, options.kubeconfig), 4)
     except Exception as error:  # kubernetes' config errors
-        raise _ImportStopped(0, unusable_kubeconfig(kubeconfig, error)) from None
+        raise _ImportStopped(0, unusable_kubeconfig(options.kubeconfig, error)) from None
     created = 0
     try:
         gateway = JobGateway(caller)
-        plan = plan_import(rows, await gateway.list_bindings(namespace), task=task)
-        if dry_run:
+        bindings = await gateway.list_bindings(options.namespace)
+        plan = plan_import(rows, bindings, task=options.task)
+        if options.retry_failed:
+            namespaces = sorted({namespace for namespace, _ in plan.rows})
+            listed = [job for ns in namespaces for job in await gateway.list_jobs(ns)]
+            plan.failed = failed_to_retry(plan, listed)
+        if options.dry_run:
             return 0, 0, plan
         existing = 0
         for job in plan.jobs:
+            key = (job["metadata"]["namespace"], job["metadata"]["name"])
+            if key in plan.failed:
+                created += await _create_again(gateway, job, plan)
+                continue
             if await gateway.create_job(job):
                 created += 1
                 continue
@@ -274,6 +335,24 @@ async def _run(
         ) from None
     finally:
         caller.close()
+
+
+async def _create_again(gateway: JobGateway, job: Mapping[str, Any], plan: ImportPlan) -> bool:
+    """Delete the Failed job of ``job``'s name and create ``job`` once it has gone; False (a
+    problem of its row) if it is still there after ``_GONE_SECONDS``."""
+    key = (job["metadata"]["namespace"], job["metadata"]["name"])
+    await gateway.delete_job(*key, plan.failed[key])
+    deadline = time.monotonic() + _GONE_SECONDS
+    while not await gateway.create_job(dict(job)):
+        if time.monotonic() > deadline:
+            plan.problems.append(
+                f"{plan.rows[key]}: PhoneJob {key[0]}/{key[1]} Failed and was deleted, but had "
+                f"not gone after {_GONE_SECONDS:.0f} s (is the operator running? it releases "
+                "the job's finalizer): import again"
+            )
+            return False
+        await asyncio.sleep(0.5)  # a deletion in progress: its finalizer is being released
+    return True
 
 
 class _ImportStopped(Exception):

@@ -1,9 +1,9 @@
-"""The Kubernetes calls of the job ledger: PhoneJob status writes (conditional), deletes, and
-the binding's account-hold annotation and AccountHealthy condition."""
+"""The Kubernetes calls of the job ledger: PhoneJob status writes (conditional), its finalizer
+(conditional), deletes, and the binding's account-hold annotation and AccountHealthy condition."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -110,16 +110,31 @@ class JobGateway(ApiGateway):
         (an old operator and a new one, or a late answer and a new attempt) cannot both win.
         """
         body = {"metadata": {"resourceVersion": resource_version}, "status": dict(status)}
+        return await self._patch_unless_changed(
+            self._custom.patch_namespaced_custom_object_status, namespace, name, body
+        )
+
+    async def set_job_finalizers(
+        self, namespace: str, name: str, resource_version: str, finalizers: list[str]
+    ) -> Obj | None:
+        """Set the job's ``metadata.finalizers`` if the job is still at ``resource_version``.
+
+        A merge patch replaces the list whole, so it is conditional: another controller's
+        finalizer added meanwhile is never dropped (409, None: read it again). None also when
+        the job is gone (404).
+        """
+        body = {"metadata": {"resourceVersion": resource_version, "finalizers": finalizers}}
+        return await self._patch_unless_changed(
+            self._custom.patch_namespaced_custom_object, namespace, name, body
+        )
+
+    async def _patch_unless_changed(
+        self, method: Callable[..., Any], namespace: str, name: str, body: Obj
+    ) -> Obj | None:
+        """The job patched with ``body`` (which names the resourceVersion it was read at);
+        None when it changed since (409) or is gone (404)."""
         job: Obj | None = await or_none(
-            self._call(
-                self._custom.patch_namespaced_custom_object_status,
-                c.GROUP,
-                c.VERSION,
-                namespace,
-                c.JOB_PLURAL,
-                name,
-                body,
-            ),
+            self._call(method, c.GROUP, c.VERSION, namespace, c.JOB_PLURAL, name, body),
             on=(Conflict, NotFound),
         )
         return job

@@ -223,6 +223,9 @@ class JobMeta(NamespacedMeta):
     resource_version: str | None = Field(
         None, description="The object's version; a write against an older one is refused (409)."
     )
+    finalizers: list[str] = Field(
+        default_factory=list, description="What must happen before the job may go."
+    )
 
 
 class PhoneJob(NamespacedResource):

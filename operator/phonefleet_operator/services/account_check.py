@@ -68,6 +68,7 @@ TENANT_WRITES = (
     (GROUP, "phonebindings", "", "patch"),
     (GROUP, "phonebindings", "status", "patch"),
     (GROUP, "phonejobs", "", "delete"),
+    (GROUP, "phonejobs", "", "patch"),
     (GROUP, "phonejobs", "status", "patch"),
     ("", "pods", "", "create"),
     ("", "pods", "", "delete"),

@@ -1,4 +1,9 @@
-"""Billing leaks: phones Geelark bills (running or starting) that no live binding holds or runs.
+"""Billing leaks: phones Geelark bills (running or starting) that no live binding runs.
+
+A phone is run by a live binding in a phase that runs it (Bound, Running) which claims it or
+names it in its status. Any other billed phone is a leak: nobody's, a deleted binding's, or held
+by a binding that does not run it (Suspended while an attempt is fenced, or started behind the
+operator's back; an Error): the report names that binding and its phase.
 
 Geelark bills every running minute and does not say since when a phone runs, so "how long" is
 how long *we* have seen it running unbound: a lower bound, kept by whoever asks repeatedly (the
@@ -17,10 +22,12 @@ from phonefleet_operator.geelark import Phone, PhoneStatus
 
 __all__ = [
     "BILLED",
+    "CLAIMING_PHASES",
     "HOLDING_PHASES",
     "LeakTracker",
     "UnboundPhone",
     "held_phone_ids",
+    "holders",
     "how_to_stop",
     "unbound_running",
 ]
@@ -29,6 +36,9 @@ __all__ = [
 BILLED: Final = frozenset({PhoneStatus.RUNNING, PhoneStatus.STARTING})
 #: Phases in which a binding runs its phone (it holds the claim, the phone is meant to be on).
 HOLDING_PHASES: Final = frozenset({"Bound", "Running"})
+#: Phases of a binding whose claim runs its phone: those, and a binding still setting up (no
+#: phase yet, Pending). Suspended, Error and the rest keep a claim with the phone meant off.
+CLAIMING_PHASES: Final = HOLDING_PHASES | {None, "", "Pending"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +61,19 @@ def unbound_running(phones: Iterable[Phone], held: Iterable[str]) -> list[Phone]
 def held_phone_ids(
     bindings: Iterable[Mapping[str, Any]], claims: Iterable[Mapping[str, Any]]
 ) -> set[str]:
-    """Phone ids held by a live binding: claims whose holder uid is a live binding's, and the
-    resolved phone of every binding in a phase that runs it."""
-    live = {str((b.get("metadata") or {}).get("uid", "")) for b in bindings}
+    """Phone ids a live binding runs: claimed by a binding in a phase that runs its phone, or
+    that is still setting it up (no phase yet, Pending: its claim comes before its status), or
+    named in the status of one that runs it. A binding in another phase (Suspended, Error)
+    holds its claim without running the phone: a phone billed then is reported."""
+    running = {
+        str((b.get("metadata") or {}).get("uid", ""))
+        for b in bindings
+        if (b.get("status") or {}).get("phase") in CLAIMING_PHASES
+    }
     held = {
         str(c["metadata"]["name"])
         for c in claims
-        if str(((c.get("spec") or {}).get("holder") or {}).get("uid", "")) in live
+        if str(((c.get("spec") or {}).get("holder") or {}).get("uid", "")) in running
     }
     for b in bindings:
         status = b.get("status") or {}
@@ -65,6 +81,31 @@ def held_phone_ids(
         if phone_id and status.get("phase") in HOLDING_PHASES:
             held.add(str(phone_id))
     return held
+
+
+def holders(
+    bindings: Iterable[Mapping[str, Any]], claims: Iterable[Mapping[str, Any]]
+) -> dict[str, str]:
+    """Per phone id a live binding claims: ``namespace/name (Phase)``, the phase with the Ready
+    condition's reason when it has one (``Suspended: FencingAttempt``)."""
+    by_uid = {str((b.get("metadata") or {}).get("uid", "")): b for b in bindings}
+    found: dict[str, str] = {}
+    for c in claims:
+        uid = str(((c.get("spec") or {}).get("holder") or {}).get("uid", ""))
+        holder = by_uid.get(uid)
+        if holder is not None:
+            found[str(c["metadata"]["name"])] = _described(holder)
+    return found
+
+
+def _described(binding: Mapping[str, Any]) -> str:
+    metadata, status = binding.get("metadata") or {}, binding.get("status") or {}
+    phase = str(status.get("phase") or "Pending")
+    conditions: list[Mapping[str, Any]] = status.get("conditions") or []
+    ready: Mapping[str, Any] = next((x for x in conditions if x.get("type") == "Ready"), {})
+    reason = ready.get("reason") if ready.get("status") != "True" else None
+    why = f"{phase}: {reason}" if reason and reason != phase else phase
+    return f"{metadata.get('namespace', '')}/{metadata.get('name', '')} ({why})"
 
 
 class LeakTracker:

@@ -18,6 +18,7 @@ import kopf
 from phonefleet_operator import telemetry
 from phonefleet_operator.errors import PhonefleetError
 from phonefleet_operator.services.billing import (
+    CLAIMING_PHASES,
     HOLDING_PHASES,
     LeakTracker,
     how_to_stop,
@@ -67,8 +68,11 @@ class Monitoring:
         inventory = self.runtime.inventory
         await inventory.refresh()
         claims = self.runtime.observed_claims
+        # Claimed by a binding whose phase runs its phone (a Suspended one's phone is billed
+        # with nothing meant to run on it), or named by one (services/billing.py).
+        running = telemetry.bindings.uids(CLAIMING_PHASES)
         held = {
-            phone_id for phone_id in inventory.cached() if claims.holder_uid(phone_id) is not None
+            phone_id for phone_id in inventory.cached() if claims.holder_uid(phone_id) in running
         } | telemetry.bindings.phone_ids(HOLDING_PHASES)
         found = self.leaks.update(unbound_running(inventory.cached().values(), held), time.time())
         telemetry.UNBOUND_RUNNING_PHONES.set(len(found))

@@ -121,7 +121,7 @@ LEADER: Final = Gauge(
 UNBOUND_RUNNING_PHONES: Final = Gauge(
     "phonefleet_unbound_running_phones",
     "Phones Geelark reports running or starting (billed per minute) that no live PhoneBinding "
-    "holds or runs, at the last billing check.",
+    "runs (Bound or Running), at the last billing check.",
 )
 UNBOUND_RUNNING_LONGEST: Final = Gauge(
     "phonefleet_unbound_running_longest_seconds",

@@ -148,6 +148,10 @@ class BindingView(PhaseView):
         """Phone ids that live bindings in one of ``phases`` name in their status."""
         return {b.phone_id for b in self._seen.values() if b.phone_id and b.phase in phases}
 
+    def uids(self, phases: Container[str | None]) -> set[str]:
+        """uids of the live bindings in one of ``phases`` (no phase yet counts as Pending)."""
+        return {uid for uid, b in list(self._seen.items()) if b.phase in phases}
+
     def longest_not_running(self) -> Mapping[tuple[str, str], float]:
         """Per (namespace, phase) but Running: seconds since the oldest one's Ready left True."""
         now = self._clock()

@@ -130,3 +130,43 @@ def test_a_row_whose_name_another_jobs_work_holds_is_a_problem_not_existed_alrea
     assert job["spec"]["params"] == {"video": "/a.mp4", "caption": "a"}
     again = run_import(control_plane, first, "-n", namespace)
     assert (again.returncode, "0 jobs created, 1 existed already" in again.stderr) == (0, True)
+
+
+def test_retry_failed_creates_the_failed_jobs_again_and_leaves_the_others(
+    control_plane: ControlPlane, crds: None, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """Imported jobs, one Failed (its task image was missing) and one Succeeded: importing again
+    creates nothing; with --retry-failed the dry run counts the Failed one, and the import
+    deletes it and creates it again under its name (a new object, no attempts), leaving the
+    Succeeded one alone."""
+    bound(kubectl, "one", namespace, "insta-001")
+    header = "job_id,account,video_path,caption,status\n"
+    ledger = tmp_path / "ledger.csv"
+    ledger.write_text(header + "J-1,insta-001,/a.mp4,a,pending\nJ-2,insta-001,/b.mp4,b,pending\n")
+    assert run_import(control_plane, ledger, "-n", namespace).returncode == 0
+    for name, phase in (("j-1", "Failed"), ("j-2", "Succeeded")):
+        kubectl(
+            "patch", "pj", name, "-n", namespace, "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"phase": phase, "reason": "UnknownTask"}}),
+        )  # fmt: skip
+    before = {j["metadata"]["name"]: j["metadata"]["uid"] for j in kubectl.list("pj", namespace)}
+
+    plain = run_import(control_plane, ledger, "-n", namespace)
+    dry = run_import(control_plane, ledger, "-n", namespace, "--retry-failed", "--dry-run")
+    result = run_import(control_plane, ledger, "-n", namespace, "--retry-failed")
+
+    assert "0 jobs created, 2 existed already" in plain.stderr
+    assert (
+        "2 rows: 2 jobs to create (1 of them Failed already: deleted and created again) "
+        "(--dry-run: none created)" in dry.stderr
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        "1 jobs created (1 of them Failed already: deleted and created again), "
+        "1 existed already" in result.stderr
+    )
+    after = {j["metadata"]["name"]: j for j in kubectl.list("pj", namespace)}
+    assert after["j-1"]["metadata"]["uid"] != before["j-1"]
+    assert (after["j-1"].get("status") or {}).get("phase") in (None, "Pending")
+    assert after["j-2"]["metadata"]["uid"] == before["j-2"]
+    assert after["j-2"]["status"]["phase"] == "Succeeded"

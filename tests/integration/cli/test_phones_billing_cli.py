@@ -92,9 +92,9 @@ def test_billed_phones_no_live_binding_holds_are_listed_with_exit_code_1(
     assert first.returncode == 1, first.stderr
     rows = [line.split() for line in first.stdout.splitlines()[:3]]
     assert rows == [
-        ["ID", "SERIAL", "NAME", "STATUS", "RUNNING", "UNBOUND"],
-        [scene.loose, "loose", "Running", "new"],
-        [scene.orphaned, "orphaned", "Running", "new"],
+        ["ID", "SERIAL", "NAME", "STATUS", "RUNNING", "UNBOUND", "BINDING"],
+        [scene.loose, "loose", "Running", "new", "-"],
+        [scene.orphaned, "orphaned", "Running", "new", "-"],
     ]
     assert f"phonefleet phones stop {scene.loose} {scene.orphaned}" in first.stdout
     assert "never stops these itself" in first.stdout
@@ -109,6 +109,52 @@ def test_billed_phones_no_live_binding_holds_are_listed_with_exit_code_1(
     assert sorted(listed) == sorted([scene.loose, scene.orphaned])
     assert listed[scene.loose]["unboundSeconds"] >= 2 * 3600 + 300
     assert listed[scene.orphaned]["unboundSeconds"] < 2 * 3600
+
+
+def test_a_phone_billed_while_its_binding_is_suspended_is_listed_naming_the_binding(
+    control_plane: ControlPlane, scene: Scene, kubectl: Kubectl, namespace: str, tmp_path: Path
+) -> None:
+    """A Suspended binding keeps its claim with its phone meant off; the phone still running
+    (an attempt being fenced, or started behind the operator's back) is billed, so the report
+    lists it, naming the binding and why, and says the binding stops it, not `phones stop`.
+    Before, the claim of a live binding counted as running the phone, whatever its phase."""
+    paused = unique_id()
+    scene.sim.admin.create_phone("paused", phone_id=paused, status=0)
+    kubectl.apply(make_binding("bravo", paused, namespace, suspend=True))
+    bravo = kubectl.get("phonebinding", "bravo", namespace)
+    assert bravo is not None
+    kubectl.apply(make_claim(paused, namespace, "bravo", bravo["metadata"]["uid"]))
+    status = {
+        "phase": "Suspended",
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": "FencingAttempt",
+                "message": "stopped once no job runs on it",
+                "lastTransitionTime": "2026-11-30T08:00:00Z",
+            }
+        ],
+    }
+    kubectl(
+        "patch", "pb", "bravo", "-n", namespace, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    try:
+        report = phonefleet(
+            scene, control_plane.kubeconfig, "phones", "list", "--billing",
+            "--state-file", str(tmp_path / "seen.json"), "-o", "json",
+        )  # fmt: skip
+        refused = phonefleet(scene, control_plane.kubeconfig, "phones", "stop", paused)
+    finally:
+        kubectl("delete", "phoneclaim", paused, "--wait=false", check=False)
+
+    assert report.returncode == 1, report.stderr
+    listed = {p["id"]: p for p in json.loads(report.stdout)["phones"]}
+    assert listed[paused]["binding"] == f"{namespace}/bravo (Suspended: FencingAttempt)"
+    assert listed[scene.loose]["binding"] is None
+    assert refused.returncode == 1
+    assert f"a live PhoneBinding holds {paused}" in refused.stderr
 
 
 def test_stop_refuses_a_held_phone_and_stops_the_others_until_none_is_billed(

@@ -160,6 +160,7 @@ def second_operator(control_plane: ControlPlane, kubectl: Kubectl) -> Iterator[K
         "patch phonebindings.phonefleet.dev",
         "patch phonebindings.phonefleet.dev --subresource=status",
         "delete phonejobs.phonefleet.dev",
+        "patch phonejobs.phonefleet.dev",
         "patch phonejobs.phonefleet.dev --subresource=status",
     ],
 )

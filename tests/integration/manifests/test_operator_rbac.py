@@ -94,15 +94,16 @@ MATRIX = [
     Ask("update", "secrets", TEAM, True),
     Ask("delete", "secrets", TEAM, True),
     Ask("create", "events", TEAM, True),
-    # PhoneJobs: watched, their status written (the ledger), deleted after their TTL.
+    # PhoneJobs: watched, their status written (the ledger), their finalizer set and removed
+    # (phonefleet.dev/attempt-fenced), deleted after their TTL.
     Ask("list", PJ, ALL, True),
     Ask("watch", PJ, ALL, True),
     Ask("get", PJ, TEAM, True),
     Ask("delete", PJ, TEAM, True),
     Ask("patch", PJ, TEAM, True, subresource="status"),
+    Ask("patch", PJ, TEAM, True),
     Ask("create", PJ, TEAM, False),
     Ask("update", PJ, TEAM, False),
-    Ask("patch", PJ, TEAM, False),
     Ask("get", "secrets/phonefleet-job-key", OPERATOR_NAMESPACE, True),
     Ask("get", "secrets/phonefleet-webhook-ca", OPERATOR_NAMESPACE, True),
     # The leader Lease, and no other.

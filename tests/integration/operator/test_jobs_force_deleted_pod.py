@@ -340,6 +340,89 @@ def test_a_force_deleted_pods_worker_out_of_reach_stops_at_its_lease_before_the_
     assert "lease ran out" in workers["old"].log_tail()
 
 
+def job_gone(kubectl: Kubectl, namespace: str) -> bool:
+    """Whether job ``post`` has left the API server."""
+    return kubectl.get("phonejob", "post", namespace) is None
+
+
+def assert_old_worker_stopped_alone(workers: dict[str, StandInWorker], first: str) -> None:
+    """The old worker stopped attempt 1 at its lease, and the new one never ran it."""
+    assert "lease ran out" in workers["old"].log_tail()
+    assert run_times(workers["new"], first) == {}
+
+
+def test_a_job_deleted_while_its_worker_is_cut_off_holds_the_new_pod_until_the_fence(
+    kubectl: Kubectl,
+    namespace: str,
+    job_binding: Callable[..., str],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> None:
+    """The old pod's worker, running attempt 1, is cut off (its node partitioned); the job is
+    deleted (kubectl delete pj), then the pod force-deleted. The job stays, deleting, on its
+    finalizer (Cancelling, then Fencing), so the binding creates no replacement pod until the
+    old worker's run ended at its lease (15 s here); then the job goes. Before, the deleted job
+    left the operator's view at once, and the replacement pod was created at the force delete
+    while the old worker still ran attempt 1: two workers on one phone."""
+    with Router(workers["old"].url) as router:
+        token = job_binding(NAME, router.url, PHONEFLEET_JOBS_LEASE_SECONDS="15")
+        watched.start("phonebindings")
+        for worker in workers.values():
+            worker.mount_token(token)
+        first = run_long_job(kubectl, namespace, workers, watched)
+        router.old, router.old_attempts, router.cut = router.current, {first}, True
+        kubectl("delete", "phonejob", "post", "-n", namespace, "--wait=false")
+        wait_for(
+            lambda: (
+                (job := kubectl.get("phonejob", "post", namespace)) is None
+                or (job.get("status") or {}).get("reason") == "Cancelling"
+            ),
+            30,
+            message="the operator to see the deletion",
+        )
+        router.current = workers["new"].url
+        force_delete_pod(kubectl, namespace)
+        replacement_pod(kubectl, namespace)
+        # The replacement pod exists only once the old worker's run ended, never before.
+        old_run = run_times(workers["old"], first)
+        assert "end" in old_run, "the new pod was created while the old worker ran attempt 1"
+        fencing = wait_status(
+            watched, lambda s: s.get("reason") == "Fencing", "to wait for the fence, Fencing"
+        )
+        wait_for(lambda: job_gone(kubectl, namespace), 60, message="the job to go")
+
+    assert fencing["message"].startswith("the job was deleted; attempt 1/3: pod fence-worker")
+    assert_old_worker_stopped_alone(workers, first)
+
+
+def test_a_job_deleted_after_its_pod_was_force_deleted_holds_the_new_pod_until_the_fence(
+    kubectl: Kubectl,
+    namespace: str,
+    attempt_then_force_delete: Callable[[Router], str],
+    workers: dict[str, StandInWorker],
+    watched: Watched,
+) -> None:
+    """The other order: the pod is force-deleted while its worker, out of reach, runs attempt 1,
+    and then the job is deleted. The job stays, deleting, on its finalizer (Fencing, "the job
+    was deleted"), and the binding creates its replacement pod once the old worker's run ended
+    at its lease; then the job goes. On the code before, the binding, held while the job ran,
+    was not woken once the job was gone: no replacement pod came within the 60 s waited."""
+    with Router(workers["old"].url) as router:
+        router.cut = True  # takes effect with replace_pod: only the old pod's attempt is cut
+        first = attempt_then_force_delete(router)
+        kubectl("delete", "phonejob", "post", "-n", namespace, "--wait=false")
+        replacement_pod(kubectl, namespace)
+        old_run = run_times(workers["old"], first)
+        fencing = wait_status(
+            watched, lambda s: "the job was deleted" in s.get("message", ""), "to say so"
+        )
+        wait_for(lambda: job_gone(kubectl, namespace), 60, message="the job to go")
+
+    assert "end" in old_run, "the new pod was created while the old worker ran attempt 1"
+    assert (fencing["phase"], fencing["reason"]) == ("Running", "Fencing")
+    assert_old_worker_stopped_alone(workers, first)
+
+
 def start_attempt_out_of_reach(
     *,
     kubectl: Kubectl,

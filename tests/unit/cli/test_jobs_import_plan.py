@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from phonefleet_operator.cli.jobs import plan_import
+from phonefleet_operator.cli.jobs import failed_to_retry, plan_import
 
 HEADER = {"status": "pending", "video_path": "/v.mp4", "caption": "hi", "max_attempts": "3"}
 
@@ -52,3 +52,29 @@ def test_two_holders_of_one_serial_name_are_named_with_the_way_out() -> None:
         "(farm/a, lab/b): import with -n NAMESPACE",
         "line 3 (job J-2): no PhoneBinding holds a phone with serialName 'phone-404'",
     ]
+
+
+def test_only_failed_jobs_of_the_same_work_are_created_again() -> None:
+    """--retry-failed takes an existing job of the planned name back only when it Failed and
+    does the same work: never a Succeeded one (its post was made), a waiting or running one,
+    or a job of that name for other work."""
+    rows = [
+        {**HEADER, "job_id": f"J-{n}", "account": "phone-001", "caption": f"c{n}"}
+        for n in range(1, 6)
+    ]
+    plan = plan_import(rows, [binding("alpha", "Running")], task="t")
+    phases = {"j-1": "Failed", "j-2": "Succeeded", "j-3": "Pending", "j-4": "Failed"}
+    existing = []
+    for job in plan.jobs:
+        name = job["metadata"]["name"]
+        if name in phases:
+            there = {
+                "metadata": {**job["metadata"], "uid": f"uid-{name}"},
+                "spec": dict(job["spec"]),
+                "status": {"phase": phases[name]},
+            }
+            if name == "j-4":
+                there["spec"]["params"] = {"video": "/other.mp4", "caption": "c4"}
+            existing.append(there)
+
+    assert failed_to_retry(plan, existing) == {("demo", "j-1"): "uid-j-1"}

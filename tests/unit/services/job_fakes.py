@@ -53,10 +53,38 @@ class FakeJobApi:
         job["metadata"]["resourceVersion"] = str(next(_versions))
         return copy.deepcopy(job)
 
+    async def set_job_finalizers(
+        self, namespace: str, name: str, resource_version: str, finalizers: list[str]
+    ) -> Obj | None:
+        """As the API server: conditional on the version; the last finalizer of a job being
+        deleted going deletes it (the answer is its last state)."""
+        job = self.jobs.get((namespace, name))
+        if job is None or job["metadata"]["resourceVersion"] != resource_version:
+            return None
+        job["metadata"]["finalizers"] = list(finalizers)
+        job["metadata"]["resourceVersion"] = str(next(_versions))
+        if not finalizers and job["metadata"].get("deletionTimestamp"):
+            del self.jobs[namespace, name]
+        return copy.deepcopy(job)
+
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:
         job = self.jobs.get((namespace, name))
         if job is not None and job["metadata"]["uid"] == uid:
+            self.delete(namespace, name)
+
+    def delete(self, namespace: str, name: str) -> tuple[str, Obj]:
+        """``kubectl delete pj``, as the API server does it: a job with finalizers gets a
+        deletionTimestamp (and a new version); one without goes. The watch event it makes and
+        the job's body."""
+        job = self.jobs[namespace, name]
+        metadata = job["metadata"]
+        if not metadata.get("finalizers"):
             del self.jobs[namespace, name]
+            return "DELETED", copy.deepcopy(job)
+        if not metadata.get("deletionTimestamp"):
+            metadata["deletionTimestamp"] = "2026-11-28T12:00:00Z"
+            metadata["resourceVersion"] = str(next(_versions))
+        return "MODIFIED", copy.deepcopy(job)
 
     async def annotate_binding(self, *_: Any) -> None:
         raise AssertionError("no job here ends with an account error")

@@ -6,11 +6,14 @@ from typing import Any
 
 from phonefleet_operator.geelark import Phone, PhoneStatus
 from phonefleet_operator.services.billing import (
+    CLAIMING_PHASES,
     LeakTracker,
     held_phone_ids,
+    holders,
     how_to_stop,
     unbound_running,
 )
+from phonefleet_operator.telemetry.phases import BindingView
 
 
 def phone(id_: str, status: PhoneStatus, name: str = "") -> Phone:
@@ -67,3 +70,36 @@ def test_the_report_says_how_to_stop_the_phones_and_that_we_never_do() -> None:
     text = how_to_stop(["1", "2"])
     assert "phonefleet phones stop 1 2" in text
     assert "never stops" in text
+
+
+def test_a_phone_billed_while_its_binding_is_suspended_is_reported_naming_the_binding() -> None:
+    """A Suspended binding keeps its claim with its phone meant off: the phone still running
+    (its attempt being fenced, or started behind the operator's back) is billed and reported,
+    and the report names the binding and why; a binding still setting up (no phase yet, or
+    Pending) runs the phone its claim names."""
+    suspended = binding("paused", "Suspended")
+    suspended["metadata"].update(namespace="farm", name="insta-042")
+    suspended["status"]["conditions"] = [
+        {"type": "Ready", "status": "False", "reason": "FencingAttempt"}
+    ]
+    bindings = [suspended, binding("new", "Pending"), {"metadata": {"uid": "fresh"}}]
+    claims = [claim("20", "paused"), claim("21", "new"), claim("22", "fresh")]
+    phones = [phone(i, PhoneStatus.RUNNING) for i in ("20", "21", "22")]
+
+    held = held_phone_ids(bindings, claims)
+
+    assert [p.id for p in unbound_running(phones, held)] == ["20"]
+    assert holders(bindings, claims)["20"] == "farm/insta-042 (Suspended: FencingAttempt)"
+
+
+def test_the_operators_view_counts_a_suspended_bindings_claim_as_running_nothing() -> None:
+    """The operator's billing check (services/monitoring.py) counts a claim as running its
+    phone only when its holder's phase runs it, read from the bindings watch."""
+    view = BindingView()
+    for uid, phase in (("paused", "Suspended"), ("up", "Running"), ("new", None)):
+        body = {"metadata": {"uid": uid, "namespace": "farm", "name": uid}, "status": {}}
+        if phase:
+            body["status"]["phase"] = phase
+        view.saw({"type": "MODIFIED", "object": body})
+
+    assert view.uids(CLAIMING_PHASES) == {"up", "new"}

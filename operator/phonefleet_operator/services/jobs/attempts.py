@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_operator.k8s import KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
 from phonefleet_operator.models import (
@@ -31,6 +32,7 @@ from phonefleet_operator.services.jobs import fencing, ledger, protocol
 from phonefleet_operator.services.jobs.backfill import TokenBackfill
 from phonefleet_operator.services.jobs.conditions import ACCOUNT_HOLD_ANNOTATION
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
+from phonefleet_operator.services.jobs.housekeeping import Housekeeping
 from phonefleet_operator.services.jobs.schedule import BindingView
 from phonefleet_operator.services.jobs.tokens import JobTokens
 from phonefleet_operator.services.jobs.writes import JobWrites
@@ -68,6 +70,7 @@ class Attempts:
         settings: JobSettings,
         endpoints: WorkerEndpoints,
         writes: JobWrites,
+        housekeeping: Housekeeping,
         backfill: TokenBackfill | None,
         clock: Callable[[], datetime],
         disabled: Callable[[], str | None],
@@ -81,6 +84,7 @@ class Attempts:
         self._settings = settings
         self._endpoints = endpoints
         self._writes = writes
+        self._housekeeping = housekeeping
         self._backfill = backfill
         self._clock = clock
         self._disabled = disabled
@@ -110,6 +114,8 @@ class Attempts:
         # jobs view learns of the attempt only from the write's answer; until then ``unsettled``
         # learns of it from here (JobService._running_attempt).
         self.beginning: dict[tuple[str, str], str] = {}
+        # Per binding: the attempt of a deleted job last told on the binding as cancelled.
+        self.cancelled: dict[tuple[str, str], str] = {}
 
     def forget(self, key: tuple[str, str]) -> None:
         """Drop what was kept of the binding's attempts (its loop ended). Which worker pod was
@@ -120,6 +126,7 @@ class Attempts:
         self.heard.pop(key, None)
         self.worker_images.pop(key, None)
         self.gone.pop(key, None)
+        self.cancelled.pop(key, None)
 
     def forget_binding(self, key: tuple[str, str]) -> None:
         """Drop all that was kept of a deleted binding."""
@@ -187,9 +194,7 @@ class Attempts:
         if not leases:
             self._warn_old_worker(binding, view.pod_uid)
         self.worker_images[binding_key_of(binding)] = (leases, view.pod_uid)
-        started = await self._begin(
-            binding, view.pod_uid, view.pod_ip, job, now, leases=leases, letting_go=letting_go
-        )
+        started = await self._begin(binding, view, job, now, leases=leases, letting_go=letting_go)
         if started is None:
             return  # the job changed meanwhile, or the binding lets its worker go: decide again
         attempt = started.status.current
@@ -211,17 +216,39 @@ class Attempts:
     async def _begin(
         self,
         binding: PhoneBinding,
-        pod_uid: str,
-        pod_ip: str | None,
+        view: BindingView,
         job: PhoneJob,
         now: datetime,
         *,
         leases: bool,
         letting_go: Callable[[], str | None],
     ) -> PhoneJob | None:
-        """Write the attempt's Running line; None when the write lost to a newer version, or
-        when the binding lets its worker go (``letting_go``, asked with no await before the
-        write is marked in ``beginning``): the next pass, on its new status, says why."""
+        """Write the job's next attempt, Running, after its finalizer; the job as written, None
+        when it changed meanwhile (deleted, perhaps: the next pass decides again) or when the
+        binding lets its worker go.
+
+        The finalizer first: from the moment an attempt may run, a deleted job stays until the
+        attempt ended or was fenced (``JobWrites.hold``). Then ``letting_go``, asked with no
+        await before the write is marked in ``beginning``: a binding suspended or deleted since
+        the pass decided gets no attempt (the next pass, on its new status, says why).
+        """
+        held: list[PhoneJob | None] = [None]
+
+        async def hold() -> None:
+            held[0] = await self._writes.hold(job)
+
+        what = f"set its finalizer {JOB_FINALIZER}"
+        if not await self._housekeeping.run(job, what, hold, now):
+            # Refused (RBAC of an earlier release: no patch on phonejobs), or backing off.
+            message = (
+                f"the operator may not set its finalizer {JOB_FINALIZER} on the job: grant it "
+                "patch on phonejobs.phonefleet.dev (manifests/rbac/tenant_role.yaml); the job "
+                "starts once it may"
+            )
+            await self._writes.write(job, ledger.wait(job, "FinalizerRefused", message))
+            return None
+        if held[0] is None or view.pod_uid is None:
+            return None
         why = letting_go()
         if why:
             log.info("Did not start PhoneJob %s: its binding %s", job.namespaced_name, why)
@@ -230,14 +257,14 @@ class Attempts:
         self.beginning[key] = binding.uid
         try:
             return await self._writes.write(
-                job,
+                held[0],
                 ledger.begin_attempt(
-                    job,
-                    pod_uid=pod_uid,
+                    held[0],
+                    pod_uid=view.pod_uid,
                     binding_uid=binding.metadata.uid,
                     pod_name=pod_name(binding.name),
                     now=now,
-                    pod_ip=pod_ip,
+                    pod_ip=view.pod_ip,
                     lease_seconds=self._settings.lease_seconds if leases else None,
                 ),
             )
@@ -299,7 +326,10 @@ class Attempts:
             log.warning("Worker refused attempt %s: %s", attempt.id, refusal_message(answer))
 
     async def cancel_deleted(self, job: PhoneJob, binding_body: Mapping[str, Any] | None) -> None:
-        """A person deleted a job whose attempt runs: tell its worker to stop the attempt now.
+        """A job whose attempt runs left the API server (it did not hold ``JOB_FINALIZER``: its
+        attempt was started by an operator of an earlier release, or a person removed the
+        finalizer): tell its worker to stop the attempt now. A job that holds the finalizer is
+        cancelled by its binding's loop instead (``follow``), and stays until its attempt ended.
 
         Deleting is how a person cancels a job. Without this the attempt ran on (a post made
         after its job was deleted) until the worker's lease lapsed, as nobody asked about it
@@ -347,19 +377,7 @@ class Attempts:
                 refusal_message(answer),
             )
             return
-        self._writes.binding_event(
-            binding,
-            reason="CancelledAttempt",
-            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
-            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
-            "job was deleted",
-        )
-        log.info(
-            "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
-            attempt.number,
-            job.namespaced_name,
-            pod_name(binding.name),
-        )
+        self._cancelled_once(binding, job, attempt, gone=gone)
 
     # ------------------------------------------------------------ following a running job
 
@@ -372,9 +390,10 @@ class Attempts:
             raise RuntimeError(f"PhoneJob {job.namespaced_name} has no attempt to follow")
         pod = self._pods.get(binding.namespace, pod_name(binding.name))
         live_uid = (pod or {}).get("metadata", {}).get("uid")
-        if live_uid != attempt.pod_uid:
-            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation).
-            await self._fence(binding, job, attempt, now)
+        if live_uid != attempt.pod_uid or job.metadata.deletion_timestamp is not None:
+            # The pod that had the attempt is gone (deleted, or replaced by a new incarnation),
+            # or the job was deleted (its finalizer keeps it): stop it, never renew its lease.
+            await self._stop_unasked(binding, job, attempt, now, pod)
             return
         deadline = ledger.not_after(job, attempt).timestamp() + self._settings.grace_seconds
         overdue = now.timestamp() > deadline
@@ -459,6 +478,65 @@ class Attempts:
         )
         return False
 
+    async def _stop_unasked(
+        self,
+        binding: PhoneBinding,
+        job: PhoneJob,
+        attempt: Attempt,
+        now: datetime,
+        pod: dict[str, Any] | None,
+    ) -> None:
+        """Stop an attempt that is no longer to be asked about (a question renews its lease):
+        fence it where its pod went away; where its job was deleted, cancel it on the binding's
+        pod on every pass (a cancel renews nothing) until its worker says it ended, does not
+        know it, or its lease or deadline has run out. The job (its finalizer) stays until
+        then, so the gate of a replacement pod keeps waiting for it if the pod is force-deleted
+        meanwhile."""
+        if (pod or {}).get("metadata", {}).get("uid") != attempt.pod_uid:
+            await self._fence(binding, job, attempt, now)
+            return
+        key = binding_key_of(binding)
+        until = fencing.fenced_at(
+            job,
+            attempt,
+            last_heard=self._last_heard(key, attempt, now),
+            grace=self._settings.grace_seconds,
+        )
+        base, answer = self._endpoints.of_binding(binding, pod), None
+        if base is not None:
+            with contextlib.suppress(WorkerUnreachable):
+                answer = await self._workers.cancel(base, self.token(binding), attempt.id)
+        if answer is not None and 200 <= answer.status < 300:
+            self._cancelled_once(binding, job, attempt, gone=False)
+        ending = fencing.ending_of(answer, until=until, now=now, why="the job was deleted")
+        if ending is None:
+            await self._writes.write(job, ledger.cancelling(job, pod_name(binding.name), until))
+            return
+        await self._end(binding, job, attempt.id, ending)
+
+    def _cancelled_once(
+        self, binding: PhoneBinding, job: PhoneJob, attempt: Attempt, *, gone: bool
+    ) -> None:
+        """Tell the binding, once per attempt, that the attempt of its deleted job was
+        cancelled on its worker."""
+        key = binding_key_of(binding)
+        if self.cancelled.get(key) == attempt.id:
+            return
+        self.cancelled[key] = attempt.id
+        self._writes.binding_event(
+            binding,
+            reason="CancelledAttempt",
+            message=f"Cancelled attempt {attempt.number} of PhoneJob {job.name} on "
+            f"{'the pod that went away, ' if gone else ''}pod {pod_name(binding.name)}: the "
+            "job was deleted",
+        )
+        log.info(
+            "Cancelled attempt %d of PhoneJob %s on pod %s: the job was deleted",
+            attempt.number,
+            job.namespaced_name,
+            pod_name(binding.name),
+        )
+
     # ------------------------------------------------------------ fencing
 
     async def _fence(
@@ -486,9 +564,14 @@ class Attempts:
             token = self._tokens.token_for(binding.namespace, binding.name, uid)
             with contextlib.suppress(WorkerUnreachable):
                 answer = await self._workers.cancel(base, token, attempt.id, superseded=True)
+        deleted = job.metadata.deletion_timestamp is not None
+        if deleted and answer is not None and 200 <= answer.status < 300:
+            self._cancelled_once(binding, job, attempt, gone=True)
         ending = fencing.ending_of(answer, until=until, now=now)
         if ending is None:
             status = ledger.fencing(job, pod_name(binding.name), until)
+            if deleted:
+                status.message = f"the job was deleted; {status.message}; the job goes then"
             written = await self._writes.write(job, status)
             if written is not None and job.status.reason != "Fencing":
                 self._writes.event(

@@ -62,13 +62,15 @@ def outcome_of(answer: Answer) -> ledger.Ending | None:
     )
 
 
-def ending_of(answer: Answer | None, *, until: datetime, now: datetime) -> ledger.Ending | None:
-    """How an attempt whose pod went away ends, given the old worker's answer to the cancel
-    (None: not reached); None while it may still run."""
+def ending_of(
+    answer: Answer | None, *, until: datetime, now: datetime, why: str = "the worker pod went away"
+) -> ledger.Ending | None:
+    """How an attempt whose pod went away (or whose job was deleted: ``why``) ends, given the
+    worker's answer to the cancel (None: not reached); None while it may still run."""
     if answer is not None and answer.status == 404:
         return ledger.Ending(
             AttemptOutcome.LOST,
-            message="the worker pod went away; the worker at its address does not know it",
+            message=f"{why}; the worker at its address does not know it",
         )
     if answer is not None and answer.status < 300:
         reported = outcome_of(answer)
@@ -77,7 +79,7 @@ def ending_of(answer: Answer | None, *, until: datetime, now: datetime) -> ledge
     if now >= until:
         return ledger.Ending(
             AttemptOutcome.LOST,
-            message="the worker pod went away and its worker did not say the attempt ended; "
+            message=f"{why} and its worker did not say the attempt ended; "
             "its lease or deadline has run out since",
         )
     return None

@@ -159,13 +159,38 @@ def delivery(job: PhoneJob, attempt: Attempt) -> dict[str, Any]:
 def fencing(job: PhoneJob, pod_name: str, until: datetime) -> PhoneJobStatus:
     """The running attempt's pod went away: the job stays Running (reason ``Fencing``) until the
     attempt cannot run any more, so nothing else starts on the binding meanwhile."""
+    return _still_running(
+        job,
+        "Fencing",
+        "attempt {attempt}: pod {pod} went away while it ran; waiting for its worker to stop it "
+        "(at the latest {until})",
+        pod_name,
+        until,
+    )
+
+
+def cancelling(job: PhoneJob, pod_name: str, until: datetime) -> PhoneJobStatus:
+    """The job was deleted while its attempt runs: it stays (its finalizer) until the attempt
+    ended on its worker or cannot run any more (reason ``Cancelling``)."""
+    return _still_running(
+        job,
+        "Cancelling",
+        "the job was deleted; attempt {attempt} on pod {pod} is cancelled, waiting for its "
+        "worker to say it stopped (at the latest {until}); the job goes then",
+        pod_name,
+        until,
+    )
+
+
+def _still_running(
+    job: PhoneJob, reason: str, words: str, pod_name: str, until: datetime
+) -> PhoneJobStatus:
     status = _copy(job)
     current = status.current
     number = current.number if current is not None else status.attempt_count
-    status.reason = "Fencing"
-    status.message = (
-        f"attempt {number}/{job.spec.max_attempts}: pod {pod_name} went away while it ran; "
-        f"waiting for its worker to stop it (at the latest {rfc3339(until)})"
+    status.reason = reason
+    status.message = words.format(
+        attempt=f"{number}/{job.spec.max_attempts}", pod=pod_name, until=rfc3339(until)
     )
     return status
 

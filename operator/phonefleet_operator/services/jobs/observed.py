@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_operator.models import AttemptOutcome, JobPhase
 
 __all__ = ["ObservedJobs", "newer"]
@@ -103,6 +104,7 @@ _METADATA_KEPT = (
     "generation",
     "creationTimestamp",
     "deletionTimestamp",
+    "finalizers",
 )
 
 
@@ -121,14 +123,21 @@ _FINISHED = frozenset({JobPhase.SUCCEEDED.value, JobPhase.FAILED.value})
 def _needs_loop(job: Mapping[str, Any]) -> bool:
     """Whether the job still needs its binding's loop, read from the raw body (no parse).
 
-    It does until it has finished with no attempt left running, and, with a TTL, until the
-    loop has deleted it.
+    It does while an attempt of it runs; while it holds the finalizer the loop removes
+    (``JOB_FINALIZER``: the loop drops it once the job finished, or was deleted, and no attempt
+    of it runs); until it has finished; and, with a TTL, until the loop has deleted it. A job
+    being deleted needs nothing else: it never starts again.
     """
+    metadata = job.get("metadata") or {}
     status = job.get("status") or {}
-    if status.get("phase") not in _FINISHED:
-        return True
     attempts = status.get("attempts") or []
     if attempts and (attempts[-1] or {}).get("outcome") == AttemptOutcome.RUNNING.value:
+        return True
+    if JOB_FINALIZER in (metadata.get("finalizers") or ()):
+        return True
+    if metadata.get("deletionTimestamp"):
+        return False
+    if status.get("phase") not in _FINISHED:
         return True
     return (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
 

@@ -12,6 +12,10 @@ Rules, in the order they are checked for a Pending job:
    order starts, and the others wait for their turn. A job not yet due never holds back the
    jobs behind it.
 
+A job being deleted never starts and says nothing more; its attempt still running is followed
+(and cancelled), and once none runs its finalizer is released (``Plan.released``), as it is
+for a finished job.
+
 The cap counts jobs of the binding with an attempt started since midnight (a retry of a job
 already counted today does not count again); jobs deleted by their TTL no longer count.
 """
@@ -23,9 +27,19 @@ import zoneinfo
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from phonefleet_operator.models import JobPhase, PhoneJob
+from phonefleet_operator.constants import JOB_FINALIZER
+from phonefleet_operator.models import AttemptOutcome, JobPhase, PhoneJob
 
-__all__ = ["WAITING_FOR_TURN", "BindingView", "Plan", "Wait", "midnight_after", "plan", "sort_key"]
+__all__ = [
+    "WAITING_FOR_TURN",
+    "BindingView",
+    "Plan",
+    "Wait",
+    "midnight_after",
+    "plan",
+    "releasable",
+    "sort_key",
+]
 
 _FAR = datetime.max.replace(tzinfo=UTC)
 #: The same words whichever job runs: naming it would rewrite every waiting job's status each
@@ -69,6 +83,9 @@ class Plan:
     running: PhoneJob | None = None
     waits: tuple[Wait, ...] = ()
     expired: tuple[PhoneJob, ...] = ()
+    released: tuple[PhoneJob, ...] = ()
+    """Jobs holding ``JOB_FINALIZER`` that need it no more: finished or being deleted, with no
+    attempt running."""
     next_due: datetime | None = None
     """The earliest time a waiting job could start or a finished one expires."""
 
@@ -92,12 +109,13 @@ def plan(binding: BindingView, jobs: Sequence[PhoneJob], now: datetime) -> Plan:
     ordered = sorted(jobs, key=sort_key)
     running = next((j for j in ordered if j.status.phase is JobPhase.RUNNING), None)
     expired = tuple(j for j in ordered if _expired(j, now))
+    released = tuple(j for j in ordered if releasable(j))
     due_times = [t for j in ordered if (t := _expiry(j)) is not None and t > now]
     waits: list[Wait] = []
     start: PhoneJob | None = None
     counted = _started_today(ordered, binding.time_zone, now)
     for job in ordered:
-        if job.status.finished or job is running:
+        if job.status.finished or job is running or job.metadata.deletion_timestamp:
             continue
         wait = _why_wait(binding, job, now, running=running, counted=counted)
         if wait is None and start is not None:
@@ -113,8 +131,19 @@ def plan(binding: BindingView, jobs: Sequence[PhoneJob], now: datetime) -> Plan:
         running=running,
         waits=tuple(waits),
         expired=expired,
+        released=released,
         next_due=min(due_times, default=None),
     )
+
+
+def releasable(job: PhoneJob) -> bool:
+    """Whether the job holds ``JOB_FINALIZER`` and needs it no more."""
+    if JOB_FINALIZER not in job.metadata.finalizers:
+        return False
+    current = job.status.current
+    if current is not None and current.outcome is AttemptOutcome.RUNNING:
+        return False
+    return job.status.finished or job.metadata.deletion_timestamp is not None
 
 
 def _why_wait(  # noqa: PLR0911 (one return per rule of the module docstring reads best)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_operator.errors import PhonefleetError, ReplicaStopping
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
@@ -38,8 +40,9 @@ from phonefleet_operator.services.jobs.conditions import (
     worker_image_condition,
 )
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
+from phonefleet_operator.services.jobs.housekeeping import Housekeeping
 from phonefleet_operator.services.jobs.observed import ObservedJobs, newer
-from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan
+from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan, releasable
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
 from phonefleet_operator.services.jobs.writes import JobWrites, parse_job
 from phonefleet_operator.services.observed import ObservedPods
@@ -98,6 +101,7 @@ class JobService:
         self.wakeups = Wakeups()
         self._endpoints = WorkerEndpoints(settings, operator, pods)
         self._writes = JobWrites(kube=kube, api=api, jobs=self.jobs)
+        self._housekeeping = Housekeeping(self._writes)
         self._attempts = Attempts(
             kube=kube,
             api=api,
@@ -107,6 +111,7 @@ class JobService:
             settings=settings,
             endpoints=self._endpoints,
             writes=self._writes,
+            housekeeping=self._housekeeping,
             backfill=self._backfill,
             clock=clock,
             disabled=lambda: self.disabled,
@@ -301,7 +306,9 @@ class JobService:
         holds for worker images of every release (docs/jobs.md).
 
         Until this process has listed the jobs (:meth:`prepare`), it cannot know of such an
-        attempt: it says so, and every binding without a pod waits for that list.
+        attempt: it says so, and every binding without a pod waits for that list. A job deleted
+        while its attempt runs is still in the view: its finalizer keeps it in the API server
+        until the attempt ended or was fenced (docs/jobs.md, "A deleted job's attempt").
 
         ``uid`` (the orphan sweep's: the uid its claim records as holder) narrows it to the
         attempts of that incarnation of the binding: a binding created again under the same
@@ -350,7 +357,7 @@ class JobService:
         asking (:meth:`_loop`).
         """
         job = parse_job(body)
-        if job is None or job.status.finished:
+        if job is None or (job.status.finished and not releasable(job)):
             return
         if read and await self._kube.get_binding(job.namespace, job.spec.binding_name):
             return  # created again meanwhile: its loop runs the job
@@ -360,8 +367,13 @@ class JobService:
             if written is None or _running(written):
                 return  # still fenced (or changed meanwhile: the next look decides)
             job = written
-        if job.status.finished:
-            return
+        if releasable(job):  # finished, or deleted, with no attempt running
+            await self._writes.release(job)
+        elif not job.status.finished and job.metadata.deletion_timestamp is None:
+            await self._waits_for_its_binding(job)
+
+    async def _waits_for_its_binding(self, job: PhoneJob) -> None:
+        """Say in the job's status that its binding does not exist."""
         await self._writes.write(
             job,
             ledger.wait(
@@ -449,6 +461,7 @@ class JobService:
         """Forget every piece of the binding's job state (its loop ended or is cancelled)."""
         self._tasks.pop(key, None)
         self._attempts.forget(key)
+        self._housekeeping.forget(key)
         body = self._bindings.pop(key, None)
         self.wakeups.forget(binding_key(*key))
         if self._backfill is not None and body is not None:
@@ -515,16 +528,25 @@ class JobService:
             self._held.add(_key(binding))
         jobs = [job for raw in self.jobs.of_binding(*_key(binding)) if (job := parse_job(raw))]
         decided = plan(view, jobs, now)
+        for job in decided.released:
+            await self._housekeeping.run(
+                job, "remove its finalizer", functools.partial(self._writes.release, job), now
+            )
         for job in decided.expired:
-            await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
-            self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
-            log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
+            await self._housekeeping.run(
+                job,
+                "delete it after its ttlSecondsAfterFinished",
+                functools.partial(self._delete_expired, job),
+                now,
+            )
         for wait in decided.waits:
             await self._writes.write(
                 wait.job, ledger.wait(wait.job, wait.reason, wait.message, wait.until)
             )
         if decided.running is not None:
-            await self._attempts.follow(binding, view, decided.running, now)
+            running = await self._adopt(decided.running, now)
+            await self._attempts.follow(binding, view, running, now)
+            await self._release_if_done(running)
         elif decided.start is not None and binding.metadata.deletion_timestamp is None:
             seen = self._attempts.worker_images.get(_key(binding))
             await self._attempts.start(
@@ -533,6 +555,9 @@ class JobService:
             if self._attempts.worker_images.get(_key(binding)) != seen:  # its worker was asked
                 await self._sync_conditions(binding, body, view.account_hold)
         delay = self._delay(decided, now)
+        retry = self._housekeeping.next_try(_key(binding), jobs)
+        if retry is not None:
+            delay = min(delay, max(0.0, (retry - now).total_seconds()) + 0.05)
         return min(delay, self._settings.poll_seconds) if asking else delay
 
     def _letting_go(self, key: tuple[str, str]) -> str | None:
@@ -544,6 +569,36 @@ class JobService:
         if (body.get("spec") or {}).get("suspend"):
             return "is suspended"
         return None
+
+    async def _delete_expired(self, job: PhoneJob) -> None:
+        """Delete a finished job whose ttlSecondsAfterFinished passed."""
+        await self._api.delete_job(job.namespace, job.name, job.metadata.uid)
+        self.jobs.gone(job.model_dump(by_alias=True, mode="json"))
+        log.info("Deleted PhoneJob %s: its ttlSecondsAfterFinished passed", job.namespaced_name)
+
+    async def _adopt(self, job: PhoneJob, now: datetime) -> PhoneJob:
+        """The running job with the finalizer: an attempt an operator of an earlier release
+        started has none, and its job, deleted, would leave the view while the attempt may run
+        (an upgrade mid-attempt). The job as it is now (unchanged when the patch did not go)."""
+        if JOB_FINALIZER in job.metadata.finalizers or job.metadata.deletion_timestamp:
+            return job
+        held: list[PhoneJob | None] = [None]
+
+        async def hold() -> None:
+            held[0] = await self._writes.hold(job)
+
+        await self._housekeeping.run(job, f"set its finalizer {JOB_FINALIZER}", hold, now)
+        return held[0] or job
+
+    async def _release_if_done(self, followed: PhoneJob) -> None:
+        """Drop the finalizer of a job whose attempt just ended, if it needs it no more (it
+        finished, or was deleted): a deleted job goes now, not at the next pass."""
+        for raw in self.jobs.of_binding(followed.namespace, followed.spec.binding_name):
+            if raw["metadata"]["name"] == followed.name:
+                job = parse_job(raw)
+                if job is not None and releasable(job):
+                    await self._writes.release(job)
+                return
 
     def _delay(self, decided: Plan, now: datetime) -> float:
         if decided.running is not None or decided.start is not None:

@@ -1,5 +1,5 @@
-"""The job loop's writes: a job's next status (conditional on the version read) and the Events
-that tell people of it, on the job and on its binding."""
+"""The job loop's writes: a job's next status and its finalizer (each conditional on the version
+read) and the Events that tell people of it, on the job and on its binding."""
 
 from __future__ import annotations
 
@@ -40,16 +40,50 @@ class JobWrites:
         version = job.metadata.resource_version or ""
         written = await self._api.patch_job_status(job.namespace, job.name, version, patch)
         if written is None:
-            fresh = await self._api.get_job(job.namespace, job.name)
-            if fresh is not None:
-                self._jobs.saw(fresh)
-            elif self._jobs.has(job.namespace, job.spec.binding_name, job.name, job.metadata.uid):
-                # Gone (404 twice): forget it now, or a pass would decide for it again until
-                # the watch's DELETED came (a watch gap delays that until its relist).
-                self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
+            await self._lost(job)
             return None
         self._jobs.saw(written)
         return parse_job(written)
+
+    async def _lost(self, job: PhoneJob) -> None:
+        """A conditional write lost (409, or 404): read the job again into the view."""
+        fresh = await self._api.get_job(job.namespace, job.name)
+        if fresh is not None:
+            self._jobs.saw(fresh)
+        elif self._jobs.has(job.namespace, job.spec.binding_name, job.name, job.metadata.uid):
+            # Gone (404 twice): forget it now, or a pass would decide for it again until the
+            # watch's DELETED came (a watch gap delays that until its relist).
+            self._jobs.gone(job.model_dump(by_alias=True, mode="json"))
+
+    async def hold(self, job: PhoneJob) -> PhoneJob | None:
+        """The job with the finalizer ``JOB_FINALIZER`` (set now unless it has it); None when
+        the job changed meanwhile (the view then has the newer one).
+
+        Set before the job's first attempt is written: from then on a deleted job stays (with a
+        deletionTimestamp) until no attempt of it can still run, so the gate of its binding's
+        replacement pod keeps reading it, through operator restarts too.
+        """
+        if c.JOB_FINALIZER in job.metadata.finalizers:
+            return job
+        written = await self._set_finalizers(job, [*job.metadata.finalizers, c.JOB_FINALIZER])
+        return None if written is None else parse_job(written)
+
+    async def release(self, job: PhoneJob) -> bool:
+        """Drop the job's finalizer, which it no longer needs (finished, or deleted, with no
+        attempt running); False when the job changed meanwhile (the next pass decides again)."""
+        if c.JOB_FINALIZER not in job.metadata.finalizers:
+            return True
+        kept = [name for name in job.metadata.finalizers if name != c.JOB_FINALIZER]
+        return await self._set_finalizers(job, kept) is not None
+
+    async def _set_finalizers(self, job: PhoneJob, finalizers: list[str]) -> Obj | None:
+        version = job.metadata.resource_version or ""
+        written = await self._api.set_job_finalizers(job.namespace, job.name, version, finalizers)
+        if written is None:
+            await self._lost(job)
+            return None
+        self._jobs.saw(written)
+        return written
 
     def event(
         self,
