@@ -113,9 +113,14 @@ def test_checks_of_running_phones_wait_for_the_new_phones_then_go_as_one_batch(
     due = min(max(checks_of(earlier, p)) for p in running) + RUNNING_RECHECK_SECONDS
     meanwhile = [c for c in earlier if c.at > due]
     # The new phones' calls: their start, polls and ADB switches (a switch stands in for a poll
-    # once the boot is learnt, docs/scale.md round 6b).
+    # once the boot is learnt, docs/scale.md round 6b). How many fit between the first check due
+    # and the held batch is the budget's: the new phones' first calls spend what the 60 s window
+    # has left, and the next go as it slides. A quiet run served 5 there (the last 4 of the burst
+    # and the first after the window slid); a run of the whole suite, whose running phones' last
+    # check came late in the burst, served 1: the first call the window let through went to a
+    # new phone, not to the checks. That one is the rule; the rest is the machine's.
     served_new = [c for c in meanwhile if set(c.ids) & set(new)]
-    assert len(served_new) >= 3, f"{len(served_new)} calls of new phones while the checks waited"
+    assert served_new, "no call of a new phone went while the checks waited"
     assert not [c for c in meanwhile if checks_in(c) & set(running)], "a check went meanwhile"
     # A new phone may be in the held batch only as a check: its ADB read (so it ran) came first.
     booting = {
