@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from phonefleet_operator.constants import JOB_FINALIZER
+from phonefleet_operator.k8s.versions import newer
 from phonefleet_operator.models import AttemptOutcome, JobPhase
 
-__all__ = ["ObservedJobs", "newer"]
+__all__ = ["ObservedJobs"]
 
 Obj = dict[str, Any]
 
@@ -140,11 +141,3 @@ def _needs_loop(job: Mapping[str, Any]) -> bool:
     if status.get("phase") not in _FINISHED:
         return True
     return (job.get("spec") or {}).get("ttlSecondsAfterFinished") is not None
-
-
-def newer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether ``old`` is a later version than ``new`` (resourceVersions of one object grow)."""
-    try:
-        return int(old["metadata"]["resourceVersion"]) > int(new["metadata"]["resourceVersion"])
-    except (KeyError, ValueError, TypeError):
-        return False

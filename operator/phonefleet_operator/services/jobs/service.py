@@ -28,6 +28,7 @@ from phonefleet_operator.constants import JOB_FINALIZER
 from phonefleet_operator.errors import PhonefleetError, ReplicaStopping
 from phonefleet_operator.k8s import ApiCaller, KubeGateway
 from phonefleet_operator.k8s.jobs import JobGateway
+from phonefleet_operator.k8s.versions import newer
 from phonefleet_operator.models import AttemptOutcome, PhoneBinding, PhoneJob
 from phonefleet_operator.render import pod_name
 from phonefleet_operator.services.coordination import Wakeups
@@ -41,7 +42,7 @@ from phonefleet_operator.services.jobs.conditions import (
 )
 from phonefleet_operator.services.jobs.endpoints import WorkerEndpoints
 from phonefleet_operator.services.jobs.housekeeping import Housekeeping
-from phonefleet_operator.services.jobs.observed import ObservedJobs, newer
+from phonefleet_operator.services.jobs.observed import ObservedJobs
 from phonefleet_operator.services.jobs.schedule import BindingView, Plan, plan, releasable
 from phonefleet_operator.services.jobs.tokens import JobTokens, new_key_data
 from phonefleet_operator.services.jobs.writes import JobWrites, parse_job

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from phonefleet_operator.errors import TemporaryFault
+from phonefleet_operator.k8s.versions import newer
 from phonefleet_operator.services.claims import BindingRef
-from phonefleet_operator.services.jobs.observed import newer
 
 __all__ = ["PoolStore", "Quota"]
 
